@@ -1,0 +1,182 @@
+//! The fixed 64-byte batch header: encode, decode and the two fields a leader
+//! rewrites in place (base offset, term).
+//!
+//! ```text
+//!  0        8        16      20      24  25  26      28      32
+//!  +--------+--------+-------+-------+---+---+-------+-------+
+//!  |base_off|  term  |batch_ |crc32c |mag|ver| attrs |record_|
+//!  |  u64   |  u64   |len u32|  u32  |u8 |u8 |  u16  |cnt u32|
+//!  +--------+--------+-------+-------+---+---+-------+-------+
+//!  32               40               48               56       60       64
+//!  +----------------+----------------+----------------+--------+--------+
+//!  |base_timestamp  |max_timestamp   | producer_id    |base_seq|reserved|
+//!  |  i64 (ms)      |  i64 (ms)      |  u64           |  u32   |  u32=0 |
+//!  +----------------+----------------+----------------+--------+--------+
+//! ```
+//! All integers little-endian. The CRC-32C covers bytes `[24, batch_len)`:
+//! everything after the CRC field, so base offset and term can be assigned by
+//! the appending leader without recomputing it.
+
+use crate::BatchError;
+
+pub const BATCH_HEADER_LEN: usize = 64;
+pub const BATCH_MAGIC: u8 = 0xC5;
+pub const BATCH_VERSION: u8 = 1;
+/// `producer_id` of a batch sent without idempotence.
+pub const NO_PRODUCER: u64 = 0;
+/// `base_sequence` of a batch sent without idempotence.
+pub const NO_SEQUENCE: u32 = u32::MAX;
+
+/// Offset of the first byte the CRC covers.
+const CRC_START: usize = 24;
+
+/// Bits of the `attributes` field.
+pub mod attributes {
+    /// The batch carries control records (e.g. Raft blank/membership entries)
+    /// that consumers skip.
+    pub const CONTROL: u16 = 1 << 0;
+    /// Every bit this version understands; others must be zero.
+    pub const KNOWN: u16 = CONTROL;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: u64,
+    pub term: u64,
+    /// Length of the whole batch, header included.
+    pub batch_len: u32,
+    pub attributes: u16,
+    pub crc: u32,
+    pub record_count: u32,
+    /// Timestamp of the first record; record timestamps are deltas from it.
+    pub base_timestamp_ms: i64,
+    /// Largest record timestamp in the batch (drives the time index).
+    pub max_timestamp_ms: i64,
+    pub producer_id: u64,
+    pub base_sequence: u32,
+}
+
+impl BatchHeader {
+    /// Decodes and checks the header fields (not the CRC: see
+    /// [`BatchHeader::verify_crc`]). `bytes` may be longer than one header.
+    pub fn decode(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+        if bytes.len() < BATCH_HEADER_LEN {
+            return Err(BatchError::Truncated {
+                needed: BATCH_HEADER_LEN,
+                available: bytes.len(),
+            });
+        }
+        let magic = bytes[24];
+        if magic != BATCH_MAGIC {
+            return Err(BatchError::BadMagic { found: magic });
+        }
+        let version = bytes[25];
+        if version != BATCH_VERSION {
+            return Err(BatchError::UnsupportedVersion { found: version });
+        }
+        let header = BatchHeader {
+            base_offset: u64_at(bytes, 0),
+            term: u64_at(bytes, 8),
+            batch_len: u32_at(bytes, 16),
+            attributes: u16_at(bytes, 26),
+            crc: u32_at(bytes, 20),
+            record_count: u32_at(bytes, 28),
+            base_timestamp_ms: u64_at(bytes, 32) as i64,
+            max_timestamp_ms: u64_at(bytes, 40) as i64,
+            producer_id: u64_at(bytes, 48),
+            base_sequence: u32_at(bytes, 56),
+        };
+        if (header.batch_len as usize) < BATCH_HEADER_LEN {
+            return Err(BatchError::BadLength {
+                batch_len: header.batch_len,
+            });
+        }
+        let unknown = header.attributes & !attributes::KNOWN;
+        if unknown != 0 || u32_at(bytes, 60) != 0 {
+            return Err(BatchError::ReservedBits { bits: unknown });
+        }
+        Ok(header)
+    }
+
+    /// Writes the header into the first 64 bytes of `out`.
+    pub fn encode(&self, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&self.base_offset.to_le_bytes());
+        out[8..16].copy_from_slice(&self.term.to_le_bytes());
+        out[16..20].copy_from_slice(&self.batch_len.to_le_bytes());
+        out[20..24].copy_from_slice(&self.crc.to_le_bytes());
+        out[24] = BATCH_MAGIC;
+        out[25] = BATCH_VERSION;
+        out[26..28].copy_from_slice(&self.attributes.to_le_bytes());
+        out[28..32].copy_from_slice(&self.record_count.to_le_bytes());
+        out[32..40].copy_from_slice(&self.base_timestamp_ms.to_le_bytes());
+        out[40..48].copy_from_slice(&self.max_timestamp_ms.to_le_bytes());
+        out[48..56].copy_from_slice(&self.producer_id.to_le_bytes());
+        out[56..60].copy_from_slice(&self.base_sequence.to_le_bytes());
+        out[60..64].copy_from_slice(&0u32.to_le_bytes());
+    }
+
+    /// Offset of the last record (`base_offset + record_count - 1`).
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.record_count.max(1)) - 1
+    }
+
+    /// Offset the next batch after this one starts at.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.record_count)
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & attributes::CONTROL != 0
+    }
+
+    /// Checks the CRC of a whole batch whose header is `self`.
+    pub fn verify_crc(&self, batch: &[u8]) -> Result<(), BatchError> {
+        let len = self.batch_len as usize;
+        if batch.len() < len {
+            return Err(BatchError::Truncated {
+                needed: len,
+                available: batch.len(),
+            });
+        }
+        let actual = crc32c(&batch[CRC_START..len]);
+        if actual != self.crc {
+            return Err(BatchError::CrcMismatch {
+                expected: self.crc,
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// CRC-32C (Castagnoli), the checksum Kafka uses for the same purpose.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
+
+/// Rewrites the base offset of an encoded batch (not covered by the CRC).
+pub fn set_base_offset(batch: &mut [u8], base_offset: u64) {
+    batch[0..8].copy_from_slice(&base_offset.to_le_bytes());
+}
+
+/// Rewrites the term of an encoded batch (not covered by the CRC).
+pub fn set_term(batch: &mut [u8], term: u64) {
+    batch[8..16].copy_from_slice(&term.to_le_bytes());
+}
+
+pub(crate) fn compute_and_store_crc(batch: &mut [u8]) {
+    let crc = crc32c(&batch[CRC_START..]);
+    batch[20..24].copy_from_slice(&crc.to_le_bytes());
+}
+
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
+}

@@ -1,0 +1,125 @@
+//! Round-trip, exact-bytes and corruption tests of the batch format.
+
+use bytes::Bytes;
+use citystream_record::*;
+use proptest::prelude::*;
+
+fn sample() -> Bytes {
+    let mut b = BatchBuilder::new();
+    b.push(1_000, Some(b"k1"), b"hello", &[("h", b"v")])
+        .unwrap();
+    b.push(1_005, None, b"", &[]).unwrap();
+    b.finish()
+}
+
+/// A built batch parses back to the same records, offsets and timestamps.
+#[test]
+fn round_trip_preserves_records() {
+    let mut bytes = sample().to_vec();
+    set_base_offset(&mut bytes, 42);
+    set_term(&mut bytes, 7);
+    let batch = RecordBatch::from_bytes(Bytes::from(bytes)).unwrap();
+    let h = batch.header();
+    assert_eq!((h.base_offset, h.term, h.record_count), (42, 7, 2));
+    assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (1_000, 1_005));
+    let records: Vec<_> = batch.records().collect();
+    assert_eq!(records[0].offset, 42);
+    assert_eq!(records[0].key, Some(&b"k1"[..]));
+    assert_eq!(records[0].value, b"hello");
+    assert_eq!(records[0].headers, vec![("h", &b"v"[..])]);
+    assert_eq!(records[1].offset, 43);
+    assert_eq!(records[1].timestamp_ms, 1_005);
+    assert_eq!(records[1].key, None);
+}
+
+/// The encoding of a one-record batch is exactly the documented layout.
+#[test]
+fn exact_bytes_of_one_record() {
+    let mut b = BatchBuilder::new();
+    b.push(5, Some(b"k"), b"v", &[]).unwrap();
+    let bytes = b.finish();
+    let mut expected = vec![0u8; 16];
+    expected.extend_from_slice(&(64u32 + 24).to_le_bytes());
+    expected.extend_from_slice(&crc32c(&bytes[24..]).to_le_bytes());
+    expected.extend_from_slice(&[BATCH_MAGIC, BATCH_VERSION, 0, 0]);
+    expected.extend_from_slice(&1u32.to_le_bytes());
+    expected.extend_from_slice(&5i64.to_le_bytes());
+    expected.extend_from_slice(&5i64.to_le_bytes());
+    expected.extend_from_slice(&NO_PRODUCER.to_le_bytes());
+    expected.extend_from_slice(&NO_SEQUENCE.to_le_bytes());
+    expected.extend_from_slice(&0u32.to_le_bytes());
+    // record: len, ts delta, offset delta, key len, key, value len, value, header count
+    expected.extend_from_slice(&20u32.to_le_bytes());
+    expected.extend_from_slice(&0i32.to_le_bytes());
+    expected.extend_from_slice(&0u32.to_le_bytes());
+    expected.extend_from_slice(&1u32.to_le_bytes());
+    expected.push(b'k');
+    expected.extend_from_slice(&1u32.to_le_bytes());
+    expected.push(b'v');
+    expected.extend_from_slice(&0u16.to_le_bytes());
+    assert_eq!(&bytes[..], &expected[..]);
+}
+
+/// Every truncation of a valid batch is refused, never mis-parsed.
+#[test]
+fn every_truncation_is_refused() {
+    let bytes = sample();
+    for len in 0..bytes.len() {
+        assert!(
+            RecordBatch::from_bytes(bytes.slice(..len)).is_err(),
+            "len {len}"
+        );
+    }
+}
+
+/// Offset, term and length are outside the CRC (length is checked by the
+/// record framing); a flipped bit anywhere is refused.
+#[test]
+fn crc_covers_everything_but_offset_and_term() {
+    let bytes = sample();
+    for i in 0..bytes.len() {
+        let mut bad = bytes.to_vec();
+        bad[i] ^= 0x01;
+        let ok = RecordBatch::from_bytes(Bytes::from(bad)).is_ok();
+        assert_eq!(ok, i < 16, "byte {i}");
+    }
+}
+
+/// Concatenated batches split back into batches; a partial tail is Truncated.
+#[test]
+fn batch_iter_splits_and_reports_partial_tail() {
+    let one = sample();
+    let mut joined = one.to_vec();
+    joined.extend_from_slice(&one);
+    joined.extend_from_slice(&one[..10]);
+    let results: Vec<_> = BatchIter::new(Bytes::from(joined)).collect();
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert!(matches!(results[2], Err(BatchError::Truncated { .. })));
+}
+
+proptest! {
+    /// Any records round-trip through a batch unchanged.
+    #[test]
+    fn any_records_round_trip(records in proptest::collection::vec(
+        (0i64..1_000_000, proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
+         proptest::collection::vec(any::<u8>(), 0..200),
+         proptest::collection::vec(("[a-z]{0,8}", proptest::collection::vec(any::<u8>(), 0..8)), 0..3)),
+        1..20)) {
+        let mut b = BatchBuilder::new();
+        for (ts, key, value, headers) in &records {
+            let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+            b.push(*ts, key.as_deref(), value, &headers).unwrap();
+        }
+        let batch = RecordBatch::from_bytes(b.finish()).unwrap();
+        let parsed: Vec<_> = batch.records().collect();
+        prop_assert_eq!(parsed.len(), records.len());
+        for (i, (p, (ts, key, value, headers))) in parsed.iter().zip(&records).enumerate() {
+            prop_assert_eq!(p.offset, i as u64);
+            prop_assert_eq!(p.timestamp_ms, *ts);
+            prop_assert_eq!(p.key, key.as_deref());
+            prop_assert_eq!(p.value, value.as_slice());
+            prop_assert_eq!(p.headers.len(), headers.len());
+        }
+    }
+}
