@@ -1,0 +1,522 @@
+//! Request and response types of every api, as plain data. Encoding and
+//! decoding live in the codec modules; this file is the vocabulary shared by
+//! the server's dispatcher and the client.
+
+use bytes::Bytes;
+
+use crate::{ApiError, ErrorCode};
+
+/// Numeric id of each request kind. Never renumbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ApiKey {
+    Hello = 0,
+    Produce = 1,
+    Fetch = 2,
+    ListOffsets = 3,
+    Metadata = 4,
+    CreateTopic = 5,
+    DeleteTopic = 6,
+    InitProducer = 7,
+    JoinGroup = 8,
+    SyncGroup = 9,
+    Heartbeat = 10,
+    LeaveGroup = 11,
+    CommitOffsets = 12,
+    FetchOffsets = 13,
+    ListGroups = 14,
+    DescribeGroup = 15,
+}
+
+/// A decoded request frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFrame {
+    pub request_id: u32,
+    pub api_version: u16,
+    pub request: Request,
+}
+
+/// A decoded response frame: the body, or a request-level error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseFrame {
+    pub request_id: u32,
+    pub api_key: ApiKey,
+    pub response: Result<Response, ApiError>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Hello(HelloRequest),
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    CreateTopic(CreateTopicRequest),
+    DeleteTopic(DeleteTopicRequest),
+    InitProducer(InitProducerRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    CommitOffsets(CommitOffsetsRequest),
+    FetchOffsets(FetchOffsetsRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroup(DescribeGroupRequest),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    Hello(HelloResponse),
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ListOffsets(ListOffsetsResponse),
+    Metadata(MetadataResponse),
+    CreateTopic(CreateTopicResponse),
+    DeleteTopic(DeleteTopicResponse),
+    InitProducer(InitProducerResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    CommitOffsets(CommitOffsetsResponse),
+    FetchOffsets(FetchOffsetsResponse),
+    ListGroups(ListGroupsResponse),
+    DescribeGroup(DescribeGroupResponse),
+}
+
+// ---- shared pieces ----------------------------------------------------------
+
+/// A topic and one of its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// A broker node and the address of its native listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRef {
+    pub node_id: u32,
+    pub address: String,
+}
+
+/// Outcome of one partition inside a multi-partition request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStatus {
+    pub error: ErrorCode,
+    /// Human message; empty when `error` is NONE.
+    pub message: String,
+    /// Set with `NOT_LEADER` when the leader is known.
+    pub leader_hint: Option<NodeRef>,
+}
+
+impl PartitionStatus {
+    pub fn ok() -> PartitionStatus {
+        PartitionStatus {
+            error: ErrorCode::NONE,
+            message: String::new(),
+            leader_hint: None,
+        }
+    }
+
+    pub fn error(error: ErrorCode, message: impl Into<String>) -> PartitionStatus {
+        PartitionStatus {
+            error,
+            message: message.into(),
+            leader_hint: None,
+        }
+    }
+}
+
+// ---- handshake ----------------------------------------------------------------
+
+/// First request on every connection; anything else before it gets
+/// `HANDSHAKE_REQUIRED`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloRequest {
+    pub version_min: u16,
+    pub version_max: u16,
+    pub client_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloResponse {
+    /// The version both sides will speak.
+    pub version: u16,
+    pub node_id: u32,
+    pub cluster_id: String,
+    pub frame_bytes_max: u32,
+    pub record_bytes_max: u32,
+}
+
+// ---- produce / fetch ----------------------------------------------------------------
+
+/// How much durability the producer waits for before the ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Acks {
+    /// No response is sent at all (fire and forget).
+    None = 0,
+    /// Ack after the partition leader appended the batch.
+    Leader = 1,
+    /// Ack after a majority of replicas have the batch (cluster mode).
+    Quorum = 2,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceRequest {
+    pub acks: Acks,
+    pub timeout_ms: u32,
+    pub partitions: Vec<ProducePartition>,
+}
+
+/// One encoded record batch (see the record crate) for one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducePartition {
+    pub topic: String,
+    pub partition: u32,
+    pub batch: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceResponse {
+    pub partitions: Vec<ProducePartitionResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducePartitionResponse {
+    pub topic: String,
+    pub partition: u32,
+    pub status: PartitionStatus,
+    /// Offset of the batch's first record (meaningless on error).
+    pub base_offset: u64,
+    pub log_start_offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchRequest {
+    /// Long-poll: wait up to this long for `min_bytes` to be available.
+    pub max_wait_ms: u32,
+    pub min_bytes: u32,
+    /// Limit over all partitions of the response.
+    pub max_bytes: u32,
+    pub partitions: Vec<FetchPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchPartition {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub max_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchResponse {
+    pub partitions: Vec<FetchPartitionResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchPartitionResponse {
+    pub topic: String,
+    pub partition: u32,
+    pub status: PartitionStatus,
+    /// Offset after the last record consumers may read (committed end).
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+    /// Whole record batches, concatenated; the first may start before the
+    /// requested offset (skip records below it).
+    pub records: Bytes,
+}
+
+/// Where to look an offset up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// First offset whose timestamp is `>=` this (Latest if none).
+    Timestamp(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsRequest {
+    pub partitions: Vec<ListOffsetsPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsPartition {
+    pub topic: String,
+    pub partition: u32,
+    pub spec: OffsetSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsResponse {
+    pub partitions: Vec<ListOffsetsPartitionResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsPartitionResponse {
+    pub topic: String,
+    pub partition: u32,
+    pub status: PartitionStatus,
+    pub offset: u64,
+}
+
+// ---- metadata and topic admin ---------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataRequest {
+    /// `None`: every topic.
+    pub topics: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataResponse {
+    pub cluster_id: String,
+    /// Node leading cluster metadata (the only node on a single broker).
+    pub controller_id: u32,
+    pub brokers: Vec<NodeRef>,
+    pub topics: Vec<TopicMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicMetadata {
+    pub name: String,
+    /// `UNKNOWN_TOPIC` for a requested topic that does not exist.
+    pub status: PartitionStatus,
+    pub config: TopicConfig,
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TopicConfig {
+    pub replication: u16,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub segment_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    pub partition: u32,
+    pub leader: u32,
+    pub replicas: Vec<u32>,
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTopicRequest {
+    pub name: String,
+    pub partitions: u32,
+    /// Replication factor settings; `replication == 0` means the default.
+    pub config: TopicConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTopicResponse {
+    pub topic: TopicMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteTopicRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteTopicResponse {}
+
+// ---- idempotent producers -------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitProducerRequest {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitProducerResponse {
+    /// Fresh id, never 0 (0 marks a non-idempotent batch).
+    pub producer_id: u64,
+}
+
+// ---- consumer groups ----------------------------------------------------------------------
+
+/// Where a group with no committed offset for a partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StartFrom {
+    Latest = 0,
+    Earliest = 1,
+}
+
+/// Joins (or re-joins) a group. The broker holds the response until every
+/// known member has re-joined or the rebalance timeout passed, then answers
+/// all joiners with the new generation and each one's assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinGroupRequest {
+    pub group: String,
+    /// Empty on the first join; the broker assigns one.
+    pub member_id: String,
+    pub client_id: String,
+    pub topics: Vec<String>,
+    pub session_timeout_ms: u32,
+    pub rebalance_timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinGroupResponse {
+    pub generation: u32,
+    pub member_id: String,
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// Returns the member's assignment in `generation` (e.g. after reconnecting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroupRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroupResponse {
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// Keeps a member alive; `REBALANCE_IN_PROGRESS` tells it to re-join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatResponse {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaveGroupRequest {
+    pub group: String,
+    pub member_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaveGroupResponse {}
+
+/// Commits consumed positions. `member_id` empty and `generation` 0 commit
+/// for a client that uses manual assignment (no membership check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitOffsetsRequest {
+    pub group: String,
+    pub member_id: String,
+    pub generation: u32,
+    pub offsets: Vec<CommittedOffset>,
+}
+
+/// The offset of the next record the group will read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub metadata: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitOffsetsResponse {
+    pub partitions: Vec<CommitPartitionResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitPartitionResponse {
+    pub topic: String,
+    pub partition: u32,
+    pub status: PartitionStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOffsetsRequest {
+    pub group: String,
+    /// Empty: every partition the group has committed.
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchOffsetsResponse {
+    pub offsets: Vec<FetchedOffset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: u32,
+    /// `None`: nothing committed yet.
+    pub offset: Option<u64>,
+    pub metadata: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListGroupsRequest {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListGroupsResponse {
+    pub groups: Vec<GroupSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group: String,
+    /// `Empty`, `Rebalancing` or `Stable`.
+    pub state: String,
+    pub generation: u32,
+    pub member_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeGroupRequest {
+    pub group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeGroupResponse {
+    pub summary: GroupSummary,
+    pub members: Vec<GroupMember>,
+    pub offsets: Vec<GroupOffsetLag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub client_id: String,
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetLag {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: u64,
+    pub high_watermark: u64,
+}
+
+impl Request {
+    pub fn api_key(&self) -> ApiKey {
+        match self {
+            Request::Hello(_) => ApiKey::Hello,
+            Request::Produce(_) => ApiKey::Produce,
+            Request::Fetch(_) => ApiKey::Fetch,
+            Request::ListOffsets(_) => ApiKey::ListOffsets,
+            Request::Metadata(_) => ApiKey::Metadata,
+            Request::CreateTopic(_) => ApiKey::CreateTopic,
+            Request::DeleteTopic(_) => ApiKey::DeleteTopic,
+            Request::InitProducer(_) => ApiKey::InitProducer,
+            Request::JoinGroup(_) => ApiKey::JoinGroup,
+            Request::SyncGroup(_) => ApiKey::SyncGroup,
+            Request::Heartbeat(_) => ApiKey::Heartbeat,
+            Request::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Request::CommitOffsets(_) => ApiKey::CommitOffsets,
+            Request::FetchOffsets(_) => ApiKey::FetchOffsets,
+            Request::ListGroups(_) => ApiKey::ListGroups,
+            Request::DescribeGroup(_) => ApiKey::DescribeGroup,
+        }
+    }
+}
