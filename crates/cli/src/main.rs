@@ -1,0 +1,5 @@
+//! The `citystream` binary.
+
+fn main() {
+    println!("citystream: under construction");
+}
