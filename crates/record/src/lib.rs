@@ -11,6 +11,7 @@
 mod batch;
 mod builder;
 mod header;
+mod partitioner;
 
 pub use batch::{BatchIter, Record, RecordBatch, RecordIter};
 pub use builder::{BatchBuilder, PushError};
@@ -18,6 +19,7 @@ pub use header::{
     BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, BatchHeader, NO_PRODUCER, NO_SEQUENCE,
     attributes, crc32c, set_base_offset, set_term,
 };
+pub use partitioner::{murmur2, partition_for_key};
 
 /// Position of a record in its partition; the first record ever written is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
