@@ -3,11 +3,22 @@
 //! No sockets here; the server and the client drive the codec over TCP.
 //! Byte layouts are specified in `docs/protocol.md`.
 
+mod body;
+mod envelope;
 mod error;
+mod frame;
 mod messages;
+mod wire;
 
+pub use envelope::{
+    LENGTH_PREFIX_BYTES, REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES, RequestDecodeError,
+    ResponseDecodeError, decode_request, decode_response, encode_error_response, encode_request,
+    encode_response,
+};
 pub use error::{ApiError, ErrorCode};
+pub use frame::{FrameCodec, FrameError, InboundFrame};
 pub use messages::*;
+pub use wire::STRING_BYTES_MAX;
 
 /// Protocol version this build speaks; negotiated by [`HelloRequest`].
 pub const PROTOCOL_VERSION: u16 = 1;

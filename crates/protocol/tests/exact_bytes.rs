@@ -1,0 +1,164 @@
+//! Hand-written byte vectors pin the wire layout, so an accidental change to
+//! field order, width or endianness fails here even if round-trips still pass.
+
+mod common;
+
+use bytes::Bytes;
+use citystream_protocol::*;
+use common::*;
+
+/// A Hello request is prefix, header, then version_min, version_max, client_id.
+#[test]
+fn hello_request_bytes() {
+    let frame = RequestFrame {
+        request_id: 7,
+        api_version: 1,
+        request: Request::Hello(HelloRequest {
+            version_min: 1,
+            version_max: 1,
+            client_id: "cli".to_owned(),
+        }),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x11, 0x00, 0x00, 0x00, // frame_len = 17
+        0x00, 0x00,             // api_key = Hello
+        0x01, 0x00,             // api_version = 1
+        0x07, 0x00, 0x00, 0x00, // request_id = 7
+        0x01, 0x00,             // version_min = 1
+        0x01, 0x00,             // version_max = 1
+        0x03, 0x00, b'c', b'l', b'i', // client_id = "cli"
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    assert_eq!(
+        decode_request(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// A Produce request carries acks, timeout and a list of (topic, partition, batch).
+#[test]
+fn produce_request_bytes() {
+    let frame = RequestFrame {
+        request_id: 0x0102_0304,
+        api_version: 1,
+        request: Request::Produce(ProduceRequest {
+            acks: Acks::Leader,
+            timeout_ms: 1000,
+            partitions: vec![ProducePartition {
+                topic: "t".to_owned(),
+                partition: 5,
+                batch: Bytes::from_static(b"abc"),
+            }],
+        }),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x1f, 0x00, 0x00, 0x00, // frame_len = 31
+        0x01, 0x00,             // api_key = Produce
+        0x01, 0x00,             // api_version = 1
+        0x04, 0x03, 0x02, 0x01, // request_id = 0x01020304
+        0x01,                   // acks = Leader
+        0xe8, 0x03, 0x00, 0x00, // timeout_ms = 1000
+        0x01, 0x00, 0x00, 0x00, // partitions: count = 1
+        0x01, 0x00, b't',       //   topic = "t"
+        0x05, 0x00, 0x00, 0x00, //   partition = 5
+        0x03, 0x00, 0x00, 0x00, b'a', b'b', b'c', // batch = "abc"
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    assert_eq!(
+        decode_request(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// An error response is prefix, header with a non-zero code, then only the message.
+#[test]
+fn error_response_bytes() {
+    let frame = ResponseFrame {
+        request_id: 9,
+        api_key: ApiKey::Fetch,
+        response: Err(ApiError::new(ErrorCode::UNKNOWN_TOPIC, "no topic x")),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x14, 0x00, 0x00, 0x00, // frame_len = 20
+        0x09, 0x00, 0x00, 0x00, // request_id = 9
+        0x02, 0x00,             // api_key = Fetch
+        0x07, 0x00,             // error_code = UNKNOWN_TOPIC
+        0x0a, 0x00, b'n', b'o', b' ', b't', b'o', b'p', b'i', b'c', b' ', b'x',
+    ];
+    assert_eq!(&encoded_response(&frame)[..], expected);
+    assert_eq!(
+        decode_response(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// A successful response has error_code 0 and the body; here a ListOffsets
+/// response exercising PartitionStatus with a leader hint.
+#[test]
+fn list_offsets_response_bytes() {
+    let frame = ResponseFrame {
+        request_id: 1,
+        api_key: ApiKey::ListOffsets,
+        response: Ok(Response::ListOffsets(ListOffsetsResponse {
+            partitions: vec![ListOffsetsPartitionResponse {
+                topic: "t".to_owned(),
+                partition: 0,
+                status: PartitionStatus {
+                    error: ErrorCode::NOT_LEADER,
+                    message: "m".to_owned(),
+                    leader_hint: Some(NodeRef {
+                        node_id: 2,
+                        address: "a".to_owned(),
+                    }),
+                },
+                offset: 0x0807_0605_0403_0201,
+            }],
+        })),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x28, 0x00, 0x00, 0x00, // frame_len = 40
+        0x01, 0x00, 0x00, 0x00, // request_id = 1
+        0x03, 0x00,             // api_key = ListOffsets
+        0x00, 0x00,             // error_code = NONE
+        0x01, 0x00, 0x00, 0x00, // partitions: count = 1
+        0x01, 0x00, b't',       //   topic = "t"
+        0x00, 0x00, 0x00, 0x00, //   partition = 0
+        0x11, 0x00,             //   status.error = NOT_LEADER
+        0x01, 0x00, b'm',       //   status.message = "m"
+        0x01,                   //   status.leader_hint = Some
+        0x02, 0x00, 0x00, 0x00, //     node_id = 2
+        0x01, 0x00, b'a',       //     address = "a"
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, // offset
+    ];
+    assert_eq!(&encoded_response(&frame)[..], expected);
+    assert_eq!(
+        decode_response(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// OffsetSpec is a u8 tag, followed by an i64 only for Timestamp.
+#[test]
+fn offset_spec_bytes() {
+    let frame = RequestFrame {
+        request_id: 0,
+        api_version: 1,
+        request: Request::ListOffsets(ListOffsetsRequest {
+            partitions: vec![ListOffsetsPartition {
+                topic: String::new(),
+                partition: 0,
+                spec: OffsetSpec::Timestamp(-2),
+            }],
+        }),
+    };
+    let encoded = encoded_request(&frame);
+    let tail = &encoded[encoded.len() - 9..];
+    assert_eq!(
+        tail,
+        &[0x02, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+    );
+}
