@@ -1,0 +1,161 @@
+//! [`Admin`]: topic management and group inspection, each a thin request /
+//! response pair. Topic requests go to any broker (the broker forwards to
+//! the controller in a cluster); offset lookups go to the partition leader.
+//! It keeps no state besides the client handle.
+
+use citystream_protocol::{
+    CreateTopicRequest, DeleteTopicRequest, DescribeGroupRequest, DescribeGroupResponse, ErrorCode,
+    GroupSummary, ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Request,
+    Response, TopicConfig, TopicMetadata,
+};
+
+use crate::error::{needs_metadata_refresh, status_result};
+use crate::{ApiError, Client, ClientError};
+
+/// Topic and group administration; get one with [`Client::admin`].
+pub struct Admin {
+    client: Client,
+}
+
+pub(crate) fn new(client: Client) -> Admin {
+    Admin { client }
+}
+
+impl Admin {
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<TopicMetadata, ClientError> {
+        let request = Request::CreateTopic(CreateTopicRequest {
+            name: name.to_string(),
+            partitions,
+            config,
+        });
+        match self.client.request(request).await? {
+            Response::CreateTopic(response) => {
+                status_result(&response.topic.status)?;
+                // Make the new topic routable without another round trip later.
+                let _ = self.client.refresh_metadata(&[name]).await;
+                Ok(response.topic)
+            }
+            other => Err(ClientError::unexpected_response("CreateTopic", &other)),
+        }
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        let request = Request::DeleteTopic(DeleteTopicRequest {
+            name: name.to_string(),
+        });
+        match self.client.request(request).await? {
+            Response::DeleteTopic(_) => {
+                let _ = self.client.refresh_metadata(&[name]).await;
+                Ok(())
+            }
+            other => Err(ClientError::unexpected_response("DeleteTopic", &other)),
+        }
+    }
+
+    pub async fn list_topics(&self) -> Result<Vec<TopicMetadata>, ClientError> {
+        Ok(self.client.metadata(None).await?.topics)
+    }
+
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicMetadata, ClientError> {
+        let response = self.client.metadata(Some(vec![name.to_string()])).await?;
+        let topic = response
+            .topics
+            .into_iter()
+            .find(|topic| topic.name == name)
+            .ok_or_else(|| unknown_topic(name))?;
+        status_result(&topic.status)?;
+        Ok(topic)
+    }
+
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64, ClientError> {
+        match self.list_offsets_once(topic, partition, spec).await {
+            Err(error) if error.code().is_some_and(needs_metadata_refresh) => {
+                self.client.refresh_metadata(&[topic]).await?;
+                self.list_offsets_once(topic, partition, spec).await
+            }
+            result => result,
+        }
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<GroupSummary>, ClientError> {
+        match self
+            .client
+            .request(Request::ListGroups(ListGroupsRequest {}))
+            .await?
+        {
+            Response::ListGroups(response) => Ok(response.groups),
+            other => Err(ClientError::unexpected_response("ListGroups", &other)),
+        }
+    }
+
+    pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse, ClientError> {
+        let request = Request::DescribeGroup(DescribeGroupRequest {
+            group: group.to_string(),
+        });
+        match self.client.request(request).await? {
+            Response::DescribeGroup(response) => Ok(response),
+            other => Err(ClientError::unexpected_response("DescribeGroup", &other)),
+        }
+    }
+
+    async fn list_offsets_once(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64, ClientError> {
+        list_offsets(&self.client, vec![(topic.to_string(), partition)], spec)
+            .await?
+            .pop()
+            .map(|(_, _, offset)| offset)
+            .ok_or_else(|| ClientError::Protocol("ListOffsets answered no partition".to_string()))
+    }
+}
+
+/// Looks up `spec` for each partition (all sent to the first one's leader),
+/// returning `(topic, partition, offset)` in the broker's order, or the
+/// first partition error.
+pub(crate) async fn list_offsets(
+    client: &Client,
+    partitions: Vec<(String, u32)>,
+    spec: OffsetSpec,
+) -> Result<Vec<(String, u32, u64)>, ClientError> {
+    let Some((topic, partition)) = partitions.first().cloned() else {
+        return Ok(Vec::new());
+    };
+    let request = Request::ListOffsets(ListOffsetsRequest {
+        partitions: partitions
+            .into_iter()
+            .map(|(topic, partition)| ListOffsetsPartition {
+                topic,
+                partition,
+                spec,
+            })
+            .collect(),
+    });
+    match client.request_to_leader(&topic, partition, request).await? {
+        Response::ListOffsets(response) => response
+            .partitions
+            .into_iter()
+            .map(|p| status_result(&p.status).map(|()| (p.topic, p.partition, p.offset)))
+            .collect(),
+        other => Err(ClientError::unexpected_response("ListOffsets", &other)),
+    }
+}
+
+fn unknown_topic(name: &str) -> ClientError {
+    ClientError::Api(ApiError::new(
+        ErrorCode::UNKNOWN_TOPIC,
+        format!("unknown topic {name:?}"),
+    ))
+}

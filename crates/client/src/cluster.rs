@@ -1,0 +1,260 @@
+//! [`Client`]: the handle to a cluster. It owns the connection pool (one
+//! multiplexed [`Connection`] per broker address, reopened lazily after a
+//! loss) and the metadata cache, and routes requests: to any broker (the
+//! last one that answered, falling back through the bootstrap list and the
+//! known brokers) or to a partition's leader.
+//!
+//! Retry policy is not here: the producer and consumer decide what to do
+//! with an error; this module only offers `refresh_metadata` and
+//! `apply_leader_hint` for them to call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_protocol::{MetadataRequest, MetadataResponse, NodeRef, Request, Response};
+use parking_lot::{Mutex, RwLock};
+
+use crate::connection::Connection;
+use crate::metadata::MetadataCache;
+use crate::{
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, admin, consumer,
+    producer,
+};
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Addresses to bootstrap from (`host:port`); any broker will do.
+    pub bootstrap: Vec<String>,
+    pub client_id: String,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl ClientConfig {
+    pub fn new(bootstrap: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            bootstrap: vec![bootstrap.into()],
+            client_id: "citystream-client".to_string(),
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// One address's connection, opened on first use and after a loss. The
+/// async mutex makes concurrent first users share one connect.
+type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
+
+struct ClientInner {
+    config: ClientConfig,
+    pool: Mutex<HashMap<String, ConnectionSlot>>,
+    metadata: RwLock<MetadataCache>,
+    /// The address "any broker" requests go to first: the last that worked.
+    preferred_address: Mutex<String>,
+}
+
+/// A handle to the cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl Client {
+    /// Connects to a bootstrap broker and performs the version handshake.
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let first = config.bootstrap.first().cloned().ok_or_else(|| {
+            ClientError::InvalidArgument("no bootstrap address given".to_string())
+        })?;
+        let client = Client {
+            inner: Arc::new(ClientInner {
+                config,
+                pool: Mutex::new(HashMap::new()),
+                metadata: RwLock::new(MetadataCache::default()),
+                preferred_address: Mutex::new(first),
+            }),
+        };
+        client.any_connection().await?;
+        Ok(client)
+    }
+
+    /// Sends one request to the bootstrap/any broker and returns its response.
+    pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
+        let connection = self.any_connection().await?;
+        let timeout = self.timeout_for(&request);
+        connection.call(request, timeout).await
+    }
+
+    pub async fn metadata(
+        &self,
+        topics: Option<Vec<String>>,
+    ) -> Result<MetadataResponse, ClientError> {
+        match self
+            .request(Request::Metadata(MetadataRequest { topics }))
+            .await?
+        {
+            Response::Metadata(response) => {
+                self.inner.metadata.write().apply(&response);
+                Ok(response)
+            }
+            other => Err(ClientError::unexpected_response("Metadata", &other)),
+        }
+    }
+
+    pub fn admin(&self) -> Admin {
+        admin::new(self.clone())
+    }
+
+    pub fn producer(&self, config: ProducerConfig) -> Producer {
+        producer::start(self.clone(), config)
+    }
+
+    pub async fn consumer(&self, config: ConsumerConfig) -> Result<Consumer, ClientError> {
+        consumer::start(self.clone(), config).await
+    }
+
+    /// Limits the broker at the "any broker" address announced in Hello:
+    /// `(frame_bytes_max, record_bytes_max)`.
+    pub async fn broker_limits(&self) -> Result<(u32, u32), ClientError> {
+        let hello = self.any_connection().await?.hello().clone();
+        Ok((hello.frame_bytes_max, hello.record_bytes_max))
+    }
+
+    // ---- crate-internal routing -------------------------------------------
+
+    #[allow(dead_code)] // used by the consumer
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Sends `request` to the broker at `address`.
+    pub(crate) async fn request_to(
+        &self,
+        address: &str,
+        request: Request,
+    ) -> Result<Response, ClientError> {
+        let connection = self.connection(address).await?;
+        let timeout = self.timeout_for(&request);
+        connection.call(request, timeout).await
+    }
+
+    /// Sends `request` to the leader of `topic`/`partition` (any broker if
+    /// the leader is not known yet).
+    pub(crate) async fn request_to_leader(
+        &self,
+        topic: &str,
+        partition: u32,
+        request: Request,
+    ) -> Result<Response, ClientError> {
+        match self.leader_address(topic, partition) {
+            Some(address) => self.request_to(&address, request).await,
+            None => self.request(request).await,
+        }
+    }
+
+    /// The cached leader address of a partition.
+    pub(crate) fn leader_address(&self, topic: &str, partition: u32) -> Option<String> {
+        let cache = self.inner.metadata.read();
+        cache.leader_address(topic, partition).map(str::to_string)
+    }
+
+    /// The address "any broker" requests currently go to.
+    pub(crate) fn preferred_address(&self) -> String {
+        self.inner.preferred_address.lock().clone()
+    }
+
+    /// The cached partition count of `topic`, if known.
+    pub(crate) fn cached_partition_count(&self, topic: &str) -> Option<u32> {
+        self.inner.metadata.read().partition_count(topic)
+    }
+
+    /// The partition count of `topic`, asking the cluster if it is not
+    /// cached; `None` when the topic does not exist.
+    pub(crate) async fn partition_count(&self, topic: &str) -> Result<Option<u32>, ClientError> {
+        if let Some(count) = self.cached_partition_count(topic) {
+            return Ok(Some(count));
+        }
+        self.refresh_metadata(&[topic]).await?;
+        Ok(self.cached_partition_count(topic))
+    }
+
+    /// Re-reads the metadata of `topics` into the cache.
+    pub(crate) async fn refresh_metadata(&self, topics: &[&str]) -> Result<(), ClientError> {
+        let topics = topics.iter().map(|topic| topic.to_string()).collect();
+        self.metadata(Some(topics)).await.map(|_| ())
+    }
+
+    pub(crate) fn apply_leader_hint(&self, topic: &str, partition: u32, leader: &NodeRef) {
+        self.inner
+            .metadata
+            .write()
+            .apply_leader_hint(topic, partition, leader);
+    }
+
+    /// A request's timeout: the configured one, plus the time the broker may
+    /// legitimately hold it (fetch long-poll, group join).
+    fn timeout_for(&self, request: &Request) -> Duration {
+        let held_ms = match request {
+            Request::Fetch(fetch) => u64::from(fetch.max_wait_ms),
+            Request::JoinGroup(join) => u64::from(join.rebalance_timeout_ms),
+            _ => 0,
+        };
+        Duration::from_millis(self.inner.config.request_timeout_ms + held_ms)
+    }
+
+    /// A live connection to `address`, opened if needed.
+    async fn connection(&self, address: &str) -> Result<Arc<Connection>, ClientError> {
+        let slot = self
+            .inner
+            .pool
+            .lock()
+            .entry(address.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(connection.clone());
+        }
+        let config = &self.inner.config;
+        let connection = Arc::new(
+            Connection::open(
+                address,
+                &config.client_id,
+                Duration::from_millis(config.connect_timeout_ms),
+                Duration::from_millis(config.request_timeout_ms),
+            )
+            .await?,
+        );
+        tracing::debug!(address, node_id = connection.hello().node_id, "connected");
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// A connection to any broker: the preferred address, then the
+    /// bootstrap list, then every known broker.
+    async fn any_connection(&self) -> Result<Arc<Connection>, ClientError> {
+        let preferred = self.preferred_address();
+        let mut last_error = match self.connection(&preferred).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) => error,
+        };
+        for address in self.fallback_addresses(&preferred) {
+            match self.connection(&address).await {
+                Ok(connection) => {
+                    *self.inner.preferred_address.lock() = connection.address().to_string();
+                    return Ok(connection);
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    fn fallback_addresses(&self, tried: &str) -> Vec<String> {
+        let mut addresses = self.inner.config.bootstrap.clone();
+        addresses.extend(self.inner.metadata.read().addresses());
+        addresses.retain(|address| address != tried);
+        addresses.dedup();
+        addresses
+    }
+}

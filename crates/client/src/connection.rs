@@ -1,0 +1,397 @@
+//! One multiplexed TCP connection to one broker. A writer task drains a
+//! bounded queue of encoded frames into the socket (coalescing whatever is
+//! queued into one flush); a reader task decodes response frames and routes
+//! each, by request id, to the `oneshot` its caller waits on. The number of
+//! requests awaiting a response is bounded, every request has a timeout, and
+//! when either task stops (EOF, I/O or framing error) every pending request
+//! fails with an I/O error and the connection reports itself closed, so the
+//! pool (`cluster.rs`) reconnects on next use.
+//!
+//! It does the Hello handshake and remembers the broker's limits. It knows
+//! nothing of topics, leaders or retries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use citystream_protocol::{
+    Acks, FrameCodec, HelloRequest, HelloResponse, InboundFrame, PROTOCOL_VERSION, ProduceResponse,
+    Request, RequestFrame, Response, decode_response, encode_request,
+};
+use futures::StreamExt;
+use parking_lot::Mutex;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::ClientError;
+
+/// Requests awaiting a response on one connection; callers wait beyond it.
+pub(crate) const PENDING_REQUESTS_MAX: usize = 1024;
+/// Encoded frames queued for the writer task.
+const WRITE_QUEUE_FRAMES_MAX: usize = 256;
+/// Largest response frame accepted; a larger one breaks the connection.
+const RESPONSE_FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
+/// Socket write buffer; frames larger than it are written straight through.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+type ResponseSender = oneshot::Sender<Result<Response, ClientError>>;
+
+/// One encoded frame for the writer, and who to tell once it is written.
+struct Outbound {
+    frame: Bytes,
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// Requests awaiting their response, keyed by request id. `closed` is set
+/// (under the same lock) when the reader stops, so nothing registers after
+/// the final drain.
+#[derive(Default)]
+struct PendingMap {
+    senders: HashMap<u32, ResponseSender>,
+    closed: bool,
+}
+
+/// A live (or dead, see [`Connection::is_closed`]) connection to one broker.
+pub(crate) struct Connection {
+    address: String,
+    hello: HelloResponse,
+    writer: mpsc::Sender<Outbound>,
+    pending: Arc<Mutex<PendingMap>>,
+    pending_slots: Semaphore,
+    next_request_id: AtomicU32,
+    closed: CancellationToken,
+}
+
+impl Connection {
+    /// Connects, starts the reader and writer tasks and says Hello.
+    pub(crate) async fn open(
+        address: &str,
+        client_id: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let stream = connect_stream(address, connect_timeout).await?;
+        let mut connection = Connection::start(address, stream);
+        let hello = Request::Hello(HelloRequest {
+            version_min: PROTOCOL_VERSION,
+            version_max: PROTOCOL_VERSION,
+            client_id: client_id.to_string(),
+        });
+        let response = connection.call(hello, request_timeout).await;
+        match response {
+            Ok(Response::Hello(hello)) => {
+                connection.hello = hello;
+                Ok(connection)
+            }
+            Ok(other) => {
+                connection.closed.cancel();
+                Err(ClientError::unexpected_response("Hello", &other))
+            }
+            Err(error) => {
+                connection.closed.cancel();
+                Err(error)
+            }
+        }
+    }
+
+    fn start(address: &str, stream: TcpStream) -> Connection {
+        let (read_half, write_half) = stream.into_split();
+        let (writer, queue) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
+        let pending = Arc::new(Mutex::new(PendingMap::default()));
+        let closed = CancellationToken::new();
+        tokio::spawn(write_loop(
+            address.to_string(),
+            write_half,
+            queue,
+            closed.clone(),
+        ));
+        tokio::spawn(read_loop(
+            address.to_string(),
+            read_half,
+            pending.clone(),
+            closed.clone(),
+        ));
+        Connection {
+            address: address.to_string(),
+            hello: placeholder_hello(),
+            writer,
+            pending,
+            pending_slots: Semaphore::new(PENDING_REQUESTS_MAX),
+            next_request_id: AtomicU32::new(1),
+            closed,
+        }
+    }
+
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// What the broker said in the handshake (node id and limits).
+    pub(crate) fn hello(&self) -> &HelloResponse {
+        &self.hello
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Sends `request` and waits up to `timeout` for its response. A
+    /// `Produce` with `Acks::None` gets no response from the broker: it
+    /// resolves once written, with an empty `ProduceResponse`.
+    pub(crate) async fn call(
+        &self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let timeout_ms = timeout.as_millis() as u64;
+        let fire_and_forget = matches!(&request, Request::Produce(p) if p.acks == Acks::None);
+        let _slot = self
+            .pending_slots
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let frame = encode_frame(request_id, request);
+        if fire_and_forget {
+            let written = self.write(frame, true).await?;
+            return self.await_written(written, timeout_ms).await;
+        }
+        let response = self.register(request_id)?;
+        if let Err(error) = self.write(frame, false).await {
+            self.pending.lock().senders.remove(&request_id);
+            return Err(error);
+        }
+        match tokio::time::timeout(timeout, response).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.lost()),
+            Err(_) => {
+                self.pending.lock().senders.remove(&request_id);
+                Err(ClientError::Timeout { timeout_ms })
+            }
+        }
+    }
+
+    fn register(
+        &self,
+        request_id: u32,
+    ) -> Result<oneshot::Receiver<Result<Response, ClientError>>, ClientError> {
+        let (sender, receiver) = oneshot::channel();
+        let mut pending = self.pending.lock();
+        if pending.closed {
+            return Err(self.lost());
+        }
+        let previous = pending.senders.insert(request_id, sender);
+        assert!(
+            previous.is_none(),
+            "request id {request_id} reused while pending"
+        );
+        Ok(receiver)
+    }
+
+    async fn write(
+        &self,
+        frame: Bytes,
+        notify: bool,
+    ) -> Result<Option<oneshot::Receiver<()>>, ClientError> {
+        let (written, receiver) = match notify {
+            true => {
+                let (sender, receiver) = oneshot::channel();
+                (Some(sender), Some(receiver))
+            }
+            false => (None, None),
+        };
+        self.writer
+            .send(Outbound { frame, written })
+            .await
+            .map_err(|_| self.lost())?;
+        Ok(receiver)
+    }
+
+    async fn await_written(
+        &self,
+        written: Option<oneshot::Receiver<()>>,
+        timeout_ms: u64,
+    ) -> Result<Response, ClientError> {
+        let written = written.expect("a write notification was requested");
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), written).await {
+            Ok(Ok(())) => Ok(Response::Produce(ProduceResponse {
+                partitions: Vec::new(),
+            })),
+            Ok(Err(_)) => Err(self.lost()),
+            Err(_) => Err(ClientError::Timeout { timeout_ms }),
+        }
+    }
+
+    fn lost(&self) -> ClientError {
+        connection_lost(&self.address)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Stops the reader; the writer stops when its queue sender drops.
+        self.closed.cancel();
+    }
+}
+
+fn connection_lost(address: &str) -> ClientError {
+    ClientError::Io {
+        address: address.to_string(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "connection closed before the response arrived",
+        ),
+    }
+}
+
+async fn connect_stream(address: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let connect_error = |source| ClientError::Connect {
+        address: address.to_string(),
+        source,
+    };
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| {
+            connect_error(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {} ms", timeout.as_millis()),
+            ))
+        })?
+        .map_err(connect_error)?;
+    stream.set_nodelay(true).map_err(connect_error)?;
+    Ok(stream)
+}
+
+fn encode_frame(request_id: u32, request: Request) -> Bytes {
+    let frame = RequestFrame {
+        request_id,
+        api_version: PROTOCOL_VERSION,
+        request,
+    };
+    let mut out = BytesMut::new();
+    encode_request(&frame, &mut out);
+    out.freeze()
+}
+
+/// Limits used until the handshake answers (only Hello is sent before).
+fn placeholder_hello() -> HelloResponse {
+    HelloResponse {
+        version: PROTOCOL_VERSION,
+        node_id: 0,
+        cluster_id: String::new(),
+        frame_bytes_max: citystream_protocol::FRAME_BYTES_MAX_DEFAULT,
+        record_bytes_max: citystream_protocol::FRAME_BYTES_MAX_DEFAULT,
+    }
+}
+
+/// Writes queued frames until the queue closes, a write fails or the
+/// connection is closed; everything queued at one moment shares a flush.
+async fn write_loop(
+    address: String,
+    socket: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outbound>,
+    closed: CancellationToken,
+) {
+    let mut socket = BufWriter::with_capacity(WRITE_BUFFER_BYTES, socket);
+    let mut written = Vec::new();
+    loop {
+        let first = tokio::select! {
+            _ = closed.cancelled() => break,
+            next = queue.recv() => match next {
+                Some(outbound) => outbound,
+                None => break,
+            },
+        };
+        let result = write_queued(&mut socket, first, &mut queue, &mut written).await;
+        if let Err(error) = result {
+            tracing::debug!(%address, %error, "write failed; closing the connection");
+            break;
+        }
+        for notify in written.drain(..) {
+            let _ = notify.send(());
+        }
+    }
+    closed.cancel();
+    let _ = socket.shutdown().await;
+}
+
+async fn write_queued(
+    socket: &mut BufWriter<OwnedWriteHalf>,
+    first: Outbound,
+    queue: &mut mpsc::Receiver<Outbound>,
+    written: &mut Vec<oneshot::Sender<()>>,
+) -> std::io::Result<()> {
+    let mut next = Some(first);
+    while let Some(outbound) = next {
+        socket.write_all(&outbound.frame).await?;
+        written.extend(outbound.written);
+        next = queue.try_recv().ok();
+    }
+    socket.flush().await
+}
+
+/// Routes responses to their callers until the stream ends or fails, then
+/// fails every pending request.
+async fn read_loop(
+    address: String,
+    socket: OwnedReadHalf,
+    pending: Arc<Mutex<PendingMap>>,
+    closed: CancellationToken,
+) {
+    let mut frames = FramedRead::new(socket, FrameCodec::for_responses(RESPONSE_FRAME_BYTES_MAX));
+    loop {
+        let next = tokio::select! {
+            _ = closed.cancelled() => break,
+            next = frames.next() => next,
+        };
+        let body = match next {
+            Some(Ok(InboundFrame::Frame(body))) => body,
+            Some(Ok(InboundFrame::Oversize { frame_len, .. })) => {
+                tracing::warn!(%address, frame_len, "response frame over the limit");
+                break;
+            }
+            Some(Err(error)) => {
+                tracing::debug!(%address, %error, "read failed; closing the connection");
+                break;
+            }
+            None => break,
+        };
+        if !route_response(&address, body, &pending) {
+            break;
+        }
+    }
+    closed.cancel();
+    let mut pending = pending.lock();
+    pending.closed = true;
+    for (_, sender) in pending.senders.drain() {
+        let _ = sender.send(Err(connection_lost(&address)));
+    }
+}
+
+/// Hands one response to its waiter; false if the stream cannot go on.
+fn route_response(address: &str, body: Bytes, pending: &Mutex<PendingMap>) -> bool {
+    let (request_id, result) = match decode_response(body) {
+        Ok(frame) => (frame.request_id, frame.response.map_err(ClientError::Api)),
+        Err(error) => match error.request_id {
+            Some(request_id) => (request_id, Err(ClientError::Protocol(error.to_string()))),
+            None => {
+                tracing::warn!(%address, %error, "undecodable response header");
+                return false;
+            }
+        },
+    };
+    let sender = pending.lock().senders.remove(&request_id);
+    match sender {
+        Some(sender) => {
+            let _ = sender.send(result);
+        }
+        None => tracing::debug!(%address, request_id, "response for an abandoned request"),
+    }
+    true
+}

@@ -1,0 +1,278 @@
+//! [`Producer`]: `send` appends a record to its partition's batch in the
+//! accumulator and returns a [`DeliveryFuture`]; a background sender task
+//! (`sender.rs`) ships sealed batches, combining the batches led by one
+//! broker into one `Produce` request, with at most `max_in_flight` requests
+//! per broker, retries and (optionally) idempotence.
+//!
+//! Backpressure: `send` waits while the bytes of records not yet
+//! acknowledged exceed `buffer_bytes_max`.
+//!
+//! Ordering: with `idempotent`, a partition has at most one batch in flight,
+//! so batches reach the log in the order they were sealed even across
+//! retries (a retry re-sends the same bytes with the same sequence, which
+//! the broker deduplicates). Without it, up to `max_in_flight` batches of
+//! one partition may be in flight and a retried batch can land after a later
+//! one (as in Kafka with `max.in.flight > 1` and no idempotence).
+
+mod accumulator;
+mod delivery;
+mod sender;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use citystream_protocol::Acks;
+use tokio::sync::Notify;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::{Client, ClientError};
+use accumulator::{Accumulator, Appended, PartitionChoice, RecordRef};
+pub use delivery::{DeliveryFuture, RecordMetadata, UNKNOWN_OFFSET};
+
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub acks: Acks,
+    /// Send a partition's batch once it holds this many bytes...
+    pub batch_bytes: usize,
+    /// ...or once its oldest record waited this long.
+    pub linger_ms: u64,
+    /// Produce requests awaiting a response, per broker connection.
+    pub max_in_flight: usize,
+    /// Bytes of records buffered and not yet acked; `send` waits beyond it.
+    pub buffer_bytes_max: usize,
+    pub retries: u32,
+    pub retry_backoff_ms: u64,
+    /// Producer id + per-partition sequence numbers: a retried batch is written once.
+    pub idempotent: bool,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::Leader,
+            batch_bytes: 256 * 1024,
+            linger_ms: 5,
+            max_in_flight: 5,
+            buffer_bytes_max: 64 * 1024 * 1024,
+            retries: 10,
+            retry_backoff_ms: 100,
+            idempotent: false,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerRecord {
+    pub topic: String,
+    /// `None`: by key hash, or round-robin/sticky for keyless records.
+    pub partition: Option<u32>,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    /// `None`: now.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl ProducerRecord {
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: value.into(),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        }
+    }
+
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> ProducerRecord {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+/// Bytes of records accepted by `send` and not yet completed.
+struct BufferLimit {
+    used_bytes: AtomicUsize,
+    max_bytes: usize,
+    released: Notify,
+}
+
+impl BufferLimit {
+    /// Waits until the buffer is under its limit, then takes `bytes` (one
+    /// record may overshoot it, so a record larger than the limit still goes).
+    async fn acquire(&self, bytes: usize) {
+        while self.used_bytes.load(Ordering::Acquire) >= self.max_bytes {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.used_bytes.load(Ordering::Acquire) < self.max_bytes {
+                break;
+            }
+            released.await;
+        }
+        self.used_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.released.notify_waiters();
+    }
+}
+
+/// State shared by the producer handles and its sender task.
+struct Shared {
+    client: Client,
+    config: ProducerConfig,
+    accumulator: Accumulator,
+    buffer: BufferLimit,
+    /// Wakes the sender: a batch was opened or sealed, or a partition freed.
+    wake_sender: Notify,
+    /// Cancelled by `close` or when the last handle is dropped.
+    shutdown: CancellationToken,
+}
+
+/// Batching producer; cheap to clone, all clones share the batches.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+    sender_task: Arc<parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Stops the sender when the last handle goes away without `close`.
+    _stop_on_drop: Arc<DropGuard>,
+}
+
+/// Starts a producer and its sender task (called by [`Client::producer`]).
+pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
+    let shutdown = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        accumulator: Accumulator::new(config.batch_bytes, config.idempotent, sticky_seed()),
+        buffer: BufferLimit {
+            used_bytes: AtomicUsize::new(0),
+            max_bytes: config.buffer_bytes_max.max(1),
+            released: Notify::new(),
+        },
+        client,
+        config,
+        wake_sender: Notify::new(),
+        shutdown: shutdown.clone(),
+    });
+    let task = tokio::spawn(sender::run(shared.clone()));
+    Producer {
+        shared,
+        sender_task: Arc::new(parking_lot::Mutex::new(Some(task))),
+        _stop_on_drop: Arc::new(shutdown.drop_guard()),
+    }
+}
+
+impl Producer {
+    /// Queues a record. Awaiting this applies backpressure (waits while the
+    /// buffer is full); the returned future resolves on acknowledgement.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
+        let shared = &*self.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(ClientError::Closed);
+        }
+        let headers: Vec<(&str, &[u8])> = record
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), &value[..]))
+            .collect();
+        let record_ref = RecordRef {
+            timestamp_ms: record.timestamp_ms.unwrap_or_else(now_ms),
+            key: record.key.as_deref(),
+            value: &record.value,
+            headers: &headers,
+        };
+        let choice = match (record.partition, &record.key) {
+            (Some(partition), _) => PartitionChoice::Explicit(partition),
+            (None, Some(key)) => PartitionChoice::Key(key),
+            (None, None) => PartitionChoice::Sticky,
+        };
+        let record_bytes = record_ref.size_bytes();
+        shared.buffer.acquire(record_bytes).await;
+        let appended = self.append(&record.topic, choice, &record_ref).await;
+        match appended {
+            Ok((delivery, wake_sender)) => {
+                if wake_sender {
+                    shared.wake_sender.notify_one();
+                }
+                Ok(delivery)
+            }
+            Err(error) => {
+                shared.buffer.release(record_bytes);
+                Err(error)
+            }
+        }
+    }
+
+    /// Appends, looking the topic's partition count up on first use.
+    async fn append(
+        &self,
+        topic: &str,
+        choice: PartitionChoice<'_>,
+        record: &RecordRef<'_>,
+    ) -> Result<(DeliveryFuture, bool), ClientError> {
+        let accumulator = &self.shared.accumulator;
+        let now = tokio::time::Instant::now();
+        if let Appended::Queued {
+            delivery,
+            wake_sender,
+        } = accumulator.append(topic, choice, record, now)?
+        {
+            return Ok((delivery, wake_sender));
+        }
+        let partition_count = self.shared.client.partition_count(topic).await?;
+        accumulator.add_topic(topic, partition_count);
+        match accumulator.append(topic, choice, record, now)? {
+            Appended::Queued {
+                delivery,
+                wake_sender,
+            } => Ok((delivery, wake_sender)),
+            Appended::UnknownTopic => unreachable!("the topic was just added"),
+        }
+    }
+
+    /// Sends every buffered record now and waits for all acknowledgements.
+    /// Returns the first delivery error among them, if any.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        let shared = &self.shared;
+        shared.accumulator.seal_all();
+        shared.wake_sender.notify_one();
+        let mut first_error = None;
+        for batch in shared.accumulator.incomplete() {
+            if let Err(error) = delivery::BatchWait::new(batch).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Flushes, then stops the producer's background tasks.
+    pub async fn close(self) -> Result<(), ClientError> {
+        let flushed = self.flush().await;
+        self.shared.shutdown.cancel();
+        let task = self.sender_task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        flushed
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
+}
+
+/// A per-producer starting point for sticky partitions, so producers
+/// started together do not all begin on partition 0.
+fn sticky_seed() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(now_ms()) as u32
+}
