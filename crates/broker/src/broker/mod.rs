@@ -1,0 +1,239 @@
+//! The [`Broker`] facade: its state, opening (loading topics, the offsets
+//! store and producer ids) and the housekeeping the server drives (`tick`,
+//! `sync_logs`, `close`). The requests are grouped one file per resource:
+//! `topics.rs` (admin), `data.rs` (produce, fetch, offsets lookups),
+//! `groups.rs` (membership and committed offsets).
+//!
+//! Locks, always taken in this order and never the other way: the admin
+//! mutex (create/delete), the topic map, the group coordinator, the offsets
+//! store, one partition. The topic map lock is only held for lookups and
+//! inserts, never across a partition's I/O on the produce/fetch path.
+
+mod data;
+mod groups;
+mod topics;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::data_dir::{
+    DELETING_DIR, PRODUCER_IDS_FILE, TOPICS_DIR, clear_tombstones, create_dir_durably, list_dir,
+    remove_via_tombstone,
+};
+use crate::group::GroupCoordinator;
+use crate::names::{is_internal_topic, validate_topic_name};
+use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
+use crate::producer_ids::ProducerIds;
+use crate::topic::Topic;
+use crate::{BrokerConfig, BrokerError, FsyncPolicy, TopicSettings};
+
+/// Retention runs at most this often (in `now_ms` time).
+pub const RETENTION_INTERVAL_MS: i64 = 10_000;
+
+type TopicMap = HashMap<String, Arc<Topic>>;
+
+pub struct Broker {
+    config: BrokerConfig,
+    topics: RwLock<TopicMap>,
+    /// Serializes topic creation and deletion.
+    admin: Mutex<()>,
+    groups: Mutex<GroupCoordinator>,
+    offsets: OffsetStore,
+    producer_ids: ProducerIds,
+    /// `now_ms` of the last retention pass.
+    last_retention_ms: Mutex<Option<i64>>,
+    /// Latest `now_ms` seen, for records written by calls that get no clock.
+    last_now_ms: AtomicI64,
+}
+
+impl Broker {
+    /// Opens the broker: loads every topic under `data_dir`, recovers logs,
+    /// rebuilds idempotent-producer state and committed group offsets.
+    pub fn open(config: BrokerConfig, now_ms: i64) -> Result<Broker, BrokerError> {
+        config.validate()?;
+        let mut topics = match &config.data_dir {
+            Some(data_dir) => load_topics(data_dir, &config, now_ms)?,
+            None => TopicMap::new(),
+        };
+        let offsets_topic = match topics.get(OFFSETS_TOPIC) {
+            Some(topic) => topic.clone(),
+            None => {
+                let topics_dir = config.data_dir.as_ref().map(|d| d.join(TOPICS_DIR));
+                let settings = TopicSettings::default();
+                let topic = Topic::create(
+                    OFFSETS_TOPIC,
+                    1,
+                    settings,
+                    &config.log,
+                    topics_dir.as_deref(),
+                )?;
+                let topic = Arc::new(topic);
+                topics.insert(OFFSETS_TOPIC.to_owned(), topic.clone());
+                topic
+            }
+        };
+        let offsets = OffsetStore::open(offsets_topic)?;
+        let ids_path = config.data_dir.as_ref().map(|d| d.join(PRODUCER_IDS_FILE));
+        let producer_ids = ProducerIds::open(config.node_id, ids_path)?;
+        let groups = GroupCoordinator::new(
+            config.group_session_timeout_ms_min,
+            config.group_session_timeout_ms_max,
+            now_ms as u64,
+        );
+        tracing::info!(
+            node = config.node_id,
+            topics = topics.len() - 1,
+            "broker opened"
+        );
+        Ok(Broker {
+            config,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            groups: Mutex::new(groups),
+            offsets,
+            producer_ids,
+            last_retention_ms: Mutex::new(None),
+            last_now_ms: AtomicI64::new(now_ms),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    // ---- housekeeping driven by the server ----
+
+    /// Expires silent members, completes overdue rebalances, applies retention.
+    pub fn tick(&self, now_ms: i64) {
+        self.observe_time(now_ms);
+        {
+            let topics = self.topics.read();
+            let counts = partition_counter(&topics);
+            self.groups.lock().tick(now_ms, &counts);
+        }
+        if self.retention_due(now_ms) {
+            for topic in self.topic_snapshot() {
+                for partition in topic.partitions() {
+                    if let Err(error) = partition.apply_retention(now_ms) {
+                        tracing::warn!(topic = topic.name(), partition = partition.index(), %error, "retention failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// fsyncs every partition with unsynced writes (interval policy; under
+    /// `Always` appends are already synced, under `Never` nothing is).
+    pub fn sync_logs(&self) -> Result<(), BrokerError> {
+        match self.config.log.fsync {
+            FsyncPolicy::Interval { .. } => self.sync_dirty(),
+            FsyncPolicy::Always | FsyncPolicy::Never => Ok(()),
+        }
+    }
+
+    /// Flushes and fsyncs everything; called on clean shutdown.
+    pub fn close(&self) -> Result<(), BrokerError> {
+        self.sync_dirty()?;
+        tracing::info!(node = self.config.node_id, "broker closed");
+        Ok(())
+    }
+
+    /// Syncs every dirty partition; reports the first error after trying all.
+    fn sync_dirty(&self) -> Result<(), BrokerError> {
+        let mut first_error = None;
+        for topic in self.topic_snapshot() {
+            for partition in topic.partitions() {
+                if let Err(error) = partition.sync_if_dirty() {
+                    tracing::warn!(topic = topic.name(), partition = partition.index(), %error, "fsync failed");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn retention_due(&self, now_ms: i64) -> bool {
+        let mut last = self.last_retention_ms.lock();
+        if last.is_some_and(|last| now_ms.saturating_sub(last) < RETENTION_INTERVAL_MS) {
+            return false;
+        }
+        *last = Some(now_ms);
+        true
+    }
+
+    /// The topic named `name` (internal ones included).
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownTopic(name.to_owned()))
+    }
+
+    /// Every topic, for work done without holding the map lock.
+    fn topic_snapshot(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    fn topics_dir(&self) -> Option<PathBuf> {
+        self.config.data_dir.as_ref().map(|d| d.join(TOPICS_DIR))
+    }
+
+    fn deleting_dir(&self) -> Option<PathBuf> {
+        self.config.data_dir.as_ref().map(|d| d.join(DELETING_DIR))
+    }
+
+    fn observe_time(&self, now_ms: i64) {
+        self.last_now_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.last_now_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Partition counts of user topics, as the group coordinator sees them.
+fn partition_counter(topics: &TopicMap) -> impl Fn(&str) -> u32 + '_ {
+    |name: &str| match topics.get(name) {
+        Some(topic) if !is_internal_topic(name) => topic.partition_count(),
+        _ => 0,
+    }
+}
+
+/// Opens every topic under `DATA_DIR/topics`, after finishing interrupted
+/// deletes and discarding creations that crashed before `topic.json`.
+fn load_topics(
+    data_dir: &Path,
+    config: &BrokerConfig,
+    now_ms: i64,
+) -> Result<TopicMap, BrokerError> {
+    let (topics_dir, deleting_dir) = (data_dir.join(TOPICS_DIR), data_dir.join(DELETING_DIR));
+    create_dir_durably(&topics_dir)?;
+    create_dir_durably(&deleting_dir)?;
+    clear_tombstones(&deleting_dir)?;
+    let mut topics = TopicMap::new();
+    for dir in list_dir(&topics_dir)? {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !dir.is_dir() || validate_topic_name(name).is_err() {
+            tracing::warn!(path = %dir.display(), "ignoring a stray entry among the topics");
+            continue;
+        }
+        match Topic::open(&dir, &config.log, now_ms)? {
+            Some(topic) => {
+                topics.insert(name.to_owned(), Arc::new(topic));
+            }
+            None => {
+                tracing::warn!(
+                    topic = name,
+                    "removing a topic whose creation did not finish"
+                );
+                remove_via_tombstone(&dir, &deleting_dir)?;
+            }
+        }
+    }
+    Ok(topics)
+}

@@ -1,0 +1,84 @@
+//! Broker configuration and per-topic settings. Validation of the values
+//! happens where they are used (topic creation, group joins); parsing from
+//! files, flags and environment belongs to the server.
+
+use std::path::PathBuf;
+
+pub use citystream_log::{FsyncPolicy, LogConfig};
+
+use crate::BrokerError;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: u32,
+    /// `None`: everything in memory (`--in-memory`).
+    pub data_dir: Option<PathBuf>,
+    /// Defaults for every partition log (topics may override retention).
+    pub log: LogConfig,
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic.
+    pub default_partitions: u32,
+    /// Largest produced batch accepted (bytes, header included).
+    pub batch_bytes_max: u32,
+    /// Largest single record value + key accepted (bytes).
+    pub record_bytes_max: u32,
+    pub group_session_timeout_ms_min: u32,
+    pub group_session_timeout_ms_max: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            data_dir: None,
+            log: LogConfig::default(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            batch_bytes_max: 8 * 1024 * 1024,
+            record_bytes_max: 1024 * 1024,
+            group_session_timeout_ms_min: 1_000,
+            group_session_timeout_ms_max: 300_000,
+        }
+    }
+}
+
+/// Per-topic settings given at creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub segment_bytes: Option<u64>,
+}
+
+impl BrokerConfig {
+    /// Checks every value against its documented bounds, with a message
+    /// that names the setting.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        let invalid = |message: String| Err(BrokerError::InvalidRequest(message));
+        let max = crate::topic::PARTITIONS_PER_TOPIC_MAX;
+        if self.default_partitions == 0 || self.default_partitions > max {
+            return invalid(format!("default_partitions must be 1-{max}"));
+        }
+        if (self.batch_bytes_max as usize) <= citystream_record::BATCH_HEADER_LEN {
+            return invalid("batch_bytes_max must exceed the 64-byte batch header".to_owned());
+        }
+        if self.record_bytes_max == 0 {
+            return invalid("record_bytes_max must be at least 1".to_owned());
+        }
+        if self.group_session_timeout_ms_min == 0
+            || self.group_session_timeout_ms_min > self.group_session_timeout_ms_max
+        {
+            return invalid(
+                "group session timeouts need 0 < group_session_timeout_ms_min <= group_session_timeout_ms_max"
+                    .to_owned(),
+            );
+        }
+        if self.log.segment_bytes_max < crate::topic::SEGMENT_BYTES_MIN {
+            return invalid(format!(
+                "log.segment_bytes_max must be at least {}",
+                crate::topic::SEGMENT_BYTES_MIN
+            ));
+        }
+        Ok(())
+    }
+}

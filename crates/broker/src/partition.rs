@@ -1,0 +1,321 @@
+//! One partition: its log behind a read/write lock, its idempotent-producer
+//! state (under the same lock, so the dedup check and the append are one
+//! step), its high watermark and the watch channel that publishes it, and
+//! a dirty flag so interval fsync skips partitions nobody wrote to.
+//!
+//! The high watermark is kept apart from the log end: on a single broker
+//! every append moves it to the log end, but a replicated partition will
+//! set it below (only what a quorum holds). Reads never go past it.
+//!
+//! Not here: validation of produced batches (`produce`), which topic or
+//! directory the partition belongs to (`topic`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use citystream_log::{LogError, Offset, PartitionLog, Term};
+use citystream_record::{BatchHeader, NO_PRODUCER, RecordBatch};
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::BrokerError;
+use crate::producer_state::{OutOfOrder, ProducerStates, SequenceCheck};
+
+/// Log bytes scanned at open to rebuild producer state (the tail only).
+pub const PRODUCER_SCAN_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// Bytes per read while scanning a log.
+pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Where a partition offset lookup points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    Earliest,
+    Latest,
+    Timestamp(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceOutcome {
+    pub base_offset: u64,
+    pub log_start_offset: u64,
+    /// True when an idempotent producer's batch was a retry already written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOutcome {
+    /// Whole batches, the first containing the requested offset.
+    pub records: Bytes,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+struct PartitionState {
+    log: PartitionLog,
+    producers: ProducerStates,
+}
+
+pub struct Partition {
+    topic: String,
+    index: u32,
+    state: RwLock<PartitionState>,
+    /// Offsets below this are readable (exclusive end).
+    high_watermark: AtomicU64,
+    watermark: watch::Sender<u64>,
+    /// Written since the last sync.
+    dirty: AtomicBool,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("topic", &self.topic)
+            .field("index", &self.index)
+            .field("high_watermark", &self.high_watermark())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Partition {
+    /// Wraps an opened log; rebuilds producer state from the log's tail.
+    pub fn new(
+        topic: &str,
+        index: u32,
+        log: PartitionLog,
+        now_ms: i64,
+    ) -> Result<Partition, BrokerError> {
+        let producers = rebuild_producer_states(&log, now_ms)?;
+        let end = log.next_offset().0;
+        Ok(Partition {
+            topic: topic.to_owned(),
+            index,
+            state: RwLock::new(PartitionState { log, producers }),
+            high_watermark: AtomicU64::new(end),
+            watermark: watch::Sender::new(end),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Appends a validated batch, unless it is an idempotent retry.
+    pub fn append(&self, batch: RecordBatch, now_ms: i64) -> Result<ProduceOutcome, BrokerError> {
+        let header = *batch.header();
+        // Reuse the buffer when we are its only owner; copy otherwise.
+        let mut bytes = batch
+            .into_bytes()
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let mut state = self.state.write();
+        let idempotent = header.producer_id != NO_PRODUCER;
+        if idempotent {
+            let check = state.producers.check(
+                header.producer_id,
+                header.base_sequence,
+                header.record_count,
+            );
+            match check.map_err(|e| self.out_of_order(&header, e))? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate { base_offset } => {
+                    return Ok(ProduceOutcome {
+                        base_offset,
+                        log_start_offset: state.log.start_offset().0,
+                        duplicate: true,
+                    });
+                }
+            }
+        }
+        let info = state.log.append(&mut bytes, Term(0))?;
+        if idempotent {
+            state.producers.record(
+                header.producer_id,
+                header.base_sequence,
+                header.record_count,
+                info.base_offset.0,
+                now_ms,
+            );
+        }
+        self.dirty.store(true, Ordering::Release);
+        self.publish_high_watermark(state.log.next_offset().0);
+        Ok(ProduceOutcome {
+            base_offset: info.base_offset.0,
+            log_start_offset: state.log.start_offset().0,
+            duplicate: false,
+        })
+    }
+
+    /// Whole batches from `offset`, never past the high watermark.
+    pub fn fetch(&self, offset: u64, max_bytes: u32) -> Result<FetchOutcome, BrokerError> {
+        let state = self.state.read();
+        let high_watermark = self.high_watermark();
+        let start = state.log.start_offset().0;
+        if offset < start || offset > high_watermark {
+            return Err(BrokerError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end: high_watermark,
+            });
+        }
+        let mut records = Bytes::new();
+        if offset < high_watermark {
+            let read = state
+                .log
+                .read(Offset(offset), max_bytes as usize)
+                .map_err(|e| map_read_error(e, high_watermark))?;
+            records = read.bytes;
+            if read.next_offset.0 > high_watermark {
+                records = cut_at(records, high_watermark);
+            }
+        }
+        Ok(FetchOutcome {
+            records,
+            high_watermark,
+            log_start_offset: start,
+        })
+    }
+
+    pub fn list_offset(&self, query: OffsetQuery) -> Result<u64, BrokerError> {
+        let state = self.state.read();
+        let high_watermark = self.high_watermark();
+        let start = state.log.start_offset().0;
+        Ok(match query {
+            OffsetQuery::Earliest => start,
+            OffsetQuery::Latest => high_watermark,
+            OffsetQuery::Timestamp(timestamp_ms) => state
+                .log
+                .offset_for_timestamp(timestamp_ms)?
+                .map_or(high_watermark, |o| o.0.clamp(start, high_watermark)),
+        })
+    }
+
+    /// `(log start offset, log size in bytes)`.
+    pub fn log_extent(&self) -> (u64, u64) {
+        let state = self.state.read();
+        (state.log.start_offset().0, state.log.size_bytes())
+    }
+
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.watermark.subscribe()
+    }
+
+    /// fsyncs if anything was written since the last sync.
+    pub fn sync_if_dirty(&self) -> Result<(), BrokerError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.state.write().log.sync();
+        if result.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(result?)
+    }
+
+    /// Applies age and size retention; returns segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, BrokerError> {
+        Ok(self.state.write().log.apply_retention(now_ms)?)
+    }
+
+    /// Reads raw batches for internal replay (ignores the high watermark).
+    pub(crate) fn read_log(&self, from: u64, max_bytes: usize) -> Result<Bytes, BrokerError> {
+        let state = self.state.read();
+        if from >= state.log.next_offset().0 {
+            return Ok(Bytes::new());
+        }
+        Ok(state.log.read(Offset(from), max_bytes)?.bytes)
+    }
+
+    fn publish_high_watermark(&self, high_watermark: u64) {
+        self.high_watermark.store(high_watermark, Ordering::Release);
+        self.watermark.send_replace(high_watermark);
+    }
+
+    fn out_of_order(&self, header: &BatchHeader, error: OutOfOrder) -> BrokerError {
+        BrokerError::OutOfOrderSequence {
+            producer_id: header.producer_id,
+            topic: self.topic.clone(),
+            partition: self.index,
+            expected: error.expected,
+            received: header.base_sequence,
+        }
+    }
+}
+
+fn map_read_error(error: LogError, high_watermark: u64) -> BrokerError {
+    match error {
+        LogError::OffsetOutOfRange {
+            requested, start, ..
+        } => BrokerError::OffsetOutOfRange {
+            requested,
+            start,
+            end: high_watermark,
+        },
+        other => BrokerError::Storage(other),
+    }
+}
+
+/// Headers of the whole batches at the front of `bytes` (stops at the first
+/// undecodable or incomplete one).
+pub(crate) fn batch_headers(bytes: &[u8]) -> impl Iterator<Item = BatchHeader> + '_ {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let header = BatchHeader::decode(rest).ok()?;
+        let len = header.batch_len as usize;
+        if len > rest.len() {
+            return None;
+        }
+        rest = &rest[len..];
+        Some(header)
+    })
+}
+
+/// Keeps only the batches that start below `end`.
+fn cut_at(records: Bytes, end: u64) -> Bytes {
+    let kept: usize = batch_headers(&records)
+        .take_while(|h| h.base_offset < end)
+        .map(|h| h.batch_len as usize)
+        .sum();
+    records.slice(..kept)
+}
+
+/// Replays the batch headers of the log's last [`PRODUCER_SCAN_BYTES_MAX`]
+/// bytes into fresh producer state. Where the tail starts is estimated from
+/// the average batch density (the log has no byte-position lookup); a
+/// producer idle for longer than that window must restart at sequence 0.
+fn rebuild_producer_states(log: &PartitionLog, now_ms: i64) -> Result<ProducerStates, LogError> {
+    let mut states = ProducerStates::new();
+    let (start, end) = (log.start_offset().0, log.next_offset().0);
+    let size = log.size_bytes();
+    let mut at = start;
+    if size > PRODUCER_SCAN_BYTES_MAX {
+        let tail = (u128::from(end - start) * u128::from(PRODUCER_SCAN_BYTES_MAX)
+            / u128::from(size)) as u64;
+        at = end - tail.max(1);
+    }
+    // Each round advances `at` by at least one batch, so this ends at `end`.
+    while at < end {
+        let read = log.read(Offset(at), SCAN_CHUNK_BYTES)?;
+        let mut next = at;
+        for header in batch_headers(&read.bytes) {
+            if header.producer_id != NO_PRODUCER && !header.is_control() {
+                let (id, seq, count) = (
+                    header.producer_id,
+                    header.base_sequence,
+                    header.record_count,
+                );
+                states.record(id, seq, count, header.base_offset, now_ms);
+            }
+            next = header.next_offset();
+        }
+        if next <= at {
+            break;
+        }
+        at = next;
+    }
+    Ok(states)
+}
