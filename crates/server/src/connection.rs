@@ -1,0 +1,244 @@
+//! One client connection. A reader loop frames requests with the protocol
+//! [`FrameCodec`], answers the handshake and undecodable frames itself, and
+//! runs every other request as its own task (at most
+//! `in_flight_per_connection_max` at once), so a long-poll fetch or a
+//! blocking group join never holds up the requests behind it. Each task
+//! encodes its response and hands it to the writer over a bounded queue;
+//! responses therefore leave in completion order, matched to requests by
+//! `request_id` (the pipelining contract).
+//!
+//! Lifetime: the reader stops on end of stream, a fatal framing error, a
+//! writer failure or shutdown, and then cancels the connection's token so
+//! in-flight waits return early. The writer ends once every in-flight task
+//! has dropped its handle on the queue, so responses already being computed
+//! are still flushed before the socket closes. It does not know what any
+//! request means; that is `dispatch.rs`.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use citystream_protocol::{
+    ApiError, ApiKey, ErrorCode, FrameCodec, FrameError, InboundFrame, Request, RequestDecodeError,
+    RequestFrame, Response, ResponseFrame, decode_request, encode_error_response, encode_response,
+};
+use futures::{FutureExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::dispatch::{Outcome, dispatch};
+use crate::server::Shared;
+use crate::writer;
+
+/// Room in the response queue beyond one frame per in-flight request, for
+/// the answers the reader sends itself (handshake, undecodable frames).
+const RESPONSE_QUEUE_SLACK_FRAMES: usize = 8;
+
+/// The reader stopped and the connection is winding down.
+struct Closing;
+
+/// Serves one accepted socket until it closes or the server shuts down.
+pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) {
+    tracing::debug!("connection opened");
+    let (read_half, write_half) = stream.into_split();
+    let in_flight_max = shared.config.in_flight_per_connection_max;
+    let (responses, queue) = mpsc::channel(in_flight_max + RESPONSE_QUEUE_SLACK_FRAMES);
+    let reader = Reader {
+        frames: FramedRead::new(
+            read_half,
+            FrameCodec::for_requests(shared.config.frame_bytes_max),
+        ),
+        in_flight: Arc::new(Semaphore::new(in_flight_max)),
+        handshaken: false,
+        responses,
+        stop: stop.clone(),
+        shared,
+    };
+    tokio::join!(reader.run(), writer::run(queue, write_half, stop));
+    tracing::debug!("connection closed");
+}
+
+struct Reader {
+    frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    /// One permit per request being served.
+    in_flight: Arc<Semaphore>,
+    /// Whether a Hello has succeeded on this connection.
+    handshaken: bool,
+    responses: mpsc::Sender<Bytes>,
+    /// Cancelled on shutdown, or by the reader or writer when they stop.
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+}
+
+impl Reader {
+    async fn run(mut self) {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => break,
+                frame = self.frames.next() => frame,
+            };
+            let step = match frame {
+                Some(Ok(InboundFrame::Frame(body))) => self.on_frame(body).await,
+                Some(Ok(InboundFrame::Oversize {
+                    request_id,
+                    api_key,
+                    frame_len,
+                })) => self.on_oversize(request_id, api_key, frame_len).await,
+                Some(Err(error)) => Err(log_frame_error(&error)),
+                None => Err(Closing),
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        // In-flight long polls and joins return early; their answers (and
+        // those already queued) are still written before the socket closes.
+        self.stop.cancel();
+    }
+
+    async fn on_frame(&mut self, body: Bytes) -> Result<(), Closing> {
+        let frame = match decode_request(body) {
+            Ok(frame) => frame,
+            Err(error) => return self.on_undecodable(error).await,
+        };
+        if matches!(frame.request, Request::Hello(_)) {
+            return self.on_hello(frame).await;
+        }
+        if !self.handshaken {
+            let error = ApiError::new(
+                ErrorCode::HANDSHAKE_REQUIRED,
+                "the first request on a connection must be Hello",
+            );
+            let api_key = frame.request.api_key();
+            return self
+                .send(encode(frame.request_id, api_key, Err(error)))
+                .await;
+        }
+        self.spawn_request(frame).await
+    }
+
+    /// Hello is answered inline, in arrival order, so requests pipelined
+    /// right behind it already see the connection as handshaken.
+    async fn on_hello(&mut self, frame: RequestFrame) -> Result<(), Closing> {
+        let Some(response) = dispatch(&self.shared, &self.stop, frame.request).await else {
+            return Ok(());
+        };
+        self.handshaken |= response.is_ok();
+        self.send(encode(frame.request_id, ApiKey::Hello, response))
+            .await
+    }
+
+    /// Answers a frame the codec could not decode; the connection stays up.
+    async fn on_undecodable(&mut self, error: RequestDecodeError) -> Result<(), Closing> {
+        let Some(request_id) = error.request_id else {
+            // The frame codec never yields a frame shorter than its header,
+            // so this is unreachable in practice; without an id there is no
+            // way to answer, so give up on the stream.
+            tracing::warn!(%error, "request without a readable header; closing");
+            return Err(Closing);
+        };
+        tracing::warn!(request_id, error = %error.error, "undecodable request");
+        let api_key = error.api_key.unwrap_or_default();
+        self.send(encode_error(request_id, api_key, &error.error))
+            .await
+    }
+
+    async fn on_oversize(
+        &mut self,
+        request_id: u32,
+        api_key: u16,
+        frame_len: u32,
+    ) -> Result<(), Closing> {
+        let limit = self.shared.config.frame_bytes_max;
+        tracing::warn!(request_id, frame_len, limit, "oversize frame skipped");
+        let error = ApiError::new(
+            ErrorCode::FRAME_TOO_LARGE,
+            format!("frame of {frame_len} bytes exceeds the limit of {limit} bytes"),
+        );
+        self.send(encode_error(request_id, api_key, &error)).await
+    }
+
+    /// Runs one request as its own task once an in-flight slot is free;
+    /// waiting for the slot is the connection's backpressure.
+    async fn spawn_request(&mut self, frame: RequestFrame) -> Result<(), Closing> {
+        let slot = tokio::select! {
+            biased;
+            () = self.stop.cancelled() => return Err(Closing),
+            slot = Arc::clone(&self.in_flight).acquire_owned() => {
+                slot.expect("the in-flight semaphore is never closed")
+            }
+        };
+        let RequestFrame {
+            request_id,
+            request,
+            ..
+        } = frame;
+        let api_key = request.api_key();
+        let span = tracing::info_span!("request", request_id, api = %api_key);
+        let (shared, stop) = (Arc::clone(&self.shared), self.stop.clone());
+        let responses = self.responses.clone();
+        self.shared.tasks.spawn(
+            async move {
+                if let Some(response) = serve_request(&shared, &stop, request).await {
+                    // A closed queue means the writer is gone with the socket.
+                    let _ = responses.send(encode(request_id, api_key, response)).await;
+                }
+                drop(slot);
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+
+    async fn send(&self, frame: Bytes) -> Result<(), Closing> {
+        self.responses.send(frame).await.map_err(|_| Closing)
+    }
+}
+
+/// Dispatches one request; a panicking handler (a bug) costs the client an
+/// `INTERNAL` answer, not the connection or the server.
+async fn serve_request(shared: &Shared, stop: &CancellationToken, request: Request) -> Outcome {
+    match AssertUnwindSafe(dispatch(shared, stop, request))
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!("request handler panicked");
+            Some(Err(ApiError::new(
+                ErrorCode::INTERNAL,
+                "internal error while serving the request",
+            )))
+        }
+    }
+}
+
+fn log_frame_error(error: &FrameError) -> Closing {
+    match error {
+        FrameError::Io(error) => tracing::debug!(%error, "read failed; closing"),
+        _ => tracing::warn!(%error, "unframeable input; closing"),
+    }
+    Closing
+}
+
+fn encode(request_id: u32, api_key: ApiKey, response: Result<Response, ApiError>) -> Bytes {
+    let mut out = BytesMut::new();
+    let frame = ResponseFrame {
+        request_id,
+        api_key,
+        response,
+    };
+    encode_response(&frame, &mut out);
+    out.freeze()
+}
+
+fn encode_error(request_id: u32, api_key: u16, error: &ApiError) -> Bytes {
+    let mut out = BytesMut::new();
+    encode_error_response(request_id, api_key, error, &mut out);
+    out.freeze()
+}

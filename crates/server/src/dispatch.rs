@@ -1,0 +1,50 @@
+//! The one dispatcher of the native transport: a single match from
+//! [`Request`] to the handler of its resource. Handlers live in `handlers/`,
+//! one file per resource; this file decides nothing but the routing.
+
+use citystream_protocol::{ApiError, Request, Response};
+use tokio_util::sync::CancellationToken;
+
+use crate::handlers::{data, group, handshake, producer, topic};
+use crate::server::Shared;
+
+/// A request's answer; `None` when none is sent (produce with `acks = None`).
+pub(crate) type Outcome = Option<Result<Response, ApiError>>;
+
+/// Serves one decoded request. `stop` is cancelled when the connection or
+/// the server winds down; waiting handlers (long polls, joins) watch it.
+pub(crate) async fn dispatch(
+    shared: &Shared,
+    stop: &CancellationToken,
+    request: Request,
+) -> Outcome {
+    let response = match request {
+        Request::Hello(hello) => handshake::hello(shared, &hello).map(Response::Hello),
+        Request::Produce(produce) => {
+            return data::produce(shared, produce).map(|r| Ok(Response::Produce(r)));
+        }
+        Request::Fetch(fetch) => Ok(Response::Fetch(data::fetch(shared, stop, fetch).await)),
+        Request::ListOffsets(list) => Ok(Response::ListOffsets(data::list_offsets(shared, list))),
+        Request::Metadata(metadata) => Ok(Response::Metadata(topic::metadata(shared, &metadata))),
+        Request::CreateTopic(create) => topic::create(shared, &create).map(Response::CreateTopic),
+        Request::DeleteTopic(delete) => topic::delete(shared, &delete).map(Response::DeleteTopic),
+        Request::InitProducer(_) => producer::init(shared).map(Response::InitProducer),
+        Request::JoinGroup(join) => group::join(shared, stop, join)
+            .await
+            .map(Response::JoinGroup),
+        Request::SyncGroup(sync) => group::sync(shared, &sync).map(Response::SyncGroup),
+        Request::Heartbeat(beat) => group::heartbeat(shared, &beat).map(Response::Heartbeat),
+        Request::LeaveGroup(leave) => group::leave(shared, &leave).map(Response::LeaveGroup),
+        Request::CommitOffsets(commit) => {
+            group::commit(shared, commit).map(Response::CommitOffsets)
+        }
+        Request::FetchOffsets(fetch) => {
+            Ok(Response::FetchOffsets(group::fetch_offsets(shared, fetch)))
+        }
+        Request::ListGroups(_) => Ok(Response::ListGroups(group::list(shared))),
+        Request::DescribeGroup(describe) => {
+            group::describe(shared, &describe).map(Response::DescribeGroup)
+        }
+    };
+    Some(response)
+}

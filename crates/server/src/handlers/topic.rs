@@ -1,0 +1,145 @@
+//! Topics as a resource: cluster metadata, create and delete. On a single
+//! broker this node leads and holds every partition, is the controller and
+//! is the only broker listed. Name rules and storage are the broker's.
+
+use citystream_broker::{TopicInfo, TopicSettings};
+use citystream_protocol::{
+    ApiError, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
+    MetadataRequest, MetadataResponse, NodeRef, PartitionMetadata, PartitionStatus, TopicConfig,
+    TopicMetadata,
+};
+
+use crate::errors::{api_error, invalid_request, partition_status};
+use crate::server::Shared;
+
+/// Most partitions one topic may be created with.
+const TOPIC_PARTITIONS_MAX: u32 = 10_000;
+/// Brokers a partition can be replicated to: this node alone.
+const BROKERS_AVAILABLE: u16 = 1;
+
+pub(crate) fn metadata(shared: &Shared, request: &MetadataRequest) -> MetadataResponse {
+    let node_id = shared.broker.config().node_id;
+    let topics = match &request.topics {
+        None => shared
+            .broker
+            .list_topics()
+            .iter()
+            .map(|info| topic_metadata(node_id, info))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .map(|name| match shared.broker.describe_topic(name) {
+                Ok(info) => topic_metadata(node_id, &info),
+                Err(error) => missing_topic(name, partition_status(&error)),
+            })
+            .collect(),
+    };
+    MetadataResponse {
+        cluster_id: shared.config.cluster_id.clone(),
+        controller_id: node_id,
+        brokers: vec![NodeRef {
+            node_id,
+            address: shared.config.advertised_address.clone(),
+        }],
+        topics,
+    }
+}
+
+pub(crate) fn create(
+    shared: &Shared,
+    request: &CreateTopicRequest,
+) -> Result<CreateTopicResponse, ApiError> {
+    check_partitions(request.partitions)?;
+    check_replication(request.config.replication)?;
+    let settings = topic_settings(&request.config);
+    let info = shared
+        .broker
+        .create_topic(&request.name, request.partitions, settings)
+        .map_err(|e| api_error(&e))?;
+    tracing::info!(topic = %info.name, partitions = request.partitions, "topic created");
+    let node_id = shared.broker.config().node_id;
+    Ok(CreateTopicResponse {
+        topic: topic_metadata(node_id, &info),
+    })
+}
+
+pub(crate) fn delete(
+    shared: &Shared,
+    request: &DeleteTopicRequest,
+) -> Result<DeleteTopicResponse, ApiError> {
+    shared
+        .broker
+        .delete_topic(&request.name)
+        .map_err(|e| api_error(&e))?;
+    tracing::info!(topic = %request.name, "topic deleted");
+    Ok(DeleteTopicResponse {})
+}
+
+fn check_partitions(partitions: u32) -> Result<(), ApiError> {
+    if partitions == 0 {
+        return Err(invalid_request("a topic needs at least 1 partition"));
+    }
+    if partitions > TOPIC_PARTITIONS_MAX {
+        return Err(invalid_request(format!(
+            "{partitions} partitions exceed the limit of {TOPIC_PARTITIONS_MAX}"
+        )));
+    }
+    Ok(())
+}
+
+/// `0` asks for the default, which on one broker is 1.
+fn check_replication(replication: u16) -> Result<(), ApiError> {
+    if replication > BROKERS_AVAILABLE {
+        return Err(invalid_request(format!(
+            "replication factor {replication} exceeds the {BROKERS_AVAILABLE} available broker(s)"
+        )));
+    }
+    Ok(())
+}
+
+fn topic_settings(config: &TopicConfig) -> TopicSettings {
+    TopicSettings {
+        retention_ms: config.retention_ms,
+        retention_bytes: config.retention_bytes,
+        segment_bytes: config.segment_bytes,
+    }
+}
+
+fn topic_config(settings: &TopicSettings) -> TopicConfig {
+    TopicConfig {
+        replication: BROKERS_AVAILABLE,
+        retention_ms: settings.retention_ms,
+        retention_bytes: settings.retention_bytes,
+        segment_bytes: settings.segment_bytes,
+    }
+}
+
+fn topic_metadata(node_id: u32, info: &TopicInfo) -> TopicMetadata {
+    let partitions = info
+        .partitions
+        .iter()
+        .map(|partition| PartitionMetadata {
+            partition: partition.partition,
+            leader: node_id,
+            replicas: vec![node_id],
+            log_start_offset: partition.log_start_offset,
+            high_watermark: partition.high_watermark,
+        })
+        .collect();
+    TopicMetadata {
+        name: info.name.clone(),
+        status: PartitionStatus::ok(),
+        config: topic_config(&info.settings),
+        partitions,
+    }
+}
+
+/// The entry of a requested topic that cannot be described.
+fn missing_topic(name: &str, status: PartitionStatus) -> TopicMetadata {
+    TopicMetadata {
+        name: name.to_string(),
+        status,
+        config: TopicConfig::default(),
+        partitions: Vec::new(),
+    }
+}

@@ -1,0 +1,67 @@
+//! Housekeeping the domain cannot do itself because it owns no clock or
+//! task: `Broker::tick` every `tick_interval_ms` (group sessions, rebalance
+//! deadlines, retention) and, under `FsyncPolicy::Interval`,
+//! `Broker::sync_logs` every `interval_ms` (group commit). Both run on the
+//! blocking pool since they may touch the disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_broker::{Broker, FsyncPolicy};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ServerConfig;
+use crate::clock::now_ms;
+
+/// Starts the timers; they stop when `stop` is cancelled. The returned
+/// tracker is closed, so `wait` returns once they have.
+pub(crate) fn start(
+    broker: &Arc<Broker>,
+    config: &ServerConfig,
+    stop: &CancellationToken,
+) -> TaskTracker {
+    let timers = TaskTracker::new();
+    let tick_broker = Arc::clone(broker);
+    timers.spawn(every(
+        config.tick_interval_ms,
+        "tick",
+        stop.clone(),
+        move || {
+            tick_broker.tick(now_ms());
+        },
+    ));
+    if let FsyncPolicy::Interval { interval_ms } = broker.config().log.fsync {
+        let sync_broker = Arc::clone(broker);
+        timers.spawn(every(interval_ms, "sync_logs", stop.clone(), move || {
+            if let Err(error) = sync_broker.sync_logs() {
+                tracing::warn!(%error, "interval fsync failed");
+            }
+        }));
+    }
+    timers.close();
+    timers
+}
+
+/// Runs `job` every `period_ms` (at least 1 ms) until `stop`. A slow job
+/// delays the next run instead of bunching missed ones up.
+async fn every<F>(period_ms: u64, name: &'static str, stop: CancellationToken, job: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let job = Arc::new(job);
+    let mut ticks = tokio::time::interval(Duration::from_millis(period_ms.max(1)));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let job = Arc::clone(&job);
+        if let Err(error) = tokio::task::spawn_blocking(move || job()).await {
+            tracing::warn!(timer = name, %error, "timer job failed");
+        }
+    }
+}
