@@ -18,11 +18,29 @@
 
 // API CONTRACT (implemented by the log work; signatures are fixed, bodies are not).
 
+mod append;
+mod index;
+mod log_start;
+mod read;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+mod storage;
+mod truncate;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
-pub use citystream_record::{Offset, Term};
+pub use citystream_record::{BatchHeader, Offset, Term};
+pub use storage::{FileStorage, MemoryStorage, Storage, StorageFile};
+
+use crate::log_start::LogStart;
+use crate::read::ReadHint;
+use crate::segment::Segment;
 
 /// When appended bytes are forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,105 +120,226 @@ pub struct ReadResult {
     pub next_offset: Offset,
 }
 
-/// A place to keep segment and index files. The file backend maps names to
-/// files in one directory; the memory backend keeps them in a map (and can
-/// model the loss of unsynced writes for simulations).
-pub trait Storage: Send + Sync + std::fmt::Debug {
-    // Defined by the log work.
+pub struct PartitionLog {
+    storage: Arc<dyn Storage>,
+    config: LogConfig,
+    /// Oldest first; never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    /// Start offset and floor term, as last written to `log-start-offset`.
+    log_start: LogStart,
+    /// Term of the last batch, or the floor term if there is none.
+    last_term: u64,
+    /// Where the last read ended, so a consumer's next read skips the index.
+    read_hint: Mutex<Option<ReadHint>>,
 }
 
-pub struct PartitionLog {
-    _private: (),
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("storage", &self.storage)
+            .field("start_offset", &self.log_start.start_offset)
+            .field("next_offset", &self.next_offset().0)
+            .field("last_term", &self.last_term)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
 }
 
 impl PartitionLog {
     /// Opens (or creates) a file-backed log in `dir`, recovering it:
     /// rebuilds missing or damaged indexes, cuts a torn or corrupt tail.
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog, LogError> {
-        let _ = (dir.into(), config);
-        todo!()
+        let dir = dir.into();
+        let storage =
+            FileStorage::new(&dir).map_err(|source| LogError::Io { path: dir, source })?;
+        PartitionLog::open_with(Arc::new(storage), config)
     }
 
     /// A log kept in memory only.
     pub fn in_memory(config: LogConfig) -> PartitionLog {
-        let _ = config;
-        todo!()
+        PartitionLog::open_with(Arc::new(MemoryStorage::new()), config)
+            .expect("an empty in-memory log always opens")
+    }
+
+    /// Opens (or creates) a log on any [`Storage`], recovering it as
+    /// [`PartitionLog::open`] does. `segment_bytes_max` is clamped to
+    /// `[BATCH_HEADER_LEN, u32::MAX]` (index positions are `u32`).
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        mut config: LogConfig,
+    ) -> Result<PartitionLog, LogError> {
+        config.segment_bytes_max = config.segment_bytes_max.clamp(
+            citystream_record::BATCH_HEADER_LEN as u64,
+            u64::from(u32::MAX),
+        );
+        let (segments, log_start) = recovery::recover(&*storage, config.index_interval_bytes)?;
+        let mut log = PartitionLog {
+            storage,
+            config,
+            segments,
+            log_start,
+            last_term: 0,
+            read_hint: Mutex::new(None),
+        };
+        log.last_term = log.derive_last_term();
+        log.check_invariants();
+        Ok(log)
     }
 
     /// Leader append: validates `batch` (one encoded batch, CRC checked),
     /// assigns it the next offset and `term`, writes it, and fsyncs if the
     /// policy is `Always`.
     pub fn append(&mut self, batch: &mut [u8], term: Term) -> Result<AppendInfo, LogError> {
-        let _ = (batch, term);
-        todo!()
+        self.append_leader(batch, term)
     }
 
     /// Follower append: the batch already carries its offset and term, which
     /// must continue the log (`NonContiguous`, `TermWentBackwards` otherwise).
     pub fn append_replicated(&mut self, batch: &[u8]) -> Result<AppendInfo, LogError> {
-        let _ = batch;
-        todo!()
+        self.append_follower(batch)
     }
 
     /// Reads whole batches starting with the one containing `from`, up to
     /// `max_bytes` (at least one whole batch is returned even if larger, so a
-    /// consumer can always make progress).
+    /// consumer can always make progress). Only batches of one segment are
+    /// returned; every batch's CRC is checked again before it is served.
     pub fn read(&self, from: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let _ = (from, max_bytes);
-        todo!()
+        self.read_batches(from.0, max_bytes)
+    }
+
+    /// Headers of up to `count_max` whole batches starting with the one
+    /// containing `from` (for Raft: batch boundaries and terms without the
+    /// records). Empty when `from == next_offset()`.
+    pub fn read_batch_headers(
+        &self,
+        from: Offset,
+        count_max: usize,
+    ) -> Result<Vec<BatchHeader>, LogError> {
+        self.read_headers(from.0, count_max)
     }
 
     /// First offset whose batch's max timestamp is `>= timestamp_ms`, or
     /// `None` if every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>, LogError> {
-        let _ = timestamp_ms;
-        todo!()
+        let start_offset = self.log_start.start_offset;
+        for segment in &self.segments {
+            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start_offset)? {
+                return Ok(Some(Offset(offset)));
+            }
+        }
+        Ok(None)
     }
 
-    /// Removes every batch after the one containing `offset` (Raft log
-    /// repair). `offset` must be at a batch boundary end; afterwards
-    /// `next_offset() == offset + 1`.
+    /// Removes every batch after `offset`. Raft-friendly semantics: batches
+    /// whose last offset is `<= offset` are kept and the rest removed, so if
+    /// `offset` falls inside a batch that whole batch is removed too and
+    /// `next_offset()` becomes its base offset (`<= offset`); at a batch end,
+    /// `next_offset() == offset + 1`. `offset` may be `start_offset() - 1`
+    /// (empties the log); a no-op at `next_offset() - 1`; `OffsetOutOfRange`
+    /// outside that range. To empty a log starting at 0 use [`Self::reset`].
     pub fn truncate_after(&mut self, offset: Offset) -> Result<(), LogError> {
-        let _ = offset;
-        todo!()
+        self.truncate_after_offset(offset.0)
+    }
+
+    /// Empties the log and restarts it at `next_offset` with `last_term() ==
+    /// term`, as a follower does after installing a snapshot. Durable on
+    /// return.
+    pub fn reset(&mut self, next_offset: Offset, term: Term) -> Result<(), LogError> {
+        self.reset_to(next_offset.0, term.0)
     }
 
     /// Drops whole segments entirely below `offset` and moves the start
     /// offset up to `offset` (records below it are no longer served).
+    /// `offset` above `next_offset()` is `OffsetOutOfRange`; at or below the
+    /// start it is a no-op. Durable on return.
     pub fn purge_before(&mut self, offset: Offset) -> Result<(), LogError> {
-        let _ = offset;
-        todo!()
+        self.purge_before_offset(offset.0)
     }
 
     /// Applies age and size retention; returns how many segments were
     /// deleted. The active segment is never deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
-        let _ = now_ms;
-        todo!()
+        self.apply_retention_at(now_ms)
     }
 
     /// Forces written bytes to stable storage (interval policy calls this).
     pub fn sync(&mut self) -> Result<(), LogError> {
-        todo!()
+        for segment in &mut self.segments {
+            segment.sync()?;
+        }
+        Ok(())
     }
 
     /// First offset still served.
     pub fn start_offset(&self) -> Offset {
-        todo!()
+        Offset(self.log_start.start_offset)
     }
 
     /// Offset the next appended record will get (log end offset).
     pub fn next_offset(&self) -> Offset {
-        todo!()
+        Offset(self.active().next_offset())
     }
 
-    /// Term of the last batch (0 if empty).
+    /// Term of the last batch (0 if empty; after [`Self::reset`] or once
+    /// every batch was purged, the term the log was left with).
     pub fn last_term(&self) -> Term {
-        todo!()
+        Term(self.last_term)
     }
 
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.segments.iter().map(Segment::size_bytes).sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The configuration in force (after clamping).
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// Term of the newest batch still stored, else the floor term.
+    fn derive_last_term(&self) -> u64 {
+        self.segments
+            .iter()
+            .rev()
+            .find_map(Segment::last_term)
+            .unwrap_or(self.log_start.floor_term)
+    }
+
+    /// Cheap structural invariants, checked after every change of shape.
+    fn check_invariants(&self) {
+        assert!(!self.segments.is_empty(), "no active segment");
+        for pair in self.segments.windows(2) {
+            assert_eq!(
+                pair[0].next_offset(),
+                pair[1].base_offset(),
+                "offsets are not dense"
+            );
+        }
+        assert!(self.segments[0].base_offset() <= self.log_start.start_offset);
+        assert!(self.log_start.start_offset <= self.active().next_offset());
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        // Saves recovery a scan on the next open; losing it is harmless.
+        let _ = self.active_mut().flush_indexes();
     }
 }

@@ -1,0 +1,99 @@
+//! Removing the beginning of the log: `purge_before` (explicit, e.g. after a
+//! snapshot or a delete-records request) and retention by age and size.
+//! Only whole segments are deleted, oldest first, never the active one.
+//!
+//! The start offset is persisted before any segment is deleted, so a crash
+//! in between never serves purged records; recovery finishes the deletion.
+
+use crate::LogError;
+use crate::log_start::LogStart;
+use crate::{LogConfig, PartitionLog};
+
+impl PartitionLog {
+    pub(crate) fn purge_before_offset(&mut self, offset: u64) -> Result<(), LogError> {
+        let start = self.log_start.start_offset;
+        let end = self.next_offset().0;
+        if offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        if offset <= start {
+            return Ok(());
+        }
+        if offset == end && !self.active().is_empty() {
+            // Everything goes: start a fresh segment so the old active one
+            // can be deleted too.
+            self.roll()?;
+        }
+        self.clear_read_hint();
+        self.write_log_start(LogStart {
+            start_offset: offset,
+            floor_term: self.last_term,
+        })?;
+        let purged = self
+            .segments
+            .iter()
+            .take(self.segments.len() - 1)
+            .take_while(|s| s.next_offset() <= offset)
+            .count();
+        self.delete_oldest(purged)?;
+        self.check_invariants();
+        Ok(())
+    }
+
+    pub(crate) fn apply_retention_at(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let mut size_bytes = self.size_bytes();
+        let mut deleted = 0;
+        // Ends: each step deletes a segment, and the active one is never
+        // a candidate.
+        while deleted + 1 < self.segments.len() {
+            let oldest = &self.segments[deleted];
+            let expired = is_expired(&self.config, oldest.max_timestamp_ms(), now_ms);
+            let oversized = self
+                .config
+                .retention_bytes
+                .is_some_and(|max| size_bytes > max);
+            if !expired && !oversized {
+                break;
+            }
+            size_bytes -= oldest.size_bytes();
+            deleted += 1;
+        }
+        if deleted == 0 {
+            return Ok(0);
+        }
+        self.clear_read_hint();
+        let start_offset = self.segments[deleted]
+            .base_offset()
+            .max(self.log_start.start_offset);
+        // Persisted first, like a purge, and so the floor term survives if
+        // no batch is left.
+        self.write_log_start(LogStart {
+            start_offset,
+            floor_term: self.last_term,
+        })?;
+        self.delete_oldest(deleted)?;
+        self.check_invariants();
+        tracing::info!(deleted, start_offset, "retention deleted segments");
+        Ok(deleted)
+    }
+
+    fn delete_oldest(&mut self, count: usize) -> Result<(), LogError> {
+        for segment in self.segments.drain(..count) {
+            segment.delete(&*self.storage)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a segment whose newest record is `max_timestamp_ms` is past the
+/// age limit at `now_ms`.
+fn is_expired(config: &LogConfig, max_timestamp_ms: i64, now_ms: i64) -> bool {
+    config.retention_ms.is_some_and(|retention_ms| {
+        let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
+        max_timestamp_ms < now_ms.saturating_sub(retention_ms)
+    })
+}

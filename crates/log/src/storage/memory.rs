@@ -1,0 +1,154 @@
+//! [`MemoryStorage`]: files kept in memory, with a model of what a crash
+//! loses. Every file remembers how many of its bytes were synced;
+//! [`MemoryStorage::crash`] cuts every file back to that length, as a power
+//! loss would. Creations, deletions and atomic writes are treated as durable
+//! at once (a simplification the file backend earns with directory fsyncs).
+//!
+//! Clones share the same files, so a test can keep a handle, drop the log,
+//! crash the storage and reopen a log on it.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{Storage, StorageFile};
+
+#[derive(Debug, Default)]
+struct MemoryFileState {
+    bytes: Vec<u8>,
+    synced_len: usize,
+}
+
+type SharedFile = Arc<Mutex<MemoryFileState>>;
+
+/// In-memory files; cheap to clone (clones share state).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    files: Arc<Mutex<HashMap<String, SharedFile>>>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    /// Simulates a power loss: every file loses its unsynced bytes. Drop the
+    /// log using this storage first; open a new one afterwards.
+    pub fn crash(&self) {
+        for file in self.files.lock().values() {
+            let mut state = file.lock();
+            let synced_len = state.synced_len;
+            state.bytes.truncate(synced_len);
+        }
+    }
+
+    /// A copy of a file's bytes (for tests that inspect or damage files).
+    pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        let file = self.files.lock().get(name).cloned()?;
+        let bytes = file.lock().bytes.clone();
+        Some(bytes)
+    }
+
+    /// Replaces a file's bytes and marks them synced (to inject damage).
+    pub fn set_file_bytes(&self, name: &str, bytes: Vec<u8>) {
+        let state = MemoryFileState {
+            synced_len: bytes.len(),
+            bytes,
+        };
+        let mut files = self.files.lock();
+        match files.get(name) {
+            Some(file) => *file.lock() = state,
+            None => {
+                files.insert(name.to_owned(), Arc::new(Mutex::new(state)));
+            }
+        }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn open(&self, name: &str, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        let mut files = self.files.lock();
+        let file = match files.get(name) {
+            Some(file) => file.clone(),
+            None if create => files.entry(name.to_owned()).or_default().clone(),
+            None => return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
+        };
+        Ok(Box::new(MemoryFile { file }))
+    }
+
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.files.lock().remove(name);
+        Ok(())
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.files.lock().keys().cloned().collect())
+    }
+
+    fn read_whole(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.file_bytes(name))
+    }
+
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.set_file_bytes(name, bytes.to_vec());
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn location(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("memory:{name}"))
+    }
+}
+
+/// A handle on one in-memory file; outlives a `delete` of its name, like an
+/// open file descriptor does.
+#[derive(Debug)]
+struct MemoryFile {
+    file: SharedFile,
+}
+
+impl StorageFile for MemoryFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.lock().bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn read_at(&self, position: u64, buf: &mut [u8]) -> io::Result<()> {
+        let state = self.file.lock();
+        let start = usize::try_from(position).unwrap_or(usize::MAX);
+        let end = start.saturating_add(buf.len());
+        if end > state.bytes.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of a memory file",
+            ));
+        }
+        buf.copy_from_slice(&state.bytes[start..end]);
+        Ok(())
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.file.lock().bytes.len() as u64)
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut state = self.file.lock();
+        let len = usize::try_from(len).expect("memory file length fits usize");
+        state.bytes.truncate(len);
+        // Modelled as durable at once: the log syncs right after truncating.
+        state.synced_len = state.synced_len.min(len);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut state = self.file.lock();
+        state.synced_len = state.bytes.len();
+        Ok(())
+    }
+}
