@@ -1,5 +1,118 @@
-//! The `citystream` binary.
+//! The `citystream` binary: parses the command line, starts a tokio runtime
+//! and dispatches to one module per subcommand under `cmd/`. It owns exit
+//! codes and error printing (`output`), nothing else: each subcommand's
+//! behaviour lives in its own module.
 
-fn main() {
-    println!("citystream: under construction");
+mod cmd;
+mod input;
+mod output;
+mod timestamp;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd::{bench, broker, consume, group, produce, topic};
+
+const EXAMPLES: &str = "\
+Examples:
+  citystream broker --data-dir ./data --listen 127.0.0.1:9400
+  citystream topic create sensors --partitions 3
+  seq 1 10 | citystream produce sensors
+  citystream consume sensors --from-beginning
+  citystream group describe dashboard
+  citystream bench produce --count 100000 --size 100
+
+Every client subcommand talks to --broker (default 127.0.0.1:9400, env CITYSTREAM_BROKER).
+Run `citystream <subcommand> --help` for the examples of each subcommand.";
+
+/// citystream: a distributed streaming broker for city and IoT data.
+#[derive(Debug, Parser)]
+#[command(name = "citystream", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker node.
+    Broker(broker::BrokerArgs),
+    /// Create, list, describe and delete topics.
+    Topic(topic::TopicArgs),
+    /// Write records from stdin or a file to a topic.
+    Produce(produce::ProduceArgs),
+    /// Read records from a topic and print them.
+    Consume(consume::ConsumeArgs),
+    /// List, describe and reset consumer groups.
+    Group(group::GroupArgs),
+    /// Measure throughput and latency of produce, consume or end to end.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log_level = match cli.command {
+        Command::Broker(_) => "info",
+        _ => "warn",
+    };
+    output::init_tracing(default_log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command));
+    // Do not wait for stray blocking tasks (e.g. a stdin reader) at exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => output::report_error(&error),
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Broker(args) => broker::run(args).await,
+        Command::Topic(args) => topic::run(args).await,
+        Command::Produce(args) => produce::run(args).await,
+        Command::Consume(args) => consume::run(args).await,
+        Command::Group(args) => group::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// The clap definition is consistent (no duplicate flags, bad defaults...).
+    #[test]
+    fn command_line_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand, at every depth, carries examples in its help.
+    #[test]
+    fn every_subcommand_has_examples() {
+        fn check(command: &clap::Command, path: &str) {
+            let help = command
+                .get_after_help()
+                .or(command.get_after_long_help())
+                .map(|help| help.to_string())
+                .unwrap_or_default();
+            assert!(help.contains("Example"), "{path} has no examples");
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "citystream");
+    }
 }

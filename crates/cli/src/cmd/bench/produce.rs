@@ -1,0 +1,151 @@
+//! The producing side of a benchmark: one task per producer, each with its
+//! own `Client` (its own connection) and `Producer`. Without a rate it sends
+//! as fast as the producer accepts; with one it sends at fixed intervals and
+//! measures latency from the *scheduled* send time, so a stall delays the
+//! measured records instead of hiding them (no coordinated omission).
+//! Every value starts with the send time, for end-to-end latency.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::{BufMut as _, Bytes, BytesMut};
+use citystream_client::{ClientError, DeliveryFuture, Producer, ProducerRecord};
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::report::{new_histogram, record_latency};
+
+/// Bytes at the start of each value holding the send time.
+pub const STAMP_BYTES: usize = 8;
+
+/// Deliveries handed to the acknowledgement collector and not yet taken.
+const ACK_QUEUE_MAX: usize = 65_536;
+
+/// What one producer task sends.
+#[derive(Debug, Clone)]
+pub struct ProducerPlan {
+    pub topic: String,
+    pub count: u64,
+    pub size_bytes: usize,
+    /// Time between two sends with `--rate`; `None`: as fast as possible.
+    pub interval: Option<Duration>,
+    /// Zero point of the stamps in values (shared with consumers).
+    pub base: Instant,
+}
+
+/// Sends the plan's records and returns the send-to-ack latencies.
+pub async fn run_producer(
+    plan: ProducerPlan,
+    producer: Producer,
+) -> anyhow::Result<Histogram<u64>> {
+    let (acks, acks_received) = mpsc::channel(ACK_QUEUE_MAX);
+    let collector = tokio::spawn(collect_acks(acks_received));
+    let started = Instant::now();
+    for index in 0..plan.count {
+        let scheduled = match plan.interval {
+            Some(interval) => {
+                let at = started + interval.mul_f64(index as f64);
+                if at > Instant::now() {
+                    tokio::time::sleep_until(at).await;
+                }
+                at
+            }
+            None => Instant::now(),
+        };
+        let value = payload(plan.size_bytes, scheduled.duration_since(plan.base));
+        let delivery = producer
+            .send(ProducerRecord::new(plan.topic.clone(), value))
+            .await
+            .context("sending a record")?;
+        if acks.send((scheduled, delivery)).await.is_err() {
+            break; // the collector stopped on an error, returned below
+        }
+    }
+    drop(acks);
+    producer.flush().await.context("flushing the producer")?;
+    let latencies = collector
+        .await
+        .context("the acknowledgement collector panicked")?
+        .context("a record was not acknowledged")?;
+    producer.close().await.context("closing the producer")?;
+    Ok(latencies)
+}
+
+/// Awaits deliveries as they arrive, so each latency is taken when its
+/// acknowledgement lands, not when the sender gets round to looking.
+async fn collect_acks(
+    mut deliveries: mpsc::Receiver<(Instant, DeliveryFuture)>,
+) -> Result<Histogram<u64>, ClientError> {
+    let mut latencies = new_histogram();
+    let mut pending = FuturesUnordered::new();
+    let mut receiving = true;
+    while receiving || !pending.is_empty() {
+        tokio::select! {
+            received = deliveries.recv(), if receiving => match received {
+                Some((scheduled, delivery)) => pending.push(async move {
+                    delivery.await.map(|_| scheduled.elapsed())
+                }),
+                None => receiving = false,
+            },
+            Some(latency) = pending.next(), if !pending.is_empty() => {
+                record_latency(&mut latencies, latency?);
+            }
+            else => break,
+        }
+    }
+    Ok(latencies)
+}
+
+/// A value of `size_bytes`: the send time since `base` in nanoseconds
+/// (little-endian u64, cut short if the value is smaller), then zeros.
+pub fn payload(size_bytes: usize, since_base: Duration) -> Bytes {
+    let nanos = u64::try_from(since_base.as_nanos()).unwrap_or(u64::MAX);
+    let mut value = BytesMut::with_capacity(size_bytes.max(STAMP_BYTES));
+    value.put_u64_le(nanos);
+    value.resize(size_bytes.max(STAMP_BYTES), 0);
+    value.truncate(size_bytes);
+    value.freeze()
+}
+
+/// The send time stamped into a benchmark value, if it has one.
+pub fn read_stamp(value: &[u8]) -> Option<Duration> {
+    let stamp: [u8; STAMP_BYTES] = value.get(..STAMP_BYTES)?.try_into().ok()?;
+    Some(Duration::from_nanos(u64::from_le_bytes(stamp)))
+}
+
+/// Splits `total` over `parts` as evenly as possible (the first get more).
+pub fn split_count(total: u64, parts: u32) -> Vec<u64> {
+    assert!(parts > 0, "split over at least one part");
+    let parts = u64::from(parts);
+    (0..parts)
+        .map(|index| total / parts + u64::from(index < total % parts))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A payload carries its stamp and has exactly the asked size.
+    #[test]
+    fn payload_round_trips_its_stamp() {
+        let value = payload(100, Duration::from_nanos(123_456_789));
+        assert_eq!(value.len(), 100);
+        assert_eq!(read_stamp(&value), Some(Duration::from_nanos(123_456_789)));
+        assert!(value[STAMP_BYTES..].iter().all(|&b| b == 0));
+        let short = payload(4, Duration::from_nanos(1));
+        assert_eq!(short.len(), 4);
+        assert_eq!(read_stamp(&short), None);
+    }
+
+    /// Counts split evenly and add up to the total.
+    #[test]
+    fn split_count_is_even_and_complete() {
+        assert_eq!(split_count(10, 3), vec![4, 3, 3]);
+        assert_eq!(split_count(2, 4), vec![1, 1, 0, 0]);
+        assert_eq!(split_count(9, 1), vec![9]);
+    }
+}
