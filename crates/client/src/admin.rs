@@ -3,6 +3,8 @@
 //! the controller in a cluster); offset lookups go to the partition leader.
 //! It keeps no state besides the client handle.
 
+use std::collections::HashMap;
+
 use citystream_protocol::{
     CreateTopicRequest, DeleteTopicRequest, DescribeGroupRequest, DescribeGroupResponse, ErrorCode,
     GroupSummary, ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Request,
@@ -122,35 +124,42 @@ impl Admin {
     }
 }
 
-/// Looks up `spec` for each partition (all sent to the first one's leader),
-/// returning `(topic, partition, offset)` in the broker's order, or the
-/// first partition error.
+/// Looks up `spec` for each partition, asking each partition's leader
+/// (one request per leader), and returns `(topic, partition, offset)` in
+/// the brokers' order, or the first partition error.
 pub(crate) async fn list_offsets(
     client: &Client,
     partitions: Vec<(String, u32)>,
     spec: OffsetSpec,
 ) -> Result<Vec<(String, u32, u64)>, ClientError> {
-    let Some((topic, partition)) = partitions.first().cloned() else {
-        return Ok(Vec::new());
-    };
-    let request = Request::ListOffsets(ListOffsetsRequest {
-        partitions: partitions
-            .into_iter()
-            .map(|(topic, partition)| ListOffsetsPartition {
+    let mut by_leader: HashMap<String, Vec<ListOffsetsPartition>> = HashMap::new();
+    for (topic, partition) in partitions {
+        let address = client
+            .leader_address(&topic, partition)
+            .unwrap_or_else(|| client.preferred_address());
+        by_leader
+            .entry(address)
+            .or_default()
+            .push(ListOffsetsPartition {
                 topic,
                 partition,
                 spec,
-            })
-            .collect(),
-    });
-    match client.request_to_leader(&topic, partition, request).await? {
-        Response::ListOffsets(response) => response
-            .partitions
-            .into_iter()
-            .map(|p| status_result(&p.status).map(|()| (p.topic, p.partition, p.offset)))
-            .collect(),
-        other => Err(ClientError::unexpected_response("ListOffsets", &other)),
+            });
     }
+    let mut offsets = Vec::new();
+    for (address, partitions) in by_leader {
+        let request = Request::ListOffsets(ListOffsetsRequest { partitions });
+        match client.request_to(&address, request).await? {
+            Response::ListOffsets(response) => {
+                for p in response.partitions {
+                    status_result(&p.status)?;
+                    offsets.push((p.topic, p.partition, p.offset));
+                }
+            }
+            other => return Err(ClientError::unexpected_response("ListOffsets", &other)),
+        }
+    }
+    Ok(offsets)
 }
 
 fn unknown_topic(name: &str) -> ClientError {

@@ -122,7 +122,6 @@ impl Client {
 
     // ---- crate-internal routing -------------------------------------------
 
-    #[allow(dead_code)] // used by the consumer
     pub(crate) fn config(&self) -> &ClientConfig {
         &self.inner.config
     }
@@ -136,20 +135,6 @@ impl Client {
         let connection = self.connection(address).await?;
         let timeout = self.timeout_for(&request);
         connection.call(request, timeout).await
-    }
-
-    /// Sends `request` to the leader of `topic`/`partition` (any broker if
-    /// the leader is not known yet).
-    pub(crate) async fn request_to_leader(
-        &self,
-        topic: &str,
-        partition: u32,
-        request: Request,
-    ) -> Result<Response, ClientError> {
-        match self.leader_address(topic, partition) {
-            Some(address) => self.request_to(&address, request).await,
-            None => self.request(request).await,
-        }
     }
 
     /// The cached leader address of a partition.
