@@ -27,7 +27,10 @@ fuzz_target!(|input: &[u8]| {
 
 /// Delivers the input in two pieces, as a socket might, decoding every frame.
 fn frame_stream(mut codec: FrameCodec, input: &[u8]) {
-    let split_at = input.first().map_or(0, |&b| usize::from(b)).min(input.len());
+    let split_at = input
+        .first()
+        .map_or(0, |&b| usize::from(b))
+        .min(input.len());
     let mut buffer = BytesMut::new();
     for piece in [&input[..split_at], &input[split_at..]] {
         buffer.extend_from_slice(piece);

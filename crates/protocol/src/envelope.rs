@@ -15,8 +15,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::body::{
     decode_request_body, decode_response_body, encode_request_body, encode_response_body,
 };
-use crate::wire::{Reader, Writer};
-use crate::{ApiError, ApiKey, ErrorCode, PROTOCOL_VERSION, RequestFrame, ResponseFrame};
+use crate::wire::{DecodeError, Reader, Writer};
+use crate::{ApiError, ApiKey, ErrorCode, PROTOCOL_VERSION, RequestFrame, Response, ResponseFrame};
 
 /// Bytes of the `frame_len` prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -67,7 +67,7 @@ pub fn encode_request(frame: &RequestFrame, out: &mut BytesMut) {
 /// Decodes one request frame body (length prefix already stripped, as
 /// [`crate::InboundFrame::Frame`] yields it).
 pub fn decode_request(body: Bytes) -> Result<RequestFrame, RequestDecodeError> {
-    if body.len() < REQUEST_HEADER_BYTES {
+    let Some(header) = RequestHeader::parse(&body) else {
         return Err(RequestDecodeError {
             request_id: None,
             api_key: read_u16_at(&body, 0),
@@ -76,26 +76,41 @@ pub fn decode_request(body: Bytes) -> Result<RequestFrame, RequestDecodeError> {
                 body.len()
             )),
         });
-    }
-    let raw_key = read_u16_at(&body, 0).expect("header length checked");
-    let api_version = read_u16_at(&body, 2).expect("header length checked");
-    let request_id = read_u32_at(&body, 4).expect("header length checked");
+    };
     let fail = |error| RequestDecodeError {
-        request_id: Some(request_id),
-        api_key: Some(raw_key),
+        request_id: Some(header.request_id),
+        api_key: Some(header.api_key),
         error,
     };
-    let key = ApiKey::from_u16(raw_key).ok_or_else(|| fail(unknown_request(raw_key)))?;
-    check_version(key, api_version).map_err(fail)?;
+    let key =
+        ApiKey::from_u16(header.api_key).ok_or_else(|| fail(unknown_request(header.api_key)))?;
+    check_version(key, header.api_version).map_err(fail)?;
     let mut r = Reader::new(body.slice(REQUEST_HEADER_BYTES..));
     let request = decode_request_body(key, &mut r)
         .and_then(|request| r.finish().map(|()| request))
         .map_err(|error| fail(malformed(format!("{key}: {error}"))))?;
     Ok(RequestFrame {
-        request_id,
-        api_version,
+        request_id: header.request_id,
+        api_version: header.api_version,
         request,
     })
+}
+
+/// `api_key u16 | api_version u16 | request_id u32`
+struct RequestHeader {
+    api_key: u16,
+    api_version: u16,
+    request_id: u32,
+}
+
+impl RequestHeader {
+    fn parse(body: &[u8]) -> Option<RequestHeader> {
+        Some(RequestHeader {
+            api_key: read_u16_at(body, 0)?,
+            api_version: read_u16_at(body, 2)?,
+            request_id: read_u32_at(body, 4)?,
+        })
+    }
 }
 
 fn check_version(key: ApiKey, api_version: u16) -> Result<(), ApiError> {
@@ -163,45 +178,62 @@ pub fn encode_error_response(request_id: u32, api_key: u16, error: &ApiError, ou
 
 /// Decodes one response frame body (length prefix already stripped).
 pub fn decode_response(body: Bytes) -> Result<ResponseFrame, ResponseDecodeError> {
-    let request_id = read_u32_at(&body, 0);
-    let raw_key = read_u16_at(&body, 4);
+    let Some(header) = ResponseHeader::parse(&body) else {
+        return Err(ResponseDecodeError {
+            request_id: read_u32_at(&body, 0),
+            api_key: read_u16_at(&body, 4),
+            error: malformed(format!(
+                "response header truncated: {} of {RESPONSE_HEADER_BYTES} bytes",
+                body.len()
+            )),
+        });
+    };
     let fail = |error| ResponseDecodeError {
-        request_id,
-        api_key: raw_key,
+        request_id: Some(header.request_id),
+        api_key: Some(header.api_key),
         error,
     };
-    if body.len() < RESPONSE_HEADER_BYTES {
-        return Err(fail(malformed(format!(
-            "response header truncated: {} of {RESPONSE_HEADER_BYTES} bytes",
-            body.len()
-        ))));
-    }
-    let (request_id, raw_key) = (request_id.expect("checked"), raw_key.expect("checked"));
-    let code = ErrorCode(read_u16_at(&body, 6).expect("header length checked"));
-    let key = ApiKey::from_u16(raw_key).ok_or_else(|| {
+    let key = ApiKey::from_u16(header.api_key).ok_or_else(|| {
         fail(ApiError::new(
             ErrorCode::UNKNOWN_REQUEST,
-            format!("response for unknown request type {raw_key}"),
+            format!("response for unknown request type {}", header.api_key),
         ))
     })?;
     let mut r = Reader::new(body.slice(RESPONSE_HEADER_BYTES..));
-    let response = decode_response_outcome(key, code, &mut r)
+    let response = decode_response_outcome(key, header.error_code, &mut r)
         .and_then(|response| r.finish().map(|()| response))
         .map_err(|error| fail(malformed(format!("{key} response: {error}"))))?;
     Ok(ResponseFrame {
-        request_id,
+        request_id: header.request_id,
         api_key: key,
         response,
     })
 }
 
-type Outcome = Result<crate::Response, ApiError>;
+/// `request_id u32 | api_key u16 | error_code u16`
+struct ResponseHeader {
+    request_id: u32,
+    api_key: u16,
+    error_code: ErrorCode,
+}
 
+impl ResponseHeader {
+    fn parse(body: &[u8]) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            request_id: read_u32_at(body, 0)?,
+            api_key: read_u16_at(body, 4)?,
+            error_code: ErrorCode(read_u16_at(body, 6)?),
+        })
+    }
+}
+
+/// The body after a response header: the api's response, or (for a non-zero
+/// code) the error message.
 fn decode_response_outcome(
     key: ApiKey,
     code: ErrorCode,
     r: &mut Reader,
-) -> Result<Outcome, crate::wire::DecodeError> {
+) -> Result<Result<Response, ApiError>, DecodeError> {
     if code.is_ok() {
         return decode_response_body(key, r).map(Ok);
     }
