@@ -1,0 +1,283 @@
+//! End-to-end tests of the producer, the manual-assignment consumer and
+//! admin against an in-process server.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_client::{
+    Acks, ConsumerConfig, ErrorCode, ProducerConfig, ProducerRecord, StartPosition, TopicConfig,
+    UNKNOWN_OFFSET,
+};
+use citystream_protocol::{
+    InitProducerRequest, OffsetSpec, ProducePartition, ProduceRequest, Request, Response,
+};
+use citystream_record::BatchBuilder;
+use common::{TestServer, bounded, consume_to_end, produce, producer, value_text};
+
+fn earliest(topic: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        start: StartPosition::Earliest,
+        ..ConsumerConfig::new(topic)
+    }
+}
+
+/// Every produced record comes back once with its value, and per key in order.
+#[tokio::test]
+async fn produced_records_round_trip() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("rt", 3).await;
+        let producer = producer(&client);
+        produce(&producer, "rt", 0..1_000).await;
+        let mut consumer = client.consumer(earliest("rt")).await.unwrap();
+        assert_eq!(consumer.assignment().len(), 3);
+        let records = consume_to_end(&mut consumer).await;
+        assert_eq!(records.len(), 1_000);
+        let mut seen = HashMap::new();
+        for record in &records {
+            let key = String::from_utf8(record.key.clone().unwrap().to_vec()).unwrap();
+            assert_eq!(value_text(record), key.replace("key", "value"));
+            let expected = citystream_client::partition_for_key(key.as_bytes(), 3);
+            assert_eq!(record.partition, expected, "keyed records follow murmur2");
+            assert!(
+                seen.insert(key, record.offset).is_none(),
+                "each record once"
+            );
+        }
+        producer.close().await.unwrap();
+    })
+    .await;
+}
+
+/// Delivery futures report consecutive offsets in send order on one partition.
+#[tokio::test]
+async fn delivery_futures_report_offsets() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("offsets", 1).await;
+        let producer = producer(&client);
+        let mut deliveries = Vec::new();
+        for i in 0..50u32 {
+            let record = ProducerRecord::new("offsets", i.to_string());
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        for (i, delivery) in deliveries.into_iter().enumerate() {
+            let metadata = delivery.await.unwrap();
+            assert_eq!(
+                (metadata.topic.as_str(), metadata.partition),
+                ("offsets", 0)
+            );
+            assert_eq!(metadata.offset, i as u64);
+        }
+    })
+    .await;
+}
+
+/// The same idempotent batch sent twice is written once.
+#[tokio::test]
+async fn idempotent_batch_retry_is_written_once() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("idem", 1).await;
+        let Response::InitProducer(init) = client
+            .request(Request::InitProducer(InitProducerRequest {}))
+            .await
+            .unwrap()
+        else {
+            panic!("expected an InitProducer response");
+        };
+        let mut builder = BatchBuilder::new();
+        builder.set_producer(init.producer_id, 0);
+        for value in [b"a", b"b", b"c"] {
+            builder.push(1, None, value, &[]).unwrap();
+        }
+        let batch = builder.finish();
+        let produce = Request::Produce(ProduceRequest {
+            acks: Acks::Leader,
+            timeout_ms: 5_000,
+            partitions: vec![ProducePartition {
+                topic: "idem".to_string(),
+                partition: 0,
+                batch,
+            }],
+        });
+        let mut base_offsets = Vec::new();
+        for _ in 0..2 {
+            let Response::Produce(response) = client.request(produce.clone()).await.unwrap() else {
+                panic!("expected a Produce response");
+            };
+            assert!(response.partitions[0].status.error.is_ok());
+            base_offsets.push(response.partitions[0].base_offset);
+        }
+        assert_eq!(
+            base_offsets,
+            vec![0, 0],
+            "the retry is acknowledged, not rewritten"
+        );
+        let end = client
+            .admin()
+            .list_offsets("idem", 0, OffsetSpec::Latest)
+            .await
+            .unwrap();
+        assert_eq!(end, 3);
+    })
+    .await;
+}
+
+/// An idempotent producer writes every record once and in order.
+#[tokio::test]
+async fn idempotent_producer_keeps_order() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("idem-order", 2).await;
+        let producer = client.producer(ProducerConfig {
+            idempotent: true,
+            linger_ms: 1,
+            batch_bytes: 1_024,
+            ..ProducerConfig::default()
+        });
+        let mut deliveries = Vec::new();
+        for i in 0..2_000u32 {
+            let mut record = ProducerRecord::new("idem-order", i.to_string());
+            record.partition = Some(i % 2);
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await.unwrap();
+        for (i, delivery) in deliveries.into_iter().enumerate() {
+            assert_eq!(delivery.await.unwrap().offset, (i / 2) as u64);
+        }
+        let mut consumer = client.consumer(earliest("idem-order")).await.unwrap();
+        let records = consume_to_end(&mut consumer).await;
+        assert_eq!(records.len(), 2_000);
+        for record in records {
+            let value: u64 = value_text(&record).parse().unwrap();
+            assert_eq!(value % 2, u64::from(record.partition));
+            assert_eq!(value / 2, record.offset);
+        }
+    })
+    .await;
+}
+
+/// With `Acks::None` records are written though the broker never answers.
+#[tokio::test]
+async fn acks_none_writes_without_answers() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("fire", 1).await;
+        let producer = client.producer(ProducerConfig {
+            acks: Acks::None,
+            linger_ms: 1,
+            ..ProducerConfig::default()
+        });
+        let mut deliveries = Vec::new();
+        for i in 0..100u32 {
+            deliveries.push(
+                producer
+                    .send(ProducerRecord::new("fire", i.to_string()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        producer.close().await.unwrap();
+        for delivery in deliveries {
+            assert_eq!(delivery.await.unwrap().offset, UNKNOWN_OFFSET);
+        }
+        let admin = client.admin();
+        while admin
+            .list_offsets("fire", 0, OffsetSpec::Latest)
+            .await
+            .unwrap()
+            < 100
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Producing to a missing topic auto-creates it when the broker allows it.
+#[tokio::test]
+async fn producing_auto_creates_a_topic() {
+    bounded(async {
+        let server = TestServer::start_with(true).await;
+        let client = server.client().await;
+        let producer = producer(&client);
+        let delivery = producer
+            .send(ProducerRecord::new("born", Bytes::from_static(b"hello")).with_key("k"))
+            .await
+            .unwrap();
+        assert_eq!(delivery.await.unwrap().offset, 0);
+        let topic = client.admin().describe_topic("born").await.unwrap();
+        assert!(!topic.partitions.is_empty());
+    })
+    .await;
+}
+
+/// A missing topic without auto-create fails the delivery with UNKNOWN_TOPIC.
+#[tokio::test]
+async fn producing_to_a_missing_topic_fails() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client().await;
+        let producer = client.producer(ProducerConfig {
+            retries: 1,
+            retry_backoff_ms: 10,
+            linger_ms: 1,
+            ..ProducerConfig::default()
+        });
+        let delivery = producer
+            .send(ProducerRecord::new("nope", "x"))
+            .await
+            .unwrap();
+        let error = delivery.await.unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::UNKNOWN_TOPIC));
+    })
+    .await;
+}
+
+/// Admin creates, lists, describes and deletes topics and reports duplicates.
+#[tokio::test]
+async fn admin_manages_topics() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client().await;
+        let admin = client.admin();
+        let created = admin
+            .create_topic("adm", 2, TopicConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(created.partitions.len(), 2);
+        let again = admin.create_topic("adm", 2, TopicConfig::default()).await;
+        assert_eq!(
+            again.unwrap_err().code(),
+            Some(ErrorCode::TOPIC_ALREADY_EXISTS)
+        );
+        let names: Vec<String> = admin
+            .list_topics()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert!(names.contains(&"adm".to_string()));
+        assert_eq!(
+            admin.describe_topic("adm").await.unwrap().partitions.len(),
+            2
+        );
+        admin.delete_topic("adm").await.unwrap();
+        let gone = admin.describe_topic("adm").await.unwrap_err();
+        assert_eq!(gone.code(), Some(ErrorCode::UNKNOWN_TOPIC));
+        assert_eq!(
+            admin
+                .list_offsets("adm", 0, OffsetSpec::Earliest)
+                .await
+                .unwrap_err()
+                .code(),
+            Some(ErrorCode::UNKNOWN_TOPIC)
+        );
+    })
+    .await;
+}
