@@ -37,3 +37,13 @@ pub use group::{
 pub use partition::{FetchOutcome, OffsetQuery, ProduceOutcome};
 pub use partitioner::partition_for_key;
 pub use topic::{PartitionInfo, TopicInfo};
+
+#[cfg(test)]
+mod tests {
+    /// The facade can be shared across the server's tasks and threads.
+    #[test]
+    fn broker_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<super::Broker>();
+    }
+}
