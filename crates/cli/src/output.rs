@@ -4,6 +4,7 @@
 //! broker.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -24,12 +25,13 @@ pub fn init_tracing(default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
 /// Prints `error: ...` (plus a hint where one helps) and picks the exit code.
 pub fn report_error(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", error_chain(error));
     if let Some(ClientError::Connect { address, .. }) = error.downcast_ref::<ClientError>() {
         eprintln!(
             "hint: is a broker running at {address}? Start one with \
@@ -41,6 +43,24 @@ pub fn report_error(error: &anyhow::Error) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The error and its causes joined by `: `, skipping a cause whose text the
+/// message already ends with (transparent wrappers such as
+/// `ClientError::Api` display their source verbatim).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// A plain text table: left-aligned columns separated by two spaces.
@@ -171,6 +191,15 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cause repeating its wrapper's text is printed once; context is kept.
+    #[test]
+    fn error_chain_skips_repeated_causes() {
+        let api =
+            citystream_client::ApiError::new(citystream_client::ErrorCode::UNKNOWN_TOPIC, "no t");
+        let error = anyhow::Error::new(ClientError::Api(api)).context("reading t");
+        assert_eq!(error_chain(&error), "reading t: UNKNOWN_TOPIC (7): no t");
+    }
 
     /// base64 matches the RFC 4648 test vectors, padding included.
     #[test]

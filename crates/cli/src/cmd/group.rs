@@ -123,8 +123,12 @@ fn describe_text(group: &DescribeGroupResponse) -> String {
             assignment.join(","),
         ]);
     }
-    text.push_str(&members.render());
-    text.push('\n');
+    if group.members.is_empty() {
+        text.push_str("no active members\n\n");
+    } else {
+        text.push_str(&members.render());
+        text.push('\n');
+    }
     let mut offsets = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "HIGH WATERMARK", "LAG"]);
     for offset in &group.offsets {
         offsets.push(vec![

@@ -223,13 +223,22 @@ async fn send(
         .with_context(|| format!("cannot send the record of line {line}"))
 }
 
+/// Input order must be log order. An idempotent producer keeps one batch
+/// per partition in flight; otherwise two in-flight requests may be applied
+/// in either order, so the CLI then allows only one at a time.
 fn producer_config(args: &ProduceArgs) -> ProducerConfig {
+    let defaults = ProducerConfig::default();
     ProducerConfig {
         acks: args.acks.into(),
         batch_bytes: args.batch_bytes,
         linger_ms: args.linger_ms,
         idempotent: args.idempotent,
-        ..ProducerConfig::default()
+        max_in_flight: if args.idempotent {
+            defaults.max_in_flight
+        } else {
+            1
+        },
+        ..defaults
     }
 }
 

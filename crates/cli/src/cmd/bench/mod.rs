@@ -168,6 +168,14 @@ fn setup_line(args: &BenchArgs, partitions: u32) -> String {
     .to_lowercase()
 }
 
+fn mode_name(mode: BenchMode) -> &'static str {
+    match mode {
+        BenchMode::Produce => "produce",
+        BenchMode::Consume => "consume",
+        BenchMode::E2e => "e2e",
+    }
+}
+
 fn settings_json(args: &BenchArgs, partitions: u32) -> serde_json::Value {
     json!({
         "topic": args.topic,
@@ -185,11 +193,7 @@ fn settings_json(args: &BenchArgs, partitions: u32) -> serde_json::Value {
 
 fn report(args: &BenchArgs, partitions: u32, totals: Totals, label: &'static str) -> Report {
     Report {
-        mode: match args.mode {
-            BenchMode::Produce => "produce",
-            BenchMode::Consume => "consume",
-            BenchMode::E2e => "e2e",
-        },
+        mode: mode_name(args.mode),
         setup: setup_line(args, partitions),
         settings: settings_json(args, partitions),
         records: totals.records,

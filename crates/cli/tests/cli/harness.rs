@@ -1,0 +1,185 @@
+//! Test harness: a real `citystream broker` child process on a free port,
+//! and a way to run CLI commands against it. Every wait is bounded; the
+//! broker is killed and reaped on drop, so a failing test leaves nothing
+//! running.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a broker may take to exit after SIGTERM.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound on any one CLI command of a test.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_citystream")
+}
+
+/// A broker child process serving on 127.0.0.1 at a port it chose.
+pub struct TestBroker {
+    child: Child,
+    /// `host:port` from the broker's ready line.
+    pub address: String,
+    /// The line the broker printed when it was ready.
+    pub ready_line: String,
+    stderr_path: PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Starts a broker storing its data under `data_dir`.
+    pub fn start(data_dir: &Path) -> TestBroker {
+        let data_dir = data_dir.to_str().expect("UTF-8 temp path");
+        TestBroker::start_with(&["--data-dir", data_dir], &[])
+    }
+
+    /// Starts a broker with these flags and environment variables
+    /// (`--listen 127.0.0.1:0` is added).
+    pub fn start_with(flags: &[&str], envs: &[(&str, &str)]) -> TestBroker {
+        let logs = tempfile::tempdir().expect("temp dir for broker logs");
+        let stderr_path = logs.path().join("broker.stderr");
+        let stderr = File::create(&stderr_path).expect("broker stderr file");
+        let mut child = Command::new(binary())
+            .arg("broker")
+            .args(flags)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn citystream broker");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready, ready_line) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps draining stdout so the broker never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains(" listening on ") {
+                    let _ = ready.send(line);
+                }
+            }
+        });
+        let mut broker = TestBroker {
+            child,
+            address: String::new(),
+            ready_line: String::new(),
+            stderr_path,
+            _logs: logs,
+        };
+        match ready_line.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => {
+                broker.address = parse_address(&line);
+                broker.ready_line = line;
+            }
+            Err(error) => panic!(
+                "broker not ready ({error}); its stderr:\n{}",
+                broker.stderr()
+            ),
+        }
+        broker
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// A CLI command aimed at this broker (via `CITYSTREAM_BROKER`).
+    pub fn command(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::new(binary());
+        command
+            .args(args)
+            .env("CITYSTREAM_BROKER", &self.address)
+            .timeout(COMMAND_TIMEOUT);
+        command
+    }
+
+    /// Runs a command, asserts it succeeded and returns its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        self.run_with_stdin(args, "")
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let output = self
+            .command(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .expect("run citystream");
+        assert!(
+            output.status.success(),
+            "citystream {args:?} failed ({}):\nstdout: {}\nstderr: {}\nbroker stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.stderr()
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 stdout")
+    }
+
+    /// Runs a command expected to fail; returns its exit code and stderr.
+    pub fn run_failing(&self, args: &[&str], stdin: &str) -> (i32, String) {
+        let output = self
+            .command(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .expect("run citystream");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "citystream {args:?} succeeded");
+        (output.status.code().expect("exited, not killed"), stderr)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for broker") {
+                assert!(
+                    status.success(),
+                    "broker exited with {status} on SIGTERM; stderr:\n{}",
+                    self.stderr()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not exit within {EXIT_TIMEOUT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `citystream broker 1 listening on 127.0.0.1:4321 (...)` → `127.0.0.1:4321`.
+fn parse_address(line: &str) -> String {
+    let after = line
+        .split(" listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in ready line {line:?}"));
+    after
+        .split_whitespace()
+        .next()
+        .expect("address after 'listening on'")
+        .to_string()
+}

@@ -1,0 +1,9 @@
+//! Real-process tests of the `citystream` binary: each test starts its own
+//! broker child on a free port (see `harness`) and drives the CLI against it.
+
+mod broker;
+mod group;
+mod harness;
+mod help;
+mod produce_consume;
+mod topic;

@@ -1,0 +1,158 @@
+//! `citystream produce` and `consume` against a real broker: stdin lines,
+//! CSV and producer-log files, `--max`, JSON output.
+
+use std::io::Write as _;
+
+use crate::harness::TestBroker;
+
+fn numbered_lines(count: usize) -> Vec<String> {
+    (1..=count).map(|n| format!("reading {n}")).collect()
+}
+
+fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .expect("write test input");
+    path.to_str().expect("UTF-8 path").to_string()
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect()
+}
+
+/// 100 stdin lines come back from the beginning exactly, in order.
+#[test]
+fn produced_lines_are_consumed_in_order() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "lines", "--partitions", "1"]);
+    let lines = numbered_lines(100);
+    let produced = broker.run_with_stdin(&["produce", "lines"], &(lines.join("\n") + "\n"));
+    assert!(produced.contains("acknowledged 100 records"), "{produced}");
+
+    let consumed = broker.run(&["consume", "lines", "--from-beginning", "--format", "value"]);
+    assert_eq!(consumed.lines().collect::<Vec<_>>(), lines);
+}
+
+/// `--max 5` prints exactly five records, the first five.
+#[test]
+fn consume_max_stops_after_n_records() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "many", "--partitions", "1"]);
+    broker.run_with_stdin(
+        &["produce", "many"],
+        &(numbered_lines(20).join("\n") + "\n"),
+    );
+
+    let consumed = broker.run(&["consume", "many", "--from-beginning", "--max", "5"]);
+    assert_eq!(consumed.lines().collect::<Vec<_>>(), numbered_lines(5));
+}
+
+/// A CSV file becomes one JSON object per row, keyed by the header.
+#[test]
+fn csv_rows_become_json_objects_keyed_by_header() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    let csv = "sensor,pm25,note\ns1,12,\"dusty, windy\"\ns2,7,\n";
+    let file = write_file(data.path(), "air.csv", csv);
+    let produced = broker.run(&[
+        "produce",
+        "air",
+        "--file",
+        &file,
+        "--format",
+        "csv",
+        "--key-column",
+        "sensor",
+    ]);
+    assert!(produced.contains("acknowledged 2 records"), "{produced}");
+
+    let consumed = broker.run(&["consume", "air", "--from-beginning", "--format", "json"]);
+    let records = json_lines(&consumed);
+    assert_eq!(records.len(), 2);
+    let values: Vec<serde_json::Value> = records
+        .iter()
+        .map(|record| serde_json::from_str(record["value"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        values[0],
+        serde_json::json!({"sensor": "s1", "pm25": "12", "note": "dusty, windy"})
+    );
+    assert_eq!(
+        values[1],
+        serde_json::json!({"sensor": "s2", "pm25": "7", "note": ""})
+    );
+    assert_eq!(records[0]["key"], "s1");
+}
+
+/// A CSV row with the wrong column count fails with its line; nothing is sent.
+#[test]
+fn bad_csv_row_sends_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    let file = write_file(data.path(), "bad.csv", "a,b\n1,2\n3\n4,5\n");
+    let (code, stderr) = broker.run_failing(
+        &["produce", "badcsv", "--file", &file, "--format", "csv"],
+        "",
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("line 3: expected 2 fields"), "{stderr}");
+    let list = broker.run(&["topic", "list"]);
+    assert!(!list.contains("badcsv"), "a record was sent:\n{list}");
+}
+
+/// Producer-log lines land in the topic named on each line, with the
+/// time as timestamp and the tag as key and header.
+#[test]
+fn producer_log_routes_each_line_to_its_topic() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    let log = "time\tmessage\ttag\ttopic\n\
+               2024-05-01T12:00:00Z\tPM2.5 high\tair\tcity.alerts\n\
+               1714564800500\tbus 42 late\ttraffic\tcity.events\n\
+               2024-05-01T12:00:01.250Z\tPM2.5 normal\tair\tcity.alerts\n";
+    let file = write_file(data.path(), "city.log", log);
+    let produced = broker.run(&["produce", "--file", &file, "--format", "producer-log"]);
+    assert!(produced.contains("acknowledged 3 records"), "{produced}");
+
+    let alerts = broker.run(&[
+        "consume",
+        "city.alerts",
+        "--from-beginning",
+        "--format",
+        "json",
+    ]);
+    let alerts = json_lines(&alerts);
+    let values: Vec<&str> = alerts
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, vec!["PM2.5 high", "PM2.5 normal"]);
+    assert_eq!(alerts[0]["timestamp"], 1_714_564_800_000_i64);
+    assert_eq!(alerts[1]["timestamp"], 1_714_564_801_250_i64);
+    assert_eq!(alerts[0]["key"], "air");
+    assert_eq!(alerts[0]["headers"]["tag"], "air");
+
+    let events = broker.run(&["consume", "city.events", "--from-beginning"]);
+    assert_eq!(events, "bus 42 late\n");
+}
+
+/// A producer-log line with a bad time is refused before anything is sent.
+#[test]
+fn producer_log_bad_time_sends_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    let log = "1000\tok\tt\tfirst.topic\nlater\tbad\tt\tfirst.topic\n";
+    let file = write_file(data.path(), "bad.log", log);
+    let (code, stderr) = broker.run_failing(
+        &["produce", "--file", &file, "--format", "producer-log"],
+        "",
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!broker.run(&["topic", "list"]).contains("first.topic"));
+}
