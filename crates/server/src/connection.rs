@@ -207,6 +207,10 @@ async fn serve_request(shared: &Shared, stop: &CancellationToken, request: Reque
         .catch_unwind()
         .await
     {
+        Ok(Some(Err(error))) => {
+            tracing::debug!(code = %error.code, message = %error.message, "request failed");
+            Some(Err(error))
+        }
         Ok(outcome) => outcome,
         Err(_) => {
             tracing::error!("request handler panicked");
