@@ -73,3 +73,30 @@ fn group_reset_to_earliest_rereads() {
     broker.run(&["group", "reset", "g", "--topic", "replay", "--to-earliest"]);
     assert_eq!(broker.run(&consume), "x\ny\n");
 }
+
+/// Ctrl-C stops `consume --follow` cleanly, and the group keeps what was printed.
+#[test]
+fn interrupted_follow_commits_what_was_printed() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "live", "--partitions", "1"]);
+    broker.run_with_stdin(&["produce", "live"], "first\nsecond\n");
+    let follow = broker.spawn(&[
+        "consume",
+        "live",
+        "--group",
+        "ops",
+        "--from-beginning",
+        "--follow",
+    ]);
+    assert_eq!(follow.next_line(), "first");
+    assert_eq!(follow.next_line(), "second");
+    follow.interrupt();
+    let (status, rest) = follow.wait();
+    assert!(status.success(), "{status}");
+    assert!(rest.is_empty(), "{rest:?}");
+
+    broker.run_with_stdin(&["produce", "live"], "third\n");
+    let next = broker.run(&["consume", "live", "--group", "ops", "--from-beginning"]);
+    assert_eq!(next, "third\n");
+}

@@ -135,30 +135,98 @@ impl TestBroker {
         (output.status.code().expect("exited, not killed"), stderr)
     }
 
+    /// Starts a long-running CLI command (e.g. `consume --follow`).
+    pub fn spawn(&self, args: &[&str]) -> CliChild {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("CITYSTREAM_BROKER", &self.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn citystream");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line_sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        CliChild { child, lines }
+    }
+
     /// Sends SIGTERM and waits (bounded) for a clean exit.
     pub fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for broker") {
-                assert!(
-                    status.success(),
-                    "broker exited with {status} on SIGTERM; stderr:\n{}",
-                    self.stderr()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "broker did not exit within {EXIT_TIMEOUT:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        signal(&self.child, "-TERM");
+        let status = wait_bounded(&mut self.child, EXIT_TIMEOUT);
+        assert!(
+            status.success(),
+            "broker exited with {status} on SIGTERM; stderr:\n{}",
+            self.stderr()
+        );
+    }
+}
+
+/// A CLI child process whose stdout lines arrive on a channel; killed on drop.
+pub struct CliChild {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl CliChild {
+    /// The next stdout line, waiting at most `COMMAND_TIMEOUT`.
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(COMMAND_TIMEOUT)
+            .expect("a line from the command in time")
+    }
+
+    /// Sends SIGINT, as Ctrl-C would.
+    pub fn interrupt(&self) {
+        signal(&self.child, "-INT");
+    }
+
+    /// Waits (bounded) for the exit; returns the status and the rest of stdout.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = wait_bounded(&mut self.child, COMMAND_TIMEOUT);
+        let rest = std::iter::from_fn(|| self.lines.recv_timeout(EXIT_TIMEOUT).ok()).collect();
+        (status, rest)
+    }
+}
+
+impl Drop for CliChild {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
         }
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, signal: &str) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// Waits for `child` to exit, panicking (the caller's Drop kills it) after `timeout`.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "child did not exit within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

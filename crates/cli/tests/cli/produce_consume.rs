@@ -156,3 +156,25 @@ fn producer_log_bad_time_sends_nothing() {
     assert!(stderr.contains("line 2"), "{stderr}");
     assert!(!broker.run(&["topic", "list"]).contains("first.topic"));
 }
+
+/// `--follow` keeps waiting and prints records produced after it started.
+#[test]
+fn follow_prints_records_produced_later() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "later", "--partitions", "1"]);
+    broker.run_with_stdin(&["produce", "later"], "before\n");
+    let follow = broker.spawn(&[
+        "consume",
+        "later",
+        "--from-beginning",
+        "--follow",
+        "--max",
+        "3",
+    ]);
+    assert_eq!(follow.next_line(), "before");
+    broker.run_with_stdin(&["produce", "later"], "after-1\nafter-2\n");
+    let (status, rest) = follow.wait();
+    assert!(status.success(), "{status}");
+    assert_eq!(rest, vec!["after-1", "after-2"]);
+}
