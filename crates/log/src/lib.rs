@@ -237,6 +237,11 @@ impl PartitionLog {
     /// `next_offset() == offset + 1`. `offset` may be `start_offset() - 1`
     /// (empties the log); a no-op at `next_offset() - 1`; `OffsetOutOfRange`
     /// outside that range. To empty a log starting at 0 use [`Self::reset`].
+    /// If the removed batch straddles the start offset (after a purge to
+    /// the middle of a batch), the log ends up empty at that batch's base
+    /// offset, which becomes the start offset; `last_term()` is then the
+    /// term recorded for the old start. Durable on return unless the fsync
+    /// policy is `Never`.
     pub fn truncate_after(&mut self, offset: Offset) -> Result<(), LogError> {
         self.truncate_after_offset(offset.0)
     }
@@ -280,8 +285,10 @@ impl PartitionLog {
         Offset(self.active().next_offset())
     }
 
-    /// Term of the last batch (0 if empty; after [`Self::reset`] or once
-    /// every batch was purged, the term the log was left with).
+    /// Term of the last batch (0 if empty). When the log serves no record
+    /// (`start_offset() == next_offset()`), the term of the record just
+    /// before the start: the term given to [`Self::reset`], or that of the
+    /// last purged or retention-deleted record (Raft's snapshot term).
     pub fn last_term(&self) -> Term {
         Term(self.last_term)
     }
@@ -313,13 +320,19 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
-    /// Term of the newest batch still stored, else the floor term.
+    /// Term of the last batch if the log serves any, else the floor term
+    /// (the term of the record before the start offset). Deliberately not
+    /// "the newest batch on disk": bytes below the start may or may not
+    /// still exist, depending on segment boundaries.
     fn derive_last_term(&self) -> u64 {
+        if self.next_offset().0 == self.log_start.start_offset {
+            return self.log_start.floor_term;
+        }
         self.segments
             .iter()
             .rev()
             .find_map(Segment::last_term)
-            .unwrap_or(self.log_start.floor_term)
+            .expect("a log serving records holds a batch")
     }
 
     /// Cheap structural invariants, checked after every change of shape.

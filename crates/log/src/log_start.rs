@@ -23,7 +23,8 @@ const LOG_START_LEN: usize = 20;
 pub(crate) struct LogStart {
     /// First offset served (the log may hold older bytes in its first segment).
     pub start_offset: u64,
-    /// Term reported by `last_term` when the log holds no batch.
+    /// Term of the last record below the start offset (as Raft's snapshot
+    /// term); reported by `last_term` when the log holds no batch.
     pub floor_term: u64,
 }
 

@@ -7,7 +7,7 @@
 
 use crate::LogError;
 use crate::log_start::LogStart;
-use crate::{LogConfig, PartitionLog};
+use crate::{FsyncPolicy, LogConfig, PartitionLog};
 
 impl PartitionLog {
     pub(crate) fn purge_before_offset(&mut self, offset: u64) -> Result<(), LogError> {
@@ -23,15 +23,23 @@ impl PartitionLog {
         if offset <= start {
             return Ok(());
         }
+        // The term of the last record below the new start, reported by
+        // `last_term` if no batch is left.
+        let floor_term = self.locate(offset - 1)?.1.header.term;
         if offset == end && !self.active().is_empty() {
             // Everything goes: start a fresh segment so the old active one
             // can be deleted too.
             self.roll()?;
         }
+        if self.config.fsync != FsyncPolicy::Never {
+            // Makes what is kept durable before the start moves past it, so a
+            // crash cannot leave a start offset beyond the surviving end.
+            self.sync()?;
+        }
         self.clear_read_hint();
         self.write_log_start(LogStart {
             start_offset: offset,
-            floor_term: self.last_term,
+            floor_term,
         })?;
         let purged = self
             .segments
@@ -69,11 +77,14 @@ impl PartitionLog {
         let start_offset = self.segments[deleted]
             .base_offset()
             .max(self.log_start.start_offset);
+        let floor_term = self.segments[deleted - 1]
+            .last_term()
+            .unwrap_or(self.log_start.floor_term);
         // Persisted first, like a purge, and so the floor term survives if
         // no batch is left.
         self.write_log_start(LogStart {
             start_offset,
-            floor_term: self.last_term,
+            floor_term,
         })?;
         self.delete_oldest(deleted)?;
         self.check_invariants();

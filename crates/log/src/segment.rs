@@ -290,6 +290,9 @@ impl Segment {
             self.log.sync().map_err(io_error(&path))?;
         }
         self.size_bytes = scan.end_position;
+        // Bytes written before the open may sit unsynced in a cache: the
+        // next `sync` must cover them too.
+        self.dirty = self.size_bytes > 0;
         if let Some(header) = last {
             self.next_offset = header.next_offset();
             self.last_term = Some(header.term);

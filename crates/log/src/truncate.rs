@@ -31,7 +31,8 @@ impl PartitionLog {
         let segment = self.active_mut();
         segment.truncate(located.position, located.header.base_offset)?;
         if self.config.fsync != FsyncPolicy::Never {
-            self.active_mut().sync()?;
+            // Durable on return: what is kept, and the cut itself.
+            self.sync()?;
         }
         let next_offset = located.header.base_offset;
         if next_offset < self.log_start.start_offset {
