@@ -46,7 +46,11 @@ pub(crate) async fn run(
         config,
         tasks: TaskTracker::new(),
     });
-    tracing::info!(address = ?listener.local_addr().ok(), "accepting connections");
+    tracing::info!(
+        node = broker.config().node_id,
+        address = ?listener.local_addr().ok(),
+        "accepting connections"
+    );
     accept_loop(&listener, &shared, &shutdown).await;
     drop(listener);
     drain(&shared.tasks).await;
@@ -134,7 +138,7 @@ fn spawn_connection(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "could not disable Nagle's algorithm");
     }
-    let span = tracing::info_span!("connection", %peer);
+    let span = tracing::info_span!("connection", node = shared.broker.config().node_id, %peer);
     let connection = connection::run(stream, Arc::clone(shared), shutdown.child_token());
     shared.tasks.spawn(
         async move {

@@ -293,3 +293,21 @@ async fn graceful_shutdown_flushes_in_flight_requests_and_returns() {
     })
     .await;
 }
+
+/// Proves a configuration that could only hang (no connection slots) is
+/// refused up front instead of serving nothing.
+#[tokio::test]
+async fn serve_refuses_an_unusable_configuration() {
+    bounded(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let broker = citystream_broker::Broker::open(broker_config(), 0).unwrap();
+        let config = citystream_server::ServerConfig {
+            connections_max: 0,
+            ..server_config()
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let served = citystream_server::serve(listener, broker.into(), config, shutdown).await;
+        assert!(matches!(served, Err(citystream_server::ServerError::Io(_))));
+    })
+    .await;
+}

@@ -167,3 +167,30 @@ async fn init_producer_issues_distinct_ids() {
     })
     .await;
 }
+
+/// Proves the server's tick timer drives the broker: a member that stops
+/// heartbeating is expired after its session timeout.
+#[tokio::test]
+async fn silent_member_is_expired_by_the_tick_timer() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let mut client = server.client().await;
+        client.create_topic("sessions", 1).await.unwrap();
+        let short_session = Request::JoinGroup(JoinGroupRequest {
+            group: "sleepers".to_string(),
+            member_id: String::new(),
+            client_id: "group-test".to_string(),
+            topics: vec!["sessions".to_string()],
+            session_timeout_ms: 1_000,
+            rebalance_timeout_ms: 1_000,
+        });
+        let Ok(Response::JoinGroup(joined)) = client.call(short_session).await else {
+            panic!("join failed");
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        let late = heartbeat("sleepers", &joined.member_id, joined.generation);
+        expect_error(client.call(late).await, ErrorCode::UNKNOWN_MEMBER);
+        server.stop().await;
+    })
+    .await;
+}
