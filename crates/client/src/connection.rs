@@ -1,6 +1,7 @@
 //! One multiplexed TCP connection to one broker. A writer task drains a
-//! bounded queue of encoded frames into the socket (coalescing whatever is
-//! queued into one flush); a reader task decodes response frames and routes
+//! bounded queue of request frames, encoding whatever is queued into one
+//! reused buffer and writing it with one call (reusing the buffer keeps
+//! large produce frames off freshly allocated pages); a reader task decodes response frames and routes
 //! each, by request id, to the `oneshot` its caller waits on. The number of
 //! requests awaiting a response is bounded, every request has a timeout, and
 //! when either task stops (EOF, I/O or framing error) every pending request
@@ -22,7 +23,7 @@ use citystream_protocol::{
 };
 use futures::StreamExt;
 use parking_lot::Mutex;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -37,14 +38,16 @@ pub(crate) const PENDING_REQUESTS_MAX: usize = 1024;
 const WRITE_QUEUE_FRAMES_MAX: usize = 256;
 /// Largest response frame accepted; a larger one breaks the connection.
 const RESPONSE_FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
-/// Socket write buffer; frames larger than it are written straight through.
+/// Queued frames are encoded together up to about this many bytes per write.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// A write buffer grown beyond this by a huge frame is given back afterwards.
+const WRITE_BUFFER_BYTES_KEPT_MAX: usize = 8 * 1024 * 1024;
 
 type ResponseSender = oneshot::Sender<Result<Response, ClientError>>;
 
-/// One encoded frame for the writer, and who to tell once it is written.
+/// One request frame for the writer, and who to tell once it is written.
 struct Outbound {
-    frame: Bytes,
+    frame: RequestFrame,
     written: Option<oneshot::Sender<()>>,
 }
 
@@ -157,7 +160,11 @@ impl Connection {
             .await
             .map_err(|_| ClientError::Closed)?;
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let frame = encode_frame(request_id, request);
+        let frame = RequestFrame {
+            request_id,
+            api_version: PROTOCOL_VERSION,
+            request,
+        };
         if fire_and_forget {
             let written = self.write(frame, true).await?;
             return self.await_written(written, timeout_ms).await;
@@ -196,7 +203,7 @@ impl Connection {
 
     async fn write(
         &self,
-        frame: Bytes,
+        frame: RequestFrame,
         notify: bool,
     ) -> Result<Option<oneshot::Receiver<()>>, ClientError> {
         let (written, receiver) = match notify {
@@ -268,17 +275,6 @@ async fn connect_stream(address: &str, timeout: Duration) -> Result<TcpStream, C
     Ok(stream)
 }
 
-fn encode_frame(request_id: u32, request: Request) -> Bytes {
-    let frame = RequestFrame {
-        request_id,
-        api_version: PROTOCOL_VERSION,
-        request,
-    };
-    let mut out = BytesMut::new();
-    encode_request(&frame, &mut out);
-    out.freeze()
-}
-
 /// Limits used until the handshake answers (only Hello is sent before).
 fn placeholder_hello() -> HelloResponse {
     HelloResponse {
@@ -291,14 +287,14 @@ fn placeholder_hello() -> HelloResponse {
 }
 
 /// Writes queued frames until the queue closes, a write fails or the
-/// connection is closed; everything queued at one moment shares a flush.
+/// connection is closed; everything queued at one moment shares a write.
 async fn write_loop(
     address: String,
-    socket: OwnedWriteHalf,
+    mut socket: OwnedWriteHalf,
     mut queue: mpsc::Receiver<Outbound>,
     closed: CancellationToken,
 ) {
-    let mut socket = BufWriter::with_capacity(WRITE_BUFFER_BYTES, socket);
+    let mut out = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
     let mut written = Vec::new();
     loop {
         let first = tokio::select! {
@@ -308,10 +304,14 @@ async fn write_loop(
                 None => break,
             },
         };
-        let result = write_queued(&mut socket, first, &mut queue, &mut written).await;
-        if let Err(error) = result {
+        encode_queued(first, &mut queue, &mut out, &mut written);
+        if let Err(error) = socket.write_all(&out).await {
             tracing::debug!(%address, %error, "write failed; closing the connection");
             break;
+        }
+        out.clear();
+        if out.capacity() > WRITE_BUFFER_BYTES_KEPT_MAX {
+            out = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
         }
         for notify in written.drain(..) {
             let _ = notify.send(());
@@ -321,19 +321,23 @@ async fn write_loop(
     let _ = socket.shutdown().await;
 }
 
-async fn write_queued(
-    socket: &mut BufWriter<OwnedWriteHalf>,
+/// Encodes `first` and whatever else is queued, up to about
+/// `WRITE_BUFFER_BYTES`, into `out`.
+fn encode_queued(
     first: Outbound,
     queue: &mut mpsc::Receiver<Outbound>,
+    out: &mut BytesMut,
     written: &mut Vec<oneshot::Sender<()>>,
-) -> std::io::Result<()> {
+) {
     let mut next = Some(first);
     while let Some(outbound) = next {
-        socket.write_all(&outbound.frame).await?;
+        encode_request(&outbound.frame, out);
         written.extend(outbound.written);
-        next = queue.try_recv().ok();
+        next = match out.len() < WRITE_BUFFER_BYTES {
+            true => queue.try_recv().ok(),
+            false => None,
+        };
     }
-    socket.flush().await
 }
 
 /// Routes responses to their callers until the stream ends or fails, then

@@ -6,8 +6,8 @@
 //! idempotent producer, per-partition sequence numbers and the rule that
 //! keeps order: at most one batch per partition in flight.
 //!
-//! It is synchronous and clock-free (callers pass `now`), so it is tested
-//! without sockets. It does not send, retry or count buffer bytes.
+//! It is synchronous and does no I/O; it reads tokio's clock (only when a
+//! batch opens or lingers), so it is tested on a paused clock without sockets. It does not send, retry or count buffer bytes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,8 +24,10 @@ use crate::producer::delivery::{BatchCompletion, DeliveryFuture};
 
 /// Bytes a record adds to a batch besides key, value and headers.
 const RECORD_OVERHEAD_BYTES: usize = 4 + 4 + 4 + 4 + 4 + 2;
-/// Smallest buffer a new batch starts with (it grows up to `batch_bytes`).
-const BATCH_CAPACITY_BYTES_MIN: usize = 16 * 1024;
+/// Largest buffer a new batch allocates up front. Up to it, a batch gets
+/// its whole `batch_bytes` at once: growing by doubling would copy every
+/// batch about once more and touch fresh pages on each step.
+const BATCH_PREALLOCATED_BYTES_MAX: usize = 1024 * 1024;
 
 /// How the partition of a record is chosen.
 #[derive(Debug, Clone, Copy)]
@@ -229,7 +231,6 @@ impl Accumulator {
         topic: &str,
         choice: PartitionChoice<'_>,
         record: &RecordRef<'_>,
-        now: Instant,
     ) -> Result<Appended, ClientError> {
         let mut guard = self.state.lock();
         let state = &mut *guard;
@@ -256,10 +257,10 @@ impl Accumulator {
                 partition,
             ));
             state.incomplete.insert(id, completion.clone());
-            let capacity = self
-                .batch_bytes
-                .min(record.size_bytes().max(BATCH_CAPACITY_BYTES_MIN));
-            partition_state.open = Some(OpenBatch::new(capacity, completion, record, now));
+            let capacity =
+                (self.batch_bytes.max(record.size_bytes())).min(BATCH_PREALLOCATED_BYTES_MAX);
+            let open = OpenBatch::new(capacity, completion, record, Instant::now());
+            partition_state.open = Some(open);
             wake_sender = true;
         }
         let open = partition_state.open.as_mut().expect("opened above");

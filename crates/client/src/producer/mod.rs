@@ -217,17 +217,16 @@ impl Producer {
         record: &RecordRef<'_>,
     ) -> Result<(DeliveryFuture, bool), ClientError> {
         let accumulator = &self.shared.accumulator;
-        let now = tokio::time::Instant::now();
         if let Appended::Queued {
             delivery,
             wake_sender,
-        } = accumulator.append(topic, choice, record, now)?
+        } = accumulator.append(topic, choice, record)?
         {
             return Ok((delivery, wake_sender));
         }
         let partition_count = self.shared.client.partition_count(topic).await?;
         accumulator.add_topic(topic, partition_count);
-        match accumulator.append(topic, choice, record, now)? {
+        match accumulator.append(topic, choice, record)? {
             Appended::Queued {
                 delivery,
                 wake_sender,

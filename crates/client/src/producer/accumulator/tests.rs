@@ -29,7 +29,7 @@ fn accumulator(records_per_batch: usize, partitions: u32, idempotent: bool) -> A
 }
 
 fn append(accumulator: &Accumulator, choice: PartitionChoice<'_>) -> DeliveryFuture {
-    match accumulator.append("t", choice, &record(VALUE), Instant::now()) {
+    match accumulator.append("t", choice, &record(VALUE)) {
         Ok(Appended::Queued { delivery, .. }) => delivery,
         Ok(Appended::UnknownTopic) => panic!("topic t is known"),
         Err(error) => panic!("append failed: {error}"),
@@ -108,12 +108,7 @@ async fn keyed_and_explicit_partitions() {
     append(&accumulator, PartitionChoice::Key(b"21"));
     let batches = drain_now(&accumulator, None);
     assert_eq!(batches[0].partition, partition_for_key(b"21", 12));
-    let refused = accumulator.append(
-        "t",
-        PartitionChoice::Explicit(12),
-        &record(VALUE),
-        Instant::now(),
-    );
+    let refused = accumulator.append("t", PartitionChoice::Explicit(12), &record(VALUE));
     assert!(matches!(refused, Err(ClientError::InvalidArgument(_))));
 }
 
@@ -121,21 +116,11 @@ async fn keyed_and_explicit_partitions() {
 #[tokio::test(start_paused = true)]
 async fn unknown_topics_wait_for_metadata_then_use_partition_zero() {
     let accumulator = Accumulator::new(1, false, 5);
-    let first = accumulator.append(
-        "new",
-        PartitionChoice::Sticky,
-        &record(VALUE),
-        Instant::now(),
-    );
+    let first = accumulator.append("new", PartitionChoice::Sticky, &record(VALUE));
     assert!(matches!(first, Ok(Appended::UnknownTopic)));
     accumulator.add_topic("new", None);
     assert!(accumulator.topic_unresolved("new"));
-    let second = accumulator.append(
-        "new",
-        PartitionChoice::Key(b"k"),
-        &record(VALUE),
-        Instant::now(),
-    );
+    let second = accumulator.append("new", PartitionChoice::Key(b"k"), &record(VALUE));
     assert!(matches!(second, Ok(Appended::Queued { .. })));
     assert_eq!(drain_now(&accumulator, None)[0].partition, 0);
 }
