@@ -350,6 +350,12 @@ impl PartitionLog {
     }
 }
 
+// The broker shares a log behind a `RwLock` across threads.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+};
+
 impl Drop for PartitionLog {
     fn drop(&mut self) {
         // Saves recovery a scan on the next open; losing it is harmless.
