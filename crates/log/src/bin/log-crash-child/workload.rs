@@ -31,7 +31,7 @@ pub fn batch_for(base_offset: u64) -> Vec<u8> {
     let mut builder = BatchBuilder::new();
     for i in 0..count {
         let offset = base_offset + i;
-        let value_len = if i == 0 && mix(offset ^ 0xA5) % LARGE_EVERY == 0 {
+        let value_len = if i == 0 && mix(offset ^ 0xA5).is_multiple_of(LARGE_EVERY) {
             LARGE_VALUE_BYTES
         } else {
             (mix(offset) % VALUE_BYTES_MAX) as usize
