@@ -3,8 +3,8 @@
 //! rebalance pauses in the numbers). All consumers stop together once the
 //! shared count reaches the target; an idle limit bounds the wait.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -26,6 +26,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SharedCount {
     consumed: AtomicU64,
     target: u64,
+    /// When the target was reached (other consumers may still be mid-poll).
+    reached_at: OnceLock<Instant>,
 }
 
 impl SharedCount {
@@ -33,11 +35,17 @@ impl SharedCount {
         Arc::new(SharedCount {
             consumed: AtomicU64::new(0),
             target,
+            reached_at: OnceLock::new(),
         })
     }
 
     fn done(&self) -> bool {
         self.consumed.load(Ordering::Relaxed) >= self.target
+    }
+
+    /// When the consumers together reached the target, if they did.
+    pub fn reached_at(&self) -> Option<Instant> {
+        self.reached_at.get().copied()
     }
 }
 
@@ -105,7 +113,16 @@ pub async fn run_consumer(
         }
         let now = Instant::now();
         last_record_at = now;
-        for record in &records {
+        // Only records up to the shared target count, so every run measures
+        // exactly --count records however the last fetch was cut.
+        let before = count
+            .consumed
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let wanted = count
+            .target
+            .saturating_sub(before)
+            .min(records.len() as u64);
+        for record in &records[..wanted as usize] {
             totals.bytes += record.value.len() as u64;
             if let (Some(base), Some(stamp)) = (base, read_stamp(&record.value)) {
                 record_latency(
@@ -114,10 +131,10 @@ pub async fn run_consumer(
                 );
             }
         }
-        totals.records += records.len() as u64;
-        count
-            .consumed
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        totals.records += wanted;
+        if before + (records.len() as u64) >= count.target {
+            let _ = count.reached_at.set(now);
+        }
     }
     consumer.close().await.context("closing the consumer")?;
     Ok(totals)

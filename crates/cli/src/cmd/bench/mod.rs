@@ -52,9 +52,9 @@ pub struct BenchArgs {
     /// Topic to use (created if missing).
     #[arg(long, default_value = "bench")]
     topic: String,
-    /// Partitions of the topic when it is created.
-    #[arg(long, default_value_t = 1)]
-    partitions: u32,
+    /// Partitions of the topic when it is created [default: 1].
+    #[arg(long)]
+    partitions: Option<u32>,
     /// Concurrent producers, each with its own connection.
     #[arg(long, default_value_t = 1)]
     producers: u32,
@@ -114,7 +114,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn validate(args: &BenchArgs) -> Result<(), UsageError> {
     let problem = if args.count == 0 {
         "--count must be at least 1".to_string()
-    } else if args.producers == 0 || args.consumers == 0 || args.partitions == 0 {
+    } else if args.producers == 0 || args.consumers == 0 || args.partitions == Some(0) {
         "--producers, --consumers and --partitions must be at least 1".to_string()
     } else if args.rate == Some(0) {
         "--rate must be at least 1 record/s (omit it to send as fast as possible)".to_string()
@@ -129,7 +129,11 @@ fn validate(args: &BenchArgs) -> Result<(), UsageError> {
 /// Creates the topic if missing; returns its partition count.
 async fn ensure_topic(admin: &Admin, args: &BenchArgs) -> anyhow::Result<u32> {
     let created = admin
-        .create_topic(&args.topic, args.partitions, TopicConfig::default())
+        .create_topic(
+            &args.topic,
+            args.partitions.unwrap_or(1),
+            TopicConfig::default(),
+        )
         .await;
     let topic = match created {
         Ok(topic) => topic,
@@ -142,7 +146,7 @@ async fn ensure_topic(admin: &Admin, args: &BenchArgs) -> anyhow::Result<u32> {
     if partitions == 0 {
         bail!("topic {} has no partitions", args.topic);
     }
-    if partitions != args.partitions {
+    if args.partitions.is_some_and(|wanted| wanted != partitions) {
         tracing::warn!(topic = %args.topic, partitions, "topic exists with another partition count; using it");
     }
     Ok(partitions)
@@ -152,20 +156,35 @@ fn setup_line(args: &BenchArgs, partitions: u32) -> String {
     let rate = args.rate.map_or("as fast as possible".to_string(), |rate| {
         format!("at {rate} records/s")
     });
+    let clients = match args.mode {
+        BenchMode::Produce => format!("producers {}", args.producers),
+        BenchMode::Consume => format!("consumers {}", args.consumers),
+        BenchMode::E2e => format!("producers {}, consumers {}", args.producers, args.consumers),
+    };
+    let producing = match args.mode {
+        BenchMode::Consume => String::new(),
+        _ => format!(
+            " | acks {}, batch {} bytes, linger {} ms, {rate}",
+            acks_name(args.acks),
+            args.batch_bytes,
+            args.linger_ms
+        ),
+    };
     format!(
-        "bench {:?}: {} records of {} bytes, topic {} ({partitions} partitions), \
-         {} producers, {} consumers, acks {:?}, batch {} bytes, linger {} ms, {rate}",
-        args.mode,
+        "bench {}: {} records x {} bytes | topic {}, partitions {partitions} | {clients}{producing}",
+        mode_name(args.mode),
         args.count,
         args.size,
         args.topic,
-        args.producers,
-        args.consumers,
-        args.acks,
-        args.batch_bytes,
-        args.linger_ms,
     )
-    .to_lowercase()
+}
+
+fn acks_name(acks: AcksArg) -> &'static str {
+    match acks {
+        AcksArg::None => "none",
+        AcksArg::Leader => "leader",
+        AcksArg::Quorum => "quorum",
+    }
 }
 
 fn mode_name(mode: BenchMode) -> &'static str {
@@ -184,7 +203,7 @@ fn settings_json(args: &BenchArgs, partitions: u32) -> serde_json::Value {
         "consumers": args.consumers,
         "size_bytes": args.size,
         "count": args.count,
-        "acks": format!("{:?}", args.acks).to_lowercase(),
+        "acks": acks_name(args.acks),
         "rate": args.rate,
         "batch_bytes": args.batch_bytes,
         "linger_ms": args.linger_ms,
@@ -271,14 +290,15 @@ async fn bench_produce(args: &BenchArgs, partitions: u32) -> anyhow::Result<Repo
 }
 
 /// Starts the consumers: each its own client and some partitions,
-/// positioned at `start_offsets` (per partition) or the beginning.
+/// positioned at `start_offsets` (per partition) or the beginning. Returns
+/// the tasks and when they started reading.
 async fn start_consumers(
     args: &BenchArgs,
     partitions: u32,
     start_offsets: Option<&[u64]>,
     count: &std::sync::Arc<SharedCount>,
     base: Option<Instant>,
-) -> anyhow::Result<JoinSet<anyhow::Result<ConsumerTotals>>> {
+) -> anyhow::Result<(JoinSet<anyhow::Result<ConsumerTotals>>, Instant)> {
     let mut ready = Vec::new();
     for assigned in assign_partitions(partitions, args.consumers) {
         let client = args.connect.connect("bench").await?;
@@ -286,15 +306,19 @@ async fn start_consumers(
             start_offsets.map(|all| assigned.iter().map(|&p| all[p as usize]).collect());
         ready.push(open_consumer(&client, &args.topic, &assigned, offsets.as_deref()).await?);
     }
+    let started = Instant::now();
     let mut tasks = JoinSet::new();
     for consumer in ready {
         tasks.spawn(run_consumer(consumer, count.clone(), base));
     }
-    Ok(tasks)
+    Ok((tasks, started))
 }
 
+/// Sums the consumers' totals; elapsed runs from `started` to the moment
+/// the target count was reached.
 async fn join_consumers(
     mut tasks: JoinSet<anyhow::Result<ConsumerTotals>>,
+    count: &SharedCount,
     started: Instant,
 ) -> anyhow::Result<Totals> {
     let mut totals = Totals {
@@ -312,7 +336,8 @@ async fn join_consumers(
             .add(&consumer.latency)
             .context("merging latencies")?;
     }
-    totals.elapsed = started.elapsed();
+    let finished = count.reached_at().unwrap_or_else(Instant::now);
+    totals.elapsed = finished.saturating_duration_since(started);
     Ok(totals)
 }
 
@@ -332,8 +357,8 @@ async fn bench_consume(
         );
     }
     let count = SharedCount::new(args.count);
-    let tasks = start_consumers(args, partitions, None, &count, None).await?;
-    let totals = join_consumers(tasks, Instant::now()).await?;
+    let (tasks, started) = start_consumers(args, partitions, None, &count, None).await?;
+    let totals = join_consumers(tasks, &count, started).await?;
     Ok(report(args, partitions, totals, "not measured"))
 }
 
@@ -365,11 +390,11 @@ async fn bench_e2e(client: &Client, args: &BenchArgs, partitions: u32) -> anyhow
     }
     let base = Instant::now();
     let count = SharedCount::new(args.count);
-    let consumers =
+    let (consumers, _) =
         start_consumers(args, partitions, Some(&end_offsets), &count, Some(base)).await?;
     let started = Instant::now();
     let producers = start_producers(args, base).await?;
     join_producers(producers).await?;
-    let totals = join_consumers(consumers, started).await?;
+    let totals = join_consumers(consumers, &count, started).await?;
     Ok(report(args, partitions, totals, "produce -> consumed"))
 }
