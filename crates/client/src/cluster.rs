@@ -132,8 +132,18 @@ impl Client {
         address: &str,
         request: Request,
     ) -> Result<Response, ClientError> {
-        let connection = self.connection(address).await?;
         let timeout = self.timeout_for(&request);
+        self.request_to_within(address, request, timeout).await
+    }
+
+    /// As [`Client::request_to`], with the caller's timeout.
+    pub(crate) async fn request_to_within(
+        &self,
+        address: &str,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let connection = self.connection(address).await?;
         connection.call(request, timeout).await
     }
 

@@ -80,6 +80,7 @@ pub(crate) struct SendableBatch {
     pub(crate) completion: Arc<BatchCompletion>,
     /// Sends that failed retriably so far.
     pub(crate) attempts: u32,
+    pub(crate) record_count: u32,
 }
 
 struct OpenBatch {
@@ -374,8 +375,22 @@ impl Accumulator {
             return;
         };
         partition_state.in_flight = false;
-        if let (true, Some(base_sequence)) = (rewind_sequence, batch.base_sequence) {
+        // Only while no later batch took sequences (and no new producer id
+        // restarted them): otherwise rewinding would reuse live numbers.
+        if let (true, Some(base_sequence)) = (rewind_sequence, batch.base_sequence)
+            && partition_state.next_sequence == base_sequence.wrapping_add(batch.record_count)
+        {
             partition_state.next_sequence = base_sequence;
+        }
+    }
+
+    /// Restarts every partition's sequence at 0 (for a fresh producer id).
+    pub(crate) fn reset_sequences(&self) {
+        let mut state = self.state.lock();
+        for topic_state in state.topics.values_mut() {
+            for partition_state in topic_state.partitions.values_mut() {
+                partition_state.next_sequence = 0;
+            }
         }
     }
 
@@ -452,6 +467,7 @@ fn take_for_sending(
 
         completion: sealed.completion,
         attempts: 0,
+        record_count,
     }
 }
 

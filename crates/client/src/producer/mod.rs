@@ -19,7 +19,7 @@ mod delivery;
 mod sender;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -134,6 +134,10 @@ struct Shared {
     wake_sender: Notify,
     /// Cancelled by `close` or when the last handle is dropped.
     shutdown: CancellationToken,
+    /// Set when the broker no longer accepts this producer id's sequences
+    /// (`OUT_OF_ORDER_SEQUENCE`, `UNKNOWN_PRODUCER`): the sender then asks
+    /// for a fresh id, whose sequences restart at 0.
+    producer_id_stale: AtomicBool,
 }
 
 /// Batching producer; cheap to clone, all clones share the batches.
@@ -159,6 +163,7 @@ pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
         config,
         wake_sender: Notify::new(),
         shutdown: shutdown.clone(),
+        producer_id_stale: AtomicBool::new(false),
     });
     let task = tokio::spawn(sender::run(shared.clone()));
     Producer {

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use citystream_protocol::{
@@ -37,6 +38,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut slots = InFlightSlots::new();
     let mut producer_id = None;
     while !shared.shutdown.is_cancelled() {
+        if shared.producer_id_stale.swap(false, Ordering::AcqRel) {
+            producer_id = None;
+        }
         if shared.config.idempotent && producer_id.is_none() {
             producer_id = init_producer(&shared).await;
             continue;
@@ -74,7 +78,10 @@ async fn init_producer(shared: &Shared) -> Option<u64> {
         .request(Request::InitProducer(InitProducerRequest {}))
         .await
     {
-        Ok(Response::InitProducer(response)) => return Some(response.producer_id),
+        Ok(Response::InitProducer(response)) => {
+            shared.accumulator.reset_sequences();
+            return Some(response.producer_id);
+        }
         Ok(other) => ClientError::unexpected_response("InitProducer", &other),
         Err(error) => error,
     };
@@ -195,7 +202,12 @@ async fn produce_once(
             .collect(),
     });
     let mut retry = Vec::new();
-    match shared.client.request_to(address, request).await {
+    let timeout = Duration::from_millis(shared.config.request_timeout_ms);
+    match shared
+        .client
+        .request_to_within(address, request, timeout)
+        .await
+    {
         Ok(Response::Produce(_)) if shared.config.acks == Acks::None => {
             for batch in batches {
                 finish(shared, batch, Ok(UNKNOWN_OFFSET));
@@ -311,6 +323,14 @@ fn retry_or_fail(
 /// Completes a batch: frees its partition and buffer bytes and resolves its
 /// records' futures.
 fn finish(shared: &Shared, batch: SendableBatch, outcome: Result<u64, ClientError>) {
+    if let Err(error) = &outcome
+        && let Some(code @ (ErrorCode::OUT_OF_ORDER_SEQUENCE | ErrorCode::UNKNOWN_PRODUCER)) =
+            error.code()
+    {
+        tracing::warn!(topic = %batch.topic, partition = batch.partition, %code,
+            "the broker refused this producer's sequence; asking for a new producer id");
+        shared.producer_id_stale.store(true, Ordering::Release);
+    }
     // The broker did not write a batch it answered with an error code, so
     // the next batch may reuse its sequence numbers; after I/O errors or
     // timeouts it may have, so the sequence stays consumed.
