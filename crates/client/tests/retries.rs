@@ -1,0 +1,256 @@
+//! Producer retries against a scripted fake broker: a retriable partition
+//! error and a dropped connection are both retried, and an idempotent
+//! batch is re-sent byte for byte (same producer id and sequence), which is
+//! what lets the real broker write it once.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use citystream_client::{Client, ClientConfig, ErrorCode, ProducerConfig, ProducerRecord};
+use citystream_protocol::{
+    FrameCodec, HelloResponse, InboundFrame, InitProducerResponse, MetadataResponse, NodeRef,
+    PartitionMetadata, PartitionStatus, ProducePartitionResponse, ProduceResponse, Request,
+    Response, ResponseFrame, TopicConfig, TopicMetadata, decode_request,
+};
+use citystream_record::RecordBatch;
+use common::bounded;
+use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+/// What the fake broker does with the next Produce request.
+#[derive(Debug, Clone, Copy)]
+enum ProduceAction {
+    /// Answer every partition with this error code.
+    Fail(ErrorCode),
+    /// Close the connection without answering.
+    Drop,
+}
+
+#[derive(Default)]
+struct Script {
+    /// Actions for the first Produce requests; later ones succeed.
+    actions: VecDeque<ProduceAction>,
+    /// Every produced batch received, in order.
+    batches: Vec<Bytes>,
+    connections: usize,
+}
+
+/// Starts a one-node fake broker leading partition 0 of topic `t`.
+async fn fake_broker(actions: Vec<ProduceAction>) -> (String, Arc<Mutex<Script>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let script = Arc::new(Mutex::new(Script {
+        actions: actions.into(),
+        ..Script::default()
+    }));
+    let (serving_address, serving_script) = (address.clone(), script.clone());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            serving_script.lock().connections += 1;
+            tokio::spawn(serve(
+                stream,
+                serving_address.clone(),
+                serving_script.clone(),
+            ));
+        }
+    });
+    (address, script)
+}
+
+async fn serve(stream: TcpStream, address: String, script: Arc<Mutex<Script>>) {
+    let mut framed = Framed::new(stream, FrameCodec::for_requests(1 << 24));
+    while let Some(Ok(InboundFrame::Frame(body))) = framed.next().await {
+        let frame = decode_request(body).unwrap();
+        let api_key = frame.request.api_key();
+        let Some(response) = answer(frame.request, &address, &script) else {
+            return; // drops the connection
+        };
+        let response = ResponseFrame {
+            request_id: frame.request_id,
+            api_key,
+            response: Ok(response),
+        };
+        framed.send(response).await.unwrap();
+    }
+}
+
+fn answer(request: Request, address: &str, script: &Mutex<Script>) -> Option<Response> {
+    Some(match request {
+        Request::Hello(_) => Response::Hello(HelloResponse {
+            version: 1,
+            node_id: 1,
+            cluster_id: "fake".to_string(),
+            frame_bytes_max: 1 << 24,
+            record_bytes_max: 1 << 20,
+        }),
+        Request::Metadata(_) => Response::Metadata(metadata(address)),
+        Request::InitProducer(_) => {
+            Response::InitProducer(InitProducerResponse { producer_id: 77 })
+        }
+        Request::Produce(produce) => {
+            let mut script = script.lock();
+            script
+                .batches
+                .extend(produce.partitions.iter().map(|p| p.batch.clone()));
+            let status = match script.actions.pop_front() {
+                Some(ProduceAction::Drop) => return None,
+                Some(ProduceAction::Fail(code)) => PartitionStatus {
+                    error: code,
+                    message: "scripted failure".to_string(),
+                    leader_hint: Some(NodeRef {
+                        node_id: 1,
+                        address: address.to_string(),
+                    }),
+                },
+                None => PartitionStatus::ok(),
+            };
+            Response::Produce(ProduceResponse {
+                partitions: produce
+                    .partitions
+                    .iter()
+                    .map(|p| ProducePartitionResponse {
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        status: status.clone(),
+                        base_offset: 0,
+                        log_start_offset: 0,
+                    })
+                    .collect(),
+            })
+        }
+        other => panic!("the fake broker does not serve {other:?}"),
+    })
+}
+
+fn metadata(address: &str) -> MetadataResponse {
+    MetadataResponse {
+        cluster_id: "fake".to_string(),
+        controller_id: 1,
+        brokers: vec![NodeRef {
+            node_id: 1,
+            address: address.to_string(),
+        }],
+        topics: vec![TopicMetadata {
+            name: "t".to_string(),
+            status: PartitionStatus::ok(),
+            config: TopicConfig::default(),
+            partitions: vec![PartitionMetadata {
+                partition: 0,
+                leader: 1,
+                replicas: vec![1],
+                log_start_offset: 0,
+                high_watermark: 0,
+            }],
+        }],
+    }
+}
+
+fn fast_retries(idempotent: bool) -> ProducerConfig {
+    ProducerConfig {
+        idempotent,
+        linger_ms: 1,
+        retry_backoff_ms: 5,
+        retries: 3,
+        ..ProducerConfig::default()
+    }
+}
+
+/// Sends three records as one batch and returns their offsets.
+async fn send_three(client: &Client, config: ProducerConfig) -> Vec<u64> {
+    let producer = client.producer(config);
+    let mut deliveries = Vec::new();
+    for value in ["a", "b", "c"] {
+        deliveries.push(
+            producer
+                .send(ProducerRecord::new("t", value))
+                .await
+                .unwrap(),
+        );
+    }
+    producer.flush().await.unwrap();
+    let mut offsets = Vec::new();
+    for delivery in deliveries {
+        offsets.push(delivery.await.unwrap().offset);
+    }
+    offsets
+}
+
+/// A retriable partition error is retried and the idempotent batch is re-sent unchanged.
+#[tokio::test]
+async fn idempotent_retry_resends_the_same_sequence() {
+    bounded(async {
+        let (address, script) = fake_broker(vec![ProduceAction::Fail(ErrorCode::NOT_LEADER)]).await;
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        assert_eq!(send_three(&client, fast_retries(true)).await, vec![0, 1, 2]);
+        let script = script.lock();
+        assert_eq!(script.batches.len(), 2, "one failed attempt, one retry");
+        assert_eq!(
+            script.batches[0], script.batches[1],
+            "the retry is byte-identical"
+        );
+        let header = *RecordBatch::from_bytes(script.batches[0].clone())
+            .unwrap()
+            .header();
+        assert_eq!((header.producer_id, header.base_sequence), (77, 0));
+    })
+    .await;
+}
+
+/// A connection lost mid-request fails the request, and the retry reconnects.
+#[tokio::test]
+async fn lost_connection_is_retried_on_a_new_one() {
+    bounded(async {
+        let (address, script) = fake_broker(vec![ProduceAction::Drop]).await;
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        assert_eq!(
+            send_three(&client, fast_retries(false)).await,
+            vec![0, 1, 2]
+        );
+        let script = script.lock();
+        assert_eq!(script.batches.len(), 2);
+        assert_eq!(script.connections, 2, "the client reconnected once");
+    })
+    .await;
+}
+
+/// A non-retriable error fails the delivery with the broker's code and message.
+#[tokio::test]
+async fn non_retriable_error_fails_the_records() {
+    bounded(async {
+        let (address, _script) =
+            fake_broker(vec![ProduceAction::Fail(ErrorCode::CORRUPT_BATCH)]).await;
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        let producer = client.producer(fast_retries(false));
+        let delivery = producer.send(ProducerRecord::new("t", "x")).await.unwrap();
+        let error = delivery.await.unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::CORRUPT_BATCH));
+        assert!(error.to_string().contains("scripted failure"));
+        assert_eq!(
+            producer.flush().await.map_err(|e| e.code()),
+            Ok(()),
+            "nothing is left to flush"
+        );
+    })
+    .await;
+}
+
+/// Retries stop after `retries` attempts and report the last error.
+#[tokio::test]
+async fn retries_are_bounded() {
+    bounded(async {
+        let busy = ProduceAction::Fail(ErrorCode::BUSY);
+        let (address, script) = fake_broker(vec![busy; 10]).await;
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        let producer = client.producer(fast_retries(false));
+        let delivery = producer.send(ProducerRecord::new("t", "x")).await.unwrap();
+        assert_eq!(delivery.await.unwrap_err().code(), Some(ErrorCode::BUSY));
+        assert_eq!(script.lock().batches.len(), 4, "1 attempt + 3 retries");
+    })
+    .await;
+}
