@@ -139,6 +139,46 @@ fn producer_log_routes_each_line_to_its_topic() {
 
     let events = broker.run(&["consume", "city.events", "--from-beginning"]);
     assert_eq!(events, "bus 42 late\n");
+
+    let since = broker.run(&[
+        "consume",
+        "city.alerts",
+        "--from-time",
+        "2024-05-01T12:00:01Z",
+    ]);
+    assert_eq!(since, "PM2.5 normal\n");
+}
+
+/// `--key`, `--partition` and `--header` reach the record, as JSON shows.
+#[test]
+fn key_partition_and_headers_are_applied() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "keyed", "--partitions", "3"]);
+    let args = [
+        "produce",
+        "keyed",
+        "--key",
+        "station-7",
+        "--partition",
+        "2",
+        "--header",
+        "unit=ug/m3",
+        "--acks",
+        "quorum",
+        "--idempotent",
+    ];
+    broker.run_with_stdin(&args, "12\n13\n");
+
+    let consumed = broker.run(&["consume", "keyed", "--from-beginning", "--format", "json"]);
+    let records = json_lines(&consumed);
+    assert_eq!(records.len(), 2, "{consumed}");
+    for (record, value) in records.iter().zip(["12", "13"]) {
+        assert_eq!(record["partition"], 2);
+        assert_eq!(record["key"], "station-7");
+        assert_eq!(record["headers"]["unit"], "ug/m3");
+        assert_eq!(record["value"], value);
+    }
 }
 
 /// A producer-log line with a bad time is refused before anything is sent.
