@@ -13,8 +13,16 @@
 //! - offsets are dense: batch `n+1` starts at `last_offset(n) + 1`;
 //! - terms never decrease along the log;
 //! - a batch is only ever served after its CRC was verified when it was
-//!   appended or recovered;
-//! - `start_offset() <= next_offset()`.
+//!   appended or recovered, and it is verified again on every read;
+//! - `start_offset() <= next_offset()`;
+//! - there is always an active (last) segment, and segments are contiguous.
+//!
+//! Module map: `append` (append path, roll), `read` (read path, lookup),
+//! `truncate` (truncate_after, reset), `retention` (purge, retention),
+//! `recovery` (open), `segment` (one segment's files), `index` (sparse
+//! indexes), `scan` (walking batches in a file), `log_start` (the start
+//! offset file), `storage` (file and memory backends). The on-disk format
+//! is drawn in `docs/storage-format.md`.
 
 // API CONTRACT (implemented by the log work; signatures are fixed, bodies are not).
 
