@@ -8,6 +8,7 @@ mod common;
 mod suite_append;
 mod suite_maintenance;
 mod suite_recovery;
+mod suite_storage;
 
 /// Declares one `#[test]` per suite function, each calling it with `$factory`.
 macro_rules! tests {
@@ -58,6 +59,9 @@ macro_rules! conformance_suite {
                 suite_recovery::corruption_in_a_sealed_segment_is_never_served,
                 suite_recovery::torn_sealed_segment_drops_later_segments,
                 suite_recovery::damaged_log_start_file_is_an_error,
+                suite_storage::storage_appends_are_readable_at_once,
+                suite_storage::storage_names_behave_like_a_directory,
+                suite_storage::storage_atomic_write_replaces_a_file,
             }
         }
     };
