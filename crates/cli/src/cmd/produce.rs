@@ -12,6 +12,7 @@ use bytes::Bytes;
 use citystream_client::{
     Acks, ClientError, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+use clap::ValueEnum as _;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
@@ -158,12 +159,29 @@ async fn load(args: &ProduceArgs) -> anyhow::Result<Vec<InputRecord>> {
     let options = ParseOptions {
         key_column: args.key_column.clone(),
     };
-    input::parse(args.format, &text, &options).with_context(|| {
-        format!(
-            "{source} is not valid {:?} input; nothing was sent",
-            args.format
-        )
-    })
+    let format = args.format.to_possible_value().expect("no skipped formats");
+    let records = input::parse(args.format, &text, &options)
+        .map_err(anyhow::Error::new)
+        .and_then(check_topic_names)
+        .with_context(|| {
+            format!(
+                "{source} is not valid {} input; nothing was sent",
+                format.get_name()
+            )
+        })?;
+    Ok(records)
+}
+
+/// Per-record topics (producer-log) are checked with the broker's own rule
+/// before anything is sent, so a bad name late in a file sends nothing.
+fn check_topic_names(records: Vec<InputRecord>) -> anyhow::Result<Vec<InputRecord>> {
+    for record in &records {
+        if let Some(topic) = &record.topic {
+            citystream_broker::names::validate_user_topic_name(topic)
+                .map_err(|error| anyhow::anyhow!("line {}: {error}", record.line))?;
+        }
+    }
+    Ok(records)
 }
 
 async fn send_stdin_lines(

@@ -181,7 +181,8 @@ fn key_partition_and_headers_are_applied() {
     }
 }
 
-/// A producer-log line with a bad time is refused before anything is sent.
+/// A producer-log line with a bad time or topic name is refused before
+/// anything is sent.
 #[test]
 fn producer_log_bad_time_sends_nothing() {
     let data = tempfile::tempdir().unwrap();
@@ -194,6 +195,16 @@ fn producer_log_bad_time_sends_nothing() {
     );
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!broker.run(&["topic", "list"]).contains("first.topic"));
+
+    let log = "1000\tok\tt\tfirst.topic\n2000\tbad\tt\tno spaces\n";
+    let file = write_file(data.path(), "bad-topic.log", log);
+    let (code, stderr) = broker.run_failing(
+        &["produce", "--file", &file, "--format", "producer-log"],
+        "",
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("line 2: invalid topic name"), "{stderr}");
     assert!(!broker.run(&["topic", "list"]).contains("first.topic"));
 }
 
