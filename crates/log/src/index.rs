@@ -191,3 +191,70 @@ impl IndexFile<TimeEntry> {
         after.checked_sub(1).map(|i| self.entries[i])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MemoryStorage, Storage};
+
+    fn entry(relative_offset: u32, position: u32) -> OffsetEntry {
+        OffsetEntry {
+            relative_offset,
+            position,
+        }
+    }
+
+    /// Entries round-trip through the file in the documented 8-byte layout.
+    #[test]
+    fn offset_entries_have_the_documented_bytes() {
+        let storage = MemoryStorage::new();
+        let mut index = IndexFile::empty(storage.open("i", true).unwrap()).unwrap();
+        index.push(entry(3, 0x0102));
+        index.flush().unwrap();
+        let bytes = storage.file_bytes("i").unwrap();
+        assert_eq!(bytes, [3, 0, 0, 0, 0x02, 0x01, 0, 0]);
+        let loaded = IndexFile::<OffsetEntry>::load(storage.open("i", false).unwrap(), |_| true);
+        assert_eq!(loaded.unwrap().entries(), &[entry(3, 0x0102)]);
+    }
+
+    /// Loading keeps the longest ordered, valid prefix and cuts the file to it.
+    #[test]
+    fn load_keeps_the_valid_prefix() {
+        let storage = MemoryStorage::new();
+        let mut bytes = Vec::new();
+        for e in [entry(1, 10), entry(2, 20), entry(2, 30), entry(4, 40)] {
+            e.encode(&mut bytes);
+        }
+        bytes.push(9);
+        storage.set_file_bytes("i", bytes);
+        let index = IndexFile::<OffsetEntry>::load(storage.open("i", false).unwrap(), |_| true);
+        assert_eq!(index.unwrap().entries(), &[entry(1, 10), entry(2, 20)]);
+        assert_eq!(storage.file_bytes("i").unwrap().len(), 16);
+        let index =
+            IndexFile::<OffsetEntry>::load(storage.open("i", false).unwrap(), |e| e.position < 15);
+        assert_eq!(index.unwrap().entries(), &[entry(1, 10)]);
+    }
+
+    /// `floor` and `last_older_than` pick the entry a search starts from.
+    #[test]
+    fn lookups_pick_the_entry_at_or_below() {
+        let storage = MemoryStorage::new();
+        let mut offsets = IndexFile::empty(storage.open("i", true).unwrap()).unwrap();
+        offsets.push(entry(5, 100));
+        offsets.push(entry(9, 200));
+        assert_eq!(offsets.floor(4), None);
+        assert_eq!(offsets.floor(5), Some(entry(5, 100)));
+        assert_eq!(offsets.floor(8), Some(entry(5, 100)));
+        assert_eq!(offsets.floor(u32::MAX), Some(entry(9, 200)));
+        let mut times = IndexFile::empty(storage.open("t", true).unwrap()).unwrap();
+        let time = |timestamp_ms, relative_offset| TimeEntry {
+            timestamp_ms,
+            relative_offset,
+        };
+        times.push(time(10, 5));
+        times.push(time(20, 9));
+        assert_eq!(times.last_older_than(10), None);
+        assert_eq!(times.last_older_than(11), Some(time(10, 5)));
+        assert_eq!(times.last_older_than(i64::MAX), Some(time(20, 9)));
+    }
+}
