@@ -1,11 +1,13 @@
 //! One client connection. A reader loop frames requests with the protocol
-//! [`FrameCodec`], answers the handshake and undecodable frames itself, and
-//! runs every other request as its own task (at most
-//! `in_flight_per_connection_max` at once), so a long-poll fetch or a
-//! blocking group join never holds up the requests behind it. Each task
-//! encodes its response and hands it to the writer over a bounded queue;
-//! responses therefore leave in completion order, matched to requests by
-//! `request_id` (the pipelining contract).
+//! [`FrameCodec`] and applies them **in arrival order**: every request that
+//! does not wait (produce, commit, admin, ...) is served inline by the
+//! reader, so two pipelined produces to one partition are appended in the
+//! order they were sent and two pipelined commits never land out of order.
+//! Only requests that wait — a long-poll fetch, a blocking group join — run
+//! as their own task (at most `in_flight_per_connection_max` at once), so
+//! they never hold up the requests behind them. Responses go to the writer
+//! over a bounded queue and may therefore leave out of order, matched to
+//! requests by `request_id` (the pipelining contract).
 //!
 //! Lifetime: the reader stops on end of stream, a fatal framing error, a
 //! writer failure or shutdown, and then cancels the connection's token so
@@ -119,7 +121,23 @@ impl Reader {
                 .send(encode(frame.request_id, api_key, Err(error)))
                 .await;
         }
-        self.spawn_request(frame).await
+        if waits(&frame.request) {
+            return self.spawn_request(frame).await;
+        }
+        self.serve_inline(frame).await
+    }
+
+    /// Serves a request that does not wait, before reading the next frame.
+    async fn serve_inline(&mut self, frame: RequestFrame) -> Result<(), Closing> {
+        let api_key = frame.request.api_key();
+        let span = tracing::info_span!("request", request_id = frame.request_id, api = %api_key);
+        let outcome = serve_request(&self.shared, &self.stop, frame.request)
+            .instrument(span)
+            .await;
+        match outcome {
+            Some(response) => self.send(encode(frame.request_id, api_key, response)).await,
+            None => Ok(()),
+        }
     }
 
     /// Hello is answered inline, in arrival order, so requests pipelined
@@ -198,6 +216,12 @@ impl Reader {
     async fn send(&self, frame: Bytes) -> Result<(), Closing> {
         self.responses.send(frame).await.map_err(|_| Closing)
     }
+}
+
+/// Whether a request may wait (for data or for a rebalance) and so must not
+/// hold up the connection's reader.
+fn waits(request: &Request) -> bool {
+    matches!(request, Request::Fetch(_) | Request::JoinGroup(_))
 }
 
 /// Dispatches one request; a panicking handler (a bug) costs the client an

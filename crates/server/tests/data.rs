@@ -334,3 +334,36 @@ async fn acknowledged_data_survives_a_graceful_restart() {
     })
     .await;
 }
+
+/// Proves produces pipelined on one connection are appended in the order
+/// they were sent: per-partition order holds with many requests in flight.
+/// (A multi-threaded runtime, so concurrently served requests could race.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_produces_keep_their_order() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let mut client = server.client().await;
+        client.create_topic("ordered", 1).await.unwrap();
+        let count = 300u32;
+        for i in 0..count {
+            let value = i.to_string();
+            let request = produce_request(Acks::Leader, "ordered", 0, batch(&[value.as_bytes()]));
+            client.send(request).await;
+        }
+        for _ in 0..count {
+            client.recv().await;
+        }
+        let mut fetch = fetch_request("ordered", 0, 0, 0);
+        fetch.max_bytes = 16 * 1024 * 1024;
+        fetch.partitions[0].max_bytes = 16 * 1024 * 1024;
+        let fetched = client.fetch(fetch).await;
+        let values: Vec<String> = records(&fetched.partitions[0].records)
+            .into_iter()
+            .map(|(_, value)| String::from_utf8(value).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..count).map(|i| i.to_string()).collect();
+        assert_eq!(values, expected);
+        server.stop().await;
+    })
+    .await;
+}
