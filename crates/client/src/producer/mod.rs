@@ -134,6 +134,8 @@ struct Shared {
     wake_sender: Notify,
     /// Cancelled by `close` or when the last handle is dropped.
     shutdown: CancellationToken,
+    /// Set by `close`; checked by `send` (cheaper than the token, which locks).
+    closed: AtomicBool,
     /// Set when the broker no longer accepts this producer id's sequences
     /// (`OUT_OF_ORDER_SEQUENCE`, `UNKNOWN_PRODUCER`): the sender then asks
     /// for a fresh id, whose sequences restart at 0.
@@ -163,6 +165,7 @@ pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
         config,
         wake_sender: Notify::new(),
         shutdown: shutdown.clone(),
+        closed: AtomicBool::new(false),
         producer_id_stale: AtomicBool::new(false),
     });
     let task = tokio::spawn(sender::run(shared.clone()));
@@ -178,7 +181,7 @@ impl Producer {
     /// buffer is full); the returned future resolves on acknowledgement.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
         let shared = &*self.shared;
-        if shared.shutdown.is_cancelled() {
+        if shared.closed.load(Ordering::Relaxed) {
             return Err(ClientError::Closed);
         }
         let headers: Vec<(&str, &[u8])> = record
@@ -257,6 +260,7 @@ impl Producer {
 
     /// Flushes, then stops the producer's background tasks.
     pub async fn close(self) -> Result<(), ClientError> {
+        self.shared.closed.store(true, Ordering::Relaxed);
         let flushed = self.flush().await;
         self.shared.shutdown.cancel();
         let task = self.sender_task.lock().take();
