@@ -226,16 +226,35 @@ impl PartitionLog {
         self.read_headers(from.0, count_max)
     }
 
-    /// First offset whose batch's max timestamp is `>= timestamp_ms`, or
-    /// `None` if every record is older.
+    /// Offset of the first record (in log order) whose timestamp is
+    /// `>= timestamp_ms`, or `None` if every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>, LogError> {
         let start_offset = self.log_start.start_offset;
         for segment in &self.segments {
             if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start_offset)? {
-                return Ok(Some(Offset(offset)));
+                return self
+                    .first_record_at_or_after(Offset(offset), timestamp_ms)
+                    .map(Some);
             }
         }
         Ok(None)
+    }
+
+    /// The indexes find the batch whose max timestamp reaches `timestamp_ms`;
+    /// this walks that batch's records to the first one that does.
+    fn first_record_at_or_after(
+        &self,
+        batch_offset: Offset,
+        timestamp_ms: i64,
+    ) -> Result<Offset, LogError> {
+        let read = self.read(batch_offset, 1)?;
+        let batch = citystream_record::BatchIter::new(read.bytes)
+            .next()
+            .ok_or_else(|| LogError::Corrupt(format!("no batch at offset {batch_offset}")))??;
+        let record = batch
+            .records()
+            .find(|record| record.offset >= batch_offset.0 && record.timestamp_ms >= timestamp_ms);
+        Ok(record.map_or(batch_offset, |record| Offset(record.offset)))
     }
 
     /// Removes every batch after `offset`. Raft-friendly semantics: batches

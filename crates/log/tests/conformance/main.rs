@@ -38,7 +38,7 @@ macro_rules! conformance_suite {
                 suite_append::bad_batches_are_refused_and_change_nothing,
                 suite_append::term_going_backwards_is_refused,
                 suite_append::replicated_append_checks_offset_and_term,
-                suite_append::offset_for_timestamp_finds_first_newer_batch,
+                suite_append::offset_for_timestamp_finds_first_newer_record,
                 suite_append::batch_headers_are_listed_across_segments,
                 suite_maintenance::truncate_after_keeps_whole_batches_up_to_offset,
                 suite_maintenance::truncate_after_across_segments_then_append,

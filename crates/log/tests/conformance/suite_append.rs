@@ -292,21 +292,23 @@ pub fn replicated_append_checks_offset_and_term(factory: Factory) {
     assert_eq!(served.to_vec(), make(2, 6));
 }
 
-/// The first batch whose max timestamp reaches the target is found, within
-/// and across segments, with out-of-order timestamps.
-pub fn offset_for_timestamp_finds_first_newer_batch(factory: Factory) {
+/// The first record whose timestamp reaches the target is found (not just
+/// its batch), within and across segments, with out-of-order timestamps.
+pub fn offset_for_timestamp_finds_first_newer_record(factory: Factory) {
     let fixture = factory();
     let mut config = small_config(2500);
     config.index_interval_bytes = 100;
     let mut log = fixture.open(config);
     // Batch i has records at 1000 + 10*i (+1 for its second record),
-    // except every 7th batch, which is old (ts 5).
+    // except every 7th batch, which is old (ts 5). The model holds
+    // (offset, timestamp) of every record in log order.
     let mut model: Vec<(u64, i64)> = Vec::new();
     for i in 0..60u64 {
         let timestamp_ms = if i % 7 == 3 { 5 } else { 1000 + 10 * i as i64 };
         let bytes = append(&mut log, i, 2, timestamp_ms, 1);
         let header: BatchHeader = header(&bytes);
-        model.push((header.base_offset, header.max_timestamp_ms));
+        model.push((header.base_offset, timestamp_ms));
+        model.push((header.base_offset + 1, timestamp_ms + 1));
     }
     assert!(log.segment_count() > 2);
     for target in [
@@ -325,8 +327,8 @@ pub fn offset_for_timestamp_finds_first_newer_batch(factory: Factory) {
     ] {
         let expected = model
             .iter()
-            .find(|(_, max)| *max >= target)
-            .map(|(base, _)| Offset(*base));
+            .find(|(_, timestamp_ms)| *timestamp_ms >= target)
+            .map(|(offset, _)| Offset(*offset));
         assert_eq!(
             log.offset_for_timestamp(target).unwrap(),
             expected,
