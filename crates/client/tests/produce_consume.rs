@@ -281,3 +281,70 @@ async fn admin_manages_topics() {
     })
     .await;
 }
+
+/// `seek` moves a partition's position; the next poll starts there.
+#[tokio::test]
+async fn seek_moves_the_position() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("seek", 1).await;
+        produce(&producer(&client), "seek", 0..10).await;
+        let mut consumer = client.consumer(earliest("seek")).await.unwrap();
+        assert_eq!(consume_to_end(&mut consumer).await.len(), 10);
+        consumer.seek("seek", 0, 7).unwrap();
+        assert!(!consumer.at_end(), "records 7..10 are unread again");
+        let offsets: Vec<u64> = consume_to_end(&mut consumer)
+            .await
+            .iter()
+            .map(|r| r.offset)
+            .collect();
+        assert_eq!(offsets, vec![7, 8, 9]);
+        assert!(
+            consumer.seek("seek", 5, 0).is_err(),
+            "partition 5 is not assigned"
+        );
+    })
+    .await;
+}
+
+/// A start offset beyond the log is reset to the earliest offset.
+#[tokio::test]
+async fn out_of_range_start_is_reset() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("range", 1).await;
+        produce(&producer(&client), "range", 0..5).await;
+        let config = ConsumerConfig {
+            start: StartPosition::Offset(1_000),
+            ..ConsumerConfig::new("range")
+        };
+        let mut consumer = client.consumer(config).await.unwrap();
+        let records = common::consume(&mut consumer, 5).await;
+        assert_eq!(records.first().map(|r| r.offset), Some(0));
+    })
+    .await;
+}
+
+/// Manual assignment with a group commits offsets a later group member resumes from.
+#[tokio::test]
+async fn manual_assignment_commits_for_its_group() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("manual", 2).await;
+        let producer = producer(&client);
+        produce(&producer, "manual", 0..20).await;
+        let config = ConsumerConfig {
+            group: Some("g-manual".to_string()),
+            partitions: Some(vec![("manual".to_string(), 0), ("manual".to_string(), 1)]),
+            ..earliest("manual")
+        };
+        let mut manual = client.consumer(config.clone()).await.unwrap();
+        assert_eq!(consume_to_end(&mut manual).await.len(), 20);
+        manual.commit().await.unwrap();
+        manual.close().await.unwrap();
+        produce(&producer, "manual", 20..23).await;
+        let mut again = client.consumer(config).await.unwrap();
+        assert_eq!(consume_to_end(&mut again).await.len(), 3);
+    })
+    .await;
+}
