@@ -11,7 +11,7 @@
 //! Map of the crate: [`Broker`] (the facade, `broker/`) routes each call to
 //! a [`topic`] and its [`partition`]s (validated by [`produce`], deduped by
 //! [`producer_state`]), to the [`group`] coordinator, or to the committed
-//! [`offsets`] store; [`names`] and [`partitioner`] are pure rules shared
+//! [`offsets`] store; [`names`] is a pure rule shared
 //! with clients; [`data_dir`] owns the files outside the partition logs.
 
 mod broker;
@@ -22,20 +22,21 @@ pub mod group;
 pub mod names;
 pub mod offsets;
 pub mod partition;
-pub mod partitioner;
 pub mod produce;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod topic;
 
 pub use broker::Broker;
+/// The key partitioner every transport shares (Kafka's murmur2), defined once
+/// in the record crate.
+pub use citystream_record::{murmur2, partition_for_key};
 pub use config::{BrokerConfig, FsyncPolicy, LogConfig, TopicSettings};
 pub use error::BrokerError;
 pub use group::{
     GroupOverview, GroupPartition, JoinRequest, JoinResult, JoinTicket, MemberOverview,
 };
 pub use partition::{FetchOutcome, OffsetQuery, ProduceOutcome};
-pub use partitioner::partition_for_key;
 pub use topic::{PartitionInfo, TopicInfo};
 
 #[cfg(test)]
