@@ -79,6 +79,8 @@ impl Client {
     }
 
     /// Sends one request to the bootstrap/any broker and returns its response.
+    /// A `Produce` with `Acks::None` gets no answer from the broker: it
+    /// resolves once written, with an empty `ProduceResponse`.
     pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
         let connection = self.any_connection().await?;
         let timeout = self.timeout_for(&request);
