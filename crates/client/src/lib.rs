@@ -8,7 +8,7 @@
 //! Module map: `connection` (one multiplexed TCP connection), `metadata`
 //! (the topic/leader cache), `cluster` ([`Client`]: pool + routing),
 //! `admin`, `producer/` (accumulator, sender task, delivery futures),
-//! `consumer/` (group membership, fetcher, positions), `partitioner`.
+//! `consumer/` (group membership, fetcher, positions).
 
 mod admin;
 mod cluster;
@@ -16,15 +16,15 @@ mod connection;
 mod consumer;
 mod error;
 mod metadata;
-mod partitioner;
 mod producer;
 
 pub use admin::Admin;
 pub use citystream_protocol::{Acks, ApiError, ErrorCode, TopicConfig};
+/// Kafka's key partitioner, shared with the broker (lives in the record crate).
+pub use citystream_record::{murmur2, partition_for_key};
 pub use cluster::{Client, ClientConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartPosition};
 pub use error::ClientError;
-pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{
     DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, UNKNOWN_OFFSET,
 };

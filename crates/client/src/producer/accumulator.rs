@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, PushError};
+use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, PushError, partition_for_key};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::ClientError;
-use crate::partitioner::partition_for_key;
 use crate::producer::delivery::{BatchCompletion, DeliveryFuture};
 
 /// Bytes a record adds to a batch besides key, value and headers.
