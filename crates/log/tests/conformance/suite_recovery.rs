@@ -1,6 +1,8 @@
 //! Conformance: reopening after clean shutdowns and after damage.
 
+use bytes::Bytes;
 use citystream_log::{LogConfig, LogError, Offset, PartitionLog, Term};
+use citystream_record::RecordBatch;
 
 use crate::common::*;
 
@@ -36,14 +38,23 @@ fn expect_log(log: &PartitionLog, written: &[Vec<u8>]) {
     }
 }
 
-/// Every timestamp lookup agrees with a linear search of the batches.
+/// Every timestamp lookup agrees with a linear search of the records.
 fn expect_timestamps(log: &PartitionLog, written: &[Vec<u8>]) {
+    let records: Vec<(u64, i64)> = written
+        .iter()
+        .flat_map(|b| {
+            let batch = RecordBatch::from_bytes(Bytes::copy_from_slice(b)).unwrap();
+            batch
+                .records()
+                .map(|r| (r.offset, r.timestamp_ms))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for target in -1..40 {
-        let expected = written
+        let expected = records
             .iter()
-            .map(|b| header(b))
-            .find(|h| h.max_timestamp_ms >= target)
-            .map(|h| Offset(h.base_offset));
+            .find(|(_, timestamp_ms)| *timestamp_ms >= target)
+            .map(|(offset, _)| Offset(*offset));
         assert_eq!(
             log.offset_for_timestamp(target).unwrap(),
             expected,
