@@ -209,11 +209,19 @@ impl Partition {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let result = self.state.write().log.sync();
-        if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
+        // The fsync runs outside the lock so appends and fetches go on
+        // while the disk syncs (group commit without a stall).
+        let pending = self.state.write().log.begin_sync();
+        match pending.and_then(|pending| pending.run()) {
+            Ok(done) => {
+                self.state.write().log.finish_sync(done);
+                Ok(())
+            }
+            Err(error) => {
+                self.dirty.store(true, Ordering::Release);
+                Err(error.into())
+            }
         }
-        Ok(result?)
     }
 
     /// Applies age and size retention; returns segments deleted.

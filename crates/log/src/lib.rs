@@ -44,7 +44,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 pub use citystream_record::{BatchHeader, Offset, Term};
-pub use storage::{FileStorage, MemoryStorage, Storage, StorageFile};
+pub use storage::{FileStorage, FileSyncer, MemoryStorage, Storage, StorageFile};
 
 use crate::log_start::LogStart;
 use crate::read::ReadHint;
@@ -115,6 +115,37 @@ pub struct AppendInfo {
     pub base_offset: Offset,
     pub last_offset: Offset,
     pub max_timestamp_ms: i64,
+}
+
+/// The fsyncs a [`PartitionLog::begin_sync`] found to do.
+#[derive(Debug)]
+pub struct PendingSync {
+    segments: Vec<segment::SegmentSync>,
+}
+
+impl PendingSync {
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Runs the fsyncs (slow; do not hold the log's lock).
+    pub fn run(self) -> Result<SyncDone, LogError> {
+        for segment in &self.segments {
+            segment.run()?;
+        }
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| (s.base_offset, s.writes))
+            .collect();
+        Ok(SyncDone { segments })
+    }
+}
+
+/// Proof that a [`PendingSync`] ran, for [`PartitionLog::finish_sync`].
+#[derive(Debug)]
+pub struct SyncDone {
+    segments: Vec<(u64, u64)>,
 }
 
 /// Bytes returned by a read: whole batches, concatenated.
@@ -300,6 +331,32 @@ impl PartitionLog {
             segment.sync()?;
         }
         Ok(())
+    }
+
+    /// Group commit without blocking the log: call this under the owner's
+    /// lock, run [`PendingSync::run`] (the fsyncs) outside it, then hand the
+    /// result to [`PartitionLog::finish_sync`] under the lock again. Appends
+    /// and reads go on while the disk syncs; bytes appended meanwhile are
+    /// only counted as synced by a later sync.
+    pub fn begin_sync(&mut self) -> Result<PendingSync, LogError> {
+        let mut segments = Vec::new();
+        for segment in &mut self.segments {
+            segments.extend(segment.begin_sync()?);
+        }
+        Ok(PendingSync { segments })
+    }
+
+    /// Records a completed [`PendingSync`].
+    pub fn finish_sync(&mut self, done: SyncDone) {
+        for (base_offset, writes) in done.segments {
+            if let Some(segment) = self
+                .segments
+                .iter_mut()
+                .find(|s| s.base_offset() == base_offset)
+            {
+                segment.finish_sync(writes);
+            }
+        }
     }
 
     /// First offset still served.

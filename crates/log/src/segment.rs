@@ -109,8 +109,11 @@ pub(crate) struct Segment {
     log: Box<dyn StorageFile>,
     log_path: PathBuf,
     indexer: Indexer,
-    /// Bytes were written since the last sync.
-    dirty: bool,
+    /// Mutations (appends, truncations, recovered bytes) so far; the file is
+    /// synced when `synced_writes` caught up with it.
+    writes: u64,
+    /// `writes` as of the last fsync that completed.
+    synced_writes: u64,
     /// A failed write could not be undone; the file end is unknown.
     failed: bool,
 }
@@ -215,7 +218,8 @@ impl Segment {
                 last_indexed_position: 0,
                 max_timestamp_ms: i64::MIN,
             },
-            dirty: false,
+            writes: 0,
+            synced_writes: 0,
             failed: false,
         })
     }
@@ -292,7 +296,9 @@ impl Segment {
         self.size_bytes = scan.end_position;
         // Bytes written before the open may sit unsynced in a cache: the
         // next `sync` must cover them too.
-        self.dirty = self.size_bytes > 0;
+        if self.size_bytes > 0 {
+            self.writes += 1;
+        }
         if let Some(header) = last {
             self.next_offset = header.next_offset();
             self.last_term = Some(header.term);
@@ -375,7 +381,7 @@ impl Segment {
         self.size_bytes += batch.len() as u64;
         self.next_offset = header.next_offset();
         self.last_term = Some(header.term);
-        self.dirty = true;
+        self.writes += 1;
         self.indexer
             .observe(self.base_offset, position, header, interval_bytes);
         Ok(())
@@ -503,7 +509,7 @@ impl Segment {
         self.size_bytes = position;
         self.next_offset = next_offset;
         self.last_term = last_term;
-        self.dirty = true;
+        self.writes += 1;
         Ok(())
     }
 
@@ -515,11 +521,32 @@ impl Segment {
     /// Flushes the indexes and fsyncs the log file if anything was written.
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.flush_indexes()?;
-        if self.dirty {
+        if self.writes != self.synced_writes {
             self.log.sync().map_err(io_error(&self.log_path))?;
-            self.dirty = false;
+            self.synced_writes = self.writes;
         }
         Ok(())
+    }
+
+    /// First half of a sync that does not hold the log: flushes the indexes
+    /// and returns what to fsync, if anything was written.
+    pub fn begin_sync(&mut self) -> Result<Option<SegmentSync>, LogError> {
+        self.flush_indexes()?;
+        if self.writes == self.synced_writes {
+            return Ok(None);
+        }
+        Ok(Some(SegmentSync {
+            base_offset: self.base_offset,
+            writes: self.writes,
+            syncer: self.log.syncer(),
+            path: self.log_path.clone(),
+        }))
+    }
+
+    /// Records that an fsync begun at `writes` completed. Writes made after
+    /// it began stay unsynced until a later sync covers them.
+    pub fn finish_sync(&mut self, writes: u64) {
+        self.synced_writes = self.synced_writes.max(writes.min(self.writes));
     }
 
     /// Deletes the segment's files.
@@ -529,6 +556,21 @@ impl Segment {
 
     fn corrupt(&self, what: String) -> LogError {
         corrupt_error(&self.log_path, what)
+    }
+}
+
+/// One segment's pending fsync, taken by [`Segment::begin_sync`].
+#[derive(Debug)]
+pub(crate) struct SegmentSync {
+    pub base_offset: u64,
+    pub writes: u64,
+    syncer: std::sync::Arc<dyn crate::storage::FileSyncer>,
+    path: PathBuf,
+}
+
+impl SegmentSync {
+    pub fn run(&self) -> Result<(), LogError> {
+        self.syncer.sync_now().map_err(io_error(&self.path))
     }
 }
 

@@ -72,3 +72,36 @@ fn never_keeps_only_explicit_syncs() {
         written
     );
 }
+
+/// A sync run outside the log (begin, fsync, finish) counts only what was
+/// written before it began: a batch appended while the fsync ran is synced
+/// by the next sync, so a crash after that keeps it.
+#[test]
+fn split_sync_does_not_cover_later_appends() {
+    let policy = FsyncPolicy::Interval { interval_ms: 5 };
+    let fixture = memory_fixture();
+    let mut log = fixture.open(config(policy));
+    let mut written = append_many(&mut log, 0..3);
+    let pending = log.begin_sync().unwrap();
+    assert!(!pending.is_empty());
+    let done = pending.run().unwrap();
+    written.extend(append_many(&mut log, 3..5));
+    log.finish_sync(done);
+    // The appends after `begin_sync` are still owed an fsync.
+    log.sync().unwrap();
+    drop(log);
+    fixture.memory.as_ref().unwrap().crash();
+    let log = fixture.open(config(policy));
+    assert_eq!(read_all(&log, 1), written);
+}
+
+/// Nothing to sync after a completed sync: the next begin finds no work.
+#[test]
+fn split_sync_is_empty_when_nothing_was_written() {
+    let fixture = memory_fixture();
+    let mut log = fixture.open(config(FsyncPolicy::Interval { interval_ms: 5 }));
+    append_many(&mut log, 0..2);
+    let done = log.begin_sync().unwrap().run().unwrap();
+    log.finish_sync(done);
+    assert!(log.begin_sync().unwrap().is_empty());
+}

@@ -8,8 +8,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{Storage, StorageFile};
+use super::{FileSyncer, Storage, StorageFile};
 
 /// Suffix of the temporary file [`Storage::write_atomic`] renames into place.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
@@ -50,7 +51,9 @@ impl Storage for FileStorage {
             }
             other => other?,
         };
-        Ok(Box::new(DiskFile { file }))
+        Ok(Box::new(DiskFile {
+            file: Arc::new(file),
+        }))
     }
 
     fn delete(&self, name: &str) -> io::Result<()> {
@@ -103,12 +106,19 @@ impl Storage for FileStorage {
 /// cursor, so `truncate` needs no seek.
 #[derive(Debug)]
 struct DiskFile {
-    file: File,
+    /// Shared with [`FileSyncer`] handles (`&File` implements `Write`).
+    file: Arc<File>,
+}
+
+impl FileSyncer for File {
+    fn sync_now(&self) -> io::Result<()> {
+        self.sync_data()
+    }
 }
 
 impl StorageFile for DiskFile {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)
+        (&*self.file).write_all(bytes)
     }
 
     fn read_at(&self, position: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -125,5 +135,9 @@ impl StorageFile for DiskFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    fn syncer(&self) -> Arc<dyn FileSyncer> {
+        Arc::clone(&self.file) as Arc<dyn FileSyncer>
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{Storage, StorageFile};
+use super::{FileSyncer, Storage, StorageFile};
 
 #[derive(Debug, Default)]
 struct MemoryFileState {
@@ -147,7 +147,17 @@ impl StorageFile for MemoryFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let mut state = self.file.lock();
+        self.file.sync_now()
+    }
+
+    fn syncer(&self) -> Arc<dyn FileSyncer> {
+        Arc::clone(&self.file) as Arc<dyn FileSyncer>
+    }
+}
+
+impl FileSyncer for Mutex<MemoryFileState> {
+    fn sync_now(&self) -> io::Result<()> {
+        let mut state = self.lock();
         state.synced_len = state.bytes.len();
         Ok(())
     }

@@ -11,6 +11,7 @@ mod memory;
 use std::fmt::Debug;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use file::FileStorage;
 pub(crate) use file::TEMP_SUFFIX;
@@ -65,4 +66,13 @@ pub trait StorageFile: Send + Sync + Debug {
 
     /// Forces appended bytes and the length to stable storage.
     fn sync(&mut self) -> io::Result<()>;
+
+    /// A handle that fsyncs this file without borrowing it, so the log's
+    /// owner can take it under its lock and run the slow fsync outside.
+    fn syncer(&self) -> Arc<dyn FileSyncer>;
+}
+
+/// Forces a file's bytes, as of the call, to stable storage.
+pub trait FileSyncer: Send + Sync + Debug {
+    fn sync_now(&self) -> io::Result<()>;
 }
