@@ -10,13 +10,14 @@
 //! Not here: validation of produced batches (`produce`), which topic or
 //! directory the partition belongs to (`topic`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use citystream_log::{LogError, Offset, PartitionLog, Term};
 use citystream_record::{BatchHeader, NO_PRODUCER, RecordBatch};
 use parking_lot::RwLock;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::BrokerError;
 use crate::producer_state::{OutOfOrder, ProducerStates, SequenceCheck};
@@ -64,6 +65,9 @@ pub struct Partition {
     watermark: watch::Sender<u64>,
     /// Written since the last sync.
     dirty: AtomicBool,
+    /// Told when this partition goes from synced to dirty, so the interval
+    /// fsync only wakes when there is something to sync.
+    unsynced: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -83,16 +87,24 @@ impl Partition {
         index: u32,
         log: PartitionLog,
         now_ms: i64,
+        unsynced: Arc<Notify>,
     ) -> Result<Partition, BrokerError> {
         let producers = rebuild_producer_states(&log, now_ms)?;
         let end = log.next_offset().0;
+        // Bytes recovered at open may sit unsynced in the page cache (a
+        // process crash keeps them there); the first sync must cover them.
+        let recovered = end > log.start_offset().0;
+        if recovered {
+            unsynced.notify_one();
+        }
         Ok(Partition {
             topic: topic.to_owned(),
             index,
             state: RwLock::new(PartitionState { log, producers }),
             high_watermark: AtomicU64::new(end),
             watermark: watch::Sender::new(end),
-            dirty: AtomicBool::new(false),
+            dirty: AtomicBool::new(recovered),
+            unsynced,
         })
     }
 
@@ -141,7 +153,9 @@ impl Partition {
                 now_ms,
             );
         }
-        self.dirty.store(true, Ordering::Release);
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            self.unsynced.notify_one();
+        }
         self.publish_high_watermark(state.log.next_offset().0);
         Ok(ProduceOutcome {
             base_offset: info.base_offset.0,
@@ -219,6 +233,7 @@ impl Partition {
             }
             Err(error) => {
                 self.dirty.store(true, Ordering::Release);
+                self.unsynced.notify_one();
                 Err(error.into())
             }
         }

@@ -6,8 +6,10 @@
 //! and deletion are the facade's.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use citystream_log::{LogConfig, PartitionLog};
+use tokio::sync::Notify;
 
 use crate::data_dir::{
     TOPIC_METADATA_FILE, TopicMetadata, create_dir_durably, read_json, write_json,
@@ -53,6 +55,7 @@ impl Topic {
         settings: TopicSettings,
         base: &LogConfig,
         topics_dir: Option<&Path>,
+        unsynced: &Arc<Notify>,
     ) -> Result<Topic, BrokerError> {
         validate_topic_shape(partitions, &settings)?;
         let dir = topics_dir.map(|d| d.join(name));
@@ -63,12 +66,17 @@ impl Topic {
                 &TopicMetadata::new(partitions, &settings),
             )?;
         }
-        Topic::open_partitions(name, partitions, settings, base, dir, 0)
+        Topic::open_partitions(name, partitions, settings, base, dir, 0, unsynced)
     }
 
     /// Opens an existing topic directory; `Ok(None)` if it has no
     /// `topic.json` (a creation that crashed before writing it).
-    pub fn open(dir: &Path, base: &LogConfig, now_ms: i64) -> Result<Option<Topic>, BrokerError> {
+    pub fn open(
+        dir: &Path,
+        base: &LogConfig,
+        now_ms: i64,
+        unsynced: &Arc<Notify>,
+    ) -> Result<Option<Topic>, BrokerError> {
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -82,7 +90,8 @@ impl Topic {
         let settings = meta.settings();
         validate_topic_shape(meta.partitions, &settings)?;
         let dir = Some(dir.to_owned());
-        Topic::open_partitions(name, meta.partitions, settings, base, dir, now_ms).map(Some)
+        Topic::open_partitions(name, meta.partitions, settings, base, dir, now_ms, unsynced)
+            .map(Some)
     }
 
     fn open_partitions(
@@ -92,6 +101,7 @@ impl Topic {
         base: &LogConfig,
         dir: Option<PathBuf>,
         now_ms: i64,
+        unsynced: &Arc<Notify>,
     ) -> Result<Topic, BrokerError> {
         let config = log_config(name, &settings, base);
         let mut partitions = Vec::with_capacity(count as usize);
@@ -100,7 +110,13 @@ impl Topic {
                 Some(dir) => PartitionLog::open(dir.join(index.to_string()), config.clone())?,
                 None => PartitionLog::in_memory(config.clone()),
             };
-            partitions.push(Partition::new(name, index, log, now_ms)?);
+            partitions.push(Partition::new(
+                name,
+                index,
+                log,
+                now_ms,
+                Arc::clone(unsynced),
+            )?);
         }
         Ok(Topic {
             name: name.to_owned(),

@@ -1,8 +1,10 @@
 //! Housekeeping the domain cannot do itself because it owns no clock or
 //! task: `Broker::tick` every `tick_interval_ms` (group sessions, rebalance
-//! deadlines, retention) and, under `FsyncPolicy::Interval`,
-//! `Broker::sync_logs` every `interval_ms` (group commit). Both run on the
-//! blocking pool since they may touch the disk.
+//! deadlines, retention) and, under `FsyncPolicy::Interval`, group commit:
+//! once a write leaves a partition unsynced, wait `interval_ms` (collecting
+//! the writes that follow) and `Broker::sync_logs`. An idle broker therefore
+//! does no fsync work at all. Both jobs run on the blocking pool since they
+//! may touch the disk.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,12 +35,7 @@ pub(crate) fn start(
         },
     ));
     if let FsyncPolicy::Interval { interval_ms } = broker.config().log.fsync {
-        let sync_broker = Arc::clone(broker);
-        timers.spawn(every(interval_ms, "sync_logs", stop.clone(), move || {
-            if let Err(error) = sync_broker.sync_logs() {
-                tracing::warn!(%error, "interval fsync failed");
-            }
-        }));
+        timers.spawn(group_commit(Arc::clone(broker), interval_ms, stop.clone()));
     }
     timers.close();
     timers
@@ -62,6 +59,29 @@ where
         let job = Arc::clone(&job);
         if let Err(error) = tokio::task::spawn_blocking(move || job()).await {
             tracing::warn!(timer = name, %error, "timer job failed");
+        }
+    }
+}
+
+/// Syncs at most every `interval_ms`, and only after something was written.
+async fn group_commit(broker: Arc<Broker>, interval_ms: u64, stop: CancellationToken) {
+    let window = Duration::from_millis(interval_ms.max(1));
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = broker.unsynced_writes() => {}
+        }
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(window) => {}
+        }
+        let sync_broker = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || sync_broker.sync_logs()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "interval fsync failed"),
+            Err(error) => tracing::warn!(%error, "interval fsync panicked"),
         }
     }
 }

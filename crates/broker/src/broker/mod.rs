@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
 
 use crate::data_dir::{
     DELETING_DIR, PRODUCER_IDS_FILE, TOPICS_DIR, clear_tombstones, create_dir_durably, list_dir,
@@ -48,6 +49,8 @@ pub struct Broker {
     last_retention_ms: Mutex<Option<i64>>,
     /// Latest `now_ms` seen, for records written by calls that get no clock.
     last_now_ms: AtomicI64,
+    /// Notified when a partition gets its first unsynced write.
+    unsynced: Arc<Notify>,
 }
 
 impl Broker {
@@ -55,8 +58,9 @@ impl Broker {
     /// rebuilds idempotent-producer state and committed group offsets.
     pub fn open(config: BrokerConfig, now_ms: i64) -> Result<Broker, BrokerError> {
         config.validate()?;
+        let unsynced = Arc::new(Notify::new());
         let mut topics = match &config.data_dir {
-            Some(data_dir) => load_topics(data_dir, &config, now_ms)?,
+            Some(data_dir) => load_topics(data_dir, &config, now_ms, &unsynced)?,
             None => TopicMap::new(),
         };
         let offsets_topic = match topics.get(OFFSETS_TOPIC) {
@@ -70,6 +74,7 @@ impl Broker {
                     settings,
                     &config.log,
                     topics_dir.as_deref(),
+                    &unsynced,
                 )?;
                 let topic = Arc::new(topic);
                 topics.insert(OFFSETS_TOPIC.to_owned(), topic.clone());
@@ -98,6 +103,7 @@ impl Broker {
             producer_ids,
             last_retention_ms: Mutex::new(None),
             last_now_ms: AtomicI64::new(now_ms),
+            unsynced,
         })
     }
 
@@ -133,6 +139,13 @@ impl Broker {
             FsyncPolicy::Interval { .. } => self.sync_dirty(),
             FsyncPolicy::Always | FsyncPolicy::Never => Ok(()),
         }
+    }
+
+    /// Resolves once some partition has writes that are not yet synced
+    /// (immediately if that happened since the last call). The interval
+    /// fsync timer waits on this so an idle broker does no work.
+    pub async fn unsynced_writes(&self) {
+        self.unsynced.notified().await;
     }
 
     /// Flushes and fsyncs everything; called on clean shutdown.
@@ -210,6 +223,7 @@ fn load_topics(
     data_dir: &Path,
     config: &BrokerConfig,
     now_ms: i64,
+    unsynced: &Arc<Notify>,
 ) -> Result<TopicMap, BrokerError> {
     let (topics_dir, deleting_dir) = (data_dir.join(TOPICS_DIR), data_dir.join(DELETING_DIR));
     create_dir_durably(&topics_dir)?;
@@ -222,7 +236,7 @@ fn load_topics(
             tracing::warn!(path = %dir.display(), "ignoring a stray entry among the topics");
             continue;
         }
-        match Topic::open(&dir, &config.log, now_ms)? {
+        match Topic::open(&dir, &config.log, now_ms, unsynced)? {
             Some(topic) => {
                 topics.insert(name.to_owned(), Arc::new(topic));
             }
