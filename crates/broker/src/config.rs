@@ -59,8 +59,11 @@ impl BrokerConfig {
         if self.default_partitions == 0 || self.default_partitions > max {
             return invalid(format!("default_partitions must be 1-{max}"));
         }
-        if (self.batch_bytes_max as usize) <= citystream_record::BATCH_HEADER_LEN {
-            return invalid("batch_bytes_max must exceed the 64-byte batch header".to_owned());
+        let header_len = citystream_record::BATCH_HEADER_LEN;
+        if (self.batch_bytes_max as usize) <= header_len {
+            return invalid(format!(
+                "batch_bytes_max must exceed the {header_len}-byte batch header"
+            ));
         }
         if self.record_bytes_max == 0 {
             return invalid("record_bytes_max must be at least 1".to_owned());

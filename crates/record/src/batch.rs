@@ -59,6 +59,9 @@ impl RecordBatch {
 pub struct Record<'a> {
     pub offset: u64,
     pub timestamp_ms: i64,
+    /// Hybrid logical clock: `base_hlc` of the batch plus the record's
+    /// index in it (0 plus the index in a batch no leader stamped yet).
+    pub hlc: u64,
     pub key: Option<&'a [u8]>,
     pub value: &'a [u8],
     pub headers: Vec<(&'a str, &'a [u8])>,
@@ -168,6 +171,7 @@ fn parse_record<'a>(
     let record = Record {
         offset: header.base_offset + u64::from(offset_delta),
         timestamp_ms: header.base_timestamp_ms.wrapping_add(i64::from(delta)),
+        hlc: header.base_hlc.wrapping_add(u64::from(index)),
         key,
         value,
         headers,

@@ -35,8 +35,8 @@ pub enum PushError {
     BatchTooLarge,
 }
 
-/// Accumulates records into one encoded batch. Offsets and term are left 0
-/// for the appending leader to assign.
+/// Accumulates records into one encoded batch. Base offset, term, Raft
+/// index and base HLC are left 0 for the appending leader to assign.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     buf: Vec<u8>,
@@ -163,6 +163,8 @@ impl BatchBuilder {
         let header = BatchHeader {
             base_offset: 0,
             term: 0,
+            raft_index: 0,
+            base_hlc: 0,
             batch_len: self.buf.len() as u32,
             attributes: self.attributes,
             crc: 0,

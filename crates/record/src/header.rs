@@ -1,34 +1,41 @@
-//! The fixed 64-byte batch header: encode, decode and the two fields a leader
-//! rewrites in place (base offset, term).
+//! The fixed 80-byte batch header (version 2): encode, decode and the four
+//! fields the appending leader writes in place (base offset, term, Raft
+//! index, base HLC).
 //!
 //! ```text
-//!  0        8        16      20      24  25  26      28      32
-//!  +--------+--------+-------+-------+---+---+-------+-------+
-//!  |base_off|  term  |batch_ |crc32c |mag|ver| attrs |record_|
-//!  |  u64   |  u64   |len u32|  u32  |u8 |u8 |  u16  |cnt u32|
-//!  +--------+--------+-------+-------+---+---+-------+-------+
-//!  32               40               48               56       60       64
+//!  0        8        16        24        32      36      40  41  42      44      48
+//!  +--------+--------+---------+---------+-------+-------+---+---+-------+-------+
+//!  |base_off|  term  |raft_    |base_hlc |batch_ |crc32c |mag|ver| attrs |record_|
+//!  |  u64   |  u64   |index u64|  u64    |len u32|  u32  |u8 |u8 |  u16  |cnt u32|
+//!  +--------+--------+---------+---------+-------+-------+---+---+-------+-------+
+//!  48               56               64               72       76       80
 //!  +----------------+----------------+----------------+--------+--------+
 //!  |base_timestamp  |max_timestamp   | producer_id    |base_seq|reserved|
 //!  |  i64 (ms)      |  i64 (ms)      |  u64           |  u32   |  u32=0 |
 //!  +----------------+----------------+----------------+--------+--------+
 //! ```
-//! All integers little-endian. The CRC-32C covers bytes `[24, batch_len)`:
-//! everything after the CRC field, so base offset and term can be assigned by
-//! the appending leader without recomputing it.
+//! All integers little-endian. The fields a leader assigns come first and
+//! the CRC-32C covers bytes `[40, batch_len)`: everything after the CRC
+//! field. A producer's CRC is therefore never recomputed, and a leader can
+//! stamp base offset, term, Raft index and HLC without touching it.
+//! `batch_len` is outside the CRC too; a wrong length moves the range the
+//! CRC covers and breaks the record framing, so it is caught all the same.
+//!
+//! Version 1 (a 64-byte header without Raft index and HLC) was never
+//! deployed and is not read.
 
 use crate::BatchError;
 
-pub const BATCH_HEADER_LEN: usize = 64;
+pub const BATCH_HEADER_LEN: usize = 80;
 pub const BATCH_MAGIC: u8 = 0xC5;
-pub const BATCH_VERSION: u8 = 1;
+pub const BATCH_VERSION: u8 = 2;
 /// `producer_id` of a batch sent without idempotence.
 pub const NO_PRODUCER: u64 = 0;
 /// `base_sequence` of a batch sent without idempotence.
 pub const NO_SEQUENCE: u32 = u32::MAX;
 
 /// Offset of the first byte the CRC covers.
-const CRC_START: usize = 24;
+const CRC_START: usize = 40;
 
 /// Bits of the `attributes` field.
 pub mod attributes {
@@ -43,6 +50,12 @@ pub mod attributes {
 pub struct BatchHeader {
     pub base_offset: u64,
     pub term: u64,
+    /// Raft log index of the batch: its ordinal in the partition log,
+    /// starting at 1. Producers send 0; the appending log assigns it.
+    pub raft_index: u64,
+    /// Hybrid logical clock of the first record (see [`crate::hlc`]);
+    /// record `i` has `base_hlc + i`. Producers send 0; the leader assigns it.
+    pub base_hlc: u64,
     /// Length of the whole batch, header included.
     pub batch_len: u32,
     pub attributes: u16,
@@ -66,25 +79,27 @@ impl BatchHeader {
                 available: bytes.len(),
             });
         }
-        let magic = bytes[24];
+        let magic = bytes[40];
         if magic != BATCH_MAGIC {
             return Err(BatchError::BadMagic { found: magic });
         }
-        let version = bytes[25];
+        let version = bytes[41];
         if version != BATCH_VERSION {
             return Err(BatchError::UnsupportedVersion { found: version });
         }
         let header = BatchHeader {
             base_offset: u64_at(bytes, 0),
             term: u64_at(bytes, 8),
-            batch_len: u32_at(bytes, 16),
-            attributes: u16_at(bytes, 26),
-            crc: u32_at(bytes, 20),
-            record_count: u32_at(bytes, 28),
-            base_timestamp_ms: u64_at(bytes, 32) as i64,
-            max_timestamp_ms: u64_at(bytes, 40) as i64,
-            producer_id: u64_at(bytes, 48),
-            base_sequence: u32_at(bytes, 56),
+            raft_index: u64_at(bytes, 16),
+            base_hlc: u64_at(bytes, 24),
+            batch_len: u32_at(bytes, 32),
+            crc: u32_at(bytes, 36),
+            attributes: u16_at(bytes, 42),
+            record_count: u32_at(bytes, 44),
+            base_timestamp_ms: u64_at(bytes, 48) as i64,
+            max_timestamp_ms: u64_at(bytes, 56) as i64,
+            producer_id: u64_at(bytes, 64),
+            base_sequence: u32_at(bytes, 72),
         };
         if (header.batch_len as usize) < BATCH_HEADER_LEN {
             return Err(BatchError::BadLength {
@@ -92,27 +107,29 @@ impl BatchHeader {
             });
         }
         let unknown = header.attributes & !attributes::KNOWN;
-        if unknown != 0 || u32_at(bytes, 60) != 0 {
+        if unknown != 0 || u32_at(bytes, 76) != 0 {
             return Err(BatchError::ReservedBits { bits: unknown });
         }
         Ok(header)
     }
 
-    /// Writes the header into the first 64 bytes of `out`.
+    /// Writes the header into the first [`BATCH_HEADER_LEN`] bytes of `out`.
     pub fn encode(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&self.base_offset.to_le_bytes());
         out[8..16].copy_from_slice(&self.term.to_le_bytes());
-        out[16..20].copy_from_slice(&self.batch_len.to_le_bytes());
-        out[20..24].copy_from_slice(&self.crc.to_le_bytes());
-        out[24] = BATCH_MAGIC;
-        out[25] = BATCH_VERSION;
-        out[26..28].copy_from_slice(&self.attributes.to_le_bytes());
-        out[28..32].copy_from_slice(&self.record_count.to_le_bytes());
-        out[32..40].copy_from_slice(&self.base_timestamp_ms.to_le_bytes());
-        out[40..48].copy_from_slice(&self.max_timestamp_ms.to_le_bytes());
-        out[48..56].copy_from_slice(&self.producer_id.to_le_bytes());
-        out[56..60].copy_from_slice(&self.base_sequence.to_le_bytes());
-        out[60..64].copy_from_slice(&0u32.to_le_bytes());
+        out[16..24].copy_from_slice(&self.raft_index.to_le_bytes());
+        out[24..32].copy_from_slice(&self.base_hlc.to_le_bytes());
+        out[32..36].copy_from_slice(&self.batch_len.to_le_bytes());
+        out[36..40].copy_from_slice(&self.crc.to_le_bytes());
+        out[40] = BATCH_MAGIC;
+        out[41] = BATCH_VERSION;
+        out[42..44].copy_from_slice(&self.attributes.to_le_bytes());
+        out[44..48].copy_from_slice(&self.record_count.to_le_bytes());
+        out[48..56].copy_from_slice(&self.base_timestamp_ms.to_le_bytes());
+        out[56..64].copy_from_slice(&self.max_timestamp_ms.to_le_bytes());
+        out[64..72].copy_from_slice(&self.producer_id.to_le_bytes());
+        out[72..76].copy_from_slice(&self.base_sequence.to_le_bytes());
+        out[76..80].copy_from_slice(&0u32.to_le_bytes());
     }
 
     /// Offset of the last record (`base_offset + record_count - 1`).
@@ -123,6 +140,12 @@ impl BatchHeader {
     /// Offset the next batch after this one starts at.
     pub fn next_offset(&self) -> u64 {
         self.base_offset + u64::from(self.record_count)
+    }
+
+    /// HLC of the last record (`base_hlc + record_count - 1`).
+    pub fn last_hlc(&self) -> u64 {
+        self.base_hlc
+            .wrapping_add(u64::from(self.record_count.max(1)) - 1)
     }
 
     pub fn is_control(&self) -> bool {
@@ -164,9 +187,20 @@ pub fn set_term(batch: &mut [u8], term: u64) {
     batch[8..16].copy_from_slice(&term.to_le_bytes());
 }
 
+/// Rewrites the Raft index of an encoded batch (not covered by the CRC).
+pub fn set_raft_index(batch: &mut [u8], raft_index: u64) {
+    batch[16..24].copy_from_slice(&raft_index.to_le_bytes());
+}
+
+/// Rewrites the HLC of the first record of an encoded batch (not covered
+/// by the CRC).
+pub fn set_base_hlc(batch: &mut [u8], base_hlc: u64) {
+    batch[24..32].copy_from_slice(&base_hlc.to_le_bytes());
+}
+
 pub(crate) fn compute_and_store_crc(batch: &mut [u8]) {
     let crc = crc32c(&batch[CRC_START..]);
-    batch[20..24].copy_from_slice(&crc.to_le_bytes());
+    batch[36..40].copy_from_slice(&crc.to_le_bytes());
 }
 
 pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {

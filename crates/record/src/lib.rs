@@ -1,24 +1,28 @@
 //! The record batch: the one binary format that a producer builds, the wire
 //! carries, the partition log stores and a consumer parses. A batch is moved
 //! as opaque bytes from socket to disk and back; only its fixed-width header
-//! is rewritten (base offset and term, which the CRC does not cover) when the
-//! partition leader appends it.
+//! is rewritten (base offset, term, Raft index and base HLC, which the CRC
+//! does not cover) when the partition leader appends it.
 //!
-//! This crate owns the byte layout, its validation and the newtypes for
-//! offsets and terms. It does not know about files, sockets or clocks.
-//! The layout is drawn in `docs/storage-format.md`.
+//! This crate owns the byte layout, its validation, the newtypes for
+//! offsets and terms, and the hybrid logical clock whose values batches
+//! carry ([`HybridClock`], pure: the caller passes the time). It does not
+//! know about files, sockets or the system clock. The layout is drawn in
+//! `docs/storage-format.md`.
 
 mod batch;
 mod builder;
 mod header;
+pub mod hlc;
 mod partitioner;
 
 pub use batch::{BatchIter, Record, RecordBatch, RecordIter};
 pub use builder::{BatchBuilder, PushError};
 pub use header::{
     BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, BatchHeader, NO_PRODUCER, NO_SEQUENCE,
-    attributes, crc32c, set_base_offset, set_term,
+    attributes, crc32c, set_base_hlc, set_base_offset, set_raft_index, set_term,
 };
+pub use hlc::{HybridClock, hlc_from_parts, hlc_logical, hlc_physical_ms};
 pub use partitioner::{murmur2, partition_for_key};
 
 /// Position of a record in its partition; the first record ever written is 0.

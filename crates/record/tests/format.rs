@@ -12,18 +12,25 @@ fn sample() -> Bytes {
     b.finish()
 }
 
-/// A built batch parses back to the same records, offsets and timestamps.
+/// A built batch parses back to the same records, offsets, timestamps and
+/// HLCs once a leader stamped it.
 #[test]
 fn round_trip_preserves_records() {
     let mut bytes = sample().to_vec();
     set_base_offset(&mut bytes, 42);
     set_term(&mut bytes, 7);
+    set_raft_index(&mut bytes, 9);
+    set_base_hlc(&mut bytes, hlc_from_parts(1_000, 5));
     let batch = RecordBatch::from_bytes(Bytes::from(bytes)).unwrap();
     let h = batch.header();
     assert_eq!((h.base_offset, h.term, h.record_count), (42, 7, 2));
+    assert_eq!((h.raft_index, h.base_hlc), (9, hlc_from_parts(1_000, 5)));
+    assert_eq!(h.last_hlc(), hlc_from_parts(1_000, 6));
     assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (1_000, 1_005));
     let records: Vec<_> = batch.records().collect();
     assert_eq!(records[0].offset, 42);
+    assert_eq!(records[0].hlc, hlc_from_parts(1_000, 5));
+    assert_eq!(records[1].hlc, hlc_from_parts(1_000, 6));
     assert_eq!(records[0].key, Some(&b"k1"[..]));
     assert_eq!(records[0].value, b"hello");
     assert_eq!(records[0].headers, vec![("h", &b"v"[..])]);
@@ -32,15 +39,17 @@ fn round_trip_preserves_records() {
     assert_eq!(records[1].key, None);
 }
 
-/// The encoding of a one-record batch is exactly the documented layout.
+/// The encoding of a one-record batch is exactly the documented layout:
+/// base offset, term, Raft index and base HLC left 0 by the producer.
 #[test]
 fn exact_bytes_of_one_record() {
     let mut b = BatchBuilder::new();
     b.push(5, Some(b"k"), b"v", &[]).unwrap();
     let bytes = b.finish();
-    let mut expected = vec![0u8; 16];
-    expected.extend_from_slice(&(64u32 + 24).to_le_bytes());
-    expected.extend_from_slice(&crc32c(&bytes[24..]).to_le_bytes());
+    assert_eq!((BATCH_HEADER_LEN, BATCH_VERSION), (80, 2));
+    let mut expected = vec![0u8; 32];
+    expected.extend_from_slice(&(80u32 + 24).to_le_bytes());
+    expected.extend_from_slice(&crc32c(&bytes[40..]).to_le_bytes());
     expected.extend_from_slice(&[BATCH_MAGIC, BATCH_VERSION, 0, 0]);
     expected.extend_from_slice(&1u32.to_le_bytes());
     expected.extend_from_slice(&5i64.to_le_bytes());
@@ -60,6 +69,22 @@ fn exact_bytes_of_one_record() {
     assert_eq!(&bytes[..], &expected[..]);
 }
 
+/// The four leader-assigned fields land at the documented positions and
+/// nowhere else.
+#[test]
+fn exact_bytes_of_leader_fields() {
+    let mut bytes = sample().to_vec();
+    let original = bytes.clone();
+    set_base_offset(&mut bytes, 0x0101_0101_0101_0101);
+    set_term(&mut bytes, 0x0202_0202_0202_0202);
+    set_raft_index(&mut bytes, 0x0303_0303_0303_0303);
+    set_base_hlc(&mut bytes, 0x0404_0404_0404_0404);
+    for (i, byte) in bytes.iter().enumerate().take(32) {
+        assert_eq!(*byte, (i / 8 + 1) as u8, "byte {i}");
+    }
+    assert_eq!(bytes[32..], original[32..]);
+}
+
 /// Every truncation of a valid batch is refused, never mis-parsed.
 #[test]
 fn every_truncation_is_refused() {
@@ -72,16 +97,30 @@ fn every_truncation_is_refused() {
     }
 }
 
-/// Offset, term and length are outside the CRC (length is checked by the
-/// record framing); a flipped bit anywhere is refused.
+/// Base offset, term, Raft index and base HLC (bytes 0..32) are outside
+/// the CRC and may change freely; a flipped bit anywhere else is refused
+/// (the length, also outside the CRC, by the record framing).
 #[test]
-fn crc_covers_everything_but_offset_and_term() {
+fn crc_covers_everything_but_the_leader_fields() {
     let bytes = sample();
     for i in 0..bytes.len() {
         let mut bad = bytes.to_vec();
         bad[i] ^= 0x01;
         let ok = RecordBatch::from_bytes(Bytes::from(bad)).is_ok();
-        assert_eq!(ok, i < 16, "byte {i}");
+        assert_eq!(ok, i < 32, "byte {i}");
+    }
+}
+
+/// A header that is not version 2 is refused by name.
+#[test]
+fn other_versions_are_refused() {
+    for version in [0, 1, 3] {
+        let mut bad = sample().to_vec();
+        bad[41] = version;
+        assert_eq!(
+            RecordBatch::from_bytes(Bytes::from(bad)),
+            Err(BatchError::UnsupportedVersion { found: version })
+        );
     }
 }
 
@@ -116,6 +155,7 @@ proptest! {
         prop_assert_eq!(parsed.len(), records.len());
         for (i, (p, (ts, key, value, headers))) in parsed.iter().zip(&records).enumerate() {
             prop_assert_eq!(p.offset, i as u64);
+            prop_assert_eq!(p.hlc, i as u64);
             prop_assert_eq!(p.timestamp_ms, *ts);
             prop_assert_eq!(p.key, key.as_deref());
             prop_assert_eq!(p.value, value.as_slice());

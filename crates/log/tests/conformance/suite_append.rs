@@ -1,7 +1,9 @@
 //! Conformance: appending and reading.
 
 use citystream_log::{LogError, Offset, Term};
-use citystream_record::{BatchError, BatchHeader, RecordBatch, set_base_offset, set_term};
+use citystream_record::{
+    BATCH_HEADER_LEN, BatchError, BatchHeader, RecordBatch, set_base_offset, set_term,
+};
 
 use crate::common::*;
 
@@ -186,15 +188,16 @@ pub fn bad_batches_are_refused_and_change_nothing(factory: Factory) {
     let mut bad_crc = good.clone();
     *bad_crc.last_mut().unwrap() ^= 1;
     let mut bad_magic = good.clone();
-    bad_magic[24] = 0;
+    bad_magic[40] = 0;
     let truncated = good[..good.len() - 1].to_vec();
     let mut trailing = good.clone();
     trailing.push(0);
-    let mut empty = good[..64].to_vec();
-    empty[16..20].copy_from_slice(&64u32.to_le_bytes());
-    empty[28..32].copy_from_slice(&0u32.to_le_bytes());
-    let crc = citystream_record::crc32c(&empty[24..]);
-    empty[20..24].copy_from_slice(&crc.to_le_bytes());
+    // A header alone claiming zero records, with a matching CRC.
+    let mut empty = good[..BATCH_HEADER_LEN].to_vec();
+    empty[32..36].copy_from_slice(&(BATCH_HEADER_LEN as u32).to_le_bytes());
+    empty[44..48].copy_from_slice(&0u32.to_le_bytes());
+    let crc = citystream_record::crc32c(&empty[40..]);
+    empty[36..40].copy_from_slice(&crc.to_le_bytes());
     let cases: [(Vec<u8>, ErrorCheck); 5] = [
         (bad_crc, |e| matches!(e, BatchError::CrcMismatch { .. })),
         (bad_magic, |e| {

@@ -108,9 +108,10 @@ pub fn garbage_tail_is_cut(factory: Factory) {
     assert!(!bytes.ends_with(&[0xAB; 100]));
 }
 
-/// A partially written batch (a header alone, or part of the body) is cut.
+/// A partially written batch (part of a header, a header alone, or part of
+/// the body) is cut.
 pub fn torn_batch_tail_is_cut(factory: Factory) {
-    for torn_len in [10, 64, 100] {
+    for torn_len in [10, citystream_record::BATCH_HEADER_LEN, 100] {
         let fixture = factory();
         let written = write_log(&fixture);
         let mut next = batch(5, 3, 0);
