@@ -1,0 +1,3 @@
+//! placeholder
+pub struct Discovery;
+pub struct DiscoveryConfig;
