@@ -1,11 +1,13 @@
 //! The append path, leader and follower: check the batch (header, length,
-//! CRC; not the records, which the broker may check upstream), check term
-//! and offsets, roll the segment if needed, write once, fsync per policy.
+//! CRC; not the records, which the broker may check upstream), check term,
+//! offsets and Raft index (the leader assigns offset, term and index, a
+//! follower's batch must continue the log), roll the segment if needed,
+//! write once, fsync per policy.
 //!
 //! Per-batch cost is one CRC pass, one header rewrite and one write; there
 //! is no per-record work.
 
-use citystream_record::{BatchError, BatchHeader, set_base_offset, set_term};
+use citystream_record::{BatchError, BatchHeader, set_base_offset, set_raft_index, set_term};
 
 use crate::segment::Segment;
 use crate::{AppendInfo, FsyncPolicy, LogError, PartitionLog, Term};
@@ -24,11 +26,14 @@ impl PartitionLog {
             });
         }
         let base_offset = self.next_offset().0;
+        let raft_index = self.next_raft_index();
         set_base_offset(batch, base_offset);
         set_term(batch, term.0);
+        set_raft_index(batch, raft_index);
         let header = BatchHeader {
             base_offset,
             term: term.0,
+            raft_index,
             ..header
         };
         self.write_batch(batch, &header)
@@ -43,6 +48,13 @@ impl PartitionLog {
                 found: header.base_offset,
             });
         }
+        let expected = self.next_raft_index();
+        if header.raft_index != expected {
+            return Err(LogError::RaftIndexNonContiguous {
+                expected,
+                found: header.raft_index,
+            });
+        }
         if header.term < self.last_term {
             return Err(LogError::TermWentBackwards {
                 batch_term: header.term,
@@ -50,6 +62,12 @@ impl PartitionLog {
             });
         }
         self.write_batch(batch, &header)
+    }
+
+    fn next_raft_index(&self) -> u64 {
+        self.last_raft_index
+            .checked_add(1)
+            .expect("Raft indexes never reach u64::MAX")
     }
 
     fn write_batch(&mut self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo, LogError> {
@@ -61,10 +79,12 @@ impl PartitionLog {
             self.active_mut().sync()?;
         }
         self.last_term = header.term;
+        self.last_raft_index = header.raft_index;
         Ok(AppendInfo {
             base_offset: crate::Offset(header.base_offset),
             last_offset: crate::Offset(header.last_offset()),
             max_timestamp_ms: header.max_timestamp_ms,
+            raft_index: header.raft_index,
         })
     }
 

@@ -1,8 +1,9 @@
 //! The partition log: an append-only sequence of record batches split into
 //! segment files named by base offset, each with a sparse offset index and a
 //! time index. It is meant to become the Raft log of its partition, so every
-//! batch carries a term and the log supports `truncate_after` and
-//! `purge_before`.
+//! batch carries a term and a Raft index (its ordinal in the log, from 1),
+//! and the log supports `truncate_after`, `purge_before` and lookup by Raft
+//! index.
 //!
 //! The log is synchronous and owns no threads, sockets or clocks: the caller
 //! passes `now_ms` to retention and drives interval fsync by calling
@@ -11,6 +12,8 @@
 //!
 //! Invariants (checked by `assert!` where cheap):
 //! - offsets are dense: batch `n+1` starts at `last_offset(n) + 1`;
+//! - Raft indexes are dense: batch `n+1` has `raft_index(n) + 1`, and no
+//!   stored batch has index 0 ("no entry");
 //! - terms never decrease along the log;
 //! - a batch is only ever served after its CRC was verified when it was
 //!   appended or recovered, and it is verified again on every read;
@@ -18,6 +21,7 @@
 //! - there is always an active (last) segment, and segments are contiguous.
 //!
 //! Module map: `append` (append path, roll), `read` (read path, lookup),
+//! `raft_index` (lookup by Raft index),
 //! `truncate` (truncate_after, reset), `retention` (purge, retention),
 //! `recovery` (open), `segment` (one segment's files), `index` (sparse
 //! indexes), `scan` (walking batches in a file), `log_start` (the start
@@ -29,6 +33,7 @@
 mod append;
 mod index;
 mod log_start;
+mod raft_index;
 mod read;
 mod recovery;
 mod retention;
@@ -105,6 +110,8 @@ pub enum LogError {
     TermWentBackwards { batch_term: u64, last_term: u64 },
     #[error("batch base offset {found} does not follow the log end {expected}")]
     NonContiguous { expected: u64, found: u64 },
+    #[error("batch Raft index {found} does not follow the log's last index (expected {expected})")]
+    RaftIndexNonContiguous { expected: u64, found: u64 },
     #[error("log directory is corrupt: {0}")]
     Corrupt(String),
 }
@@ -115,6 +122,8 @@ pub struct AppendInfo {
     pub base_offset: Offset,
     pub last_offset: Offset,
     pub max_timestamp_ms: i64,
+    /// Raft index of the appended batch.
+    pub raft_index: u64,
 }
 
 /// The fsyncs a [`PartitionLog::begin_sync`] found to do.
@@ -164,10 +173,13 @@ pub struct PartitionLog {
     config: LogConfig,
     /// Oldest first; never empty; the last one is the active segment.
     segments: Vec<Segment>,
-    /// Start offset and floor term, as last written to `log-start-offset`.
+    /// Start offset, floor term and floor Raft index, as last written to
+    /// `log-start-offset`.
     log_start: LogStart,
     /// Term of the last batch, or the floor term if there is none.
     last_term: u64,
+    /// Raft index of the last batch, or the floor index if there is none.
+    last_raft_index: u64,
     /// Where the last read ended, so a consumer's next read skips the index.
     read_hint: Mutex<Option<ReadHint>>,
 }
@@ -179,6 +191,7 @@ impl std::fmt::Debug for PartitionLog {
             .field("start_offset", &self.log_start.start_offset)
             .field("next_offset", &self.next_offset().0)
             .field("last_term", &self.last_term)
+            .field("last_raft_index", &self.last_raft_index)
             .field("segments", &self.segments.len())
             .finish()
     }
@@ -218,22 +231,26 @@ impl PartitionLog {
             segments,
             log_start,
             last_term: 0,
+            last_raft_index: 0,
             read_hint: Mutex::new(None),
         };
-        log.last_term = log.derive_last_term();
+        log.derive_last();
         log.check_invariants();
         Ok(log)
     }
 
     /// Leader append: validates `batch` (one encoded batch, CRC checked),
-    /// assigns it the next offset and `term`, writes it, and fsyncs if the
-    /// policy is `Always`.
+    /// assigns it the next offset, `term` and the next Raft index
+    /// (`last_raft_index() + 1`; 1 for the first batch of a new log), writes
+    /// it, and fsyncs if the policy is `Always`. Other header fields, such
+    /// as the base HLC, are the caller's to set before.
     pub fn append(&mut self, batch: &mut [u8], term: Term) -> Result<AppendInfo, LogError> {
         self.append_leader(batch, term)
     }
 
-    /// Follower append: the batch already carries its offset and term, which
-    /// must continue the log (`NonContiguous`, `TermWentBackwards` otherwise).
+    /// Follower append: the batch already carries its offset, term and Raft
+    /// index, which must continue the log (`NonContiguous`,
+    /// `RaftIndexNonContiguous`, `TermWentBackwards` otherwise).
     pub fn append_replicated(&mut self, batch: &[u8]) -> Result<AppendInfo, LogError> {
         self.append_follower(batch)
     }
@@ -255,6 +272,16 @@ impl PartitionLog {
         count_max: usize,
     ) -> Result<Vec<BatchHeader>, LogError> {
         self.read_headers(from.0, count_max)
+    }
+
+    /// Header of the batch with Raft index `raft_index`, if the log still
+    /// serves any of its records (`None` for 0, for indexes past
+    /// [`Self::last_raft_index`] and for batches purged or below the
+    /// start). Binary search over segments by their first batch's index,
+    /// then over the sparse offset index (reading the header each entry
+    /// points to: offsets and indexes grow together), then headers forward.
+    pub fn locate_raft_index(&self, raft_index: u64) -> Result<Option<BatchHeader>, LogError> {
+        self.locate_raft(raft_index)
     }
 
     /// Offset of the first record (in log order) whose timestamp is
@@ -298,17 +325,27 @@ impl PartitionLog {
     /// If the removed batch straddles the start offset (after a purge to
     /// the middle of a batch), the log ends up empty at that batch's base
     /// offset, which becomes the start offset; `last_term()` is then the
-    /// term recorded for the old start. Durable on return unless the fsync
-    /// policy is `Never`.
+    /// term recorded for the old start, and `last_raft_index()` the removed
+    /// batch's index minus one (so the next append takes its index).
+    /// `last_raft_index()` always follows the kept batches. Durable on
+    /// return unless the fsync policy is `Never`.
     pub fn truncate_after(&mut self, offset: Offset) -> Result<(), LogError> {
         self.truncate_after_offset(offset.0)
     }
 
     /// Empties the log and restarts it at `next_offset` with `last_term() ==
-    /// term`, as a follower does after installing a snapshot. Durable on
-    /// return.
-    pub fn reset(&mut self, next_offset: Offset, term: Term) -> Result<(), LogError> {
-        self.reset_to(next_offset.0, term.0)
+    /// term` and `last_raft_index() == next_raft_index - 1`, as a follower
+    /// does after installing a snapshot (whose last entry has index
+    /// `next_raft_index - 1`). Durable on return.
+    ///
+    /// Panics if `next_raft_index` is 0: Raft indexes start at 1.
+    pub fn reset(
+        &mut self,
+        next_offset: Offset,
+        term: Term,
+        next_raft_index: u64,
+    ) -> Result<(), LogError> {
+        self.reset_to(next_offset.0, term.0, next_raft_index)
     }
 
     /// Drops whole segments entirely below `offset` and moves the start
@@ -377,6 +414,24 @@ impl PartitionLog {
         Term(self.last_term)
     }
 
+    /// Raft index of the last batch (0 if nothing was ever appended). When
+    /// the log serves no record, the index of the batch just before the
+    /// start: `next_raft_index - 1` of [`Self::reset`], or that of the last
+    /// purged or retention-deleted batch (Raft's snapshot index). The next
+    /// leader append gets this plus one.
+    pub fn last_raft_index(&self) -> u64 {
+        self.last_raft_index
+    }
+
+    /// Header of the last batch, if the log serves any record.
+    pub fn last_batch(&self) -> Option<BatchHeader> {
+        if self.next_offset().0 == self.log_start.start_offset {
+            return None;
+        }
+        let last = self.segments.iter().rev().find_map(Segment::last_batch);
+        Some(last.expect("a log serving records holds a batch"))
+    }
+
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.segments.iter().map(Segment::size_bytes).sum()
@@ -404,19 +459,15 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
-    /// Term of the last batch if the log serves any, else the floor term
-    /// (the term of the record before the start offset). Deliberately not
-    /// "the newest batch on disk": bytes below the start may or may not
-    /// still exist, depending on segment boundaries.
-    fn derive_last_term(&self) -> u64 {
-        if self.next_offset().0 == self.log_start.start_offset {
-            return self.log_start.floor_term;
-        }
-        self.segments
-            .iter()
-            .rev()
-            .find_map(Segment::last_term)
-            .expect("a log serving records holds a batch")
+    /// Sets the last term and Raft index: the last batch's if the log
+    /// serves any, else the floor ones (of the record before the start
+    /// offset). Deliberately not "the newest batch on disk": bytes below the
+    /// start may or may not still exist, depending on segment boundaries.
+    fn derive_last(&mut self) {
+        (self.last_term, self.last_raft_index) = match self.last_batch() {
+            Some(last) => (last.term, last.raft_index),
+            None => (self.log_start.floor_term, self.log_start.floor_raft_index),
+        };
     }
 
     /// Cheap structural invariants, checked after every change of shape.

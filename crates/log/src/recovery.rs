@@ -5,9 +5,14 @@
 //! Rules, in order:
 //! 1. leftover temp files and index files without a `.log` are deleted;
 //! 2. segments are recovered oldest first; each must start where the
-//!    previous one ends. A segment cut short (torn or corrupt tail) or a gap
-//!    ends the log there: every later segment is deleted, since offsets must
-//!    stay dense. An overlap cannot come from a crash and is `Corrupt`;
+//!    previous one ends, with the next Raft index. A segment cut short (torn
+//!    or corrupt tail, or a Raft index that does not follow) or a gap ends
+//!    the log there: every later segment is deleted, since offsets and
+//!    indexes must stay dense. An overlap cannot come from a crash and is
+//!    `Corrupt`. The first batch of the log must follow the stored floor
+//!    Raft index when its segment starts exactly at the stored start (or
+//!    carry index 1 in a log that never moved its start); below a partial
+//!    purge its index is not known;
 //! 3. with no segment left, an empty one is created at the stored start;
 //! 4. the start offset is the stored one clamped into the log's range, and
 //!    segments entirely below it (an interrupted purge) are deleted.
@@ -27,7 +32,14 @@ pub(crate) fn recover(
 ) -> Result<(Vec<Segment>, LogStart), LogError> {
     let bases = list_segments(storage)?;
     let stored = log_start::read(storage)?;
-    let mut segments = recover_segments(storage, &bases, index_interval_bytes)?;
+    let first_raft_index = match stored {
+        Some(stored) if bases.first() == Some(&stored.start_offset) => {
+            Some(stored.floor_raft_index + 1)
+        }
+        None if bases.first() == Some(&0) => Some(1),
+        _ => None,
+    };
+    let mut segments = recover_segments(storage, &bases, first_raft_index, index_interval_bytes)?;
     if segments.is_empty() {
         let base_offset = stored.map_or(0, |s| s.start_offset);
         segments.push(Segment::create(storage, base_offset)?);
@@ -79,9 +91,12 @@ fn list_segments(storage: &dyn Storage) -> Result<Vec<u64>, LogError> {
     Ok(logs.into_iter().collect())
 }
 
+/// Recovers the segments at `bases` in order; `raft_index` is what the
+/// first batch must carry (`None`: unknown).
 fn recover_segments(
     storage: &dyn Storage,
     bases: &[u64],
+    mut raft_index: Option<u64>,
     index_interval_bytes: u32,
 ) -> Result<Vec<Segment>, LogError> {
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
@@ -105,10 +120,13 @@ fn recover_segments(
         }
         let expected = Expected {
             base_offset,
+            raft_index,
             term_min,
         };
         let (segment, cut) = Segment::recover(storage, expected, index_interval_bytes)?;
-        term_min = segment.last_term().unwrap_or(term_min);
+        if let Some(last) = segment.last_batch() {
+            (term_min, raft_index) = (last.term, Expected::after(&last).raft_index);
+        }
         segments.push(segment);
         if let Some(reason) = cut {
             tracing::warn!(segment = base_offset, %reason, "cut a torn or corrupt segment tail");

@@ -23,9 +23,9 @@ impl PartitionLog {
         if offset <= start {
             return Ok(());
         }
-        // The term of the last record below the new start, reported by
-        // `last_term` if no batch is left.
-        let floor_term = self.locate(offset - 1)?.1.header.term;
+        // The term and Raft index of the batch holding the last record
+        // below the new start, reported if no batch is left.
+        let floor = self.locate(offset - 1)?.1.header;
         if offset == end && !self.active().is_empty() {
             // Everything goes: start a fresh segment so the old active one
             // can be deleted too.
@@ -39,7 +39,8 @@ impl PartitionLog {
         self.clear_read_hint();
         self.write_log_start(LogStart {
             start_offset: offset,
-            floor_term,
+            floor_term: floor.term,
+            floor_raft_index: floor.raft_index,
         })?;
         let purged = self
             .segments
@@ -77,15 +78,23 @@ impl PartitionLog {
         let start_offset = self.segments[deleted]
             .base_offset()
             .max(self.log_start.start_offset);
-        let floor_term = self.segments[deleted - 1]
-            .last_term()
-            .unwrap_or(self.log_start.floor_term);
-        // Persisted first, like a purge, and so the floor term survives if
-        // no batch is left.
-        self.write_log_start(LogStart {
-            start_offset,
-            floor_term,
-        })?;
+        // The batch before the new start ends the last deleted segment
+        // (only the active segment can be empty), unless a purge had
+        // already moved the start further and recorded its floor.
+        let floor = match self.segments[deleted - 1].last_batch() {
+            Some(last) if start_offset > self.log_start.start_offset => LogStart {
+                start_offset,
+                floor_term: last.term,
+                floor_raft_index: last.raft_index,
+            },
+            _ => LogStart {
+                start_offset,
+                ..self.log_start
+            },
+        };
+        // Persisted first, like a purge, and so the floor term and Raft
+        // index survive if no batch is left.
+        self.write_log_start(floor)?;
         self.delete_oldest(deleted)?;
         self.check_invariants();
         tracing::info!(deleted, start_offset, "retention deleted segments");

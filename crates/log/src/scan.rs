@@ -105,12 +105,26 @@ pub(crate) fn walk_headers(
     Ok(())
 }
 
-/// What a checked scan must find: the next batch's base offset and the
-/// lowest term it may carry.
+/// What a checked scan must find: the next batch's base offset, its Raft
+/// index (`None`: any but 0, for the first batch of a log whose
+/// predecessor is unknown) and the lowest term it may carry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Expected {
     pub base_offset: u64,
+    pub raft_index: Option<u64>,
     pub term_min: u64,
+}
+
+impl Expected {
+    /// What must follow the good batch `header`.
+    pub fn after(header: &BatchHeader) -> Expected {
+        Expected {
+            base_offset: header.next_offset(),
+            // A wrapped 0 is never a valid index, so nothing follows u64::MAX.
+            raft_index: Some(header.raft_index.wrapping_add(1)),
+            term_min: header.term,
+        }
+    }
 }
 
 /// Where a checked scan stopped, and why if before `end`.
@@ -121,8 +135,8 @@ pub(crate) struct CheckedScan {
 }
 
 /// Walks `[from, end)` checking every batch: header, length, CRC, non-empty,
-/// dense offsets and non-decreasing terms. Stops at the first bad batch;
-/// `visit` sees only good ones.
+/// dense offsets, dense Raft indexes and non-decreasing terms. Stops at the
+/// first bad batch; `visit` sees only good ones.
 pub(crate) fn scan_checked(
     file: &dyn StorageFile,
     from: u64,
@@ -136,10 +150,7 @@ pub(crate) fn scan_checked(
         match check_batch_at(&mut reader, position, expected)? {
             Ok(header) => {
                 visit(position, &header);
-                expected = Expected {
-                    base_offset: header.next_offset(),
-                    term_min: header.term,
-                };
+                expected = Expected::after(&header);
                 position += u64::from(header.batch_len);
             }
             Err(reason) => {
@@ -175,12 +186,32 @@ fn check_batch_at(
     if let Err(error) = header.verify_crc(batch) {
         return Ok(Err(error.to_string()));
     }
-    let reason = if header.record_count == 0 {
+    Ok(match out_of_sequence(&header, expected) {
+        Some(reason) => Err(reason),
+        None => Ok(header),
+    })
+}
+
+/// Why a sound batch cannot follow the previous one, if it cannot.
+fn out_of_sequence(header: &BatchHeader, expected: Expected) -> Option<String> {
+    let raft_index_follows = match expected.raft_index {
+        Some(raft_index) => header.raft_index == raft_index,
+        None => header.raft_index != 0,
+    };
+    if header.record_count == 0 {
         Some("empty batch".to_owned())
     } else if header.base_offset != expected.base_offset {
         Some(format!(
             "base offset {} where {} was expected",
             header.base_offset, expected.base_offset
+        ))
+    } else if !raft_index_follows {
+        let wanted = expected
+            .raft_index
+            .map_or("any but 0".to_owned(), |i| i.to_string());
+        Some(format!(
+            "Raft index {} where {wanted} was expected",
+            header.raft_index
         ))
     } else if header.term < expected.term_min {
         Some(format!(
@@ -189,6 +220,5 @@ fn check_batch_at(
         ))
     } else {
         None
-    };
-    Ok(reason.map_or(Ok(header), Err))
+    }
 }

@@ -1,6 +1,7 @@
 //! One segment: a `.log` file of whole batches plus its offset and time
 //! indexes, all named by the segment's base offset. The segment appends,
-//! truncates, locates offsets and timestamps and recovers itself on open.
+//! truncates, locates offsets and timestamps and recovers itself on open
+//! (`segment/recover.rs`).
 //!
 //! It does not decide when to roll, what to delete or which offsets a caller
 //! may see (the log does), and it trusts the bytes below `size_bytes`: they
@@ -14,8 +15,10 @@ use citystream_record::{BATCH_HEADER_LEN, BatchHeader};
 
 use crate::LogError;
 use crate::index::{IndexFile, OffsetEntry, TimeEntry};
-use crate::scan::{CheckedScan, Expected, WalkError, scan_checked, walk_headers};
+use crate::scan::{WalkError, walk_headers};
 use crate::storage::{Storage, StorageFile};
+
+mod recover;
 
 /// Digits of a base offset in a file name (`u64::MAX` has 20).
 const NAME_DIGITS: usize = 20;
@@ -105,7 +108,11 @@ pub(crate) struct Segment {
     base_offset: u64,
     next_offset: u64,
     size_bytes: u64,
-    last_term: Option<u64>,
+    /// Raft index of the first batch (`None` while empty): the key by which
+    /// the log binary-searches its segments for a Raft index.
+    first_raft_index: Option<u64>,
+    /// Header of the last batch (`None` while empty).
+    last_batch: Option<BatchHeader>,
     log: Box<dyn StorageFile>,
     log_path: PathBuf,
     indexer: Indexer,
@@ -137,62 +144,6 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Opens an existing segment, checks every batch after its last index
-    /// entry (or every batch, if the index is unusable) and cuts the file at
-    /// the first bad one. Returns why it cut, if it did.
-    pub fn recover(
-        storage: &dyn Storage,
-        expected: Expected,
-        interval_bytes: u32,
-    ) -> Result<(Segment, Option<String>), LogError> {
-        let base_offset = expected.base_offset;
-        let (log, log_path) = open_file(storage, base_offset, LOG_SUFFIX)?;
-        let file_len = log.len_bytes().map_err(io_error(&log_path))?;
-        let in_file = move |e: &OffsetEntry| e.position > 0 && u64::from(e.position) < file_len;
-        let mut segment = Segment::with_indexes(
-            storage,
-            base_offset,
-            log,
-            log_path,
-            |f| IndexFile::load(f, in_file),
-            |f| IndexFile::load(f, |_| true),
-        )?;
-        let mut resume = segment.resume_point(expected, file_len)?;
-        loop {
-            let (scan, last) = segment.scan_from(resume, file_len, interval_bytes)?;
-            // A bad batch right at the resume point hides which batch came
-            // before it: start over from the beginning of the file.
-            if scan.end_position == resume.0 && resume.0 > 0 {
-                resume = segment.forget_indexes(expected)?;
-                continue;
-            }
-            return segment.finish_recovery(scan, last, file_len);
-        }
-    }
-
-    fn scan_from(
-        &mut self,
-        (position, expected): (u64, Expected),
-        file_len: u64,
-        interval_bytes: u32,
-    ) -> Result<(CheckedScan, Option<BatchHeader>), LogError> {
-        let base_offset = self.base_offset;
-        let indexer = &mut self.indexer;
-        let mut last = None;
-        let scan = scan_checked(
-            &*self.log,
-            position,
-            file_len,
-            expected,
-            |position, header| {
-                indexer.observe(base_offset, position, header, interval_bytes);
-                last = Some(*header);
-            },
-        )
-        .map_err(io_error(&self.log_path))?;
-        Ok((scan, last))
-    }
-
     fn with_indexes(
         storage: &dyn Storage,
         base_offset: u64,
@@ -209,7 +160,8 @@ impl Segment {
             base_offset,
             next_offset: base_offset,
             size_bytes: 0,
-            last_term: None,
+            first_raft_index: None,
+            last_batch: None,
             log,
             log_path,
             indexer: Indexer {
@@ -222,89 +174,6 @@ impl Segment {
             synced_writes: 0,
             failed: false,
         })
-    }
-
-    /// Where the checked scan starts: the last offset index entry if the
-    /// batch header there agrees with it, else the start of the file (and
-    /// the indexes are rebuilt).
-    fn resume_point(
-        &mut self,
-        expected: Expected,
-        file_len: u64,
-    ) -> Result<(u64, Expected), LogError> {
-        let indexer = &mut self.indexer;
-        if let Some(entry) = indexer.offsets.last().copied() {
-            let base_offset = self.base_offset + u64::from(entry.relative_offset);
-            let position = u64::from(entry.position);
-            let mut head = [0u8; BATCH_HEADER_LEN];
-            let agrees = position + BATCH_HEADER_LEN as u64 <= file_len
-                && self.log.read_at(position, &mut head).is_ok()
-                && BatchHeader::decode(&head).is_ok_and(|h| h.base_offset == base_offset);
-            if agrees {
-                let keep = indexer
-                    .times
-                    .entries()
-                    .partition_point(|e| e.relative_offset <= entry.relative_offset);
-                indexer
-                    .times
-                    .truncate(keep)
-                    .map_err(io_error(&self.log_path))?;
-                indexer.max_timestamp_ms =
-                    indexer.times.last().map_or(i64::MIN, |e| e.timestamp_ms);
-                indexer.last_indexed_position = position;
-                return Ok((
-                    position,
-                    Expected {
-                        base_offset,
-                        ..expected
-                    },
-                ));
-            }
-        }
-        self.forget_indexes(expected)
-    }
-
-    /// Drops every index entry so a scan from position 0 rebuilds them.
-    fn forget_indexes(&mut self, expected: Expected) -> Result<(u64, Expected), LogError> {
-        let indexer = &mut self.indexer;
-        indexer
-            .offsets
-            .truncate(0)
-            .map_err(io_error(&self.log_path))?;
-        indexer
-            .times
-            .truncate(0)
-            .map_err(io_error(&self.log_path))?;
-        indexer.last_indexed_position = 0;
-        indexer.max_timestamp_ms = i64::MIN;
-        Ok((0, expected))
-    }
-
-    fn finish_recovery(
-        mut self,
-        scan: CheckedScan,
-        last: Option<BatchHeader>,
-        file_len: u64,
-    ) -> Result<(Segment, Option<String>), LogError> {
-        let path = self.log_path.clone();
-        if scan.end_position < file_len {
-            self.log
-                .truncate(scan.end_position)
-                .map_err(io_error(&path))?;
-            self.log.sync().map_err(io_error(&path))?;
-        }
-        self.size_bytes = scan.end_position;
-        // Bytes written before the open may sit unsynced in a cache: the
-        // next `sync` must cover them too.
-        if self.size_bytes > 0 {
-            self.writes += 1;
-        }
-        if let Some(header) = last {
-            self.next_offset = header.next_offset();
-            self.last_term = Some(header.term);
-        }
-        self.indexer.flush().map_err(io_error(&path))?;
-        Ok((self, scan.stop_reason))
     }
 }
 
@@ -349,9 +218,20 @@ impl Segment {
         self.indexer.max_timestamp_ms
     }
 
-    /// Term of the segment's last batch.
-    pub fn last_term(&self) -> Option<u64> {
-        self.last_term
+    /// Header of the segment's last batch.
+    pub fn last_batch(&self) -> Option<BatchHeader> {
+        self.last_batch
+    }
+
+    /// Raft index of the segment's first batch.
+    pub fn first_raft_index(&self) -> Option<u64> {
+        self.first_raft_index
+    }
+
+    /// The sparse offset index, in order (the first batch, at position 0,
+    /// has no entry).
+    pub fn offset_index(&self) -> &[OffsetEntry] {
+        self.indexer.offsets.entries()
     }
 
     pub fn log_path(&self) -> &std::path::Path {
@@ -380,7 +260,8 @@ impl Segment {
         }
         self.size_bytes += batch.len() as u64;
         self.next_offset = header.next_offset();
-        self.last_term = Some(header.term);
+        self.first_raft_index.get_or_insert(header.raft_index);
+        self.last_batch = Some(*header);
         self.writes += 1;
         self.indexer
             .observe(self.base_offset, position, header, interval_bytes);
@@ -492,14 +373,14 @@ impl Segment {
         indexer.times.truncate(keep).map_err(io_error(&path))?;
         indexer.last_indexed_position = indexer.offsets.last().map_or(0, |e| u64::from(e.position));
         indexer.max_timestamp_ms = indexer.times.last().map_or(i64::MIN, |e| e.timestamp_ms);
-        let (mut max_timestamp_ms, mut last_term) = (indexer.max_timestamp_ms, None);
+        let (mut max_timestamp_ms, mut last_batch) = (indexer.max_timestamp_ms, None);
         walk_headers(
             &*self.log,
             indexer.last_indexed_position,
             position,
             |_, header| {
                 max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp_ms);
-                last_term = Some(header.term);
+                last_batch = Some(*header);
                 ControlFlow::Continue(())
             },
         )
@@ -508,7 +389,10 @@ impl Segment {
         self.indexer.max_timestamp_ms = max_timestamp_ms;
         self.size_bytes = position;
         self.next_offset = next_offset;
-        self.last_term = last_term;
+        self.last_batch = last_batch;
+        if position == 0 {
+            self.first_raft_index = None;
+        }
         self.writes += 1;
         Ok(())
     }
@@ -554,7 +438,19 @@ impl Segment {
         delete_files(storage, self.base_offset)
     }
 
-    fn corrupt(&self, what: String) -> LogError {
+    /// The header of the batch at `position` (a batch boundary below the
+    /// segment end, e.g. from the offset index).
+    pub fn header_at_position(&self, position: u64) -> Result<BatchHeader, LogError> {
+        let mut head = [0u8; BATCH_HEADER_LEN];
+        if position + BATCH_HEADER_LEN as u64 > self.size_bytes {
+            return Err(self.corrupt(format!("no batch header at byte {position}")));
+        }
+        self.read_at(position, &mut head)?;
+        BatchHeader::decode(&head)
+            .map_err(|e| self.corrupt(format!("bad batch header at byte {position}: {e}")))
+    }
+
+    pub fn corrupt(&self, what: String) -> LogError {
         corrupt_error(&self.log_path, what)
     }
 }

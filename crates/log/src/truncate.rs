@@ -37,19 +37,27 @@ impl PartitionLog {
         let next_offset = located.header.base_offset;
         if next_offset < self.log_start.start_offset {
             // The cut batch straddled the start offset: the log is now empty
-            // and starts where that batch started.
+            // and starts where that batch started, and the next append
+            // takes that batch's Raft index.
             self.write_log_start(LogStart {
                 start_offset: next_offset,
+                floor_raft_index: located.header.raft_index - 1,
                 ..self.log_start
             })?;
         }
-        self.last_term = self.derive_last_term();
+        self.derive_last();
         self.check_invariants();
         tracing::info!(offset, next_offset, "truncated the log");
         Ok(())
     }
 
-    pub(crate) fn reset_to(&mut self, next_offset: u64, term: u64) -> Result<(), LogError> {
+    pub(crate) fn reset_to(
+        &mut self,
+        next_offset: u64,
+        term: u64,
+        next_raft_index: u64,
+    ) -> Result<(), LogError> {
+        assert!(next_raft_index > 0, "Raft indexes start at 1");
         self.clear_read_hint();
         // Oldest first: a crash part-way leaves a suffix, still a valid log.
         for segment in self.segments.drain(..) {
@@ -59,13 +67,14 @@ impl PartitionLog {
         self.write_log_start(LogStart {
             start_offset: next_offset,
             floor_term: term,
+            floor_raft_index: next_raft_index - 1,
         })?;
         let mut segment = Segment::create(&*self.storage, next_offset)?;
         segment.sync()?;
         self.segments.push(segment);
-        self.last_term = term;
+        self.derive_last();
         self.check_invariants();
-        tracing::info!(next_offset, term, "reset the log");
+        tracing::info!(next_offset, term, next_raft_index, "reset the log");
         Ok(())
     }
 

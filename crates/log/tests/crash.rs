@@ -84,7 +84,7 @@ fn verify(dir: &std::path::Path, acked_end: u64, iteration: usize) {
         next_offset >= acked_end,
         "iteration {iteration}: lost acked records ({next_offset} < {acked_end})"
     );
-    let mut from = 0;
+    let (mut from, mut raft_index) = (0, 1);
     // Each read returns at least one batch, so this ends at the log end.
     while from < next_offset {
         let bytes = log.read(Offset(from), 256 * 1024).unwrap().bytes;
@@ -97,10 +97,11 @@ fn verify(dir: &std::path::Path, acked_end: u64, iteration: usize) {
             );
             assert_eq!(
                 batch.bytes().to_vec(),
-                workload::stored_batch(from),
+                workload::stored_batch(from, raft_index),
                 "iteration {iteration}: batch {from}"
             );
             from = batch.header().next_offset();
+            raft_index += 1;
         }
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use citystream_log::{FsyncPolicy, LogConfig, LogError, Offset, PartitionLog, Term};
+use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, LogError, Offset, PartitionLog, Term};
 use common::*;
 use proptest::prelude::*;
 
@@ -52,6 +52,9 @@ struct Model {
     next_offset: u64,
     /// Term of the record before the start (set by purge and reset).
     floor_term: u64,
+    /// Raft index of the batch before the start (set by purge, reset and
+    /// a truncation of the batch straddling the start).
+    floor_raft_index: u64,
     durable_count: usize,
 }
 
@@ -60,7 +63,12 @@ impl Model {
     /// one started.
     fn cut(&mut self, keep: usize) {
         if let Some(first_removed) = self.batches.get(keep) {
-            self.next_offset = header(first_removed).base_offset;
+            let removed = header(first_removed);
+            self.next_offset = removed.base_offset;
+            if removed.base_offset < self.start_offset {
+                // It straddled the start: the next append reuses its index.
+                self.floor_raft_index = removed.raft_index - 1;
+            }
         }
         self.batches.truncate(keep);
         self.durable_count = self.durable_count.min(keep);
@@ -75,13 +83,22 @@ impl Model {
         }
     }
 
-    /// Term of the batch holding `offset`.
-    fn term_at(&self, offset: u64) -> u64 {
+    /// The last batch's Raft index while the log serves records, else the
+    /// floor.
+    fn last_raft_index(&self) -> u64 {
+        match self.batches.last() {
+            Some(last) if self.next_offset > self.start_offset => header(last).raft_index,
+            _ => self.floor_raft_index,
+        }
+    }
+
+    /// Header of the batch holding `offset`.
+    fn header_at(&self, offset: u64) -> BatchHeader {
         let batch = self
             .batches
             .iter()
             .find(|b| header(b).next_offset() > offset);
-        header(batch.expect("offset is in the model")).term
+        header(batch.expect("offset is in the model"))
     }
 }
 
@@ -114,18 +131,21 @@ fn apply(fixture: &Fixture, log: &mut Option<PartitionLog>, model: &mut Model, o
             if offset > model.start_offset {
                 // A purge that moves the start syncs first.
                 model.durable_count = model.batches.len();
-                model.floor_term = model.term_at(offset - 1);
+                let floor = model.header_at(offset - 1);
+                (model.floor_term, model.floor_raft_index) = (floor.term, floor.raft_index);
                 model.start_offset = offset;
             }
         }
         Op::Reset { gap } => {
             let next_offset = model.next_offset + gap;
             let term = model.last_term() + 1;
+            let next_raft_index = model.last_raft_index() + 1 + gap;
             current
-                .reset(Offset(next_offset), Term(term))
+                .reset(Offset(next_offset), Term(term), next_raft_index)
                 .expect("reset");
             model.batches.clear();
             model.floor_term = term;
+            model.floor_raft_index = next_raft_index - 1;
             (model.start_offset, model.next_offset, model.durable_count) =
                 (next_offset, next_offset, 0);
         }
@@ -184,6 +204,13 @@ fn check(log: &PartitionLog, model: &Model, max_bytes: usize) {
         .cloned()
         .collect();
     assert_eq!(log.last_term(), Term(model.last_term()));
+    assert_eq!(log.last_raft_index(), model.last_raft_index());
+    for batch in &expected {
+        let h = header(batch);
+        assert_eq!(log.locate_raft_index(h.raft_index).unwrap(), Some(h));
+    }
+    let past = model.last_raft_index() + 1;
+    assert_eq!(log.locate_raft_index(past).unwrap(), None);
     let served: Vec<Vec<u8>> = read_all(log, max_bytes)
         .iter()
         .map(|b| b.to_vec())

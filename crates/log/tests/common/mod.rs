@@ -77,7 +77,8 @@ pub fn batch(seed: u64, count: u32, timestamp_ms: i64) -> Vec<u8> {
     builder.finish_vec()
 }
 
-/// Appends a batch as leader; returns the stored bytes (offset/term set).
+/// Appends a batch as leader; returns the stored bytes (offset, term and
+/// Raft index set). Checks the batch got the next Raft index.
 pub fn append(
     log: &mut PartitionLog,
     seed: u64,
@@ -86,11 +87,15 @@ pub fn append(
     term: u64,
 ) -> Vec<u8> {
     let mut bytes = batch(seed, count, timestamp_ms);
+    let raft_index = log.last_raft_index() + 1;
     let info = log.append(&mut bytes, Term(term)).expect("append");
     assert_eq!(
         info.last_offset.0 - info.base_offset.0 + 1,
         u64::from(count)
     );
+    assert_eq!(info.raft_index, raft_index);
+    assert_eq!(header(&bytes).raft_index, raft_index);
+    assert_eq!(log.last_raft_index(), raft_index);
     bytes
 }
 

@@ -7,6 +7,7 @@
 mod common;
 mod suite_append;
 mod suite_maintenance;
+mod suite_raft_index;
 mod suite_recovery;
 mod suite_storage;
 
@@ -37,7 +38,7 @@ macro_rules! conformance_suite {
                 suite_append::segments_roll_and_are_named_by_base_offset,
                 suite_append::bad_batches_are_refused_and_change_nothing,
                 suite_append::term_going_backwards_is_refused,
-                suite_append::replicated_append_checks_offset_and_term,
+                suite_append::replicated_append_checks_offset_raft_index_and_term,
                 suite_append::offset_for_timestamp_finds_first_newer_record,
                 suite_append::batch_headers_are_listed_across_segments,
                 suite_maintenance::truncate_after_keeps_whole_batches_up_to_offset,
@@ -50,6 +51,12 @@ macro_rules! conformance_suite {
                 suite_maintenance::retention_by_age_deletes_expired_segments,
                 suite_maintenance::retention_never_deletes_the_active_segment,
                 suite_maintenance::sync_under_every_policy_keeps_data,
+                suite_raft_index::raft_index_lookup_finds_every_batch,
+                suite_raft_index::purge_keeps_the_raft_index,
+                suite_raft_index::retention_keeps_the_raft_index,
+                suite_raft_index::truncate_rewinds_the_raft_index,
+                suite_raft_index::truncate_of_the_straddling_batch_reuses_its_index,
+                suite_raft_index::reset_continues_at_the_given_raft_index,
                 suite_recovery::reopen_serves_the_same_log,
                 suite_recovery::garbage_tail_is_cut,
                 suite_recovery::torn_batch_tail_is_cut,
@@ -59,6 +66,9 @@ macro_rules! conformance_suite {
                 suite_recovery::corruption_in_a_sealed_segment_is_never_served,
                 suite_recovery::torn_sealed_segment_drops_later_segments,
                 suite_recovery::damaged_log_start_file_is_an_error,
+                suite_recovery::raft_index_out_of_sequence_in_the_tail_is_cut,
+                suite_recovery::raft_index_gap_at_a_segment_start_drops_later_segments,
+                suite_recovery::first_batch_must_follow_the_stored_raft_index,
                 suite_storage::storage_appends_are_readable_at_once,
                 suite_storage::storage_names_behave_like_a_directory,
                 suite_storage::storage_atomic_write_replaces_a_file,

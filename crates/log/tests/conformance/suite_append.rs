@@ -2,7 +2,8 @@
 
 use citystream_log::{LogError, Offset, Term};
 use citystream_record::{
-    BATCH_HEADER_LEN, BatchError, BatchHeader, RecordBatch, set_base_offset, set_term,
+    BATCH_HEADER_LEN, BatchError, BatchHeader, RecordBatch, set_base_offset, set_raft_index,
+    set_term,
 };
 
 use crate::common::*;
@@ -16,6 +17,8 @@ pub fn empty_log_serves_nothing(factory: Factory) {
         (Offset(0), Offset(0))
     );
     assert_eq!(log.last_term(), Term(0));
+    assert_eq!(log.last_raft_index(), 0);
+    assert_eq!(log.last_batch(), None);
     assert_eq!(log.size_bytes(), 0);
     let result = log.read(Offset(0), 1000).unwrap();
     assert!(result.bytes.is_empty());
@@ -23,7 +26,8 @@ pub fn empty_log_serves_nothing(factory: Factory) {
     assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
 }
 
-/// Appends get dense offsets and the given term, written into the batch.
+/// Appends get dense offsets, the given term and dense Raft indexes from 1,
+/// written into the batch.
 pub fn append_assigns_dense_offsets_and_terms(factory: Factory) {
     let fixture = factory();
     let mut log = fixture.open(small_config(1 << 20));
@@ -34,10 +38,14 @@ pub fn append_assigns_dense_offsets_and_terms(factory: Factory) {
         (Offset(0), Offset(2), 102)
     );
     assert_eq!((header(&first).base_offset, header(&first).term), (0, 2));
+    assert_eq!((info.raft_index, header(&first).raft_index), (1, 1));
     let mut second = batch(2, 1, 50);
     let info = log.append(&mut second, Term(5)).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (Offset(3), Offset(3)));
+    assert_eq!((info.raft_index, header(&second).raft_index), (2, 2));
     assert_eq!((log.next_offset(), log.last_term()), (Offset(4), Term(5)));
+    assert_eq!(log.last_raft_index(), 2);
+    assert_eq!(log.last_batch(), Some(header(&second)));
     assert_eq!(log.size_bytes(), (first.len() + second.len()) as u64);
     let records: Vec<u64> = RecordBatch::from_bytes(first.into())
         .unwrap()
@@ -244,18 +252,35 @@ pub fn term_going_backwards_is_refused(factory: Factory) {
     append(&mut log, 1, 1, 0, 3);
 }
 
-/// A follower append must continue the log exactly, with no lower term.
-pub fn replicated_append_checks_offset_and_term(factory: Factory) {
+/// A follower append must continue the log exactly (offset and Raft
+/// index), with no lower term.
+pub fn replicated_append_checks_offset_raft_index_and_term(factory: Factory) {
     let fixture = factory();
     let mut log = fixture.open(small_config(1 << 20));
-    let make = |base: u64, term: u64| {
+    let make_at = |base: u64, raft_index: u64, term: u64| {
         let mut bytes = batch(base, 2, 0);
         set_base_offset(&mut bytes, base);
+        set_raft_index(&mut bytes, raft_index);
         set_term(&mut bytes, term);
         bytes
     };
+    // Batches of two records: the Raft index follows from the offset.
+    let make = |base: u64, term: u64| make_at(base, base / 2 + 1, term);
     let info = log.append_replicated(&make(0, 4)).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(1)));
+    assert_eq!((info.raft_index, log.last_raft_index()), (1, 1));
+    for raft_index in [0, 1, 3] {
+        let error = log
+            .append_replicated(&make_at(2, raft_index, 4))
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                LogError::RaftIndexNonContiguous { expected: 2, found } if found == raft_index
+            ),
+            "{error}"
+        );
+    }
     let error = log.append_replicated(&make(3, 4)).unwrap_err();
     assert!(
         matches!(
@@ -291,6 +316,7 @@ pub fn replicated_append_checks_offset_and_term(factory: Factory) {
     );
     log.append_replicated(&make(2, 6)).unwrap();
     assert_eq!((log.next_offset(), log.last_term()), (Offset(4), Term(6)));
+    assert_eq!(log.last_raft_index(), 2);
     let served = log.read(Offset(2), usize::MAX).unwrap().bytes;
     assert_eq!(served.to_vec(), make(2, 6));
 }

@@ -154,18 +154,20 @@ pub fn purge_everything_then_append(factory: Factory) {
     assert_eq!(read_all(&log, 1), vec![bytes]);
 }
 
-/// Reset empties the log and restarts it at an offset and term, durably.
+/// Reset empties the log and restarts it at an offset, term and Raft
+/// index, durably.
 pub fn reset_restarts_the_log_at_an_offset(factory: Factory) {
     let fixture = factory();
     let mut log = fixture.open(small_config(1000));
     for i in 0..30 {
         append(&mut log, i, 2, 0, 1);
     }
-    log.reset(Offset(1000), Term(9)).unwrap();
+    log.reset(Offset(1000), Term(9), 50).unwrap();
     assert_eq!(
         (log.start_offset(), log.next_offset(), log.last_term()),
         (Offset(1000), Offset(1000), Term(9))
     );
+    assert_eq!(log.last_raft_index(), 49);
     assert_eq!(names_with(&*fixture.storage, ".log"), vec![log_name(1000)]);
     let error = log.read(Offset(0), 100).unwrap_err();
     assert!(
@@ -178,17 +180,19 @@ pub fn reset_restarts_the_log_at_an_offset(factory: Factory) {
         (log.start_offset(), log.next_offset(), log.last_term()),
         (Offset(1000), Offset(1000), Term(9))
     );
+    assert_eq!(log.last_raft_index(), 49);
     let mut bytes = batch(1, 1, 0);
     assert!(matches!(
         log.append(&mut bytes, Term(8)),
         Err(LogError::TermWentBackwards { .. })
     ));
     let bytes = append(&mut log, 1, 1, 0, 9);
+    assert_eq!(header(&bytes).raft_index, 50);
     assert_eq!(read_all(&log, 1), vec![bytes]);
-    log.reset(Offset(0), Term(0)).unwrap();
+    log.reset(Offset(0), Term(0), 1).unwrap();
     assert_eq!(
-        (log.start_offset(), log.next_offset()),
-        (Offset(0), Offset(0))
+        (log.start_offset(), log.next_offset(), log.last_raft_index()),
+        (Offset(0), Offset(0), 0)
     );
 }
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use citystream_log::{LogConfig, LogError, Offset, PartitionLog, Term};
-use citystream_record::RecordBatch;
+use citystream_record::{RecordBatch, set_raft_index};
 
 use crate::common::*;
 
@@ -29,12 +29,15 @@ fn expect_log(log: &PartitionLog, written: &[Vec<u8>]) {
     assert_eq!(log.next_offset(), Offset(end));
     let term = written.last().map_or(0, |b| header(b).term);
     assert_eq!(log.last_term(), Term(term));
+    let raft_index = written.last().map_or(0, |b| header(b).raft_index);
+    assert_eq!(log.last_raft_index(), raft_index);
     for batch in written {
         let h = header(batch);
         assert_eq!(
             log.read(Offset(h.last_offset()), 1).unwrap().bytes.to_vec(),
             *batch
         );
+        assert_eq!(log.locate_raft_index(h.raft_index).unwrap(), Some(h));
     }
 }
 
@@ -233,4 +236,71 @@ pub fn damaged_log_start_file_is_an_error(factory: Factory) {
     set_file_bytes(&*fixture.storage, "log-start-offset", &bytes);
     let error = PartitionLog::open_with(fixture.storage.clone(), config()).unwrap_err();
     assert!(matches!(error, LogError::Corrupt(_)), "{error}");
+}
+
+/// A batch whose Raft index does not follow its predecessor's (it sits
+/// outside the CRC) ends the log like a corrupt tail, whether it is the
+/// last batch (often the one the last index entry points to) or the first
+/// of the active segment.
+pub fn raft_index_out_of_sequence_in_the_tail_is_cut(factory: Factory) {
+    for (last, wrong_by) in [(true, 1), (true, 1000), (false, 1), (false, u64::MAX)] {
+        let fixture = factory();
+        let written = write_log(&fixture);
+        let active_base: u64 = active_log(&*fixture.storage)[..20].parse().unwrap();
+        let in_active = written
+            .iter()
+            .position(|b| header(b).base_offset == active_base)
+            .unwrap();
+        let damaged = if last { written.len() - 1 } else { in_active };
+        let at: usize = written[in_active..damaged].iter().map(Vec::len).sum();
+        let wrong = header(&written[damaged]).raft_index.wrapping_add(wrong_by);
+        damage_tail_and_reopen(&fixture, &written, damaged, |bytes| {
+            set_raft_index(&mut bytes[at..], wrong)
+        });
+    }
+}
+
+/// A segment whose first batch does not continue the previous segment's
+/// Raft indexes is cut to nothing, and every later segment dropped.
+pub fn raft_index_gap_at_a_segment_start_drops_later_segments(factory: Factory) {
+    let fixture = factory();
+    let written = write_log(&fixture);
+    let names = names_with(&*fixture.storage, ".log");
+    let second = &names[1];
+    let base: u64 = second[..20].parse().unwrap();
+    let mut bytes = file_bytes(&*fixture.storage, second);
+    let index = header(&bytes).raft_index;
+    set_raft_index(&mut bytes, index + 1);
+    set_file_bytes(&*fixture.storage, second, &bytes);
+    let kept = written
+        .iter()
+        .take_while(|b| header(b).base_offset < base)
+        .count();
+    let mut log = fixture.open(config());
+    expect_log(&log, &written[..kept]);
+    assert_eq!(log.last_raft_index(), index - 1);
+    assert_eq!(header(&append(&mut log, 1, 1, 0, 9)).raft_index, index);
+}
+
+/// The first batch of the log must carry 1 in a log that never moved its
+/// start, or the stored floor index plus one after a reset; otherwise the
+/// log is cut there.
+pub fn first_batch_must_follow_the_stored_raft_index(factory: Factory) {
+    for reset in [false, true] {
+        let fixture = factory();
+        let mut log = fixture.open(config());
+        if reset {
+            log.reset(Offset(100), Term(1), 40).unwrap();
+        }
+        let first = append(&mut log, 1, 2, 0, 1);
+        drop(log);
+        let name = active_log(&*fixture.storage);
+        let mut bytes = file_bytes(&*fixture.storage, &name);
+        set_raft_index(&mut bytes, header(&first).raft_index + 1);
+        set_file_bytes(&*fixture.storage, &name, &bytes);
+        let log = fixture.open(config());
+        assert_eq!(log.next_offset(), Offset(header(&first).base_offset));
+        assert!(read_all(&log, 1).is_empty());
+        assert_eq!(log.last_raft_index(), if reset { 39 } else { 0 });
+    }
 }

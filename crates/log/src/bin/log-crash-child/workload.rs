@@ -2,7 +2,7 @@
 //! that checks: the batch appended at a base offset is a pure function of
 //! that offset, so the checker can rebuild every expected byte.
 
-use citystream_record::{BatchBuilder, set_base_offset, set_term};
+use citystream_record::{BatchBuilder, set_base_offset, set_raft_index, set_term};
 
 /// Records in a batch: 1 to this many.
 const RECORDS_MAX: u64 = 8;
@@ -47,11 +47,13 @@ pub fn batch_for(base_offset: u64) -> Vec<u8> {
     builder.finish_vec()
 }
 
-/// The exact bytes the log stores for the batch at `base_offset`.
+/// The exact bytes the log stores for the batch at `base_offset`, the
+/// `raft_index`-th batch of the log.
 #[allow(dead_code)]
-pub fn stored_batch(base_offset: u64) -> Vec<u8> {
+pub fn stored_batch(base_offset: u64, raft_index: u64) -> Vec<u8> {
     let mut batch = batch_for(base_offset);
     set_base_offset(&mut batch, base_offset);
     set_term(&mut batch, term_for(base_offset));
+    set_raft_index(&mut batch, raft_index);
     batch
 }
