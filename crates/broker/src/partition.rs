@@ -3,6 +3,11 @@
 //! step), its high watermark and the watch channel that publishes it, and
 //! a dirty flag so interval fsync skips partitions nobody wrote to.
 //!
+//! Every appended batch is stamped with hybrid logical clock values from
+//! the broker's one clock ([`PartitionShared`]), taken under the partition
+//! lock so HLCs grow with offsets along each partition and respect the
+//! order of appends across all of the broker's partitions.
+//!
 //! The high watermark is kept apart from the log end: on a single broker
 //! every append moves it to the log end, but a replicated partition will
 //! set it below (only what a quorum holds). Reads never go past it.
@@ -15,8 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use citystream_log::{LogError, Offset, PartitionLog, Term};
-use citystream_record::{BatchHeader, NO_PRODUCER, RecordBatch};
-use parking_lot::RwLock;
+use citystream_record::{BatchHeader, HybridClock, NO_PRODUCER, RecordBatch, set_base_hlc};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 use crate::BrokerError;
@@ -51,6 +56,17 @@ pub struct FetchOutcome {
     pub log_start_offset: u64,
 }
 
+/// What all partitions of one broker share.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionShared {
+    /// Told when a partition goes from synced to dirty, so the interval
+    /// fsync only wakes when there is something to sync.
+    pub unsynced: Arc<Notify>,
+    /// The broker's hybrid logical clock. Locked after a partition's lock,
+    /// never the other way, and only to stamp or observe.
+    pub clock: Arc<Mutex<HybridClock>>,
+}
+
 struct PartitionState {
     log: PartitionLog,
     producers: ProducerStates,
@@ -65,9 +81,7 @@ pub struct Partition {
     watermark: watch::Sender<u64>,
     /// Written since the last sync.
     dirty: AtomicBool,
-    /// Told when this partition goes from synced to dirty, so the interval
-    /// fsync only wakes when there is something to sync.
-    unsynced: Arc<Notify>,
+    shared: PartitionShared,
 }
 
 impl std::fmt::Debug for Partition {
@@ -81,21 +95,26 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
-    /// Wraps an opened log; rebuilds producer state from the log's tail.
+    /// Wraps an opened log; rebuilds producer state from the log's tail
+    /// and makes the shared clock stamp past the log's last HLC (the wall
+    /// clock may have gone back across a restart).
     pub fn new(
         topic: &str,
         index: u32,
         log: PartitionLog,
         now_ms: i64,
-        unsynced: Arc<Notify>,
+        shared: PartitionShared,
     ) -> Result<Partition, BrokerError> {
         let producers = rebuild_producer_states(&log, now_ms)?;
+        if let Some(last) = log.last_batch() {
+            shared.clock.lock().observe(last.last_hlc());
+        }
         let end = log.next_offset().0;
         // Bytes recovered at open may sit unsynced in the page cache (a
         // process crash keeps them there); the first sync must cover them.
         let recovered = end > log.start_offset().0;
         if recovered {
-            unsynced.notify_one();
+            shared.unsynced.notify_one();
         }
         Ok(Partition {
             topic: topic.to_owned(),
@@ -104,7 +123,7 @@ impl Partition {
             high_watermark: AtomicU64::new(end),
             watermark: watch::Sender::new(end),
             dirty: AtomicBool::new(recovered),
-            unsynced,
+            shared,
         })
     }
 
@@ -116,7 +135,8 @@ impl Partition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
-    /// Appends a validated batch, unless it is an idempotent retry.
+    /// Appends a validated batch, unless it is an idempotent retry, with
+    /// `record_count` HLCs from the broker's clock at `now_ms`.
     pub fn append(&self, batch: RecordBatch, now_ms: i64) -> Result<ProduceOutcome, BrokerError> {
         let header = *batch.header();
         // Reuse the buffer when we are its only owner; copy otherwise.
@@ -143,6 +163,8 @@ impl Partition {
                 }
             }
         }
+        let base_hlc = self.shared.clock.lock().stamp(now_ms, header.record_count);
+        set_base_hlc(&mut bytes, base_hlc);
         let info = state.log.append(&mut bytes, Term(0))?;
         if idempotent {
             state.producers.record(
@@ -154,7 +176,7 @@ impl Partition {
             );
         }
         if !self.dirty.swap(true, Ordering::AcqRel) {
-            self.unsynced.notify_one();
+            self.shared.unsynced.notify_one();
         }
         self.publish_high_watermark(state.log.next_offset().0);
         Ok(ProduceOutcome {
@@ -233,7 +255,7 @@ impl Partition {
             }
             Err(error) => {
                 self.dirty.store(true, Ordering::Release);
-                self.unsynced.notify_one();
+                self.shared.unsynced.notify_one();
                 Err(error.into())
             }
         }

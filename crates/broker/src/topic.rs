@@ -6,16 +6,14 @@
 //! and deletion are the facade's.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use citystream_log::{LogConfig, PartitionLog};
-use tokio::sync::Notify;
 
 use crate::data_dir::{
     TOPIC_METADATA_FILE, TopicMetadata, create_dir_durably, read_json, write_json,
 };
 use crate::names::is_internal_topic;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionShared};
 use crate::{BrokerError, TopicSettings};
 
 /// Most partitions one topic may have.
@@ -55,7 +53,7 @@ impl Topic {
         settings: TopicSettings,
         base: &LogConfig,
         topics_dir: Option<&Path>,
-        unsynced: &Arc<Notify>,
+        shared: &PartitionShared,
     ) -> Result<Topic, BrokerError> {
         validate_topic_shape(partitions, &settings)?;
         let dir = topics_dir.map(|d| d.join(name));
@@ -66,7 +64,7 @@ impl Topic {
                 &TopicMetadata::new(partitions, &settings),
             )?;
         }
-        Topic::open_partitions(name, partitions, settings, base, dir, 0, unsynced)
+        Topic::open_partitions(name, partitions, settings, base, dir, 0, shared)
     }
 
     /// Opens an existing topic directory; `Ok(None)` if it has no
@@ -75,7 +73,7 @@ impl Topic {
         dir: &Path,
         base: &LogConfig,
         now_ms: i64,
-        unsynced: &Arc<Notify>,
+        shared: &PartitionShared,
     ) -> Result<Option<Topic>, BrokerError> {
         let name = dir
             .file_name()
@@ -90,8 +88,7 @@ impl Topic {
         let settings = meta.settings();
         validate_topic_shape(meta.partitions, &settings)?;
         let dir = Some(dir.to_owned());
-        Topic::open_partitions(name, meta.partitions, settings, base, dir, now_ms, unsynced)
-            .map(Some)
+        Topic::open_partitions(name, meta.partitions, settings, base, dir, now_ms, shared).map(Some)
     }
 
     fn open_partitions(
@@ -101,7 +98,7 @@ impl Topic {
         base: &LogConfig,
         dir: Option<PathBuf>,
         now_ms: i64,
-        unsynced: &Arc<Notify>,
+        shared: &PartitionShared,
     ) -> Result<Topic, BrokerError> {
         let config = log_config(name, &settings, base);
         let mut partitions = Vec::with_capacity(count as usize);
@@ -110,13 +107,7 @@ impl Topic {
                 Some(dir) => PartitionLog::open(dir.join(index.to_string()), config.clone())?,
                 None => PartitionLog::in_memory(config.clone()),
             };
-            partitions.push(Partition::new(
-                name,
-                index,
-                log,
-                now_ms,
-                Arc::clone(unsynced),
-            )?);
+            partitions.push(Partition::new(name, index, log, now_ms, shared.clone())?);
         }
         Ok(Topic {
             name: name.to_owned(),

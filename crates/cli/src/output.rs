@@ -122,6 +122,8 @@ pub fn record_json(record: &ConsumerRecord) -> String {
         partition: record.partition,
         offset: record.offset,
         timestamp: record.timestamp_ms,
+        hlc: record.hlc,
+        hlc_ms: record.hlc_ms(),
         key,
         key_encoding,
         value,
@@ -137,6 +139,10 @@ struct RecordJson<'a> {
     partition: u32,
     offset: u64,
     timestamp: i64,
+    /// The broker's hybrid logical clock for the record.
+    hlc: u64,
+    /// Physical part of `hlc`: milliseconds since the Unix epoch.
+    hlc_ms: i64,
     key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key_encoding: Option<&'static str>,
@@ -238,6 +244,7 @@ mod tests {
             partition: 2,
             offset: 7,
             timestamp_ms: 1_000,
+            hlc: (1_001 << 16) | 3,
             key: Some(Bytes::from_static(b"k")),
             value: Bytes::from_static(&[0xff, 0x00]),
             headers: vec![("tag".into(), Bytes::from_static(b"x"))],
@@ -247,6 +254,8 @@ mod tests {
         assert_eq!(json["partition"], 2);
         assert_eq!(json["offset"], 7);
         assert_eq!(json["timestamp"], 1_000);
+        assert_eq!(json["hlc"], (1_001u64 << 16) | 3);
+        assert_eq!(json["hlc_ms"], 1_001);
         assert_eq!(json["key"], "k");
         assert!(json.get("key_encoding").is_none());
         assert_eq!(json["value"], "/wA=");

@@ -24,10 +24,17 @@ fn earliest(topic: &str) -> ConsumerConfig {
     }
 }
 
-/// Every produced record comes back once with its value, and per key in order.
+/// Every produced record comes back once with its value, and per key in
+/// order, with an HLC from the broker's clock: unique across partitions,
+/// growing with the offset, its milliseconds near the wall clock.
 #[tokio::test]
 async fn produced_records_round_trip() {
     bounded(async {
+        let wall_ms = || {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.unwrap().as_millis() as i64
+        };
+        let started_ms = wall_ms();
         let server = TestServer::start().await;
         let client = server.client_with_topic("rt", 3).await;
         let producer = producer(&client);
@@ -46,7 +53,22 @@ async fn produced_records_round_trip() {
                 seen.insert(key, record.offset).is_none(),
                 "each record once"
             );
+            assert!((started_ms..=wall_ms() + 1).contains(&record.hlc_ms()));
         }
+        let mut by_partition: Vec<(u32, u64, u64)> = records
+            .iter()
+            .map(|r| (r.partition, r.offset, r.hlc))
+            .collect();
+        by_partition.sort();
+        for pair in by_partition.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                assert!(pair[0].2 < pair[1].2, "HLCs grow with offsets: {pair:?}");
+            }
+        }
+        let mut hlcs: Vec<u64> = records.iter().map(|r| r.hlc).collect();
+        hlcs.sort();
+        hlcs.dedup();
+        assert_eq!(hlcs.len(), records.len(), "one clock: no HLC twice");
         producer.close().await.unwrap();
     })
     .await;

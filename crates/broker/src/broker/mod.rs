@@ -6,7 +6,7 @@
 //!
 //! Locks, always taken in this order and never the other way: the admin
 //! mutex (create/delete), the topic map, the group coordinator, the offsets
-//! store, one partition. The topic map lock is only held for lookups and
+//! store, one partition, the hybrid clock. The topic map lock is only held for lookups and
 //! inserts, never across a partition's I/O on the produce/fetch path.
 
 mod data;
@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use crate::data_dir::{
     DELETING_DIR, PRODUCER_IDS_FILE, TOPICS_DIR, clear_tombstones, create_dir_durably, list_dir,
@@ -28,6 +27,7 @@ use crate::data_dir::{
 use crate::group::GroupCoordinator;
 use crate::names::{is_internal_topic, validate_topic_name};
 use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
+use crate::partition::PartitionShared;
 use crate::producer_ids::ProducerIds;
 use crate::topic::Topic;
 use crate::{BrokerConfig, BrokerError, FsyncPolicy, TopicSettings};
@@ -49,8 +49,9 @@ pub struct Broker {
     last_retention_ms: Mutex<Option<i64>>,
     /// Latest `now_ms` seen, for records written by calls that get no clock.
     last_now_ms: AtomicI64,
-    /// Notified when a partition gets its first unsynced write.
-    unsynced: Arc<Notify>,
+    /// Shared by every partition: the unsynced-write notifier and the
+    /// broker's hybrid logical clock.
+    shared: PartitionShared,
 }
 
 impl Broker {
@@ -58,9 +59,9 @@ impl Broker {
     /// rebuilds idempotent-producer state and committed group offsets.
     pub fn open(config: BrokerConfig, now_ms: i64) -> Result<Broker, BrokerError> {
         config.validate()?;
-        let unsynced = Arc::new(Notify::new());
+        let shared = PartitionShared::default();
         let mut topics = match &config.data_dir {
-            Some(data_dir) => load_topics(data_dir, &config, now_ms, &unsynced)?,
+            Some(data_dir) => load_topics(data_dir, &config, now_ms, &shared)?,
             None => TopicMap::new(),
         };
         let offsets_topic = match topics.get(OFFSETS_TOPIC) {
@@ -74,7 +75,7 @@ impl Broker {
                     settings,
                     &config.log,
                     topics_dir.as_deref(),
-                    &unsynced,
+                    &shared,
                 )?;
                 let topic = Arc::new(topic);
                 topics.insert(OFFSETS_TOPIC.to_owned(), topic.clone());
@@ -103,7 +104,7 @@ impl Broker {
             producer_ids,
             last_retention_ms: Mutex::new(None),
             last_now_ms: AtomicI64::new(now_ms),
-            unsynced,
+            shared,
         })
     }
 
@@ -145,7 +146,7 @@ impl Broker {
     /// (immediately if that happened since the last call). The interval
     /// fsync timer waits on this so an idle broker does no work.
     pub async fn unsynced_writes(&self) {
-        self.unsynced.notified().await;
+        self.shared.unsynced.notified().await;
     }
 
     /// Flushes and fsyncs everything; called on clean shutdown.
@@ -223,7 +224,7 @@ fn load_topics(
     data_dir: &Path,
     config: &BrokerConfig,
     now_ms: i64,
-    unsynced: &Arc<Notify>,
+    shared: &PartitionShared,
 ) -> Result<TopicMap, BrokerError> {
     let (topics_dir, deleting_dir) = (data_dir.join(TOPICS_DIR), data_dir.join(DELETING_DIR));
     create_dir_durably(&topics_dir)?;
@@ -236,7 +237,7 @@ fn load_topics(
             tracing::warn!(path = %dir.display(), "ignoring a stray entry among the topics");
             continue;
         }
-        match Topic::open(&dir, &config.log, now_ms, unsynced)? {
+        match Topic::open(&dir, &config.log, now_ms, shared)? {
             Some(topic) => {
                 topics.insert(name.to_owned(), Arc::new(topic));
             }

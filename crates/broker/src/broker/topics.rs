@@ -88,7 +88,7 @@ impl Broker {
             settings,
             &self.config.log,
             topics_dir.as_deref(),
-            &self.unsynced,
+            &self.shared,
         )?;
         let topic = Arc::new(topic);
         self.topics.write().insert(name.to_owned(), topic.clone());

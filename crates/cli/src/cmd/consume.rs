@@ -38,8 +38,10 @@ Examples:
 
 Without --from-beginning, --offset or --from-time, reading starts at the end of the log
 (only new records), or, with --group, after the group's committed offsets.
---format json prints one object per line: topic, partition, offset, timestamp, key, value,
-headers; keys and values that are not UTF-8 are base64 with key_encoding/value_encoding.";
+--format json prints one object per line: topic, partition, offset, timestamp, hlc (the
+broker's hybrid logical clock, a u64), hlc_ms (its milliseconds since the Unix epoch), key,
+value, headers; keys and values that are not UTF-8 are base64 with
+key_encoding/value_encoding.";
 
 /// How long one poll waits for records before checking the exit conditions.
 const POLL_TIMEOUT: Duration = Duration::from_millis(500);

@@ -106,7 +106,8 @@ fn bad_csv_row_sends_nothing() {
 }
 
 /// Producer-log lines land in the topic named on each line, with the
-/// time as timestamp and the tag as key and header.
+/// time as timestamp and the tag as key and header; JSON output carries
+/// the broker's HLC and its milliseconds.
 #[test]
 fn producer_log_routes_each_line_to_its_topic() {
     let data = tempfile::tempdir().unwrap();
@@ -136,6 +137,9 @@ fn producer_log_routes_each_line_to_its_topic() {
     assert_eq!(alerts[1]["timestamp"], 1_714_564_801_250_i64);
     assert_eq!(alerts[0]["key"], "air");
     assert_eq!(alerts[0]["headers"]["tag"], "air");
+    let hlc = |i: usize| alerts[i]["hlc"].as_u64().unwrap();
+    assert!(hlc(0) < hlc(1), "HLCs grow along the partition");
+    assert_eq!(alerts[0]["hlc_ms"].as_i64().unwrap(), (hlc(0) >> 16) as i64);
 
     let events = broker.run(&["consume", "city.events", "--from-beginning"]);
     assert_eq!(events, "bus 42 late\n");

@@ -80,9 +80,23 @@ pub struct ConsumerRecord {
     pub partition: u32,
     pub offset: u64,
     pub timestamp_ms: i64,
+    /// Hybrid logical clock the broker gave the record when it appended it:
+    /// upper 48 bits milliseconds since the Unix epoch, lower 16 a counter
+    /// (see `citystream_record::hlc`). Grows with the offset along a
+    /// partition and follows the broker's append order across partitions.
+    pub hlc: u64,
     pub key: Option<Bytes>,
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
+}
+
+impl ConsumerRecord {
+    /// Physical part of [`ConsumerRecord::hlc`]: milliseconds since the
+    /// Unix epoch at which the broker stamped the record (or a little after,
+    /// if it stamped more than 65,536 records in that millisecond).
+    pub fn hlc_ms(&self) -> i64 {
+        citystream_record::hlc_physical_ms(self.hlc)
+    }
 }
 
 /// Reads records; see the module doc. Not `Clone`: it owns its positions.

@@ -157,6 +157,7 @@ fn read_batch(
             partition: tp.partition,
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
+            hlc: record.hlc,
             key: record.key.map(|key| bytes.slice_ref(key)),
             value: bytes.slice_ref(record.value),
             headers: record
@@ -172,7 +173,7 @@ fn read_batch(
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use citystream_record::{BatchBuilder, attributes, set_base_offset};
+    use citystream_record::{BatchBuilder, attributes, set_base_hlc, set_base_offset};
 
     use super::*;
 
@@ -183,7 +184,8 @@ mod tests {
         }
     }
 
-    /// A batch of `count` records numbered from `base_offset`, values "v<offset>".
+    /// A batch of `count` records numbered from `base_offset`, values
+    /// "v<offset>", HLCs `1000 + offset`.
     fn batch(base_offset: u64, count: u64, control: bool) -> Vec<u8> {
         let mut builder = BatchBuilder::new();
         if control {
@@ -195,6 +197,7 @@ mod tests {
         }
         let mut bytes = builder.finish_vec();
         set_base_offset(&mut bytes, base_offset);
+        set_base_hlc(&mut bytes, 1_000 + base_offset);
         bytes
     }
 
@@ -212,7 +215,8 @@ mod tests {
         positions
     }
 
-    /// Records below the position (in a batch starting before it) are skipped.
+    /// Records below the position (in a batch starting before it) are
+    /// skipped; the rest keep their own HLC (base HLC plus index in batch).
     #[test]
     fn skips_records_below_the_position() {
         let mut positions = positions_at(3);
@@ -221,6 +225,8 @@ mod tests {
         positions.apply_fetch(&tp(), 7, answer, &mut out).unwrap();
         let offsets: Vec<u64> = out.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![3, 4, 5, 6]);
+        let hlcs: Vec<u64> = out.iter().map(|r| r.hlc).collect();
+        assert_eq!(hlcs, vec![1_003, 1_004, 1_005, 1_006]);
         assert_eq!(out[0].value, Bytes::from_static(b"v3"));
         assert_eq!(out[0].key, Some(Bytes::from_static(b"k")));
         assert_eq!(positions.get(&tp()).unwrap().fetch, 7);
