@@ -1,0 +1,41 @@
+//! Raft replication of one partition, on openraft `=0.10.0-alpha.37`
+//! (design: `docs/decisions/0005-cluster-replication-design.md`).
+//!
+//! The partition log *is* the Raft log: one entry is one record batch, and
+//! the offsets a batch gets are assigned when Raft appends it, identically
+//! on every replica. The state machine only moves the high watermark, below
+//! which fetches may read. This crate owns the openraft types, storage and
+//! state machine of a group; it owns no sockets and no tasks of its own
+//! (the network and the heartbeat ticker belong to the server).
+//!
+//! Module map: `types` (the type configuration, index mapping), `control`
+//! (blank and membership entries as control batches), `raft_state` (vote
+//! and last purged id file), `log_storage` (`RaftLogStorage`), `log_reader`
+//! (`RaftLogReader`), `state_machine` (`RaftStateMachine`, snapshots),
+//! `config` (openraft settings).
+
+mod config;
+mod control;
+mod log_reader;
+mod log_storage;
+mod raft_state;
+mod state_machine;
+mod types;
+
+use std::future::Future;
+
+pub use config::{Timing, partition_config};
+pub use control::{CONTROL_KEY, ControlEntry, ControlError, PartitionMembership};
+pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
+pub use log_storage::PartitionRaftStorage;
+pub use raft_state::{RAFT_STATE_FILE, RaftState};
+pub use state_machine::{PartitionSnapshot, PartitionStateMachine};
+pub use types::{
+    Appended, BatchData, PartitionRaft, PeerAddr, Runtime, Tc, raft_index, stored_index,
+};
+
+/// Runs `future` with openraft's RNG seeded from `seed`. `Raft::new` (and
+/// anything that spawns openraft tasks) must run inside it.
+pub fn seeded<F: Future>(seed: u64, future: F) -> impl Future<Output = F::Output> {
+    Runtime::scope(seed, future)
+}

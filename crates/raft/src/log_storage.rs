@@ -1,0 +1,274 @@
+//! [`PartitionRaftStorage`]: openraft's `RaftLogStorage` over the partition
+//! log (decision 0005 §1). One Raft entry is one record batch; the log
+//! assigns offsets inside [`RaftLogStorage::append`], so every replica
+//! derives the same ones from the same entries. Blank and membership entries
+//! are stored as control batches ([`crate::control`]). The vote and the last
+//! purged log id live in the `raft-state` file ([`crate::raft_state`]).
+//!
+//! Durability, as implemented now: `append` writes the batches, then (unless
+//! the log's policy is `Never`) fsyncs the log before it reports the
+//! `IOFlushed` callback, so openraft counts an entry toward a quorum only
+//! once it is on disk. The fsync runs outside the log's lock
+//! (`begin_sync`/`run`/`finish_sync`), so fetches go on meanwhile; one
+//! `append` call (which openraft batches) costs one fsync. With `Always` the
+//! log has already synced each batch and the extra sync finds nothing to do.
+//! With `Interval` this is stricter than the policy asks: handing the
+//! callback to the broker's group-commit task is left for a later session.
+//! With `Never` the callback is completed at once: a lie that survives
+//! `kill -9` but not power loss (0005 §9 item 5).
+//!
+//! This module does not read entries back ([`crate::log_reader`]) or move
+//! the high watermark ([`crate::state_machine`]).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use citystream_log::{AppendInfo, BatchHeader, FsyncPolicy, Offset, PartitionLog, Storage, Term};
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
+use openraft::{EntryPayload, LogState, OptionalSend};
+use parking_lot::Mutex;
+
+use crate::control::{self, ControlEntry};
+use crate::log_reader::{PartitionLogReader, SharedLog, invalid_data, log_id_of};
+use crate::raft_state::{self, RaftState};
+use crate::types::{Tc, stored_index};
+
+/// The Raft log of one partition. Clones share the log and the state.
+#[derive(Clone)]
+pub struct PartitionRaftStorage {
+    log: SharedLog,
+    /// Where `raft-state` is kept: the log's own directory, or a sibling.
+    state_storage: Arc<dyn Storage>,
+    state: Arc<Mutex<RaftState>>,
+}
+
+impl std::fmt::Debug for PartitionRaftStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionRaftStorage")
+            .field("log", &*self.log.read())
+            .field("state", &*self.state.lock())
+            .finish()
+    }
+}
+
+impl PartitionRaftStorage {
+    /// Wraps an opened log and reads the stored vote and last purged id
+    /// from `state_storage` (typically the storage the log was opened on).
+    pub fn open(log: SharedLog, state_storage: Arc<dyn Storage>) -> io::Result<Self> {
+        let state = raft_state::read(&*state_storage)?;
+        Ok(PartitionRaftStorage {
+            log,
+            state_storage,
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// The shared partition log.
+    pub fn log(&self) -> &SharedLog {
+        &self.log
+    }
+
+    fn reader(&self) -> PartitionLogReader {
+        PartitionLogReader {
+            log: self.log.clone(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Makes every append so far durable, without holding the log's lock
+    /// during the fsync. A no-op under `FsyncPolicy::Never`.
+    fn sync_log(&self) -> io::Result<()> {
+        let pending = {
+            let mut log = self.log.write();
+            if log.config().fsync == FsyncPolicy::Never {
+                return Ok(());
+            }
+            log.begin_sync().map_err(io::Error::other)?
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let done = pending.run().map_err(io::Error::other)?;
+        self.log.write().finish_sync(done);
+        Ok(())
+    }
+
+    /// Persists `state` durably, then makes it the current state.
+    fn save_state(&self, state: RaftState) -> io::Result<()> {
+        raft_state::write(&*self.state_storage, &state)?;
+        *self.state.lock() = state;
+        Ok(())
+    }
+}
+
+impl RaftLogStorage<Tc> for PartitionRaftStorage {
+    type LogReader = PartitionLogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<Tc>, io::Error> {
+        let last_purged = self.state.lock().last_purged;
+        let last_batch = match self.log.read().last_batch() {
+            Some(header) => Some(log_id_of(&header)?),
+            None => None,
+        };
+        Ok(LogState {
+            last_log_id: last_batch.max(last_purged),
+            last_purged_log_id: last_purged,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.reader()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<Tc>) -> Result<(), io::Error> {
+        // No append made before the vote may become durable after it
+        // (openraft docs/protocol/io_ordering.md).
+        self.sync_log()?;
+        let state = RaftState {
+            vote: Some(*vote),
+            ..*self.state.lock()
+        };
+        self.save_state(state)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<Tc>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryOf<Tc>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        {
+            let mut log = self.log.write();
+            for entry in entries {
+                append_entry(&mut log, entry)?;
+            }
+        }
+        callback.io_completed(self.sync_log());
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last: Option<LogIdOf<Tc>>) -> Result<(), io::Error> {
+        let mut log = self.log.write();
+        let (cut, floor_term) = match last {
+            Some(id) => (stored_index(id.index) + 1, id.leader_id.term),
+            None => (1, 0),
+        };
+        if cut > log.last_raft_index() {
+            return Ok(());
+        }
+        let Some(first_cut) = log.locate_raft_index(cut).map_err(io::Error::other)? else {
+            return Err(invalid_data(format!(
+                "cannot truncate from Raft index {cut}: the log no longer serves it"
+            )));
+        };
+        tracing::info!(
+            from_raft_index = cut,
+            offset = first_cut.base_offset,
+            "truncating the Raft log"
+        );
+        let result = match first_cut.base_offset.checked_sub(1) {
+            Some(keep) => log.truncate_after(Offset(keep)),
+            None => log.reset(Offset(0), Term(floor_term), cut),
+        };
+        result.map_err(io::Error::other)
+    }
+
+    async fn purge(&mut self, upto: LogIdOf<Tc>) -> Result<(), io::Error> {
+        // Recorded first: a crash before the segments go leaves them
+        // unreachable, never a purged id that still looks present.
+        let state = RaftState {
+            last_purged: Some(upto),
+            ..*self.state.lock()
+        };
+        self.save_state(state)?;
+        let mut log = self.log.write();
+        let stored = stored_index(upto.index);
+        if stored > log.last_raft_index() {
+            // Purged past the end (a snapshot covers more than this log
+            // holds): restart the log after it, keeping offsets dense.
+            let next_offset = log.next_offset();
+            return log
+                .reset(next_offset, Term(upto.leader_id.term), stored + 1)
+                .map_err(io::Error::other);
+        }
+        match log.locate_raft_index(stored).map_err(io::Error::other)? {
+            Some(header) => log
+                .purge_before(Offset(header.next_offset()))
+                .map_err(io::Error::other),
+            None => Ok(()), // already below the start
+        }
+    }
+}
+
+/// Appends one entry as one batch; returns where it landed.
+fn append_entry(log: &mut PartitionLog, entry: EntryOf<Tc>) -> io::Result<AppendInfo> {
+    let stored = stored_index(entry.log_id.index);
+    let term = entry.log_id.leader_id.term;
+    skip_to(log, stored, term)?;
+    let mut batch = match entry.payload {
+        EntryPayload::Normal(data) => writable(data.bytes),
+        EntryPayload::Blank => writable(control::encode(&ControlEntry::Blank).into()),
+        EntryPayload::Membership(membership) => {
+            writable(control::encode(&ControlEntry::Membership(membership)).into())
+        }
+    };
+    check_leader_stamp(log, &batch, stored, term)?;
+    let info = log
+        .append(&mut batch, Term(term))
+        .map_err(io::Error::other)?;
+    assert_eq!(
+        info.raft_index, stored,
+        "the log assigned another Raft index"
+    );
+    Ok(info)
+}
+
+/// The batch bytes, without a copy when nobody else holds them.
+fn writable(bytes: Bytes) -> BytesMut {
+    bytes
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]))
+}
+
+/// Checks that `stored` is the next Raft index of the log. openraft appends
+/// consecutive entries; the one exception is a log that serves no batch
+/// (fresh, or emptied by a purge or snapshot), which restarts at the entry.
+fn skip_to(log: &mut PartitionLog, stored: u64, term: u64) -> io::Result<()> {
+    let expected = log.last_raft_index() + 1;
+    if stored == expected {
+        return Ok(());
+    }
+    if stored > expected && log.last_batch().is_none() {
+        let next_offset = log.next_offset();
+        return log
+            .reset(next_offset, Term(term), stored)
+            .map_err(io::Error::other);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "Raft index {stored} does not follow the log's last index {}",
+            expected - 1
+        ),
+    ))
+}
+
+/// A batch replicated from the leader already carries the offset, term and
+/// index the leader's log assigned; they must be what this log assigns too,
+/// or the replicas' offsets have diverged. Checked before anything is
+/// written. A fresh producer batch (index 0) is not checked.
+fn check_leader_stamp(log: &PartitionLog, batch: &[u8], stored: u64, term: u64) -> io::Result<()> {
+    let header = BatchHeader::decode(batch).map_err(|e| invalid_data(e.to_string()))?;
+    if header.raft_index == 0 {
+        return Ok(());
+    }
+    let next_offset = log.next_offset().0;
+    if header.raft_index != stored || header.term != term || header.base_offset != next_offset {
+        return Err(invalid_data(format!(
+            "replicated batch says (offset {}, term {}, index {}) but this log is at (offset {next_offset}, term {term}, index {stored})",
+            header.base_offset, header.term, header.raft_index
+        )));
+    }
+    Ok(())
+}
