@@ -1,0 +1,178 @@
+//! Three replicas of one partition group in one process (no sockets):
+//! election, replication to byte-identical logs, failover without losing an
+//! acknowledged batch, and repair of a cut-off leader's uncommitted tail.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use citystream_raft::Appended;
+use citystream_record::BatchHeader;
+use support::cluster::{Cluster, batch, log_batches, log_contains};
+
+const NODES: [u64; 3] = [1, 2, 3];
+
+/// Every surviving log holds exactly the same batches, byte for byte, at
+/// the same offsets and Raft indexes.
+fn assert_identical_logs(cluster: &Cluster) -> Vec<(BatchHeader, Bytes)> {
+    let mut logs = cluster
+        .nodes
+        .iter()
+        .map(|(id, n)| (*id, log_batches(&n.log.read())));
+    let (first_id, first) = logs.next().expect("a node");
+    for (id, log) in logs {
+        assert_eq!(
+            log.len(),
+            first.len(),
+            "node {id} vs node {first_id}: batch count"
+        );
+        for ((h1, b1), (h2, b2)) in first.iter().zip(&log) {
+            assert_eq!(
+                (h1.base_offset, h1.raft_index, h1.term),
+                (h2.base_offset, h2.raft_index, h2.term)
+            );
+            assert_eq!(
+                b1, b2,
+                "node {id}: batch at offset {} differs",
+                h1.base_offset
+            );
+        }
+    }
+    first
+}
+
+/// Every acknowledged batch is in `log` at its acknowledged offsets, with
+/// the producer's bytes after the header fields the leader stamps.
+fn assert_acked_present(log: &[(BatchHeader, Bytes)], acked: &[(Bytes, Appended)]) {
+    let by_offset: BTreeMap<u64, &(BatchHeader, Bytes)> = log
+        .iter()
+        .map(|entry| (entry.0.base_offset, entry))
+        .collect();
+    for (sent, appended) in acked {
+        let (header, stored) = by_offset
+            .get(&appended.base_offset)
+            .unwrap_or_else(|| panic!("acked batch at {} is missing", appended.base_offset));
+        assert_eq!(header.last_offset(), appended.last_offset);
+        // Bytes [40, len) are the producer's, under its CRC (header v2).
+        assert_eq!(
+            stored[40..],
+            sent[40..],
+            "batch at {} differs",
+            appended.base_offset
+        );
+    }
+}
+
+/// Offsets are dense: each batch starts where the previous one ended, and
+/// Raft indexes count up from 1.
+fn assert_dense(log: &[(BatchHeader, Bytes)]) {
+    for (i, pair) in log.windows(2).enumerate() {
+        assert_eq!(
+            pair[0].0.next_offset(),
+            pair[1].0.base_offset,
+            "gap after batch {i}"
+        );
+        assert_eq!(pair[0].0.raft_index + 1, pair[1].0.raft_index);
+    }
+    assert_eq!(log.first().map(|b| b.0.raft_index), Some(1));
+}
+
+async fn write_batches(cluster: &Cluster, tag: &str, count: u32) -> Vec<(Bytes, Appended)> {
+    let mut acked = Vec::new();
+    for n in 0..count {
+        let bytes = batch(tag, n);
+        let appended = cluster.write(bytes.clone()).await;
+        acked.push((bytes, appended));
+    }
+    acked
+}
+
+/// A leader is elected; batches written through it land on all three
+/// replicas byte-identical at the same offsets and Raft indexes, and every
+/// replica's high watermark reaches its log end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_replicate_to_identical_logs() {
+    let cluster = Cluster::start(&NODES, 11).await;
+    let leader = cluster.leader().await;
+    assert!(NODES.contains(&leader));
+    let acked = write_batches(&cluster, "replicate", 30).await;
+    for pair in acked.windows(2) {
+        assert!(
+            pair[0].1.last_offset < pair[1].1.base_offset,
+            "acked offsets increase"
+        );
+    }
+    let end = cluster.settle().await;
+    let log = assert_identical_logs(&cluster);
+    assert_dense(&log);
+    assert_acked_present(&log, &acked);
+    assert_eq!(log.last().map(|b| b.0.next_offset()), Some(end));
+    let controls = log.iter().filter(|b| b.0.is_control()).count();
+    assert!(
+        controls >= 2,
+        "initial membership and the leader's blank entry are control batches"
+    );
+}
+
+/// After the leader is killed, the two survivors elect a new leader, take
+/// more writes, and hold every batch acknowledged before and after the
+/// failover at its acknowledged offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_keeps_every_acknowledged_batch() {
+    let mut cluster = Cluster::start(&NODES, 22).await;
+    let mut acked = write_batches(&cluster, "before", 10).await;
+    let old_leader = cluster.leader().await;
+    cluster.kill(old_leader).await;
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+    acked.extend(write_batches(&cluster, "after", 10).await);
+    cluster.settle().await;
+    let log = assert_identical_logs(&cluster);
+    assert_dense(&log);
+    assert_acked_present(&log, &acked);
+}
+
+/// A leader cut off from the others cannot commit: its write is appended
+/// locally but never acknowledged. The majority elects a new leader and
+/// commits more writes; once healed, the old leader's uncommitted tail is
+/// truncated and its log becomes identical to the others'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_leader_cannot_commit_and_is_repaired() {
+    let cluster = Cluster::start(&NODES, 33).await;
+    let mut acked = write_batches(&cluster, "before", 5).await;
+    cluster.settle().await;
+    let old_leader = cluster.leader().await;
+    cluster.router.cut(old_leader);
+
+    let lost = batch("lost-write", 7);
+    let lost_write = cluster.write_to(old_leader, lost.clone());
+    let (lost_result, ()) = tokio::join!(lost_write, async {
+        // The isolated leader appends the batch to its own log first.
+        let appended = tokio::time::timeout(support::cluster::WAIT, async {
+            while !log_contains(&cluster.nodes[&old_leader].log.read(), b"lost-write-7-0") {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        appended.await.expect("the cut-off leader appends locally");
+    });
+    assert!(
+        lost_result.is_err(),
+        "a cut-off leader acknowledged a write: {lost_result:?}"
+    );
+
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+    acked.extend(write_batches(&cluster, "after", 5).await);
+    cluster.router.heal(old_leader);
+    cluster.settle().await;
+    let log = assert_identical_logs(&cluster);
+    assert_dense(&log);
+    assert_acked_present(&log, &acked);
+    for (id, node) in &cluster.nodes {
+        assert!(
+            !log_contains(&node.log.read(), b"lost-write-7-0"),
+            "node {id} kept the uncommitted batch"
+        );
+    }
+}

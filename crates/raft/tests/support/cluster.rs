@@ -1,0 +1,239 @@
+//! A cluster of partition-group replicas in one process, for tests: each
+//! node has its own in-memory partition log, Raft storage, state machine,
+//! `Raft` and heartbeat ticker, connected through [`Router`]. Helpers find
+//! the leader, write batches, wait for high watermarks and dump logs. Every
+//! wait is bounded by [`WAIT`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
+use citystream_raft::{
+    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
+    SharedLog, Timing, partition_config, seeded,
+};
+use citystream_record::BatchBuilder;
+use openraft::Raft;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::InitializeError;
+use parking_lot::RwLock;
+use tokio::task::JoinHandle;
+
+use super::network::Router;
+
+/// Faster than production (0005 §7: 100/300–600 ms) to keep tests short,
+/// with the same ratios.
+pub const TEST_TIMING: Timing = Timing {
+    heartbeat_ms: 50,
+    election_min_ms: 250,
+    election_max_ms: 500,
+};
+/// Upper bound of every wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How long a single write may take before it counts as not acknowledged.
+pub const WRITE_WAIT: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(10);
+
+pub struct Node {
+    pub raft: PartitionRaft,
+    pub log: SharedLog,
+    pub sm: PartitionStateMachine,
+    ticker: JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(id: u64, router: &Router) -> Node {
+        let storage = Arc::new(MemoryStorage::new());
+        let log_config = LogConfig {
+            segment_bytes_max: 4096,
+            index_interval_bytes: 256,
+            fsync: FsyncPolicy::Always,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
+        let log: SharedLog = Arc::new(RwLock::new(log));
+        let raft_storage = PartitionRaftStorage::open(log.clone(), storage).expect("raft storage");
+        let sm = PartitionStateMachine::new(log.clone());
+        let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
+        let raft = Raft::new(id, config, router.factory(id), raft_storage, sm.clone())
+            .await
+            .expect("raft starts");
+        router.add(id, raft.clone());
+        let ticker = tokio::spawn(seeded(id, heartbeats(raft.clone())));
+        Node {
+            raft,
+            log,
+            sm,
+            ticker,
+        }
+    }
+}
+
+/// The broker's heartbeat ticker (0005 §4), for one group.
+async fn heartbeats(raft: PartitionRaft) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TEST_TIMING.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Ends when the test's runtime stops or the node is stopped.
+    loop {
+        tick.tick().await;
+        if raft.is_leader() && raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+    }
+}
+
+pub struct Cluster {
+    pub router: Router,
+    pub nodes: BTreeMap<u64, Node>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values() {
+            node.ticker.abort();
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `ids` and initializes every one with the same membership, as
+    /// the reconciler will (0005 §3).
+    pub async fn start(ids: &[u64], seed: u64) -> Cluster {
+        let router = Router::default();
+        let mut nodes = BTreeMap::new();
+        for &id in ids {
+            nodes.insert(id, seeded(seed ^ id, Node::start(id, &router)).await);
+        }
+        let members: BTreeMap<u64, PeerAddr> = ids
+            .iter()
+            .map(|&id| {
+                (
+                    id,
+                    PeerAddr {
+                        peer: format!("node-{id}:9093"),
+                    },
+                )
+            })
+            .collect();
+        // The first initialized node elects itself at once and may reach
+        // the others before their own `initialize`, which then finds a log
+        // and answers NotAllowed: harmless, the membership is the same.
+        for node in nodes.values() {
+            match node.raft.initialize(members.clone()).await {
+                Ok(()) => {}
+                Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
+                Err(e) => panic!("initialize: {e}"),
+            }
+        }
+        Cluster { router, nodes }
+    }
+
+    /// Stops `id` for good: cut off, then shut down.
+    pub async fn kill(&mut self, id: u64) {
+        self.router.cut(id);
+        let node = self.nodes.remove(&id).expect("a running node");
+        node.ticker.abort();
+        node.raft.shutdown().await.expect("shutdown");
+    }
+
+    /// Waits for a leader among the nodes that are not cut off, and returns
+    /// it (the highest term wins if a cut-off old leader still believes).
+    pub async fn leader(&self) -> u64 {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let leader = self
+                    .nodes
+                    .iter()
+                    .filter(|(id, node)| !self.router.is_cut(**id) && node.raft.is_leader())
+                    .max_by_key(|(_, node)| node.raft.metrics().borrow_watched().current_term)
+                    .map(|(id, _)| *id);
+                if let Some(id) = leader {
+                    return id;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        found.await.expect("a leader is elected in time")
+    }
+
+    /// One `client_write` to `node`, bounded by [`WRITE_WAIT`].
+    pub async fn write_to(&self, node: u64, batch: Bytes) -> Result<Appended, String> {
+        let raft = &self.nodes[&node].raft;
+        match tokio::time::timeout(WRITE_WAIT, raft.client_write(BatchData::new(batch))).await {
+            Ok(Ok(response)) => Ok(response.data),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// Writes through whoever leads, retrying (bounded) across elections.
+    /// A retried batch may land twice; callers check acked batches only.
+    pub async fn write(&self, batch: Bytes) -> Appended {
+        for _ in 0..10 {
+            let leader = self.leader().await;
+            match self.write_to(leader, batch.clone()).await {
+                Ok(appended) => return appended,
+                Err(e) => tracing::info!(leader, error = %e, "write failed; retrying"),
+            }
+        }
+        panic!("no write succeeded in 10 attempts");
+    }
+
+    /// Waits until every node's HWM equals its log end and all logs end at
+    /// the same offset; returns that offset.
+    pub async fn settle(&self) -> u64 {
+        let settled = tokio::time::timeout(WAIT, async {
+            loop {
+                let ends: Vec<(u64, u64)> = self
+                    .nodes
+                    .values()
+                    .map(|n| (n.sm.high_watermark(), n.log.read().next_offset().0))
+                    .collect();
+                let end = ends[0].1;
+                if ends.iter().all(|&(hwm, next)| hwm == next && next == end) {
+                    return end;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        settled.await.expect("replicas settle in time")
+    }
+}
+
+/// Every batch a log serves, in order, as (header, bytes).
+pub fn log_batches(log: &PartitionLog) -> Vec<(BatchHeader, Bytes)> {
+    let mut batches = Vec::new();
+    let mut offset = log.start_offset().0;
+    // Ends: every read returns at least one batch and moves `offset` on.
+    while offset < log.next_offset().0 {
+        let mut bytes = log.read(Offset(offset), 64 * 1024).expect("read").bytes;
+        while !bytes.is_empty() {
+            let header = BatchHeader::decode(&bytes).expect("header");
+            offset = header.next_offset();
+            batches.push((header, bytes.split_to(header.batch_len as usize)));
+        }
+    }
+    batches
+}
+
+/// A data batch of 1–3 records whose values are `"{tag}-{n}-{i}"`.
+pub fn batch(tag: &str, n: u32) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    for i in 0..(n % 3 + 1) {
+        let value = format!("{tag}-{n}-{i}");
+        let timestamp_ms = 1_700_000_000_000 + i64::from(n);
+        builder
+            .push(timestamp_ms, None, value.as_bytes(), &[])
+            .expect("push");
+    }
+    builder.finish()
+}
+
+/// Whether any batch of `log` contains `needle` (a record value).
+pub fn log_contains(log: &PartitionLog, needle: &[u8]) -> bool {
+    log_batches(log)
+        .iter()
+        .any(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+}
