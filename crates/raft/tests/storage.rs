@@ -1,0 +1,253 @@
+//! Properties of [`PartitionRaftStorage`] that openraft's suite does not
+//! check because they are ours: offsets assigned on append, stamped headers
+//! read back without copying, durability before `IOFlushed`, refusal of a
+//! replicated batch whose offset diverged, offsets rewound by truncation,
+//! and state recovered after a restart.
+
+use std::io;
+use std::sync::Arc;
+
+use citystream_log::{
+    BatchHeader, FileStorage, FsyncPolicy, LogConfig, MemoryStorage, PartitionLog, Storage,
+};
+use citystream_raft::{BatchData, PartitionRaftStorage, SharedLog, Tc, seeded};
+use citystream_record::BatchBuilder;
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::type_config::TypeConfigExt;
+use openraft::type_config::alias::{EntryOf, LogIdOf};
+use openraft::{Entry, EntryPayload, LogId, RaftLogReader, Vote};
+use parking_lot::RwLock;
+
+fn open(storage: Arc<dyn Storage>, fsync: FsyncPolicy) -> (PartitionRaftStorage, SharedLog) {
+    let config = LogConfig {
+        segment_bytes_max: 512,
+        fsync,
+        ..LogConfig::default()
+    };
+    let log = Arc::new(RwLock::new(
+        PartitionLog::open_with(storage.clone(), config).unwrap(),
+    ));
+    (
+        PartitionRaftStorage::open(log.clone(), storage).unwrap(),
+        log,
+    )
+}
+
+fn id(term: u64, index: u64) -> LogIdOf<Tc> {
+    LogId::new_term_index(term, index)
+}
+
+/// A data entry holding a batch of `records` records tagged `tag`.
+fn data(term: u64, index: u64, tag: &str, records: u32) -> EntryOf<Tc> {
+    let mut builder = BatchBuilder::new();
+    for i in 0..records {
+        builder
+            .push(
+                1_000 + i64::from(i),
+                None,
+                format!("{tag}-{i}").as_bytes(),
+                &[],
+            )
+            .unwrap();
+    }
+    let payload = EntryPayload::Normal(BatchData::new(builder.finish()));
+    Entry {
+        log_id: id(term, index),
+        payload,
+    }
+}
+
+fn blank(term: u64, index: u64) -> EntryOf<Tc> {
+    Entry {
+        log_id: id(term, index),
+        payload: EntryPayload::Blank,
+    }
+}
+
+/// Appends and waits for the `IOFlushed` callback.
+async fn append(store: &mut PartitionRaftStorage, entries: Vec<EntryOf<Tc>>) -> io::Result<()> {
+    let (tx, rx) = Tc::oneshot();
+    store.append(entries, IOFlushed::signal(tx)).await?;
+    rx.await.expect("callback completed")
+}
+
+fn header_of(entry: &EntryOf<Tc>) -> BatchHeader {
+    match &entry.payload {
+        EntryPayload::Normal(data) => BatchHeader::decode(&data.bytes).unwrap(),
+        other => panic!("expected a data entry, got {other:?}"),
+    }
+}
+
+/// Each entry takes the next offsets (a blank entry one, a data batch one
+/// per record), and reads back with the header the log stamped: offset,
+/// term and Raft index (the openraft index plus one).
+#[tokio::test]
+async fn append_assigns_dense_offsets_and_reads_back_stamped() {
+    seeded(1, async {
+        let (mut store, log) = open(Arc::new(MemoryStorage::new()), FsyncPolicy::Always);
+        let entries = vec![
+            blank(1, 0),
+            data(1, 1, "a", 2),
+            data(1, 2, "b", 3),
+            data(2, 3, "c", 1),
+        ];
+        append(&mut store, entries).await.unwrap();
+        assert_eq!(log.read().next_offset().0, 1 + 2 + 3 + 1);
+        let read = store
+            .get_log_reader()
+            .await
+            .try_get_log_entries(0..)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 4);
+        assert!(matches!(read[0].payload, EntryPayload::Blank));
+        let stamped: Vec<_> = read[1..]
+            .iter()
+            .map(|e| {
+                let h = header_of(e);
+                (h.base_offset, h.term, h.raft_index)
+            })
+            .collect();
+        assert_eq!(stamped, [(1, 1, 2), (3, 1, 3), (6, 2, 4)]);
+        assert_eq!(read[3].log_id, id(2, 3));
+    })
+    .await;
+}
+
+/// Under the `Interval` policy an append is fsynced before `IOFlushed`
+/// reports it, so it survives a power loss; under `Never` the callback is
+/// completed without fsync and the entries are lost (the documented lie).
+#[tokio::test]
+async fn acknowledged_appends_survive_a_crash_unless_fsync_is_never() {
+    seeded(2, async {
+        for (fsync, survives) in [
+            (FsyncPolicy::Interval { interval_ms: 5 }, true),
+            (FsyncPolicy::Never, false),
+        ] {
+            let storage = MemoryStorage::new();
+            let (mut store, log) = open(Arc::new(storage.clone()), fsync);
+            append(&mut store, vec![blank(1, 0), data(1, 1, "a", 2)])
+                .await
+                .unwrap();
+            store.save_vote(&Vote::new_committed(1, 7)).await.unwrap();
+            drop((store, log));
+            storage.crash();
+            let (mut store, _log) = open(Arc::new(storage), fsync);
+            let state = store.get_log_state().await.unwrap();
+            let expected = survives.then(|| id(1, 1));
+            assert_eq!(state.last_log_id, expected, "{fsync:?}");
+            let vote = store.get_log_reader().await.read_vote().await.unwrap();
+            assert_eq!(
+                vote,
+                Some(Vote::new_committed(1, 7)),
+                "the vote file is atomic"
+            );
+        }
+    })
+    .await;
+}
+
+/// A replicated batch carrying another offset than this log would assign
+/// is refused before anything is written: the replicas diverged.
+#[tokio::test]
+async fn replicated_batch_with_diverged_offset_is_refused() {
+    seeded(3, async {
+        let (mut leader, _) = open(Arc::new(MemoryStorage::new()), FsyncPolicy::Always);
+        append(&mut leader, vec![blank(1, 0), data(1, 1, "a", 3)])
+            .await
+            .unwrap();
+        let stamped = leader
+            .get_log_reader()
+            .await
+            .try_get_log_entries(1..2)
+            .await
+            .unwrap();
+
+        let (mut follower, log) = open(Arc::new(MemoryStorage::new()), FsyncPolicy::Always);
+        // Same index, but the follower's log is one offset longer.
+        append(&mut follower, vec![data(1, 0, "x", 2)])
+            .await
+            .unwrap();
+        let err = append(&mut follower, stamped).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(log.read().next_offset().0, 2, "nothing was written");
+    })
+    .await;
+}
+
+/// Truncating after an entry removes the later batches and rewinds the
+/// log end to where the first removed batch started; the next entry for
+/// that index takes those offsets.
+#[tokio::test]
+async fn truncate_after_rewinds_offsets() {
+    seeded(4, async {
+        let (mut store, log) = open(Arc::new(MemoryStorage::new()), FsyncPolicy::Always);
+        let entries = (0..6).map(|i| data(1, i, "t", 5)).collect();
+        append(&mut store, entries).await.unwrap();
+        store.truncate_after(Some(id(1, 1))).await.unwrap();
+        assert_eq!(log.read().next_offset().0, 10);
+        assert_eq!(
+            store.get_log_state().await.unwrap().last_log_id,
+            Some(id(1, 1))
+        );
+        append(&mut store, vec![data(2, 2, "new", 1)])
+            .await
+            .unwrap();
+        let read = store
+            .get_log_reader()
+            .await
+            .try_get_log_entries(2..)
+            .await
+            .unwrap();
+        assert_eq!(header_of(&read[0]).base_offset, 10);
+        store.truncate_after(None).await.unwrap();
+        assert_eq!(store.get_log_state().await.unwrap().last_log_id, None);
+        assert_eq!(log.read().next_offset().0, 0);
+    })
+    .await;
+}
+
+/// After a restart on real files (the `raft-state` file beside the
+/// segments), the log state, last purged id and vote are what they were.
+#[tokio::test]
+async fn restart_recovers_log_state_and_vote() {
+    seeded(5, async {
+        let dir = tempfile::tempdir().unwrap();
+        let reopen = || {
+            open(
+                Arc::new(FileStorage::new(dir.path()).unwrap()),
+                FsyncPolicy::Always,
+            )
+        };
+        let (mut store, log) = reopen();
+        let entries = (0..20).map(|i| data(1 + i / 10, i, "r", 2)).collect();
+        append(&mut store, entries).await.unwrap();
+        store.save_vote(&Vote::new_committed(2, 3)).await.unwrap();
+        store.purge(id(1, 4)).await.unwrap();
+        let before = store.get_log_state().await.unwrap();
+        assert_eq!(before.last_purged_log_id, Some(id(1, 4)));
+        assert_eq!(before.last_log_id, Some(id(2, 19)));
+        drop((store, log));
+
+        let (mut store, _log) = reopen();
+        assert_eq!(store.get_log_state().await.unwrap(), before);
+        let mut reader = store.get_log_reader().await;
+        assert_eq!(
+            reader.read_vote().await.unwrap(),
+            Some(Vote::new_committed(2, 3))
+        );
+        let read = reader.try_get_log_entries(0..).await.unwrap();
+        assert_eq!(
+            read.first().map(|e| e.log_id),
+            Some(id(1, 5)),
+            "purged entries are not served"
+        );
+        assert_eq!(read.len(), 15);
+        assert_eq!(
+            header_of(&read[0]).base_offset,
+            10,
+            "5 purged batches of 2 records"
+        );
+    })
+    .await;
+}
