@@ -26,6 +26,7 @@ pub enum ApiKey {
     FetchOffsets = 13,
     ListGroups = 14,
     DescribeGroup = 15,
+    ClusterStatus = 16,
 }
 
 /// A decoded request frame.
@@ -62,6 +63,7 @@ pub enum Request {
     FetchOffsets(FetchOffsetsRequest),
     ListGroups(ListGroupsRequest),
     DescribeGroup(DescribeGroupRequest),
+    ClusterStatus(ClusterStatusRequest),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +84,7 @@ pub enum Response {
     FetchOffsets(FetchOffsetsResponse),
     ListGroups(ListGroupsResponse),
     DescribeGroup(DescribeGroupResponse),
+    ClusterStatus(ClusterStatusResponse),
 }
 
 // ---- shared pieces ----------------------------------------------------------
@@ -498,6 +501,72 @@ pub struct GroupOffsetLag {
     pub high_watermark: u64,
 }
 
+// ---- cluster status -----------------------------------------------------------------------
+
+/// Asks any node for its view of the cluster: members, their liveness and
+/// load (from gossip), and the partitions it knows of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterStatusRequest {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterStatusResponse {
+    pub cluster_id: String,
+    /// The node that answered.
+    pub node_id: u32,
+    /// Leader of the metadata Raft group, if known (`None` until Raft runs).
+    pub metadata_leader: Option<u32>,
+    /// Every member the answering node knows of, by node id.
+    pub nodes: Vec<ClusterNode>,
+    pub partitions: Vec<ClusterPartition>,
+}
+
+/// Liveness of a node as seen by the answering node (a hint, not a vote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NodeState {
+    Alive = 0,
+    Suspect = 1,
+    Dead = 2,
+}
+
+/// One member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub node_id: u32,
+    /// Listener name (`native`, `http`, `mqtt`, ...) and the address to dial.
+    pub addresses: Vec<ListenerAddress>,
+    pub state: NodeState,
+    pub partitions_led: u32,
+    pub bytes_in_per_s: u64,
+    pub bytes_out_per_s: u64,
+    /// CPU use in thousandths of one core.
+    pub cpu_permille: u32,
+    /// Start time of this run of the node (ms since the Unix epoch); a
+    /// restart is a new generation.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAddress {
+    pub name: String,
+    pub address: String,
+}
+
+/// One partition's replication state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPartition {
+    pub topic: String,
+    pub partition: u32,
+    pub leader: u32,
+    pub replicas: Vec<u32>,
+    /// Offset after the last committed record (the high watermark).
+    pub commit_index: u64,
+    /// Offset after the last record in the leader's log.
+    pub log_end: u64,
+    /// `log_end - commit_index`: records written but not yet committed.
+    pub lag: u64,
+}
+
 impl Request {
     pub fn api_key(&self) -> ApiKey {
         match self {
@@ -517,6 +586,7 @@ impl Request {
             Request::FetchOffsets(_) => ApiKey::FetchOffsets,
             Request::ListGroups(_) => ApiKey::ListGroups,
             Request::DescribeGroup(_) => ApiKey::DescribeGroup,
+            Request::ClusterStatus(_) => ApiKey::ClusterStatus,
         }
     }
 }

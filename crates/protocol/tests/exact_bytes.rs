@@ -162,3 +162,110 @@ fn offset_spec_bytes() {
         &[0x02, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
     );
 }
+
+/// A ClusterStatus request is api key 16 with an empty body.
+#[test]
+fn cluster_status_request_bytes() {
+    let frame = RequestFrame {
+        request_id: 5,
+        api_version: 1,
+        request: Request::ClusterStatus(ClusterStatusRequest {}),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x08, 0x00, 0x00, 0x00, // frame_len = 8
+        0x10, 0x00,             // api_key = ClusterStatus (16)
+        0x01, 0x00,             // api_version = 1
+        0x05, 0x00, 0x00, 0x00, // request_id = 5
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    assert_eq!(
+        decode_request(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// A ClusterStatus response: ids, the optional metadata leader, nodes with
+/// (name, address) listeners, a u8 state and load, then partitions.
+#[test]
+fn cluster_status_response_bytes() {
+    let frame = ResponseFrame {
+        request_id: 2,
+        api_key: ApiKey::ClusterStatus,
+        response: Ok(Response::ClusterStatus(ClusterStatusResponse {
+            cluster_id: "c".to_owned(),
+            node_id: 1,
+            metadata_leader: None,
+            nodes: vec![ClusterNode {
+                node_id: 1,
+                addresses: vec![ListenerAddress {
+                    name: "n".to_owned(),
+                    address: "a".to_owned(),
+                }],
+                state: NodeState::Suspect,
+                partitions_led: 2,
+                bytes_in_per_s: 3,
+                bytes_out_per_s: 4,
+                cpu_permille: 5,
+                generation: 6,
+            }],
+            partitions: vec![ClusterPartition {
+                topic: "t".to_owned(),
+                partition: 0,
+                leader: 1,
+                replicas: vec![1],
+                commit_index: 7,
+                log_end: 9,
+                lag: 2,
+            }],
+        })),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x72, 0x00, 0x00, 0x00, // frame_len = 114
+        0x02, 0x00, 0x00, 0x00, // request_id = 2
+        0x10, 0x00,             // api_key = ClusterStatus
+        0x00, 0x00,             // error_code = NONE
+        0x01, 0x00, b'c',       // cluster_id = "c"
+        0x01, 0x00, 0x00, 0x00, // node_id = 1
+        0x00,                   // metadata_leader = None
+        0x01, 0x00, 0x00, 0x00, // nodes: count = 1
+        0x01, 0x00, 0x00, 0x00, //   node_id = 1
+        0x01, 0x00, 0x00, 0x00, //   addresses: count = 1
+        0x01, 0x00, b'n',       //     name = "n"
+        0x01, 0x00, b'a',       //     address = "a"
+        0x01,                   //   state = Suspect
+        0x02, 0x00, 0x00, 0x00, //   partitions_led = 2
+        0x03, 0, 0, 0, 0, 0, 0, 0, // bytes_in_per_s = 3
+        0x04, 0, 0, 0, 0, 0, 0, 0, // bytes_out_per_s = 4
+        0x05, 0x00, 0x00, 0x00, //   cpu_permille = 5
+        0x06, 0, 0, 0, 0, 0, 0, 0, // generation = 6
+        0x01, 0x00, 0x00, 0x00, // partitions: count = 1
+        0x01, 0x00, b't',       //   topic = "t"
+        0x00, 0x00, 0x00, 0x00, //   partition = 0
+        0x01, 0x00, 0x00, 0x00, //   leader = 1
+        0x01, 0x00, 0x00, 0x00, //   replicas: count = 1
+        0x01, 0x00, 0x00, 0x00, //     1
+        0x07, 0, 0, 0, 0, 0, 0, 0, // commit_index = 7
+        0x09, 0, 0, 0, 0, 0, 0, 0, // log_end = 9
+        0x02, 0, 0, 0, 0, 0, 0, 0, // lag = 2
+    ];
+    assert_eq!(expected.len() - 4, 114);
+    assert_eq!(&encoded_response(&frame)[..], expected);
+    assert_eq!(
+        decode_response(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+    // A state tag this build does not know is refused, naming the field.
+    let mut unknown_state = expected[4..].to_vec();
+    unknown_state[34] = 3;
+    let error = decode_response(Bytes::from(unknown_state)).unwrap_err();
+    assert!(
+        error
+            .error
+            .message
+            .ends_with("bad tag 3 for nodes[0].state"),
+        "{}",
+        error.error.message
+    );
+}

@@ -5,7 +5,7 @@
 use citystream_protocol::{ApiError, Request, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::{data, group, handshake, producer, topic};
+use crate::handlers::{cluster, data, group, handshake, producer, topic};
 use crate::server::Shared;
 
 /// A request's answer; `None` when none is sent (produce with `acks = None`).
@@ -45,6 +45,7 @@ pub(crate) async fn dispatch(
         Request::DescribeGroup(describe) => {
             group::describe(shared, &describe).map(Response::DescribeGroup)
         }
+        Request::ClusterStatus(_) => Ok(Response::ClusterStatus(cluster::status(shared))),
     };
     Some(response)
 }

@@ -9,13 +9,22 @@
 //! `dispatch` (the one `Request` -> handler match), `handlers/` (one file per
 //! resource), `errors` (the one `BrokerError` -> wire error mapping),
 //! `writer` (response queue to socket), `timers` (tick and interval fsync),
-//! `clock` (wall time for the domain).
+//! `clock` (wall time for the domain), `identity` (`node.json`: which node
+//! of which cluster a data dir belongs to), `cluster` (cluster mode: load
+//! into gossip, discovery, gossip shutdown), `load` (byte rates).
+//!
+//! Standalone ([`serve`]) and cluster mode ([`serve_with`] and a
+//! [`Membership`]) differ only in where the node list comes from; partition
+//! replication is not wired in yet, so each node serves its own partitions.
 
 mod clock;
+mod cluster;
 mod connection;
 mod dispatch;
 mod errors;
 mod handlers;
+pub mod identity;
+mod load;
 mod server;
 mod timers;
 mod writer;
@@ -23,6 +32,7 @@ mod writer;
 use std::sync::Arc;
 
 use citystream_broker::Broker;
+use citystream_membership::{Discovery, Membership};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -67,14 +77,40 @@ pub enum ServerError {
     Broker(#[from] citystream_broker::BrokerError),
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then stops accepting,
-/// lets in-flight requests finish (bounded), stops the timers and syncs the
-/// logs (`Broker::close`).
+pub use cluster::LOAD_PUBLISH_MS;
+pub use identity::{IdentityError, NodeIdentity};
+
+/// What a server runs besides its listener; the default is a standalone
+/// broker.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Gossip membership, started by the caller: cluster mode. The server
+    /// lists its members in Metadata and ClusterStatus, publishes this
+    /// node's load into it, and shuts it down on shutdown.
+    pub membership: Option<Membership>,
+    /// Multicast discovery feeding `membership` (ignored without it).
+    pub discovery: Option<Discovery>,
+}
+
+/// Serves a standalone broker: [`serve_with`] and no membership.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    server::run(listener, broker, config, shutdown).await
+    serve_with(listener, broker, config, ServeOptions::default(), shutdown).await
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then stops accepting,
+/// lets in-flight requests finish (bounded), stops gossip (if any) and the
+/// timers, and syncs the logs (`Broker::close`).
+pub async fn serve_with(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    config: ServerConfig,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    server::run(listener, broker, config, options, shutdown).await
 }

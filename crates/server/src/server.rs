@@ -6,16 +6,20 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use citystream_broker::Broker;
+use citystream_membership::MemberView;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::{SHUTDOWN_DRAIN_MS, ServerConfig, ServerError, connection, timers};
+use crate::load::LoadMeter;
+use crate::{
+    SHUTDOWN_DRAIN_MS, ServeOptions, ServerConfig, ServerError, cluster, connection, timers,
+};
 
 /// First pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS_MIN: u64 = 10;
@@ -29,6 +33,12 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     /// Every connection and request task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// Bytes in and out, for gossip and ClusterStatus.
+    pub(crate) load: LoadMeter,
+    /// The gossip member list in cluster mode; `None` standalone.
+    pub(crate) members: Option<watch::Receiver<Vec<MemberView>>>,
+    /// When this server started (ms since the Unix epoch): its generation.
+    pub(crate) started_ms: u64,
 }
 
 /// Body of [`crate::serve`].
@@ -36,24 +46,49 @@ pub(crate) async fn run(
     listener: TcpListener,
     broker: Arc<Broker>,
     config: ServerConfig,
+    options: ServeOptions,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     check_config(&config)?;
-    let timers_stop = CancellationToken::new();
-    let timers = timers::start(&broker, &config, &timers_stop);
     let shared = Arc::new(Shared {
         broker: Arc::clone(&broker),
         config,
         tasks: TaskTracker::new(),
+        load: LoadMeter::new(Instant::now()),
+        members: options
+            .membership
+            .as_ref()
+            .map(|membership| membership.watch()),
+        started_ms: u64::try_from(crate::clock::now_ms()).unwrap_or_default(),
+    });
+    let timers_stop = CancellationToken::new();
+    let timers = timers::start(&shared, &timers_stop);
+    let cluster_stop = CancellationToken::new();
+    let cluster = options.membership.map(|membership| {
+        cluster::start(
+            membership,
+            options.discovery,
+            Arc::clone(&shared),
+            cluster_stop.clone(),
+        )
     });
     tracing::info!(
         node = broker.config().node_id,
         address = ?listener.local_addr().ok(),
+        cluster_mode = cluster.is_some(),
         "accepting connections"
     );
     accept_loop(&listener, &shared, &shutdown).await;
     drop(listener);
     drain(&shared.tasks).await;
+    // Gossip goes on while the last requests finish, then stops before the
+    // logs are closed: peers see this node leave as soon as it stops serving.
+    cluster_stop.cancel();
+    if let Some(cluster) = cluster
+        && let Err(error) = cluster.await
+    {
+        tracing::warn!(%error, "the cluster task failed");
+    }
     // Timers stop after the connections so joins and sessions keep being
     // driven while the last requests finish.
     timers_stop.cancel();

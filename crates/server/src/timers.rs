@@ -4,7 +4,8 @@
 //! once a write leaves a partition unsynced, wait `interval_ms` (collecting
 //! the writes that follow) and `Broker::sync_logs`. An idle broker therefore
 //! does no fsync work at all. Both jobs run on the blocking pool since they
-//! may touch the disk.
+//! may touch the disk. A third closes the byte-rate window of the load
+//! meter every `LOAD_WINDOW_MS`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,26 +15,28 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::ServerConfig;
 use crate::clock::now_ms;
+use crate::load::LOAD_WINDOW_MS;
+use crate::server::Shared;
 
 /// Starts the timers; they stop when `stop` is cancelled. The returned
 /// tracker is closed, so `wait` returns once they have.
-pub(crate) fn start(
-    broker: &Arc<Broker>,
-    config: &ServerConfig,
-    stop: &CancellationToken,
-) -> TaskTracker {
+pub(crate) fn start(shared: &Arc<Shared>, stop: &CancellationToken) -> TaskTracker {
+    let broker = &shared.broker;
     let timers = TaskTracker::new();
     let tick_broker = Arc::clone(broker);
     timers.spawn(every(
-        config.tick_interval_ms,
+        shared.config.tick_interval_ms,
         "tick",
         stop.clone(),
         move || {
             tick_broker.tick(now_ms());
         },
     ));
+    let load_shared = Arc::clone(shared);
+    timers.spawn(every(LOAD_WINDOW_MS, "load", stop.clone(), move || {
+        load_shared.load.roll(std::time::Instant::now());
+    }));
     if let FsyncPolicy::Interval { interval_ms } = broker.config().log.fsync {
         timers.spawn(group_commit(Arc::clone(broker), interval_ms, stop.clone()));
     }

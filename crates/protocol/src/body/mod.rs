@@ -3,6 +3,7 @@
 //! reporting live in `envelope.rs`; primitives in `wire.rs`.
 
 mod admin;
+mod cluster;
 mod data;
 mod group;
 mod shared;
@@ -28,6 +29,7 @@ pub(crate) fn encode_request_body(request: &Request, w: &mut Writer<'_>) {
         Request::FetchOffsets(body) => w.put(body),
         Request::ListGroups(body) => w.put(body),
         Request::DescribeGroup(body) => w.put(body),
+        Request::ClusterStatus(body) => w.put(body),
     }
 }
 
@@ -49,6 +51,7 @@ pub(crate) fn decode_request_body(key: ApiKey, r: &mut Reader) -> Result<Request
         ApiKey::FetchOffsets => Request::FetchOffsets(Decode::decode(r)?),
         ApiKey::ListGroups => Request::ListGroups(Decode::decode(r)?),
         ApiKey::DescribeGroup => Request::DescribeGroup(Decode::decode(r)?),
+        ApiKey::ClusterStatus => Request::ClusterStatus(Decode::decode(r)?),
     })
 }
 
@@ -70,6 +73,7 @@ pub(crate) fn encode_response_body(response: &Response, w: &mut Writer<'_>) {
         Response::FetchOffsets(body) => w.put(body),
         Response::ListGroups(body) => w.put(body),
         Response::DescribeGroup(body) => w.put(body),
+        Response::ClusterStatus(body) => w.put(body),
     }
 }
 
@@ -91,6 +95,7 @@ pub(crate) fn decode_response_body(key: ApiKey, r: &mut Reader) -> Result<Respon
         ApiKey::FetchOffsets => Response::FetchOffsets(Decode::decode(r)?),
         ApiKey::ListGroups => Response::ListGroups(Decode::decode(r)?),
         ApiKey::DescribeGroup => Response::DescribeGroup(Decode::decode(r)?),
+        ApiKey::ClusterStatus => Response::ClusterStatus(Decode::decode(r)?),
     })
 }
 
@@ -114,13 +119,14 @@ impl Response {
             Response::FetchOffsets(_) => ApiKey::FetchOffsets,
             Response::ListGroups(_) => ApiKey::ListGroups,
             Response::DescribeGroup(_) => ApiKey::DescribeGroup,
+            Response::ClusterStatus(_) => ApiKey::ClusterStatus,
         }
     }
 }
 
 impl ApiKey {
     /// Every api, in wire-number order.
-    pub const ALL: [ApiKey; 16] = [
+    pub const ALL: [ApiKey; 17] = [
         ApiKey::Hello,
         ApiKey::Produce,
         ApiKey::Fetch,
@@ -137,6 +143,7 @@ impl ApiKey {
         ApiKey::FetchOffsets,
         ApiKey::ListGroups,
         ApiKey::DescribeGroup,
+        ApiKey::ClusterStatus,
     ];
 
     /// The api numbered `raw` on the wire, if this build knows it.

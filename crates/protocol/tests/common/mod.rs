@@ -216,6 +216,7 @@ pub fn request_fixture(key: ApiKey) -> Request {
         ApiKey::DescribeGroup => Request::DescribeGroup(DescribeGroupRequest {
             group: "dashboards".to_owned(),
         }),
+        ApiKey::ClusterStatus => Request::ClusterStatus(ClusterStatusRequest {}),
     }
 }
 
@@ -336,5 +337,52 @@ pub fn response_fixture(key: ApiKey) -> Response {
                 high_watermark: 1_000,
             }],
         }),
+        ApiKey::ClusterStatus => Response::ClusterStatus(cluster_status()),
+    }
+}
+
+fn cluster_status() -> ClusterStatusResponse {
+    let listener = |name: &str, address: &str| ListenerAddress {
+        name: name.to_owned(),
+        address: address.to_owned(),
+    };
+    ClusterStatusResponse {
+        cluster_id: "city-north".to_owned(),
+        node_id: 2,
+        metadata_leader: Some(3),
+        nodes: vec![
+            ClusterNode {
+                node_id: 2,
+                addresses: vec![
+                    listener("http", "10.0.0.2:6002"),
+                    listener("native", "10.0.0.2:9402"),
+                ],
+                state: NodeState::Alive,
+                partitions_led: 4,
+                bytes_in_per_s: 1_048_576,
+                bytes_out_per_s: 2_097_152,
+                cpu_permille: 250,
+                generation: 1_700_000_000_123,
+            },
+            ClusterNode {
+                node_id: 3,
+                addresses: vec![listener("native", "10.0.0.3:9403")],
+                state: NodeState::Dead,
+                partitions_led: 0,
+                bytes_in_per_s: 0,
+                bytes_out_per_s: 7,
+                cpu_permille: 1_500,
+                generation: 1_700_000_000_999,
+            },
+        ],
+        partitions: vec![ClusterPartition {
+            topic: "city.air".to_owned(),
+            partition: 1,
+            leader: 2,
+            replicas: vec![2, 3, 1],
+            commit_index: 977,
+            log_end: 990,
+            lag: 13,
+        }],
     }
 }

@@ -33,7 +33,14 @@ pub(crate) fn produce(shared: &Shared, request: ProduceRequest) -> Option<Produc
     let partitions = request
         .partitions
         .into_iter()
-        .map(|partition| produce_partition(&shared.broker, partition, now_ms))
+        .map(|partition| {
+            let batch_bytes = partition.batch.len();
+            let response = produce_partition(&shared.broker, partition, now_ms);
+            if response.status.error.is_ok() {
+                shared.load.record_in(batch_bytes);
+            }
+            response
+        })
         .collect();
     match request.acks {
         Acks::None => None,
@@ -93,10 +100,11 @@ pub(crate) async fn fetch(
     };
     loop {
         let response = read_partitions(&shared.broker, &request);
-        if !needs_more(&response, request.min_bytes) {
-            return response;
-        }
-        if !wait_for_change(&mut watchers, deadline, stop).await {
+        if !needs_more(&response, request.min_bytes)
+            || !wait_for_change(&mut watchers, deadline, stop).await
+        {
+            let records_bytes = response.partitions.iter().map(|p| p.records.len()).sum();
+            shared.load.record_out(records_bytes);
             return response;
         }
     }

@@ -1,6 +1,7 @@
 //! Request handlers, one file per resource. Each turns a decoded request into
 //! broker calls and a response body; none touches sockets or framing.
 
+pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod group;
 pub(crate) mod handshake;

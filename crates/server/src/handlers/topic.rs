@@ -1,20 +1,24 @@
-//! Topics as a resource: cluster metadata, create and delete. On a single
-//! broker this node leads and holds every partition, is the controller and
-//! is the only broker listed. Name rules and storage are the broker's.
+//! Topics as a resource: cluster metadata, create and delete. This node
+//! leads and holds every partition it has and is the controller; the broker
+//! list is this node alone, or every live gossip member in cluster mode
+//! (see `cluster.rs` for why partitions are still not replicated). Name
+//! rules and storage are the broker's.
 
 use citystream_broker::{TopicInfo, TopicSettings};
 use citystream_protocol::{
     ApiError, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
-    MetadataRequest, MetadataResponse, NodeRef, PartitionMetadata, PartitionStatus, TopicConfig,
+    MetadataRequest, MetadataResponse, PartitionMetadata, PartitionStatus, TopicConfig,
     TopicMetadata,
 };
 
 use crate::errors::{api_error, invalid_request, partition_status};
+use crate::handlers::cluster;
 use crate::server::Shared;
 
 /// Most partitions one topic may be created with.
 const TOPIC_PARTITIONS_MAX: u32 = 10_000;
-/// Brokers a partition can be replicated to: this node alone.
+/// Brokers a partition can be replicated to: this node alone, even in
+/// cluster mode, until partition replication exists.
 const BROKERS_AVAILABLE: u16 = 1;
 
 pub(crate) fn metadata(shared: &Shared, request: &MetadataRequest) -> MetadataResponse {
@@ -37,10 +41,7 @@ pub(crate) fn metadata(shared: &Shared, request: &MetadataRequest) -> MetadataRe
     MetadataResponse {
         cluster_id: shared.config.cluster_id.clone(),
         controller_id: node_id,
-        brokers: vec![NodeRef {
-            node_id,
-            address: shared.config.advertised_address.clone(),
-        }],
+        brokers: cluster::brokers(shared),
         topics,
     }
 }

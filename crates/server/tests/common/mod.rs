@@ -19,7 +19,7 @@ use citystream_protocol::{
     encode_request,
 };
 use citystream_record::{BatchBuilder, BatchIter};
-use citystream_server::{ServerConfig, ServerError, serve};
+use citystream_server::{ServeOptions, ServerConfig, ServerError, serve, serve_with};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -80,6 +80,31 @@ impl TestServer {
             listener,
             Arc::clone(&broker),
             config,
+            shutdown.clone(),
+        ));
+        TestServer {
+            address,
+            broker,
+            shutdown,
+            serving,
+        }
+    }
+
+    /// A server in cluster mode: `options` carries its membership.
+    pub async fn start_with_options(
+        broker: BrokerConfig,
+        config: ServerConfig,
+        options: ServeOptions,
+    ) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let broker = Arc::new(Broker::open(broker, 0).unwrap());
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(serve_with(
+            listener,
+            Arc::clone(&broker),
+            config,
+            options,
             shutdown.clone(),
         ));
         TestServer {

@@ -1,0 +1,152 @@
+//! The cluster as a resource: ClusterStatus, and the broker list of
+//! Metadata. In cluster mode the nodes come from gossip membership (every
+//! member with its state; Metadata lists the `Alive` ones); a standalone
+//! broker lists only itself, `Alive`.
+//!
+//! Limitation until partition replication (openraft) is wired in: each
+//! node holds only the partitions created on it and reports itself as their
+//! leader and only replica, with commit index = log end (a quorum of one).
+//! Metadata therefore lists every live broker but routes each partition to
+//! the node asked. `metadata_leader` is the gossip hint, `None` for now.
+
+use citystream_broker::Broker;
+use citystream_membership::{MemberState, MemberView};
+use citystream_protocol::{
+    ClusterNode, ClusterPartition, ClusterStatusResponse, ListenerAddress, NodeRef, NodeState,
+};
+
+use crate::server::Shared;
+
+/// Listener name of the native protocol in gossip.
+pub(crate) const NATIVE_LISTENER: &str = "native";
+/// Most partitions one ClusterStatus answer lists (keeps it well inside a frame).
+const PARTITIONS_LISTED_MAX: usize = 50_000;
+
+pub(crate) fn status(shared: &Shared) -> ClusterStatusResponse {
+    let node_id = shared.broker.config().node_id;
+    let (nodes, metadata_leader) = match &shared.members {
+        Some(members) => {
+            let members = members.borrow();
+            let leader = members
+                .iter()
+                .find(|member| member.is_self)
+                .and_then(|member| member.info.metadata_leader)
+                .map(|hint| hint.node_id.0);
+            (members.iter().map(cluster_node).collect(), leader)
+        }
+        None => (vec![standalone_node(shared)], None),
+    };
+    ClusterStatusResponse {
+        cluster_id: shared.config.cluster_id.clone(),
+        node_id,
+        metadata_leader,
+        nodes,
+        partitions: partitions(&shared.broker),
+    }
+}
+
+/// The brokers Metadata lists: every `Alive` member with a native listener,
+/// or this node alone.
+pub(crate) fn brokers(shared: &Shared) -> Vec<NodeRef> {
+    let this_node = NodeRef {
+        node_id: shared.broker.config().node_id,
+        address: shared.config.advertised_address.clone(),
+    };
+    let Some(members) = &shared.members else {
+        return vec![this_node];
+    };
+    let mut brokers: Vec<NodeRef> = members
+        .borrow()
+        .iter()
+        .filter(|member| member.state == MemberState::Alive && !member.is_self)
+        .filter_map(|member| {
+            Some(NodeRef {
+                node_id: member.info.node_id.0,
+                address: member.info.listener(NATIVE_LISTENER)?.to_string(),
+            })
+        })
+        .chain(std::iter::once(this_node))
+        .collect();
+    brokers.sort_by_key(|broker| broker.node_id);
+    brokers
+}
+
+/// Partitions this node leads: today every partition it holds.
+pub(crate) fn partitions_led(broker: &Broker) -> u32 {
+    let count: usize = broker
+        .list_topics()
+        .iter()
+        .map(|topic| topic.partitions.len())
+        .sum();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+fn cluster_node(member: &MemberView) -> ClusterNode {
+    let info = &member.info;
+    ClusterNode {
+        node_id: info.node_id.0,
+        addresses: info
+            .listeners
+            .iter()
+            .map(|(name, address)| ListenerAddress {
+                name: name.clone(),
+                address: address.clone(),
+            })
+            .collect(),
+        state: match member.state {
+            MemberState::Alive => NodeState::Alive,
+            MemberState::Suspect => NodeState::Suspect,
+            MemberState::Dead => NodeState::Dead,
+        },
+        partitions_led: info.load.partitions_led,
+        bytes_in_per_s: info.load.bytes_in_per_s,
+        bytes_out_per_s: info.load.bytes_out_per_s,
+        cpu_permille: info.load.cpu_permille,
+        generation: info.generation,
+    }
+}
+
+fn standalone_node(shared: &Shared) -> ClusterNode {
+    let rates = shared.load.rates();
+    ClusterNode {
+        node_id: shared.broker.config().node_id,
+        addresses: vec![ListenerAddress {
+            name: NATIVE_LISTENER.to_string(),
+            address: shared.config.advertised_address.clone(),
+        }],
+        state: NodeState::Alive,
+        partitions_led: partitions_led(&shared.broker),
+        bytes_in_per_s: rates.bytes_in_per_s,
+        bytes_out_per_s: rates.bytes_out_per_s,
+        cpu_permille: 0,
+        generation: shared.started_ms,
+    }
+}
+
+/// Every partition on this node, led by it alone (no replication yet).
+fn partitions(broker: &Broker) -> Vec<ClusterPartition> {
+    let node_id = broker.config().node_id;
+    let mut partitions = Vec::new();
+    for topic in broker.list_topics() {
+        for partition in &topic.partitions {
+            if partitions.len() == PARTITIONS_LISTED_MAX {
+                tracing::warn!(
+                    limit = PARTITIONS_LISTED_MAX,
+                    "cluster status lists only the first partitions"
+                );
+                return partitions;
+            }
+            partitions.push(ClusterPartition {
+                topic: topic.name.clone(),
+                partition: partition.partition,
+                leader: node_id,
+                replicas: vec![node_id],
+                // A quorum of one: everything appended is committed.
+                commit_index: partition.high_watermark,
+                log_end: partition.high_watermark,
+                lag: 0,
+            });
+        }
+    }
+    partitions
+}
