@@ -9,13 +9,15 @@
 //! (the network and the heartbeat ticker belong to the server).
 //!
 //! Module map: `types` (the type configuration, index mapping), `control`
-//! (blank and membership entries as control batches), `raft_state` (vote
+//! (blank and membership entries as control batches), `leader_acks`
+//! (`acks=leader` waiters), `raft_state` (vote
 //! and last purged id file), `log_storage` (`RaftLogStorage`), `log_reader`
 //! (`RaftLogReader`), `state_machine` (`RaftStateMachine`, snapshots),
 //! `config` (openraft settings).
 
 mod config;
 mod control;
+mod leader_acks;
 mod log_reader;
 mod log_storage;
 mod raft_state;
@@ -26,6 +28,7 @@ use std::future::Future;
 
 pub use config::{Timing, partition_config};
 pub use control::{CONTROL_KEY, ControlEntry, ControlError, PartitionMembership};
+pub use leader_acks::{LeaderAcks, TooManyWaiting};
 pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
 pub use log_storage::PartitionRaftStorage;
 pub use raft_state::{RAFT_STATE_FILE, RaftState};

@@ -17,6 +17,9 @@
 //! With `Never` the callback is completed at once: a lie that survives
 //! `kill -9` but not power loss (0005 §9 item 5).
 //!
+//! A batch proposed with an `acks=leader` token is answered right after
+//! that sync ([`crate::LeaderAcks`]).
+//!
 //! This module does not read entries back ([`crate::log_reader`]) or move
 //! the high watermark ([`crate::state_machine`]).
 
@@ -31,9 +34,10 @@ use openraft::{EntryPayload, LogState, OptionalSend};
 use parking_lot::Mutex;
 
 use crate::control::{self, ControlEntry};
+use crate::leader_acks::LeaderAcks;
 use crate::log_reader::{PartitionLogReader, SharedLog, invalid_data, log_id_of};
 use crate::raft_state::{self, RaftState};
-use crate::types::{Tc, stored_index};
+use crate::types::{Appended, Tc, stored_index};
 
 /// The Raft log of one partition. Clones share the log and the state.
 #[derive(Clone)]
@@ -42,6 +46,7 @@ pub struct PartitionRaftStorage {
     /// Where `raft-state` is kept: the log's own directory, or a sibling.
     state_storage: Arc<dyn Storage>,
     state: Arc<Mutex<RaftState>>,
+    leader_acks: LeaderAcks,
 }
 
 impl std::fmt::Debug for PartitionRaftStorage {
@@ -62,7 +67,13 @@ impl PartitionRaftStorage {
             log,
             state_storage,
             state: Arc::new(Mutex::new(state)),
+            leader_acks: LeaderAcks::default(),
         })
+    }
+
+    /// The `acks=leader` waiters this storage answers (0005 §5).
+    pub fn leader_acks(&self) -> &LeaderAcks {
+        &self.leader_acks
     }
 
     /// The shared partition log.
@@ -138,13 +149,29 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
         I: IntoIterator<Item = EntryOf<Tc>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let mut acks = Vec::new();
         {
             let mut log = self.log.write();
             for entry in entries {
-                append_entry(&mut log, entry)?;
+                let token = match &entry.payload {
+                    EntryPayload::Normal(data) => data.token,
+                    _ => 0,
+                };
+                let info = append_entry(&mut log, entry)?;
+                acks.push((token, info));
             }
         }
-        callback.io_completed(self.sync_log());
+        let synced = self.sync_log();
+        if synced.is_ok() {
+            for (token, info) in acks {
+                let appended = Appended {
+                    base_offset: info.base_offset.0,
+                    last_offset: info.last_offset.0,
+                };
+                self.leader_acks.fire(token, appended);
+            }
+        }
+        callback.io_completed(synced);
         Ok(())
     }
 

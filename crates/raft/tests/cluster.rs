@@ -7,9 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use citystream_raft::Appended;
+use citystream_raft::{Appended, BatchData};
 use citystream_record::BatchHeader;
-use support::cluster::{Cluster, batch, log_batches, log_contains};
+use support::cluster::{Cluster, WAIT, WRITE_WAIT, batch, log_batches, log_contains};
 
 const NODES: [u64; 3] = [1, 2, 3];
 
@@ -175,4 +175,33 @@ async fn cut_off_leader_cannot_commit_and_is_repaired() {
             "node {id} kept the uncommitted batch"
         );
     }
+}
+
+/// An `acks=leader` token is answered by the leader's own append with the
+/// same offsets that the quorum ack of the same write returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_ack_matches_quorum_ack() {
+    let cluster = Cluster::start(&NODES, 44).await;
+    let mut matched = 0;
+    // Bounded: a spurious election only costs an attempt.
+    for n in 0..10 {
+        let node = &cluster.nodes[&cluster.leader().await];
+        let (token, leader_rx) = node.leader_acks.register().expect("room for a waiter");
+        let data = BatchData {
+            bytes: batch("leader-ack", n),
+            token,
+        };
+        let Ok(Ok(quorum)) = tokio::time::timeout(WRITE_WAIT, node.raft.client_write(data)).await
+        else {
+            node.leader_acks.cancel(token);
+            continue;
+        };
+        let leader_ack = tokio::time::timeout(WAIT, leader_rx)
+            .await
+            .expect("in time")
+            .expect("fired");
+        assert_eq!(leader_ack, quorum.data);
+        matched += 1;
+    }
+    assert!(matched >= 5, "only {matched} writes succeeded");
 }

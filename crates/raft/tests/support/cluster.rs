@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
 use citystream_raft::{
-    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
-    SharedLog, Timing, partition_config, seeded,
+    Appended, BatchData, LeaderAcks, PartitionRaft, PartitionRaftStorage, PartitionStateMachine,
+    PeerAddr, SharedLog, Timing, partition_config, seeded,
 };
 use citystream_record::BatchBuilder;
 use openraft::Raft;
@@ -38,6 +38,7 @@ const POLL: Duration = Duration::from_millis(10);
 
 pub struct Node {
     pub raft: PartitionRaft,
+    pub leader_acks: LeaderAcks,
     pub log: SharedLog,
     pub sm: PartitionStateMachine,
     ticker: JoinHandle<()>,
@@ -55,6 +56,7 @@ impl Node {
         let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
         let log: SharedLog = Arc::new(RwLock::new(log));
         let raft_storage = PartitionRaftStorage::open(log.clone(), storage).expect("raft storage");
+        let leader_acks = raft_storage.leader_acks().clone();
         let sm = PartitionStateMachine::new(log.clone());
         let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
         let raft = Raft::new(id, config, router.factory(id), raft_storage, sm.clone())
@@ -64,6 +66,7 @@ impl Node {
         let ticker = tokio::spawn(seeded(id, heartbeats(raft.clone())));
         Node {
             raft,
+            leader_acks,
             log,
             sm,
             ticker,
