@@ -55,6 +55,10 @@ use crate::log_start::LogStart;
 use crate::read::ReadHint;
 use crate::segment::Segment;
 
+/// Small files the log's owner (the Raft layer) keeps in the log's storage
+/// beside the segments: recovery leaves them alone without a warning.
+pub const OWNER_FILES: &[&str] = &["raft-state", "sm-state"];
+
 /// When appended bytes are forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {

@@ -77,7 +77,7 @@ fn list_segments(storage: &dyn Storage) -> Result<Vec<u64>, LogError> {
             }
             Some((base_offset, _)) => others.push((base_offset, name)),
             None if name.ends_with(TEMP_SUFFIX) => others.push((u64::MAX, name)),
-            None if name == LOG_START_FILE => {}
+            None if name == LOG_START_FILE || crate::OWNER_FILES.contains(&name.as_str()) => {}
             None => tracing::warn!(file = %name, "ignoring an unknown file in the log directory"),
         }
     }
