@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{bench, broker, consume, group, produce, topic};
+use crate::cmd::{bench, broker, cluster, consume, group, produce, topic};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -21,6 +21,7 @@ Examples:
   seq 1 10 | citystream produce sensors
   citystream consume sensors --from-beginning
   citystream group describe dashboard
+  citystream cluster status
   citystream bench produce --count 100000 --size 100
 
 Every client subcommand talks to --broker (default 127.0.0.1:9400, env CITYSTREAM_BROKER).
@@ -46,6 +47,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe and reset consumer groups.
     Group(group::GroupArgs),
+    /// Show the cluster's nodes, their liveness and load, and the partitions.
+    Cluster(cluster::ClusterArgs),
     /// Measure throughput and latency of produce, consume or end to end.
     Bench(bench::BenchArgs),
 }
@@ -83,6 +86,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
         Command::Group(args) => group::run(args).await,
+        Command::Cluster(args) => cluster::run(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -1,4 +1,4 @@
-//! [`Admin`]: topic management and group inspection, each a thin request /
+//! [`Admin`]: topic management, group inspection and cluster status, each a thin request /
 //! response pair. Topic requests go to any broker (the broker forwards to
 //! the controller in a cluster); offset lookups go to the partition leader.
 //! It keeps no state besides the client handle.
@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use citystream_protocol::{
-    CreateTopicRequest, DeleteTopicRequest, DescribeGroupRequest, DescribeGroupResponse, ErrorCode,
-    GroupSummary, ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Request,
-    Response, TopicConfig, TopicMetadata,
+    ClusterStatusRequest, ClusterStatusResponse, CreateTopicRequest, DeleteTopicRequest,
+    DescribeGroupRequest, DescribeGroupResponse, ErrorCode, GroupSummary, ListGroupsRequest,
+    ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Request, Response, TopicConfig,
+    TopicMetadata,
 };
 
 use crate::error::{needs_metadata_refresh, status_result};
@@ -107,6 +108,17 @@ impl Admin {
         match self.client.request(request).await? {
             Response::DescribeGroup(response) => Ok(response),
             other => Err(ClientError::unexpected_response("DescribeGroup", &other)),
+        }
+    }
+
+    /// The cluster as the node this client talks to sees it: members with
+    /// their liveness, addresses and load (from gossip), and the partitions
+    /// that node holds. `node_id` in the answer names the node that answered.
+    pub async fn cluster_status(&self) -> Result<ClusterStatusResponse, ClientError> {
+        let request = Request::ClusterStatus(ClusterStatusRequest {});
+        match self.client.request(request).await? {
+            Response::ClusterStatus(response) => Ok(response),
+            other => Err(ClientError::unexpected_response("ClusterStatus", &other)),
         }
     }
 

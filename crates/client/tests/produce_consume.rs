@@ -370,3 +370,21 @@ async fn manual_assignment_commits_for_its_group() {
     })
     .await;
 }
+
+/// `Admin::cluster_status` returns the answering node's view: on a
+/// standalone broker, itself alone and Alive, with its partitions.
+#[tokio::test]
+async fn cluster_status_of_a_standalone_broker() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("status", 2).await;
+        let status = client.admin().cluster_status().await.unwrap();
+        assert_eq!(status.nodes.len(), 1);
+        assert_eq!(status.nodes[0].node_id, status.node_id);
+        assert_eq!(status.nodes[0].state, citystream_protocol::NodeState::Alive);
+        assert_eq!(status.metadata_leader, None);
+        let partitions: Vec<_> = status.partitions.iter().map(|p| p.partition).collect();
+        assert_eq!(partitions, [0, 1]);
+    })
+    .await;
+}

@@ -1,15 +1,18 @@
 //! `citystream broker`: validates the node's settings (flags or
-//! `CITYSTREAM_*` variables), opens the broker, binds the listener, prints
-//! one ready line with the bound address, and serves until Ctrl-C or
-//! SIGTERM, then shuts down cleanly (the server syncs the logs). The
-//! serving itself belongs to the server crate.
+//! `CITYSTREAM_*` variables), checks the node identity stored in the data
+//! dir, opens the broker, binds the listener, starts gossip in cluster mode
+//! (`cluster`), prints one ready line with the bound address, and serves
+//! until Ctrl-C or SIGTERM, then shuts down cleanly (the server syncs the
+//! logs and stops gossip). The serving itself belongs to the server crate.
+
+mod cluster;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use citystream_broker::{Broker, BrokerConfig, FsyncPolicy, LogConfig};
-use citystream_server::ServerConfig;
+use citystream_server::{IdentityError, NodeIdentity, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -31,9 +34,32 @@ Examples:
   # The same through the environment
   CITYSTREAM_DATA_DIR=./data CITYSTREAM_FSYNC=never citystream broker
 
+  # A static three-node cluster on one machine (run each line in its own terminal)
+  citystream broker --data-dir d1 --node-id 1 --cluster-id city-a --listen 127.0.0.1:9401 \
+      --peers 1=127.0.0.1:9401,2=127.0.0.1:9402,3=127.0.0.1:9403
+  citystream broker --data-dir d2 --node-id 2 --cluster-id city-a --listen 127.0.0.1:9402 \
+      --peers 1=127.0.0.1:9401,2=127.0.0.1:9402,3=127.0.0.1:9403
+  citystream broker --data-dir d3 --node-id 3 --cluster-id city-a --listen 127.0.0.1:9403 \
+      --peers 1=127.0.0.1:9401,2=127.0.0.1:9402,3=127.0.0.1:9403
+  citystream cluster status --broker 127.0.0.1:9401
+
+  # Join a running node, or find the others on the LAN by multicast
+  citystream broker --data-dir d4 --node-id 4 --cluster-id city-a --listen 10.0.0.4:9400 \
+      --join 10.0.0.1:9400
+  citystream broker --data-dir d5 --node-id 5 --cluster-id city-a --listen 10.0.0.5:9400 --discover
+
 The broker prints `citystream broker <node> listening on <address> (...)` on stdout once it
 accepts connections. Ctrl-C or SIGTERM stops it cleanly; a second Ctrl-C exits at once.
-Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change their level.";
+Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change their level.
+
+The data dir remembers its node id and cluster id (DATA_DIR/node.json, written on the
+first start); starting it as another node or cluster is refused (exit code 2).
+
+Cluster mode (any of --peers, --join, --discover) starts gossip membership over UDP on
+--gossip-port, by default the same number as the native TCP port (TCP and UDP ports do
+not clash). Peers are contacted at their native address, so keep the default unless that
+UDP port is taken. Partitions are not replicated yet: each node serves the partitions
+created on it, and `cluster status` shows every node with its liveness and load.";
 
 const FSYNC_INTERVAL_MS_MAX: u64 = 60_000;
 const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
@@ -58,9 +84,29 @@ pub struct BrokerArgs {
     /// Address clients are told to use for this node [default: the bound address].
     #[arg(long, env = "CITYSTREAM_ADVERTISED_ADDRESS", value_name = "HOST:PORT")]
     pub advertised_address: Option<String>,
-    /// Id of this node in the cluster.
+    /// Id of this node in the cluster (stored in the data dir on first start).
     #[arg(long, env = "CITYSTREAM_NODE_ID", default_value_t = 1)]
     pub node_id: u32,
+    /// Name of the cluster this node belongs to (stored in the data dir on first start).
+    #[arg(
+        long,
+        env = "CITYSTREAM_CLUSTER_ID",
+        default_value = "citystream",
+        value_name = "NAME"
+    )]
+    pub cluster_id: String,
+    /// Every node of a static cluster, this one included, at its native address.
+    #[arg(long, env = "CITYSTREAM_PEERS", value_name = "ID=HOST:PORT,...")]
+    pub peers: Option<String>,
+    /// Native address of a running node to join through (a gossip seed).
+    #[arg(long, env = "CITYSTREAM_JOIN", value_name = "HOST:PORT")]
+    pub join: Option<String>,
+    /// Find the other nodes on the LAN by UDP multicast.
+    #[arg(long, env = "CITYSTREAM_DISCOVER")]
+    pub discover: bool,
+    /// UDP port of gossip in cluster mode [default: the native listener's port number].
+    #[arg(long, env = "CITYSTREAM_GOSSIP_PORT", value_name = "PORT")]
+    pub gossip_port: Option<u16>,
     /// When appended records are fsynced to disk.
     #[arg(long, env = "CITYSTREAM_FSYNC", value_enum, default_value = "interval")]
     pub fsync: FsyncArg,
@@ -104,42 +150,60 @@ pub enum FsyncArg {
 struct BrokerSettings {
     listen: String,
     advertised_address: Option<String>,
+    identity: NodeIdentity,
+    cluster: cluster::ClusterSettings,
     broker: BrokerConfig,
 }
 
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let settings = validate(&args)?;
-    if let Some(dir) = &settings.broker.data_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    }
+    let identity = claim_data_dir(&settings)?;
     let listener = TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let bound = listener
         .local_addr()
         .context("the listener has no address")?;
+    let advertised_address = settings
+        .advertised_address
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
     let broker =
         Broker::open(settings.broker.clone(), now_ms()).context("cannot open the broker")?;
+    let options = cluster::start(&settings.cluster, &identity, bound, &advertised_address).await?;
+    let gossip = options.membership.as_ref().map(|m| m.local_gossip_addr());
     let server_config = ServerConfig {
-        advertised_address: settings
-            .advertised_address
-            .clone()
-            .unwrap_or_else(|| bound.to_string()),
+        cluster_id: identity.cluster_id.clone(),
+        advertised_address,
         ..ServerConfig::default()
     };
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
     println!(
         "citystream broker {} listening on {bound} ({})",
-        settings.broker.node_id,
-        describe_storage(&settings.broker)
+        identity.node_id,
+        describe_node(&settings.broker, &identity, gossip)
     );
-    citystream_server::serve(listener, Arc::new(broker), server_config, shutdown)
+    citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
         .await
         .context("the server failed")?;
-    tracing::info!(node = settings.broker.node_id, "broker stopped cleanly");
+    tracing::info!(node = identity.node_id, "broker stopped cleanly");
     Ok(())
+}
+
+/// Creates the data dir and checks (or writes) the identity stored in it.
+/// Another node's or cluster's dir is a usage error (exit code 2).
+fn claim_data_dir(settings: &BrokerSettings) -> anyhow::Result<NodeIdentity> {
+    let data_dir = settings.broker.data_dir.as_deref();
+    if let Some(dir) = data_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    match settings.identity.clone().load_or_create(data_dir) {
+        Ok(identity) => Ok(identity),
+        Err(error @ IdentityError::Mismatch { .. }) => Err(UsageError(error.to_string()).into()),
+        Err(error) => Err(anyhow::Error::new(error).context("cannot check the node identity")),
+    }
 }
 
 /// Turns flags into a broker configuration, refusing contradictions.
@@ -158,6 +222,8 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
     if let Some(address) = &args.advertised_address {
         check_address("--advertised-address", address)?;
     }
+    let identity = node_identity(args)?;
+    let cluster = cluster_settings(args)?;
     let fsync = fsync_policy(args)?;
     if args.default_partitions == 0 {
         return usage("--default-partitions must be at least 1");
@@ -190,7 +256,40 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
     Ok(BrokerSettings {
         listen: args.listen.clone(),
         advertised_address: args.advertised_address.clone(),
+        identity,
+        cluster,
         broker,
+    })
+}
+
+fn node_identity(args: &BrokerArgs) -> Result<NodeIdentity, UsageError> {
+    if let Err(error) = citystream_membership::node_info::validate_cluster_id(&args.cluster_id) {
+        return usage(format!("--cluster-id: {error}"));
+    }
+    Ok(NodeIdentity {
+        node_id: args.node_id,
+        cluster_id: args.cluster_id.clone(),
+    })
+}
+
+/// The cluster flags, with `--peers` checked against this node's address.
+fn cluster_settings(args: &BrokerArgs) -> Result<cluster::ClusterSettings, UsageError> {
+    let own_address = args.advertised_address.as_deref().unwrap_or(&args.listen);
+    let peers = match &args.peers {
+        Some(text) => cluster::parse_peers(text, args.node_id, own_address)?,
+        None => Vec::new(),
+    };
+    if let Some(join) = &args.join {
+        check_address("--join", join)?;
+    }
+    if args.gossip_port == Some(0) {
+        return usage("--gossip-port must be a port number above 0 (omit it for the native port)");
+    }
+    Ok(cluster::ClusterSettings {
+        peers,
+        join: args.join.clone(),
+        discover: args.discover,
+        gossip_port: args.gossip_port,
     })
 }
 
@@ -212,11 +311,14 @@ fn fsync_policy(args: &BrokerArgs) -> Result<FsyncPolicy, UsageError> {
 }
 
 /// `HOST:PORT` with a numeric port; the host is resolved when binding.
-fn check_address(flag: &str, address: &str) -> Result<(), UsageError> {
-    let valid = address
+fn is_host_port(address: &str) -> bool {
+    address
         .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if valid {
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+fn check_address(flag: &str, address: &str) -> Result<(), UsageError> {
+    if is_host_port(address) {
         Ok(())
     } else {
         usage(format!(
@@ -227,6 +329,23 @@ fn check_address(flag: &str, address: &str) -> Result<(), UsageError> {
 
 fn usage<T>(message: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(message.into()))
+}
+
+/// The parenthesis of the ready line: storage, and in cluster mode the
+/// cluster and gossip address.
+fn describe_node(
+    config: &BrokerConfig,
+    identity: &NodeIdentity,
+    gossip: Option<std::net::SocketAddr>,
+) -> String {
+    let storage = describe_storage(config);
+    match gossip {
+        Some(gossip) => format!(
+            "{storage}; cluster {}, gossip udp {gossip}",
+            identity.cluster_id
+        ),
+        None => storage,
+    }
 }
 
 /// The storage part of the ready line, e.g. `data dir ./d, fsync interval 5ms`.
@@ -322,11 +441,57 @@ mod tests {
         );
     }
 
+    /// Cluster flags become cluster settings; `--peers` is checked against
+    /// the advertised address when one is given.
+    #[test]
+    fn cluster_flags_become_settings() {
+        let standalone = settings(&["--in-memory"]).unwrap();
+        assert!(!standalone.cluster.is_cluster_mode());
+        assert_eq!(standalone.identity.cluster_id, "citystream");
+        let peers = "1=10.0.0.1:9400,2=10.0.0.2:9400";
+        let settings = settings(&[
+            "--in-memory",
+            "--node-id",
+            "2",
+            "--cluster-id",
+            "city-a",
+            "--listen",
+            "0.0.0.0:9400",
+            "--advertised-address",
+            "10.0.0.2:9400",
+            "--peers",
+            peers,
+            "--gossip-port",
+            "7946",
+        ])
+        .unwrap();
+        assert!(settings.cluster.is_cluster_mode());
+        assert_eq!(settings.cluster.peers.len(), 2);
+        assert_eq!(settings.cluster.gossip_port, Some(7946));
+        assert_eq!(
+            settings.identity,
+            NodeIdentity {
+                node_id: 2,
+                cluster_id: "city-a".to_string()
+            }
+        );
+    }
+
     /// Contradictory or impossible settings are refused with the reason.
     #[test]
     fn bad_settings_are_refused() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 10] = [
             (&["--data-dir", "d", "--in-memory"], "not both"),
+            (&["--in-memory", "--cluster-id", "a b"], "--cluster-id"),
+            (
+                &["--in-memory", "--peers", "2=127.0.0.1:9402"],
+                "does not list this node (1)",
+            ),
+            (&["--in-memory", "--join", "nowhere"], "--join"),
+            (
+                &["--in-memory", "--join", "h:1", "--gossip-port", "0"],
+                "--gossip-port",
+            ),
             (&[], "--in-memory"),
             (
                 &["--in-memory", "--fsync-interval-ms", "0"],

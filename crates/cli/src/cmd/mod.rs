@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod broker;
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod produce;

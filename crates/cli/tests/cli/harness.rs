@@ -42,13 +42,24 @@ impl TestBroker {
     /// Starts a broker with these flags and environment variables
     /// (`--listen 127.0.0.1:0` is added).
     pub fn start_with(flags: &[&str], envs: &[(&str, &str)]) -> TestBroker {
+        TestBroker::try_start("127.0.0.1:0", flags, envs)
+            .unwrap_or_else(|stderr| panic!("broker not ready; its stderr:\n{stderr}"))
+    }
+
+    /// Starts a broker listening on `listen`; `Err` carries its stderr if it
+    /// exited or did not get ready (e.g. the port was taken meanwhile).
+    pub fn try_start(
+        listen: &str,
+        flags: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<TestBroker, String> {
         let logs = tempfile::tempdir().expect("temp dir for broker logs");
         let stderr_path = logs.path().join("broker.stderr");
         let stderr = File::create(&stderr_path).expect("broker stderr file");
         let mut child = Command::new(binary())
             .arg("broker")
             .args(flags)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .env("RUST_LOG", "info")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
@@ -78,13 +89,16 @@ impl TestBroker {
             Ok(line) => {
                 broker.address = parse_address(&line);
                 broker.ready_line = line;
+                Ok(broker)
             }
-            Err(error) => panic!(
-                "broker not ready ({error}); its stderr:\n{}",
-                broker.stderr()
-            ),
+            Err(error) => Err(format!("({error}) {}", broker.stderr())),
         }
-        broker
+    }
+
+    /// Kills the broker with SIGKILL (no clean shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stderr(&self) -> String {

@@ -5,7 +5,7 @@ use crate::harness::{COMMAND_TIMEOUT, TestBroker, binary};
 /// Every subcommand's `--help` exits 0 and shows examples.
 #[test]
 fn every_subcommand_help_has_examples() {
-    let subcommands: [&[&str]; 14] = [
+    let subcommands: [&[&str]; 16] = [
         &[],
         &["broker"],
         &["topic"],
@@ -19,6 +19,8 @@ fn every_subcommand_help_has_examples() {
         &["group", "list"],
         &["group", "describe"],
         &["group", "reset"],
+        &["cluster"],
+        &["cluster", "status"],
         &["bench"],
     ];
     for subcommand in subcommands {

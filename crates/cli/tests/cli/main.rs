@@ -2,6 +2,7 @@
 //! broker child on a free port (see `harness`) and drives the CLI against it.
 
 mod broker;
+mod cluster;
 mod group;
 mod harness;
 mod help;
