@@ -31,10 +31,11 @@ pub const TEST_TIMING: Timing = Timing {
     election_max_ms: 500,
 };
 /// Upper bound of every wait in these tests.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(20);
 /// How long a single write may take before it counts as not acknowledged.
 pub const WRITE_WAIT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(10);
+const WRITE_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 pub struct Node {
     pub raft: PartitionRaft,
@@ -171,17 +172,23 @@ impl Cluster {
         }
     }
 
-    /// Writes through whoever leads, retrying (bounded) across elections.
-    /// A retried batch may land twice; callers check acked batches only.
+    /// Writes through whoever leads, retrying across elections with a short
+    /// backoff until [`WAIT`] runs out (a loaded CI machine can take several
+    /// elections to settle). A retried batch may land twice; callers check
+    /// acked batches only.
     pub async fn write(&self, batch: Bytes) -> Appended {
-        for _ in 0..10 {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut attempts = 0u32;
+        while tokio::time::Instant::now() < deadline {
+            attempts += 1;
             let leader = self.leader().await;
             match self.write_to(leader, batch.clone()).await {
                 Ok(appended) => return appended,
                 Err(e) => tracing::info!(leader, error = %e, "write failed; retrying"),
             }
+            tokio::time::sleep(WRITE_RETRY_BACKOFF).await;
         }
-        panic!("no write succeeded in 10 attempts");
+        panic!("no write succeeded in {attempts} attempts within {WAIT:?}");
     }
 
     /// Waits until every node's HWM equals its log end and all logs end at
