@@ -241,9 +241,10 @@ async fn send(
         .with_context(|| format!("cannot send the record of line {line}"))
 }
 
-/// Input order must be log order. An idempotent producer keeps one batch
-/// per partition in flight; otherwise two in-flight requests may be applied
-/// in either order, so the CLI then allows only one at a time.
+/// Input order must be log order. The broker applies one connection's
+/// requests in arrival order, but without idempotence a *retried* request
+/// can land after a later one (as in Kafka), so the CLI then allows one
+/// request in flight; an idempotent producer keeps order by itself.
 fn producer_config(args: &ProduceArgs) -> ProducerConfig {
     let defaults = ProducerConfig::default();
     ProducerConfig {
