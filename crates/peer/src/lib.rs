@@ -1,0 +1,28 @@
+//! The broker-to-broker transport of Raft (decision 0007): every Raft group
+//! a broker hosts talks to a given peer broker over one shared TCP
+//! connection, and one writer task per connection coalesces whatever is
+//! queued (heartbeats of many groups included) into one write.
+//!
+//! Module map: `wire` (little-endian primitives), `frame` (the envelope:
+//! length, kind, request id, group id, rpc), `message` (the openraft RPC
+//! payloads); these three are pure. The I/O shell: `link` (the client end
+//! of one connection: lazy connect, reconnect with capped backoff, pending
+//! requests by id), `network` (openraft's `RaftNetworkFactory` and
+//! `RaftNetworkV2` over links), `server` (accepts peers and dispatches
+//! requests to the local group's `Raft`).
+//!
+//! Not here: group membership, the heartbeat ticker, peer discovery,
+//! authentication/TLS and the handshake of 0005 §4 (see 0007).
+
+mod connection;
+pub mod frame;
+mod link;
+pub mod message;
+mod network;
+mod server;
+pub mod wire;
+
+pub use frame::{ErrorCode, FRAME_BYTES_MAX, GroupId, RemoteError};
+pub use link::{LinkConfig, LinkError};
+pub use network::{GroupNetworkFactory, LinkStats, PeerClient, PeerNetwork};
+pub use server::{GroupRouter, PeerServer, RaftHandle, serve};

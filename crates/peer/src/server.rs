@@ -1,0 +1,236 @@
+//! The inbound side of the peer transport: [`PeerServer`] accepts peer
+//! connections on a listener the caller bound, decodes requests, hands
+//! each to the local `Raft` of its group (found through a [`GroupRouter`])
+//! and writes the answers back, coalesced, on the same connection. Requests
+//! run concurrently; each answer carries its request's id. A group this
+//! broker does not host is answered with an error frame, which the asking
+//! side maps to `Unreachable`.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use citystream_raft::PartitionRaft;
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{FrameReader, WriteStats, write_coalesced};
+use crate::frame::{self, ErrorCode, Frame, FrameKind, GroupId, RemoteError, Rpc};
+use crate::message::{self, SnapshotRequest, WireMessage};
+
+/// Peer connections served at once; more wait in the listen backlog.
+const CONNECTIONS_MAX: usize = 256;
+/// Requests of one connection being handled at once; reading pauses past it.
+const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+/// Encoded answers queued for one connection's writer.
+const RESPONSE_QUEUE_MAX: usize = 1024;
+/// The writer stops adding queued answers to a write past this size.
+const WRITE_BYTES_MAX: usize = 1024 * 1024;
+
+/// The local `Raft` of a group.
+pub type RaftHandle = PartitionRaft;
+
+/// Finds the local replica of a group.
+pub trait GroupRouter: Send + Sync + 'static {
+    /// `None` if this broker hosts no replica of `group`.
+    fn raft(&self, group: GroupId) -> Option<RaftHandle>;
+}
+
+/// Accepts peer connections and serves their requests.
+pub struct PeerServer {
+    router: Arc<dyn GroupRouter>,
+    accepted: AtomicU64,
+    stats: WriteStats,
+}
+
+/// Serves peers on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    router: Arc<dyn GroupRouter>,
+    shutdown: CancellationToken,
+) {
+    PeerServer::new(router).serve(listener, shutdown).await
+}
+
+impl PeerServer {
+    pub fn new(router: Arc<dyn GroupRouter>) -> Arc<PeerServer> {
+        Arc::new(PeerServer {
+            router,
+            accepted: AtomicU64::new(0),
+            stats: WriteStats::default(),
+        })
+    }
+
+    /// Connections accepted since start.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// `(writes, frames)` of answers sent so far, over all connections.
+    pub fn answer_writes(&self) -> (u64, u64) {
+        let writes = self.stats.writes.load(Ordering::Relaxed);
+        (writes, self.stats.frames.load(Ordering::Relaxed))
+    }
+
+    /// Accepts and serves until `shutdown`; returns after every connection
+    /// task has ended.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+        // Ends on shutdown.
+        loop {
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            };
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, remote) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "peer accept failed");
+                    continue;
+                }
+            };
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, "peer connected");
+            let server = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                server.connection(stream, shutdown).await;
+                drop(slot);
+            });
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    /// Serves one connection until it closes, fails, or shutdown.
+    async fn connection(self: Arc<Self>, stream: TcpStream, shutdown: CancellationToken) {
+        let _ = stream.set_nodelay(true);
+        let (read_half, mut write_half) = stream.into_split();
+        let (answers, mut queue) = mpsc::channel(RESPONSE_QUEUE_MAX);
+        let handlers = TaskTracker::new();
+        let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
+        let read = async {
+            let mut reader = FrameReader::new(read_half);
+            // Ends on EOF, a read error, or a frame that is not a request.
+            while let Ok(Some(frame)) = reader.next().await {
+                if frame.header.kind != FrameKind::Request {
+                    tracing::warn!("peer sent an answer on an inbound connection");
+                    return;
+                }
+                let permit = in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
+                let (server, answers) = (self.clone(), answers.clone());
+                let cancelled = shutdown.clone();
+                handlers.spawn(async move {
+                    tokio::select! {
+                        _ = cancelled.cancelled() => {}
+                        answer = server.answer(frame) => { let _ = answers.send(answer).await; }
+                    }
+                    drop(permit);
+                });
+            }
+        };
+        let write = write_coalesced(
+            &mut write_half,
+            None,
+            &mut queue,
+            WRITE_BYTES_MAX,
+            &self.stats,
+        );
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            () = read => {}
+            _ = write => {}
+        }
+        handlers.close();
+        handlers.wait().await;
+    }
+
+    /// The encoded answer frame to one request frame.
+    async fn answer(&self, request: Frame) -> Bytes {
+        let header = request.header;
+        let result = match self.router.raft(header.group) {
+            Some(raft) => dispatch(&raft, header.rpc, request.payload).await,
+            None => Err(RemoteError {
+                code: ErrorCode::UnknownGroup,
+                message: format!("no replica of {} here", header.group),
+            }),
+        };
+        let encoded = match result {
+            Ok(payload) => frame::encode(&header.reply(FrameKind::Response), |out| {
+                out.extend_from_slice(&payload)
+            }),
+            Err(error) => frame::encode(&header.reply(FrameKind::Error), |out| error.encode(out)),
+        };
+        encoded.unwrap_or_else(|too_large| {
+            let error = RemoteError {
+                code: ErrorCode::BadRequest,
+                message: too_large.to_string(),
+            };
+            frame::encode(&header.reply(FrameKind::Error), |out| error.encode(out))
+                .expect("an error frame is small")
+        })
+    }
+}
+
+/// Calls the Raft API that `rpc` names; returns the encoded answer.
+async fn dispatch(raft: &RaftHandle, rpc: Rpc, payload: Bytes) -> Result<BytesMut, RemoteError> {
+    match rpc {
+        Rpc::AppendEntries => {
+            let request: AppendEntriesRequest<_> = decode_request(payload)?;
+            encode_answer(raft.append_entries(request).await)
+        }
+        Rpc::Vote => {
+            let request: VoteRequest<_> = decode_request(payload)?;
+            encode_answer(raft.vote(request).await)
+        }
+        Rpc::PreVote => {
+            let request: VoteRequest<_> = decode_request(payload)?;
+            encode_answer(raft.pre_vote(request).await)
+        }
+        Rpc::FullSnapshot => {
+            let request: SnapshotRequest = decode_request(payload)?;
+            encode_answer(
+                raft.install_full_snapshot(request.vote, request.snapshot)
+                    .await,
+            )
+        }
+        Rpc::TransferLeader => {
+            let request: TransferLeaderRequest<_> = decode_request(payload)?;
+            encode_answer(raft.handle_transfer_leader(request).await)
+        }
+    }
+}
+
+fn decode_request<M: WireMessage>(payload: Bytes) -> Result<M, RemoteError> {
+    message::decode(payload).map_err(|e| RemoteError {
+        code: ErrorCode::BadRequest,
+        message: e.to_string(),
+    })
+}
+
+/// A Raft API error means the group's Raft has stopped (the only error
+/// these calls return).
+fn encode_answer<M: WireMessage, E: Display>(
+    answer: Result<M, E>,
+) -> Result<BytesMut, RemoteError> {
+    let answer = answer.map_err(|e| RemoteError {
+        code: ErrorCode::RaftStopped,
+        message: e.to_string(),
+    })?;
+    let mut out = BytesMut::new();
+    message::encode(&answer, &mut out);
+    Ok(out)
+}

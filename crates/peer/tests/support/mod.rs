@@ -1,0 +1,308 @@
+//! A cluster of brokers in one process connected by the real peer
+//! transport over loopback TCP: each broker has a `PeerServer` on
+//! 127.0.0.1:0, a `PeerNetwork`, and one replica of every partition group
+//! (in-memory logs, crates/raft's storage and state machine), plus one
+//! heartbeat ticker for all the groups it leads (0005 §4). Every wait is
+//! bounded by [`WAIT`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
+use citystream_peer::{GroupId, GroupRouter, LinkConfig, PeerNetwork, PeerServer, RaftHandle};
+use citystream_raft::{
+    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
+    SharedLog, Timing, partition_config, seeded,
+};
+use citystream_record::BatchBuilder;
+use openraft::Raft;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::InitializeError;
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Faster than production, same ratios (as crates/raft's cluster tests).
+const TEST_TIMING: Timing = Timing {
+    heartbeat_ms: 50,
+    election_min_ms: 250,
+    election_max_ms: 500,
+};
+/// Upper bound of every wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+const WRITE_WAIT: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(10);
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// One broker's replica of one group.
+pub struct Replica {
+    pub raft: PartitionRaft,
+    pub log: SharedLog,
+    pub sm: PartitionStateMachine,
+}
+
+/// The groups a broker hosts, as the server looks them up.
+#[derive(Default)]
+struct Groups(RwLock<BTreeMap<GroupId, RaftHandle>>);
+
+impl GroupRouter for Groups {
+    fn raft(&self, group: GroupId) -> Option<RaftHandle> {
+        self.0.read().get(&group).cloned()
+    }
+}
+
+pub struct Broker {
+    pub server: Arc<PeerServer>,
+    pub network: PeerNetwork,
+    pub replicas: BTreeMap<GroupId, Replica>,
+    shutdown: CancellationToken,
+    server_task: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+}
+
+impl Broker {
+    async fn start(id: u64, listener: TcpListener, groups: &[GroupId], seed: u64) -> Broker {
+        let network = PeerNetwork::new(id, LinkConfig::default());
+        let router = Arc::new(Groups::default());
+        let mut replicas = BTreeMap::new();
+        for &group in groups {
+            let replica = seeded(seed ^ id ^ group.0, replica(id, group, &network)).await;
+            router.0.write().insert(group, replica.raft.clone());
+            replicas.insert(group, replica);
+        }
+        let server = PeerServer::new(router);
+        let shutdown = CancellationToken::new();
+        let server_task = tokio::spawn(server.clone().serve(listener, shutdown.clone()));
+        let rafts = replicas.values().map(|r| r.raft.clone()).collect();
+        let ticker = tokio::spawn(heartbeats(rafts));
+        Broker {
+            server,
+            network,
+            replicas,
+            shutdown,
+            server_task,
+            ticker,
+        }
+    }
+
+    /// Stops everything this broker runs, as a crash would, and waits for
+    /// its tasks and sockets to close.
+    pub async fn stop(self) {
+        self.ticker.abort();
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.server_task)
+            .await
+            .expect("server stops in time")
+            .expect("server task");
+        for replica in self.replicas.values() {
+            let _ = replica.raft.shutdown().await;
+        }
+        tokio::time::timeout(WAIT, self.network.shutdown())
+            .await
+            .expect("network stops in time");
+    }
+}
+
+async fn replica(id: u64, group: GroupId, network: &PeerNetwork) -> Replica {
+    let storage = Arc::new(MemoryStorage::new());
+    let log_config = LogConfig {
+        segment_bytes_max: 4096,
+        index_interval_bytes: 256,
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
+    let log: SharedLog = Arc::new(RwLock::new(log));
+    let raft_storage = PartitionRaftStorage::open(log.clone(), storage).expect("raft storage");
+    let sm = PartitionStateMachine::new(log.clone());
+    let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
+    let raft = Raft::new(id, config, network.factory(group), raft_storage, sm.clone())
+        .await
+        .expect("raft starts");
+    Replica { raft, log, sm }
+}
+
+/// The broker's one heartbeat ticker for every group it leads (0005 §4):
+/// heartbeats of all groups to one peer leave in the same tick.
+async fn heartbeats(rafts: Vec<PartitionRaft>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TEST_TIMING.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Ends when aborted by `Broker::stop` or the test's runtime ends.
+    loop {
+        tick.tick().await;
+        for raft in rafts.iter().filter(|raft| raft.is_leader()) {
+            let _ = raft.trigger().heartbeat().await;
+        }
+    }
+}
+
+pub struct Cluster {
+    pub brokers: BTreeMap<u64, Broker>,
+}
+
+impl Cluster {
+    /// Starts brokers `ids`, each hosting every group in `groups`, and
+    /// initializes every group with all of them as voters.
+    pub async fn start(ids: &[u64], groups: &[GroupId], seed: u64) -> Cluster {
+        let mut listeners = BTreeMap::new();
+        let mut members = BTreeMap::new();
+        for &id in ids {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let peer = listener.local_addr().expect("address").to_string();
+            members.insert(id, PeerAddr { peer });
+            listeners.insert(id, listener);
+        }
+        let mut brokers = BTreeMap::new();
+        for (id, listener) in listeners {
+            brokers.insert(id, Broker::start(id, listener, groups, seed).await);
+        }
+        for broker in brokers.values() {
+            for replica in broker.replicas.values() {
+                match replica.raft.initialize(members.clone()).await {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => panic!("initialize: {e}"),
+                }
+            }
+        }
+        Cluster { brokers }
+    }
+
+    pub fn replicas(&self, group: GroupId) -> impl Iterator<Item = (u64, &Replica)> {
+        self.brokers
+            .iter()
+            .map(move |(id, broker)| (*id, &broker.replicas[&group]))
+    }
+
+    /// Waits for a leader of `group` among the running brokers (the highest
+    /// term wins while an old leader still believes).
+    pub async fn leader(&self, group: GroupId) -> u64 {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let leader = self
+                    .replicas(group)
+                    .filter(|(_, replica)| replica.raft.is_leader())
+                    .max_by_key(|(_, r)| r.raft.metrics().borrow_watched().current_term)
+                    .map(|(id, _)| id);
+                if let Some(id) = leader {
+                    return id;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        found.await.expect("a leader is elected in time")
+    }
+
+    /// Writes through whoever leads `group`, retrying (bounded) across
+    /// elections. A retried batch may land twice; callers check acked ones.
+    pub async fn write(&self, group: GroupId, batch: Bytes) -> Appended {
+        for _ in 0..10 {
+            let leader = self.leader(group).await;
+            let raft = &self.brokers[&leader].replicas[&group].raft;
+            let write = raft.client_write(BatchData::new(batch.clone()));
+            match tokio::time::timeout(WRITE_WAIT, write).await {
+                Ok(Ok(response)) => return response.data,
+                Ok(Err(e)) => tracing::info!(leader, error = %e, "write failed; retrying"),
+                Err(_) => tracing::info!(leader, "write timed out; retrying"),
+            }
+            // A leader just elected (by transfer, say) refuses writes until
+            // a heartbeat round gives it a lease; give the ticker a turn.
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        panic!("no write to {group} succeeded in 10 attempts");
+    }
+
+    /// Waits until every replica of `group` has applied its whole log and
+    /// all logs end at the same offset; returns that offset.
+    pub async fn settle(&self, group: GroupId) -> u64 {
+        let settled = tokio::time::timeout(WAIT, async {
+            loop {
+                let ends: Vec<(u64, u64)> = self
+                    .replicas(group)
+                    .map(|(_, r)| (r.sm.high_watermark(), r.log.read().next_offset().0))
+                    .collect();
+                let end = ends[0].1;
+                if ends.iter().all(|&(hwm, next)| hwm == next && next == end) {
+                    return end;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        settled.await.expect("replicas settle in time")
+    }
+
+    /// Moves leadership of `group` to broker `to` with openraft's
+    /// TransferLeader (which travels over the peer transport), retrying a
+    /// bounded number of times.
+    pub async fn transfer(&self, group: GroupId, to: u64) {
+        for _ in 0..5 {
+            let leader = self.leader(group).await;
+            if leader == to {
+                return;
+            }
+            let raft = &self.brokers[&leader].replicas[&group].raft;
+            raft.trigger()
+                .transfer_leader(to)
+                .await
+                .expect("leader runs");
+            let target = &self.brokers[&to].replicas[&group].raft;
+            let moved = tokio::time::timeout(WRITE_WAIT, async {
+                while !target.is_leader() {
+                    tokio::time::sleep(POLL).await;
+                }
+            });
+            if moved.await.is_ok() {
+                return;
+            }
+        }
+        panic!("leadership of {group} did not move to broker {to}");
+    }
+
+    /// Crashes broker `id`: its server, Raft groups, ticker and links stop.
+    pub async fn crash(&mut self, id: u64) {
+        let broker = self.brokers.remove(&id).expect("a running broker");
+        broker.stop().await;
+    }
+
+    pub async fn stop(self) {
+        for (_, broker) in self.brokers {
+            broker.stop().await;
+        }
+    }
+}
+
+/// Every batch a log holds, in order, as (header, bytes).
+pub fn log_batches(log: &PartitionLog) -> Vec<(BatchHeader, Bytes)> {
+    let mut batches = Vec::new();
+    let mut offset = log.start_offset().0;
+    // Ends: every read returns at least one batch and moves `offset` on.
+    while offset < log.next_offset().0 {
+        let mut bytes = log.read(Offset(offset), 64 * 1024).expect("read").bytes;
+        while !bytes.is_empty() {
+            let header = BatchHeader::decode(&bytes).expect("header");
+            offset = header.next_offset();
+            batches.push((header, bytes.split_to(header.batch_len as usize)));
+        }
+    }
+    batches
+}
+
+/// A data batch of 1–3 records whose values are `"{tag}-{n}-{i}"`.
+pub fn batch(tag: &str, n: u32) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    for i in 0..(n % 3 + 1) {
+        let value = format!("{tag}-{n}-{i}");
+        builder
+            .push(
+                1_700_000_000_000 + i64::from(n),
+                None,
+                value.as_bytes(),
+                &[],
+            )
+            .expect("push");
+    }
+    builder.finish()
+}
