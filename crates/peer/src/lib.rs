@@ -5,7 +5,8 @@
 //!
 //! Module map: `wire` (little-endian primitives), `frame` (the envelope:
 //! length, kind, request id, group id, rpc), `message` (the openraft RPC
-//! payloads); these three are pure. The I/O shell: `link` (the client end
+//! payloads); these three are pure. The I/O shell: `connection` (the
+//! coalescing writer and frame reader both ends use), `link` (the client end
 //! of one connection: lazy connect, reconnect with capped backoff, pending
 //! requests by id), `network` (openraft's `RaftNetworkFactory` and
 //! `RaftNetworkV2` over links), `server` (accepts peers and dispatches

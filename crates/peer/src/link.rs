@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -87,7 +87,7 @@ pub(crate) struct Link {
     pending: Mutex<HashMap<u32, Waiter>>,
     next_request_id: AtomicU32,
     pub(crate) stats: WriteStats,
-    pub(crate) connects: std::sync::atomic::AtomicU64,
+    pub(crate) connects: AtomicU64,
 }
 
 /// Removes a request from the pending map when its caller stops waiting
@@ -116,7 +116,7 @@ impl Link {
             pending: Mutex::new(HashMap::new()),
             next_request_id: AtomicU32::new(1),
             stats: WriteStats::default(),
-            connects: Default::default(),
+            connects: AtomicU64::new(0),
         };
         (Arc::new(link), receiver)
     }

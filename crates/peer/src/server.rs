@@ -26,8 +26,10 @@ use crate::message::{self, SnapshotRequest, WireMessage};
 const CONNECTIONS_MAX: usize = 256;
 /// Requests of one connection being handled at once; reading pauses past it.
 const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
-/// Encoded answers queued for one connection's writer.
-const RESPONSE_QUEUE_MAX: usize = 1024;
+/// Encoded answers queued for one connection's writer. At least the
+/// in-flight limit, so a handler never waits to queue its one answer (and
+/// a closing connection's handlers all finish).
+const RESPONSE_QUEUE_MAX: usize = REQUESTS_IN_FLIGHT_MAX;
 /// The writer stops adding queued answers to a write past this size.
 const WRITE_BYTES_MAX: usize = 1024 * 1024;
 
