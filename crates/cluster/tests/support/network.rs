@@ -1,0 +1,163 @@
+//! An in-process network for the metadata group (as citystream-raft's test network for partition groups): a `RaftNetworkFactory` whose
+//! connections hand each RPC straight to the target's `Raft` handle (which
+//! forwards it to that node's Raft core over its API channel). No sockets,
+//! no serialization. A node can be *cut*: every RPC from or to it fails as
+//! `Unreachable`, and a reply that arrives after the cut is dropped, as a
+//! partitioned link would lose it.
+//!
+//! Test support only; the real peer link is the server's (0005 §4).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use citystream_cluster::{MetadataRaft, MetadataState};
+use citystream_raft::{PeerAddr, Tc};
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
+use parking_lot::Mutex;
+
+#[derive(Default)]
+struct RouterState {
+    nodes: BTreeMap<u64, MetadataRaft>,
+    cut: BTreeSet<u64>,
+}
+
+/// Who is reachable; shared by every node's network factory.
+#[derive(Clone, Default)]
+pub struct Router {
+    state: Arc<Mutex<RouterState>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("node {0} is unreachable from node {1}")]
+struct Down(u64, u64);
+
+impl Router {
+    pub fn add(&self, id: u64, raft: MetadataRaft) {
+        self.state.lock().nodes.insert(id, raft);
+    }
+
+    /// Isolates `id` from every other node.
+    pub fn cut(&self, id: u64) {
+        self.state.lock().cut.insert(id);
+    }
+
+    /// Reconnects `id`.
+    pub fn heal(&self, id: u64) {
+        self.state.lock().cut.remove(&id);
+    }
+
+    pub fn is_cut(&self, id: u64) -> bool {
+        self.state.lock().cut.contains(&id)
+    }
+
+    /// A factory for the connections of node `from`.
+    pub fn factory(&self, from: u64) -> NetworkFactory {
+        NetworkFactory {
+            router: self.clone(),
+            from,
+        }
+    }
+
+    fn link(&self, from: u64, to: u64) -> Result<MetadataRaft, Unreachable<Tc>> {
+        let state = self.state.lock();
+        if state.cut.contains(&from) || state.cut.contains(&to) {
+            return Err(Unreachable::new(&Down(to, from)));
+        }
+        state
+            .nodes
+            .get(&to)
+            .cloned()
+            .ok_or_else(|| Unreachable::new(&Down(to, from)))
+    }
+
+    /// Passes a reply back only if the link still stands.
+    fn reply<T>(&self, from: u64, to: u64, reply: T) -> Result<T, Unreachable<Tc>> {
+        self.link(from, to).map(|_| reply)
+    }
+}
+
+pub struct NetworkFactory {
+    router: Router,
+    from: u64,
+}
+
+impl RaftNetworkFactory<Tc> for NetworkFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: u64, _node: &PeerAddr) -> Connection {
+        Connection {
+            router: self.router.clone(),
+            from: self.from,
+            target,
+        }
+    }
+}
+
+/// Node `from`'s link to `target`.
+pub struct Connection {
+    router: Router,
+    from: u64,
+    target: u64,
+}
+
+fn unreachable(e: &(impl std::error::Error + 'static)) -> RPCError<Tc> {
+    RPCError::Unreachable(Unreachable::new(e))
+}
+
+impl RaftNetworkV2<Tc> for Connection {
+    type SnapshotData = MetadataState;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<Tc>, RPCError<Tc>> {
+        let raft = self.router.link(self.from, self.target)?;
+        let reply = raft
+            .append_entries(rpc)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        Ok(self.router.reply(self.from, self.target, reply)?)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
+        let raft = self.router.link(self.from, self.target)?;
+        let reply = raft.vote(rpc).await.map_err(|e| unreachable(&e))?;
+        Ok(self.router.reply(self.from, self.target, reply)?)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
+        let raft = self.router.link(self.from, self.target)?;
+        let reply = raft.pre_vote(rpc).await.map_err(|e| unreachable(&e))?;
+        Ok(self.router.reply(self.from, self.target, reply)?)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<Tc>,
+        snapshot: SnapshotOf<Tc, MetadataState>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
+        let raft = self.router.link(self.from, self.target)?;
+        let reply = raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        Ok(self.router.reply(self.from, self.target, reply)?)
+    }
+}
