@@ -1,0 +1,1087 @@
+//! # citystream-simulation
+//!
+//! A seeded, deterministic simulation of one replicated partition group:
+//! 3 replicas (5 with [`SimConfig::nodes`]) of `citystream-raft` over
+//! in-memory logs (`citystream_log::MemoryStorage`), a simulated network,
+//! a random workload and random faults, with the safety invariants checked
+//! after every step and again at the end.
+//!
+//! ## How it runs
+//!
+//! Each seed runs in a fresh single-threaded tokio runtime whose clock is
+//! paused and advances on its own whenever every task waits (simulated
+//! time: a 500 ms election timeout costs nothing). Nothing reads the wall
+//! clock. All randomness is seeded from the one `u64` seed: openraft's
+//! election timeouts (`citystream_raft::seeded`), the network's delays and
+//! losses ([`net`]) and the workload and faults (a `StdRng`). Decisions only
+//! iterate `BTreeMap`s. Same seed, same run: [`Outcome::trace_hash`] hashes
+//! the event trace, and a test checks that two runs of a seed agree.
+//!
+//! ## What is simulated
+//!
+//! * **Network** ([`net`]): every request and reply waits 0–20 ms; a
+//!   per-seed share of requests and of replies is lost (0–10 %), another
+//!   share of requests is delivered twice; partitions split the nodes into
+//!   two sides; crashed nodes are unreachable.
+//! * **Crash and restart with power loss**: a crash shuts the node's Raft
+//!   down, then `MemoryStorage::crash()` drops every byte not yet fsynced;
+//!   a restart reopens the log from that storage (the recovery path) and
+//!   builds a new Raft, state machine and heartbeat ticker on it.
+//! * **Workload**: produce (a batch of 1–3 records through a node; acked
+//!   when `client_write` returns), consumer-group offset commits, fetches of
+//!   acknowledged records and of group offsets (linearizable read on the
+//!   node, then the log below its high watermark), admin (leader transfer,
+//!   forced election), and time passing.
+//!
+//! ## Invariants
+//!
+//! 1. **At most one leader per term**: a task per node watches its metrics;
+//!    every (term, leader) it sees goes into one map, which must never hold
+//!    two leaders for a term.
+//! 2. **Committed entries never change**: after every step, each running
+//!    node's log is read below its high watermark (only committed entries
+//!    are below it). The first time an offset is seen its batch bytes join
+//!    the model; every later sighting, on any node, in any incarnation, must
+//!    be byte-identical. A restarted node is re-read from offset 0.
+//! 3. **Every acknowledged record stays readable at its offset**: an ack's
+//!    (offset, records) must match the committed batch at that offset;
+//!    fetches re-read acked offsets from random nodes; at the end every
+//!    node must serve every acked batch at its offset.
+//! 4. **Replicas identical after healing**: at the end every node is
+//!    restarted, the network healed and made loss-free, one more write is
+//!    acked in the final term, and once every high watermark equals its log
+//!    end the logs must be byte-identical, batch by batch.
+//! 5. **Consumer-group offsets never go backwards**: there is no group
+//!    coordinator in the Raft layer yet, so a group's offset commit is
+//!    modelled as a record (key `__offsets/<group>`, value the offset)
+//!    written through the same group by one sequential committer per group
+//!    with strictly increasing values. Checked: in the committed log every
+//!    group's values increase; a linearizable offset fetch never returns
+//!    less than the last acked commit or than an earlier fetch. This checks
+//!    what Raft gives such a coordinator, not the coordinator itself.
+//!
+//! ## Running and replaying
+//!
+//! `cargo test -p citystream-simulation` runs 1,000 seeds (four tests of
+//! 250, in parallel). Environment variables:
+//!
+//! * `CITYSTREAM_SIM_SEEDS=<count>`: seeds in all (default 1000).
+//! * `CITYSTREAM_SIM_FIRST_SEED=<n>`: the first seed (default 0).
+//! * `CITYSTREAM_SIM_STEPS=<n>`: steps per seed (default [`DEFAULT_STEPS`]).
+//!
+//! A failure prints `SIMULATION FAILED seed=<n>: <what>`, the last events of
+//! the trace, and the replay command:
+//!
+//! ```text
+//! CITYSTREAM_SIM_SEED=<n> cargo test -p citystream-simulation --test simulation replay -- --nocapture
+//! ```
+//!
+//! ## Findings
+//!
+//! * Seeds 292 and 987 (with [`SimConfig::wait_for_recovery`] off): a
+//!   leader crashes right after acking an offset commit and restarts while
+//!   no other node could be elected. openraft resumes it as leader *in the
+//!   same term* (its committed vote is its own); `citystream-raft` does not
+//!   persist the committed log id (`save_committed`), so the restarted
+//!   leader's state machine starts empty and `ensure_linearizable` accepts
+//!   a read index at the term's first entry: the linearizable offset fetch
+//!   returns an older offset than one already acked. openraft documents
+//!   this (`RaftLogStorage::save_committed`): persist `committed`, or call
+//!   `Raft::wait_for_recovery` before serving reads. The simulation gates
+//!   offset fetches on `wait_for_recovery` by default, and a test keeps the
+//!   ungated reproduction. The same root makes a restarted node's high
+//!   watermark start again from the log start.
+//! * With `FsyncPolicy::Always` or `Interval`, `PartitionRaftStorage::append`
+//!   writes and fsyncs in one synchronous call, so a simulated crash (which
+//!   happens between polls) never finds unsynced Raft entries: power loss
+//!   is exercised, but it loses nothing Raft relied on. `FsyncPolicy::Never`
+//!   (where acked data can be lost by design, 0005 §9.5) is not simulated.
+//!
+//! ## Limits
+//!
+//! One partition group with a fixed membership (no metadata group, no
+//! membership changes, no gossip, no broker or wire protocol); no clock
+//! skew (one simulated clock); no disk errors other than power loss; no
+//! snapshots or purges (openraft is configured never to take them); the
+//! duplicate of a request is the same Raft RPC (no reordering inside a
+//! TCP stream is modelled beyond what independent delays give).
+
+pub mod net;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
+use citystream_raft::{
+    BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog,
+    Timing, partition_config, seeded,
+};
+use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, RecordBatch};
+use openraft::async_runtime::WatchReceiver;
+use openraft::{Raft, ReadPolicy};
+use parking_lot::{Mutex, RwLock};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::net::{Net, NetFaults, NetStats};
+
+/// Steps per seed unless `CITYSTREAM_SIM_STEPS` says otherwise.
+pub const DEFAULT_STEPS: u32 = 50;
+/// Seeds per `cargo test` run unless `CITYSTREAM_SIM_SEEDS` says otherwise.
+pub const DEFAULT_SEEDS: u64 = 1000;
+/// Trace lines printed with a failure.
+const TRACE_TAIL: usize = 40;
+/// Consumer groups of the offset-commit workload.
+const GROUPS: u32 = 2;
+/// The production default (decision 0005 §7).
+const TIMING: Timing = Timing::DEFAULT;
+/// How long the workload waits for one write or read (simulated).
+const OP_WAIT: Duration = Duration::from_millis(700);
+/// How long the final heal may take to converge (simulated).
+const SETTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// A deliberate bug in the checker's inputs, to prove it can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Record an ack for a write that was never made (at the end).
+    PhantomAck,
+    /// After the final heal, overwrite one record byte in node 1's log
+    /// file (keeping the file "synced"), as silent disk damage would.
+    CorruptReplica,
+}
+
+/// What one seed simulates.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub nodes: u64,
+    pub steps: u32,
+    /// The log's fsync policy. Raft syncs before counting an entry toward
+    /// a quorum under `Always` and `Interval` alike.
+    pub fsync: FsyncPolicy,
+    pub sabotage: Option<Sabotage>,
+    /// Whether a node serves offset fetches only after
+    /// `Raft::wait_for_recovery` (see the crate docs, "Findings"). Off, a
+    /// leader restarted within its term serves stale linearizable reads.
+    pub wait_for_recovery: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            steps: DEFAULT_STEPS,
+            fsync: FsyncPolicy::Interval { interval_ms: 5 },
+            sabotage: None,
+            wait_for_recovery: true,
+        }
+    }
+}
+
+/// A run that kept every invariant.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    /// Hash of the whole event trace (same seed, same hash).
+    pub trace_hash: u64,
+    pub acked_writes: usize,
+    pub committed_batches: usize,
+    pub crashes: u32,
+    pub partitions: u32,
+    pub terms: usize,
+    pub simulated_ms: u64,
+    pub net: NetStats,
+    /// The whole event trace.
+    pub trace: Vec<String>,
+}
+
+/// A run that broke an invariant (or could not finish).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub seed: u64,
+    pub message: String,
+    /// The last events before the failure.
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "SIMULATION FAILED seed={}: {}", self.seed, self.message)?;
+        writeln!(f, "last {} events:", self.trace.len())?;
+        for line in &self.trace {
+            writeln!(f, "  {line}")?;
+        }
+        write!(
+            f,
+            "replay: CITYSTREAM_SIM_SEED={} cargo test -p citystream-simulation --test simulation replay -- --nocapture",
+            self.seed
+        )
+    }
+}
+
+/// Runs one seed to the end. Panics inside the run (openraft's or ours)
+/// are caught and reported as a [`Failure`] with the seed.
+pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, Failure> {
+    let trace = Arc::new(Mutex::new(Vec::new()));
+    let run = {
+        let trace = trace.clone();
+        let config = config.clone();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread runtime builds");
+            runtime.block_on(async move { Sim::new(seed, config, trace).run().await })
+        }))
+    };
+    match run {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(message)) => Err(failure(seed, message, &trace.lock())),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            Err(failure(seed, format!("panicked: {what}"), &trace.lock()))
+        }
+    }
+}
+
+fn failure(seed: u64, message: String, trace: &[String]) -> Failure {
+    let tail = trace[trace.len().saturating_sub(TRACE_TAIL)..].to_vec();
+    Failure {
+        seed,
+        message,
+        trace: tail,
+    }
+}
+
+/// Runs `count` seeds from `first`; returns the outcomes or the failures.
+pub fn run_seeds(first: u64, count: u64, config: &SimConfig) -> (Vec<Outcome>, Vec<Failure>) {
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    for seed in first..first + count {
+        match run_seed(seed, config) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(failure) => {
+                eprintln!("{failure}");
+                failures.push(failure);
+            }
+        }
+    }
+    (outcomes, failures)
+}
+
+/// A running incarnation of a node.
+struct Running {
+    raft: PartitionRaft,
+    log: SharedLog,
+    sm: PartitionStateMachine,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Node {
+    storage: MemoryStorage,
+    running: Option<Running>,
+    incarnation: u64,
+    /// Offset up to which this incarnation's committed log was checked.
+    checked_upto: u64,
+}
+
+/// An acknowledged produce: where it landed and its records section.
+#[derive(Debug, Clone)]
+struct Ack {
+    last_offset: u64,
+    records: Bytes,
+    label: String,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupModel {
+    /// The last value the committer proposed (acked or not).
+    proposed: u64,
+    /// The highest acked commit.
+    acked: u64,
+    /// The highest value a fetch returned.
+    fetched: u64,
+    /// The last value in the committed log seen so far.
+    committed: u64,
+}
+
+/// What the checker knows and expects.
+#[derive(Default)]
+struct Model {
+    /// Committed batches by base offset, as first seen on any node.
+    committed: BTreeMap<u64, Bytes>,
+    /// The offset after the last committed batch known.
+    committed_end: u64,
+    acked: BTreeMap<u64, Ack>,
+    groups: BTreeMap<u32, GroupModel>,
+}
+
+/// Leaders seen per term, shared with the metrics watchers.
+#[derive(Default)]
+struct Leaders {
+    by_term: BTreeMap<u64, u64>,
+    violation: Option<String>,
+}
+
+type Trace = Arc<Mutex<Vec<String>>>;
+
+struct Sim {
+    seed: u64,
+    config: SimConfig,
+    rng: StdRng,
+    net: Net,
+    nodes: BTreeMap<u64, Node>,
+    model: Model,
+    leaders: Arc<Mutex<Leaders>>,
+    trace: Trace,
+    start: Instant,
+    next_write: u64,
+    crashes: u32,
+    partitions: u32,
+    /// Terms whose leader is already in the trace.
+    traced_terms: BTreeSet<u64>,
+}
+
+const OFFSETS_KEY_PREFIX: &str = "__offsets/";
+
+impl Sim {
+    fn new(seed: u64, config: SimConfig, trace: Trace) -> Sim {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let faults = NetFaults {
+            max_delay_ms: 20,
+            drop_per_mille: rng.random_range(0..=100),
+            dup_per_mille: rng.random_range(0..=100),
+        };
+        let nodes = (1..=config.nodes)
+            .map(|id| {
+                let node = Node {
+                    storage: MemoryStorage::new(),
+                    running: None,
+                    incarnation: 0,
+                    checked_upto: 0,
+                };
+                (id, node)
+            })
+            .collect();
+        let sim = Sim {
+            seed,
+            config,
+            rng,
+            net: Net::new(seed, faults),
+            nodes,
+            model: Model::default(),
+            leaders: Arc::default(),
+            trace,
+            start: Instant::now(),
+            next_write: 0,
+            crashes: 0,
+            partitions: 0,
+            traced_terms: BTreeSet::new(),
+        };
+        sim.event(format!("seed {seed}: faults {faults:?}"));
+        sim
+    }
+
+    fn event(&self, what: String) {
+        let at = self.start.elapsed().as_millis();
+        self.trace.lock().push(format!("{at:>7}ms {what}"));
+    }
+
+    fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes_max: 4096,
+            index_interval_bytes: 256,
+            fsync: self.config.fsync,
+            ..LogConfig::default()
+        }
+    }
+
+    async fn run(mut self) -> Result<Outcome, String> {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for &id in &ids {
+            self.start_node(id).await?;
+        }
+        let members: BTreeMap<u64, PeerAddr> = ids
+            .iter()
+            .map(|&id| {
+                let peer = format!("node-{id}:9093");
+                (id, PeerAddr { peer })
+            })
+            .collect();
+        for &id in &ids {
+            let raft = self.raft(id).expect("just started");
+            // A node that already heard from an elected peer refuses: fine.
+            let _ = raft.initialize(members.clone()).await;
+        }
+        for step in 0..self.config.steps {
+            self.step(step).await?;
+            self.check().await?;
+        }
+        self.finish().await
+    }
+
+    fn raft(&self, id: u64) -> Option<PartitionRaft> {
+        self.nodes[&id].running.as_ref().map(|r| r.raft.clone())
+    }
+
+    fn up_nodes(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.running.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn down_nodes(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.running.is_none())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(items[self.rng.random_range(0..items.len())])
+        }
+    }
+
+    /// The running node that claims leadership in the highest term.
+    fn believed_leader(&self) -> Option<u64> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| n.running.as_ref().map(|r| (*id, r)))
+            .filter(|(_, r)| r.raft.is_leader())
+            .max_by_key(|(_, r)| r.raft.metrics().borrow_watched().current_term)
+            .map(|(id, _)| id)
+    }
+
+    /// Opens node `id`'s log from its storage and starts a Raft on it.
+    async fn start_node(&mut self, id: u64) -> Result<(), String> {
+        let config = self.log_config();
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.incarnation += 1;
+        node.checked_upto = 0;
+        let incarnation = node.incarnation;
+        let storage = node.storage.clone();
+        let log = PartitionLog::open_with(Arc::new(storage.clone()), config)
+            .map_err(|e| format!("node {id} log does not reopen: {e}"))?;
+        let log: SharedLog = Arc::new(RwLock::new(log));
+        let raft_storage = PartitionRaftStorage::open(log.clone(), Arc::new(storage))
+            .map_err(|e| format!("node {id} raft state does not reopen: {e}"))?;
+        let sm = PartitionStateMachine::new(log.clone());
+        let raft_config =
+            partition_config(TIMING, self.config.fsync).map_err(|e| format!("config: {e}"))?;
+        let rng_seed = self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (id << 32) ^ incarnation;
+        let factory = self.net.factory(id);
+        let raft = seeded(rng_seed, async {
+            Raft::new(id, raft_config, factory, raft_storage, sm.clone()).await
+        })
+        .await
+        .map_err(|e| format!("node {id} raft does not start: {e}"))?;
+        self.net.up(id, raft.clone());
+        let tasks = vec![
+            tokio::spawn(heartbeats(raft.clone())),
+            tokio::spawn(watch_leaders(raft.clone(), self.leaders.clone())),
+        ];
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.running = Some(Running {
+            raft,
+            log,
+            sm,
+            tasks,
+        });
+        self.event(format!("node {id} started (incarnation {incarnation})"));
+        Ok(())
+    }
+
+    /// Stops node `id` and loses its unsynced bytes, as a power loss does.
+    async fn crash_node(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let Some(running) = node.running.take() else {
+            return;
+        };
+        self.net.down(id);
+        for task in &running.tasks {
+            task.abort();
+        }
+        let _ = running.raft.shutdown().await;
+        drop(running);
+        node.storage.crash();
+        self.crashes += 1;
+        self.event(format!("node {id} crashed (unsynced bytes lost)"));
+    }
+
+    async fn step(&mut self, step: u32) -> Result<(), String> {
+        let roll = self.rng.random_range(0..100u32);
+        match roll {
+            0..=34 => self.produce(step).await,
+            35..=44 => self.commit_offset().await,
+            45..=54 => self.fetch_acked().await?,
+            55..=59 => self.fetch_offset().await?,
+            60..=62 => {
+                if let Some(id) = self.pick(&self.up_nodes())
+                    && self.up_nodes().len() > 1
+                {
+                    self.crash_node(id).await;
+                }
+            }
+            63..=67 => {
+                if let Some(id) = self.pick(&self.down_nodes()) {
+                    self.start_node(id).await?;
+                }
+            }
+            68..=70 => {
+                let sides: BTreeMap<u64, u8> = self
+                    .nodes
+                    .keys()
+                    .map(|&id| (id, self.rng.random_range(0..2u8)))
+                    .collect();
+                self.partitions += 1;
+                self.event(format!("partition {sides:?}"));
+                self.net.partition(sides);
+            }
+            71..=75 => {
+                self.event("heal".into());
+                self.net.heal();
+            }
+            76..=77 => self.admin().await,
+            _ => {
+                let ms = self.rng.random_range(1..=200);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one batch through `node`; `Ok` when Raft acknowledges it.
+    async fn write(&self, node: u64, batch: Bytes) -> Result<(u64, u64), String> {
+        let raft = self.raft(node).ok_or("node is down")?;
+        match tokio::time::timeout(OP_WAIT, raft.client_write(BatchData::new(batch))).await {
+            Ok(Ok(response)) => Ok((response.data.base_offset, response.data.last_offset)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// The node a client would send to: usually the believed leader,
+    /// sometimes any running node (which refuses unless it leads).
+    fn client_target(&mut self) -> Option<u64> {
+        let leader = self.believed_leader();
+        if leader.is_some() && self.rng.random_range(0..10) < 8 {
+            return leader;
+        }
+        self.pick(&self.up_nodes())
+    }
+
+    async fn produce(&mut self, step: u32) {
+        let Some(node) = self.client_target() else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        };
+        self.next_write += 1;
+        let label = format!("w{}", self.next_write);
+        let records = self.rng.random_range(1..=3u32);
+        let mut builder = BatchBuilder::new();
+        for i in 0..records {
+            let value = format!("{label}-{i}");
+            builder
+                .push(
+                    1_700_000_000_000 + i64::from(step),
+                    Some(b"k"),
+                    value.as_bytes(),
+                    &[],
+                )
+                .expect("small record");
+        }
+        let batch = builder.finish();
+        match self.write(node, batch.clone()).await {
+            Ok((base, last)) => {
+                self.event(format!(
+                    "produce {label} via {node}: acked [{base}, {last}]"
+                ));
+                let ack = Ack {
+                    last_offset: last,
+                    records: batch.slice(BATCH_HEADER_LEN..),
+                    label,
+                };
+                self.model.acked.insert(base, ack);
+            }
+            Err(e) => self.event(format!("produce {label} via {node}: not acked ({e})")),
+        }
+    }
+
+    /// One consumer group's committer: writes the next (higher) offset.
+    async fn commit_offset(&mut self) {
+        let Some(node) = self.client_target() else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        };
+        let group = self.rng.random_range(0..GROUPS);
+        let value =
+            self.model.groups.entry(group).or_default().proposed + self.rng.random_range(1..=10u64);
+        self.model.groups.entry(group).or_default().proposed = value;
+        let mut builder = BatchBuilder::new();
+        let key = format!("{OFFSETS_KEY_PREFIX}{group}");
+        builder
+            .push(0, Some(key.as_bytes()), value.to_string().as_bytes(), &[])
+            .expect("small record");
+        match self.write(node, builder.finish()).await {
+            Ok((base, _)) => {
+                self.event(format!(
+                    "commit group {group}={value} via {node}: acked at {base}"
+                ));
+                let model = self.model.groups.entry(group).or_default();
+                model.acked = model.acked.max(value);
+            }
+            Err(e) => self.event(format!(
+                "commit group {group}={value} via {node}: not acked ({e})"
+            )),
+        }
+    }
+
+    /// Reads a random acked batch back from a random running node, if that
+    /// node's high watermark covers it.
+    async fn fetch_acked(&mut self) -> Result<(), String> {
+        let Some(node) = self.pick(&self.up_nodes()) else {
+            return Ok(());
+        };
+        let acked: Vec<u64> = self.model.acked.keys().copied().collect();
+        let Some(offset) = self.pick(&acked) else {
+            return Ok(());
+        };
+        let running = self.nodes[&node].running.as_ref().expect("up");
+        if running.sm.high_watermark() <= offset {
+            self.event(format!("fetch {offset} from {node}: above its HWM"));
+            return Ok(());
+        }
+        let batch = read_batch_at(&running.log.read(), offset)
+            .map_err(|e| format!("fetch of acked offset {offset} from node {node}: {e}"))?;
+        let ack = &self.model.acked[&offset];
+        check_ack(offset, ack, &batch).map_err(|e| format!("fetch from node {node}: {e}"))?;
+        self.event(format!("fetch {offset} from {node}: {} ok", ack.label));
+        Ok(())
+    }
+
+    /// A linearizable offset fetch for a group from a random running node.
+    async fn fetch_offset(&mut self) -> Result<(), String> {
+        let Some(node) = self.client_target() else {
+            return Ok(());
+        };
+        let group = self.rng.random_range(0..GROUPS);
+        let floor = self.model.groups.get(&group).copied().unwrap_or_default();
+        let raft = self.raft(node).expect("up");
+        if self.config.wait_for_recovery && raft.wait_for_recovery(Some(OP_WAIT)).await.is_err() {
+            self.event(format!(
+                "offset fetch group {group} from {node}: not recovered yet"
+            ));
+            return Ok(());
+        }
+        let read = tokio::time::timeout(OP_WAIT, raft.ensure_linearizable(ReadPolicy::ReadIndex));
+        let read_log_id = match read.await {
+            Ok(Ok(read_log_id)) => read_log_id,
+            Ok(Err(e)) => {
+                self.event(format!(
+                    "offset fetch group {group} from {node}: refused ({e})"
+                ));
+                return Ok(());
+            }
+            Err(_) => {
+                self.event(format!("offset fetch group {group} from {node}: timed out"));
+                return Ok(());
+            }
+        };
+        let Some(running) = self.nodes[&node].running.as_ref() else {
+            return Ok(());
+        };
+        let hwm = running.sm.high_watermark();
+        let batches = read_all(&running.log.read(), hwm)
+            .map_err(|e| format!("node {node} log unreadable below HWM {hwm}: {e}"))?;
+        let mut value = 0;
+        for (_, bytes) in &batches {
+            if let Some((g, v)) = offset_commit(bytes)
+                && g == group
+            {
+                value = v;
+            }
+        }
+        if value < floor.acked || value < floor.fetched {
+            return Err(format!(
+                "consumer group {group} offset went backwards: linearizable fetch from node {node} (read log id {read_log_id:?}, HWM {hwm}) returned {value}, but {} was acked and {} fetched before",
+                floor.acked, floor.fetched
+            ));
+        }
+        self.model.groups.entry(group).or_default().fetched = value;
+        self.event(format!("offset fetch group {group} from {node}: {value}"));
+        Ok(())
+    }
+
+    async fn admin(&mut self) {
+        let Some(leader) = self.believed_leader() else {
+            return;
+        };
+        let raft = self.raft(leader).expect("up");
+        if self.rng.random_bool(0.5) {
+            let ids: Vec<u64> = self.nodes.keys().copied().collect();
+            let to = self.pick(&ids).expect("nodes");
+            self.event(format!("admin: transfer leadership {leader} -> {to}"));
+            let _ = raft.trigger().transfer_leader(to).await;
+        } else if let Some(node) = self.pick(&self.up_nodes()) {
+            self.event(format!("admin: node {node} starts an election"));
+            let raft = self.raft(node).expect("up");
+            let _ = raft.trigger().elect(true).await;
+        }
+    }
+
+    /// Checks invariants 1–3 and 5 on what every running node serves now.
+    async fn check(&mut self) -> Result<(), String> {
+        let new_leaders: Vec<(u64, u64)> = {
+            let leaders = self.leaders.lock();
+            if let Some(violation) = leaders.violation.clone() {
+                return Err(violation);
+            }
+            leaders
+                .by_term
+                .iter()
+                .filter(|(term, _)| !self.traced_terms.contains(term))
+                .map(|(&term, &id)| (term, id))
+                .collect()
+        };
+        for (term, id) in new_leaders {
+            self.traced_terms.insert(term);
+            self.event(format!("node {id} leads term {term}"));
+        }
+        let ids = self.up_nodes();
+        for id in ids {
+            let node = &self.nodes[&id];
+            let running = node.running.as_ref().expect("up");
+            let hwm = running.sm.high_watermark();
+            let from = node.checked_upto;
+            if hwm <= from {
+                continue;
+            }
+            let batches = {
+                let log = running.log.read();
+                read_range(&log, from, hwm)
+                    .map_err(|e| format!("node {id} cannot read its committed log: {e}"))?
+            };
+            for (header, bytes) in batches {
+                self.learn(id, &header, bytes)?;
+            }
+            let node = self.nodes.get_mut(&id).expect("known");
+            node.checked_upto = hwm;
+        }
+        Ok(())
+    }
+
+    /// Compares a committed batch node `id` serves with the model, or adds
+    /// it to the model if it is the next one.
+    fn learn(&mut self, id: u64, header: &BatchHeader, bytes: Bytes) -> Result<(), String> {
+        let offset = header.base_offset;
+        if let Some(known) = self.model.committed.get(&offset) {
+            if *known != bytes {
+                return Err(format!(
+                    "committed entry changed: node {id} serves at offset {offset} (term {}, raft index {}) a batch that differs from the committed one (term {}, index {})",
+                    header.term,
+                    header.raft_index,
+                    BatchHeader::decode(known).map(|h| h.term).unwrap_or(0),
+                    BatchHeader::decode(known)
+                        .map(|h| h.raft_index)
+                        .unwrap_or(0),
+                ));
+            }
+            return Ok(());
+        }
+        if offset != self.model.committed_end {
+            return Err(format!(
+                "node {id} serves committed offset {offset} but the committed log known so far ends at {}",
+                self.model.committed_end
+            ));
+        }
+        if let Some(ack) = self.model.acked.get(&offset) {
+            check_ack(offset, ack, &bytes).map_err(|e| format!("node {id}: {e}"))?;
+        }
+        if let Some((group, value)) = offset_commit(&bytes) {
+            let model = self.model.groups.entry(group).or_default();
+            if value <= model.committed {
+                return Err(format!(
+                    "consumer group {group} offset goes backwards in the committed log: {value} at offset {offset} after {}",
+                    model.committed
+                ));
+            }
+            model.committed = value;
+        }
+        self.model.committed_end = header.next_offset();
+        self.model.committed.insert(offset, bytes);
+        Ok(())
+    }
+
+    /// Heals everything, lets the group converge, and checks invariants
+    /// 3 and 4 on every replica.
+    async fn finish(mut self) -> Result<Outcome, String> {
+        self.event("final: heal, restart all, loss-free network".into());
+        self.net.heal();
+        self.net.set_faults(NetFaults {
+            max_delay_ms: 20,
+            drop_per_mille: 0,
+            dup_per_mille: 0,
+        });
+        for id in self.down_nodes() {
+            self.start_node(id).await?;
+        }
+        let deadline = Instant::now() + SETTLE_WAIT;
+        // One write acked in the final term commits everything before it.
+        let mut n = 0u32;
+        loop {
+            if Instant::now() > deadline {
+                return Err("no write was acked within 60 s after the final heal".into());
+            }
+            if let Some(leader) = self.believed_leader() {
+                n += 1;
+                let mut builder = BatchBuilder::new();
+                builder
+                    .push(0, Some(b"final"), format!("final-{n}").as_bytes(), &[])
+                    .expect("small");
+                if self.write(leader, builder.finish()).await.is_ok() {
+                    self.event(format!("final write acked via {leader}"));
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let end = loop {
+            let ends: BTreeSet<(u64, u64)> = self
+                .nodes
+                .values()
+                .map(|n| {
+                    let r = n.running.as_ref().expect("all up");
+                    (r.sm.high_watermark(), r.log.read().next_offset().0)
+                })
+                .collect();
+            if ends.len() == 1 {
+                let (hwm, next) = *ends.iter().next().expect("one");
+                if hwm == next {
+                    break next;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "replicas did not converge within 60 s of healing: (hwm, log end) per node {ends:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.event(format!("settled at offset {end}"));
+        if self.config.sabotage == Some(Sabotage::CorruptReplica) {
+            corrupt_last_segment(&self.nodes[&1].storage);
+            self.event("sabotage: corrupted node 1's log".into());
+        }
+        if self.config.sabotage == Some(Sabotage::PhantomAck) {
+            let ack = Ack {
+                last_offset: end,
+                records: Bytes::from_static(b"never written"),
+                label: "phantom".into(),
+            };
+            self.model.acked.insert(end, ack);
+            self.event(format!("sabotage: phantom ack at {end}"));
+        }
+        self.check().await?;
+        // Invariant 4: byte-identical replicas.
+        let mut logs = BTreeMap::new();
+        for (&id, node) in &self.nodes {
+            let running = node.running.as_ref().expect("all up");
+            let batches = read_all(&running.log.read(), end)
+                .map_err(|e| format!("node {id} log unreadable after healing: {e}"))?;
+            logs.insert(id, batches);
+        }
+        let (&first_id, first) = logs.iter().next().expect("nodes");
+        for (&id, batches) in &logs {
+            if batches.len() != first.len() {
+                return Err(format!(
+                    "replicas differ after healing: node {first_id} has {} batches, node {id} {}",
+                    first.len(),
+                    batches.len()
+                ));
+            }
+            for ((ha, a), (hb, b)) in first.iter().zip(batches) {
+                if a != b {
+                    return Err(format!(
+                        "replicas differ after healing: node {first_id} offset {} vs node {id} offset {}",
+                        ha.base_offset, hb.base_offset
+                    ));
+                }
+            }
+        }
+        // Invariant 3 at the end: every ack readable at its offset.
+        let by_offset: BTreeMap<u64, &Bytes> =
+            first.iter().map(|(h, b)| (h.base_offset, b)).collect();
+        for (&offset, ack) in &self.model.acked {
+            let Some(batch) = by_offset.get(&offset) else {
+                return Err(format!(
+                    "acknowledged write {} at offset {offset} is missing after healing",
+                    ack.label
+                ));
+            };
+            check_ack(offset, ack, batch)?;
+        }
+        let mut hasher = DefaultHasher::new();
+        self.trace.lock().hash(&mut hasher);
+        let terms = self.leaders.lock().by_term.len();
+        for node in self.nodes.values() {
+            if let Some(running) = &node.running {
+                for task in &running.tasks {
+                    task.abort();
+                }
+                let _ = running.raft.shutdown().await;
+            }
+        }
+        Ok(Outcome {
+            seed: self.seed,
+            trace_hash: hasher.finish(),
+            acked_writes: self.model.acked.len(),
+            committed_batches: self.model.committed.len(),
+            crashes: self.crashes,
+            partitions: self.partitions,
+            terms,
+            simulated_ms: self.start.elapsed().as_millis() as u64,
+            net: self.net.stats(),
+            trace: self.trace.lock().clone(),
+        })
+    }
+}
+
+/// The broker's heartbeat ticker for one group.
+async fn heartbeats(raft: PartitionRaft) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TIMING.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if raft.is_leader() && raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Records every (term, leader) the node's metrics show; a second leader
+/// for a term is a violation of invariant 1.
+async fn watch_leaders(raft: PartitionRaft, leaders: Arc<Mutex<Leaders>>) {
+    let mut metrics = raft.metrics();
+    loop {
+        let seen = {
+            let m = metrics.borrow_watched();
+            m.state.is_leader().then_some((m.current_term, m.id))
+        };
+        if let Some((term, id)) = seen {
+            let mut leaders = leaders.lock();
+            let known = *leaders.by_term.entry(term).or_insert(id);
+            if known != id && leaders.violation.is_none() {
+                leaders.violation = Some(format!(
+                    "two leaders in term {term}: node {known} and node {id}"
+                ));
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The batch of `log` starting at `offset`.
+fn read_batch_at(log: &PartitionLog, offset: u64) -> Result<Bytes, String> {
+    let mut bytes = log
+        .read(Offset(offset), 1)
+        .map_err(|e| e.to_string())?
+        .bytes;
+    let header = BatchHeader::decode(&bytes).map_err(|e| e.to_string())?;
+    if header.base_offset != offset {
+        return Err(format!(
+            "offset {offset} is inside a batch starting at {}",
+            header.base_offset
+        ));
+    }
+    Ok(bytes.split_to(header.batch_len as usize))
+}
+
+/// Whole batches of `log` with base offsets in `[from, to)`.
+fn read_range(log: &PartitionLog, from: u64, to: u64) -> Result<Vec<(BatchHeader, Bytes)>, String> {
+    let mut batches = Vec::new();
+    let mut offset = from.max(log.start_offset().0);
+    while offset < to {
+        let mut bytes = log
+            .read(Offset(offset), 64 * 1024)
+            .map_err(|e| format!("read at {offset}: {e}"))?
+            .bytes;
+        if bytes.is_empty() {
+            return Err(format!("nothing to read at {offset} below {to}"));
+        }
+        while !bytes.is_empty() && offset < to {
+            let header = BatchHeader::decode(&bytes).map_err(|e| e.to_string())?;
+            offset = header.next_offset();
+            batches.push((header, bytes.split_to(header.batch_len as usize)));
+        }
+    }
+    Ok(batches)
+}
+
+fn read_all(log: &PartitionLog, to: u64) -> Result<Vec<(BatchHeader, Bytes)>, String> {
+    read_range(log, 0, to)
+}
+
+/// Whether a committed batch holds what its ack promised.
+fn check_ack(offset: u64, ack: &Ack, batch: &Bytes) -> Result<(), String> {
+    let header = BatchHeader::decode(batch).map_err(|e| e.to_string())?;
+    if header.last_offset() != ack.last_offset
+        || batch.get(BATCH_HEADER_LEN..) != Some(&ack.records[..])
+    {
+        return Err(format!(
+            "acknowledged write {} at offset {offset} is not readable there: the batch at {offset} ends at {} and holds other records",
+            ack.label,
+            header.last_offset()
+        ));
+    }
+    Ok(())
+}
+
+/// The (group, offset) an offset-commit batch carries.
+fn offset_commit(bytes: &Bytes) -> Option<(u32, u64)> {
+    let batch = RecordBatch::from_bytes(bytes.clone()).ok()?;
+    if batch.header().is_control() {
+        return None;
+    }
+    let record = batch.records().next()?;
+    let key = std::str::from_utf8(record.key?).ok()?;
+    let group = key.strip_prefix(OFFSETS_KEY_PREFIX)?.parse().ok()?;
+    let value = std::str::from_utf8(record.value).ok()?.parse().ok()?;
+    Some((group, value))
+}
+
+/// Flips the last byte of the largest log segment file (a record byte of
+/// the last batch), keeping it marked synced.
+fn corrupt_last_segment(storage: &MemoryStorage) {
+    use citystream_log::Storage;
+    let mut names = storage.list().expect("memory storage lists");
+    names.sort();
+    let segment = names
+        .iter()
+        .filter(|n| n.ends_with(".log"))
+        .max()
+        .cloned()
+        .expect("a segment file");
+    let mut bytes = storage.file_bytes(&segment).expect("segment bytes");
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x55;
+    }
+    storage.set_file_bytes(&segment, bytes);
+}

@@ -1,0 +1,332 @@
+//! The simulated network: a `RaftNetworkFactory` for [`Tc`] whose
+//! connections hand each RPC to the target's `Raft` handle after a seeded
+//! random delay, and which may drop the request, drop the reply, or deliver
+//! the request a second time (a duplicate whose reply nobody reads). Links
+//! follow a partition map (nodes in different sides cannot talk) and the set
+//! of crashed nodes. Every random draw comes from one seeded RNG; the
+//! simulation runs on one thread, so the draws happen in a fixed order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_raft::{PartitionRaft, PartitionSnapshot, PeerAddr, Tc};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Per-seed fault rates of the network.
+#[derive(Debug, Clone, Copy)]
+pub struct NetFaults {
+    /// Each message (request or reply) waits 0..=this many simulated ms.
+    pub max_delay_ms: u64,
+    /// Per mille of requests lost, and independently of replies lost.
+    pub drop_per_mille: u32,
+    /// Per mille of requests delivered twice.
+    pub dup_per_mille: u32,
+}
+
+struct NetState {
+    nodes: BTreeMap<u64, PartitionRaft>,
+    /// Which side of a partition each node is on; absent means side 0.
+    side: BTreeMap<u64, u8>,
+    down: BTreeSet<u64>,
+    faults: NetFaults,
+    rng: StdRng,
+    delivered: u64,
+    dropped: u64,
+    duplicated: u64,
+}
+
+/// The network shared by every node's factory. Cheap to clone.
+#[derive(Clone)]
+pub struct Net {
+    state: Arc<Mutex<NetState>>,
+}
+
+/// Counters of what the network did, for the run summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub delivered: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+}
+
+#[derive(Debug)]
+struct LinkDown {
+    from: u64,
+    to: u64,
+    why: &'static str,
+}
+
+impl fmt::Display for LinkDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link {} -> {}: {}", self.from, self.to, self.why)
+    }
+}
+
+impl std::error::Error for LinkDown {}
+
+/// What the RNG decided for one RPC.
+struct Fate {
+    delay: Duration,
+    drop_request: bool,
+    drop_reply: bool,
+    duplicate: Option<Duration>,
+    reply_delay: Duration,
+}
+
+impl Net {
+    pub fn new(seed: u64, faults: NetFaults) -> Net {
+        Net {
+            state: Arc::new(Mutex::new(NetState {
+                nodes: BTreeMap::new(),
+                side: BTreeMap::new(),
+                down: BTreeSet::new(),
+                faults,
+                rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
+                delivered: 0,
+                dropped: 0,
+                duplicated: 0,
+            })),
+        }
+    }
+
+    /// Registers a (re)started node and marks it up.
+    pub fn up(&self, id: u64, raft: PartitionRaft) {
+        let mut state = self.state.lock();
+        state.nodes.insert(id, raft);
+        state.down.remove(&id);
+    }
+
+    /// Marks a crashed node down; its handle is forgotten.
+    pub fn down(&self, id: u64) {
+        let mut state = self.state.lock();
+        state.nodes.remove(&id);
+        state.down.insert(id);
+    }
+
+    /// Puts every node on the side `sides` names (others on side 0).
+    pub fn partition(&self, sides: BTreeMap<u64, u8>) {
+        self.state.lock().side = sides;
+    }
+
+    pub fn heal(&self) {
+        self.state.lock().side.clear();
+    }
+
+    pub fn set_faults(&self, faults: NetFaults) {
+        self.state.lock().faults = faults;
+    }
+
+    pub fn stats(&self) -> NetStats {
+        let state = self.state.lock();
+        NetStats {
+            delivered: state.delivered,
+            dropped: state.dropped,
+            duplicated: state.duplicated,
+        }
+    }
+
+    /// Whether `from` and `to` can currently talk.
+    pub fn connected(&self, from: u64, to: u64) -> bool {
+        let state = self.state.lock();
+        Self::connected_in(&state, from, to)
+    }
+
+    fn connected_in(state: &NetState, from: u64, to: u64) -> bool {
+        let side = |id: u64| state.side.get(&id).copied().unwrap_or(0);
+        !state.down.contains(&from) && !state.down.contains(&to) && side(from) == side(to)
+    }
+
+    pub fn factory(&self, from: u64) -> NetFactory {
+        NetFactory {
+            net: self.clone(),
+            from,
+        }
+    }
+
+    fn fate(&self) -> Fate {
+        let mut state = self.state.lock();
+        let faults = state.faults;
+        let rng = &mut state.rng;
+        let delay = Duration::from_millis(rng.random_range(0..=faults.max_delay_ms));
+        let drop_request = rng.random_range(0..1000) < faults.drop_per_mille;
+        let drop_reply = rng.random_range(0..1000) < faults.drop_per_mille;
+        let duplicate = (rng.random_range(0..1000) < faults.dup_per_mille)
+            .then(|| Duration::from_millis(rng.random_range(0..=faults.max_delay_ms)));
+        let reply_delay = Duration::from_millis(rng.random_range(0..=faults.max_delay_ms));
+        Fate {
+            delay,
+            drop_request,
+            drop_reply,
+            duplicate,
+            reply_delay,
+        }
+    }
+
+    fn link(&self, from: u64, to: u64) -> Result<PartitionRaft, Unreachable<Tc>> {
+        let state = self.state.lock();
+        if !Self::connected_in(&state, from, to) {
+            return Err(Unreachable::new(&LinkDown {
+                from,
+                to,
+                why: "partitioned or down",
+            }));
+        }
+        state.nodes.get(&to).cloned().ok_or_else(|| {
+            Unreachable::new(&LinkDown {
+                from,
+                to,
+                why: "not running",
+            })
+        })
+    }
+
+    fn count(&self, f: impl FnOnce(&mut NetState)) {
+        f(&mut self.state.lock());
+    }
+
+    /// Delivers one RPC under the network's faults. `call` runs the RPC on
+    /// the target; a duplicate runs it again later and its reply is lost.
+    async fn deliver<Req, Resp, Fut>(
+        &self,
+        from: u64,
+        to: u64,
+        request: Req,
+        call: impl Fn(PartitionRaft, Req) -> Fut,
+    ) -> Result<Resp, RPCError<Tc>>
+    where
+        Req: Clone + Send + 'static,
+        Fut: Future<Output = Option<Resp>> + Send + 'static,
+        Resp: Send + 'static,
+    {
+        // Fail fast when the link is down, as a refused connection would.
+        self.link(from, to)?;
+        let fate = self.fate();
+        tokio::time::sleep(fate.delay).await;
+        if fate.drop_request {
+            self.count(|s| s.dropped += 1);
+            return Err(lost(from, to, "request lost"));
+        }
+        let raft = self.link(from, to)?;
+        if let Some(later) = fate.duplicate {
+            self.count(|s| s.duplicated += 1);
+            let duplicate = call(raft.clone(), request.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(later).await;
+                let _ = duplicate.await;
+            });
+        }
+        self.count(|s| s.delivered += 1);
+        let Some(reply) = call(raft, request).await else {
+            return Err(RPCError::Unreachable(Unreachable::new(&LinkDown {
+                from,
+                to,
+                why: "target shut down",
+            })));
+        };
+        tokio::time::sleep(fate.reply_delay).await;
+        if fate.drop_reply {
+            self.count(|s| s.dropped += 1);
+            return Err(lost(from, to, "reply lost"));
+        }
+        // A reply crossing a partition made meanwhile is lost too.
+        self.link(to, from)?;
+        Ok(reply)
+    }
+}
+
+fn lost(from: u64, to: u64, why: &'static str) -> RPCError<Tc> {
+    RPCError::Network(NetworkError::new(&LinkDown { from, to, why }))
+}
+
+pub struct NetFactory {
+    net: Net,
+    from: u64,
+}
+
+impl RaftNetworkFactory<Tc> for NetFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: u64, _node: &PeerAddr) -> Connection {
+        Connection {
+            net: self.net.clone(),
+            from: self.from,
+            target,
+        }
+    }
+}
+
+/// Node `from`'s link to `target`.
+pub struct Connection {
+    net: Net,
+    from: u64,
+    target: u64,
+}
+
+impl RaftNetworkV2<Tc> for Connection {
+    type SnapshotData = PartitionSnapshot;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<Tc>, RPCError<Tc>> {
+        self.net
+            .deliver(self.from, self.target, rpc, |raft, rpc| async move {
+                raft.append_entries(rpc).await.ok()
+            })
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
+        self.net
+            .deliver(self.from, self.target, rpc, |raft, rpc| async move {
+                raft.vote(rpc).await.ok()
+            })
+            .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
+        self.net
+            .deliver(self.from, self.target, rpc, |raft, rpc| async move {
+                raft.pre_vote(rpc).await.ok()
+            })
+            .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<Tc>,
+        snapshot: SnapshotOf<Tc, PartitionSnapshot>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
+        // openraft never snapshots on its own here (SnapshotPolicy::Never),
+        // so this path is not exercised; it is delivered without faults.
+        let raft = self.net.link(self.from, self.target)?;
+        let reply = raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        self.net.link(self.target, self.from)?;
+        Ok(reply)
+    }
+}
