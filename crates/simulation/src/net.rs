@@ -3,8 +3,9 @@
 //! random delay, and which may drop the request, drop the reply, or deliver
 //! the request a second time (a duplicate whose reply nobody reads). Links
 //! follow a partition map (nodes in different sides cannot talk) and the set
-//! of crashed nodes. Every random draw comes from one seeded RNG; the
-//! simulation runs on one thread, so the draws happen in a fixed order.
+//! of crashed nodes. Every random draw comes from a seeded RNG per directed
+//! link, so a message's fate depends only on the seed, its link and its
+//! place in that link's sequence.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -15,7 +16,8 @@ use citystream_raft::{PartitionRaft, PartitionSnapshot, PeerAddr, Tc};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
@@ -40,10 +42,18 @@ struct NetState {
     side: BTreeMap<u64, u8>,
     down: BTreeSet<u64>,
     faults: NetFaults,
-    rng: StdRng,
+    seed: u64,
+    /// One RNG per directed link: tokio wakes watch receivers in an order
+    /// it draws from its own unseeded RNG, so two links' messages sent at
+    /// the same instant may be sent in either order. Per-link RNGs keep
+    /// every message's fate independent of that order.
+    links: BTreeMap<(u64, u64), StdRng>,
     delivered: u64,
     dropped: u64,
     duplicated: u64,
+    /// Every RPC's fate, when `CITYSTREAM_SIM_NET_TRACE` asks for it.
+    log: Option<Vec<String>>,
+    start: tokio::time::Instant,
 }
 
 /// The network shared by every node's factory. Cheap to clone.
@@ -92,10 +102,13 @@ impl Net {
                 side: BTreeMap::new(),
                 down: BTreeSet::new(),
                 faults,
-                rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
+                seed,
+                links: BTreeMap::new(),
                 delivered: 0,
                 dropped: 0,
                 duplicated: 0,
+                log: std::env::var_os("CITYSTREAM_SIM_NET_TRACE").map(|_| Vec::new()),
+                start: tokio::time::Instant::now(),
             })),
         }
     }
@@ -154,16 +167,31 @@ impl Net {
         }
     }
 
-    fn fate(&self) -> Fate {
+    /// The RPC log (empty unless `CITYSTREAM_SIM_NET_TRACE` is set).
+    pub fn take_log(&self) -> Vec<String> {
+        self.state.lock().log.take().unwrap_or_default()
+    }
+
+    fn fate(&self, from: u64, to: u64, kind: &str) -> Fate {
         let mut state = self.state.lock();
         let faults = state.faults;
-        let rng = &mut state.rng;
+        let link_seed = state.seed ^ 0x6e65_7477_6f72_6b00 ^ (from << 40) ^ (to << 20);
+        let rng = state
+            .links
+            .entry((from, to))
+            .or_insert_with(|| StdRng::seed_from_u64(link_seed));
         let delay = Duration::from_millis(rng.random_range(0..=faults.max_delay_ms));
         let drop_request = rng.random_range(0..1000) < faults.drop_per_mille;
         let drop_reply = rng.random_range(0..1000) < faults.drop_per_mille;
         let duplicate = (rng.random_range(0..1000) < faults.dup_per_mille)
             .then(|| Duration::from_millis(rng.random_range(0..=faults.max_delay_ms)));
         let reply_delay = Duration::from_millis(rng.random_range(0..=faults.max_delay_ms));
+        let at = state.start.elapsed();
+        if let Some(log) = &mut state.log {
+            log.push(format!(
+                "{at:?} {kind} {from}->{to} delay {delay:?} drop {drop_request}/{drop_reply} dup {duplicate:?}"
+            ));
+        }
         Fate {
             delay,
             drop_request,
@@ -199,6 +227,7 @@ impl Net {
     /// the target; a duplicate runs it again later and its reply is lost.
     async fn deliver<Req, Resp, Fut>(
         &self,
+        kind: &str,
         from: u64,
         to: u64,
         request: Req,
@@ -211,7 +240,7 @@ impl Net {
     {
         // Fail fast when the link is down, as a refused connection would.
         self.link(from, to)?;
-        let fate = self.fate();
+        let fate = self.fate(from, to, kind);
         tokio::time::sleep(fate.delay).await;
         if fate.drop_request {
             self.count(|s| s.dropped += 1);
@@ -282,9 +311,13 @@ impl RaftNetworkV2<Tc> for Connection {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<Tc>, RPCError<Tc>> {
         self.net
-            .deliver(self.from, self.target, rpc, |raft, rpc| async move {
-                raft.append_entries(rpc).await.ok()
-            })
+            .deliver(
+                "append_entries",
+                self.from,
+                self.target,
+                rpc,
+                |raft, rpc| async move { raft.append_entries(rpc).await.ok() },
+            )
             .await
     }
 
@@ -294,9 +327,13 @@ impl RaftNetworkV2<Tc> for Connection {
         _option: RPCOption,
     ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
         self.net
-            .deliver(self.from, self.target, rpc, |raft, rpc| async move {
-                raft.vote(rpc).await.ok()
-            })
+            .deliver(
+                "vote",
+                self.from,
+                self.target,
+                rpc,
+                |raft, rpc| async move { raft.vote(rpc).await.ok() },
+            )
             .await
     }
 
@@ -306,9 +343,29 @@ impl RaftNetworkV2<Tc> for Connection {
         _option: RPCOption,
     ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
         self.net
-            .deliver(self.from, self.target, rpc, |raft, rpc| async move {
-                raft.pre_vote(rpc).await.ok()
-            })
+            .deliver(
+                "pre_vote",
+                self.from,
+                self.target,
+                rpc,
+                |raft, rpc| async move { raft.pre_vote(rpc).await.ok() },
+            )
+            .await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<Tc>,
+        _option: RPCOption,
+    ) -> Result<TransferLeaderResponse<Tc>, RPCError<Tc>> {
+        self.net
+            .deliver(
+                "transfer_leader",
+                self.from,
+                self.target,
+                rpc,
+                |raft, rpc| async move { raft.handle_transfer_leader(rpc).await.ok() },
+            )
             .await
     }
 

@@ -21,8 +21,10 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn config() -> SimConfig {
     let steps = env_u64("CITYSTREAM_SIM_STEPS").map_or(DEFAULT_STEPS, |s| s as u32);
+    let wait_for_recovery = env_u64("CITYSTREAM_SIM_WAIT_FOR_RECOVERY").is_none_or(|v| v != 0);
     SimConfig {
         steps,
+        wait_for_recovery,
         ..SimConfig::default()
     }
 }
@@ -52,6 +54,10 @@ fn shard(index: u64) {
         failures.len(),
         started.elapsed()
     );
+    let combined = outcomes
+        .iter()
+        .fold(0u64, |acc, o| acc.rotate_left(5) ^ o.trace_hash);
+    eprintln!("combined trace hash of seeds [{start}, {end}): {combined:016x}");
     let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
     assert!(
         failures.is_empty(),
@@ -155,20 +161,26 @@ fn checker_catches_a_corrupt_replica() {
     assert!(failure.message.contains("node 1"), "{failure}");
 }
 
-/// Finding of seeds 292 and 987 (see the crate docs, "Findings"): without
+/// The stale-read finding (crate docs, "Findings"): without
 /// `wait_for_recovery`, a leader that restarts within its term answers a
 /// linearizable read from a state machine that has not re-applied what it
-/// had acknowledged, so a consumer-group offset goes backwards. When
-/// citystream-raft persists `committed` (`save_committed`), this test
-/// starts failing: delete it then and make the gate optional.
+/// had acknowledged, so a consumer-group offset goes backwards. These seeds
+/// (60 steps) were found by
+/// `CITYSTREAM_SIM_STEPS=60 CITYSTREAM_SIM_SEEDS=3000 CITYSTREAM_SIM_WAIT_FOR_RECOVERY=0 cargo test -p citystream-simulation --test simulation seeds_shard`.
+/// When citystream-raft persists `committed` (`save_committed`), this test
+/// starts failing: delete it then. A change to the simulation's workload
+/// also moves the seeds: search again.
 #[test]
 fn restarted_leader_serves_stale_reads_without_recovery_gate() {
     let config = SimConfig {
+        steps: 60,
         wait_for_recovery: false,
-        ..config()
+        ..SimConfig::default()
     };
-    for seed in [292, 987] {
+    for seed in STALE_READ_SEEDS {
         let failure = run_seed(seed, &config).expect_err("the stale read is reproduced");
         assert!(failure.message.contains("went backwards"), "{failure}");
     }
 }
+
+const STALE_READ_SEEDS: [u64; 3] = [739, 1124, 2816];
