@@ -74,6 +74,9 @@
 //! * `CITYSTREAM_SIM_SEEDS=<count>`: seeds in all (default 1000).
 //! * `CITYSTREAM_SIM_FIRST_SEED=<n>`: the first seed (default 0).
 //! * `CITYSTREAM_SIM_STEPS=<n>`: steps per seed (default [`DEFAULT_STEPS`]).
+//! * `CITYSTREAM_SIM_NODES=<n>`: replicas (default 3); the test
+//!   `five_node_seeds` runs 25 seeds (`CITYSTREAM_SIM_FIVE_NODE_SEEDS`)
+//!   with 5 from seed 100,000.
 //! * `CITYSTREAM_SIM_WAIT_FOR_RECOVERY=0`: turn the read gate off (see
 //!   "Findings").
 //! * `CITYSTREAM_SIM_NET_TRACE=1`: also print every RPC's fate.
@@ -85,18 +88,18 @@
 //! CITYSTREAM_SIM_SEED=<n> cargo test -p citystream-simulation --test simulation replay -- --nocapture
 //! ```
 //!
-//! (with the same `CITYSTREAM_SIM_STEPS` and other variables as the failing
-//! run). The replay prints the seed's whole trace.
+//! with whatever other variables the failing run had (the printed command
+//! includes them). The replay prints the seed's whole trace.
 //!
 //! **How deterministic.** tokio wakes the receivers of a `watch` channel
 //! in an order drawn from its own RNG, which only `tokio_unstable` lets a
 //! program seed; openraft's replication tasks are such receivers, so two
 //! RPCs sent at the same simulated instant may be sent in either order.
 //! The network therefore draws every message's fate from an RNG per
-//! directed link, which makes fates independent of that order. Traces of
-//! seeds 0–9 were identical across repeated processes, and a test compares
-//! two runs of a seed in one process (each runtime gets a fresh tokio RNG),
-//! but a run whose outcome hinges on two same-instant events could still
+//! directed link, which makes fates independent of that order. The traces
+//! of all 1,000 CI seeds were identical in two separate processes, and a
+//! test compares two runs of a seed in one process (each runtime gets a
+//! fresh tokio RNG), but a run whose outcome hinges on two same-instant events could still
 //! replay differently; seeding tokio (`--cfg tokio_unstable`,
 //! `Builder::rng_seed`) would close that.
 //!
@@ -236,6 +239,8 @@ pub struct Failure {
     pub message: String,
     /// The last events before the failure.
     pub trace: Vec<String>,
+    /// The command that replays this run.
+    pub replay: String,
 }
 
 impl fmt::Display for Failure {
@@ -245,11 +250,7 @@ impl fmt::Display for Failure {
         for line in &self.trace {
             writeln!(f, "  {line}")?;
         }
-        write!(
-            f,
-            "replay: CITYSTREAM_SIM_SEED={} cargo test -p citystream-simulation --test simulation replay -- --nocapture",
-            self.seed
-        )
+        write!(f, "replay: {}", self.replay)
     }
 }
 
@@ -271,25 +272,53 @@ pub fn run_seed(seed: u64, config: &SimConfig) -> Result<Outcome, Failure> {
     };
     match run {
         Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(message)) => Err(failure(seed, message, &trace.lock())),
+        Ok(Err(message)) => Err(failure(seed, config, message, &trace.lock())),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "non-string panic".into());
-            Err(failure(seed, format!("panicked: {what}"), &trace.lock()))
+            Err(failure(
+                seed,
+                config,
+                format!("panicked: {what}"),
+                &trace.lock(),
+            ))
         }
     }
 }
 
-fn failure(seed: u64, message: String, trace: &[String]) -> Failure {
+fn failure(seed: u64, config: &SimConfig, message: String, trace: &[String]) -> Failure {
     let tail = trace[trace.len().saturating_sub(TRACE_TAIL)..].to_vec();
     Failure {
         seed,
         message,
         trace: tail,
+        replay: replay_command(seed, config),
     }
+}
+
+/// The `cargo test` command that reruns `seed` under `config`.
+pub fn replay_command(seed: u64, config: &SimConfig) -> String {
+    let mut env = format!("CITYSTREAM_SIM_SEED={seed}");
+    if config.steps != DEFAULT_STEPS {
+        env.push_str(&format!(" CITYSTREAM_SIM_STEPS={}", config.steps));
+    }
+    if config.nodes != 3 {
+        env.push_str(&format!(" CITYSTREAM_SIM_NODES={}", config.nodes));
+    }
+    if !config.wait_for_recovery {
+        env.push_str(" CITYSTREAM_SIM_WAIT_FOR_RECOVERY=0");
+    }
+    let note = if config.sabotage.is_some() || config.fsync != SimConfig::default().fsync {
+        " (with the failing test's own SimConfig)"
+    } else {
+        ""
+    };
+    format!(
+        "{env} cargo test -p citystream-simulation --test simulation replay -- --nocapture{note}"
+    )
 }
 
 /// Runs `count` seeds from `first`; returns the outcomes or the failures.

@@ -21,8 +21,10 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn config() -> SimConfig {
     let steps = env_u64("CITYSTREAM_SIM_STEPS").map_or(DEFAULT_STEPS, |s| s as u32);
+    let nodes = env_u64("CITYSTREAM_SIM_NODES").unwrap_or(3);
     let wait_for_recovery = env_u64("CITYSTREAM_SIM_WAIT_FOR_RECOVERY").is_none_or(|v| v != 0);
     SimConfig {
+        nodes,
         steps,
         wait_for_recovery,
         ..SimConfig::default()
@@ -184,3 +186,24 @@ fn restarted_leader_serves_stale_reads_without_recovery_gate() {
 }
 
 const STALE_READ_SEEDS: [u64; 3] = [739, 1124, 2816];
+
+/// A few seeds with five replicas (quorum of three), from seed 100,000 on.
+#[test]
+fn five_node_seeds() {
+    let count = env_u64("CITYSTREAM_SIM_FIVE_NODE_SEEDS").unwrap_or(25);
+    let config = SimConfig {
+        nodes: 5,
+        ..config()
+    };
+    let started = Instant::now();
+    let (outcomes, failures) = run_seeds(100_000, count, &config);
+    let acked: usize = outcomes.iter().map(|o| o.acked_writes).sum();
+    eprintln!(
+        "five-node seeds: {} passed, {} failed in {:.1?}; {acked} acked writes",
+        outcomes.len(),
+        failures.len(),
+        started.elapsed()
+    );
+    let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
+    assert!(failures.is_empty(), "failing five-node seeds: {seeds:?}");
+}
