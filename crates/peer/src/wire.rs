@@ -34,6 +34,11 @@ impl Reader {
         self.input.len()
     }
 
+    /// The unread bytes, without consuming them.
+    pub fn rest(&self) -> &[u8] {
+        &self.input
+    }
+
     fn need(&self, needed: usize) -> Result<(), DecodeError> {
         match self.input.len() >= needed {
             true => Ok(()),

@@ -85,7 +85,9 @@ pub fn encode(entry: &ControlEntry) -> Vec<u8> {
     builder.finish_vec()
 }
 
-fn encode_membership(membership: &PartitionMembership, out: &mut Vec<u8>) {
+/// Appends a membership in the layout shared by control batches and the
+/// peer protocol (`crates/peer`), so both read and write it in one place.
+pub fn encode_membership(membership: &PartitionMembership, out: &mut Vec<u8>) {
     let configs = membership.get_joint_config();
     assert!(
         (1..=CONFIGS_MAX).contains(&configs.len()),
@@ -135,6 +137,16 @@ fn decode_value(value: &[u8]) -> Result<ControlEntry, ControlError> {
         0 => Ok(entry),
         trailing => Err(ControlError::Trailing(trailing)),
     }
+}
+
+/// Decodes a membership from the front of `bytes` (the layout of
+/// [`encode_membership`]); returns it and how many bytes it took.
+pub fn decode_membership_prefix(
+    bytes: &[u8],
+) -> Result<(PartitionMembership, usize), ControlError> {
+    let mut input = Input(bytes);
+    let membership = decode_membership(&mut input)?;
+    Ok((membership, bytes.len() - input.0.len()))
 }
 
 fn decode_membership(input: &mut Input<'_>) -> Result<PartitionMembership, ControlError> {

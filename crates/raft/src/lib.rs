@@ -27,7 +27,10 @@ mod types;
 use std::future::Future;
 
 pub use config::{Timing, partition_config};
-pub use control::{CONTROL_KEY, ControlEntry, ControlError, PartitionMembership};
+pub use control::{
+    CONTROL_KEY, ControlEntry, ControlError, PartitionMembership, decode_membership_prefix,
+    encode_membership,
+};
 pub use leader_acks::{LeaderAcks, TooManyWaiting};
 pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
 pub use log_storage::PartitionRaftStorage;

@@ -37,22 +37,18 @@
 //!
 //! Pre-vote uses the vote layouts under its own rpc code.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use bytes::{BufMut, Bytes, BytesMut};
-use citystream_raft::PartitionMembership;
-use citystream_raft::{BatchData, PartitionSnapshot, PeerAddr, Tc};
+use citystream_raft::{BatchData, PartitionSnapshot, Tc};
+use citystream_raft::{ControlError, PartitionMembership};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderError,
     TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotOf, VoteOf};
-use openraft::{EntryPayload, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership, Vote};
+use openraft::{EntryPayload, LogId, Snapshot, SnapshotMeta, StoredMembership, Vote};
 
-use crate::wire::{DecodeError, Reader, put_bool, put_short_bytes};
+use crate::wire::{DecodeError, Reader, put_bool};
 
-/// Joint consensus has at most two configs; more is corrupt input.
-const CONFIGS_MAX: usize = 2;
 /// The smallest encoded entry (a blank one), used to bound the entry count
 /// a request claims by the bytes it actually carries.
 const ENTRY_BYTES_MIN: usize = 17;
@@ -132,47 +128,25 @@ fn read_vote(reader: &mut Reader) -> Result<VoteOf<Tc>, DecodeError> {
     })
 }
 
+/// Memberships use the raft crate's encoding (the one control batches use).
 fn put_membership(out: &mut BytesMut, membership: &PartitionMembership) {
-    let configs = membership.get_joint_config();
-    assert!(
-        (1..=CONFIGS_MAX).contains(&configs.len()),
-        "membership has 1 or 2 configs"
-    );
-    out.put_u8(configs.len() as u8);
-    for config in configs {
-        out.put_u16_le(u16::try_from(config.len()).expect("fewer than 65536 voters"));
-        config.iter().for_each(|id| out.put_u64_le(*id));
-    }
-    let nodes: Vec<_> = membership.nodes().collect();
-    out.put_u16_le(u16::try_from(nodes.len()).expect("fewer than 65536 nodes"));
-    for (id, node) in nodes {
-        out.put_u64_le(*id);
-        put_short_bytes(out, node.peer.as_bytes());
-    }
+    let mut encoded = Vec::new();
+    citystream_raft::encode_membership(membership, &mut encoded);
+    out.put_slice(&encoded);
 }
 
 fn read_membership(reader: &mut Reader) -> Result<PartitionMembership, DecodeError> {
-    let config_count = usize::from(reader.u8()?);
-    if !(1..=CONFIGS_MAX).contains(&config_count) {
-        return Err(invalid("membership", format!("{config_count} configs")));
-    }
-    let mut configs = Vec::with_capacity(config_count);
-    for _ in 0..config_count {
-        let voters = reader.u16()?;
-        let config: BTreeSet<u64> = (0..voters)
-            .map(|_| reader.u64())
-            .collect::<Result<_, _>>()?;
-        configs.push(config);
-    }
-    let mut nodes = BTreeMap::new();
-    for _ in 0..reader.u16()? {
-        let id = reader.u64()?;
-        let len = usize::from(reader.u16()?);
-        let peer = String::from_utf8(reader.bytes(len)?.to_vec())
-            .map_err(|_| invalid("node address", "not UTF-8"))?;
-        nodes.insert(id, PeerAddr { peer });
-    }
-    Membership::new(configs, nodes).map_err(|e| invalid("membership", e))
+    let available = reader.remaining();
+    let (membership, used) =
+        citystream_raft::decode_membership_prefix(reader.rest()).map_err(|error| match error {
+            ControlError::Truncated => DecodeError::Truncated {
+                needed: available + 1,
+                available,
+            },
+            other => invalid("membership", other),
+        })?;
+    reader.bytes(used)?;
+    Ok(membership)
 }
 
 fn put_entry(out: &mut BytesMut, entry: &EntryOf<Tc>) {

@@ -2,10 +2,12 @@
 //! variant, refusal of every truncation and of trailing bytes, and
 //! zero-copy batch payloads.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use bytes::Bytes;
-use openraft::Entry;
+use citystream_raft::PeerAddr;
+use openraft::{Entry, Membership};
 
 use super::*;
 
