@@ -22,6 +22,7 @@ mod log_reader;
 mod log_storage;
 mod raft_state;
 mod state_machine;
+pub mod testing;
 mod types;
 
 use std::future::Future;

@@ -1,44 +1,64 @@
-//! An in-process network for the metadata group (as citystream-raft's test network for partition groups): a `RaftNetworkFactory` whose
+//! An in-process network for tests of any group on [`Tc`] (partition or
+//! metadata, whatever its state machine `SM`): a `RaftNetworkFactory` whose
 //! connections hand each RPC straight to the target's `Raft` handle (which
 //! forwards it to that node's Raft core over its API channel). No sockets,
 //! no serialization. A node can be *cut*: every RPC from or to it fails as
 //! `Unreachable`, and a reply that arrives after the cut is dropped, as a
 //! partitioned link would lose it.
 //!
-//! Test support only; the real peer link is the server's (0005 §4).
+//! Test support only; the real peer link is `crates/peer` (0005 §4, 0007).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use citystream_cluster::{MetadataRaft, MetadataState};
-use citystream_raft::{PeerAddr, Tc};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::storage::RaftStateMachine;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
-use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
+use openraft::{OptionalSend, Raft, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
 
-#[derive(Default)]
-struct RouterState {
-    nodes: BTreeMap<u64, MetadataRaft>,
+use crate::{PeerAddr, Tc};
+
+struct RouterState<SM: RaftStateMachine<Tc>> {
+    nodes: BTreeMap<u64, Raft<Tc, SM>>,
     cut: BTreeSet<u64>,
 }
 
 /// Who is reachable; shared by every node's network factory.
-#[derive(Clone, Default)]
-pub struct Router {
-    state: Arc<Mutex<RouterState>>,
+pub struct Router<SM: RaftStateMachine<Tc>> {
+    state: Arc<Mutex<RouterState<SM>>>,
+}
+
+impl<SM: RaftStateMachine<Tc>> Default for Router<SM> {
+    fn default() -> Self {
+        let state = RouterState {
+            nodes: BTreeMap::new(),
+            cut: BTreeSet::new(),
+        };
+        Router {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+}
+
+impl<SM: RaftStateMachine<Tc>> Clone for Router<SM> {
+    fn clone(&self) -> Self {
+        Router {
+            state: Arc::clone(&self.state),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("node {0} is unreachable from node {1}")]
 struct Down(u64, u64);
 
-impl Router {
-    pub fn add(&self, id: u64, raft: MetadataRaft) {
+impl<SM: RaftStateMachine<Tc>> Router<SM> {
+    pub fn add(&self, id: u64, raft: Raft<Tc, SM>) {
         self.state.lock().nodes.insert(id, raft);
     }
 
@@ -57,14 +77,14 @@ impl Router {
     }
 
     /// A factory for the connections of node `from`.
-    pub fn factory(&self, from: u64) -> NetworkFactory {
+    pub fn factory(&self, from: u64) -> NetworkFactory<SM> {
         NetworkFactory {
             router: self.clone(),
             from,
         }
     }
 
-    fn link(&self, from: u64, to: u64) -> Result<MetadataRaft, Unreachable<Tc>> {
+    fn link(&self, from: u64, to: u64) -> Result<Raft<Tc, SM>, Unreachable<Tc>> {
         let state = self.state.lock();
         if state.cut.contains(&from) || state.cut.contains(&to) {
             return Err(Unreachable::new(&Down(to, from)));
@@ -82,15 +102,15 @@ impl Router {
     }
 }
 
-pub struct NetworkFactory {
-    router: Router,
+pub struct NetworkFactory<SM: RaftStateMachine<Tc>> {
+    router: Router<SM>,
     from: u64,
 }
 
-impl RaftNetworkFactory<Tc> for NetworkFactory {
-    type Network = Connection;
+impl<SM: RaftStateMachine<Tc>> RaftNetworkFactory<Tc> for NetworkFactory<SM> {
+    type Network = Connection<SM>;
 
-    async fn new_client(&mut self, target: u64, _node: &PeerAddr) -> Connection {
+    async fn new_client(&mut self, target: u64, _node: &PeerAddr) -> Connection<SM> {
         Connection {
             router: self.router.clone(),
             from: self.from,
@@ -100,8 +120,8 @@ impl RaftNetworkFactory<Tc> for NetworkFactory {
 }
 
 /// Node `from`'s link to `target`.
-pub struct Connection {
-    router: Router,
+pub struct Connection<SM: RaftStateMachine<Tc>> {
+    router: Router<SM>,
     from: u64,
     target: u64,
 }
@@ -110,8 +130,8 @@ fn unreachable(e: &(impl std::error::Error + 'static)) -> RPCError<Tc> {
     RPCError::Unreachable(Unreachable::new(e))
 }
 
-impl RaftNetworkV2<Tc> for Connection {
-    type SnapshotData = MetadataState;
+impl<SM: RaftStateMachine<Tc>> RaftNetworkV2<Tc> for Connection<SM> {
+    type SnapshotData = SM::SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -149,7 +169,7 @@ impl RaftNetworkV2<Tc> for Connection {
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<Tc>,
-        snapshot: SnapshotOf<Tc, MetadataState>,
+        snapshot: SnapshotOf<Tc, SM::SnapshotData>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
