@@ -17,6 +17,7 @@
 
 mod config;
 mod control;
+mod heartbeat;
 mod leader_acks;
 mod log_reader;
 mod log_storage;
@@ -32,6 +33,7 @@ pub use control::{
     CONTROL_KEY, ControlEntry, ControlError, PartitionMembership, decode_membership_prefix,
     encode_membership,
 };
+pub use heartbeat::heartbeat_ticker;
 pub use leader_acks::{LeaderAcks, TooManyWaiting};
 pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
 pub use log_storage::PartitionRaftStorage;

@@ -7,6 +7,7 @@
 //! partitioned link would lose it.
 //!
 //! Test support only; the real peer link is `crates/peer` (0005 §4, 0007).
+//! Also the batch helpers the raft, cluster and peer tests share.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,6 +21,10 @@ use openraft::storage::RaftStateMachine;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{OptionalSend, Raft, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
+
+use bytes::Bytes;
+use citystream_log::{Offset, PartitionLog};
+use citystream_record::{BatchBuilder, BatchHeader};
 
 use crate::{PeerAddr, Tc};
 
@@ -180,4 +185,33 @@ impl<SM: RaftStateMachine<Tc>> RaftNetworkV2<Tc> for Connection<SM> {
             .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
         Ok(self.router.reply(self.from, self.target, reply)?)
     }
+}
+
+/// Every batch a log serves, in order, as (header, bytes).
+pub fn log_batches(log: &PartitionLog) -> Vec<(BatchHeader, Bytes)> {
+    let mut batches = Vec::new();
+    let mut offset = log.start_offset().0;
+    // Ends: every read returns at least one batch and moves `offset` on.
+    while offset < log.next_offset().0 {
+        let mut bytes = log.read(Offset(offset), 64 * 1024).expect("read").bytes;
+        while !bytes.is_empty() {
+            let header = BatchHeader::decode(&bytes).expect("header");
+            offset = header.next_offset();
+            batches.push((header, bytes.split_to(header.batch_len as usize)));
+        }
+    }
+    batches
+}
+
+/// A data batch of 1–3 records whose values are `"{tag}-{n}-{i}"`.
+pub fn batch(tag: &str, n: u32) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    for i in 0..(n % 3 + 1) {
+        let value = format!("{tag}-{n}-{i}");
+        let timestamp_ms = 1_700_000_000_000 + i64::from(n);
+        builder
+            .push(timestamp_ms, None, value.as_bytes(), &[])
+            .expect("push");
+    }
+    builder.finish()
 }

@@ -12,7 +12,9 @@ use citystream_cluster::{
     metadata_config, propose,
 };
 use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
-use citystream_raft::{PartitionRaftStorage, PeerAddr, SharedLog, Timing, seeded};
+use citystream_raft::{
+    PartitionRaftStorage, PeerAddr, SharedLog, Timing, heartbeat_ticker, seeded,
+};
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::InitializeError;
@@ -60,25 +62,18 @@ impl Node {
             .await
             .expect("raft starts");
         router.add(id, raft.clone());
-        let ticker = tokio::spawn(seeded(id, heartbeats(raft.clone())));
+        let ticker = tokio::spawn(seeded(
+            id,
+            heartbeat_ticker(
+                vec![raft.clone()],
+                Duration::from_millis(TEST_TIMING.heartbeat_ms),
+            ),
+        ));
         Node {
             raft,
             sm,
             storage,
             ticker,
-        }
-    }
-}
-
-/// The broker's heartbeat ticker (0005 §4), for this one group.
-async fn heartbeats(raft: MetadataRaft) {
-    let mut tick = tokio::time::interval(Duration::from_millis(TEST_TIMING.heartbeat_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Ends when the node is stopped (aborted) or Raft shuts down.
-    loop {
-        tick.tick().await;
-        if raft.is_leader() && raft.trigger().heartbeat().await.is_err() {
-            return;
         }
     }
 }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
+use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
 use citystream_peer::{GroupId, GroupRouter, LinkConfig, PeerNetwork, PeerServer, RaftHandle};
+use citystream_raft::heartbeat_ticker;
+pub use citystream_raft::testing::{batch, log_batches};
 use citystream_raft::{
     Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
     SharedLog, Timing, partition_config, seeded,
 };
-use citystream_record::BatchBuilder;
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::InitializeError;
@@ -77,7 +78,10 @@ impl Broker {
         let shutdown = CancellationToken::new();
         let server_task = tokio::spawn(server.clone().serve(listener, shutdown.clone()));
         let rafts = replicas.values().map(|r| r.raft.clone()).collect();
-        let ticker = tokio::spawn(heartbeats(rafts));
+        let ticker = tokio::spawn(heartbeat_ticker(
+            rafts,
+            Duration::from_millis(TEST_TIMING.heartbeat_ms),
+        ));
         Broker {
             server,
             network,
@@ -123,20 +127,6 @@ async fn replica(id: u64, group: GroupId, network: &PeerNetwork) -> Replica {
         .await
         .expect("raft starts");
     Replica { raft, log, sm }
-}
-
-/// The broker's one heartbeat ticker for every group it leads (0005 §4):
-/// heartbeats of all groups to one peer leave in the same tick.
-async fn heartbeats(rafts: Vec<PartitionRaft>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(TEST_TIMING.heartbeat_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Ends when aborted by `Broker::stop` or the test's runtime ends.
-    loop {
-        tick.tick().await;
-        for raft in rafts.iter().filter(|raft| raft.is_leader()) {
-            let _ = raft.trigger().heartbeat().await;
-        }
-    }
 }
 
 pub struct Cluster {
@@ -272,37 +262,4 @@ impl Cluster {
             broker.stop().await;
         }
     }
-}
-
-/// Every batch a log holds, in order, as (header, bytes).
-pub fn log_batches(log: &PartitionLog) -> Vec<(BatchHeader, Bytes)> {
-    let mut batches = Vec::new();
-    let mut offset = log.start_offset().0;
-    // Ends: every read returns at least one batch and moves `offset` on.
-    while offset < log.next_offset().0 {
-        let mut bytes = log.read(Offset(offset), 64 * 1024).expect("read").bytes;
-        while !bytes.is_empty() {
-            let header = BatchHeader::decode(&bytes).expect("header");
-            offset = header.next_offset();
-            batches.push((header, bytes.split_to(header.batch_len as usize)));
-        }
-    }
-    batches
-}
-
-/// A data batch of 1–3 records whose values are `"{tag}-{n}-{i}"`.
-pub fn batch(tag: &str, n: u32) -> Bytes {
-    let mut builder = BatchBuilder::new();
-    for i in 0..(n % 3 + 1) {
-        let value = format!("{tag}-{n}-{i}");
-        builder
-            .push(
-                1_700_000_000_000 + i64::from(n),
-                None,
-                value.as_bytes(),
-                &[],
-            )
-            .expect("push");
-    }
-    builder.finish()
 }

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
+use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
+use citystream_raft::heartbeat_ticker;
+pub use citystream_raft::testing::{batch, log_batches};
 use citystream_raft::{
     Appended, BatchData, LeaderAcks, PartitionRaft, PartitionRaftStorage, PartitionStateMachine,
     PeerAddr, SharedLog, Timing, partition_config, seeded,
 };
-use citystream_record::BatchBuilder;
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::InitializeError;
@@ -64,26 +65,19 @@ impl Node {
             .await
             .expect("raft starts");
         router.add(id, raft.clone());
-        let ticker = tokio::spawn(seeded(id, heartbeats(raft.clone())));
+        let ticker = tokio::spawn(seeded(
+            id,
+            heartbeat_ticker(
+                vec![raft.clone()],
+                Duration::from_millis(TEST_TIMING.heartbeat_ms),
+            ),
+        ));
         Node {
             raft,
             leader_acks,
             log,
             sm,
             ticker,
-        }
-    }
-}
-
-/// The broker's heartbeat ticker (0005 §4), for one group.
-async fn heartbeats(raft: PartitionRaft) {
-    let mut tick = tokio::time::interval(Duration::from_millis(TEST_TIMING.heartbeat_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Ends when the test's runtime stops or the node is stopped.
-    loop {
-        tick.tick().await;
-        if raft.is_leader() && raft.trigger().heartbeat().await.is_err() {
-            return;
         }
     }
 }
@@ -210,35 +204,6 @@ impl Cluster {
         });
         settled.await.expect("replicas settle in time")
     }
-}
-
-/// Every batch a log serves, in order, as (header, bytes).
-pub fn log_batches(log: &PartitionLog) -> Vec<(BatchHeader, Bytes)> {
-    let mut batches = Vec::new();
-    let mut offset = log.start_offset().0;
-    // Ends: every read returns at least one batch and moves `offset` on.
-    while offset < log.next_offset().0 {
-        let mut bytes = log.read(Offset(offset), 64 * 1024).expect("read").bytes;
-        while !bytes.is_empty() {
-            let header = BatchHeader::decode(&bytes).expect("header");
-            offset = header.next_offset();
-            batches.push((header, bytes.split_to(header.batch_len as usize)));
-        }
-    }
-    batches
-}
-
-/// A data batch of 1–3 records whose values are `"{tag}-{n}-{i}"`.
-pub fn batch(tag: &str, n: u32) -> Bytes {
-    let mut builder = BatchBuilder::new();
-    for i in 0..(n % 3 + 1) {
-        let value = format!("{tag}-{n}-{i}");
-        let timestamp_ms = 1_700_000_000_000 + i64::from(n);
-        builder
-            .push(timestamp_ms, None, value.as_bytes(), &[])
-            .expect("push");
-    }
-    builder.finish()
 }
 
 /// Whether any batch of `log` contains `needle` (a record value).
