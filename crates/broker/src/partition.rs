@@ -31,6 +31,8 @@ use crate::producer_state::{OutOfOrder, ProducerStates, SequenceCheck};
 pub const PRODUCER_SCAN_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// Bytes per read while scanning a log.
 pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// Batch headers read per round when rebuilding producer state at open.
+const HEADER_SCAN_BATCHES: usize = 1024;
 
 /// Where a partition offset lookup points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,11 +344,12 @@ fn rebuild_producer_states(log: &PartitionLog, now_ms: i64) -> Result<ProducerSt
             / u128::from(size)) as u64;
         at = end - tail.max(1);
     }
-    // Each round advances `at` by at least one batch, so this ends at `end`.
+    // Headers only: the records are not read. Each round advances `at` by
+    // at least one batch, so this ends at `end`.
     while at < end {
-        let read = log.read(Offset(at), SCAN_CHUNK_BYTES)?;
+        let headers = log.read_batch_headers(Offset(at), HEADER_SCAN_BATCHES)?;
         let mut next = at;
-        for header in batch_headers(&read.bytes) {
+        for header in headers {
             if header.producer_id != NO_PRODUCER && !header.is_control() {
                 let (id, seq, count) = (
                     header.producer_id,
