@@ -27,6 +27,8 @@ pub enum ApiKey {
     ListGroups = 14,
     DescribeGroup = 15,
     ClusterStatus = 16,
+    RemoveNode = 17,
+    Rebalance = 18,
 }
 
 /// A decoded request frame.
@@ -64,6 +66,8 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DescribeGroup(DescribeGroupRequest),
     ClusterStatus(ClusterStatusRequest),
+    RemoveNode(RemoveNodeRequest),
+    Rebalance(RebalanceRequest),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +89,8 @@ pub enum Response {
     ListGroups(ListGroupsResponse),
     DescribeGroup(DescribeGroupResponse),
     ClusterStatus(ClusterStatusResponse),
+    RemoveNode(ReassignmentsResponse),
+    Rebalance(ReassignmentsResponse),
 }
 
 // ---- shared pieces ----------------------------------------------------------
@@ -567,6 +573,45 @@ pub struct ClusterPartition {
     pub lag: u64,
 }
 
+// ---- replica placement ----------------------------------------------------------------------
+
+/// Asks the metadata leader to move every replica off `node_id` so the node
+/// can be retired. Answered with the moves committed to cluster metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveNodeRequest {
+    pub node_id: u32,
+}
+
+/// Asks the metadata leader to spread replicas and leaders evenly over the
+/// alive nodes. With `dry_run` it only plans: the answer lists the moves it
+/// would commit and nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebalanceRequest {
+    pub dry_run: bool,
+}
+
+/// The answer of RemoveNode and Rebalance: the replica moves committed (or,
+/// for a dry run, planned), one per partition whose replicas change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReassignmentsResponse {
+    /// `NOT_LEADER` with the metadata leader as `leader_hint` when the
+    /// answering node does not lead cluster metadata (then `reassignments`
+    /// is empty); `NONE` otherwise.
+    pub status: PartitionStatus,
+    pub reassignments: Vec<Reassignment>,
+}
+
+/// One partition's replica set before and after a move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: u32,
+    /// Replica node ids before the move.
+    pub from: Vec<u32>,
+    /// Replica node ids after the move.
+    pub to: Vec<u32>,
+}
+
 impl Request {
     pub fn api_key(&self) -> ApiKey {
         match self {
@@ -587,6 +632,8 @@ impl Request {
             Request::ListGroups(_) => ApiKey::ListGroups,
             Request::DescribeGroup(_) => ApiKey::DescribeGroup,
             Request::ClusterStatus(_) => ApiKey::ClusterStatus,
+            Request::RemoveNode(_) => ApiKey::RemoveNode,
+            Request::Rebalance(_) => ApiKey::Rebalance,
         }
     }
 }

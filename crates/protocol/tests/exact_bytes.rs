@@ -269,3 +269,104 @@ fn cluster_status_response_bytes() {
         error.error.message
     );
 }
+
+/// A RemoveNode request is api key 17 and the node id as a u32.
+#[test]
+fn remove_node_request_bytes() {
+    let frame = RequestFrame {
+        request_id: 3,
+        api_version: 1,
+        request: Request::RemoveNode(RemoveNodeRequest { node_id: 0x0102 }),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x0c, 0x00, 0x00, 0x00, // frame_len = 12
+        0x11, 0x00,             // api_key = RemoveNode (17)
+        0x01, 0x00,             // api_version = 1
+        0x03, 0x00, 0x00, 0x00, // request_id = 3
+        0x02, 0x01, 0x00, 0x00, // node_id = 0x0102
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    assert_eq!(
+        decode_request(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// A Rebalance request is api key 18 and `dry_run` as a bool (u8 0 | 1);
+/// any other byte is refused, naming the field.
+#[test]
+fn rebalance_request_bytes() {
+    let frame = RequestFrame {
+        request_id: 4,
+        api_version: 1,
+        request: Request::Rebalance(RebalanceRequest { dry_run: true }),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x09, 0x00, 0x00, 0x00, // frame_len = 9
+        0x12, 0x00,             // api_key = Rebalance (18)
+        0x01, 0x00,             // api_version = 1
+        0x04, 0x00, 0x00, 0x00, // request_id = 4
+        0x01,                   // dry_run = true
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    assert_eq!(
+        decode_request(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+    let mut bad_bool = expected[4..].to_vec();
+    bad_bool[8] = 2;
+    let error = decode_request(Bytes::from(bad_bool)).unwrap_err();
+    assert_eq!(error.error.code, ErrorCode::MALFORMED_FRAME);
+    assert_eq!(error.error.message, "Rebalance: bad tag 2 for dry_run");
+}
+
+/// A Rebalance (and RemoveNode) response is a PartitionStatus, then the
+/// reassignments: topic, partition, replicas before, replicas after.
+#[test]
+fn reassignments_response_bytes() {
+    let frame = ResponseFrame {
+        request_id: 6,
+        api_key: ApiKey::Rebalance,
+        response: Ok(Response::Rebalance(ReassignmentsResponse {
+            status: PartitionStatus::ok(),
+            reassignments: vec![Reassignment {
+                topic: "t".to_owned(),
+                partition: 2,
+                from: vec![1, 3],
+                to: vec![4],
+            }],
+        })),
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x2c, 0x00, 0x00, 0x00, // frame_len = 44
+        0x06, 0x00, 0x00, 0x00, // request_id = 6
+        0x12, 0x00,             // api_key = Rebalance
+        0x00, 0x00,             // error_code = NONE
+        0x00, 0x00,             // status.error = NONE
+        0x00, 0x00,             // status.message = ""
+        0x00,                   // status.leader_hint = None
+        0x01, 0x00, 0x00, 0x00, // reassignments: count = 1
+        0x01, 0x00, b't',       //   topic = "t"
+        0x02, 0x00, 0x00, 0x00, //   partition = 2
+        0x02, 0x00, 0x00, 0x00, //   from: count = 2
+        0x01, 0x00, 0x00, 0x00, //     1
+        0x03, 0x00, 0x00, 0x00, //     3
+        0x01, 0x00, 0x00, 0x00, //   to: count = 1
+        0x04, 0x00, 0x00, 0x00, //     4
+    ];
+    assert_eq!(expected.len() - 4, 44);
+    assert_eq!(&encoded_response(&frame)[..], expected);
+    assert_eq!(
+        decode_response(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+    // RemoveNode's answer has the same body under its own key.
+    let mut remove_node = expected[4..].to_vec();
+    remove_node[4] = 0x11;
+    let decoded = decode_response(Bytes::from(remove_node)).unwrap();
+    assert_eq!(decoded.api_key, ApiKey::RemoveNode);
+    assert!(matches!(decoded.response, Ok(Response::RemoveNode(_))));
+}

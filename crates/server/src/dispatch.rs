@@ -46,6 +46,14 @@ pub(crate) async fn dispatch(
             group::describe(shared, &describe).map(Response::DescribeGroup)
         }
         Request::ClusterStatus(_) => Ok(Response::ClusterStatus(cluster::status(shared))),
+        Request::RemoveNode(_) => Err(ApiError::new(
+            citystream_protocol::ErrorCode::INVALID_REQUEST,
+            "RemoveNode needs cluster mode",
+        )),
+        Request::Rebalance(_) => Err(ApiError::new(
+            citystream_protocol::ErrorCode::INVALID_REQUEST,
+            "Rebalance needs cluster mode",
+        )),
     };
     Some(response)
 }

@@ -1,11 +1,12 @@
-//! Wire layouts of the cluster api: ClusterStatus and the pieces of its
-//! response. Each body is its fields in the listed order (see
+//! Wire layouts of the cluster apis: ClusterStatus and the pieces of its
+//! response, and RemoveNode and Rebalance with the reassignments answering
+//! both. Each body is its fields in the listed order (see
 //! `docs/protocol.md`); `NodeState` is a u8 tag.
 
 use crate::wire::{Decode, DecodeError, Encode, Reader, Writer, wire_struct};
 use crate::{
     ClusterNode, ClusterPartition, ClusterStatusRequest, ClusterStatusResponse, ListenerAddress,
-    NodeState,
+    NodeState, Reassignment, ReassignmentsResponse, RebalanceRequest, RemoveNodeRequest,
 };
 
 wire_struct!(ClusterStatusRequest {});
@@ -35,6 +36,19 @@ wire_struct!(ClusterPartition {
     commit_index,
     log_end,
     lag,
+});
+
+wire_struct!(RemoveNodeRequest { node_id });
+wire_struct!(RebalanceRequest { dry_run });
+wire_struct!(ReassignmentsResponse {
+    status,
+    reassignments,
+});
+wire_struct!(Reassignment {
+    topic,
+    partition,
+    from,
+    to,
 });
 
 impl Encode for NodeState {

@@ -30,6 +30,8 @@ pub(crate) fn encode_request_body(request: &Request, w: &mut Writer<'_>) {
         Request::ListGroups(body) => w.put(body),
         Request::DescribeGroup(body) => w.put(body),
         Request::ClusterStatus(body) => w.put(body),
+        Request::RemoveNode(body) => w.put(body),
+        Request::Rebalance(body) => w.put(body),
     }
 }
 
@@ -52,6 +54,8 @@ pub(crate) fn decode_request_body(key: ApiKey, r: &mut Reader) -> Result<Request
         ApiKey::ListGroups => Request::ListGroups(Decode::decode(r)?),
         ApiKey::DescribeGroup => Request::DescribeGroup(Decode::decode(r)?),
         ApiKey::ClusterStatus => Request::ClusterStatus(Decode::decode(r)?),
+        ApiKey::RemoveNode => Request::RemoveNode(Decode::decode(r)?),
+        ApiKey::Rebalance => Request::Rebalance(Decode::decode(r)?),
     })
 }
 
@@ -74,6 +78,8 @@ pub(crate) fn encode_response_body(response: &Response, w: &mut Writer<'_>) {
         Response::ListGroups(body) => w.put(body),
         Response::DescribeGroup(body) => w.put(body),
         Response::ClusterStatus(body) => w.put(body),
+        Response::RemoveNode(body) => w.put(body),
+        Response::Rebalance(body) => w.put(body),
     }
 }
 
@@ -96,6 +102,8 @@ pub(crate) fn decode_response_body(key: ApiKey, r: &mut Reader) -> Result<Respon
         ApiKey::ListGroups => Response::ListGroups(Decode::decode(r)?),
         ApiKey::DescribeGroup => Response::DescribeGroup(Decode::decode(r)?),
         ApiKey::ClusterStatus => Response::ClusterStatus(Decode::decode(r)?),
+        ApiKey::RemoveNode => Response::RemoveNode(Decode::decode(r)?),
+        ApiKey::Rebalance => Response::Rebalance(Decode::decode(r)?),
     })
 }
 
@@ -120,13 +128,15 @@ impl Response {
             Response::ListGroups(_) => ApiKey::ListGroups,
             Response::DescribeGroup(_) => ApiKey::DescribeGroup,
             Response::ClusterStatus(_) => ApiKey::ClusterStatus,
+            Response::RemoveNode(_) => ApiKey::RemoveNode,
+            Response::Rebalance(_) => ApiKey::Rebalance,
         }
     }
 }
 
 impl ApiKey {
     /// Every api, in wire-number order.
-    pub const ALL: [ApiKey; 17] = [
+    pub const ALL: [ApiKey; 19] = [
         ApiKey::Hello,
         ApiKey::Produce,
         ApiKey::Fetch,
@@ -144,6 +154,8 @@ impl ApiKey {
         ApiKey::ListGroups,
         ApiKey::DescribeGroup,
         ApiKey::ClusterStatus,
+        ApiKey::RemoveNode,
+        ApiKey::Rebalance,
     ];
 
     /// The api numbered `raw` on the wire, if this build knows it.

@@ -217,6 +217,8 @@ pub fn request_fixture(key: ApiKey) -> Request {
             group: "dashboards".to_owned(),
         }),
         ApiKey::ClusterStatus => Request::ClusterStatus(ClusterStatusRequest {}),
+        ApiKey::RemoveNode => Request::RemoveNode(RemoveNodeRequest { node_id: 0x0304 }),
+        ApiKey::Rebalance => Request::Rebalance(RebalanceRequest { dry_run: true }),
     }
 }
 
@@ -338,6 +340,27 @@ pub fn response_fixture(key: ApiKey) -> Response {
             }],
         }),
         ApiKey::ClusterStatus => Response::ClusterStatus(cluster_status()),
+        ApiKey::RemoveNode => Response::RemoveNode(ReassignmentsResponse {
+            status: PartitionStatus::ok(),
+            reassignments: vec![
+                Reassignment {
+                    topic: "city.air".to_owned(),
+                    partition: 1,
+                    from: vec![2, 3, 1],
+                    to: vec![2, 4, 1],
+                },
+                Reassignment {
+                    topic: "city.traffic".to_owned(),
+                    partition: 0,
+                    from: vec![3],
+                    to: vec![5],
+                },
+            ],
+        }),
+        ApiKey::Rebalance => Response::Rebalance(ReassignmentsResponse {
+            status: not_leader(),
+            reassignments: Vec::new(),
+        }),
     }
 }
 
