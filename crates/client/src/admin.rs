@@ -1,17 +1,20 @@
-//! [`Admin`]: topic management, group inspection and cluster status, each a thin request /
-//! response pair. Topic requests go to any broker (the broker forwards to
-//! the controller in a cluster); offset lookups go to the partition leader.
-//! It keeps no state besides the client handle.
+//! [`Admin`]: topic management, group inspection, cluster status and
+//! replica placement, each a thin request / response pair. Topic requests
+//! go to any broker (the broker forwards to the controller in a cluster)
+//! and follow `NOT_LEADER` answers; node removal and rebalancing go to the
+//! metadata leader (`controller.rs` does both); offset lookups go to the
+//! partition leader. It keeps no state besides the client handle.
 
 use std::collections::HashMap;
 
 use citystream_protocol::{
     ClusterStatusRequest, ClusterStatusResponse, CreateTopicRequest, DeleteTopicRequest,
     DescribeGroupRequest, DescribeGroupResponse, ErrorCode, GroupSummary, ListGroupsRequest,
-    ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Request, Response, TopicConfig,
-    TopicMetadata,
+    ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Reassignment, ReassignmentsResponse,
+    RebalanceRequest, RemoveNodeRequest, Request, Response, TopicConfig, TopicMetadata,
 };
 
+use crate::controller::{Target, request_to_controller};
 use crate::error::{needs_metadata_refresh, status_result};
 use crate::{ApiError, Client, ClientError};
 
@@ -25,6 +28,8 @@ pub(crate) fn new(client: Client) -> Admin {
 }
 
 impl Admin {
+    /// Creates a topic. A `NOT_LEADER` answer is followed to the node it
+    /// names (or to the controller), at most three sends in all.
     pub async fn create_topic(
         &self,
         name: &str,
@@ -36,7 +41,7 @@ impl Admin {
             partitions,
             config,
         });
-        match self.client.request(request).await? {
+        match request_to_controller(&self.client, Target::AnyBroker, request).await? {
             Response::CreateTopic(response) => {
                 status_result(&response.topic.status)?;
                 // Make the new topic routable without another round trip later.
@@ -47,11 +52,12 @@ impl Admin {
         }
     }
 
+    /// Deletes a topic, following `NOT_LEADER` as [`Admin::create_topic`] does.
     pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
         let request = Request::DeleteTopic(DeleteTopicRequest {
             name: name.to_string(),
         });
-        match self.client.request(request).await? {
+        match request_to_controller(&self.client, Target::AnyBroker, request).await? {
             Response::DeleteTopic(_) => {
                 let _ = self.client.refresh_metadata(&[name]).await;
                 Ok(())
@@ -122,6 +128,28 @@ impl Admin {
         }
     }
 
+    /// Moves every replica off node `node_id` so it can be retired; returns
+    /// the moves the metadata leader committed. Sent to the metadata leader,
+    /// following a `NOT_LEADER` answer to the node it names.
+    pub async fn remove_node(&self, node_id: u32) -> Result<Vec<Reassignment>, ClientError> {
+        let request = Request::RemoveNode(RemoveNodeRequest { node_id });
+        match request_to_controller(&self.client, Target::Controller, request).await? {
+            Response::RemoveNode(response) => reassignments(response),
+            other => Err(ClientError::unexpected_response("RemoveNode", &other)),
+        }
+    }
+
+    /// Spreads replicas and leaders evenly over the alive nodes; returns the
+    /// moves committed, or with `dry_run` the moves planned (nothing
+    /// changes). Routed as [`Admin::remove_node`].
+    pub async fn rebalance(&self, dry_run: bool) -> Result<Vec<Reassignment>, ClientError> {
+        let request = Request::Rebalance(RebalanceRequest { dry_run });
+        match request_to_controller(&self.client, Target::Controller, request).await? {
+            Response::Rebalance(response) => reassignments(response),
+            other => Err(ClientError::unexpected_response("Rebalance", &other)),
+        }
+    }
+
     async fn list_offsets_once(
         &self,
         topic: &str,
@@ -172,6 +200,13 @@ pub(crate) async fn list_offsets(
         }
     }
     Ok(offsets)
+}
+
+/// The moves of a reassignments answer, or the error of its status (a
+/// `NOT_LEADER` still there after the redirects).
+fn reassignments(response: ReassignmentsResponse) -> Result<Vec<Reassignment>, ClientError> {
+    status_result(&response.status)?;
+    Ok(response.reassignments)
 }
 
 fn unknown_topic(name: &str) -> ClientError {

@@ -149,6 +149,12 @@ impl Client {
         connection.call(request, timeout).await
     }
 
+    /// The "any broker" address and the id of the node answering there.
+    pub(crate) async fn any_broker(&self) -> Result<(String, u32), ClientError> {
+        let connection = self.any_connection().await?;
+        Ok((connection.address().to_string(), connection.hello().node_id))
+    }
+
     /// The cached leader address of a partition.
     pub(crate) fn leader_address(&self, topic: &str, partition: u32) -> Option<String> {
         let cache = self.inner.metadata.read();

@@ -2,18 +2,20 @@
 //! broker, multiplexed with request ids) and a metadata cache; [`Producer`]
 //! batches records per partition (size + linger), bounds in-flight requests,
 //! retries and can be idempotent; [`Consumer`] reads with a consumer group or
-//! a manual assignment and commits offsets; [`Admin`] manages topics and
-//! inspects groups.
+//! a manual assignment and commits offsets; [`Admin`] manages topics,
+//! inspects groups and moves replicas.
 //!
 //! Module map: `connection` (one multiplexed TCP connection), `metadata`
 //! (the topic/leader cache), `cluster` ([`Client`]: pool + routing),
-//! `admin`, `producer/` (accumulator, sender task, delivery futures),
+//! `admin`, `controller` (admin requests to the metadata leader, following
+//! `NOT_LEADER`), `producer/` (accumulator, sender task, delivery futures),
 //! `consumer/` (group membership, fetcher, positions).
 
 mod admin;
 mod cluster;
 mod connection;
 mod consumer;
+mod controller;
 mod error;
 mod metadata;
 mod producer;
