@@ -22,6 +22,7 @@ Examples:
   citystream consume sensors --from-beginning
   citystream group describe dashboard
   citystream cluster status
+  citystream cluster rebalance --dry-run
   citystream bench produce --count 100000 --size 100
 
 Every client subcommand talks to --broker (default 127.0.0.1:9400, env CITYSTREAM_BROKER).
@@ -47,7 +48,7 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe and reset consumer groups.
     Group(group::GroupArgs),
-    /// Show the cluster's nodes, their liveness and load, and the partitions.
+    /// Show the cluster's nodes and partitions; remove a node, rebalance replicas.
     Cluster(cluster::ClusterArgs),
     /// Measure throughput and latency of produce, consume or end to end.
     Bench(bench::BenchArgs),

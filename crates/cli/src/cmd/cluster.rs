@@ -1,7 +1,11 @@
-//! `citystream cluster status`: one node's view of the cluster through the
-//! client's `Admin::cluster_status`, printed as tables (nodes, metadata
-//! leader, partitions) or as one JSON object with `--json`. The view is
-//! the answering node's: liveness and load come from its gossip.
+//! `citystream cluster status|remove-node|rebalance`. `status` is one
+//! node's view of the cluster through the client's `Admin::cluster_status`,
+//! printed as tables (nodes, metadata leader, partitions) or as one JSON
+//! object with `--json`; the view is the answering node's: liveness and
+//! load come from its gossip. `remove-node` and `rebalance` change replica
+//! placement and print the moves (`reassign`).
+
+mod reassign;
 
 use citystream_protocol::{ClusterNode, ClusterPartition, ClusterStatusResponse, NodeState};
 use serde_json::json;
@@ -10,6 +14,14 @@ use super::ConnectArgs;
 use crate::output::Table;
 
 const EXAMPLES: &str = "\
+Examples:
+  citystream cluster status
+  citystream cluster status --broker 127.0.0.1:9402
+  citystream cluster status --json | jq '.nodes[] | select(.state != \"alive\")'
+  citystream cluster rebalance --dry-run
+  citystream cluster remove-node 3 --broker 10.0.0.1:9400";
+
+const STATUS_EXAMPLES: &str = "\
 Examples:
   citystream cluster status
   citystream cluster status --broker 127.0.0.1:9402
@@ -25,7 +37,7 @@ pub struct ClusterArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ClusterCommand {
     /// Show the nodes (state, addresses, load), the metadata leader and the partitions.
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = STATUS_EXAMPLES)]
     Status {
         /// Print the answer as one JSON object instead of tables.
         #[arg(long)]
@@ -33,6 +45,12 @@ enum ClusterCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Move every replica off a node so it can be retired; prints the moves.
+    #[command(after_help = reassign::REMOVE_NODE_EXAMPLES)]
+    RemoveNode(reassign::RemoveNodeArgs),
+    /// Spread replicas and leaders evenly over the alive nodes; prints the moves.
+    #[command(after_help = reassign::REBALANCE_EXAMPLES)]
+    Rebalance(reassign::RebalanceArgs),
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
@@ -47,6 +65,8 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ClusterCommand::RemoveNode(args) => reassign::run_remove_node(args).await,
+        ClusterCommand::Rebalance(args) => reassign::run_rebalance(args).await,
     }
 }
 

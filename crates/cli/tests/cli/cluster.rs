@@ -1,7 +1,8 @@
 //! Cluster mode of real `citystream broker` processes: three nodes started
 //! with `--peers` see each other through gossip, a SIGKILLed node stops
 //! being alive for the others, and a data dir refuses to start as another
-//! node. Every wait is bounded; brokers are killed and reaped on drop.
+//! node; a standalone broker refuses replica placement changes clearly.
+//! Every wait is bounded; brokers are killed and reaped on drop.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
@@ -192,4 +193,42 @@ fn data_dir_of_another_node_is_refused() {
         &[],
     );
     again.terminate();
+}
+
+/// A standalone broker refuses `cluster rebalance` and `cluster remove-node`
+/// with exit code 1 and the broker's reason, in text and `--json` modes.
+#[test]
+fn standalone_broker_refuses_placement_changes() {
+    let broker = TestBroker::start_with(&["--in-memory"], &[]);
+    let commands: [&[&str]; 3] = [
+        &["cluster", "rebalance"],
+        &["cluster", "rebalance", "--dry-run", "--json"],
+        &["cluster", "remove-node", "2"],
+    ];
+    for args in commands {
+        let (code, stderr) = broker.run_failing(args, "");
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("INVALID_REQUEST (18)"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("needs cluster mode"), "{args:?}: {stderr}");
+    }
+}
+
+/// A node id that is not a number is a usage error (exit code 2) naming
+/// the argument, before any broker is contacted.
+#[test]
+fn remove_node_needs_a_numeric_node_id() {
+    let output = assert_cmd::Command::new(binary())
+        .args(["cluster", "remove-node", "three", "--broker", "127.0.0.1:1"])
+        .timeout(COMMAND_TIMEOUT)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'three' for '<NODE_ID>'"),
+        "{stderr}"
+    );
 }

@@ -5,7 +5,7 @@ use crate::harness::{COMMAND_TIMEOUT, TestBroker, binary};
 /// Every subcommand's `--help` exits 0 and shows examples.
 #[test]
 fn every_subcommand_help_has_examples() {
-    let subcommands: [&[&str]; 16] = [
+    let subcommands: [&[&str]; 18] = [
         &[],
         &["broker"],
         &["topic"],
@@ -21,6 +21,8 @@ fn every_subcommand_help_has_examples() {
         &["group", "reset"],
         &["cluster"],
         &["cluster", "status"],
+        &["cluster", "remove-node"],
+        &["cluster", "rebalance"],
         &["bench"],
     ];
     for subcommand in subcommands {
