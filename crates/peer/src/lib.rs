@@ -5,12 +5,14 @@
 //!
 //! Module map: `wire` (little-endian primitives), `frame` (the envelope:
 //! length, kind, request id, group id, rpc), `message` (the openraft RPC
-//! payloads); these three are pure. The I/O shell: `connection` (the
+//! payloads; `message::snapshot` the snapshot data of partition groups and
+//! of the metadata group); these three are pure. The I/O shell: `connection` (the
 //! coalescing writer and frame reader both ends use), `link` (the client end
 //! of one connection: lazy connect, reconnect with capped backoff, pending
 //! requests by id), `network` (openraft's `RaftNetworkFactory` and
-//! `RaftNetworkV2` over links), `server` (accepts peers and dispatches
-//! requests to the local group's `Raft`).
+//! `RaftNetworkV2` over links, for partition groups and the metadata
+//! group), `server` (accepts peers and dispatches requests to the local
+//! group's `Raft`, a partition's or the metadata group's).
 //!
 //! Not here: group membership, the heartbeat ticker, peer discovery,
 //! authentication/TLS and the handshake of 0005 §4 (see 0007).
@@ -25,5 +27,6 @@ pub mod wire;
 
 pub use frame::{ErrorCode, FRAME_BYTES_MAX, GroupId, RemoteError};
 pub use link::{LinkConfig, LinkError};
+pub use message::SnapshotWire;
 pub use network::{GroupNetworkFactory, LinkStats, PeerClient, PeerNetwork};
 pub use server::{GroupRouter, PeerServer, RaftHandle, serve};

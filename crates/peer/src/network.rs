@@ -1,17 +1,21 @@
 //! openraft's network over links: [`PeerNetwork`] owns one [`Link`] per
 //! remote broker and hands each group a [`GroupNetworkFactory`]; the
 //! clients it creates ([`PeerClient`], one per group and target) share the
-//! target's link. Errors map to what openraft acts on: a peer that cannot
+//! target's link. Factory and client are generic over the group's snapshot
+//! data ([`SnapshotWire`]): `PartitionSnapshot` (the default) for partition
+//! groups, `MetadataState` for the metadata group. Errors map to what openraft acts on: a peer that cannot
 //! be reached, or answers that it has no such group or its Raft stopped,
 //! is `Unreachable` (openraft backs off); no answer within the RPC's
 //! `hard_ttl` is `Timeout`; an undecodable answer is a `Network` error.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use citystream_cluster::MetadataState;
 use citystream_raft::{PartitionSnapshot, PeerAddr, Tc};
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
@@ -29,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::frame::{GroupId, Rpc};
 use crate::link::{Link, LinkConfig, LinkError};
-use crate::message::{self, SnapshotRequest, WireMessage};
+use crate::message::{self, SnapshotRequest, SnapshotWire, WireMessage};
 
 struct NetworkInner {
     local: u64,
@@ -69,22 +73,32 @@ impl PeerNetwork {
         }
     }
 
-    /// The network factory to pass to `Raft::new` for `group`.
+    /// The network factory to pass to `Raft::new` for partition `group`.
     pub fn factory(&self, group: GroupId) -> GroupNetworkFactory {
+        self.group_factory(group)
+    }
+
+    /// The network factory to pass to `Raft::new` for the metadata group.
+    pub fn metadata_factory(&self) -> GroupNetworkFactory<MetadataState> {
+        self.group_factory(GroupId::METADATA)
+    }
+
+    fn group_factory<S: SnapshotWire>(&self, group: GroupId) -> GroupNetworkFactory<S> {
         GroupNetworkFactory {
             network: self.clone(),
             group,
+            snapshot: PhantomData,
         }
     }
 
     /// The link to `target`, created (not yet connected) on first use.
-    fn link(&self, target: u64, addr: &PeerAddr) -> Arc<Link> {
+    fn link(&self, target: u64, addr: &str) -> Arc<Link> {
         let mut links = self.inner.links.lock();
         if let Some(link) = links.get(&target) {
-            link.set_addr(&addr.peer);
+            link.set_addr(addr);
             return link.clone();
         }
-        let (link, queue) = Link::new(target, addr.peer.clone(), self.inner.config.clone());
+        let (link, queue) = Link::new(target, addr.to_owned(), self.inner.config.clone());
         let run = link.clone().run(queue, self.inner.shutdown.clone());
         self.inner.tasks.spawn(run);
         links.insert(target, link.clone());
@@ -110,34 +124,39 @@ impl PeerNetwork {
     }
 }
 
-/// openraft's factory for one group: clients share the broker's links.
-pub struct GroupNetworkFactory {
+/// openraft's factory for one group whose snapshots hold an `S`: clients
+/// share the broker's links.
+pub struct GroupNetworkFactory<S = PartitionSnapshot> {
     network: PeerNetwork,
     group: GroupId,
+    snapshot: PhantomData<fn() -> S>,
 }
 
-impl RaftNetworkFactory<Tc> for GroupNetworkFactory {
-    type Network = PeerClient;
+impl<S: SnapshotWire> RaftNetworkFactory<Tc> for GroupNetworkFactory<S> {
+    type Network = PeerClient<S>;
 
-    async fn new_client(&mut self, target: u64, node: &PeerAddr) -> PeerClient {
+    async fn new_client(&mut self, target: u64, node: &PeerAddr) -> PeerClient<S> {
         PeerClient {
-            link: self.network.link(target, node),
+            link: self.network.link(target, &node.peer),
             group: self.group,
             local: self.network.inner.local,
             target,
+            snapshot: PhantomData,
         }
     }
 }
 
-/// Group `group`'s client to broker `target`, over the shared link.
-pub struct PeerClient {
+/// Group `group`'s client to broker `target`, over the shared link; the
+/// group's snapshots hold an `S`.
+pub struct PeerClient<S = PartitionSnapshot> {
     link: Arc<Link>,
     group: GroupId,
     local: u64,
     target: u64,
+    snapshot: PhantomData<fn() -> S>,
 }
 
-impl PeerClient {
+impl<S: SnapshotWire> PeerClient<S> {
     async fn call<Req: WireMessage, Resp: WireMessage>(
         &self,
         rpc: Rpc,
@@ -173,8 +192,8 @@ impl PeerClient {
     }
 }
 
-impl RaftNetworkV2<Tc> for PeerClient {
-    type SnapshotData = PartitionSnapshot;
+impl<S: SnapshotWire> RaftNetworkV2<Tc> for PeerClient<S> {
+    type SnapshotData = S;
 
     async fn append_entries(
         &mut self,
@@ -212,7 +231,7 @@ impl RaftNetworkV2<Tc> for PeerClient {
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<Tc>,
-        snapshot: SnapshotOf<Tc, PartitionSnapshot>,
+        snapshot: SnapshotOf<Tc, S>,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {

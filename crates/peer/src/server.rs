@@ -11,8 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use citystream_raft::PartitionRaft;
+use citystream_cluster::MetadataRaft;
+use citystream_raft::{PartitionRaft, Tc};
+use openraft::Raft;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::storage::RaftStateMachine;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::connection::{FrameReader, WriteStats, write_coalesced};
 use crate::frame::{self, ErrorCode, Frame, FrameKind, GroupId, RemoteError, Rpc};
-use crate::message::{self, SnapshotRequest, WireMessage};
+use crate::message::{self, SnapshotRequest, SnapshotWire, WireMessage};
 
 /// Peer connections served at once; more wait in the listen backlog.
 const CONNECTIONS_MAX: usize = 256;
@@ -33,8 +36,25 @@ const RESPONSE_QUEUE_MAX: usize = REQUESTS_IN_FLIGHT_MAX;
 /// The writer stops adding queued answers to a write past this size.
 const WRITE_BYTES_MAX: usize = 1024 * 1024;
 
-/// The local `Raft` of a group.
-pub type RaftHandle = PartitionRaft;
+/// The local `Raft` of a group: a partition group's, or the metadata
+/// group's (0), whose snapshots hold a different type.
+#[derive(Clone)]
+pub enum RaftHandle {
+    Partition(PartitionRaft),
+    Metadata(MetadataRaft),
+}
+
+impl From<PartitionRaft> for RaftHandle {
+    fn from(raft: PartitionRaft) -> RaftHandle {
+        RaftHandle::Partition(raft)
+    }
+}
+
+impl From<MetadataRaft> for RaftHandle {
+    fn from(raft: MetadataRaft) -> RaftHandle {
+        RaftHandle::Metadata(raft)
+    }
+}
 
 /// Finds the local replica of a group.
 pub trait GroupRouter: Send + Sync + 'static {
@@ -187,8 +207,24 @@ impl PeerServer {
     }
 }
 
-/// Calls the Raft API that `rpc` names; returns the encoded answer.
+/// Calls the Raft API that `rpc` names on whichever kind of group `raft`
+/// is; returns the encoded answer.
 async fn dispatch(raft: &RaftHandle, rpc: Rpc, payload: Bytes) -> Result<BytesMut, RemoteError> {
+    match raft {
+        RaftHandle::Partition(raft) => dispatch_to(raft, rpc, payload).await,
+        RaftHandle::Metadata(raft) => dispatch_to(raft, rpc, payload).await,
+    }
+}
+
+async fn dispatch_to<SM>(
+    raft: &Raft<Tc, SM>,
+    rpc: Rpc,
+    payload: Bytes,
+) -> Result<BytesMut, RemoteError>
+where
+    SM: RaftStateMachine<Tc>,
+    SM::SnapshotData: SnapshotWire,
+{
     match rpc {
         Rpc::AppendEntries => {
             let request: AppendEntriesRequest<_> = decode_request(payload)?;
@@ -203,7 +239,7 @@ async fn dispatch(raft: &RaftHandle, rpc: Rpc, payload: Bytes) -> Result<BytesMu
             encode_answer(raft.pre_vote(request).await)
         }
         Rpc::FullSnapshot => {
-            let request: SnapshotRequest = decode_request(payload)?;
+            let request: SnapshotRequest<SM::SnapshotData> = decode_request(payload)?;
             encode_answer(
                 raft.install_full_snapshot(request.vote, request.snapshot)
                     .await,

@@ -1,4 +1,4 @@
-//! The payloads of the Raft RPCs of a partition group ([`Tc`]), hand-written
+//! The payloads of the Raft RPCs of every group ([`Tc`]), hand-written
 //! without openraft's serde feature. Pure: [`encode`] appends a message to a
 //! frame buffer, [`decode`] reads one from a frame payload and refuses
 //! trailing bytes. A data entry's batch is split off the received frame
@@ -28,7 +28,9 @@
 //! [2,3] VoteRequest          vote | last_log_id? | leadership_transfer u8
 //! [2,3] VoteResponse         vote | granted u8 | last_log_id?
 //! [4] SnapshotRequest        vote | last_log_id? | membership_log_id? |
-//!                            membership | next_offset u64
+//!                            membership | data (see `snapshot`: a partition
+//!                            group's next_offset u64, or the metadata
+//!                            group's state)
 //! [4] SnapshotResponse       vote
 //! [5] TransferLeaderRequest  from_leader vote | to_node u64 | last_log_id?
 //! [5] TransferLeaderResponse tag u8: 0 Ok | 1 VoteChanged vote vote |
@@ -38,16 +40,20 @@
 //! Pre-vote uses the vote layouts under its own rpc code.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use citystream_raft::{BatchData, PartitionSnapshot, Tc};
+use citystream_raft::{BatchData, Tc};
 use citystream_raft::{ControlError, PartitionMembership};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderError,
     TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotOf, VoteOf};
-use openraft::{EntryPayload, LogId, Snapshot, SnapshotMeta, StoredMembership, Vote};
+use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
+use openraft::{EntryPayload, LogId, Vote};
 
 use crate::wire::{DecodeError, Reader, put_bool};
+
+mod snapshot;
+
+pub use snapshot::{SnapshotRequest, SnapshotWire};
 
 /// The smallest encoded entry (a blank one), used to bound the entry count
 /// a request claims by the bytes it actually carries.
@@ -73,14 +79,6 @@ pub fn decode<M: WireMessage>(payload: Bytes) -> Result<M, DecodeError> {
     let message = M::read(&mut reader)?;
     reader.finish()?;
     Ok(message)
-}
-
-/// The request of a full-snapshot transfer: the leader's vote and the
-/// whole (tiny) snapshot.
-#[derive(Debug, Clone)]
-pub struct SnapshotRequest {
-    pub vote: VoteOf<Tc>,
-    pub snapshot: SnapshotOf<Tc, PartitionSnapshot>,
 }
 
 fn invalid(field: &'static str, reason: impl ToString) -> DecodeError {
@@ -267,34 +265,6 @@ impl WireMessage for VoteResponse<Tc> {
         let vote = read_vote(reader)?;
         let granted = reader.bool("vote granted")?;
         Ok(VoteResponse::new(vote, read_log_id(reader)?, granted))
-    }
-}
-
-impl WireMessage for SnapshotRequest {
-    fn write(&self, out: &mut BytesMut) {
-        put_vote(out, &self.vote);
-        let meta = &self.snapshot.meta;
-        put_log_id(out, &meta.last_log_id);
-        put_log_id(out, meta.last_membership.log_id());
-        put_membership(out, meta.last_membership.membership());
-        out.put_u64_le(self.snapshot.snapshot.next_offset);
-    }
-
-    fn read(reader: &mut Reader) -> Result<Self, DecodeError> {
-        let vote = read_vote(reader)?;
-        let last_log_id = read_log_id(reader)?;
-        let membership_log_id = read_log_id(reader)?;
-        let membership = read_membership(reader)?;
-        let next_offset = reader.u64()?;
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership: StoredMembership::new(membership_log_id, membership),
-        };
-        let snapshot = Snapshot {
-            meta,
-            snapshot: PartitionSnapshot { next_offset },
-        };
-        Ok(SnapshotRequest { vote, snapshot })
     }
 }
 

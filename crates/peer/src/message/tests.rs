@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use bytes::Bytes;
-use citystream_raft::PeerAddr;
-use openraft::{Entry, Membership};
+use citystream_cluster::{MetadataCommand, MetadataState};
+use citystream_raft::{PartitionSnapshot, PeerAddr};
+use openraft::{Entry, Membership, Snapshot, SnapshotMeta, StoredMembership};
 
 use super::*;
 
@@ -207,4 +208,57 @@ fn corrupt_counts_and_tags_are_refused() {
     ));
     let mut reader = Reader::new(Bytes::from_static(&[3, 0, 0]));
     assert!(read_membership(&mut reader).is_err());
+}
+
+fn metadata_state() -> MetadataState {
+    let mut state = MetadataState::default();
+    let init = MetadataCommand::InitCluster {
+        cluster_id: "city-a".into(),
+    };
+    state.apply(&init).unwrap();
+    state
+        .apply(&MetadataCommand::AllocateProducerIds { count: 7 })
+        .unwrap();
+    state
+}
+
+/// A metadata group's full snapshot carries the whole state, which comes
+/// back equal; truncation and trailing bytes are refused like any message.
+#[test]
+fn metadata_snapshot_request_round_trips() {
+    let state = metadata_state();
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            last_log_id: log_id(3, 40),
+            last_membership: StoredMembership::new(log_id(2, 3), membership()),
+        },
+        snapshot: state.clone(),
+    };
+    let request = SnapshotRequest {
+        vote: Vote::new_committed(3, 1),
+        snapshot,
+    };
+    check(request.clone());
+    let decoded: SnapshotRequest<MetadataState> = decode(bytes_of(&request)).unwrap();
+    assert_eq!(decoded.snapshot.snapshot, state);
+}
+
+/// The metadata data is `state_len u32 | MetadataState::encode()`, and a
+/// state this version cannot decode is refused as invalid.
+#[test]
+fn metadata_snapshot_data_bytes() {
+    let state = metadata_state();
+    let mut out = BytesMut::new();
+    state.write(&mut out);
+    let encoded = state.encode();
+    assert_eq!(&out[..4], &(encoded.len() as u32).to_le_bytes());
+    assert_eq!(&out[4..], &encoded[..]);
+    let mut corrupt = BytesMut::new();
+    corrupt.put_u32_le(2);
+    corrupt.put_slice(b"{}");
+    let mut reader = Reader::new(corrupt.freeze());
+    assert!(matches!(
+        MetadataState::read(&mut reader),
+        Err(DecodeError::Invalid { .. })
+    ));
 }

@@ -71,7 +71,7 @@ impl Broker {
         let mut replicas = BTreeMap::new();
         for &group in groups {
             let replica = seeded(seed ^ id ^ group.0, replica(id, group, &network)).await;
-            router.0.write().insert(group, replica.raft.clone());
+            router.0.write().insert(group, replica.raft.clone().into());
             replicas.insert(group, replica);
         }
         let server = PeerServer::new(router);
