@@ -9,7 +9,7 @@
 //!  0           4         5              9              17        19
 //!  +-----------+---------+--------------+--------------+---------+---------+
 //!  | frame_len | kind u8 | request_id   | group_id u64 | rpc u16 | payload |
-//!  | u32: bytes| 0 req   | u32, chosen  | 0 = metadata | 1..=5   | ...     |
+//!  | u32: bytes| 0 req   | u32, chosen  | 0 = metadata | 1..=6   | ...     |
 //!  | after this| 1 resp  | by the side  | others =     | (Rpc)   |         |
 //!  | field     | 2 error | that asks    | partitions   |         |         |
 //!  +-----------+---------+--------------+--------------+---------+---------+
@@ -17,7 +17,8 @@
 //!
 //! A response or error echoes the request's `request_id`, `group_id` and
 //! `rpc`. An error's payload is `code u16 | message_len u16 | message`
-//! (UTF-8), see [`RemoteError`].
+//! (UTF-8), see [`RemoteError`]. A [`Rpc::Call`] belongs to no group
+//! (`group_id` 0, ignored) and its payloads are opaque bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -58,7 +59,7 @@ pub enum FrameKind {
     Error = 2,
 }
 
-/// The Raft RPC a frame carries. Codes are never renumbered.
+/// The RPC a frame carries. Codes are never renumbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rpc {
     AppendEntries = 1,
@@ -66,6 +67,10 @@ pub enum Rpc {
     PreVote = 3,
     FullSnapshot = 4,
     TransferLeader = 5,
+    /// A request/response between brokers outside Raft (forwarding a
+    /// metadata proposal to the leader, say): opaque bytes both ways,
+    /// answered by `GroupRouter::call`.
+    Call = 6,
 }
 
 impl Rpc {
@@ -76,6 +81,7 @@ impl Rpc {
             3 => Rpc::PreVote,
             4 => Rpc::FullSnapshot,
             5 => Rpc::TransferLeader,
+            6 => Rpc::Call,
             value => return Err(unknown("rpc", value.into())),
         })
     }
@@ -196,6 +202,24 @@ pub enum ErrorCode {
     RaftStopped = 2,
     /// The request payload could not be decoded.
     BadRequest = 3,
+    /// The receiver does not serve this kind of request (calls, when its
+    /// router has no `call`).
+    Unsupported = 4,
+    /// A call's handler refused or failed it; the message says why.
+    CallFailed = 5,
+}
+
+impl ErrorCode {
+    fn from_code(code: u16) -> Result<ErrorCode, DecodeError> {
+        Ok(match code {
+            1 => ErrorCode::UnknownGroup,
+            2 => ErrorCode::RaftStopped,
+            3 => ErrorCode::BadRequest,
+            4 => ErrorCode::Unsupported,
+            5 => ErrorCode::CallFailed,
+            value => return Err(unknown("error code", value.into())),
+        })
+    }
 }
 
 /// The payload of an error frame.
@@ -218,12 +242,7 @@ impl RemoteError {
 
     pub fn decode(payload: Bytes) -> Result<RemoteError, DecodeError> {
         let mut reader = Reader::new(payload);
-        let code = match reader.u16()? {
-            1 => ErrorCode::UnknownGroup,
-            2 => ErrorCode::RaftStopped,
-            3 => ErrorCode::BadRequest,
-            value => return Err(unknown("error code", value.into())),
-        };
+        let code = ErrorCode::from_code(reader.u16()?)?;
         let len = usize::from(reader.u16()?);
         let message =
             String::from_utf8(reader.bytes(len)?.to_vec()).map_err(|_| DecodeError::Invalid {

@@ -11,12 +11,15 @@
 //! of one connection: lazy connect, reconnect with capped backoff, pending
 //! requests by id), `network` (openraft's `RaftNetworkFactory` and
 //! `RaftNetworkV2` over links, for partition groups and the metadata
-//! group), `server` (accepts peers and dispatches requests to the local
-//! group's `Raft`, a partition's or the metadata group's).
+//! group), `call` (`PeerNetwork::call`: opaque request/response between
+//! brokers, outside Raft), `server` (accepts peers, dispatches Raft
+//! requests to the local group's `Raft`, a partition's or the metadata
+//! group's, and calls to the router).
 //!
 //! Not here: group membership, the heartbeat ticker, peer discovery,
 //! authentication/TLS and the handshake of 0005 §4 (see 0007).
 
+mod call;
 mod connection;
 pub mod frame;
 mod link;
@@ -25,6 +28,7 @@ mod network;
 mod server;
 pub mod wire;
 
+pub use call::CallError;
 pub use frame::{ErrorCode, FRAME_BYTES_MAX, GroupId, RemoteError};
 pub use link::{LinkConfig, LinkError};
 pub use message::SnapshotWire;

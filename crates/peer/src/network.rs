@@ -92,7 +92,7 @@ impl PeerNetwork {
     }
 
     /// The link to `target`, created (not yet connected) on first use.
-    fn link(&self, target: u64, addr: &str) -> Arc<Link> {
+    pub(crate) fn link(&self, target: u64, addr: &str) -> Arc<Link> {
         let mut links = self.inner.links.lock();
         if let Some(link) = links.get(&target) {
             link.set_addr(addr);

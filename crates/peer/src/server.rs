@@ -4,7 +4,8 @@
 //! and writes the answers back, coalesced, on the same connection. Requests
 //! run concurrently; each answer carries its request's id. A group this
 //! broker does not host is answered with an error frame, which the asking
-//! side maps to `Unreachable`.
+//! side maps to `Unreachable`. A call ([`Rpc::Call`]) goes to the router's
+//! `call`, not to a group.
 
 use std::fmt::Display;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use citystream_cluster::MetadataRaft;
 use citystream_raft::{PartitionRaft, Tc};
+use futures::future::{self, BoxFuture, FutureExt};
 use openraft::Raft;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::storage::RaftStateMachine;
@@ -56,10 +58,22 @@ impl From<MetadataRaft> for RaftHandle {
     }
 }
 
-/// Finds the local replica of a group.
+/// Finds the local replica of a group, and serves calls.
 pub trait GroupRouter: Send + Sync + 'static {
     /// `None` if this broker hosts no replica of `group`.
     fn raft(&self, group: GroupId) -> Option<RaftHandle>;
+
+    /// The answer to one [`Rpc::Call`]: opaque bytes both ways, defined by
+    /// the broker. Calls run concurrently with every other request, and
+    /// may take as long as the caller's timeout. By default, refused.
+    fn call(&self, payload: Bytes) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        drop(payload);
+        let refused = RemoteError {
+            code: ErrorCode::Unsupported,
+            message: "calls are not served here".into(),
+        };
+        future::ready(Err(refused)).boxed()
+    }
 }
 
 /// Accepts peer connections and serves their requests.
@@ -183,12 +197,9 @@ impl PeerServer {
     /// The encoded answer frame to one request frame.
     async fn answer(&self, request: Frame) -> Bytes {
         let header = request.header;
-        let result = match self.router.raft(header.group) {
-            Some(raft) => dispatch(&raft, header.rpc, request.payload).await,
-            None => Err(RemoteError {
-                code: ErrorCode::UnknownGroup,
-                message: format!("no replica of {} here", header.group),
-            }),
+        let result = match header.rpc {
+            Rpc::Call => self.router.call(request.payload).await,
+            rpc => self.raft_answer(header.group, rpc, request.payload).await,
         };
         let encoded = match result {
             Ok(payload) => frame::encode(&header.reply(FrameKind::Response), |out| {
@@ -204,6 +215,23 @@ impl PeerServer {
             frame::encode(&header.reply(FrameKind::Error), |out| error.encode(out))
                 .expect("an error frame is small")
         })
+    }
+
+    /// The answer of `group`'s local Raft to a Raft rpc.
+    async fn raft_answer(
+        &self,
+        group: GroupId,
+        rpc: Rpc,
+        payload: Bytes,
+    ) -> Result<Bytes, RemoteError> {
+        let Some(raft) = self.router.raft(group) else {
+            return Err(RemoteError {
+                code: ErrorCode::UnknownGroup,
+                message: format!("no replica of {group} here"),
+            });
+        };
+        let answer = dispatch(&raft, rpc, payload).await?;
+        Ok(answer.freeze())
     }
 }
 
@@ -249,6 +277,7 @@ where
             let request: TransferLeaderRequest<_> = decode_request(payload)?;
             encode_answer(raft.handle_transfer_leader(request).await)
         }
+        Rpc::Call => unreachable!("calls are answered by the router, not a group"),
     }
 }
 

@@ -38,6 +38,7 @@ fn round_trip() {
         Rpc::PreVote,
         Rpc::FullSnapshot,
         Rpc::TransferLeader,
+        Rpc::Call,
     ];
     for kind in kinds {
         for rpc in rpcs {
@@ -113,4 +114,43 @@ fn error_payload() {
     for len in 0..bytes.len() {
         assert!(RemoteError::decode(bytes.slice(..len)).is_err());
     }
+}
+
+/// Every error code keeps its number and round-trips; an unknown one is
+/// refused.
+#[test]
+fn error_codes_are_stable() {
+    let codes = [
+        (ErrorCode::UnknownGroup, 1),
+        (ErrorCode::RaftStopped, 2),
+        (ErrorCode::BadRequest, 3),
+        (ErrorCode::Unsupported, 4),
+        (ErrorCode::CallFailed, 5),
+    ];
+    for (code, number) in codes {
+        assert_eq!(code as u16, number);
+        let error = RemoteError {
+            code,
+            message: String::new(),
+        };
+        let mut out = BytesMut::new();
+        error.encode(&mut out);
+        assert_eq!(RemoteError::decode(out.freeze()).unwrap(), error);
+    }
+    let unknown = Bytes::from_static(&[6, 0, 0, 0]);
+    assert!(matches!(
+        RemoteError::decode(unknown),
+        Err(DecodeError::UnknownTag { value: 6, .. })
+    ));
+}
+
+/// The call rpc is number 6, after the five Raft rpcs.
+#[test]
+fn call_rpc_number() {
+    let header = FrameHeader {
+        rpc: Rpc::Call,
+        ..header()
+    };
+    let frame = encode(&header, |_| {}).unwrap();
+    assert_eq!(&frame[17..19], &6u16.to_le_bytes());
 }

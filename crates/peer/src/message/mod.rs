@@ -37,7 +37,8 @@
 //!                            2 LogNotFlushed log_id? log_id?
 //! ```
 //!
-//! Pre-vote uses the vote layouts under its own rpc code.
+//! Pre-vote uses the vote layouts under its own rpc code. The payloads of
+//! a call (rpc 6) are opaque bytes, not decoded here.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use citystream_raft::{BatchData, Tc};
