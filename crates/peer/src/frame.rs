@@ -3,7 +3,9 @@
 //! complete frames off a receive buffer. What a payload holds is
 //! [`crate::message`]'s business.
 //!
-//! All integers little-endian:
+//! Every connection starts with the 8 bytes [`PEER_PREAMBLE`], written by
+//! the connecting side, then carries frames both ways. All integers
+//! little-endian:
 //!
 //! ```text
 //!  0           4         5              9              17        19
@@ -23,6 +25,15 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::wire::{DecodeError, Reader, put_short_bytes};
+
+/// The first bytes of every peer connection, before any frame. Peer
+/// connections arrive on the broker's native client port, whose frames
+/// start with a u32 big-endian length: read that way, "CSPE" is
+/// 1,129,533,509 bytes (over 1 GiB), above any native frame limit (16 MiB
+/// by default; a configured limit must stay below 1 GiB), so the preamble
+/// can never start a valid native frame and the broker tells the two apart
+/// by peeking at 8 bytes. The trailing "01" is the peer protocol version.
+pub const PEER_PREAMBLE: [u8; 8] = *b"CSPEER01";
 
 /// Bytes of the envelope before the payload, `frame_len` included.
 pub const HEADER_BYTES: usize = 19;

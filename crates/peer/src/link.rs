@@ -2,10 +2,10 @@
 //! local broker sends its requests to a given peer through the same link.
 //! Requests are multiplexed by `request_id`; a pending map hands each
 //! response to the caller waiting for it. The link connects lazily (on the
-//! first frame), fails everything pending when the connection drops, and
-//! reconnects with capped exponential backoff, failing requests at once
-//! while the peer is down so openraft backs off instead of waiting out its
-//! timeouts.
+//! first frame), writes the peer preamble first on every connection, fails
+//! everything pending when the connection drops, and reconnects with capped
+//! exponential backoff, failing requests at once while the peer is down so
+//! openraft backs off instead of waiting out its timeouts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,12 +14,15 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{FrameReader, WriteStats, write_coalesced};
-use crate::frame::{self, Frame, FrameHeader, FrameKind, FrameTooLarge, GroupId, RemoteError, Rpc};
+use crate::frame::{
+    self, Frame, FrameHeader, FrameKind, FrameTooLarge, GroupId, PEER_PREAMBLE, RemoteError, Rpc,
+};
 use crate::wire::DecodeError;
 
 /// Limits and timing of a link.
@@ -252,12 +255,18 @@ impl Link {
             addr: addr.clone(),
             reason,
         };
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| unreachable("connect timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+        let mut stream =
+            tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(&addr))
+                .await
+                .map_err(|_| unreachable("connect timed out".into()))?
+                .map_err(|e| unreachable(e.to_string()))?;
         stream
             .set_nodelay(true)
+            .map_err(|e| unreachable(e.to_string()))?;
+        // Tells the far side's shared port that this is a peer, not a client.
+        stream
+            .write_all(&PEER_PREAMBLE)
+            .await
             .map_err(|e| unreachable(e.to_string()))?;
         self.connects.fetch_add(1, Ordering::Relaxed);
         Ok(stream)

@@ -1,7 +1,10 @@
 //! The inbound side of the peer transport: [`PeerServer`] accepts peer
-//! connections on a listener the caller bound, decodes requests, hands
-//! each to the local `Raft` of its group (found through a [`GroupRouter`])
-//! and writes the answers back, coalesced, on the same connection. Requests
+//! connections on a listener the caller bound ([`PeerServer::serve`]), or
+//! is handed ones the caller accepted on a port it shares with clients
+//! ([`PeerServer::serve_stream`]). Either way it checks the peer preamble
+//! first, then decodes requests, hands each to the local `Raft` of its
+//! group (found through a [`GroupRouter`]) and writes the answers back,
+//! coalesced, on the same connection. Requests
 //! run concurrently; each answer carries its request's id. A group this
 //! broker does not host is answered with an error frame, which the asking
 //! side maps to `Unreachable`. A call ([`Rpc::Call`]) goes to the router's
@@ -10,6 +13,7 @@
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use citystream_cluster::MetadataRaft;
@@ -18,17 +22,22 @@ use futures::future::{self, BoxFuture, FutureExt};
 use openraft::Raft;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::storage::RaftStateMachine;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{FrameReader, WriteStats, write_coalesced};
-use crate::frame::{self, ErrorCode, Frame, FrameKind, GroupId, RemoteError, Rpc};
+use crate::frame::{self, ErrorCode, Frame, FrameKind, GroupId, PEER_PREAMBLE, RemoteError, Rpc};
 use crate::message::{self, SnapshotRequest, SnapshotWire, WireMessage};
 
-/// Peer connections served at once; more wait in the listen backlog.
+/// Peer connections served at once; more wait in the listen backlog
+/// (`serve`) or are closed (`serve_stream`).
 const CONNECTIONS_MAX: usize = 256;
+/// How long a new connection may take to send its preamble before it is
+/// closed (it holds a connection slot meanwhile).
+const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests of one connection being handled at once; reading pauses past it.
 const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// Encoded answers queued for one connection's writer. At least the
@@ -79,6 +88,8 @@ pub trait GroupRouter: Send + Sync + 'static {
 /// Accepts peer connections and serves their requests.
 pub struct PeerServer {
     router: Arc<dyn GroupRouter>,
+    /// One permit per connection served, [`CONNECTIONS_MAX`] in all.
+    slots: Arc<Semaphore>,
     accepted: AtomicU64,
     stats: WriteStats,
 }
@@ -96,12 +107,13 @@ impl PeerServer {
     pub fn new(router: Arc<dyn GroupRouter>) -> Arc<PeerServer> {
         Arc::new(PeerServer {
             router,
+            slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
             accepted: AtomicU64::new(0),
             stats: WriteStats::default(),
         })
     }
 
-    /// Connections accepted since start.
+    /// Connections accepted since start (with a peer preamble or not).
     pub fn connections_accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
@@ -113,38 +125,68 @@ impl PeerServer {
     }
 
     /// Accepts and serves until `shutdown`; returns after every connection
-    /// task has ended.
+    /// task has ended. Waits to accept while [`CONNECTIONS_MAX`]
+    /// connections are served.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
         // Ends on shutdown.
         loop {
             let slot = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+                slot = self.slots.clone().acquire_owned() => slot.expect("never closed"),
             };
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
-            let (stream, remote) = match accepted {
-                Ok(accepted) => accepted,
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
                 Err(error) => {
                     tracing::warn!(%error, "peer accept failed");
                     continue;
                 }
             };
-            self.accepted.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%remote, "peer connected");
-            let server = self.clone();
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                server.connection(stream, shutdown).await;
-                drop(slot);
-            });
+            let (server, shutdown) = (self.clone(), shutdown.clone());
+            tasks.spawn(async move { server.serve_accepted(stream, slot, shutdown).await });
         }
         tasks.close();
         tasks.wait().await;
+    }
+
+    /// Serves one connection that the caller accepted (on the shared
+    /// native port, say, after peeking at [`PEER_PREAMBLE`]) until it
+    /// closes, fails, or `shutdown`. Reads and checks the preamble itself:
+    /// a connection without it is closed. Past [`CONNECTIONS_MAX`]
+    /// connections served at once, closes it at once.
+    pub async fn serve_stream(self: &Arc<Self>, stream: TcpStream, shutdown: CancellationToken) {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max = CONNECTIONS_MAX,
+                "too many peer connections; closed one"
+            );
+            return;
+        };
+        self.serve_accepted(stream, slot, shutdown).await
+    }
+
+    /// Serves one connection while holding its `_slot`.
+    async fn serve_accepted(
+        self: &Arc<Self>,
+        mut stream: TcpStream,
+        _slot: OwnedSemaphorePermit,
+        shutdown: CancellationToken,
+    ) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        let remote = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        if let Err(reason) = read_preamble(&mut stream, &shutdown).await {
+            tracing::debug!(%remote, %reason, "not a peer connection; closed");
+            return;
+        }
+        tracing::debug!(%remote, "peer connected");
+        self.clone().connection(stream, shutdown).await;
     }
 
     /// Serves one connection until it closes, fails, or shutdown.
@@ -232,6 +274,23 @@ impl PeerServer {
         };
         let answer = dispatch(&raft, rpc, payload).await?;
         Ok(answer.freeze())
+    }
+}
+
+/// Reads the first bytes of a connection; `Err` says why they are not
+/// [`PEER_PREAMBLE`].
+async fn read_preamble(stream: &mut TcpStream, shutdown: &CancellationToken) -> Result<(), String> {
+    let mut preamble = [0; PEER_PREAMBLE.len()];
+    let read = tokio::time::timeout(PREAMBLE_TIMEOUT, stream.read_exact(&mut preamble));
+    let read = tokio::select! {
+        _ = shutdown.cancelled() => return Err("shutdown".into()),
+        read = read => read,
+    };
+    match read {
+        Err(_) => Err(format!("no preamble within {PREAMBLE_TIMEOUT:?}")),
+        Ok(Err(error)) => Err(format!("reading the preamble failed: {error}")),
+        Ok(Ok(_)) if preamble != PEER_PREAMBLE => Err(format!("wrong preamble {preamble:?}")),
+        Ok(Ok(_)) => Ok(()),
     }
 }
 

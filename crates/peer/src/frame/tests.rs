@@ -154,3 +154,13 @@ fn call_rpc_number() {
     let frame = encode(&header, |_| {}).unwrap();
     assert_eq!(&frame[17..19], &6u16.to_le_bytes());
 }
+
+/// Read as a native frame's big-endian length, the preamble is over 1 GiB,
+/// beyond any native frame limit.
+#[test]
+fn preamble_is_never_a_native_frame() {
+    assert_eq!(&PEER_PREAMBLE, b"CSPEER01");
+    let as_native_len = u32::from_be_bytes(PEER_PREAMBLE[..4].try_into().unwrap());
+    assert_eq!(as_native_len, 1_129_533_509);
+    assert!(as_native_len > 1 << 30);
+}
