@@ -53,6 +53,31 @@ pub enum BrokerError {
     },
     #[error("group {0:?} is rebalancing; re-join")]
     RebalanceInProgress(String),
+    /// A replicated partition led by another node (or by none right now).
+    #[error("this node does not lead {topic}/{partition}{}", leader_text(leader))]
+    NotLeader {
+        topic: String,
+        partition: u32,
+        leader: Option<LeaderHint>,
+    },
+    /// The cluster cannot answer now (no quorum yet, a write timed out, a
+    /// retry of a batch still in flight); the same request may succeed later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("storage error: {0}")]
     Storage(#[from] citystream_log::LogError),
+}
+
+/// Where a partition's leader is: its node id and native address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderHint {
+    pub node_id: u32,
+    pub address: String,
+}
+
+fn leader_text(leader: &Option<LeaderHint>) -> String {
+    match leader {
+        Some(hint) => format!(" (node {} at {} does)", hint.node_id, hint.address),
+        None => " (no leader is known yet)".to_owned(),
+    }
 }

@@ -32,11 +32,13 @@ pub use broker::Broker;
 /// in the record crate.
 pub use citystream_record::{murmur2, partition_for_key};
 pub use config::{BrokerConfig, FsyncPolicy, LogConfig, TopicSettings};
-pub use error::BrokerError;
+pub use error::{BrokerError, LeaderHint};
 pub use group::{
     GroupOverview, GroupPartition, JoinRequest, JoinResult, JoinTicket, MemberOverview,
 };
-pub use partition::{FetchOutcome, OffsetQuery, ProduceOutcome};
+pub use partition::{
+    FetchOutcome, OffsetQuery, ProduceOutcome, read_committed, rebuild_producer_states,
+};
 pub use topic::{PartitionInfo, TopicInfo};
 
 #[cfg(test)]

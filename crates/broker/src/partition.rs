@@ -192,30 +192,14 @@ impl Partition {
     pub fn fetch(&self, offset: u64, max_bytes: u32) -> Result<FetchOutcome, BrokerError> {
         let state = self.state.read();
         let high_watermark = self.high_watermark();
-        let start = state.log.start_offset().0;
-        if offset < start || offset > high_watermark {
+        if offset > high_watermark {
             return Err(BrokerError::OffsetOutOfRange {
                 requested: offset,
-                start,
+                start: state.log.start_offset().0,
                 end: high_watermark,
             });
         }
-        let mut records = Bytes::new();
-        if offset < high_watermark {
-            let read = state
-                .log
-                .read(Offset(offset), max_bytes as usize)
-                .map_err(|e| map_read_error(e, high_watermark))?;
-            records = read.bytes;
-            if read.next_offset.0 > high_watermark {
-                records = cut_at(records, high_watermark);
-            }
-        }
-        Ok(FetchOutcome {
-            records,
-            high_watermark,
-            log_start_offset: start,
-        })
+        read_committed(&state.log, offset, max_bytes, high_watermark)
     }
 
     pub fn list_offset(&self, query: OffsetQuery) -> Result<u64, BrokerError> {
@@ -321,6 +305,42 @@ pub(crate) fn batch_headers(bytes: &[u8]) -> impl Iterator<Item = BatchHeader> +
     })
 }
 
+/// Whole batches of `log` from `offset` (at most `max_bytes`, but always the
+/// first), none at or past `high_watermark`. An `offset` between the high
+/// watermark and the log end reads nothing (the caller may wait for the
+/// watermark); one below the log start is out of range.
+pub fn read_committed(
+    log: &PartitionLog,
+    offset: u64,
+    max_bytes: u32,
+    high_watermark: u64,
+) -> Result<FetchOutcome, BrokerError> {
+    let start = log.start_offset().0;
+    let readable_end = high_watermark.max(start);
+    if offset < start || offset > log.next_offset().0.max(readable_end) {
+        return Err(BrokerError::OffsetOutOfRange {
+            requested: offset,
+            start,
+            end: readable_end,
+        });
+    }
+    let mut records = Bytes::new();
+    if offset < high_watermark {
+        let read = log
+            .read(Offset(offset), max_bytes as usize)
+            .map_err(|e| map_read_error(e, high_watermark))?;
+        records = read.bytes;
+        if read.next_offset.0 > high_watermark {
+            records = cut_at(records, high_watermark);
+        }
+    }
+    Ok(FetchOutcome {
+        records,
+        high_watermark: readable_end,
+        log_start_offset: start,
+    })
+}
+
 /// Keeps only the batches that start below `end`.
 fn cut_at(records: Bytes, end: u64) -> Bytes {
     let kept: usize = batch_headers(&records)
@@ -331,10 +351,15 @@ fn cut_at(records: Bytes, end: u64) -> Bytes {
 }
 
 /// Replays the batch headers of the log's last [`PRODUCER_SCAN_BYTES_MAX`]
-/// bytes into fresh producer state. Where the tail starts is estimated from
-/// the average batch density (the log has no byte-position lookup); a
-/// producer idle for longer than that window must restart at sequence 0.
-fn rebuild_producer_states(log: &PartitionLog, now_ms: i64) -> Result<ProducerStates, LogError> {
+/// bytes into fresh producer state: what a partition does at open, and what
+/// a replicated partition's new leader does. Where the tail starts is
+/// estimated from the average batch density (the log has no byte-position
+/// lookup); a producer idle for longer than that window must restart at
+/// sequence 0.
+pub fn rebuild_producer_states(
+    log: &PartitionLog,
+    now_ms: i64,
+) -> Result<ProducerStates, LogError> {
     let mut states = ProducerStates::new();
     let (start, end) = (log.start_offset().0, log.next_offset().0);
     let size = log.size_bytes();

@@ -18,6 +18,10 @@ pub const RECENT_BATCHES_MAX: usize = 5;
 /// forgotten (its next batch must then restart at sequence 0).
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 
+/// The `base_offset` of a batch recorded before its offset is known (see
+/// [`ProducerStates::set_base_offset`]); a retry of it finds it in flight.
+pub const OFFSET_PENDING: u64 = u64::MAX;
+
 /// What to do with an idempotent batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceCheck {
@@ -139,6 +143,20 @@ impl ProducerStates {
             record_count,
             base_offset,
         });
+    }
+
+    /// Sets the offset of a recorded batch whose offset was not known when
+    /// it was recorded ([`OFFSET_PENDING`]): a replicated leader records a
+    /// batch when it proposes it and learns its offset when it is appended.
+    pub fn set_base_offset(&mut self, producer_id: u64, base_sequence: u32, base_offset: u64) {
+        if let Some(entry) = self.producers.get_mut(&producer_id) {
+            let len = entry.recent_len;
+            for meta in &mut entry.recent[..len] {
+                if meta.base_sequence == base_sequence {
+                    meta.base_offset = base_offset;
+                }
+            }
+        }
     }
 
     /// Producers currently tracked.

@@ -25,6 +25,12 @@ impl Timing {
     };
 }
 
+impl Default for Timing {
+    fn default() -> Self {
+        Timing::DEFAULT
+    }
+}
+
 /// The validated configuration of a partition group whose log uses `fsync`.
 pub fn partition_config(timing: Timing, fsync: FsyncPolicy) -> Result<Arc<Config>, ConfigError> {
     let config = Config {

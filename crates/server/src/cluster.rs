@@ -76,9 +76,22 @@ async fn discover(discovery: Option<&mut Discovery>, membership: &Membership) {
 
 async fn publish_load(membership: &Membership, shared: &Shared) {
     let rates = shared.load.rates();
-    let partitions_led = partitions_led(&shared.broker);
+    let partitions_led = partitions_led(shared);
+    let leaderships = shared
+        .node
+        .as_ref()
+        .map(|node| node.leaderships())
+        .unwrap_or_default();
+    let metadata_leader = shared
+        .node
+        .as_ref()
+        .and_then(|node| node.metadata_leader_hint());
     let published = membership
         .update_local(|info| {
+            info.leaderships = leaderships;
+            if metadata_leader.is_some() {
+                info.metadata_leader = metadata_leader;
+            }
             info.load.partitions_led = partitions_led;
             info.load.bytes_in_per_s = rates.bytes_in_per_s;
             info.load.bytes_out_per_s = rates.bytes_out_per_s;

@@ -124,6 +124,9 @@ impl Reader {
         if waits(&frame.request) {
             return self.spawn_request(frame).await;
         }
+        if matches!(frame.request, Request::Produce(_)) && self.shared.node.is_some() {
+            return self.submit_produce(frame).await;
+        }
         self.serve_inline(frame).await
     }
 
@@ -205,6 +208,46 @@ impl Reader {
                 if let Some(response) = serve_request(&shared, &stop, request).await {
                     // A closed queue means the writer is gone with the socket.
                     let _ = responses.send(encode(request_id, api_key, response)).await;
+                }
+                drop(slot);
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+
+    /// A produce in cluster mode: its batches are submitted to Raft here,
+    /// in arrival order (as a single broker appends them inline), and the
+    /// wait for their acknowledgement runs apart, so the next request on
+    /// the connection is read meanwhile and proposals pipeline.
+    async fn submit_produce(&mut self, frame: RequestFrame) -> Result<(), Closing> {
+        let slot = tokio::select! {
+            biased;
+            () = self.stop.cancelled() => return Err(Closing),
+            slot = Arc::clone(&self.in_flight).acquire_owned() => {
+                slot.expect("the in-flight semaphore is never closed")
+            }
+        };
+        let RequestFrame {
+            request_id,
+            request: Request::Produce(produce),
+            ..
+        } = frame
+        else {
+            unreachable!("submit_produce is only called for produce requests");
+        };
+        let node = Arc::clone(self.shared.node.as_ref().expect("checked by the caller"));
+        let span = tracing::info_span!("request", request_id, api = %ApiKey::Produce);
+        let acked = crate::handlers::replicated::submit_produce(&self.shared, &node, produce)
+            .instrument(span.clone())
+            .await;
+        let responses = self.responses.clone();
+        self.shared.tasks.spawn(
+            async move {
+                if let Some(response) = acked.await {
+                    let _ = responses
+                        .send(encode(request_id, ApiKey::Produce, response))
+                        .await;
                 }
                 drop(slot);
             }

@@ -5,7 +5,7 @@
 use citystream_protocol::{ApiError, Request, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::{cluster, data, group, handshake, producer, topic};
+use crate::handlers::{cluster, data, group, handshake, producer, replicated, topic};
 use crate::server::Shared;
 
 /// A request's answer; `None` when none is sent (produce with `acks = None`).
@@ -21,13 +21,29 @@ pub(crate) async fn dispatch(
     let response = match request {
         Request::Hello(hello) => handshake::hello(shared, &hello).map(Response::Hello),
         Request::Produce(produce) => {
+            if let Some(node) = &shared.node {
+                return replicated::submit_produce(shared, node, produce)
+                    .await
+                    .await;
+            }
             return data::produce(shared, produce).map(|r| Ok(Response::Produce(r)));
         }
         Request::Fetch(fetch) => Ok(Response::Fetch(data::fetch(shared, stop, fetch).await)),
         Request::ListOffsets(list) => Ok(Response::ListOffsets(data::list_offsets(shared, list))),
-        Request::Metadata(metadata) => Ok(Response::Metadata(topic::metadata(shared, &metadata))),
-        Request::CreateTopic(create) => topic::create(shared, &create).map(Response::CreateTopic),
-        Request::DeleteTopic(delete) => topic::delete(shared, &delete).map(Response::DeleteTopic),
+        Request::Metadata(metadata) => Ok(Response::Metadata(match &shared.node {
+            Some(node) => replicated::metadata(shared, node, &metadata),
+            None => topic::metadata(shared, &metadata),
+        })),
+        Request::CreateTopic(create) => match &shared.node {
+            Some(node) => replicated::create(node, &create).await,
+            None => topic::create(shared, &create),
+        }
+        .map(Response::CreateTopic),
+        Request::DeleteTopic(delete) => match &shared.node {
+            Some(node) => replicated::delete(node, &delete).await,
+            None => topic::delete(shared, &delete),
+        }
+        .map(Response::DeleteTopic),
         Request::InitProducer(_) => producer::init(shared).map(Response::InitProducer),
         Request::JoinGroup(join) => group::join(shared, stop, join)
             .await

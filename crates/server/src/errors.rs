@@ -4,7 +4,7 @@
 //! decide which of the two a failure is; the handlers do.
 
 use citystream_broker::BrokerError;
-use citystream_protocol::{ApiError, ErrorCode, PartitionStatus};
+use citystream_protocol::{ApiError, ErrorCode, NodeRef, PartitionStatus};
 
 /// The wire code of a domain error.
 pub(crate) fn error_code(error: &BrokerError) -> ErrorCode {
@@ -25,6 +25,8 @@ pub(crate) fn error_code(error: &BrokerError) -> ErrorCode {
         BrokerError::UnknownMember { .. } => ErrorCode::UNKNOWN_MEMBER,
         BrokerError::IllegalGeneration { .. } => ErrorCode::ILLEGAL_GENERATION,
         BrokerError::RebalanceInProgress(_) => ErrorCode::REBALANCE_IN_PROGRESS,
+        BrokerError::NotLeader { .. } => ErrorCode::NOT_LEADER,
+        BrokerError::Unavailable(_) => ErrorCode::REQUEST_TIMED_OUT,
         BrokerError::Storage(_) => ErrorCode::STORAGE_ERROR,
     }
 }
@@ -41,7 +43,17 @@ pub(crate) fn api_error(error: &BrokerError) -> ApiError {
 /// The outcome of one partition inside a multi-partition request.
 pub(crate) fn partition_status(error: &BrokerError) -> PartitionStatus {
     let api_error = api_error(error);
-    PartitionStatus::error(api_error.code, api_error.message)
+    let mut status = PartitionStatus::error(api_error.code, api_error.message);
+    if let BrokerError::NotLeader {
+        leader: Some(hint), ..
+    } = error
+    {
+        status.leader_hint = Some(NodeRef {
+            node_id: hint.node_id,
+            address: hint.address.clone(),
+        });
+    }
+    status
 }
 
 /// `INVALID_REQUEST` for a field the server itself rejects.

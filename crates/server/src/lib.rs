@@ -25,6 +25,7 @@ mod errors;
 mod handlers;
 pub mod identity;
 mod load;
+mod node;
 mod server;
 mod timers;
 mod writer;
@@ -77,8 +78,10 @@ pub enum ServerError {
     Broker(#[from] citystream_broker::BrokerError),
 }
 
+pub use citystream_raft::Timing;
 pub use cluster::LOAD_PUBLISH_MS;
 pub use identity::{IdentityError, NodeIdentity};
+pub use node::ClusterConfig;
 
 /// What a server runs besides its listener; the default is a standalone
 /// broker.
@@ -90,6 +93,10 @@ pub struct ServeOptions {
     pub membership: Option<Membership>,
     /// Multicast discovery feeding `membership` (ignored without it).
     pub discovery: Option<Discovery>,
+    /// Partition replication (Raft): topics in a metadata group, each
+    /// partition a Raft group over its replicas. Peer (Raft) connections
+    /// share the native listener.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Serves a standalone broker: [`serve_with`] and no membership.

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::load::LoadMeter;
+use crate::node::ClusterNode;
 use crate::{
     SHUTDOWN_DRAIN_MS, ServeOptions, ServerConfig, ServerError, cluster, connection, timers,
 };
@@ -26,6 +27,8 @@ const ACCEPT_BACKOFF_MS_MIN: u64 = 10;
 /// Longest pause between `accept` retries; the loop never gives up, since a
 /// broker that stops listening on a transient error is worse than a slow one.
 const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
+/// How long a new connection may take to show whether it is a peer's.
+const PREAMBLE_WAIT_MS: u64 = 2_000;
 
 /// What every connection and request task of one server shares.
 pub(crate) struct Shared {
@@ -35,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Bytes in and out, for gossip and ClusterStatus.
     pub(crate) load: LoadMeter,
+    /// Partition replication in cluster mode; `None` standalone.
+    pub(crate) node: Option<Arc<ClusterNode>>,
     /// The gossip member list in cluster mode; `None` standalone.
     pub(crate) members: Option<watch::Receiver<Vec<MemberView>>>,
     /// When this server started (ms since the Unix epoch): its generation.
@@ -50,15 +55,23 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     check_config(&config)?;
+    let members = options
+        .membership
+        .as_ref()
+        .map(|membership| membership.watch());
+    let node = match options.cluster {
+        Some(cluster) => {
+            Some(ClusterNode::start(cluster, Arc::clone(&broker), members.clone()).await?)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         broker: Arc::clone(&broker),
+        node,
         config,
         tasks: TaskTracker::new(),
         load: LoadMeter::new(Instant::now()),
-        members: options
-            .membership
-            .as_ref()
-            .map(|membership| membership.watch()),
+        members,
         started_ms: u64::try_from(crate::clock::now_ms()).unwrap_or_default(),
     });
     let timers_stop = CancellationToken::new();
@@ -88,6 +101,9 @@ pub(crate) async fn run(
         && let Err(error) = cluster.await
     {
         tracing::warn!(%error, "the cluster task failed");
+    }
+    if let Some(node) = &shared.node {
+        node.shutdown().await;
     }
     // Timers stop after the connections so joins and sessions keep being
     // driven while the last requests finish.
@@ -174,14 +190,42 @@ fn spawn_connection(
         tracing::debug!(%peer, %error, "could not disable Nagle's algorithm");
     }
     let span = tracing::info_span!("connection", node = shared.broker.config().node_id, %peer);
-    let connection = connection::run(stream, Arc::clone(shared), shutdown.child_token());
-    shared.tasks.spawn(
+    let (shared, stop) = (Arc::clone(shared), shutdown.child_token());
+    shared.clone().tasks.spawn(
         async move {
-            connection.await;
+            // Raft traffic from peers shares the port: told apart by its
+            // preamble, which no native frame can start with.
+            if let Some(node) = &shared.node
+                && starts_with_peer_preamble(&stream).await
+            {
+                node.spawn_peer(stream);
+            } else {
+                connection::run(stream, shared, stop).await;
+            }
             drop(slot);
         }
         .instrument(span),
     );
+}
+
+/// Whether the first bytes a connection sends are the peer preamble. A
+/// native client's first byte (a frame length's high byte) differs from
+/// the preamble's at once; a silent connection counts as native.
+async fn starts_with_peer_preamble(stream: &TcpStream) -> bool {
+    let preamble = citystream_peer::PEER_PREAMBLE;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(PREAMBLE_WAIT_MS);
+    let mut seen = [0u8; 8];
+    loop {
+        let read = tokio::time::timeout_at(deadline, stream.peek(&mut seen)).await;
+        let Ok(Ok(len)) = read else { return false };
+        if len == 0 || seen[..len] != preamble[..len] {
+            return false;
+        }
+        if len == preamble.len() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Waits, bounded by [`SHUTDOWN_DRAIN_MS`], for connections to flush their

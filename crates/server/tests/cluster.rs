@@ -124,6 +124,7 @@ async fn start_node(node_id: u32, seeds: Vec<SocketAddr>) -> (TestServer, String
     let options = ServeOptions {
         membership: Some(membership),
         discovery: None,
+        cluster: None,
     };
     let server = TestServer::start_with_options(broker, server_config, options).await;
     (server, native, gossip)

@@ -28,9 +28,11 @@ use crate::group::GroupCoordinator;
 use crate::names::{is_internal_topic, validate_topic_name};
 use crate::offsets::{OFFSETS_TOPIC, OffsetStore};
 use crate::partition::PartitionShared;
+use crate::produce::ProduceLimits;
 use crate::producer_ids::ProducerIds;
 use crate::topic::Topic;
 use crate::{BrokerConfig, BrokerError, FsyncPolicy, TopicSettings};
+use citystream_record::HybridClock;
 
 /// Retention runs at most this often (in `now_ms` time).
 pub const RETENTION_INTERVAL_MS: i64 = 10_000;
@@ -110,6 +112,25 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The broker's hybrid logical clock, for records a replicated
+    /// partition stamps outside this facade (one clock per node).
+    pub fn clock(&self) -> Arc<Mutex<HybridClock>> {
+        Arc::clone(&self.shared.clock)
+    }
+
+    /// The limits every produced batch is validated against.
+    pub fn produce_limits(&self) -> ProduceLimits {
+        ProduceLimits {
+            batch_bytes_max: self.config.batch_bytes_max,
+            record_bytes_max: self.config.record_bytes_max,
+        }
+    }
+
+    /// False for a producer id this node would have allocated but has not.
+    pub fn producer_id_is_plausible(&self, producer_id: u64) -> bool {
+        self.producer_ids.is_plausible(producer_id)
     }
 
     // ---- housekeeping driven by the server ----

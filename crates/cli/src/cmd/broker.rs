@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use citystream_broker::{Broker, BrokerConfig, FsyncPolicy, LogConfig};
-use citystream_server::{IdentityError, NodeIdentity, ServerConfig};
+use citystream_server::{IdentityError, NodeIdentity, ServerConfig, Timing};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,8 +58,14 @@ first start); starting it as another node or cluster is refused (exit code 2).
 Cluster mode (any of --peers, --join, --discover) starts gossip membership over UDP on
 --gossip-port, by default the same number as the native TCP port (TCP and UDP ports do
 not clash). Peers are contacted at their native address, so keep the default unless that
-UDP port is taken. Partitions are not replicated yet: each node serves the partitions
-created on it, and `cluster status` shows every node with its liveness and load.";
+UDP port is taken.
+
+With --peers, topics live in a metadata Raft group and every partition is its own Raft
+group over its replicas (replication factor per topic, default min(3, nodes)); Raft
+traffic shares the native TCP port. Any node answers; a produce or fetch at a node that
+does not lead the partition is redirected (NOT_LEADER with the leader's address), which
+the client and CLI follow. --join and --discover start gossip only: adding a node to a
+running Raft cluster is not implemented yet.";
 
 const FSYNC_INTERVAL_MS_MAX: u64 = 60_000;
 const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
@@ -118,6 +124,24 @@ pub struct BrokerArgs {
         value_name = "MS"
     )]
     pub fsync_interval_ms: u64,
+    /// Raft heartbeat period of every group (cluster mode).
+    #[arg(
+        long,
+        env = "CITYSTREAM_HEARTBEAT_MS",
+        default_value_t = 100,
+        value_name = "MS"
+    )]
+    pub heartbeat_ms: u64,
+    /// Shortest Raft election timeout; each election waits a random time
+    /// between this and twice this (cluster mode). Failover takes about
+    /// twice this value.
+    #[arg(
+        long,
+        env = "CITYSTREAM_ELECTION_TIMEOUT_MS",
+        default_value_t = 300,
+        value_name = "MS"
+    )]
+    pub election_timeout_ms: u64,
     /// Create a topic on its first produce instead of refusing it.
     #[arg(long, env = "CITYSTREAM_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub auto_create_topics: bool,
@@ -285,11 +309,22 @@ fn cluster_settings(args: &BrokerArgs) -> Result<cluster::ClusterSettings, Usage
     if args.gossip_port == Some(0) {
         return usage("--gossip-port must be a port number above 0 (omit it for the native port)");
     }
+    if args.heartbeat_ms == 0 || args.election_timeout_ms < 2 * args.heartbeat_ms {
+        return usage(format!(
+            "--election-timeout-ms ({}) must be at least twice --heartbeat-ms ({}), which must be above 0",
+            args.election_timeout_ms, args.heartbeat_ms
+        ));
+    }
     Ok(cluster::ClusterSettings {
         peers,
         join: args.join.clone(),
         discover: args.discover,
         gossip_port: args.gossip_port,
+        timing: Timing {
+            heartbeat_ms: args.heartbeat_ms,
+            election_min_ms: args.election_timeout_ms,
+            election_max_ms: 2 * args.election_timeout_ms,
+        },
     })
 }
 

@@ -144,7 +144,7 @@ fn status_text(status: &ClusterStatusResponse) -> String {
     }
     let leader = status
         .metadata_leader
-        .map_or_else(|| "none (no Raft yet)".to_string(), |id| id.to_string());
+        .map_or_else(|| "none known".to_string(), |id| format!("node {id}"));
     let mut text = format!(
         "cluster {} as seen by node {} (*)\n\n{}\nmetadata leader: {leader}\n",
         status.cluster_id,
@@ -220,7 +220,7 @@ cluster city-a as seen by node 1 (*)
 NODE  STATE  ADDRESSES              LEADS  IN/S  OUT/S
 1*    alive  native=127.0.0.1:9401  1      10    20
 
-metadata leader: none (no Raft yet)
+metadata leader: none known
 
 TOPIC  PARTITION  LEADER  REPLICAS  COMMIT  LAG
 t      0          1       1         3       0

@@ -76,8 +76,9 @@ pub struct ProduceArgs {
     /// Write to this partition [default: by key hash, or spread when keyless].
     #[arg(long)]
     partition: Option<u32>,
-    /// Acknowledgement to wait for.
-    #[arg(long, value_enum, default_value = "leader")]
+    /// Acknowledgement to wait for: quorum (a majority of replicas has it; on one node the
+    /// same as leader), leader (the leader appended it) or none.
+    #[arg(long, value_enum, default_value = "quorum")]
     acks: AcksArg,
     /// Number records so retried batches are written exactly once.
     #[arg(long)]

@@ -108,7 +108,8 @@ fn wait_for(
 }
 
 /// Three brokers with `--peers` each list all three alive with their native
-/// addresses; after one is SIGKILLed, the other two stop listing it alive.
+/// addresses and agree on a metadata leader; after one is SIGKILLed, the
+/// other two stop listing it alive.
 #[test]
 fn three_nodes_find_each_other_and_notice_a_killed_one() {
     let data = tempfile::tempdir().unwrap();
@@ -122,8 +123,12 @@ fn three_nodes_find_each_other_and_notice_a_killed_one() {
             assert_eq!(node["addresses"]["native"], peer.address.as_str());
         }
     }
+    let status = wait_for(&brokers[0], "a metadata leader", |status| {
+        status["metadata_leader"].is_u64()
+    });
+    let leader = status["metadata_leader"].as_u64().unwrap();
     let text = brokers[0].run(&["cluster", "status"]);
-    assert!(text.contains("metadata leader: none"), "{text}");
+    assert!(text.contains(&format!("metadata leader: node {leader}")), "{text}");
 
     brokers[2].kill();
     for broker in &brokers[..2] {

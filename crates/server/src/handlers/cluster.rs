@@ -9,7 +9,6 @@
 //! Metadata therefore lists every live broker but routes each partition to
 //! the node asked. `metadata_leader` is the gossip hint, `None` for now.
 
-use citystream_broker::Broker;
 use citystream_membership::{MemberState, MemberView};
 use citystream_protocol::{
     ClusterNode, ClusterPartition, ClusterStatusResponse, ListenerAddress, NodeRef, NodeState,
@@ -36,12 +35,20 @@ pub(crate) fn status(shared: &Shared) -> ClusterStatusResponse {
         }
         None => (vec![standalone_node(shared)], None),
     };
+    let (metadata_leader, partitions) = match &shared.node {
+        Some(node) => {
+            let leader = node.groups.metadata_leader();
+            let leader = leader.and_then(|(id, _)| u32::try_from(id).ok());
+            (leader.or(metadata_leader), replicated_partitions(node))
+        }
+        None => (metadata_leader, partitions(&shared.broker)),
+    };
     ClusterStatusResponse {
         cluster_id: shared.config.cluster_id.clone(),
         node_id,
         metadata_leader,
         nodes,
-        partitions: partitions(&shared.broker),
+        partitions,
     }
 }
 
@@ -52,6 +59,9 @@ pub(crate) fn brokers(shared: &Shared) -> Vec<NodeRef> {
         node_id: shared.broker.config().node_id,
         address: shared.config.advertised_address.clone(),
     };
+    if let Some(node) = &shared.node {
+        return registered_brokers(node, shared.members.as_ref());
+    }
     let Some(members) = &shared.members else {
         return vec![this_node];
     };
@@ -71,8 +81,14 @@ pub(crate) fn brokers(shared: &Shared) -> Vec<NodeRef> {
     brokers
 }
 
-/// Partitions this node leads: today every partition it holds.
-pub(crate) fn partitions_led(broker: &Broker) -> u32 {
+/// Partitions this node leads: in cluster mode the replicas whose group it
+/// leads, standalone every partition it holds.
+pub(crate) fn partitions_led(shared: &Shared) -> u32 {
+    if let Some(node) = &shared.node {
+        let led = node.leaderships().len();
+        return u32::try_from(led).unwrap_or(u32::MAX);
+    }
+    let broker = &shared.broker;
     let count: usize = broker
         .list_topics()
         .iter()
@@ -115,7 +131,7 @@ fn standalone_node(shared: &Shared) -> ClusterNode {
             address: shared.config.advertised_address.clone(),
         }],
         state: NodeState::Alive,
-        partitions_led: partitions_led(&shared.broker),
+        partitions_led: partitions_led(shared),
         bytes_in_per_s: rates.bytes_in_per_s,
         bytes_out_per_s: rates.bytes_out_per_s,
         cpu_permille: 0,
@@ -124,7 +140,7 @@ fn standalone_node(shared: &Shared) -> ClusterNode {
 }
 
 /// Every partition on this node, led by it alone (no replication yet).
-fn partitions(broker: &Broker) -> Vec<ClusterPartition> {
+fn partitions(broker: &citystream_broker::Broker) -> Vec<ClusterPartition> {
     let node_id = broker.config().node_id;
     let mut partitions = Vec::new();
     for topic in broker.list_topics() {
@@ -149,4 +165,69 @@ fn partitions(broker: &Broker) -> Vec<ClusterPartition> {
         }
     }
     partitions
+}
+
+/// Every partition of the replicated metadata, as this node sees it: the
+/// leader it knows of and, where it holds a replica, its committed end and
+/// log end (the leader's figures when this node leads).
+fn replicated_partitions(node: &crate::node::ClusterNode) -> Vec<ClusterPartition> {
+    let state = node.metadata();
+    let mut partitions = Vec::new();
+    for (name, topic) in &state.topics {
+        for (partition, assignment) in topic.partitions.iter().enumerate() {
+            if partitions.len() == PARTITIONS_LISTED_MAX {
+                return partitions;
+            }
+            let partition = partition as u32;
+            let leader = node
+                .partition_leader(&state, name, partition)
+                .map_or(0, |hint| hint.node_id);
+            let (commit_index, log_end) = node
+                .groups
+                .replica(topic.topic_id.partition_group(partition))
+                .map_or((0, 0), |replica| {
+                    let (_, end, hwm) = replica.extent();
+                    (hwm, end)
+                });
+            partitions.push(ClusterPartition {
+                topic: name.clone(),
+                partition,
+                leader,
+                replicas: assignment.replicas.clone(),
+                commit_index,
+                log_end,
+                lag: log_end.saturating_sub(commit_index),
+            });
+        }
+    }
+    partitions
+}
+
+/// In cluster mode: the brokers registered in the metadata at their native
+/// addresses, without those gossip reports dead.
+fn registered_brokers(
+    node: &crate::node::ClusterNode,
+    members: Option<&tokio::sync::watch::Receiver<Vec<MemberView>>>,
+) -> Vec<NodeRef> {
+    let dead: Vec<u32> = members
+        .map(|members| {
+            members
+                .borrow()
+                .iter()
+                .filter(|member| member.state == MemberState::Dead)
+                .map(|member| member.info.node_id.0)
+                .collect()
+        })
+        .unwrap_or_default();
+    node.metadata()
+        .brokers
+        .iter()
+        .filter(|(id, info)| {
+            info.state != citystream_cluster::BrokerState::Removed && !dead.contains(id)
+        })
+        .map(|(id, info)| NodeRef {
+            node_id: *id,
+            address: info.addresses.native.clone(),
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use citystream_broker::{Broker, OffsetQuery};
+use citystream_broker::{Broker, BrokerError, FetchOutcome, OffsetQuery};
 use citystream_protocol::{
     Acks, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse,
     ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -22,7 +22,61 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::errors::partition_status;
+use crate::node::ClusterNode;
 use crate::server::Shared;
+
+/// Where partitions are read: the standalone broker, or this node's
+/// replicas in cluster mode (same rules, committed data only).
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    Local(&'a Broker),
+    Cluster(&'a ClusterNode),
+}
+
+impl Source<'_> {
+    pub(crate) fn of(shared: &Shared) -> Source<'_> {
+        match &shared.node {
+            Some(node) => Source::Cluster(node),
+            None => Source::Local(&shared.broker),
+        }
+    }
+
+    fn fetch(
+        self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+    ) -> Result<FetchOutcome, BrokerError> {
+        match self {
+            Source::Local(broker) => broker.fetch(topic, partition, offset, max_bytes),
+            Source::Cluster(node) => node.fetch(topic, partition, offset, max_bytes),
+        }
+    }
+
+    fn list_offset(
+        self,
+        topic: &str,
+        partition: u32,
+        query: OffsetQuery,
+    ) -> Result<u64, BrokerError> {
+        match self {
+            Source::Local(broker) => broker.list_offset(topic, partition, query),
+            Source::Cluster(node) => node.list_offset(topic, partition, query),
+        }
+    }
+
+    fn watch_partition(
+        self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<watch::Receiver<u64>, BrokerError> {
+        match self {
+            Source::Local(broker) => broker.watch_partition(topic, partition),
+            Source::Cluster(node) => node.watch_partition(topic, partition),
+        }
+    }
+}
 
 // ---- produce ------------------------------------------------------------------
 
@@ -94,12 +148,12 @@ pub(crate) async fn fetch(
     // Subscribed before the first read, so a produce landing between a read
     // and the wait still wakes the wait.
     let mut watchers = if wait_ms > 0 && request.min_bytes > 0 {
-        watch_partitions(&shared.broker, &request.partitions)
+        watch_partitions(Source::of(shared), &request.partitions)
     } else {
         Vec::new()
     };
     loop {
-        let response = read_partitions(&shared.broker, &request);
+        let response = read_partitions(Source::of(shared), &request);
         if !needs_more(&response, request.min_bytes)
             || !wait_for_change(&mut watchers, deadline, stop).await
         {
@@ -116,7 +170,10 @@ fn needs_more(response: &FetchResponse, min_bytes: u32) -> bool {
     bytes < min_bytes as usize && response.partitions.iter().all(|p| p.status.error.is_ok())
 }
 
-fn watch_partitions(broker: &Broker, partitions: &[FetchPartition]) -> Vec<watch::Receiver<u64>> {
+fn watch_partitions(
+    broker: Source<'_>,
+    partitions: &[FetchPartition],
+) -> Vec<watch::Receiver<u64>> {
     partitions
         .iter()
         .filter_map(|p| broker.watch_partition(&p.topic, p.partition).ok())
@@ -156,7 +213,7 @@ async fn wait_for_change(
 /// partition gets at most its own `max_bytes` and what the budget has left;
 /// the first batch returned is kept even when larger, so a consumer always
 /// makes progress.
-fn read_partitions(broker: &Broker, request: &FetchRequest) -> FetchResponse {
+fn read_partitions(broker: Source<'_>, request: &FetchRequest) -> FetchResponse {
     let mut budget_bytes = request.max_bytes;
     let mut returned_any = false;
     let partitions = request
@@ -179,7 +236,7 @@ fn read_partitions(broker: &Broker, request: &FetchRequest) -> FetchResponse {
 }
 
 fn read_partition(
-    broker: &Broker,
+    broker: Source<'_>,
     request: &FetchPartition,
     limit_bytes: u32,
     may_exceed_limit: bool,
@@ -206,7 +263,7 @@ fn read_partition(
 }
 
 /// Watermarks without records, for a partition the budget has no room for.
-fn read_watermarks(broker: &Broker, request: &FetchPartition) -> FetchPartitionResponse {
+fn read_watermarks(broker: Source<'_>, request: &FetchPartition) -> FetchPartitionResponse {
     let mut response = empty_fetch_response(request);
     let (topic, partition) = (&request.topic, request.partition);
     let watermarks = broker
@@ -244,12 +301,12 @@ pub(crate) fn list_offsets(shared: &Shared, request: ListOffsetsRequest) -> List
     let partitions = request
         .partitions
         .into_iter()
-        .map(|partition| list_offset(&shared.broker, partition))
+        .map(|partition| list_offset(Source::of(shared), partition))
         .collect();
     ListOffsetsResponse { partitions }
 }
 
-fn list_offset(broker: &Broker, request: ListOffsetsPartition) -> ListOffsetsPartitionResponse {
+fn list_offset(broker: Source<'_>, request: ListOffsetsPartition) -> ListOffsetsPartitionResponse {
     let query = match request.spec {
         OffsetSpec::Earliest => OffsetQuery::Earliest,
         OffsetSpec::Latest => OffsetQuery::Latest,

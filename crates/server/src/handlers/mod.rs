@@ -6,4 +6,5 @@ pub(crate) mod data;
 pub(crate) mod group;
 pub(crate) mod handshake;
 pub(crate) mod producer;
+pub(crate) mod replicated;
 pub(crate) mod topic;

@@ -97,6 +97,17 @@ impl TestServer {
         options: ServeOptions,
     ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestServer::start_on(listener, broker, config, options).await
+    }
+
+    /// A server on a listener the test bound (so peers can be told its
+    /// address before it starts).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        broker: BrokerConfig,
+        config: ServerConfig,
+        options: ServeOptions,
+    ) -> TestServer {
         let address = listener.local_addr().unwrap();
         let broker = Arc::new(Broker::open(broker, 0).unwrap());
         let shutdown = CancellationToken::new();
@@ -314,10 +325,13 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
 }
 
 /// `(offset, value)` of every record in fetched bytes.
+/// The data records of fetched batches; control batches (Raft's blank and
+/// membership entries in cluster mode) are skipped, as consumers do.
 pub fn records(bytes: &Bytes) -> Vec<(u64, Vec<u8>)> {
     BatchIter::new(bytes.clone())
+        .map(|batch| batch.expect("valid batch"))
+        .filter(|batch| !batch.header().is_control())
         .flat_map(|batch| {
-            let batch = batch.expect("valid batch");
             batch
                 .records()
                 .map(|record| (record.offset, record.value.to_vec()))

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use citystream_membership::discovery::DiscoveryConfig;
 use citystream_membership::{Discovery, Membership, MembershipConfig, NodeId, NodeInfo};
-use citystream_server::{NodeIdentity, ServeOptions};
+use citystream_server::{ClusterConfig, NodeIdentity, ServeOptions, Timing};
 
 use crate::output::UsageError;
 
@@ -44,6 +44,8 @@ pub struct ClusterSettings {
     pub join: Option<String>,
     pub discover: bool,
     pub gossip_port: Option<u16>,
+    /// Raft heartbeat and election timeouts of every group.
+    pub timing: Timing,
 }
 
 impl ClusterSettings {
@@ -141,9 +143,24 @@ pub async fn start(
     } else {
         None
     };
+    // Replication needs the static member list of the metadata group;
+    // a node started with only --join or --discover runs gossip alone.
+    let cluster = (!settings.peers.is_empty()).then(|| ClusterConfig {
+        node_id: identity.node_id,
+        peers: settings
+            .peers
+            .iter()
+            .map(|peer| (peer.node_id, peer.address.clone()))
+            .collect(),
+        advertised_address: advertised.to_owned(),
+        gossip_address: advertise.to_string(),
+        cluster_id: identity.cluster_id.clone(),
+        timing: settings.timing,
+    });
     Ok(ServeOptions {
         membership: Some(membership),
         discovery,
+        cluster,
     })
 }
 

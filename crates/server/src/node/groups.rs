@@ -1,0 +1,176 @@
+//! [`Groups`]: every Raft group this node runs (the metadata group and its
+//! partition replicas), as the peer server finds them, plus the metadata
+//! writes: committed locally when this node leads the metadata group,
+//! forwarded to the leader over the peer link otherwise.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_cluster::{
+    MetadataCommand, MetadataRaft, MetadataState, MetadataStateMachine, ProposeError, propose,
+};
+use citystream_peer::{ErrorCode, GroupId, GroupRouter, PeerNetwork, RaftHandle, RemoteError};
+use futures::future::BoxFuture;
+use openraft::async_runtime::WatchReceiver;
+use parking_lot::RwLock;
+
+use super::calls::{self, CallAnswer, NodeCall};
+use super::replica::Replica;
+
+/// Default replication factor cap (`min(3, active brokers)`).
+pub(crate) const REPLICATION_DEFAULT_MAX: u32 = 3;
+
+pub(crate) struct Groups {
+    pub meta_raft: MetadataRaft,
+    pub meta_sm: MetadataStateMachine,
+    pub replicas: RwLock<HashMap<u64, Arc<Replica>>>,
+}
+
+impl Groups {
+    pub fn replica(&self, group: u64) -> Option<Arc<Replica>> {
+        self.replicas.read().get(&group).cloned()
+    }
+
+    pub fn metadata(&self) -> Arc<MetadataState> {
+        self.meta_sm.state()
+    }
+
+    /// The metadata leader's id and native address, if known.
+    pub fn metadata_leader(&self) -> Option<(u64, String)> {
+        let metrics = self.meta_raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?;
+        Some((leader, node.peer.clone()))
+    }
+
+    /// Serves a forwarded call: only the metadata leader commits.
+    pub async fn serve_call(&self, call: NodeCall) -> CallAnswer {
+        let command = match call {
+            NodeCall::Propose(command) => command,
+            NodeCall::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                settings,
+            } => {
+                let state = self.metadata();
+                let replication = match replication_factor {
+                    0 => default_replication(&state),
+                    given => given,
+                };
+                match state.plan_create_topic(&name, partitions, replication, settings) {
+                    Ok(command) => command,
+                    Err(refused) => return CallAnswer::Refused(refused.into()),
+                }
+            }
+        };
+        match propose(&self.meta_raft, &self.meta_sm, &command).await {
+            Ok(Ok(outcome)) => CallAnswer::Applied(outcome),
+            Ok(Err(refused)) => CallAnswer::Refused(refused.into()),
+            Err(error) => CallAnswer::Unavailable(error.to_string()),
+        }
+    }
+
+    /// Commits `call` at the metadata leader, wherever it is, retrying
+    /// while there is no leader, for at most `patience`.
+    pub async fn metadata_write(
+        &self,
+        network: &PeerNetwork,
+        call: NodeCall,
+        patience: Duration,
+    ) -> CallAnswer {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut last = String::from("no metadata leader yet");
+        loop {
+            let answer = match self.meta_raft.as_leader() {
+                Ok(_) => Some(self.serve_call(call.clone()).await),
+                Err(_) => match self.metadata_leader() {
+                    Some((leader, address)) => {
+                        let remaining =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let payload = Bytes::from(calls::encode(&call));
+                        match network
+                            .call(
+                                leader,
+                                &address,
+                                payload,
+                                remaining.max(Duration::from_millis(100)),
+                            )
+                            .await
+                        {
+                            Ok(bytes) => {
+                                Some(calls::decode(&bytes).unwrap_or_else(CallAnswer::Unavailable))
+                            }
+                            Err(error) => {
+                                last = format!("metadata leader {leader} at {address}: {error}");
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                },
+            };
+            match answer {
+                Some(CallAnswer::Unavailable(reason)) => last = reason,
+                Some(answer) => return answer,
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return CallAnswer::Unavailable(last);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `min(3, active brokers)`, at least 1.
+pub(crate) fn default_replication(state: &MetadataState) -> u32 {
+    let active = u32::try_from(state.active_brokers().len()).unwrap_or(u32::MAX);
+    active.clamp(1, REPLICATION_DEFAULT_MAX)
+}
+
+/// The peer server's view: which local Raft serves a group, and calls.
+pub(crate) struct Router(pub Arc<Groups>);
+
+impl GroupRouter for Router {
+    fn raft(&self, group: GroupId) -> Option<RaftHandle> {
+        if group == GroupId::METADATA {
+            return Some(RaftHandle::Metadata(self.0.meta_raft.clone()));
+        }
+        self.0
+            .replica(group.0)
+            .map(|replica| RaftHandle::Partition(replica.raft.clone()))
+    }
+
+    fn call(&self, payload: Bytes) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        let groups = Arc::clone(&self.0);
+        Box::pin(async move {
+            let call: NodeCall = calls::decode(&payload).map_err(|message| RemoteError {
+                code: ErrorCode::BadRequest,
+                message,
+            })?;
+            let answer = groups.serve_call(call).await;
+            Ok(Bytes::from(calls::encode(&answer)))
+        })
+    }
+}
+
+impl From<ProposeError> for CallAnswer {
+    fn from(error: ProposeError) -> Self {
+        CallAnswer::Unavailable(error.to_string())
+    }
+}
+
+/// Commands a node sends about itself at start.
+pub(crate) fn register_command(
+    node_id: u32,
+    addresses: citystream_cluster::BrokerAddresses,
+) -> MetadataCommand {
+    MetadataCommand::RegisterBroker {
+        node_id,
+        addresses,
+        rack: None,
+    }
+}

@@ -1,0 +1,309 @@
+//! Cluster mode's replication side (decision 0005): the metadata Raft group,
+//! one Raft group per partition replica this node hosts, and the peer
+//! transport they share. [`ClusterNode::start`] opens the metadata group
+//! (bootstrapped from the static `--peers` list: every listed node
+//! initializes it with the same members, which openraft documents as safe),
+//! registers this broker through the metadata leader, and runs three tasks:
+//!
+//! - the **reconciler** (`reconcile`), which opens a partition group for
+//!   every placement naming this node and drops groups of deleted topics;
+//! - the **heartbeat ticker**: one timer for every group this node leads
+//!   (openraft's per-group heartbeat is off, 0005 §4);
+//! - the **registration**, retried until the metadata leader commits it.
+//!
+//! Peer connections arrive on the native port and are handed over by the
+//! accept loop (`serve_peer`); peers' addresses are their native addresses.
+//!
+//! Module map: `replica` (one partition: sequencer, acks, committed reads),
+//! `groups` (the group registry the peer server routes to; metadata writes
+//! and their forwarding), `calls` (what nodes ask each other),
+//! `reconcile` (placement -> local groups), `data` (the produce/fetch entry
+//! points the handlers call).
+
+mod calls;
+mod data;
+mod groups;
+mod reconcile;
+mod replica;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_broker::Broker;
+use citystream_cluster::{BrokerAddresses, MetadataState, MetadataStateMachine, metadata_config};
+use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog, Storage};
+use citystream_membership::MemberView;
+use citystream_peer::{LinkConfig, PeerNetwork, PeerServer};
+use citystream_raft::{PartitionRaftStorage, PeerAddr, SharedLog, Timing, seeded};
+use openraft::Raft;
+use openraft::async_runtime::WatchReceiver;
+use parking_lot::RwLock;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub(crate) use calls::{CallAnswer, NodeCall};
+pub(crate) use groups::Groups;
+pub(crate) use replica::Replica;
+
+/// How long start-up registration and admin writes wait for a metadata
+/// leader before reporting the cluster unavailable.
+pub(crate) const METADATA_WRITE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What cluster mode needs beyond a standalone broker.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub node_id: u32,
+    /// The static cluster (`--peers`): node id -> native address, this node
+    /// included. Empty when joining a running cluster.
+    pub peers: BTreeMap<u32, String>,
+    /// This node's native address as peers and clients reach it (Raft
+    /// traffic shares the port).
+    pub advertised_address: String,
+    /// This node's gossip address, recorded in the metadata.
+    pub gossip_address: String,
+    pub cluster_id: String,
+    pub timing: Timing,
+}
+
+/// The replication side of one broker in cluster mode.
+pub(crate) struct ClusterNode {
+    pub config: ClusterConfig,
+    pub broker: Arc<Broker>,
+    pub groups: Arc<Groups>,
+    pub network: PeerNetwork,
+    peer_server: Arc<PeerServer>,
+    data_dir: Option<PathBuf>,
+    /// Gossip's member list, for leader hints of partitions not held here.
+    members: Option<watch::Receiver<Vec<MemberView>>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl ClusterNode {
+    /// Opens the metadata group, bootstraps it from `config.peers` when it
+    /// is new, and starts the node's tasks.
+    pub async fn start(
+        config: ClusterConfig,
+        broker: Arc<Broker>,
+        members: Option<watch::Receiver<Vec<MemberView>>>,
+    ) -> Result<Arc<ClusterNode>, std::io::Error> {
+        let node_id = u64::from(config.node_id);
+        let data_dir = broker.config().data_dir.as_ref().map(|d| d.join("raft"));
+        let network = PeerNetwork::new(node_id, LinkConfig::default());
+        let storage = open_storage(data_dir.as_ref().map(|d| d.join("meta")))?;
+        let log_config = LogConfig {
+            fsync: FsyncPolicy::Always,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open_with(Arc::clone(&storage), log_config)
+            .map_err(std::io::Error::other)?;
+        let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
+        let raft_storage = PartitionRaftStorage::open(log, Arc::clone(&storage))?;
+        let meta_sm = MetadataStateMachine::open(Arc::clone(&storage))?;
+        let raft_config =
+            metadata_config(config.timing, FsyncPolicy::Always).map_err(std::io::Error::other)?;
+        let factory = network.metadata_factory();
+        let meta_raft = seeded(rand_seed(node_id), async {
+            Raft::new(node_id, raft_config, factory, raft_storage, meta_sm.clone()).await
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        if !config.peers.is_empty() {
+            let members: BTreeMap<u64, PeerAddr> = config
+                .peers
+                .iter()
+                .map(|(id, address)| {
+                    let peer = PeerAddr {
+                        peer: address.clone(),
+                    };
+                    (u64::from(*id), peer)
+                })
+                .collect();
+            // Already initialized (a restart): openraft refuses, harmlessly.
+            if let Err(error) = meta_raft.initialize(members).await {
+                tracing::debug!(%error, "metadata group already initialized");
+            }
+        }
+        let groups = Arc::new(Groups {
+            meta_raft,
+            meta_sm,
+            replicas: RwLock::new(HashMap::new()),
+        });
+        let peer_server = PeerServer::new(Arc::new(groups::Router(Arc::clone(&groups))));
+        let node = Arc::new(ClusterNode {
+            config,
+            broker,
+            groups,
+            network,
+            peer_server,
+            data_dir,
+            members,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        node.tasks.spawn(Arc::clone(&node).register());
+        node.tasks.spawn(Arc::clone(&node).reconcile_loop());
+        node.tasks.spawn(Arc::clone(&node).heartbeats());
+        Ok(node)
+    }
+
+    pub fn node_id(&self) -> u32 {
+        self.config.node_id
+    }
+
+    /// Serves a peer connection that arrived on the native port, until it
+    /// closes or the node stops (after the client connections drained, so
+    /// their last quorum writes can still complete).
+    pub fn spawn_peer(&self, stream: TcpStream) {
+        let (server, stop) = (Arc::clone(&self.peer_server), self.stop.child_token());
+        self.tasks
+            .spawn(async move { server.serve_stream(stream, stop).await });
+    }
+
+    pub fn metadata(&self) -> Arc<MetadataState> {
+        self.groups.metadata()
+    }
+
+    /// Stops the node's tasks, every group, and the peer links.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let replicas: Vec<Arc<Replica>> = self
+            .groups
+            .replicas
+            .write()
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for replica in replicas {
+            if let Err(error) = replica.raft.shutdown().await {
+                tracing::debug!(%error, "partition group did not stop cleanly");
+            }
+        }
+        if let Err(error) = self.groups.meta_raft.shutdown().await {
+            tracing::debug!(%error, "metadata group did not stop cleanly");
+        }
+        self.network.shutdown().await;
+    }
+
+    /// Records this broker (and, once, the cluster id) in the metadata,
+    /// retrying until the metadata leader commits it.
+    async fn register(self: Arc<Self>) {
+        let addresses = BrokerAddresses {
+            native: self.config.advertised_address.clone(),
+            gossip: self.config.gossip_address.clone(),
+            peer: self.config.advertised_address.clone(),
+        };
+        let commands = [
+            citystream_cluster::MetadataCommand::InitCluster {
+                cluster_id: self.config.cluster_id.clone(),
+            },
+            groups::register_command(self.config.node_id, addresses),
+        ];
+        for command in commands {
+            loop {
+                let write = self.groups.metadata_write(
+                    &self.network,
+                    NodeCall::Propose(command.clone()),
+                    METADATA_WRITE_PATIENCE,
+                );
+                let answer = tokio::select! {
+                    () = self.stop.cancelled() => return,
+                    answer = write => answer,
+                };
+                match answer {
+                    CallAnswer::Applied(outcome) => {
+                        tracing::info!(?outcome, "registered in the cluster metadata");
+                        break;
+                    }
+                    CallAnswer::Refused(refused) => {
+                        tracing::error!(%refused, "the cluster refused this node");
+                        break;
+                    }
+                    CallAnswer::Unavailable(reason) => {
+                        tracing::info!(%reason, "waiting for the metadata group to register");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One timer for every group this node leads (0005 §4).
+    async fn heartbeats(self: Arc<Self>) {
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(self.config.timing.heartbeat_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if self.groups.meta_raft.is_leader() {
+                let _ = self.groups.meta_raft.trigger().heartbeat().await;
+            }
+            let leading: Vec<Arc<Replica>> = self
+                .groups
+                .replicas
+                .read()
+                .values()
+                .filter(|r| r.raft.is_leader())
+                .cloned()
+                .collect();
+            for replica in leading {
+                let _ = replica.raft.trigger().heartbeat().await;
+            }
+        }
+    }
+
+    /// The partitions this node leads, as gossip's `leaderships` map
+    /// (`topic/partition` -> term).
+    pub fn leaderships(&self) -> BTreeMap<String, u64> {
+        self.groups
+            .replicas
+            .read()
+            .values()
+            .filter_map(|replica| {
+                let term = replica.leader_term().ok()?;
+                Some((
+                    data::leadership_key(&replica.id.topic, replica.id.partition),
+                    term,
+                ))
+            })
+            .collect()
+    }
+
+    /// The metadata leader and its term, as gossip carries it.
+    pub fn metadata_leader_hint(&self) -> Option<citystream_membership::LeaderHint> {
+        let metrics = self.groups.meta_raft.metrics().borrow_watched().clone();
+        let leader = u32::try_from(metrics.current_leader?).ok()?;
+        Some(citystream_membership::LeaderHint {
+            node_id: citystream_membership::NodeId(leader),
+            term: metrics.current_term,
+        })
+    }
+}
+
+/// File storage under `dir`, or memory when the broker runs in memory.
+fn open_storage(dir: Option<PathBuf>) -> std::io::Result<Arc<dyn Storage>> {
+    Ok(match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            Arc::new(citystream_log::FileStorage::new(dir)?)
+        }
+        None => Arc::new(MemoryStorage::new()),
+    })
+}
+
+/// A seed for openraft's randomness (election timeouts): distinct per node
+/// and per start, so nodes do not time out in lockstep.
+fn rand_seed(node_id: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ node_id.rotate_left(32) ^ u64::from(std::process::id())
+}

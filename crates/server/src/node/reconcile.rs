@@ -1,0 +1,170 @@
+//! The reconciler: makes the partition groups this node runs match the
+//! placement in the metadata (0005 §3). For every partition whose replicas
+//! name this node and that has no local group, it opens the partition log
+//! (`DATA/raft/<topic id>-<partition>`), starts its Raft group and, for a
+//! placement never reassigned (epoch 0), initializes it with exactly the
+//! replicas the metadata lists — every replica does the same with the same
+//! committed set, which openraft documents as safe. Groups of topics that
+//! are gone are stopped and their directories removed.
+//!
+//! Retention is not applied to replicated logs yet: deleting segments
+//! needs the snapshot-at-the-retention-point scheme of 0005 §2 so that a
+//! lagging follower is not left without the entries it needs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use citystream_cluster::{MetadataState, PartitionAssignment, TopicMeta};
+use citystream_log::{LogConfig, PartitionLog};
+use citystream_peer::GroupId;
+use citystream_raft::{
+    PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog, partition_config, seeded,
+};
+use openraft::Raft;
+
+use super::replica::{Replica, ReplicaId};
+use super::{ClusterNode, open_storage, rand_seed};
+
+impl ClusterNode {
+    /// Reconciles on every metadata change until the node stops.
+    pub(super) async fn reconcile_loop(self: Arc<Self>) {
+        let mut state = self.groups.meta_sm.subscribe();
+        loop {
+            let current = state.borrow_and_update().clone();
+            self.reconcile(&current).await;
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                changed = state.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    async fn reconcile(&self, state: &MetadataState) {
+        let me = self.config.node_id;
+        let mut wanted = HashSet::new();
+        for (name, topic) in &state.topics {
+            for (partition, assignment) in topic.partitions.iter().enumerate() {
+                if !assignment.replicas.contains(&me) {
+                    continue;
+                }
+                let partition = partition as u32;
+                let group = topic.topic_id.partition_group(partition);
+                wanted.insert(group);
+                if self.groups.replica(group).is_some() {
+                    continue;
+                }
+                match self
+                    .open_replica(state, name, topic, partition, assignment)
+                    .await
+                {
+                    Ok(replica) => {
+                        tracing::info!(topic = %name, partition, group, "replica started");
+                        self.groups.replicas.write().insert(group, replica);
+                    }
+                    Err(error) => {
+                        tracing::error!(topic = %name, partition, %error, "replica did not start");
+                    }
+                }
+            }
+        }
+        let gone: Vec<(u64, Arc<Replica>)> = {
+            let mut replicas = self.groups.replicas.write();
+            let ids: Vec<u64> = replicas
+                .keys()
+                .filter(|g| !wanted.contains(g))
+                .copied()
+                .collect();
+            ids.into_iter()
+                .filter_map(|g| replicas.remove(&g).map(|r| (g, r)))
+                .collect()
+        };
+        for (group, replica) in gone {
+            let _ = replica.raft.shutdown().await;
+            tracing::info!(topic = %replica.id.topic, partition = replica.id.partition, group, "replica stopped: no longer placed here");
+            if let Some(dir) = self.replica_dir(&replica.id)
+                && let Err(error) = std::fs::remove_dir_all(&dir)
+            {
+                tracing::warn!(dir = %dir.display(), %error, "could not remove a replica's directory");
+            }
+        }
+    }
+
+    fn replica_dir(&self, id: &ReplicaId) -> Option<std::path::PathBuf> {
+        self.data_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}-{}", id.topic_id, id.partition)))
+    }
+
+    async fn open_replica(
+        &self,
+        state: &MetadataState,
+        name: &str,
+        topic: &TopicMeta,
+        partition: u32,
+        assignment: &PartitionAssignment,
+    ) -> std::io::Result<Arc<Replica>> {
+        let id = ReplicaId {
+            topic: name.to_owned(),
+            topic_id: topic.topic_id.0,
+            partition,
+        };
+        let group = topic.topic_id.partition_group(partition);
+        let storage = open_storage(self.replica_dir(&id))?;
+        let base = &self.broker.config().log;
+        let log_config = LogConfig {
+            segment_bytes_max: topic
+                .settings
+                .segment_bytes
+                .unwrap_or(base.segment_bytes_max),
+            retention_ms: None,
+            retention_bytes: None,
+            ..base.clone()
+        };
+        let log = PartitionLog::open_with(Arc::clone(&storage), log_config.clone())
+            .map_err(std::io::Error::other)?;
+        if let Some(last) = log.last_batch() {
+            self.broker.clock().lock().observe(last.last_hlc());
+        }
+        let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
+        let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), storage)?;
+        let sm = PartitionStateMachine::new(log);
+        let raft_config = partition_config(self.config.timing, log_config.fsync)
+            .map_err(std::io::Error::other)?;
+        let node_id = u64::from(self.config.node_id);
+        let factory = self.network.factory(GroupId(group));
+        let (storage_for_raft, sm_for_raft) = (raft_storage.clone(), sm.clone());
+        let raft = seeded(rand_seed(node_id ^ group), async move {
+            Raft::new(node_id, raft_config, factory, storage_for_raft, sm_for_raft).await
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        if assignment.epoch == 0 {
+            let members = members(state, &assignment.replicas);
+            if let Err(error) = raft.initialize(members).await {
+                tracing::debug!(group, %error, "partition group already initialized");
+            }
+        }
+        Ok(Arc::new(Replica::new(
+            id,
+            raft,
+            raft_storage,
+            sm,
+            self.broker.clock(),
+        )))
+    }
+}
+
+/// The Raft members of a replica list, at their peer addresses.
+fn members(state: &MetadataState, replicas: &[u32]) -> BTreeMap<u64, PeerAddr> {
+    replicas
+        .iter()
+        .map(|id| {
+            let peer = state
+                .brokers
+                .get(id)
+                .map(|b| b.addresses.peer.clone())
+                .unwrap_or_default();
+            (u64::from(*id), PeerAddr { peer })
+        })
+        .collect()
+}

@@ -1,0 +1,356 @@
+//! [`Replica`]: this node's copy of one replicated partition, the Raft group
+//! over its partition log (decision 0005 §1, §5).
+//!
+//! The leader is the partition's sequencer. A produce takes the sequencer
+//! lock only to check the idempotent sequence, stamp HLCs and submit the
+//! batch to Raft (fenced to the current term with `with_leader`), so
+//! proposals from many connections pipeline; the wait for the ack happens
+//! after the lock is released ([`PendingAppend`]). The producer dedup state
+//! is rebuilt from the local log whenever this node starts a new term as
+//! leader: a Raft leader's log holds every committed entry, and entries of
+//! earlier terms in it will be committed by this leader.
+//!
+//! Reads are served by the leader only, and only below the high watermark
+//! (the committed end) that the state machine publishes; an offset between
+//! the watermark and the log end reads nothing and may long-poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use citystream_broker::producer_state::{OFFSET_PENDING, ProducerStates, SequenceCheck};
+use citystream_broker::{
+    BrokerError, FetchOutcome, LeaderHint, OffsetQuery, ProduceOutcome, read_committed,
+    rebuild_producer_states,
+};
+use citystream_log::Offset;
+use citystream_protocol::Acks;
+use citystream_raft::{
+    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, SharedLog,
+};
+use citystream_record::{HybridClock, NO_PRODUCER, RecordBatch, set_base_hlc};
+use futures::future::BoxFuture;
+use openraft::error::ClientWriteError;
+use openraft::impls::ProgressResponder;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+/// Identifies a replica: topic name and id, partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReplicaId {
+    pub topic: String,
+    pub topic_id: u64,
+    pub partition: u32,
+}
+
+struct Sequencer {
+    /// The term the producer state was rebuilt for; `None` before any.
+    term: Option<u64>,
+    producers: ProducerStates,
+}
+
+/// This node's replica of one partition.
+pub(crate) struct Replica {
+    pub id: ReplicaId,
+    pub raft: PartitionRaft,
+    storage: PartitionRaftStorage,
+    sm: PartitionStateMachine,
+    sequencer: tokio::sync::Mutex<Sequencer>,
+    clock: Arc<Mutex<HybridClock>>,
+}
+
+/// The rest of a produce after its batch was submitted: resolves when the
+/// batch is acknowledged as `acks` asks.
+pub(crate) type PendingAppend = BoxFuture<'static, Result<ProduceOutcome, BrokerError>>;
+
+impl Replica {
+    pub fn new(
+        id: ReplicaId,
+        raft: PartitionRaft,
+        storage: PartitionRaftStorage,
+        sm: PartitionStateMachine,
+        clock: Arc<Mutex<HybridClock>>,
+    ) -> Replica {
+        Replica {
+            id,
+            raft,
+            storage,
+            sm,
+            sequencer: tokio::sync::Mutex::new(Sequencer {
+                term: None,
+                producers: ProducerStates::new(),
+            }),
+            clock,
+        }
+    }
+
+    pub fn log(&self) -> &SharedLog {
+        self.storage.log()
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.sm.high_watermark()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.sm.subscribe_high_watermark()
+    }
+
+    /// The leader's term if this node leads, else why not (with the
+    /// leader's id and address when known: the peer address is the native
+    /// one, both share a port).
+    pub fn leader_term(&self) -> Result<u64, BrokerError> {
+        match self.raft.as_leader() {
+            Ok(leader) => Ok(leader.term()),
+            Err(forward) => Err(BrokerError::NotLeader {
+                topic: self.id.topic.clone(),
+                partition: self.id.partition,
+                leader: forward
+                    .leader_id
+                    .zip(forward.leader_node)
+                    .map(|(id, node)| LeaderHint {
+                        node_id: u32::try_from(id).unwrap_or(u32::MAX),
+                        address: node.peer,
+                    }),
+            }),
+        }
+    }
+
+    /// Checks and submits a validated batch; the returned future waits for
+    /// its acknowledgement, bounded by `timeout`. `Acks::None` resolves as
+    /// soon as the batch is submitted.
+    pub async fn propose(
+        self: &Arc<Self>,
+        batch: RecordBatch,
+        acks: Acks,
+        now_ms: i64,
+        timeout: Duration,
+    ) -> Result<PendingAppend, BrokerError> {
+        let term = self.leader_term()?;
+        let header = *batch.header();
+        let mut bytes = batch
+            .into_bytes()
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let mut sequencer = self.sequencer.lock().await;
+        if sequencer.term != Some(term) {
+            let producers = rebuild_producer_states(&self.log().read(), now_ms)?;
+            *sequencer = Sequencer {
+                term: Some(term),
+                producers,
+            };
+        }
+        let idempotent = header.producer_id != NO_PRODUCER;
+        if idempotent {
+            let check = sequencer.producers.check(
+                header.producer_id,
+                header.base_sequence,
+                header.record_count,
+            );
+            match check {
+                Ok(SequenceCheck::Append) => {}
+                Ok(SequenceCheck::Duplicate { base_offset }) => {
+                    drop(sequencer);
+                    return Ok(self.duplicate(base_offset, header.record_count, acks, timeout));
+                }
+                Err(out_of_order) => {
+                    return Err(BrokerError::OutOfOrderSequence {
+                        producer_id: header.producer_id,
+                        topic: self.id.topic.clone(),
+                        partition: self.id.partition,
+                        expected: out_of_order.expected,
+                        received: header.base_sequence,
+                    });
+                }
+            }
+        }
+        let base_hlc = self.clock.lock().stamp(now_ms, header.record_count);
+        set_base_hlc(&mut bytes, base_hlc);
+        let mut data = BatchData::new(bytes.freeze());
+        let ack = match acks {
+            Acks::None => Ack::None,
+            Acks::Leader => {
+                let (token, rx) = self
+                    .storage
+                    .leader_acks()
+                    .register()
+                    .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+                data.token = token;
+                Ack::Leader(token, rx)
+            }
+            Acks::Quorum => Ack::Quorum,
+        };
+        let (responder, quorum_rx) = ProgressResponder::complete_only();
+        let mut write = self.raft.write(data).with_leader(term);
+        if matches!(ack, Ack::Quorum) {
+            write = write.responder(responder);
+        }
+        if let Err(fatal) = write.await {
+            if let Ack::Leader(token, _) = ack {
+                self.storage.leader_acks().cancel(token);
+            }
+            return Err(BrokerError::Unavailable(format!(
+                "partition {}/{} stopped: {fatal}",
+                self.id.topic, self.id.partition
+            )));
+        }
+        if idempotent {
+            let (id, seq, count) = (
+                header.producer_id,
+                header.base_sequence,
+                header.record_count,
+            );
+            sequencer
+                .producers
+                .record(id, seq, count, OFFSET_PENDING, now_ms);
+        }
+        drop(sequencer);
+        let replica = Arc::clone(self);
+        Ok(Box::pin(async move {
+            let appended = match ack {
+                Ack::None => return Ok(replica.outcome(OFFSET_PENDING)),
+                Ack::Leader(token, rx) => match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(appended)) => appended,
+                    Ok(Err(_)) => return Err(replica.lost_leadership()),
+                    Err(_) => {
+                        replica.storage.leader_acks().cancel(token);
+                        return Err(replica.timed_out(timeout));
+                    }
+                },
+                Ack::Quorum => match tokio::time::timeout(timeout, quorum_rx).await {
+                    Ok(Ok(Ok(response))) => response.data,
+                    Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) | Ok(Err(_)) => {
+                        return Err(replica.lost_leadership());
+                    }
+                    Ok(Ok(Err(error))) => {
+                        return Err(BrokerError::Unavailable(error.to_string()));
+                    }
+                    Err(_) => return Err(replica.timed_out(timeout)),
+                },
+            };
+            if idempotent {
+                replica.sequencer.lock().await.producers.set_base_offset(
+                    header.producer_id,
+                    header.base_sequence,
+                    appended.base_offset,
+                );
+            }
+            Ok(replica.outcome(appended.base_offset))
+        }))
+    }
+
+    /// The answer to a retry of a batch already proposed: once the original
+    /// is as acknowledged as `acks` asks, its offset. A retry of a batch
+    /// whose offset is not known yet is told to come back.
+    fn duplicate(
+        self: &Arc<Self>,
+        base_offset: u64,
+        record_count: u32,
+        acks: Acks,
+        timeout: Duration,
+    ) -> PendingAppend {
+        let replica = Arc::clone(self);
+        Box::pin(async move {
+            if base_offset == OFFSET_PENDING {
+                return Err(BrokerError::Unavailable(
+                    "the first copy of this batch is still being replicated; retry".to_owned(),
+                ));
+            }
+            if acks == Acks::Quorum {
+                let end = base_offset + u64::from(record_count);
+                let mut watermark = replica.watch();
+                let committed = watermark.wait_for(|hwm| *hwm >= end);
+                match tokio::time::timeout(timeout, committed).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => return Err(replica.lost_leadership()),
+                    Err(_) => return Err(replica.timed_out(timeout)),
+                }
+            }
+            let mut outcome = replica.outcome(base_offset);
+            outcome.duplicate = true;
+            Ok(outcome)
+        })
+    }
+
+    fn outcome(&self, base_offset: u64) -> ProduceOutcome {
+        ProduceOutcome {
+            base_offset: if base_offset == OFFSET_PENDING {
+                0
+            } else {
+                base_offset
+            },
+            log_start_offset: self.log().read().start_offset().0,
+            duplicate: false,
+        }
+    }
+
+    /// The batch's fate is unknown: leadership moved while it was in
+    /// flight. An idempotent retry at the new leader is safe.
+    fn lost_leadership(&self) -> BrokerError {
+        match self.leader_term() {
+            Err(not_leader) => not_leader,
+            Ok(_) => BrokerError::Unavailable(format!(
+                "leadership of {}/{} changed while the batch was in flight; retry",
+                self.id.topic, self.id.partition
+            )),
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> BrokerError {
+        BrokerError::Unavailable(format!(
+            "{}/{}: no acknowledgement within {} ms (is a quorum of replicas up?)",
+            self.id.topic,
+            self.id.partition,
+            timeout.as_millis()
+        ))
+    }
+
+    /// Whole committed batches from `offset` (leader only).
+    pub fn fetch(&self, offset: u64, max_bytes: u32) -> Result<FetchOutcome, BrokerError> {
+        self.leader_term()?;
+        let high_watermark = self.high_watermark();
+        read_committed(&self.log().read(), offset, max_bytes, high_watermark)
+    }
+
+    /// Offset lookups (leader only), never past the high watermark.
+    pub fn list_offset(&self, query: OffsetQuery) -> Result<u64, BrokerError> {
+        self.leader_term()?;
+        let high_watermark = self.high_watermark();
+        let log = self.log().read();
+        let start = log.start_offset().0;
+        Ok(match query {
+            OffsetQuery::Earliest => start,
+            OffsetQuery::Latest => high_watermark.max(start),
+            OffsetQuery::Timestamp(timestamp_ms) => log
+                .offset_for_timestamp(timestamp_ms)?
+                .map_or(high_watermark, |o| o.0.clamp(start, high_watermark)),
+        })
+    }
+
+    /// `(log start, log end, high watermark)` of the local copy.
+    pub fn extent(&self) -> (u64, u64, u64) {
+        let log = self.log().read();
+        (
+            log.start_offset().0,
+            log.next_offset().0,
+            self.high_watermark(),
+        )
+    }
+
+    /// Reads raw stored batches (any replica, ignoring the watermark): for
+    /// comparing replicas.
+    #[allow(dead_code)]
+    pub fn read_raw(&self, from: u64, max_bytes: usize) -> Result<bytes::Bytes, BrokerError> {
+        let log = self.log().read();
+        if from >= log.next_offset().0 {
+            return Ok(bytes::Bytes::new());
+        }
+        Ok(log.read(Offset(from), max_bytes)?.bytes)
+    }
+}
+
+enum Ack {
+    None,
+    Leader(u64, tokio::sync::oneshot::Receiver<Appended>),
+    Quorum,
+}
