@@ -190,8 +190,18 @@ pub(crate) fn decode_versioned<T: for<'de> Deserialize<'de>>(
     known: u32,
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
+    decode_versioned_since(known, known, bytes)
+}
+
+/// As [`decode_versioned`], also taking the older formats `oldest..known`
+/// of a body whose newer fields have serde defaults.
+pub(crate) fn decode_versioned_since<T: for<'de> Deserialize<'de>>(
+    oldest: u32,
+    known: u32,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     let Version { v } = serde_json::from_slice(bytes)?;
-    if v != known {
+    if !(oldest..=known).contains(&v) {
         return Err(DecodeError::UnknownFormat { found: v, known });
     }
     Ok(serde_json::from_slice(bytes)?)

@@ -7,12 +7,15 @@
 //! ```text
 //!  0            4
 //!  +------------+----------------------------------------------------+
-//!  | crc32c u32 | JSON body: {"v":1,"applied":[term,index]|null,      |
+//!  | crc32c u32 | JSON body: {"v":2,"applied":[term,index]|null,      |
 //!  | LE over    |  "membership_log_id":[term,index]|null,             |
 //!  | the body   |  "configs":[[id,..],..],"nodes":{"id":"peer",..},   |
-//!  |            |  "state":{..}}                                      |
+//!  |            |  "state":{..,"log_next_offset":offset|null}}        |
 //!  +------------+----------------------------------------------------+
 //! ```
+//! Format 2 added the state's `log_next_offset`; a format-1 file still
+//! decodes, with `None` there (the state machine then looks it up in the
+//! log). A format this version does not know is refused.
 //! This module converts and stores; it does not decide when to snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,13 +28,14 @@ use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf};
 use openraft::{LogId, Membership, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{decode_versioned, encode_versioned};
+use crate::command::{decode_versioned_since, encode_versioned};
 use crate::state::MetadataState;
 
 /// Name of the file in the metadata log's storage (one of the log's
 /// `OWNER_FILES`, which recovery leaves alone).
 pub const SM_STATE_FILE: &str = "sm-state";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+const FORMAT_OLDEST: u32 = 1;
 const CRC_LEN: usize = 4;
 
 #[derive(Serialize, Deserialize)]
@@ -84,7 +88,8 @@ pub fn decode(bytes: &[u8]) -> io::Result<(SnapshotMetaOf<Tc>, MetadataState)> {
     if crc32c(json).to_le_bytes() != crc {
         return Err(invalid("sm-state CRC mismatch".into()));
     }
-    let body: Body = decode_versioned(FORMAT, json).map_err(|e| invalid(e.to_string()))?;
+    let body: Body =
+        decode_versioned_since(FORMAT_OLDEST, FORMAT, json).map_err(|e| invalid(e.to_string()))?;
     let nodes: BTreeMap<u64, PeerAddr> = body
         .nodes
         .into_iter()
@@ -143,7 +148,16 @@ mod tests {
         state
             .apply(&crate::MetadataCommand::AllocateProducerIds { count: 7 })
             .unwrap();
+        state.log_next_offset = Some(18);
         (meta, state)
+    }
+
+    /// `bytes` with its JSON body edited by `edit` and the CRC redone.
+    fn edited(bytes: &[u8], edit: impl Fn(String) -> String) -> Vec<u8> {
+        let json = edit(String::from_utf8(bytes[CRC_LEN..].to_vec()).unwrap());
+        let mut out = crc32c(json.as_bytes()).to_le_bytes().to_vec();
+        out.extend_from_slice(json.as_bytes());
+        out
     }
 
     /// A snapshot survives the file, membership and log ids included.
@@ -166,5 +180,30 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[10] ^= 0x20;
         assert!(decode(&flipped).is_err());
+    }
+
+    /// A format-1 file (before `log_next_offset`) still decodes, without
+    /// it; an unknown future format is refused.
+    #[test]
+    fn older_format_decodes_and_future_is_refused() {
+        let (meta, state) = sample();
+        let bytes = encode(&meta, &state);
+        let v1 = edited(&bytes, |json| {
+            json.replacen("\"v\":2", "\"v\":1", 1)
+                .replacen(",\"log_next_offset\":18", "", 1)
+        });
+        let (meta1, state1) = decode(&v1).unwrap();
+        assert_eq!(meta1, meta);
+        assert_eq!(state1.log_next_offset, None);
+        assert_eq!(
+            state1,
+            MetadataState {
+                log_next_offset: None,
+                ..state
+            }
+        );
+        let future = edited(&bytes, |json| json.replacen("\"v\":2", "\"v\":3", 1));
+        let error = decode(&future).unwrap_err().to_string();
+        assert!(error.contains("format 3"), "{error}");
     }
 }

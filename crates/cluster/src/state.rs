@@ -21,12 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{
     BrokerAddresses, DecodeError, MetadataCommand, MetadataError, MetadataOutcome,
-    decode_versioned, encode_versioned,
+    decode_versioned_since, encode_versioned,
 };
 use crate::placement::{Candidate, place_topic};
 
-/// The snapshot envelope version.
-pub const STATE_FORMAT: u32 = 1;
+/// The snapshot envelope version. Format 2 added
+/// [`MetadataState::log_next_offset`]; format 1 still decodes, without it.
+pub const STATE_FORMAT: u32 = 2;
+const STATE_FORMAT_OLDEST: u32 = 1;
 /// Largest producer-id block one command may take.
 pub const PRODUCER_ID_BLOCK_MAX: u32 = 1_000_000;
 /// Longest address or rack string a broker may register.
@@ -121,6 +123,13 @@ pub struct MetadataState {
     pub topics: BTreeMap<String, TopicMeta>,
     pub next_topic_id: u64,
     pub next_producer_id: u64,
+    /// The metadata log's offset right after the last applied entry.
+    /// Commands never change it: the state machine sets it as it applies
+    /// entries (the same offsets on every replica), so a replica that
+    /// installs this state as a snapshot restarts its log there (0005 §2).
+    /// `None` until the state machine sets it, and in a format-1 snapshot.
+    #[serde(default)]
+    pub log_next_offset: Option<u64>,
 }
 
 impl Default for MetadataState {
@@ -131,6 +140,7 @@ impl Default for MetadataState {
             topics: BTreeMap::new(),
             next_topic_id: 1,
             next_producer_id: 0,
+            log_next_offset: None,
         }
     }
 }
@@ -221,6 +231,7 @@ impl MetadataState {
     }
 
     /// The bytes of a snapshot of the whole state (versioned JSON).
+    /// [`Self::decode`] also reads format 1 (`log_next_offset` is `None`).
     pub fn encode(&self) -> Vec<u8> {
         encode_versioned(
             STATE_FORMAT,
@@ -231,7 +242,7 @@ impl MetadataState {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<MetadataState, DecodeError> {
-        let body: StateBody = decode_versioned(STATE_FORMAT, bytes)?;
+        let body: StateBody = decode_versioned_since(STATE_FORMAT_OLDEST, STATE_FORMAT, bytes)?;
         Ok(body.state)
     }
 

@@ -15,17 +15,27 @@
 //! `tokio::sync::watch` (the reconciler and routing read it). Snapshots are
 //! the whole state, written to `sm-state` ([`crate::sm_state`]) so a
 //! restart begins there.
+//!
+//! The log: every entry is one batch, so applying one moves
+//! [`MetadataState::log_next_offset`] to the end of its batch, the same
+//! offset on every replica. Installing a snapshot restarts the log right
+//! after the snapshot's last entry (as citystream-raft's
+//! `PartitionStateMachine` does, decision 0005 §2) unless the log already
+//! holds that entry with the same term; otherwise the next replicated
+//! batch would not continue the log's offsets and the group would stop.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
-use citystream_log::Storage;
-use citystream_raft::{Appended, BatchData, Tc};
+use citystream_log::{BatchHeader, Offset, Storage, Term};
+use citystream_raft::{Appended, BatchData, SharedLog, Tc, stored_index};
 use citystream_record::{BatchBuilder, RecordBatch};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::type_config::alias::{
+    EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf,
+};
 use openraft::{
     EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StoredMembership,
 };
@@ -85,6 +95,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct MetadataStateMachine {
     storage: Arc<dyn Storage>,
+    log: SharedLog,
     inner: Arc<Mutex<Inner>>,
     published: Arc<watch::Sender<Arc<MetadataState>>>,
 }
@@ -100,10 +111,18 @@ impl std::fmt::Debug for MetadataStateMachine {
 impl MetadataStateMachine {
     /// Starts from the snapshot in `storage`'s `sm-state`, if any (the
     /// metadata log's storage); entries after it are applied again as
-    /// openraft replays the committed log.
-    pub fn open(storage: Arc<dyn Storage>) -> io::Result<Self> {
+    /// openraft replays the committed log. `log` is the metadata log: a
+    /// snapshot whose install stopped before the log was restarted after
+    /// it (a crash) restarts it now.
+    pub fn open(storage: Arc<dyn Storage>, log: SharedLog) -> io::Result<Self> {
         let mut inner = Inner::default();
-        if let Some((meta, state)) = sm_state::read(&*storage)? {
+        inner.state.log_next_offset = Some(log.read().start_offset().0);
+        if let Some((meta, mut state)) = sm_state::read(&*storage)? {
+            if state.log_next_offset.is_none() {
+                // A format-1 file: the log may still say.
+                state.log_next_offset = offset_after(&log, &meta)?;
+            }
+            align_log(&log, &meta, state.log_next_offset)?;
             inner.applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();
             inner.state = state.clone();
@@ -115,6 +134,7 @@ impl MetadataStateMachine {
         let published = watch::channel(Arc::new(inner.state.clone())).0;
         Ok(MetadataStateMachine {
             storage,
+            log,
             inner: Arc::new(Mutex::new(inner)),
             published: Arc::new(published),
         })
@@ -126,7 +146,7 @@ impl MetadataStateMachine {
     }
 
     /// Follows the applied state; a new value after every applied entry
-    /// that changed it.
+    /// (each moves at least [`MetadataState::log_next_offset`]).
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataState>> {
         self.published.subscribe()
     }
@@ -146,6 +166,88 @@ impl MetadataStateMachine {
     fn publish(&self, state: MetadataState) {
         self.published.send_replace(Arc::new(state));
     }
+
+    /// The offset after `entry`'s batch. A command read back from the log
+    /// carries its stamped header; anything else is looked up by Raft
+    /// index. `None` if the log does not hold the entry, which in a running
+    /// group cannot happen (committed entries are in the local log when
+    /// applied) but does in openraft's storage suite.
+    fn entry_end(&self, entry: &EntryOf<Tc>) -> io::Result<Option<u64>> {
+        let stored = stored_index(entry.log_id.index);
+        if let EntryPayload::Normal(data) = &entry.payload
+            && let Ok(header) = BatchHeader::decode(&data.bytes)
+            && header.raft_index == stored
+        {
+            return Ok(Some(header.next_offset()));
+        }
+        let header = self
+            .log
+            .read()
+            .locate_raft_index(stored)
+            .map_err(io::Error::other)?;
+        Ok(header.map(|h| h.next_offset()))
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// The offset after the snapshot's last entry as the local log knows it:
+/// the end of that entry's batch, or the log's end if the log ends right
+/// after it (purged or restarted there). `None` if neither.
+fn offset_after(log: &SharedLog, meta: &SnapshotMetaOf<Tc>) -> io::Result<Option<u64>> {
+    let Some(last) = &meta.last_log_id else {
+        return Ok(None);
+    };
+    let stored = stored_index(last.index);
+    let log = log.read();
+    if log.last_raft_index() == stored {
+        return Ok(Some(log.next_offset().0));
+    }
+    let header = log.locate_raft_index(stored).map_err(io::Error::other)?;
+    Ok(header.map(|h| h.next_offset()))
+}
+
+/// Makes the log continue right after the snapshot's last entry, at
+/// `next_offset`. The log is kept if it holds that entry with the
+/// snapshot's term, or went past it and purged it (only committed entries
+/// are purged); otherwise it is emptied and restarted there.
+fn align_log(
+    log: &SharedLog,
+    meta: &SnapshotMetaOf<Tc>,
+    next_offset: Option<u64>,
+) -> io::Result<()> {
+    let Some(last) = &meta.last_log_id else {
+        return Ok(());
+    };
+    let stored = stored_index(last.index);
+    let term = last.leader_id.term;
+    let mut log = log.write();
+    let held = log.locate_raft_index(stored).map_err(io::Error::other)?;
+    let keep = match held {
+        Some(header) => {
+            header.term == term && next_offset.is_none_or(|n| n == header.next_offset())
+        }
+        None => log.last_raft_index() >= stored,
+    };
+    if keep {
+        return Ok(());
+    }
+    let Some(next_offset) = next_offset else {
+        return Err(invalid(format!(
+            "metadata snapshot at index {} does not say where the log continues (format 1) \
+             and this log does not hold that entry",
+            last.index
+        )));
+    };
+    tracing::info!(
+        raft_index = stored,
+        next_offset,
+        "metadata snapshot replaces the log"
+    );
+    log.reset(Offset(next_offset), Term(term), stored + 1)
+        .map_err(io::Error::other)
 }
 
 impl RaftStateMachine<Tc> for MetadataStateMachine {
@@ -168,14 +270,18 @@ impl RaftStateMachine<Tc> for MetadataStateMachine {
                 EntryPayload::Normal(data) => Some(decode_entry(data)?),
                 _ => None,
             };
-            let changed = {
+            let end = self.entry_end(&entry)?;
+            let state = {
                 let mut inner = self.inner.lock();
                 if let EntryPayload::Membership(membership) = &entry.payload {
                     inner.membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
                 }
                 inner.applied = Some(entry.log_id);
-                command.map(|command| {
+                if end.is_some() {
+                    inner.state.log_next_offset = end;
+                }
+                if let Some(command) = command {
                     let result = inner.state.apply(&command);
                     tracing::debug!(
                         index = entry.log_id.index,
@@ -187,13 +293,11 @@ impl RaftStateMachine<Tc> for MetadataStateMachine {
                     while inner.outcomes.len() > OUTCOMES_MAX {
                         inner.outcomes.pop_first();
                     }
-                    inner.state.clone()
-                })
+                }
+                inner.state.clone()
             };
             // Published and recorded before the writer hears back.
-            if let Some(state) = changed {
-                self.publish(state);
-            }
+            self.publish(state);
             if let Some(responder) = responder {
                 responder.send(Appended::default());
             }
@@ -208,9 +312,22 @@ impl RaftStateMachine<Tc> for MetadataStateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMetaOf<Tc>,
-        snapshot: MetadataState,
+        mut snapshot: MetadataState,
     ) -> Result<(), io::Error> {
+        if snapshot.log_next_offset.is_none() {
+            // A format-1 sender: usable only if this log knows the point.
+            snapshot.log_next_offset = offset_after(&self.log, meta)?;
+        }
+        if meta.last_log_id.is_some() && snapshot.log_next_offset.is_none() {
+            return Err(invalid(format!(
+                "metadata snapshot at {:?} does not say where the log continues (format 1)",
+                meta.last_log_id
+            )));
+        }
+        // The state first: a crash before the log is restarted leaves a
+        // state whose `open` restarts it.
         sm_state::write(&*self.storage, meta, &snapshot)?;
+        align_log(&self.log, meta, snapshot.log_next_offset)?;
         {
             let mut inner = self.inner.lock();
             inner.applied = meta.last_log_id;

@@ -3,7 +3,7 @@
 
 use citystream_cluster::{
     BrokerAddresses, BrokerState, MetadataCommand, MetadataError, MetadataOutcome, MetadataState,
-    TopicConfig, TopicId,
+    STATE_FORMAT, TopicConfig, TopicId,
 };
 
 fn register(id: u32) -> MetadataCommand {
@@ -297,8 +297,8 @@ fn producer_ids_and_cluster_id() {
     ));
 }
 
-/// The whole state survives its snapshot encoding; a future format does not
-/// decode.
+/// The whole state survives its snapshot encoding; format 1 (before
+/// `log_next_offset`) still decodes, a future format does not.
 #[test]
 fn state_round_trips() {
     let mut state = with_brokers(3);
@@ -309,11 +309,18 @@ fn state_round_trips() {
     state
         .apply(&MetadataCommand::AllocateProducerIds { count: 3 })
         .unwrap();
+    state.log_next_offset = Some(12);
     let bytes = state.encode();
     assert_eq!(MetadataState::decode(&bytes).unwrap(), state);
-    let future = String::from_utf8(bytes)
-        .unwrap()
-        .replacen("\"v\":1", "\"v\":9", 1);
+    let json = String::from_utf8(bytes).unwrap();
+    let version = format!("\"v\":{STATE_FORMAT}");
+    let v1 = json
+        .replacen(&version, "\"v\":1", 1)
+        .replacen(",\"log_next_offset\":12", "", 1);
+    let old = MetadataState::decode(v1.as_bytes()).unwrap();
+    assert_eq!(old.log_next_offset, None);
+    assert_eq!(old.topics, state.topics);
+    let future = json.replacen(&version, "\"v\":9", 1);
     assert!(MetadataState::decode(future.as_bytes()).is_err());
 }
 

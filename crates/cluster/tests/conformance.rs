@@ -30,8 +30,9 @@ impl StoreBuilder<Tc, PartitionRaftStorage, MetadataStateMachine> for MemoryBuil
         let log = PartitionLog::open_with(storage.clone(), config).expect("log opens");
         let log = Arc::new(RwLock::new(log));
         let read_error = |e: std::io::Error| StorageError::read(Tc::err_from_error(&e));
-        let raft_storage = PartitionRaftStorage::open(log, storage.clone()).map_err(read_error)?;
-        let sm = MetadataStateMachine::open(storage).map_err(read_error)?;
+        let raft_storage =
+            PartitionRaftStorage::open(log.clone(), storage.clone()).map_err(read_error)?;
+        let sm = MetadataStateMachine::open(storage, log).map_err(read_error)?;
         Ok(((), raft_storage, sm))
     }
 }

@@ -148,3 +148,56 @@ async fn metadata_group_replicates_fails_over_and_restarts() {
     assert_eq!(last.next_producer_id, 1000);
     assert_eq!(last.brokers.len(), 3);
 }
+
+/// A replica that was down while the leader snapshotted and purged its log
+/// catches up from the snapshot, then keeps applying later entries like
+/// the others (its log continues right after the snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lagging_replica_installs_a_snapshot_and_keeps_applying() {
+    let mut group = Group::start(&NODES, 0x1a6e).await;
+    for id in 1..=2 {
+        group.propose(&register(id)).await.expect("registered");
+    }
+    group.converged().await;
+    let leader = group.leader().await;
+    let lagging = *NODES.iter().find(|&&id| id != leader).unwrap();
+    group.kill(lagging).await;
+
+    for id in 3..=5 {
+        group.propose(&register(id)).await.expect("registered");
+    }
+    let leader = group.leader().await;
+    let raft = &group.nodes[&leader].raft;
+    raft.trigger().snapshot().await.expect("leader runs");
+    let wait = raft.wait(Some(WAIT));
+    let snapshotted = wait.metrics(
+        |metrics| metrics.snapshot.is_some() && metrics.snapshot == metrics.last_applied,
+        "snapshot of everything applied",
+    );
+    let index = snapshotted
+        .await
+        .expect("snapshot in time")
+        .snapshot
+        .unwrap()
+        .index;
+    raft.trigger().purge_log(index).await.expect("leader runs");
+    let purged = wait.metrics(
+        |metrics| metrics.purged.is_some_and(|purged| purged.index >= index),
+        "log purged up to the snapshot",
+    );
+    purged.await.expect("purged in time");
+
+    group.restart(lagging).await;
+    wait_snapshot(&group, lagging, index).await;
+    let drain = MetadataCommand::DrainBroker { node_id: 5 };
+    assert_eq!(
+        group.propose(&drain).await,
+        Ok(MetadataOutcome::BrokerDraining { node_id: 5 })
+    );
+    group.propose(&register(6)).await.expect("registered");
+    let last = group.converged().await;
+    assert_eq!(last.brokers.len(), 6);
+    assert_eq!(*group.nodes[&lagging].sm.state(), last);
+    let applied = group.nodes[&lagging].sm.applied().unwrap().index;
+    assert!(applied > index, "applied {applied} after snapshot {index}");
+}

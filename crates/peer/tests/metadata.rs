@@ -1,14 +1,16 @@
 //! The metadata Raft group (group 0, `MetadataStateMachine`) over the real
 //! peer transport on loopback TCP: three brokers elect a leader and commit
 //! a command on every replica, and a broker that joins after the leader
-//! purged its log gets a `MetadataState` snapshot sent over the wire. Every wait is bounded by [`WAIT`].
+//! purged its log gets a `MetadataState` snapshot sent over the wire and
+//! keeps taking entries after it. Every wait is bounded by [`WAIT`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use citystream_cluster::{
-    MetadataCommand, MetadataOutcome, MetadataRaft, MetadataStateMachine, metadata_config, propose,
+    BrokerAddresses, MetadataCommand, MetadataOutcome, MetadataRaft, MetadataState,
+    MetadataStateMachine, metadata_config, propose,
 };
 use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
 use citystream_peer::{GroupId, GroupRouter, LinkConfig, PeerNetwork, PeerServer, RaftHandle};
@@ -64,8 +66,9 @@ impl Node {
         };
         let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
         let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(log, storage.clone()).expect("raft storage");
-        let sm = MetadataStateMachine::open(storage).expect("state machine opens");
+        let raft_storage =
+            PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+        let sm = MetadataStateMachine::open(storage, log).expect("state machine opens");
         let config = metadata_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
         let network = PeerNetwork::new(id, LinkConfig::default());
         let raft = Raft::new(
@@ -174,8 +177,14 @@ impl Brokers {
 
     /// Waits until broker `id` has applied a state with `cluster_id`.
     async fn wait_cluster_id(&self, id: u64, cluster_id: &str) {
+        self.wait_state(id, |state| state.cluster_id.as_deref() == Some(cluster_id))
+            .await;
+    }
+
+    /// Waits until broker `id` has applied a state that `done` accepts.
+    async fn wait_state(&self, id: u64, done: impl Fn(&MetadataState) -> bool) {
         let mut states = self.nodes[&id].sm.subscribe();
-        let applied = states.wait_for(|state| state.cluster_id.as_deref() == Some(cluster_id));
+        let applied = states.wait_for(|state| done(state));
         let applied = tokio::time::timeout(WAIT, applied).await;
         applied
             .expect("applied in time")
@@ -214,7 +223,7 @@ async fn metadata_group_commits_over_tcp() {
 
 /// A broker added after the leader snapshotted and purged its log can only
 /// catch up from the snapshot: it receives the `MetadataState` over the
-/// wire and installs it.
+/// wire, installs it, and then applies later entries like the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_broker_installs_a_metadata_snapshot_over_tcp() {
     let brokers = Brokers::start(&[1, 2, 3], 0x51a9).await;
@@ -253,10 +262,33 @@ async fn late_broker_installs_a_metadata_snapshot_over_tcp() {
         "the learner holds the leader's snapshot",
     );
     installed.await.expect("snapshot installed in time");
-    let installed = brokers.nodes[&3].sm.state();
-    assert_eq!(installed, brokers.nodes[&leader_id].sm.state());
-    // Not checked: the learner taking later entries. The metadata snapshot
-    // does not carry the metadata log's next offset, so the learner's log
-    // is not reset to it (crates/cluster; the partition snapshot does).
+    // Equal once the learner also applied the entries after the snapshot
+    // (the learner's membership): the state includes the log's next offset.
+    let leader_state = brokers.nodes[&leader_id].sm.state();
+    brokers.wait_state(3, |state| *state == *leader_state).await;
+
+    // The learner's log continues right after the snapshot (it carries
+    // the metadata log's next offset), so later entries append and apply.
+    let register = MetadataCommand::RegisterBroker {
+        node_id: 3,
+        addresses: BrokerAddresses {
+            native: "b3:9092".into(),
+            gossip: "b3:7946".into(),
+            peer: brokers.addrs[&3].peer.clone(),
+        },
+        rack: None,
+    };
+    let outcome = brokers.propose(&register).await;
+    assert_eq!(outcome, MetadataOutcome::BrokerRegistered { node_id: 3 });
+    brokers
+        .wait_state(3, |state| state.brokers.contains_key(&3))
+        .await;
+    let leader_id = brokers.leader().await;
+    assert_eq!(
+        brokers.nodes[&3].sm.state(),
+        brokers.nodes[&leader_id].sm.state()
+    );
+    let learner_applied = brokers.nodes[&3].sm.applied().expect("applied");
+    assert!(learner_applied.index > index, "applied after the snapshot");
     brokers.stop().await;
 }

@@ -55,8 +55,9 @@ impl Node {
         };
         let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
         let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(log, storage.clone()).expect("raft storage");
-        let sm = MetadataStateMachine::open(storage.clone()).expect("state machine opens");
+        let raft_storage =
+            PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+        let sm = MetadataStateMachine::open(storage.clone(), log).expect("state machine opens");
         let config = metadata_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
         let raft = Raft::new(id, config, router.factory(id), raft_storage, sm.clone())
             .await
