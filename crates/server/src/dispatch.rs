@@ -62,14 +62,25 @@ pub(crate) async fn dispatch(
             group::describe(shared, &describe).map(Response::DescribeGroup)
         }
         Request::ClusterStatus(_) => Ok(Response::ClusterStatus(cluster::status(shared))),
-        Request::RemoveNode(_) => Err(ApiError::new(
-            citystream_protocol::ErrorCode::INVALID_REQUEST,
-            "RemoveNode needs cluster mode",
-        )),
-        Request::Rebalance(_) => Err(ApiError::new(
-            citystream_protocol::ErrorCode::INVALID_REQUEST,
-            "Rebalance needs cluster mode",
-        )),
+        Request::RemoveNode(remove) => match &shared.node {
+            Some(node) => replicated::remove_node(node, &remove)
+                .await
+                .map(Response::RemoveNode),
+            None => Err(needs_cluster_mode("RemoveNode")),
+        },
+        Request::Rebalance(rebalance) => match &shared.node {
+            Some(node) => replicated::rebalance(node, &rebalance)
+                .await
+                .map(Response::Rebalance),
+            None => Err(needs_cluster_mode("Rebalance")),
+        },
     };
     Some(response)
+}
+
+fn needs_cluster_mode(request: &str) -> ApiError {
+    ApiError::new(
+        citystream_protocol::ErrorCode::INVALID_REQUEST,
+        format!("{request} needs cluster mode"),
+    )
 }

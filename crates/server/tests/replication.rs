@@ -295,3 +295,73 @@ async fn bad_topic_requests_are_refused_in_cluster_mode() {
         .await
         .expect("test timed out");
 }
+
+/// ClusterStatus at node `id`.
+async fn status_at(cluster: &Cluster, id: u32) -> citystream_protocol::ClusterStatusResponse {
+    let mut client = cluster.client(id).await;
+    match client
+        .call(Request::ClusterStatus(
+            citystream_protocol::ClusterStatusRequest {},
+        ))
+        .await
+    {
+        Ok(Response::ClusterStatus(status)) => status,
+        other => panic!("unexpected status answer {other:?}"),
+    }
+}
+
+/// A dead replica's node is removed: its partitions move to the spare
+/// node, which catches up with every record, and writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_node_moves_its_replicas_to_a_spare_node() {
+    let test = async {
+        let mut cluster = Cluster::start(4).await;
+        cluster.await_registered(1).await;
+        create_topic(&mut cluster.client(1).await, "moved", 1, 3).await;
+        let (leader, _) = produce_following(&cluster, 1, "moved", &[b"one"]).await;
+        let replicas = status_at(&cluster, leader).await.partitions[0]
+            .replicas
+            .clone();
+        let spare = (1..=4).find(|id| !replicas.contains(id)).unwrap();
+        let victim = *replicas.iter().find(|id| **id != leader).unwrap();
+        cluster.servers.remove(&victim).unwrap().stop().await;
+
+        let mut client = cluster.client(spare).await;
+        let answer = client
+            .call(Request::RemoveNode(
+                citystream_protocol::RemoveNodeRequest { node_id: victim },
+            ))
+            .await;
+        let Ok(Response::RemoveNode(moves)) = answer else {
+            panic!("unexpected remove answer {answer:?}");
+        };
+        assert_eq!(moves.reassignments.len(), 1, "{moves:?}");
+        let moved = &moves.reassignments[0];
+        assert!(moved.from.contains(&victim) && !moved.to.contains(&victim));
+        assert!(moved.to.contains(&spare), "{moved:?}");
+
+        let (_, offset) = produce_following(&cluster, leader, "moved", &[b"two"]).await;
+        // The spare's replica catches up with everything committed.
+        loop {
+            let status = status_at(&cluster, spare).await;
+            let partition = &status.partitions[0];
+            if partition.replicas.contains(&spare) && partition.commit_index > offset {
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        // Removing it again, or an unknown node, is refused.
+        for node_id in [victim, 42] {
+            let again = client
+                .call(Request::RemoveNode(
+                    citystream_protocol::RemoveNodeRequest { node_id },
+                ))
+                .await;
+            expect_error(again, ErrorCode::INVALID_REQUEST);
+        }
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}

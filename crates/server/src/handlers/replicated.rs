@@ -12,8 +12,8 @@ use citystream_cluster::TopicMeta;
 use citystream_protocol::{
     Acks, ApiError, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest,
     DeleteTopicResponse, MetadataRequest, MetadataResponse, PartitionMetadata, PartitionStatus,
-    ProducePartitionResponse, ProduceRequest, ProduceResponse, Response, TopicConfig,
-    TopicMetadata,
+    ProducePartitionResponse, ProduceRequest, ProduceResponse, Reassignment, ReassignmentsResponse,
+    RebalanceRequest, RemoveNodeRequest, Response, TopicConfig, TopicMetadata,
 };
 use futures::future::{BoxFuture, join_all};
 
@@ -225,5 +225,48 @@ fn topic_metadata(node: &ClusterNode, name: &str, meta: &TopicMeta) -> TopicMeta
             segment_bytes: meta.settings.segment_bytes,
         },
         partitions,
+    }
+}
+
+pub(crate) async fn remove_node(
+    node: &ClusterNode,
+    request: &RemoveNodeRequest,
+) -> Result<ReassignmentsResponse, ApiError> {
+    let moves = node
+        .remove_node(request.node_id)
+        .await
+        .map_err(|e| api_error(&e))?;
+    tracing::info!(
+        node = request.node_id,
+        moves = moves.len(),
+        "broker removed"
+    );
+    Ok(reassignments(moves))
+}
+
+pub(crate) async fn rebalance(
+    node: &ClusterNode,
+    request: &RebalanceRequest,
+) -> Result<ReassignmentsResponse, ApiError> {
+    let moves = node
+        .rebalance(request.dry_run)
+        .await
+        .map_err(|e| api_error(&e))?;
+    tracing::info!(dry_run = request.dry_run, moves = moves.len(), "rebalance");
+    Ok(reassignments(moves))
+}
+
+fn reassignments(moves: Vec<crate::node::Moved>) -> ReassignmentsResponse {
+    ReassignmentsResponse {
+        status: PartitionStatus::ok(),
+        reassignments: moves
+            .into_iter()
+            .map(|moved| Reassignment {
+                topic: moved.topic,
+                partition: moved.partition,
+                from: moved.from,
+                to: moved.to,
+            })
+            .collect(),
     }
 }

@@ -19,12 +19,28 @@ pub(crate) enum NodeCall {
         replication_factor: u32,
         settings: TopicConfig,
     },
+    /// Retire a broker: move its replicas to others, then mark it removed.
+    RemoveNode { node_id: u32 },
+    /// Even out replica counts over the active brokers (plan only with
+    /// `dry_run`).
+    Rebalance { dry_run: bool },
+}
+
+/// One partition's replica list before and after a move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Moved {
+    pub topic: String,
+    pub partition: u32,
+    pub from: Vec<u32>,
+    pub to: Vec<u32>,
 }
 
 /// The answer: the command's outcome, or why it was refused or not made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum CallAnswer {
     Applied(MetadataOutcome),
+    /// The replica moves committed (or planned, for a dry run).
+    Reassigned(Vec<Moved>),
     Refused(Refusal),
     /// Not committed: not the leader (any more), no quorum, shutting down.
     Unavailable(String),

@@ -16,6 +16,7 @@ use citystream_protocol::Acks;
 use citystream_record::NO_PRODUCER;
 use tokio::sync::watch;
 
+use super::calls::Moved;
 use super::replica::{PendingAppend, Replica};
 use super::{CallAnswer, ClusterNode, METADATA_WRITE_PATIENCE, NodeCall};
 
@@ -42,13 +43,23 @@ impl ClusterNode {
             });
         }
         let group = meta.topic_id.partition_group(partition);
-        self.groups
-            .replica(group)
-            .ok_or_else(|| BrokerError::NotLeader {
+        self.groups.replica(group).ok_or_else(|| {
+            // Gossip knows the leader; without it, a replica is one hop
+            // from the answer (it names its leader).
+            let leader = self.gossip_leader(&state, topic, partition).or_else(|| {
+                let first = *meta.partitions[partition as usize].replicas.first()?;
+                let address = state.brokers.get(&first)?.addresses.native.clone();
+                Some(LeaderHint {
+                    node_id: first,
+                    address,
+                })
+            });
+            BrokerError::NotLeader {
                 topic: topic.to_owned(),
                 partition,
-                leader: self.gossip_leader(&state, topic, partition),
-            })
+                leader,
+            }
+        })
     }
 
     /// Validates and submits one batch; the future waits for its ack.
@@ -149,13 +160,25 @@ impl ClusterNode {
         }
     }
 
-    async fn admin_write(&self, call: NodeCall) -> Result<(), BrokerError> {
+    /// Moves every replica off `node_id` and marks it removed.
+    pub async fn remove_node(&self, node_id: u32) -> Result<Vec<Moved>, BrokerError> {
+        self.admin_write(NodeCall::RemoveNode { node_id }).await
+    }
+
+    /// Evens out replica counts over the active brokers.
+    pub async fn rebalance(&self, dry_run: bool) -> Result<Vec<Moved>, BrokerError> {
+        self.admin_write(NodeCall::Rebalance { dry_run }).await
+    }
+
+    /// Commits `call` at the metadata leader; the replica moves it made.
+    async fn admin_write(&self, call: NodeCall) -> Result<Vec<Moved>, BrokerError> {
         let answer = self
             .groups
             .metadata_write(&self.network, call, METADATA_WRITE_PATIENCE)
             .await;
         match answer {
-            CallAnswer::Applied(_) => Ok(()),
+            CallAnswer::Applied(_) => Ok(Vec::new()),
+            CallAnswer::Reassigned(moves) => Ok(moves),
             CallAnswer::Refused(refused) => Err(refused.into()),
             CallAnswer::Unavailable(reason) => Err(BrokerError::Unavailable(format!(
                 "the metadata group cannot commit now: {reason}"

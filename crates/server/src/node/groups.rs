@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use citystream_cluster::{
-    MetadataCommand, MetadataRaft, MetadataState, MetadataStateMachine, ProposeError, propose,
+    BrokerState, MetadataCommand, MetadataRaft, MetadataState, MetadataStateMachine, ProposeError,
+    ReassignPartition, propose, rebalance, replace_broker,
 };
 use citystream_peer::{ErrorCode, GroupId, GroupRouter, PeerNetwork, RaftHandle, RemoteError};
 use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
 use parking_lot::RwLock;
 
-use super::calls::{self, CallAnswer, NodeCall};
+use super::calls::{self, CallAnswer, Moved, NodeCall, Refusal};
 use super::replica::Replica;
 
 /// Default replication factor cap (`min(3, active brokers)`).
@@ -49,6 +50,12 @@ impl Groups {
     pub async fn serve_call(&self, call: NodeCall) -> CallAnswer {
         let command = match call {
             NodeCall::Propose(command) => command,
+            NodeCall::RemoveNode { node_id } => return self.remove_node(node_id).await,
+            NodeCall::Rebalance { dry_run } => {
+                let state = self.metadata();
+                let moves = rebalance(&state);
+                return self.reassign(&state, moves, dry_run).await;
+            }
             NodeCall::CreateTopic {
                 name,
                 partitions,
@@ -71,6 +78,64 @@ impl Groups {
             Ok(Err(refused)) => CallAnswer::Refused(refused.into()),
             Err(error) => CallAnswer::Unavailable(error.to_string()),
         }
+    }
+
+    /// Marks `node_id` removed and moves each of its replicas elsewhere.
+    async fn remove_node(&self, node_id: u32) -> CallAnswer {
+        let state = self.metadata();
+        match state.brokers.get(&node_id) {
+            None => {
+                return CallAnswer::Refused(Refusal::Invalid(format!("unknown broker {node_id}")));
+            }
+            Some(info) if info.state == BrokerState::Removed => {
+                return CallAnswer::Refused(Refusal::Invalid(format!(
+                    "broker {node_id} is already removed"
+                )));
+            }
+            Some(_) => {}
+        }
+        let moves = replace_broker(&state, node_id);
+        let remove = MetadataCommand::RemoveBroker { node_id };
+        match propose(&self.meta_raft, &self.meta_sm, &remove).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(refused)) => return CallAnswer::Refused(refused.into()),
+            Err(error) => return CallAnswer::Unavailable(error.to_string()),
+        }
+        self.reassign(&state, moves, false).await
+    }
+
+    /// Commits each move (unless `dry_run`) and reports them. Each partition
+    /// group's leader then changes its Raft membership to match
+    /// (`reconcile`).
+    async fn reassign(
+        &self,
+        before: &MetadataState,
+        moves: Vec<ReassignPartition>,
+        dry_run: bool,
+    ) -> CallAnswer {
+        let mut done = Vec::new();
+        for change in moves {
+            let from = before
+                .topics
+                .get(&change.topic)
+                .and_then(|t| t.partitions.get(change.partition as usize))
+                .map(|a| a.replicas.clone())
+                .unwrap_or_default();
+            if !dry_run {
+                match propose(&self.meta_raft, &self.meta_sm, &change.command()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(refused)) => return CallAnswer::Refused(refused.into()),
+                    Err(error) => return CallAnswer::Unavailable(error.to_string()),
+                }
+            }
+            done.push(Moved {
+                topic: change.topic,
+                partition: change.partition,
+                from,
+                to: change.replicas,
+            });
+        }
+        CallAnswer::Reassigned(done)
     }
 
     /// Commits `call` at the metadata leader, wherever it is, retrying

@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub(crate) use calls::{CallAnswer, NodeCall};
+pub(crate) use calls::{CallAnswer, Moved, NodeCall};
 pub(crate) use groups::Groups;
 pub(crate) use replica::Replica;
 
@@ -102,8 +102,8 @@ impl ClusterNode {
         let log = PartitionLog::open_with(Arc::clone(&storage), log_config)
             .map_err(std::io::Error::other)?;
         let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(log, Arc::clone(&storage))?;
-        let meta_sm = MetadataStateMachine::open(Arc::clone(&storage))?;
+        let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), Arc::clone(&storage))?;
+        let meta_sm = MetadataStateMachine::open(Arc::clone(&storage), log)?;
         let raft_config =
             metadata_config(config.timing, FsyncPolicy::Always).map_err(std::io::Error::other)?;
         let factory = network.metadata_factory();
@@ -221,6 +221,7 @@ impl ClusterNode {
                         tracing::info!(?outcome, "registered in the cluster metadata");
                         break;
                     }
+                    CallAnswer::Reassigned(_) => break,
                     CallAnswer::Refused(refused) => {
                         tracing::error!(%refused, "the cluster refused this node");
                         break;

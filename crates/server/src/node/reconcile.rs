@@ -11,8 +11,9 @@
 //! needs the snapshot-at-the-retention-point scheme of 0005 §2 so that a
 //! lagging follower is not left without the entries it needs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use citystream_cluster::{MetadataState, PartitionAssignment, TopicMeta};
 use citystream_log::{LogConfig, PartitionLog};
@@ -20,22 +21,97 @@ use citystream_peer::GroupId;
 use citystream_raft::{
     PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog, partition_config, seeded,
 };
-use openraft::Raft;
+use openraft::async_runtime::WatchReceiver;
+use openraft::{ChangeMembers, Raft};
 
 use super::replica::{Replica, ReplicaId};
+
+/// Period of the reconciler's own pass (membership changes to drive).
+const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a replica no longer placed on this node keeps running while
+/// its group still counts it as a voter.
+const DEPLACED_GRACE: Duration = Duration::from_secs(60);
 use super::{ClusterNode, open_storage, rand_seed};
 
 impl ClusterNode {
-    /// Reconciles on every metadata change until the node stops.
+    /// Reconciles on every metadata change, and every
+    /// [`RECONCILE_INTERVAL`] (leaderships move without metadata changes),
+    /// until the node stops.
     pub(super) async fn reconcile_loop(self: Arc<Self>) {
         let mut state = self.groups.meta_sm.subscribe();
+        let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let current = state.borrow_and_update().clone();
             self.reconcile(&current).await;
+            self.drive_memberships(&current);
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 changed = state.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
             }
+        }
+    }
+
+    /// In each group this node leads whose voters differ from the placement,
+    /// adds the new replicas as learners (waiting until they caught up) and
+    /// then makes the placement the voter set (joint consensus). One change
+    /// per group at a time; a new leader picks up an unfinished one.
+    fn drive_memberships(&self, state: &MetadataState) {
+        let replicas: Vec<Arc<Replica>> = self.groups.replicas.read().values().cloned().collect();
+        for replica in replicas {
+            let Some(topic) = state.topics.get(&replica.id.topic) else {
+                continue;
+            };
+            let Some(assignment) = topic.partitions.get(replica.id.partition as usize) else {
+                continue;
+            };
+            if replica.leader_term().is_err() {
+                continue;
+            }
+            let wanted: BTreeSet<u64> = assignment
+                .replicas
+                .iter()
+                .map(|id| u64::from(*id))
+                .collect();
+            let voters: BTreeSet<u64> = {
+                let metrics = replica.raft.metrics().borrow_watched().clone();
+                metrics.membership_config.membership().voter_ids().collect()
+            };
+            if wanted == voters || !replica.begin_membership_change() {
+                continue;
+            }
+            let added: BTreeMap<u64, PeerAddr> = members(state, &assignment.replicas)
+                .into_iter()
+                .filter(|(id, _)| !voters.contains(id))
+                .collect();
+            let task_replica = Arc::clone(&replica);
+            self.tasks.spawn(async move {
+                let replica = task_replica;
+                let (topic, partition) = (replica.id.topic.clone(), replica.id.partition);
+                tracing::info!(%topic, partition, ?voters, ?wanted, "changing replicas");
+                let mut result = Ok(());
+                for (id, node) in added {
+                    if let Err(error) = replica.raft.add_learner(id, node, true).await {
+                        result = Err(error.to_string());
+                        break;
+                    }
+                }
+                if result.is_ok() {
+                    let change = ChangeMembers::ReplaceAllVoters(wanted.clone());
+                    result = replica
+                        .raft
+                        .change_membership(change, false)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                }
+                match result {
+                    Ok(()) => tracing::info!(%topic, partition, ?wanted, "replicas changed"),
+                    Err(error) => tracing::warn!(%topic, partition, %error, "replica change failed; retrying later"),
+                }
+                replica.end_membership_change();
+            });
         }
     }
 
@@ -44,11 +120,14 @@ impl ClusterNode {
         let mut wanted = HashSet::new();
         for (name, topic) in &state.topics {
             for (partition, assignment) in topic.partitions.iter().enumerate() {
-                if !assignment.replicas.contains(&me) {
-                    continue;
-                }
                 let partition = partition as u32;
                 let group = topic.topic_id.partition_group(partition);
+                if !assignment.replicas.contains(&me) {
+                    if let Some(replica) = self.groups.replica(group) {
+                        replica.mark_unplaced();
+                    }
+                    continue;
+                }
                 wanted.insert(group);
                 if self.groups.replica(group).is_some() {
                     continue;
@@ -70,9 +149,9 @@ impl ClusterNode {
         let gone: Vec<(u64, Arc<Replica>)> = {
             let mut replicas = self.groups.replicas.write();
             let ids: Vec<u64> = replicas
-                .keys()
-                .filter(|g| !wanted.contains(g))
-                .copied()
+                .iter()
+                .filter(|(g, r)| !wanted.contains(g) && self.may_stop(state, r))
+                .map(|(g, _)| *g)
                 .collect();
             ids.into_iter()
                 .filter_map(|g| replicas.remove(&g).map(|r| (g, r)))
@@ -87,6 +166,23 @@ impl ClusterNode {
                 tracing::warn!(dir = %dir.display(), %error, "could not remove a replica's directory");
             }
         }
+    }
+
+    /// Whether a replica no longer placed here may stop: at once if its
+    /// topic is gone; otherwise once its group's membership no longer names
+    /// this node (the leader moved it out, so the data lives on elsewhere),
+    /// or [`DEPLACED_GRACE`] after it was first seen unplaced.
+    fn may_stop(&self, state: &MetadataState, replica: &Replica) -> bool {
+        if !state.topics.contains_key(&replica.id.topic) {
+            return true;
+        }
+        let me = u64::from(self.config.node_id);
+        let metrics = replica.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        if !membership.voter_ids().any(|id| id == me) {
+            return true;
+        }
+        replica.unplaced_for() >= DEPLACED_GRACE
     }
 
     fn replica_dir(&self, id: &ReplicaId) -> Option<std::path::PathBuf> {

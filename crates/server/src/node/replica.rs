@@ -15,7 +15,8 @@
 //! the watermark and the log end reads nothing and may long-poll.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use citystream_broker::producer_state::{OFFSET_PENDING, ProducerStates, SequenceCheck};
@@ -57,6 +58,10 @@ pub(crate) struct Replica {
     sm: PartitionStateMachine,
     sequencer: tokio::sync::Mutex<Sequencer>,
     clock: Arc<Mutex<HybridClock>>,
+    /// A membership change of this group is being driven from this node.
+    changing: AtomicBool,
+    /// When the metadata first stopped placing this replica here.
+    unplaced_since: Mutex<Option<Instant>>,
 }
 
 /// The rest of a produce after its batch was submitted: resolves when the
@@ -81,7 +86,30 @@ impl Replica {
                 producers: ProducerStates::new(),
             }),
             clock,
+            changing: AtomicBool::new(false),
+            unplaced_since: Mutex::new(None),
         }
+    }
+
+    /// Claims the right to drive a membership change; false if one runs.
+    pub fn begin_membership_change(&self) -> bool {
+        !self.changing.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn end_membership_change(&self) {
+        self.changing.store(false, Ordering::Release);
+    }
+
+    /// Notes that the metadata no longer places this replica here.
+    pub fn mark_unplaced(&self) {
+        self.unplaced_since.lock().get_or_insert_with(Instant::now);
+    }
+
+    /// How long the replica has been unplaced (zero if it is placed).
+    pub fn unplaced_for(&self) -> Duration {
+        self.unplaced_since
+            .lock()
+            .map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     pub fn log(&self) -> &SharedLog {
