@@ -5,7 +5,7 @@
 use citystream_protocol::{ApiError, Request, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::{cluster, data, group, handshake, producer, replicated, topic};
+use crate::handlers::{cluster, coordinator, data, group, handshake, producer, replicated, topic};
 use crate::server::Shared;
 
 /// A request's answer; `None` when none is sent (produce with `acks = None`).
@@ -18,6 +18,12 @@ pub(crate) async fn dispatch(
     stop: &CancellationToken,
     request: Request,
 ) -> Outcome {
+    if let Some(node) = &shared.node
+        && coordinator::is_group_request(&request)
+        && !node.leads_metadata()
+    {
+        return coordinator::forward(node, request).await;
+    }
     let response = match request {
         Request::Hello(hello) => handshake::hello(shared, &hello).map(Response::Hello),
         Request::Produce(produce) => {

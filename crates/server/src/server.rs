@@ -74,6 +74,10 @@ pub(crate) async fn run(
         members,
         started_ms: u64::try_from(crate::clock::now_ms()).unwrap_or_default(),
     });
+    if let Some(node) = &shared.node {
+        let handler = crate::handlers::coordinator::native_handler(Arc::downgrade(&shared));
+        let _ = node.groups.native.set(handler);
+    }
     let timers_stop = CancellationToken::new();
     let timers = timers::start(&shared, &timers_stop);
     let cluster_stop = CancellationToken::new();

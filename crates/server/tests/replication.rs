@@ -365,3 +365,54 @@ async fn remove_node_moves_its_replicas_to_a_spare_node() {
         .await
         .expect("test timed out");
 }
+
+/// Consumer groups have one coordinator (the metadata leader): an offset
+/// committed through one node is what every other node reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_offsets_are_the_same_through_every_node() {
+    use citystream_protocol::{
+        CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, TopicPartition,
+    };
+    let test = async {
+        let cluster = Cluster::start(3).await;
+        cluster.await_registered(1).await;
+        create_topic(&mut cluster.client(1).await, "g", 1, 3).await;
+        let commit = Request::CommitOffsets(CommitOffsetsRequest {
+            group: "dashboard".to_owned(),
+            member_id: String::new(),
+            generation: 0,
+            offsets: vec![CommittedOffset {
+                topic: "g".to_owned(),
+                partition: 0,
+                offset: 7,
+                metadata: String::new(),
+            }],
+        });
+        let answer = cluster.client(2).await.call(commit).await;
+        let Ok(Response::CommitOffsets(committed)) = answer else {
+            panic!("unexpected commit answer {answer:?}");
+        };
+        assert!(
+            committed.partitions[0].status.error.is_ok(),
+            "{committed:?}"
+        );
+        for id in 1..=3 {
+            let fetch = Request::FetchOffsets(FetchOffsetsRequest {
+                group: "dashboard".to_owned(),
+                partitions: vec![TopicPartition {
+                    topic: "g".to_owned(),
+                    partition: 0,
+                }],
+            });
+            let answer = cluster.client(id).await.call(fetch).await;
+            let Ok(Response::FetchOffsets(fetched)) = answer else {
+                panic!("unexpected fetch answer {answer:?}");
+            };
+            assert_eq!(fetched.offsets[0].offset, Some(7), "through node {id}");
+        }
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}

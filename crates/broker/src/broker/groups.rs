@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Broker, TopicMap, partition_counter};
+use super::Broker;
 use crate::group::GroupPartition;
-use crate::names::{is_internal_topic, validate_group_name};
+use crate::names::validate_group_name;
 use crate::offsets::{COMMIT_METADATA_BYTES_MAX, Committed, OffsetUpdate};
 use crate::{BrokerError, GroupOverview, JoinRequest, JoinTicket};
 
@@ -18,7 +18,7 @@ impl Broker {
     pub fn join_group(&self, request: JoinRequest, now_ms: i64) -> Result<JoinTicket, BrokerError> {
         self.observe_time(now_ms);
         let topics = self.topics.read();
-        let counts = partition_counter(&topics);
+        let counts = self.partition_counter(&topics);
         self.groups.lock().join(request, now_ms, &counts)
     }
 
@@ -52,7 +52,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         self.observe_time(now_ms);
         let topics = self.topics.read();
-        let counts = partition_counter(&topics);
+        let counts = self.partition_counter(&topics);
         self.groups.lock().leave(group, member_id, now_ms, &counts)
     }
 
@@ -75,6 +75,7 @@ impl Broker {
             )));
         }
         let topics = self.topics.read();
+        let counts = self.partition_counter(&topics);
         // Held until the commit is written, so a concurrent rebalance
         // cannot turn this member into a zombie halfway through.
         let mut groups = self.groups.lock();
@@ -86,7 +87,7 @@ impl Broker {
         let mut results = Vec::with_capacity(offsets.len());
         let mut updates: Vec<OffsetUpdate> = Vec::with_capacity(offsets.len());
         for (partition, offset, metadata) in offsets {
-            let checked = check_commit_entry(&topics, partition, metadata);
+            let checked = check_commit_entry(&counts, partition, metadata);
             if checked.is_ok() {
                 let committed = Committed {
                     offset: *offset,
@@ -168,15 +169,21 @@ impl Broker {
 
 /// One committed partition must exist (user topics only) and carry bounded metadata.
 fn check_commit_entry(
-    topics: &TopicMap,
+    counts: &impl Fn(&str) -> u32,
     partition: &GroupPartition,
     metadata: &str,
 ) -> Result<(), BrokerError> {
-    let topic = topics
-        .get(&partition.topic)
-        .filter(|_| !is_internal_topic(&partition.topic))
-        .ok_or_else(|| BrokerError::UnknownTopic(partition.topic.clone()))?;
-    topic.partition(partition.partition)?;
+    let partitions = counts(&partition.topic);
+    if partitions == 0 {
+        return Err(BrokerError::UnknownTopic(partition.topic.clone()));
+    }
+    if partition.partition >= partitions {
+        return Err(BrokerError::UnknownPartition {
+            topic: partition.topic.clone(),
+            partition: partition.partition,
+            partitions,
+        });
+    }
     if metadata.len() > COMMIT_METADATA_BYTES_MAX {
         return Err(BrokerError::InvalidRequest(format!(
             "commit metadata is limited to {COMMIT_METADATA_BYTES_MAX} bytes"

@@ -39,6 +39,11 @@ pub const RETENTION_INTERVAL_MS: i64 = 10_000;
 
 type TopicMap = HashMap<String, Arc<Topic>>;
 
+/// Partition counts of the topics consumer groups may use, when they live
+/// outside this broker (cluster mode: in the metadata group); 0 for a
+/// topic that does not exist.
+pub type TopicCatalog = Arc<dyn Fn(&str) -> u32 + Send + Sync>;
+
 pub struct Broker {
     config: BrokerConfig,
     topics: RwLock<TopicMap>,
@@ -54,6 +59,8 @@ pub struct Broker {
     /// Shared by every partition: the unsynced-write notifier and the
     /// broker's hybrid logical clock.
     shared: PartitionShared,
+    /// Where groups look topics up instead of `topics` (cluster mode).
+    catalog: std::sync::OnceLock<TopicCatalog>,
 }
 
 impl Broker {
@@ -107,6 +114,7 @@ impl Broker {
             last_retention_ms: Mutex::new(None),
             last_now_ms: AtomicI64::new(now_ms),
             shared,
+            catalog: std::sync::OnceLock::new(),
         })
     }
 
@@ -140,7 +148,7 @@ impl Broker {
         self.observe_time(now_ms);
         {
             let topics = self.topics.read();
-            let counts = partition_counter(&topics);
+            let counts = self.partition_counter(&topics);
             self.groups.lock().tick(now_ms, &counts);
         }
         if self.retention_due(now_ms) {
@@ -232,10 +240,26 @@ impl Broker {
 }
 
 /// Partition counts of user topics, as the group coordinator sees them.
-fn partition_counter(topics: &TopicMap) -> impl Fn(&str) -> u32 + '_ {
-    |name: &str| match topics.get(name) {
-        Some(topic) if !is_internal_topic(name) => topic.partition_count(),
-        _ => 0,
+impl Broker {
+    /// Makes consumer groups (assignments, commits) see the topics of
+    /// `catalog` instead of this broker's own: cluster mode, where topics
+    /// are replicated outside this facade. Set once, at start.
+    pub fn set_topic_catalog(&self, catalog: TopicCatalog) {
+        let _ = self.catalog.set(catalog);
+    }
+
+    /// Partition count by topic name for group logic: 0 for unknown and
+    /// internal topics.
+    fn partition_counter<'a>(&'a self, topics: &'a TopicMap) -> impl Fn(&str) -> u32 + 'a {
+        move |name: &str| {
+            if is_internal_topic(name) {
+                return 0;
+            }
+            match self.catalog.get() {
+                Some(catalog) => catalog(name),
+                None => topics.get(name).map_or(0, |topic| topic.partition_count()),
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! broker calls and a response body; none touches sockets or framing.
 
 pub(crate) mod cluster;
+pub(crate) mod coordinator;
 pub(crate) mod data;
 pub(crate) mod group;
 pub(crate) mod handshake;

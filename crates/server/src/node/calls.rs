@@ -24,6 +24,10 @@ pub(crate) enum NodeCall {
     /// Even out replica counts over the active brokers (plan only with
     /// `dry_run`).
     Rebalance { dry_run: bool },
+    /// A native-protocol request (an encoded request frame) for the
+    /// metadata leader to serve as if a client had sent it there: consumer
+    /// group requests, which one coordinator must see.
+    Native(Vec<u8>),
 }
 
 /// One partition's replica list before and after a move.
@@ -41,6 +45,8 @@ pub(crate) enum CallAnswer {
     Applied(MetadataOutcome),
     /// The replica moves committed (or planned, for a dry run).
     Reassigned(Vec<Moved>),
+    /// The encoded response frame to a forwarded native request.
+    Native(Vec<u8>),
     Refused(Refusal),
     /// Not committed: not the leader (any more), no quorum, shutting down.
     Unavailable(String),

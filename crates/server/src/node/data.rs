@@ -170,6 +170,35 @@ impl ClusterNode {
         self.admin_write(NodeCall::Rebalance { dry_run }).await
     }
 
+    /// Whether this node leads the metadata group (and so coordinates
+    /// consumer groups).
+    pub fn leads_metadata(&self) -> bool {
+        self.groups.meta_raft.as_leader().is_ok()
+    }
+
+    /// Has the metadata leader serve an encoded native request; its
+    /// encoded response. Retried while leadership moves, for at most
+    /// `patience`.
+    pub async fn forward_native(
+        &self,
+        request: Vec<u8>,
+        patience: Duration,
+    ) -> Result<Vec<u8>, BrokerError> {
+        let answer = self
+            .groups
+            .metadata_write(&self.network, NodeCall::Native(request), patience)
+            .await;
+        match answer {
+            CallAnswer::Native(response) => Ok(response),
+            CallAnswer::Unavailable(reason) => Err(BrokerError::Unavailable(format!(
+                "the group coordinator (metadata leader) cannot be reached: {reason}"
+            ))),
+            other => Err(BrokerError::Unavailable(format!(
+                "unexpected coordinator answer {other:?}"
+            ))),
+        }
+    }
+
     /// Commits `call` at the metadata leader; the replica moves it made.
     async fn admin_write(&self, call: NodeCall) -> Result<Vec<Moved>, BrokerError> {
         let answer = self
@@ -179,6 +208,7 @@ impl ClusterNode {
         match answer {
             CallAnswer::Applied(_) => Ok(Vec::new()),
             CallAnswer::Reassigned(moves) => Ok(moves),
+            CallAnswer::Native(_) => Ok(Vec::new()),
             CallAnswer::Refused(refused) => Err(refused.into()),
             CallAnswer::Unavailable(reason) => Err(BrokerError::Unavailable(format!(
                 "the metadata group cannot commit now: {reason}"

@@ -23,10 +23,15 @@ use super::replica::Replica;
 /// Default replication factor cap (`min(3, active brokers)`).
 pub(crate) const REPLICATION_DEFAULT_MAX: u32 = 3;
 
+/// Serves a forwarded native request (an encoded frame), answering the
+/// encoded response frame; installed by the server once it runs.
+pub(crate) type NativeHandler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<'static, Vec<u8>> + Send + Sync>;
+
 pub(crate) struct Groups {
     pub meta_raft: MetadataRaft,
     pub meta_sm: MetadataStateMachine,
     pub replicas: RwLock<HashMap<u64, Arc<Replica>>>,
+    pub native: std::sync::OnceLock<NativeHandler>,
 }
 
 impl Groups {
@@ -51,6 +56,15 @@ impl Groups {
         let command = match call {
             NodeCall::Propose(command) => command,
             NodeCall::RemoveNode { node_id } => return self.remove_node(node_id).await,
+            NodeCall::Native(request) => {
+                if self.meta_raft.as_leader().is_err() {
+                    return CallAnswer::Unavailable("not the metadata leader any more".into());
+                }
+                return match self.native.get() {
+                    Some(handler) => CallAnswer::Native(handler(request).await),
+                    None => CallAnswer::Unavailable("this node is still starting".into()),
+                };
+            }
             NodeCall::Rebalance { dry_run } => {
                 let state = self.metadata();
                 let moves = rebalance(&state);

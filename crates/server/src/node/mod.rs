@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use calls::{CallAnswer, Moved, NodeCall};
-pub(crate) use groups::Groups;
+pub(crate) use groups::{Groups, NativeHandler};
 pub(crate) use replica::Replica;
 
 /// How long start-up registration and admin writes wait for a metadata
@@ -132,8 +132,20 @@ impl ClusterNode {
             meta_raft,
             meta_sm,
             replicas: RwLock::new(HashMap::new()),
+            native: std::sync::OnceLock::new(),
         });
         let peer_server = PeerServer::new(Arc::new(groups::Router(Arc::clone(&groups))));
+        // Consumer groups use the replicated topics, not the local ones.
+        let catalog_groups = Arc::downgrade(&groups);
+        broker.set_topic_catalog(Arc::new(move |name: &str| {
+            let Some(groups) = catalog_groups.upgrade() else {
+                return 0;
+            };
+            let state = groups.metadata();
+            state.topics.get(name).map_or(0, |topic| {
+                u32::try_from(topic.partitions.len()).unwrap_or(u32::MAX)
+            })
+        }));
         let node = Arc::new(ClusterNode {
             config,
             broker,
@@ -221,7 +233,7 @@ impl ClusterNode {
                         tracing::info!(?outcome, "registered in the cluster metadata");
                         break;
                     }
-                    CallAnswer::Reassigned(_) => break,
+                    CallAnswer::Reassigned(_) | CallAnswer::Native(_) => break,
                     CallAnswer::Refused(refused) => {
                         tracing::error!(%refused, "the cluster refused this node");
                         break;
