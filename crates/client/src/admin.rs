@@ -6,6 +6,7 @@
 //! partition leader. It keeps no state besides the client handle.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use citystream_protocol::{
     ClusterStatusRequest, ClusterStatusResponse, CreateTopicRequest, DeleteTopicRequest,
@@ -17,6 +18,11 @@ use citystream_protocol::{
 use crate::controller::{Target, request_to_controller};
 use crate::error::{needs_metadata_refresh, status_result};
 use crate::{ApiError, Client, ClientError};
+
+/// Offset lookups per partition while leaders move: with the backoff,
+/// about five seconds, several elections' worth.
+const LIST_OFFSETS_ATTEMPTS_MAX: u32 = 50;
+const LIST_OFFSETS_BACKOFF_MS: u64 = 100;
 
 /// Topic and group administration; get one with [`Client::admin`].
 pub struct Admin {
@@ -164,14 +170,53 @@ impl Admin {
     }
 }
 
-/// Looks up `spec` for each partition, asking each partition's leader
-/// (one request per leader), and returns `(topic, partition, offset)` in
-/// the brokers' order, or the first partition error.
+/// Looks up offsets at each partition's leader. While a leader is moving
+/// (a dead one refuses connections, a deposed one answers `NOT_LEADER`),
+/// the partitions concerned are asked again after a metadata refresh and a
+/// backoff, at most [`LIST_OFFSETS_ATTEMPTS_MAX`] times in all.
 pub(crate) async fn list_offsets(
     client: &Client,
     partitions: Vec<(String, u32)>,
     spec: OffsetSpec,
 ) -> Result<Vec<(String, u32, u64)>, ClientError> {
+    let mut offsets = Vec::new();
+    let mut pending = partitions;
+    for attempt in 1..=LIST_OFFSETS_ATTEMPTS_MAX {
+        let round = list_offsets_round(client, pending, spec).await?;
+        offsets.extend(round.found);
+        let Some(error) = round.retry_error else {
+            return Ok(offsets);
+        };
+        if attempt == LIST_OFFSETS_ATTEMPTS_MAX {
+            return Err(error);
+        }
+        tracing::debug!(%error, attempt, "offset lookup will be retried");
+        tokio::time::sleep(Duration::from_millis(LIST_OFFSETS_BACKOFF_MS)).await;
+        let mut topics: Vec<&str> = round.retry.iter().map(|(t, _)| t.as_str()).collect();
+        topics.sort();
+        topics.dedup();
+        if let Err(error) = client.refresh_metadata(&topics).await {
+            tracing::debug!(%error, "metadata refresh before an offset lookup failed");
+        }
+        pending = round.retry;
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// One lookup round: what was found, and what to ask again (with the
+/// last error that asked for it).
+#[derive(Default)]
+struct ListOffsetsRound {
+    found: Vec<(String, u32, u64)>,
+    retry: Vec<(String, u32)>,
+    retry_error: Option<ClientError>,
+}
+
+async fn list_offsets_round(
+    client: &Client,
+    partitions: Vec<(String, u32)>,
+    spec: OffsetSpec,
+) -> Result<ListOffsetsRound, ClientError> {
     let mut by_leader: HashMap<String, Vec<ListOffsetsPartition>> = HashMap::new();
     for (topic, partition) in partitions {
         let address = client
@@ -186,20 +231,37 @@ pub(crate) async fn list_offsets(
                 spec,
             });
     }
-    let mut offsets = Vec::new();
+    let mut round = ListOffsetsRound::default();
     for (address, partitions) in by_leader {
+        let asked: Vec<(String, u32)> = partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect();
         let request = Request::ListOffsets(ListOffsetsRequest { partitions });
-        match client.request_to(&address, request).await? {
-            Response::ListOffsets(response) => {
-                for p in response.partitions {
-                    status_result(&p.status)?;
-                    offsets.push((p.topic, p.partition, p.offset));
-                }
+        let response = match client.request_to(&address, request).await {
+            Ok(Response::ListOffsets(response)) => response,
+            Ok(other) => return Err(ClientError::unexpected_response("ListOffsets", &other)),
+            Err(error) if error.is_transport() => {
+                round.retry.extend(asked);
+                round.retry_error = Some(error);
+                continue;
             }
-            other => return Err(ClientError::unexpected_response("ListOffsets", &other)),
+            Err(error) => return Err(error),
+        };
+        for p in response.partitions {
+            if p.status.error == ErrorCode::NOT_LEADER {
+                if let Some(leader) = &p.status.leader_hint {
+                    client.apply_leader_hint(&p.topic, p.partition, leader);
+                }
+                round.retry_error = status_result(&p.status).err();
+                round.retry.push((p.topic, p.partition));
+                continue;
+            }
+            status_result(&p.status)?;
+            round.found.push((p.topic, p.partition, p.offset));
         }
     }
-    Ok(offsets)
+    Ok(round)
 }
 
 /// The moves of a reassignments answer, or the error of its status (a

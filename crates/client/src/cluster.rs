@@ -91,10 +91,12 @@ impl Client {
         &self,
         topics: Option<Vec<String>>,
     ) -> Result<MetadataResponse, ClientError> {
-        match self
-            .request(Request::Metadata(MetadataRequest { topics }))
-            .await?
-        {
+        let request = Request::Metadata(MetadataRequest { topics });
+        let response = match self.request(request.clone()).await {
+            Err(error) if error.is_transport() => self.request_elsewhere(request, error).await?,
+            other => other?,
+        };
+        match response {
             Response::Metadata(response) => {
                 self.inner.metadata.write().apply(&response);
                 Ok(response)
@@ -194,6 +196,34 @@ impl Client {
             .apply_leader_hint(topic, partition, leader);
     }
 
+    /// After the "any broker" failed `request` with a transport `error` (a
+    /// dead broker refuses at once, a frozen or cut-off one only times out,
+    /// keeping its connection open): the same request to each other known
+    /// broker in turn; the first that answers becomes the preferred one.
+    /// Only for requests that are safe to send twice (reads).
+    async fn request_elsewhere(
+        &self,
+        request: Request,
+        mut last_error: ClientError,
+    ) -> Result<Response, ClientError> {
+        let failed = self.preferred_address();
+        let timeout = self.timeout_for(&request);
+        for address in self.fallback_addresses(&failed) {
+            match self
+                .request_to_within(&address, request.clone(), timeout)
+                .await
+            {
+                Ok(response) => {
+                    *self.inner.preferred_address.lock() = address;
+                    return Ok(response);
+                }
+                Err(error) if error.is_transport() => last_error = error,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error)
+    }
+
     /// A request's timeout: the configured one, plus the time the broker may
     /// legitimately hold it (fetch long-poll, group join).
     fn timeout_for(&self, request: &Request) -> Duration {
@@ -256,8 +286,8 @@ impl Client {
     fn fallback_addresses(&self, tried: &str) -> Vec<String> {
         let mut addresses = self.inner.config.bootstrap.clone();
         addresses.extend(self.inner.metadata.read().addresses());
-        addresses.retain(|address| address != tried);
-        addresses.dedup();
+        let mut seen = std::collections::HashSet::new();
+        addresses.retain(|address| address != tried && seen.insert(address.clone()));
         addresses
     }
 }

@@ -53,6 +53,15 @@ impl ClientError {
         }
     }
 
+    /// Whether the request failed on the way (connect, I/O, timeout) rather
+    /// than being answered: the broker may be down or unreachable.
+    pub(crate) fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Io { .. } | ClientError::Timeout { .. }
+        )
+    }
+
     /// A structurally equal copy (`io::Error` is not `Clone`), so one batch
     /// failure can be handed to each of its records' futures.
     pub(crate) fn duplicate(&self) -> ClientError {

@@ -2,7 +2,8 @@
 //! assigned partitions it leads (all brokers concurrently), each answer
 //! applied to the positions. Partition errors are sorted into what the
 //! consumer must act on: offsets out of range (reset by the start policy)
-//! and stale metadata (refreshed here, following leader hints).
+//! and stale metadata (refreshed here, following leader hints, also after
+//! a failed connection to a leader).
 
 use std::collections::HashMap;
 
@@ -39,13 +40,14 @@ pub(crate) async fn fetch_round(
     limits: &FetchLimits,
 ) -> Result<FetchRound, ClientError> {
     let requests = build_requests(client, positions, limits);
-    let calls = requests
-        .into_iter()
-        .map(|(address, request)| async move { client.request_to(&address, request).await });
+    let calls = requests.into_iter().map(|(address, request)| async move {
+        let topics = request_topics(&request);
+        (topics, client.request_to(&address, request).await)
+    });
     let answers = futures::future::join_all(calls).await;
     let mut round = FetchRound::default();
     let mut refresh = Vec::new();
-    for answer in answers {
+    for (topics, answer) in answers {
         match answer {
             Ok(Response::Fetch(response)) => {
                 round.answered = true;
@@ -56,6 +58,10 @@ pub(crate) async fn fetch_round(
             Ok(other) => return Err(ClientError::unexpected_response("Fetch", &other)),
             Err(error) if error.is_retriable() => {
                 tracing::debug!(%error, "fetch failed; will retry");
+                // The leader may be gone: learn where its partitions moved.
+                if error.is_transport() {
+                    refresh.extend(topics);
+                }
             }
             Err(error) => return Err(error),
         }
@@ -101,6 +107,14 @@ fn build_requests(
             (address, request)
         })
         .collect()
+}
+
+/// The topics a `Fetch` asks for.
+fn request_topics(request: &Request) -> Vec<String> {
+    match request {
+        Request::Fetch(fetch) => fetch.partitions.iter().map(|p| p.topic.clone()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn apply_partition(
