@@ -5,7 +5,8 @@
 //! and sends each request on a task of its own once that broker has a free
 //! in-flight slot. The request task handles the answer per partition:
 //! success completes the batch; a retriable error (or I/O) re-sends it after
-//! `retry_backoff_ms`, to the leader metadata now names, up to `retries`;
+//! `retry_backoff_ms`, to the leader metadata now names (re-read after a
+//! stale-leader code or a failed connection), up to `retries`;
 //! anything else fails it with the broker's code and message.
 
 use std::collections::HashMap;
@@ -225,8 +226,14 @@ async fn produce_once(
         }
         Err(error) => {
             tracing::debug!(address, %error, "produce request failed");
+            // The broker may be gone (killed, partitioned): its partitions'
+            // leaders may have moved, so re-read them before the retry.
+            let topics = batches.iter().map(|batch| batch.topic.clone()).collect();
             for batch in batches {
                 retry_or_fail(shared, batch, &error, &mut retry);
+            }
+            if !retry.is_empty() {
+                refresh_topics(shared, topics).await;
             }
         }
     }
@@ -277,17 +284,17 @@ fn handle_partitions(
         ));
         retry_or_fail(shared, batch, &error, retry);
     }
-    refresh.sort();
-    refresh.dedup();
     refresh
 }
 
 /// Re-reads metadata of `topics` and hands new partition counts to the
 /// accumulator.
-async fn refresh_topics(shared: &Shared, topics: Vec<Arc<str>>) {
+async fn refresh_topics(shared: &Shared, mut topics: Vec<Arc<str>>) {
     if topics.is_empty() {
         return;
     }
+    topics.sort();
+    topics.dedup();
     let names: Vec<&str> = topics.iter().map(|topic| &**topic).collect();
     if let Err(error) = shared.client.refresh_metadata(&names).await {
         tracing::debug!(%error, "metadata refresh failed");
