@@ -4,107 +4,12 @@
 //! node; a standalone broker refuses replica placement changes clearly.
 //! Every wait is bounded; brokers are killed and reaped on drop.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use crate::harness::{COMMAND_TIMEOUT, TestBroker, binary};
-
-const CLUSTER_ID: &str = "city-test";
-/// How long gossip may take to converge, or to declare a node not alive.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Attempts at starting the cluster when a picked port was taken meanwhile.
-const START_ATTEMPTS_MAX: usize = 3;
-
-/// A port free for both TCP and UDP on 127.0.0.1 a moment ago.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Starts `count` brokers on distinct free ports with `--peers` naming all
-/// of them, retrying with new ports if one could not bind.
-fn start_cluster(data: &Path, count: u32) -> Vec<TestBroker> {
-    let mut last_error = String::new();
-    for _ in 0..START_ATTEMPTS_MAX {
-        let addresses: Vec<String> = (0..count)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        match try_start_cluster(data, &addresses) {
-            Ok(brokers) => return brokers,
-            Err(error) => last_error = error,
-        }
-    }
-    panic!("could not start a cluster: {last_error}");
-}
-
-fn try_start_cluster(data: &Path, addresses: &[String]) -> Result<Vec<TestBroker>, String> {
-    let peers: Vec<String> = (1..)
-        .zip(addresses)
-        .map(|(node_id, address)| format!("{node_id}={address}"))
-        .collect();
-    let peers = peers.join(",");
-    let mut brokers = Vec::new();
-    for (node_id, address) in (1..).zip(addresses) {
-        let dir = data.join(format!("node-{node_id}"));
-        let node_id = node_id.to_string();
-        let flags = [
-            "--data-dir",
-            dir.to_str().expect("UTF-8 temp path"),
-            "--node-id",
-            &node_id,
-            "--cluster-id",
-            CLUSTER_ID,
-            "--peers",
-            &peers,
-        ];
-        brokers.push(TestBroker::try_start(address, &flags, &[])?);
-    }
-    Ok(brokers)
-}
+use crate::test_cluster::{CLUSTER_ID, TestCluster, nodes_in_state};
 
 fn status(broker: &TestBroker) -> serde_json::Value {
     let json = broker.run(&["cluster", "status", "--json"]);
     serde_json::from_str(json.trim()).expect("one JSON object")
-}
-
-/// Node ids this broker lists in `state`.
-fn nodes_in_state(status: &serde_json::Value, state: &str) -> Vec<u64> {
-    status["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|node| node["state"] == state)
-        .map(|node| node["node_id"].as_u64().expect("node_id"))
-        .collect()
-}
-
-/// Polls `cluster status` on `broker` until `done` holds, for at most
-/// [`CONVERGE_TIMEOUT`]; returns the last status.
-fn wait_for(
-    broker: &TestBroker,
-    what: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
-    loop {
-        let status = status(broker);
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} not seen by {} within {CONVERGE_TIMEOUT:?}; last status {status}\nstderr:\n{}",
-            broker.address,
-            broker.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Three brokers with `--peers` each list all three alive with their native
@@ -112,27 +17,34 @@ fn wait_for(
 /// other two stop listing it alive.
 #[test]
 fn three_nodes_find_each_other_and_notice_a_killed_one() {
-    let data = tempfile::tempdir().unwrap();
-    let mut brokers = start_cluster(data.path(), 3);
-    for broker in &brokers {
-        let status = wait_for(broker, "three alive nodes", |status| {
+    let mut cluster = TestCluster::start(3);
+    for node_id in cluster.node_ids() {
+        let status = cluster.wait_for(node_id, "three alive nodes", |status| {
             nodes_in_state(status, "alive") == [1, 2, 3]
         });
         assert_eq!(status["cluster_id"], CLUSTER_ID);
-        for (node, peer) in status["nodes"].as_array().unwrap().iter().zip(&brokers) {
-            assert_eq!(node["addresses"]["native"], peer.address.as_str());
+        for (node, address) in status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(cluster.addresses())
+        {
+            assert_eq!(node["addresses"]["native"], address.as_str());
         }
     }
-    let status = wait_for(&brokers[0], "a metadata leader", |status| {
+    let status = cluster.wait_for(1, "a metadata leader", |status| {
         status["metadata_leader"].is_u64()
     });
     let leader = status["metadata_leader"].as_u64().unwrap();
-    let text = brokers[0].run(&["cluster", "status"]);
-    assert!(text.contains(&format!("metadata leader: node {leader}")), "{text}");
+    let text = cluster.broker(1).run(&["cluster", "status"]);
+    assert!(
+        text.contains(&format!("metadata leader: node {leader}")),
+        "{text}"
+    );
 
-    brokers[2].kill();
-    for broker in &brokers[..2] {
-        wait_for(broker, "node 3 not alive", |status| {
+    cluster.kill(3);
+    for node_id in [1, 2] {
+        cluster.wait_for(node_id, "node 3 not alive", |status| {
             nodes_in_state(status, "alive") == [1, 2]
         });
     }

@@ -101,6 +101,16 @@ impl TestBroker {
         let _ = self.child.wait();
     }
 
+    /// Freezes the broker with SIGSTOP: its sockets stay open, it answers nothing.
+    pub fn freeze(&self) {
+        signal(&self.child, "-STOP");
+    }
+
+    /// Lets a frozen broker run again (SIGCONT).
+    pub fn resume(&self) {
+        signal(&self.child, "-CONT");
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }

@@ -3,8 +3,11 @@
 
 mod broker;
 mod cluster;
+mod failover;
 mod group;
 mod harness;
 mod help;
 mod produce_consume;
+mod test_cluster;
 mod topic;
+mod workload;
