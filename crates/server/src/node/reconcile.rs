@@ -45,11 +45,29 @@ impl ClusterNode {
             let current = state.borrow_and_update().clone();
             self.reconcile(&current).await;
             self.drive_memberships(&current);
+            self.observe_replicated_clocks();
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 changed = state.changed() => if changed.is_err() { return },
                 _ = tick.tick() => {}
             }
+        }
+    }
+
+    /// Moves this node's HLC past the newest record of every replica it
+    /// holds, so records a follower later stamps as leader order after
+    /// what it replicated (within one reconcile period).
+    fn observe_replicated_clocks(&self) {
+        let newest = self
+            .groups
+            .replicas
+            .read()
+            .values()
+            .filter_map(|replica| replica.log().read().last_batch())
+            .map(|header| header.last_hlc())
+            .max();
+        if let Some(newest) = newest {
+            self.broker.clock().lock().observe(newest);
         }
     }
 
