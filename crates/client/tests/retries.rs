@@ -1,7 +1,8 @@
 //! Producer retries against a scripted fake broker: a retriable partition
-//! error and a dropped connection are both retried, and an idempotent
-//! batch is re-sent byte for byte (same producer id and sequence), which is
-//! what lets the real broker write it once.
+//! error and a dropped connection are both retried, an idempotent batch is
+//! re-sent byte for byte (same producer id and sequence), which is what lets
+//! the real broker write it once, and a leader that cannot be reached any
+//! more sends the producer back to the metadata.
 
 mod common;
 
@@ -38,6 +39,9 @@ struct Script {
     /// Every produced batch received, in order.
     batches: Vec<Bytes>,
     connections: usize,
+    /// Named as the leader by the first Metadata answer instead of this broker.
+    stale_leader: Option<String>,
+    metadata_requests: usize,
 }
 
 /// Starts a one-node fake broker leading partition 0 of topic `t`.
@@ -89,7 +93,12 @@ fn answer(request: Request, address: &str, script: &Mutex<Script>) -> Option<Res
             frame_bytes_max: 1 << 24,
             record_bytes_max: 1 << 20,
         }),
-        Request::Metadata(_) => Response::Metadata(metadata(address)),
+        Request::Metadata(_) => {
+            let mut script = script.lock();
+            script.metadata_requests += 1;
+            let leader = script.stale_leader.take();
+            Response::Metadata(metadata(leader.as_deref().unwrap_or(address)))
+        }
         Request::InitProducer(_) => {
             Response::InitProducer(InitProducerResponse { producer_id: 77 })
         }
@@ -251,6 +260,33 @@ async fn retries_are_bounded() {
         let delivery = producer.send(ProducerRecord::new("t", "x")).await.unwrap();
         assert_eq!(delivery.await.unwrap_err().code(), Some(ErrorCode::BUSY));
         assert_eq!(script.lock().batches.len(), 4, "1 attempt + 3 retries");
+    })
+    .await;
+}
+
+/// A leader that refuses connections (killed) answers no NOT_LEADER: the
+/// producer re-reads the metadata and sends to the leader named there.
+#[tokio::test]
+async fn unreachable_leader_is_replaced_from_fresh_metadata() {
+    bounded(async {
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().to_string()
+        }; // closed again: connections to it are refused
+        let (address, script) = fake_broker(Vec::new()).await;
+        script.lock().stale_leader = Some(dead);
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        assert_eq!(
+            send_three(&client, fast_retries(false)).await,
+            vec![0, 1, 2]
+        );
+        let script = script.lock();
+        assert_eq!(
+            script.batches.len(),
+            1,
+            "sent once the live leader was known"
+        );
+        assert!(script.metadata_requests >= 2, "the metadata was read again");
     })
     .await;
 }
