@@ -5,7 +5,7 @@ use crate::harness::{COMMAND_TIMEOUT, TestBroker, binary};
 /// Every subcommand's `--help` exits 0 and shows examples.
 #[test]
 fn every_subcommand_help_has_examples() {
-    let subcommands: [&[&str]; 18] = [
+    let subcommands: [&[&str]; 22] = [
         &[],
         &["broker"],
         &["topic"],
@@ -24,6 +24,10 @@ fn every_subcommand_help_has_examples() {
         &["cluster", "remove-node"],
         &["cluster", "rebalance"],
         &["bench"],
+        &["bench", "produce"],
+        &["bench", "consume"],
+        &["bench", "e2e"],
+        &["bench", "failover"],
     ];
     for subcommand in subcommands {
         let output = assert_cmd::Command::new(binary())

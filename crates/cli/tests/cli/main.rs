@@ -1,6 +1,7 @@
 //! Real-process tests of the `citystream` binary: each test starts its own
 //! broker child on a free port (see `harness`) and drives the CLI against it.
 
+mod bench_failover;
 mod broker;
 mod cluster;
 mod failover;

@@ -1,9 +1,11 @@
-//! `citystream bench produce|consume|e2e`: throughput and latency of a
-//! running broker. This module parses the settings, prepares the topic and
-//! runs the tasks of `produce` and `consume`; `report` prints the result.
-//! It measures; it asserts nothing about speed.
+//! `citystream bench produce|consume|e2e|failover`: throughput and latency
+//! of a running broker, and leader failover of a cluster the bench starts
+//! itself (`failover`). This module parses the settings, prepares the topic
+//! and runs the tasks of `produce` and `consume`; `report` prints the
+//! result. It measures; it asserts nothing about speed.
 
 mod consume;
+mod failover;
 mod produce;
 mod report;
 
@@ -25,6 +27,9 @@ use crate::output::UsageError;
 
 const EXAMPLES: &str = "\
 Examples:
+  # Leader failover of a 3-node cluster the bench starts: 20 SIGKILLed leaders
+  citystream bench failover --trials 20
+
   # Producer throughput: 1 million 100-byte records, 4 producers, 8 partitions
   citystream bench produce --count 1000000 --producers 4 --partitions 8
 
@@ -44,8 +49,32 @@ consumer has its own connection. State the broker's --fsync policy with the numb
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct BenchArgs {
-    /// What to measure.
-    #[arg(value_enum)]
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Send --count records; latency = send -> acknowledgement.
+    #[command(after_help = EXAMPLES)]
+    Produce(LoadArgs),
+    /// Read --count records from the beginning; no latency.
+    #[command(after_help = EXAMPLES)]
+    Consume(LoadArgs),
+    /// Produce and consume at once; latency = produce time -> consumed.
+    #[command(after_help = EXAMPLES)]
+    E2e(LoadArgs),
+    /// Start a 3-node cluster, SIGKILL the partition leader --trials times and
+    /// time the first acknowledged produce after each kill.
+    #[command(after_help = failover::EXAMPLES)]
+    Failover(failover::FailoverArgs),
+}
+
+/// The settings of `produce`, `consume` and `e2e` against a running broker.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Set from the subcommand.
+    #[arg(skip = BenchMode::Produce)]
     mode: BenchMode,
     #[command(flatten)]
     connect: ConnectArgs,
@@ -84,17 +113,25 @@ pub struct BenchArgs {
     json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BenchMode {
-    /// Send --count records; latency = send -> acknowledgement.
     Produce,
-    /// Read --count records from the beginning; no latency.
     Consume,
-    /// Produce and consume at once; latency = produce time -> consumed.
     E2e,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (mode, mut args) = match args.command {
+        BenchCommand::Produce(args) => (BenchMode::Produce, args),
+        BenchCommand::Consume(args) => (BenchMode::Consume, args),
+        BenchCommand::E2e(args) => (BenchMode::E2e, args),
+        BenchCommand::Failover(args) => return failover::run(args).await,
+    };
+    args.mode = mode;
+    run_load(args).await
+}
+
+async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     validate(&args)?;
     let client = args.connect.connect("bench").await?;
     let partitions = ensure_topic(&client.admin(), &args).await?;
@@ -111,7 +148,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn validate(args: &BenchArgs) -> Result<(), UsageError> {
+fn validate(args: &LoadArgs) -> Result<(), UsageError> {
     let problem = if args.count == 0 {
         "--count must be at least 1".to_string()
     } else if args.producers == 0 || args.consumers == 0 || args.partitions == Some(0) {
@@ -127,7 +164,7 @@ fn validate(args: &BenchArgs) -> Result<(), UsageError> {
 }
 
 /// Creates the topic if missing; returns its partition count.
-async fn ensure_topic(admin: &Admin, args: &BenchArgs) -> anyhow::Result<u32> {
+async fn ensure_topic(admin: &Admin, args: &LoadArgs) -> anyhow::Result<u32> {
     let created = admin
         .create_topic(
             &args.topic,
@@ -152,7 +189,7 @@ async fn ensure_topic(admin: &Admin, args: &BenchArgs) -> anyhow::Result<u32> {
     Ok(partitions)
 }
 
-fn setup_line(args: &BenchArgs, partitions: u32) -> String {
+fn setup_line(args: &LoadArgs, partitions: u32) -> String {
     let rate = args.rate.map_or("as fast as possible".to_string(), |rate| {
         format!("at {rate} records/s")
     });
@@ -195,7 +232,7 @@ fn mode_name(mode: BenchMode) -> &'static str {
     }
 }
 
-fn settings_json(args: &BenchArgs, partitions: u32) -> serde_json::Value {
+fn settings_json(args: &LoadArgs, partitions: u32) -> serde_json::Value {
     json!({
         "topic": args.topic,
         "partitions": partitions,
@@ -210,7 +247,7 @@ fn settings_json(args: &BenchArgs, partitions: u32) -> serde_json::Value {
     })
 }
 
-fn report(args: &BenchArgs, partitions: u32, totals: Totals, label: &'static str) -> Report {
+fn report(args: &LoadArgs, partitions: u32, totals: Totals, label: &'static str) -> Report {
     Report {
         mode: mode_name(args.mode),
         setup: setup_line(args, partitions),
@@ -233,7 +270,7 @@ struct Totals {
 /// Connects one client and producer per producer task, then starts them
 /// together; returns the running tasks.
 async fn start_producers(
-    args: &BenchArgs,
+    args: &LoadArgs,
     base: Instant,
 ) -> anyhow::Result<JoinSet<anyhow::Result<Histogram<u64>>>> {
     let config = ProducerConfig {
@@ -275,7 +312,7 @@ async fn join_producers(
     Ok(latency)
 }
 
-async fn bench_produce(args: &BenchArgs, partitions: u32) -> anyhow::Result<Report> {
+async fn bench_produce(args: &LoadArgs, partitions: u32) -> anyhow::Result<Report> {
     let started = Instant::now();
     let tasks = start_producers(args, started).await?;
     let sending = Instant::now();
@@ -293,7 +330,7 @@ async fn bench_produce(args: &BenchArgs, partitions: u32) -> anyhow::Result<Repo
 /// positioned at `start_offsets` (per partition) or the beginning. Returns
 /// the tasks and when they started reading.
 async fn start_consumers(
-    args: &BenchArgs,
+    args: &LoadArgs,
     partitions: u32,
     start_offsets: Option<&[u64]>,
     count: &std::sync::Arc<SharedCount>,
@@ -343,7 +380,7 @@ async fn join_consumers(
 
 async fn bench_consume(
     client: &Client,
-    args: &BenchArgs,
+    args: &LoadArgs,
     partitions: u32,
 ) -> anyhow::Result<Report> {
     let available = records_available(&client.admin(), &args.topic, partitions).await?;
@@ -378,7 +415,7 @@ async fn records_available(admin: &Admin, topic: &str, partitions: u32) -> anyho
 
 /// Consumers start at the current end of every partition, then producers
 /// start; the run ends when the consumers have read `--count` records.
-async fn bench_e2e(client: &Client, args: &BenchArgs, partitions: u32) -> anyhow::Result<Report> {
+async fn bench_e2e(client: &Client, args: &LoadArgs, partitions: u32) -> anyhow::Result<Report> {
     let admin = client.admin();
     let mut end_offsets = Vec::new();
     for partition in 0..partitions {

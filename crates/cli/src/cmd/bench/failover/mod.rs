@@ -1,0 +1,305 @@
+//! `citystream bench failover`: how long a partition is unavailable for
+//! produce when its leader dies. The bench starts a 3-node cluster of its
+//! own binary (`local_cluster`), creates a 1-partition topic replicated 3
+//! times, runs `--trials` trials (`trial`: SIGKILL the leader under a probe
+//! producer, time the first acknowledgement after the kill, restart the node
+//! and wait for it to catch up), then reads the partition back (`verify`)
+//! to check that no acknowledged record was lost. This file parses the
+//! settings, owns the data dir and prints the report. Timing is reported,
+//! never judged; only a lost record makes the command fail.
+
+mod local_cluster;
+mod probe;
+mod trial;
+mod verify;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use citystream_client::{Client, ClientConfig, ErrorCode, TopicConfig};
+use serde_json::json;
+use tokio::time::Instant;
+
+use self::local_cluster::{BrokerSettings, LocalCluster, NODE_COUNT};
+use self::probe::Acked;
+use self::trial::{TrialResult, run_trial};
+use self::verify::LossCheck;
+use crate::cmd::api_code;
+use crate::output::UsageError;
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # 20 failovers with the broker defaults (heartbeat 100 ms, election timeout 300 ms)
+  citystream bench failover --trials 20
+
+  # Keep the nodes' data and logs in ./failover; one JSON object at the end
+  citystream bench failover --trials 5 --data-dir ./failover --json
+
+  # Faster detection: shorter heartbeat and election timeout
+  citystream bench failover --heartbeat-ms 50 --election-timeout-ms 150
+
+The bench starts three `citystream broker` children of this binary on free 127.0.0.1
+ports, kills and restarts them itself, and kills them all when it ends (also on Ctrl-C).
+Failover time = SIGKILL of the leader -> first acknowledgement (acks=quorum) of a record
+sent after the kill. It exits non-zero if an acknowledged record is missing afterwards.";
+
+/// The topic the trials produce to (1 partition, replication 3).
+const TOPIC: &str = "failover-bench";
+/// How long creating the topic may be refused after the cluster formed.
+const TOPIC_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Probe sequence numbers of trial `n` start at `n << TRIAL_SEQUENCE_SHIFT`.
+const TRIAL_SEQUENCE_SHIFT: u32 = 32;
+
+#[derive(Debug, clap::Args)]
+pub struct FailoverArgs {
+    /// Leader kills to time.
+    #[arg(long, default_value_t = 20)]
+    trials: u32,
+    /// Directory for the nodes' data and logs (must not hold node dirs yet)
+    /// [default: a new temporary directory, removed after a successful run].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Records per second the probe producer sends (16-byte values, partition 0).
+    #[arg(long, default_value_t = 500, value_name = "RECORDS_PER_S")]
+    rate: u64,
+    /// The brokers' --heartbeat-ms.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    heartbeat_ms: u64,
+    /// The brokers' --election-timeout-ms.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    election_timeout_ms: u64,
+    /// The brokers' --fsync (always, interval or never).
+    #[arg(long, default_value = "interval")]
+    fsync: String,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+struct FailoverReport {
+    trials: Vec<TrialResult>,
+    failed_sends: u64,
+    last_send_error: Option<String>,
+    loss: LossCheck,
+}
+
+pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
+    if args.trials == 0 || args.rate == 0 {
+        return Err(UsageError("--trials and --rate must be at least 1".to_string()).into());
+    }
+    let (data_dir, temporary) = prepare_data_dir(args.data_dir.as_ref())?;
+    // On Ctrl-C the bench future is dropped, and with it the cluster: every
+    // node process is killed by its guard.
+    let outcome = tokio::select! {
+        outcome = run_trials(&args, &data_dir) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("node data and logs kept in {}", data_dir.display());
+            return Err(error);
+        }
+    };
+    if args.json {
+        println!("{}", report_json(&args, &report));
+    } else {
+        print!("{}", summary(&report));
+    }
+    if temporary {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    if report.loss.lost > 0 {
+        bail!(
+            "{} acknowledged records are missing, e.g. (offset, sequence) {:?}",
+            report.loss.lost,
+            report.loss.lost_examples
+        );
+    }
+    Ok(())
+}
+
+/// The data dir to use and whether the bench made it up (and may remove it).
+fn prepare_data_dir(given: Option<&PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
+    let (dir, temporary) = match given {
+        Some(dir) => (dir.clone(), false),
+        None => {
+            let unique = format!(
+                "citystream-bench-failover-{}-{}",
+                std::process::id(),
+                crate::timestamp::now_ms()
+            );
+            (std::env::temp_dir().join(unique), true)
+        }
+    };
+    for node_id in 1..=NODE_COUNT {
+        let node_dir = dir.join(format!("node{node_id}"));
+        if node_dir.exists() {
+            let problem = format!("{} exists; give an empty --data-dir", node_dir.display());
+            return Err(UsageError(problem).into());
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok((dir, temporary))
+}
+
+async fn run_trials(
+    args: &FailoverArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<FailoverReport> {
+    let settings = BrokerSettings {
+        heartbeat_ms: args.heartbeat_ms,
+        election_timeout_ms: args.election_timeout_ms,
+        fsync: args.fsync.clone(),
+    };
+    let mut cluster = LocalCluster::start(data_dir, settings).await?;
+    let mut config = ClientConfig::new(cluster.address(1));
+    config.bootstrap = cluster.bootstrap();
+    config.client_id = "citystream-bench-failover".to_string();
+    let client = Client::connect(config).await?;
+    create_topic(&client).await?;
+    let mut trials = Vec::new();
+    let mut acked: Vec<Acked> = Vec::new();
+    let (mut failed_sends, mut last_send_error) = (0, None);
+    for number in 1..=args.trials {
+        let first_sequence = u64::from(number) << TRIAL_SEQUENCE_SHIFT;
+        let (result, log) = run_trial(&mut cluster, &client, args.rate, first_sequence)
+            .await
+            .with_context(|| format!("trial {number}"))?;
+        if !args.json {
+            println!("{}", trial_line(number, &result));
+        }
+        trials.push(result);
+        acked.extend(log.acked);
+        failed_sends += log.failed;
+        last_send_error = log.last_error.or(last_send_error);
+    }
+    let loss = verify::check(&client, TOPIC, &acked).await?;
+    Ok(FailoverReport {
+        trials,
+        failed_sends,
+        last_send_error,
+        loss,
+    })
+}
+
+/// Creates [`TOPIC`] (1 partition, replicated on every node). Retried for
+/// a while: a node that just joined may not be registered in the cluster
+/// metadata yet, and the topic's replication would exceed the brokers known.
+async fn create_topic(client: &Client) -> anyhow::Result<()> {
+    let topic_config = TopicConfig {
+        replication: NODE_COUNT as u16,
+        ..TopicConfig::default()
+    };
+    let deadline = Instant::now() + TOPIC_CREATION_TIMEOUT;
+    loop {
+        match client
+            .admin()
+            .create_topic(TOPIC, 1, topic_config.clone())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(error) if api_code(&error) == Some(ErrorCode::TOPIC_ALREADY_EXISTS) => {
+                return Ok(());
+            }
+            Err(error) if Instant::now() > deadline => {
+                return Err(error).context("creating the topic");
+            }
+            Err(error) => tracing::debug!(%error, "topic not created yet; retrying"),
+        }
+        tokio::time::sleep(local_cluster::POLL_INTERVAL).await;
+    }
+}
+
+fn trial_line(number: u32, trial: &TrialResult) -> String {
+    format!(
+        "  trial {number:>3}: killed leader {}, node {} acknowledged after {:>8.1} ms; node {} caught up in {} ms",
+        trial.killed_leader,
+        trial.new_leader,
+        millis(trial.failover),
+        trial.killed_leader,
+        trial.catch_up.as_millis()
+    )
+}
+
+/// Failover times in ms: min, median, p90, max (nearest rank).
+fn failover_stats(trials: &[TrialResult]) -> [f64; 4] {
+    assert!(!trials.is_empty(), "statistics of no trials");
+    let mut sorted: Vec<f64> = trials.iter().map(|trial| millis(trial.failover)).collect();
+    sorted.sort_by(f64::total_cmp);
+    let rank = |quantile: f64| {
+        let index = (quantile * sorted.len() as f64).ceil() as usize;
+        sorted[index.clamp(1, sorted.len()) - 1]
+    };
+    [sorted[0], rank(0.5), rank(0.9), sorted[sorted.len() - 1]]
+}
+
+fn summary(report: &FailoverReport) -> String {
+    let [min, median, p90, max] = failover_stats(&report.trials);
+    let loss = &report.loss;
+    let verdict = if loss.lost == 0 {
+        format!(
+            "none: all {} acknowledged records are at their offsets",
+            loss.acknowledged
+        )
+    } else {
+        format!(
+            "{} of {} acknowledged records MISSING",
+            loss.lost, loss.acknowledged
+        )
+    };
+    let mut text = format!(
+        "  failover    min {min:.1} ms  median {median:.1} ms  p90 {p90:.1} ms  max {max:.1} ms  \
+         ({} trials, kill -> first ack)\n  lost        {verdict} ({} records in the log)\n",
+        report.trials.len(),
+        loss.log_records,
+    );
+    if report.failed_sends > 0 {
+        text.push_str(&format!(
+            "  not acked   {} sends failed (last error: {})\n",
+            report.failed_sends,
+            report.last_send_error.as_deref().unwrap_or("none")
+        ));
+    }
+    text
+}
+
+fn report_json(args: &FailoverArgs, report: &FailoverReport) -> serde_json::Value {
+    let [min, median, p90, max] = failover_stats(&report.trials);
+    let trials: Vec<serde_json::Value> = report
+        .trials
+        .iter()
+        .map(|trial| {
+            json!({
+                "killed_leader": trial.killed_leader,
+                "new_leader": trial.new_leader,
+                "failover_ms": millis(trial.failover),
+                "catch_up_ms": millis(trial.catch_up),
+            })
+        })
+        .collect();
+    json!({
+        "mode": "failover",
+        "settings": {
+            "nodes": NODE_COUNT,
+            "heartbeat_ms": args.heartbeat_ms,
+            "election_timeout_ms": args.election_timeout_ms,
+            "fsync": args.fsync,
+            "rate": args.rate,
+            "acks": "quorum",
+        },
+        "trials": trials,
+        "failover_ms": {"min": min, "median": median, "p90": p90, "max": max},
+        "failed_sends": report.failed_sends,
+        "loss": {
+            "acknowledged": report.loss.acknowledged,
+            "lost": report.loss.lost,
+            "log_records": report.loss.log_records,
+        },
+    })
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
