@@ -53,10 +53,29 @@ impl TestBroker {
         flags: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<TestBroker, String> {
+        TestBroker::try_start_via(&[], listen, flags, envs)
+    }
+
+    /// As [`TestBroker::try_start`], the binary run by `launcher` (e.g.
+    /// `ip netns exec NS`, which execs it: the child is still the broker).
+    pub fn try_start_via(
+        launcher: &[&str],
+        listen: &str,
+        flags: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<TestBroker, String> {
         let logs = tempfile::tempdir().expect("temp dir for broker logs");
         let stderr_path = logs.path().join("broker.stderr");
         let stderr = File::create(&stderr_path).expect("broker stderr file");
-        let mut child = Command::new(binary())
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg("broker")
             .args(flags)
             .args(["--listen", listen])

@@ -8,6 +8,7 @@ mod failover;
 mod group;
 mod harness;
 mod help;
+mod netns;
 mod produce_consume;
 mod test_cluster;
 mod topic;

@@ -1,6 +1,7 @@
 //! Test harness for cluster mode: real `citystream broker` processes, one
-//! per node, on free ports of 127.0.0.1 with `--peers` naming all of them
-//! and a data dir each under one temp dir. A node can be killed, frozen,
+//! per node, on free ports of 127.0.0.1 (or given addresses, each node
+//! perhaps in a network namespace of its own) with `--peers` naming all of
+//! them and a data dir each under one temp dir. A node can be killed, frozen,
 //! resumed, stopped and restarted on its address with its data dir. Every
 //! wait is bounded; the brokers are killed and reaped on drop.
 
@@ -34,6 +35,8 @@ pub fn free_port() -> u16 {
 pub struct TestCluster {
     brokers: Vec<Option<TestBroker>>,
     addresses: Vec<String>,
+    /// Per node, what runs its binary (empty: run directly).
+    launchers: Vec<Vec<String>>,
     peers: String,
     data: tempfile::TempDir,
 }
@@ -46,7 +49,7 @@ impl TestCluster {
             let addresses = (0..count)
                 .map(|_| format!("127.0.0.1:{}", free_port()))
                 .collect();
-            match TestCluster::try_start(addresses) {
+            match TestCluster::try_start(addresses, vec![Vec::new(); count as usize]) {
                 Ok(cluster) => return cluster,
                 Err(error) => last_error = error,
             }
@@ -54,7 +57,18 @@ impl TestCluster {
         panic!("could not start a cluster: {last_error}");
     }
 
-    fn try_start(addresses: Vec<String>) -> Result<TestCluster, String> {
+    /// Starts node `i` at `addresses[i - 1]` run by `launchers[i - 1]`
+    /// (e.g. in a network namespace of its own).
+    pub fn start_via(addresses: Vec<String>, launchers: Vec<Vec<String>>) -> TestCluster {
+        TestCluster::try_start(addresses, launchers)
+            .unwrap_or_else(|error| panic!("could not start a cluster: {error}"))
+    }
+
+    fn try_start(
+        addresses: Vec<String>,
+        launchers: Vec<Vec<String>>,
+    ) -> Result<TestCluster, String> {
+        assert_eq!(addresses.len(), launchers.len());
         let peers: Vec<String> = (1..)
             .zip(&addresses)
             .map(|(node_id, address)| format!("{node_id}={address}"))
@@ -63,6 +77,7 @@ impl TestCluster {
             brokers: Vec::new(),
             peers: peers.join(","),
             addresses,
+            launchers,
             data: tempfile::tempdir().expect("temp dir for the cluster"),
         };
         for node_id in 1..=cluster.addresses.len() as u32 {
@@ -85,7 +100,11 @@ impl TestCluster {
             "--peers",
             &self.peers,
         ];
-        TestBroker::try_start(self.address(node_id), &flags, &[])
+        let launcher: Vec<&str> = self.launchers[index(node_id)]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        TestBroker::try_start_via(&launcher, self.address(node_id), &flags, &[])
     }
 
     pub fn node_ids(&self) -> std::ops::RangeInclusive<u32> {
