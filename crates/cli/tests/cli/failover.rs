@@ -254,9 +254,9 @@ fn cut_off_and_heal(hosts: &NetnsHosts) {
         hosts.cut(leader, other);
     }
     wait_for_new_leader(&cluster, others[0], leader);
-    // No progress is awaited while cut off: the old leader does not step
-    // down without a quorum (no check-quorum), so a client whose metadata
-    // comes from it keeps sending there until the heal.
+    // The cut-off leader stops claiming the partition once its quorum
+    // lease runs out, so the producer finds the new leader during the cut.
+    load.wait_for_progress(PROGRESS_RECORDS, "during the cut");
     for &other in &others {
         hosts.heal(leader, other);
     }

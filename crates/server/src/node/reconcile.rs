@@ -264,6 +264,7 @@ impl ClusterNode {
             raft_storage,
             sm,
             self.broker.clock(),
+            Duration::from_millis(self.config.timing.election_max_ms),
         )))
     }
 }

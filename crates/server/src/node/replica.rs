@@ -31,6 +31,8 @@ use citystream_raft::{
 };
 use citystream_record::{HybridClock, NO_PRODUCER, RecordBatch, set_base_hlc};
 use futures::future::BoxFuture;
+use openraft::Instant as _;
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::ClientWriteError;
 use openraft::impls::ProgressResponder;
 use parking_lot::Mutex;
@@ -62,6 +64,9 @@ pub(crate) struct Replica {
     changing: AtomicBool,
     /// When the metadata first stopped placing this replica here.
     unplaced_since: Mutex<Option<Instant>>,
+    /// The leader lease (the longest election timeout): a leader not
+    /// acknowledged by a quorum for longer has lost its followers.
+    lease: Duration,
 }
 
 /// The rest of a produce after its batch was submitted: resolves when the
@@ -75,6 +80,7 @@ impl Replica {
         storage: PartitionRaftStorage,
         sm: PartitionStateMachine,
         clock: Arc<Mutex<HybridClock>>,
+        lease: Duration,
     ) -> Replica {
         Replica {
             id,
@@ -88,6 +94,7 @@ impl Replica {
             clock,
             changing: AtomicBool::new(false),
             unplaced_since: Mutex::new(None),
+            lease,
         }
     }
 
@@ -129,6 +136,13 @@ impl Replica {
     /// one, both share a port).
     pub fn leader_term(&self) -> Result<u64, BrokerError> {
         match self.raft.as_leader() {
+            Ok(leader) if self.lost_quorum(leader.last_quorum_acked()) => {
+                Err(BrokerError::NotLeader {
+                    topic: self.id.topic.clone(),
+                    partition: self.id.partition,
+                    leader: None,
+                })
+            }
             Ok(leader) => Ok(leader.term()),
             Err(forward) => Err(BrokerError::NotLeader {
                 topic: self.id.topic.clone(),
@@ -142,6 +156,19 @@ impl Replica {
                     }),
             }),
         }
+    }
+
+    /// Whether this leader has not heard from a quorum for longer than its
+    /// lease: cut off from its followers, it cannot commit and a new leader
+    /// may already serve, so it stops claiming the partition (clients go
+    /// elsewhere instead of waiting on it).
+    fn lost_quorum(&self, last_quorum_acked: Option<openraft::TokioInstant>) -> bool {
+        let Some(acked) = last_quorum_acked else {
+            return false;
+        };
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let voters = metrics.membership_config.membership().voter_ids().count();
+        voters > 1 && acked.elapsed() > self.lease
     }
 
     /// Checks and submits a validated batch; the returned future waits for
