@@ -1,4 +1,5 @@
-//! Test hosts in network namespaces, from `/work/shared/tools/netns-hosts`:
+//! Test hosts in network namespaces, from `scripts/netns-hosts` (a copy of
+//! the project's shared `netns-hosts` tool, so a clean clone has it):
 //! host `i` has address `10.77.0.i` on a bridge shared with the others, and
 //! traffic between two hosts can be cut (silently dropped) and healed.
 //! Needs root and iproute2 (nftables for silent drops); [`NetnsHosts::up`]
@@ -9,7 +10,7 @@ use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::process::Command;
 
-const TOOL: &str = "/work/shared/tools/netns-hosts";
+const TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/netns-hosts");
 
 pub struct NetnsHosts {
     prefix: String,
