@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use citystream_client::{Client, ClientConfig, ErrorCode, TopicConfig};
 use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use self::local_cluster::{BrokerSettings, LocalCluster, NODE_COUNT};
@@ -69,8 +70,8 @@ pub struct FailoverArgs {
     /// The brokers' --election-timeout-ms.
     #[arg(long, default_value_t = 300, value_name = "MS")]
     election_timeout_ms: u64,
-    /// The brokers' --fsync (always, interval or never).
-    #[arg(long, default_value = "interval")]
+    /// The brokers' --fsync.
+    #[arg(long, default_value = "interval", value_parser = ["always", "interval", "never"])]
     fsync: String,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
@@ -89,11 +90,14 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
         return Err(UsageError("--trials and --rate must be at least 1".to_string()).into());
     }
     let (data_dir, temporary) = prepare_data_dir(args.data_dir.as_ref())?;
-    // On Ctrl-C the bench future is dropped, and with it the cluster: every
-    // node process is killed by its guard.
+    // On Ctrl-C or SIGTERM the bench future is dropped, and with it the
+    // cluster: every node process is killed by its guard. (A SIGKILLed bench
+    // cannot clean up: its nodes keep running.)
+    let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;
     let outcome = tokio::select! {
         outcome = run_trials(&args, &data_dir) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
     };
     let report = match outcome {
         Ok(report) => report,
