@@ -416,3 +416,92 @@ async fn group_offsets_are_the_same_through_every_node() {
         .await
         .expect("test timed out");
 }
+
+/// A retry of an idempotent batch whose first ack wait timed out is
+/// answered with the batch's offset once it commits, and the batch is in
+/// the log once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_an_ack_timeout_finds_the_first_copy() {
+    use citystream_protocol::{InitProducerRequest, ProducePartition, ProduceRequest};
+    let test = async {
+        let cluster = Cluster::start(3).await;
+        cluster.await_registered(1).await;
+        create_topic(&mut cluster.client(1).await, "once", 1, 3).await;
+        let (leader, _) = produce_following(&cluster, 1, "once", &[b"first"]).await;
+        let mut client = cluster.client(leader).await;
+        let answer = client
+            .call(Request::InitProducer(InitProducerRequest {}))
+            .await;
+        let Ok(Response::InitProducer(issued)) = answer else {
+            panic!("unexpected init answer {answer:?}");
+        };
+        let batch = |sequence: u32| {
+            let mut builder = citystream_record::BatchBuilder::new();
+            builder.set_producer(issued.producer_id, sequence);
+            let value = format!("once-{sequence}");
+            builder
+                .push(1_700_000_000_000, None, value.as_bytes(), &[])
+                .unwrap();
+            builder.finish()
+        };
+        let produce = |sequence: u32, timeout_ms: u32| {
+            Request::Produce(ProduceRequest {
+                acks: Acks::Quorum,
+                timeout_ms,
+                partitions: vec![ProducePartition {
+                    topic: "once".to_owned(),
+                    partition: 0,
+                    batch: batch(sequence),
+                }],
+            })
+        };
+        // 1 ms is usually too short for a quorum round: the first wait
+        // gives up. Each batch is retried until acknowledged.
+        let mut timed_out = 0;
+        for sequence in 0..20u32 {
+            let first = client.call(produce(sequence, 1)).await;
+            let Ok(Response::Produce(first)) = first else {
+                panic!("unexpected produce answer {first:?}");
+            };
+            let first = &first.partitions[0];
+            if !first.status.error.is_ok() {
+                assert_eq!(first.status.error, ErrorCode::REQUEST_TIMED_OUT);
+                timed_out += 1;
+            }
+            let mut attempts = 0;
+            let offset = loop {
+                let retry = client.call(produce(sequence, 5_000)).await;
+                let Ok(Response::Produce(retry)) = retry else {
+                    panic!("unexpected produce answer {retry:?}");
+                };
+                let retry = &retry.partitions[0];
+                if retry.status.error.is_ok() {
+                    break retry.base_offset;
+                }
+                attempts += 1;
+                assert!(
+                    attempts < 40,
+                    "the retry never succeeds: {:?}",
+                    retry.status
+                );
+                tokio::time::sleep(RETRY_PAUSE).await;
+            };
+            if first.status.error.is_ok() {
+                assert_eq!(first.base_offset, offset, "a duplicate keeps its offset");
+            }
+        }
+        eprintln!("{timed_out} of 20 first attempts timed out");
+        let values: Vec<Vec<u8>> = read_all(&cluster, leader, "once")
+            .await
+            .into_iter()
+            .map(|(_, value)| value)
+            .collect();
+        let mut expected = vec![b"first".to_vec()];
+        expected.extend((0..20).map(|sequence| format!("once-{sequence}").into_bytes()));
+        assert_eq!(values, expected, "each batch once, in order");
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}

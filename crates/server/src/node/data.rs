@@ -46,14 +46,9 @@ impl ClusterNode {
         self.groups.replica(group).ok_or_else(|| {
             // Gossip knows the leader; without it, a replica is one hop
             // from the answer (it names its leader).
-            let leader = self.gossip_leader(&state, topic, partition).or_else(|| {
-                let first = *meta.partitions[partition as usize].replicas.first()?;
-                let address = state.brokers.get(&first)?.addresses.native.clone();
-                Some(LeaderHint {
-                    node_id: first,
-                    address,
-                })
-            });
+            let leader = self
+                .gossip_leader(&state, topic, partition)
+                .or_else(|| self.other_replica(&state, topic, partition));
             BrokerError::NotLeader {
                 topic: topic.to_owned(),
                 partition,
@@ -224,8 +219,10 @@ impl ClusterNode {
         let _ = tokio::time::timeout(METADATA_WRITE_PATIENCE, wait).await;
     }
 
-    /// The leader of a partition as far as this node knows: its own group's
-    /// view if it holds a replica, else the highest term gossip reports.
+    /// The leader of a partition as far as this node knows: its own
+    /// group's view if it holds a replica, else (or if that group knows no
+    /// leader) the highest term gossip reports, else another replica, which
+    /// will know.
     pub fn partition_leader(
         &self,
         state: &MetadataState,
@@ -235,16 +232,42 @@ impl ClusterNode {
         let meta = state.topics.get(topic)?;
         let group = meta.topic_id.partition_group(partition);
         if let Some(replica) = self.groups.replica(group) {
-            return match replica.leader_term() {
-                Ok(_) => Some(LeaderHint {
-                    node_id: self.node_id(),
-                    address: self.config.advertised_address.clone(),
-                }),
-                Err(BrokerError::NotLeader { leader, .. }) => leader,
-                Err(_) => None,
-            };
+            match replica.leader_term() {
+                Ok(_) => {
+                    return Some(LeaderHint {
+                        node_id: self.node_id(),
+                        address: self.config.advertised_address.clone(),
+                    });
+                }
+                Err(BrokerError::NotLeader {
+                    leader: Some(hint), ..
+                }) if hint.node_id != self.node_id() => return Some(hint),
+                Err(_) => {}
+            }
         }
         self.gossip_leader(state, topic, partition)
+            .filter(|hint| hint.node_id != self.node_id())
+            .or_else(|| self.other_replica(state, topic, partition))
+    }
+
+    /// A replica of the partition other than this node, at its address.
+    fn other_replica(
+        &self,
+        state: &MetadataState,
+        topic: &str,
+        partition: u32,
+    ) -> Option<LeaderHint> {
+        let assignment = state
+            .topics
+            .get(topic)?
+            .partitions
+            .get(partition as usize)?;
+        let node_id = *assignment
+            .replicas
+            .iter()
+            .find(|id| **id != self.node_id())?;
+        let address = state.brokers.get(&node_id)?.addresses.native.clone();
+        Some(LeaderHint { node_id, address })
     }
 
     fn gossip_leader(

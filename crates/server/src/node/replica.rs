@@ -204,7 +204,20 @@ impl Replica {
             );
             match check {
                 Ok(SequenceCheck::Append) => {}
-                Ok(SequenceCheck::Duplicate { base_offset }) => {
+                Ok(SequenceCheck::Duplicate { mut base_offset }) => {
+                    if base_offset == OFFSET_PENDING {
+                        // The first copy's ack wait may have given up (a
+                        // timeout) before learning its offset; the log
+                        // knows it once the leader appended the batch.
+                        base_offset = self.appended_offset(&header, now_ms)?;
+                        if base_offset != OFFSET_PENDING {
+                            sequencer.producers.set_base_offset(
+                                header.producer_id,
+                                header.base_sequence,
+                                base_offset,
+                            );
+                        }
+                    }
                     drop(sequencer);
                     return Ok(self.duplicate(base_offset, header.record_count, acks, timeout));
                 }
@@ -292,6 +305,25 @@ impl Replica {
             }
             Ok(replica.outcome(appended.base_offset))
         }))
+    }
+
+    /// Where the local log holds the batch of `header`'s producer and
+    /// sequence ([`OFFSET_PENDING`] if it does not hold it yet).
+    fn appended_offset(
+        &self,
+        header: &citystream_record::BatchHeader,
+        now_ms: i64,
+    ) -> Result<u64, BrokerError> {
+        let in_log = rebuild_producer_states(&self.log().read(), now_ms)?;
+        let check = in_log.check(
+            header.producer_id,
+            header.base_sequence,
+            header.record_count,
+        );
+        Ok(match check {
+            Ok(SequenceCheck::Duplicate { base_offset }) => base_offset,
+            _ => OFFSET_PENDING,
+        })
     }
 
     /// The answer to a retry of a batch already proposed: once the original
