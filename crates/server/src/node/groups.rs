@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use citystream_cluster::{
-    BrokerState, MetadataCommand, MetadataRaft, MetadataState, MetadataStateMachine, ProposeError,
-    ReassignPartition, propose, rebalance, replace_broker,
+    BrokerState, MetadataCommand, MetadataError, MetadataRaft, MetadataState, MetadataStateMachine,
+    ProposeError, ReassignPartition, propose, rebalance, replace_broker,
 };
 use citystream_peer::{ErrorCode, GroupId, GroupRouter, PeerNetwork, RaftHandle, RemoteError};
 use futures::future::BoxFuture;
@@ -41,6 +41,25 @@ impl Groups {
 
     pub fn metadata(&self) -> Arc<MetadataState> {
         self.meta_sm.state()
+    }
+
+    /// Brokers to expect: the metadata group's voters (the static
+    /// cluster) not removed, or the active brokers if more.
+    pub fn expected_brokers(&self, state: &MetadataState) -> usize {
+        let metrics = self.meta_raft.metrics().borrow_watched().clone();
+        let voters = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| {
+                let id = u32::try_from(*id).unwrap_or(u32::MAX);
+                state
+                    .brokers
+                    .get(&id)
+                    .is_none_or(|broker| broker.state != BrokerState::Removed)
+            })
+            .count();
+        voters.max(state.active_brokers().len())
     }
 
     /// The metadata leader's id and native address, if known.
@@ -77,12 +96,22 @@ impl Groups {
                 settings,
             } => {
                 let state = self.metadata();
+                // The static members count as brokers to place on: right
+                // after start they may not all have registered yet.
+                let members = self.expected_brokers(&state);
                 let replication = match replication_factor {
-                    0 => default_replication(&state),
+                    0 => default_replication(members),
                     given => given,
                 };
                 match state.plan_create_topic(&name, partitions, replication, settings) {
                     Ok(command) => command,
+                    Err(MetadataError::ReplicationFactorTooHigh { active, .. })
+                        if (active as usize) < members =>
+                    {
+                        return CallAnswer::Unavailable(format!(
+                            "{active} of {members} brokers have registered so far"
+                        ));
+                    }
                     Err(refused) => return CallAnswer::Refused(refused.into()),
                 }
             }
@@ -204,10 +233,10 @@ impl Groups {
     }
 }
 
-/// `min(3, active brokers)`, at least 1.
-pub(crate) fn default_replication(state: &MetadataState) -> u32 {
-    let active = u32::try_from(state.active_brokers().len()).unwrap_or(u32::MAX);
-    active.clamp(1, REPLICATION_DEFAULT_MAX)
+/// `min(3, brokers)`, at least 1.
+pub(crate) fn default_replication(brokers: usize) -> u32 {
+    let brokers = u32::try_from(brokers).unwrap_or(u32::MAX);
+    brokers.clamp(1, REPLICATION_DEFAULT_MAX)
 }
 
 /// The peer server's view: which local Raft serves a group, and calls.
