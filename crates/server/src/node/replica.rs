@@ -248,11 +248,11 @@ impl Replica {
             }
             Acks::Quorum => Ack::Quorum,
         };
-        let (responder, quorum_rx) = ProgressResponder::complete_only();
-        let mut write = self.raft.write(data).with_leader(term);
-        if matches!(ack, Ack::Quorum) {
-            write = write.responder(responder);
-        }
+        // Every proposal carries a responder: its completion (commit, or
+        // the entry dropped by a leadership change) settles the producer
+        // state below, whatever the client asked to wait for.
+        let (responder, committed_rx) = ProgressResponder::complete_only();
+        let write = self.raft.write(data).with_leader(term).responder(responder);
         if let Err(fatal) = write.await {
             if let Ack::Leader(token, _) = ack {
                 self.storage.leader_acks().cancel(token);
@@ -273,6 +273,8 @@ impl Replica {
                 .record(id, seq, count, OFFSET_PENDING, now_ms);
         }
         drop(sequencer);
+        let (settled_tx, settled_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(Arc::clone(self).settle(header, term, committed_rx, settled_tx));
         let replica = Arc::clone(self);
         Ok(Box::pin(async move {
             let appended = match ack {
@@ -285,26 +287,46 @@ impl Replica {
                         return Err(replica.timed_out(timeout));
                     }
                 },
-                Ack::Quorum => match tokio::time::timeout(timeout, quorum_rx).await {
-                    Ok(Ok(Ok(response))) => response.data,
-                    Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) | Ok(Err(_)) => {
-                        return Err(replica.lost_leadership());
-                    }
-                    Ok(Ok(Err(error))) => {
-                        return Err(BrokerError::Unavailable(error.to_string()));
-                    }
+                Ack::Quorum => match tokio::time::timeout(timeout, settled_rx).await {
+                    Ok(Ok(settled)) => settled?,
+                    Ok(Err(_)) => return Err(replica.lost_leadership()),
                     Err(_) => return Err(replica.timed_out(timeout)),
                 },
             };
-            if idempotent {
-                replica.sequencer.lock().await.producers.set_base_offset(
+            Ok(replica.outcome(appended.base_offset))
+        }))
+    }
+
+    /// Waits for a proposal's fate and settles the producer state: a
+    /// committed batch gets its offset; a dropped one (leadership moved)
+    /// makes the next proposal rebuild the state from the log, so a retry
+    /// of it is appended rather than told forever that it is in flight.
+    /// Hands the outcome to the produce waiting for a quorum, if any.
+    async fn settle(
+        self: Arc<Self>,
+        header: citystream_record::BatchHeader,
+        term: u64,
+        committed: CommittedRx,
+        settled: tokio::sync::oneshot::Sender<Result<Appended, BrokerError>>,
+    ) {
+        let outcome = match committed.await {
+            Ok(Ok(response)) => Ok(response.data),
+            Ok(Err(ClientWriteError::ForwardToLeader(_))) | Err(_) => Err(self.lost_leadership()),
+            Ok(Err(error)) => Err(BrokerError::Unavailable(error.to_string())),
+        };
+        if header.producer_id != NO_PRODUCER {
+            let mut sequencer = self.sequencer.lock().await;
+            match &outcome {
+                Ok(appended) => sequencer.producers.set_base_offset(
                     header.producer_id,
                     header.base_sequence,
                     appended.base_offset,
-                );
+                ),
+                Err(_) if sequencer.term == Some(term) => sequencer.term = None,
+                Err(_) => {}
             }
-            Ok(replica.outcome(appended.base_offset))
-        }))
+        }
+        let _ = settled.send(outcome);
     }
 
     /// Where the local log holds the batch of `header`'s producer and
@@ -441,3 +463,9 @@ enum Ack {
     Leader(u64, tokio::sync::oneshot::Receiver<Appended>),
     Quorum,
 }
+
+/// Where openraft reports a proposal's fate.
+type CommittedRx = openraft::type_config::alias::OneshotReceiverOf<
+    citystream_raft::Tc,
+    openraft::raft::ClientWriteResult<citystream_raft::Tc>,
+>;
