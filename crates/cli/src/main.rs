@@ -50,7 +50,7 @@ enum Command {
     Group(group::GroupArgs),
     /// Show the cluster's nodes and partitions; remove a node, rebalance replicas.
     Cluster(cluster::ClusterArgs),
-    /// Measure throughput and latency of produce, consume or end to end.
+    /// Measure throughput and latency (produce, consume, end to end) or cluster failover time.
     Bench(bench::BenchArgs),
 }
 
