@@ -19,7 +19,6 @@ use citystream_raft::{
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::InitializeError;
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -133,11 +132,9 @@ impl Brokers {
             .map(|id| (*id, self.addrs[id].clone()))
             .collect();
         for id in voters {
-            match self.nodes[id].raft.initialize(members.clone()).await {
-                Ok(()) => {}
-                Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
-                Err(e) => panic!("initialize: {e}"),
-            }
+            citystream_raft::initialize_members(&self.nodes[id].raft, members.clone())
+                .await
+                .expect("initialize");
         }
     }
 

@@ -18,6 +18,7 @@
 mod config;
 mod control;
 mod heartbeat;
+mod initialize;
 mod leader_acks;
 mod log_reader;
 mod log_storage;
@@ -34,6 +35,7 @@ pub use control::{
     encode_membership,
 };
 pub use heartbeat::heartbeat_ticker;
+pub use initialize::initialize_members;
 pub use leader_acks::{LeaderAcks, TooManyWaiting};
 pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
 pub use log_storage::PartitionRaftStorage;

@@ -288,7 +288,6 @@ async fn bad_topic_requests_are_refused_in_cluster_mode() {
         let topic = metadata.topics.iter().find(|t| t.name == "ok").unwrap();
         assert_eq!(topic.config.replication, 3);
         assert!(topic.partitions.iter().all(|p| p.replicas.len() == 3));
-        assert!(cluster.servers.values().count() == 3);
         cluster.stop_all().await;
     };
     tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)

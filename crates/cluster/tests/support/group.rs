@@ -17,7 +17,6 @@ use citystream_raft::{
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::InitializeError;
 use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 
@@ -121,11 +120,9 @@ impl Group {
         // A node may already have the membership from the first one's
         // election: NotAllowed then, and harmless (same membership).
         for node in nodes.values() {
-            match node.raft.initialize(members.clone()).await {
-                Ok(()) => {}
-                Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
-                Err(e) => panic!("initialize: {e}"),
-            }
+            citystream_raft::initialize_members(&node.raft, members.clone())
+                .await
+                .expect("initialize");
         }
         Group {
             router,

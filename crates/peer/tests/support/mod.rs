@@ -20,7 +20,6 @@ use citystream_raft::{
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::InitializeError;
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -151,11 +150,9 @@ impl Cluster {
         }
         for broker in brokers.values() {
             for replica in broker.replicas.values() {
-                match replica.raft.initialize(members.clone()).await {
-                    Ok(()) => {}
-                    Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
-                    Err(e) => panic!("initialize: {e}"),
-                }
+                citystream_raft::initialize_members(&replica.raft, members.clone())
+                    .await
+                    .expect("initialize");
             }
         }
         Cluster { brokers }

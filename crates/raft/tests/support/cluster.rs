@@ -18,7 +18,6 @@ use citystream_raft::{
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::InitializeError;
 use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 
@@ -119,11 +118,9 @@ impl Cluster {
         // the others before their own `initialize`, which then finds a log
         // and answers NotAllowed: harmless, the membership is the same.
         for node in nodes.values() {
-            match node.raft.initialize(members.clone()).await {
-                Ok(()) => {}
-                Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
-                Err(e) => panic!("initialize: {e}"),
-            }
+            citystream_raft::initialize_members(&node.raft, members.clone())
+                .await
+                .expect("initialize");
         }
         Cluster { router, nodes }
     }

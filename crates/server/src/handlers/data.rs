@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use citystream_broker::{Broker, BrokerError, FetchOutcome, OffsetQuery};
+use citystream_broker::{Broker, BrokerError, FetchOutcome, OffsetQuery, ProduceOutcome};
 use citystream_protocol::{
     Acks, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse,
     ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -112,18 +112,28 @@ fn produce_partition(
         partition,
         batch,
     } = request;
-    let (status, base_offset, log_start_offset) =
-        match broker.produce(&topic, partition, batch, now_ms) {
-            Ok(outcome) => (
-                PartitionStatus::ok(),
-                outcome.base_offset,
-                outcome.log_start_offset,
-            ),
-            Err(error) => {
-                tracing::debug!(%topic, partition, %error, "produce rejected");
-                (partition_status(&error), 0, 0)
-            }
-        };
+    let result = broker.produce(&topic, partition, batch, now_ms);
+    produce_answer(topic, partition, result)
+}
+
+/// The response entry of one partition's produce: its offsets, or why it
+/// was refused or not acknowledged.
+pub(crate) fn produce_answer(
+    topic: String,
+    partition: u32,
+    result: Result<ProduceOutcome, BrokerError>,
+) -> ProducePartitionResponse {
+    let (status, base_offset, log_start_offset) = match result {
+        Ok(outcome) => (
+            PartitionStatus::ok(),
+            outcome.base_offset,
+            outcome.log_start_offset,
+        ),
+        Err(error) => {
+            tracing::debug!(%topic, partition, %error, "produce rejected");
+            (partition_status(&error), 0, 0)
+        }
+    };
     ProducePartitionResponse {
         topic,
         partition,

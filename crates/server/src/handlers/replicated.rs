@@ -12,20 +12,19 @@ use citystream_cluster::TopicMeta;
 use citystream_protocol::{
     Acks, ApiError, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest,
     DeleteTopicResponse, MetadataRequest, MetadataResponse, PartitionMetadata, PartitionStatus,
-    ProducePartitionResponse, ProduceRequest, ProduceResponse, Reassignment, ReassignmentsResponse,
-    RebalanceRequest, RemoveNodeRequest, Response, TopicConfig, TopicMetadata,
+    ProduceRequest, ProduceResponse, Reassignment, ReassignmentsResponse, RebalanceRequest,
+    RemoveNodeRequest, Response, TopicConfig, TopicMetadata,
 };
 use futures::future::{BoxFuture, join_all};
 
 use crate::clock::now_ms;
 use crate::dispatch::Outcome;
 use crate::errors::{api_error, invalid_request, partition_status};
-use crate::handlers::cluster;
+use crate::handlers::data::produce_answer;
+use crate::handlers::{cluster, topic};
 use crate::node::ClusterNode;
 use crate::server::Shared;
 
-/// Most partitions one topic may be created with.
-const TOPIC_PARTITIONS_MAX: u32 = 10_000;
 /// The ack wait of a produce that asks for none (`timeout_ms == 0`).
 const PRODUCE_TIMEOUT_DEFAULT_MS: u64 = 30_000;
 
@@ -69,24 +68,7 @@ pub(crate) async fn submit_produce(
                     Ok(wait) => wait.await,
                     Err(error) => Err(error),
                 };
-                let (status, base_offset, log_start_offset) = match result {
-                    Ok(outcome) => (
-                        PartitionStatus::ok(),
-                        outcome.base_offset,
-                        outcome.log_start_offset,
-                    ),
-                    Err(error) => {
-                        tracing::debug!(%topic, partition, %error, "produce not acknowledged");
-                        (partition_status(&error), 0, 0)
-                    }
-                };
-                ProducePartitionResponse {
-                    topic,
-                    partition,
-                    status,
-                    base_offset,
-                    log_start_offset,
-                }
+                produce_answer(topic, partition, result)
             },
         ))
         .await;
@@ -145,17 +127,8 @@ pub(crate) async fn create(
     request: &CreateTopicRequest,
 ) -> Result<CreateTopicResponse, ApiError> {
     validate_user_topic_name(&request.name).map_err(|e| api_error(&e))?;
-    if request.partitions == 0 || request.partitions > TOPIC_PARTITIONS_MAX {
-        return Err(invalid_request(format!(
-            "a topic has 1-{TOPIC_PARTITIONS_MAX} partitions, not {}",
-            request.partitions
-        )));
-    }
-    let settings = citystream_cluster::TopicConfig {
-        retention_ms: request.config.retention_ms,
-        retention_bytes: request.config.retention_bytes,
-        segment_bytes: request.config.segment_bytes,
-    };
+    topic::check_partitions(request.partitions)?;
+    let settings = citystream_cluster::TopicConfig::from(&topic::topic_settings(&request.config));
     node.create_topic(
         &request.name,
         request.partitions,

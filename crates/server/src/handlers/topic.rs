@@ -76,7 +76,7 @@ pub(crate) fn delete(
     Ok(DeleteTopicResponse {})
 }
 
-fn check_partitions(partitions: u32) -> Result<(), ApiError> {
+pub(crate) fn check_partitions(partitions: u32) -> Result<(), ApiError> {
     if partitions == 0 {
         return Err(invalid_request("a topic needs at least 1 partition"));
     }
@@ -98,7 +98,7 @@ fn check_replication(replication: u16) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn topic_settings(config: &TopicConfig) -> TopicSettings {
+pub(crate) fn topic_settings(config: &TopicConfig) -> TopicSettings {
     TopicSettings {
         retention_ms: config.retention_ms,
         retention_bytes: config.retention_bytes,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use citystream_cluster::{
     BrokerState, MetadataCommand, MetadataError, MetadataRaft, MetadataState, MetadataStateMachine,
-    ProposeError, ReassignPartition, propose, rebalance, replace_broker,
+    ReassignPartition, propose, rebalance, replace_broker,
 };
 use citystream_peer::{ErrorCode, GroupId, GroupRouter, PeerNetwork, RaftHandle, RemoteError};
 use futures::future::BoxFuture;
@@ -262,23 +262,5 @@ impl GroupRouter for Router {
             let answer = groups.serve_call(call).await;
             Ok(Bytes::from(calls::encode(&answer)))
         })
-    }
-}
-
-impl From<ProposeError> for CallAnswer {
-    fn from(error: ProposeError) -> Self {
-        CallAnswer::Unavailable(error.to_string())
-    }
-}
-
-/// Commands a node sends about itself at start.
-pub(crate) fn register_command(
-    node_id: u32,
-    addresses: citystream_cluster::BrokerAddresses,
-) -> MetadataCommand {
-    MetadataCommand::RegisterBroker {
-        node_id,
-        addresses,
-        rack: None,
     }
 }

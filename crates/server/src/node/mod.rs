@@ -36,7 +36,9 @@ use citystream_cluster::{BrokerAddresses, MetadataState, MetadataStateMachine, m
 use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog, Storage};
 use citystream_membership::MemberView;
 use citystream_peer::{LinkConfig, PeerNetwork, PeerServer};
-use citystream_raft::{PartitionRaftStorage, PeerAddr, SharedLog, Timing, seeded};
+use citystream_raft::{
+    PartitionRaftStorage, PeerAddr, SharedLog, Timing, initialize_members, seeded,
+};
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
 use parking_lot::RwLock;
@@ -123,9 +125,8 @@ impl ClusterNode {
                     (u64::from(*id), peer)
                 })
                 .collect();
-            // Already initialized (a restart): openraft refuses, harmlessly.
-            if let Err(error) = meta_raft.initialize(members).await {
-                tracing::debug!(%error, "metadata group already initialized");
+            if let Err(error) = initialize_members(&meta_raft, members).await {
+                tracing::warn!(%error, "the metadata group could not be initialized");
             }
         }
         let groups = Arc::new(Groups {
@@ -215,7 +216,11 @@ impl ClusterNode {
             citystream_cluster::MetadataCommand::InitCluster {
                 cluster_id: self.config.cluster_id.clone(),
             },
-            groups::register_command(self.config.node_id, addresses),
+            citystream_cluster::MetadataCommand::RegisterBroker {
+                node_id: self.config.node_id,
+                addresses,
+                rack: None,
+            },
         ];
         for command in commands {
             loop {

@@ -19,7 +19,8 @@ use citystream_cluster::{MetadataState, PartitionAssignment, TopicMeta};
 use citystream_log::{LogConfig, PartitionLog};
 use citystream_peer::GroupId;
 use citystream_raft::{
-    PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog, partition_config, seeded,
+    PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog, initialize_members,
+    partition_config, seeded,
 };
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ChangeMembers, Raft};
@@ -254,8 +255,8 @@ impl ClusterNode {
         .map_err(std::io::Error::other)?;
         if assignment.epoch == 0 {
             let members = members(state, &assignment.replicas);
-            if let Err(error) = raft.initialize(members).await {
-                tracing::debug!(group, %error, "partition group already initialized");
+            if let Err(error) = initialize_members(&raft, members).await {
+                tracing::warn!(group, %error, "the partition group could not be initialized");
             }
         }
         Ok(Arc::new(Replica::new(

@@ -24,7 +24,6 @@ use citystream_broker::{
     BrokerError, FetchOutcome, LeaderHint, OffsetQuery, ProduceOutcome, read_committed,
     rebuild_producer_states,
 };
-use citystream_log::Offset;
 use citystream_protocol::Acks;
 use citystream_raft::{
     Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, SharedLog,
@@ -204,20 +203,7 @@ impl Replica {
             );
             match check {
                 Ok(SequenceCheck::Append) => {}
-                Ok(SequenceCheck::Duplicate { mut base_offset }) => {
-                    if base_offset == OFFSET_PENDING {
-                        // The first copy's ack wait may have given up (a
-                        // timeout) before learning its offset; the log
-                        // knows it once the leader appended the batch.
-                        base_offset = self.appended_offset(&header, now_ms)?;
-                        if base_offset != OFFSET_PENDING {
-                            sequencer.producers.set_base_offset(
-                                header.producer_id,
-                                header.base_sequence,
-                                base_offset,
-                            );
-                        }
-                    }
+                Ok(SequenceCheck::Duplicate { base_offset }) => {
                     drop(sequencer);
                     return Ok(self.duplicate(base_offset, header.record_count, acks, timeout));
                 }
@@ -329,25 +315,6 @@ impl Replica {
         let _ = settled.send(outcome);
     }
 
-    /// Where the local log holds the batch of `header`'s producer and
-    /// sequence ([`OFFSET_PENDING`] if it does not hold it yet).
-    fn appended_offset(
-        &self,
-        header: &citystream_record::BatchHeader,
-        now_ms: i64,
-    ) -> Result<u64, BrokerError> {
-        let in_log = rebuild_producer_states(&self.log().read(), now_ms)?;
-        let check = in_log.check(
-            header.producer_id,
-            header.base_sequence,
-            header.record_count,
-        );
-        Ok(match check {
-            Ok(SequenceCheck::Duplicate { base_offset }) => base_offset,
-            _ => OFFSET_PENDING,
-        })
-    }
-
     /// The answer to a retry of a batch already proposed: once the original
     /// is as acknowledged as `acks` asks, its offset. A retry of a batch
     /// whose offset is not known yet is told to come back.
@@ -444,17 +411,6 @@ impl Replica {
             log.next_offset().0,
             self.high_watermark(),
         )
-    }
-
-    /// Reads raw stored batches (any replica, ignoring the watermark): for
-    /// comparing replicas.
-    #[allow(dead_code)]
-    pub fn read_raw(&self, from: u64, max_bytes: usize) -> Result<bytes::Bytes, BrokerError> {
-        let log = self.log().read();
-        if from >= log.next_offset().0 {
-            return Ok(bytes::Bytes::new());
-        }
-        Ok(log.read(Offset(from), max_bytes)?.bytes)
     }
 }
 
