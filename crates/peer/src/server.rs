@@ -72,6 +72,13 @@ pub trait GroupRouter: Send + Sync + 'static {
     /// `None` if this broker hosts no replica of `group`.
     fn raft(&self, group: GroupId) -> Option<RaftHandle>;
 
+    /// Told of each AppendEntries request for `group`, before its Raft
+    /// handles it: the group's leader (or one that believes it is) is
+    /// alive. By default, nothing.
+    fn append_entries_arrived(&self, group: GroupId) {
+        let _ = group;
+    }
+
     /// The answer to one [`Rpc::Call`]: opaque bytes both ways, defined by
     /// the broker. Calls run concurrently with every other request, and
     /// may take as long as the caller's timeout. By default, refused.
@@ -272,6 +279,9 @@ impl PeerServer {
                 message: format!("no replica of {group} here"),
             });
         };
+        if rpc == Rpc::AppendEntries {
+            self.router.append_entries_arrived(group);
+        }
         let answer = dispatch(&raft, rpc, payload).await?;
         Ok(answer.freeze())
     }

@@ -521,6 +521,9 @@ pub struct ClusterStatusResponse {
     pub node_id: u32,
     /// Leader of the metadata Raft group, if known (`None` until Raft runs).
     pub metadata_leader: Option<u32>,
+    /// The metadata group's Raft term as the answering node knows it (0
+    /// when it runs no metadata group, as a standalone broker).
+    pub metadata_term: u64,
     /// Every member the answering node knows of, by node id.
     pub nodes: Vec<ClusterNode>,
     pub partitions: Vec<ClusterPartition>,
@@ -571,6 +574,10 @@ pub struct ClusterPartition {
     pub log_end: u64,
     /// `log_end - commit_index`: records written but not yet committed.
     pub lag: u64,
+    /// The partition's group is quiet (idle, fully replicated; its leader
+    /// sends no Raft heartbeats), as far as the answering node's replica
+    /// knows. False where it holds none.
+    pub quiet: bool,
 }
 
 // ---- replica placement ----------------------------------------------------------------------

@@ -185,7 +185,8 @@ fn cluster_status_request_bytes() {
     );
 }
 
-/// A ClusterStatus response: ids, the optional metadata leader, nodes with
+/// A ClusterStatus response: ids, the optional metadata leader and its
+/// term, nodes with
 /// (name, address) listeners, a u8 state and load, then partitions.
 #[test]
 fn cluster_status_response_bytes() {
@@ -196,6 +197,7 @@ fn cluster_status_response_bytes() {
             cluster_id: "c".to_owned(),
             node_id: 1,
             metadata_leader: None,
+            metadata_term: 8,
             nodes: vec![ClusterNode {
                 node_id: 1,
                 addresses: vec![ListenerAddress {
@@ -217,18 +219,20 @@ fn cluster_status_response_bytes() {
                 commit_index: 7,
                 log_end: 9,
                 lag: 2,
+                quiet: true,
             }],
         })),
     };
     #[rustfmt::skip]
     let expected: &[u8] = &[
-        0x72, 0x00, 0x00, 0x00, // frame_len = 114
+        0x7b, 0x00, 0x00, 0x00, // frame_len = 123
         0x02, 0x00, 0x00, 0x00, // request_id = 2
         0x10, 0x00,             // api_key = ClusterStatus
         0x00, 0x00,             // error_code = NONE
         0x01, 0x00, b'c',       // cluster_id = "c"
         0x01, 0x00, 0x00, 0x00, // node_id = 1
         0x00,                   // metadata_leader = None
+        0x08, 0, 0, 0, 0, 0, 0, 0, // metadata_term = 8
         0x01, 0x00, 0x00, 0x00, // nodes: count = 1
         0x01, 0x00, 0x00, 0x00, //   node_id = 1
         0x01, 0x00, 0x00, 0x00, //   addresses: count = 1
@@ -249,8 +253,9 @@ fn cluster_status_response_bytes() {
         0x07, 0, 0, 0, 0, 0, 0, 0, // commit_index = 7
         0x09, 0, 0, 0, 0, 0, 0, 0, // log_end = 9
         0x02, 0, 0, 0, 0, 0, 0, 0, // lag = 2
+        0x01,                   //   quiet = true
     ];
-    assert_eq!(expected.len() - 4, 114);
+    assert_eq!(expected.len() - 4, 123);
     assert_eq!(&encoded_response(&frame)[..], expected);
     assert_eq!(
         decode_response(Bytes::copy_from_slice(&expected[4..])),
@@ -258,7 +263,7 @@ fn cluster_status_response_bytes() {
     );
     // A state tag this build does not know is refused, naming the field.
     let mut unknown_state = expected[4..].to_vec();
-    unknown_state[34] = 3;
+    unknown_state[42] = 3;
     let error = decode_response(Bytes::from(unknown_state)).unwrap_err();
     assert!(
         error

@@ -1,7 +1,9 @@
 //! openraft settings for a partition group (decision 0005 §7): timing,
 //! pre-vote, and no snapshots or purges that openraft decides on its own
 //! (retention decides, §2). Heartbeats are off per group: one ticker per
-//! broker calls `trigger().heartbeat()` for every group it leads (§4).
+//! broker calls `trigger().heartbeat()` for every group it leads (§4). The
+//! broker also turns openraft's tick off and starts elections itself
+//! (decision 0008, `crates/server/src/node/liveness.rs`).
 
 use std::sync::Arc;
 

@@ -95,6 +95,7 @@ async fn standalone_status_lists_this_node_and_its_partitions() {
             commit_index: end,
             log_end: end,
             lag: 0,
+            quiet: false,
         };
         assert_eq!(status.partitions, vec![partition(0, 2), partition(1, 0)]);
         server.stop().await;

@@ -504,3 +504,62 @@ async fn retry_after_an_ack_timeout_finds_the_first_copy() {
         .await
         .expect("test timed out");
 }
+
+/// Waits until node `id` reports every partition of `topic` quiet; returns
+/// its status then.
+async fn await_quiet(
+    cluster: &Cluster,
+    id: u32,
+    topic: &str,
+) -> citystream_protocol::ClusterStatusResponse {
+    loop {
+        let status = status_at(cluster, id).await;
+        let partitions: Vec<_> = status
+            .partitions
+            .iter()
+            .filter(|p| p.topic == topic)
+            .collect();
+        if !partitions.is_empty() && partitions.iter().all(|p| p.quiet) {
+            return status;
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+/// Idle partitions go quiet on every replica (their leader stops Raft
+/// heartbeats; one beat per node pair keeps followers from electing), a
+/// write to a quiet partition is taken and replicated at once, and when a
+/// quiet partition's leader goes away the survivors elect a new one that
+/// holds every acknowledged record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partitions_go_quiet_and_still_fail_over() {
+    let test = async {
+        let mut cluster = Cluster::start(3).await;
+        create_topic(&mut cluster.client(1).await, "calm", 2, 3).await;
+        let (leader, first) = produce_following(&cluster, 1, "calm", &[b"one"]).await;
+        for id in 1..=3 {
+            let status = await_quiet(&cluster, id, "calm").await;
+            let partition = &status.partitions[0];
+            assert_eq!((partition.commit_index, partition.lag), (first + 1, 0));
+        }
+
+        // A write wakes the group; it is committed and the group quiets again.
+        let (same, second) = produce_following(&cluster, leader, "calm", &[b"two"]).await;
+        assert_eq!((same, second), (leader, first + 1));
+        let status = await_quiet(&cluster, leader, "calm").await;
+        assert_eq!(status.partitions[0].commit_index, second + 1);
+
+        cluster.servers.remove(&leader).unwrap().stop().await;
+        let survivor = *cluster.servers.keys().next().unwrap();
+        let (new_leader, third) = produce_following(&cluster, survivor, "calm", &[b"three"]).await;
+        assert_ne!(new_leader, leader);
+        let read = read_all(&cluster, new_leader, "calm").await;
+        let values: Vec<&[u8]> = read.iter().map(|(_, v)| v.as_slice()).collect();
+        assert_eq!(values, [&b"one"[..], b"two", b"three"]);
+        assert_eq!(read.last().map(|(o, _)| *o), Some(third));
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}

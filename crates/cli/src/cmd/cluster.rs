@@ -84,6 +84,7 @@ fn status_json(status: &ClusterStatusResponse) -> serde_json::Value {
         "cluster_id": status.cluster_id,
         "node_id": status.node_id,
         "metadata_leader": status.metadata_leader,
+        "metadata_term": status.metadata_term,
         "nodes": status.nodes.iter().map(node_json).collect::<Vec<_>>(),
         "partitions": status.partitions.iter().map(partition_json).collect::<Vec<_>>(),
     })
@@ -116,6 +117,7 @@ fn partition_json(partition: &ClusterPartition) -> serde_json::Value {
         "commit_index": partition.commit_index,
         "log_end": partition.log_end,
         "lag": partition.lag,
+        "quiet": partition.quiet,
     })
 }
 
@@ -142,9 +144,10 @@ fn status_text(status: &ClusterStatusResponse) -> String {
             node.bytes_out_per_s.to_string(),
         ]);
     }
-    let leader = status
-        .metadata_leader
-        .map_or_else(|| "none known".to_string(), |id| format!("node {id}"));
+    let leader = status.metadata_leader.map_or_else(
+        || "none known".to_string(),
+        |id| format!("node {id}, term {}", status.metadata_term),
+    );
     let mut text = format!(
         "cluster {} as seen by node {} (*)\n\n{}\nmetadata leader: {leader}\n",
         status.cluster_id,
@@ -159,7 +162,15 @@ fn status_text(status: &ClusterStatusResponse) -> String {
 }
 
 fn partitions_table(partitions: &[ClusterPartition]) -> String {
-    let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "REPLICAS", "COMMIT", "LAG"]);
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "LEADER",
+        "REPLICAS",
+        "COMMIT",
+        "LAG",
+        "QUIET",
+    ]);
     for partition in partitions {
         let replicas: Vec<String> = partition.replicas.iter().map(u32::to_string).collect();
         table.push(vec![
@@ -169,6 +180,7 @@ fn partitions_table(partitions: &[ClusterPartition]) -> String {
             replicas.join(","),
             partition.commit_index.to_string(),
             partition.lag.to_string(),
+            if partition.quiet { "yes" } else { "no" }.to_string(),
         ]);
     }
     table.render()
@@ -185,6 +197,7 @@ mod tests {
             cluster_id: "city-a".to_string(),
             node_id: 1,
             metadata_leader: None,
+            metadata_term: 0,
             nodes: vec![ClusterNode {
                 node_id: 1,
                 addresses: vec![ListenerAddress {
@@ -206,6 +219,7 @@ mod tests {
                 commit_index: 3,
                 log_end: 3,
                 lag: 0,
+                quiet: false,
             }],
         }
     }
@@ -222,8 +236,8 @@ NODE  STATE  ADDRESSES              LEADS  IN/S  OUT/S
 
 metadata leader: none known
 
-TOPIC  PARTITION  LEADER  REPLICAS  COMMIT  LAG
-t      0          1       1         3       0
+TOPIC  PARTITION  LEADER  REPLICAS  COMMIT  LAG  QUIET
+t      0          1       1         3       0    no
 ";
         assert_eq!(text, expected);
     }

@@ -14,6 +14,7 @@ wire_struct!(ClusterStatusResponse {
     cluster_id,
     node_id,
     metadata_leader,
+    metadata_term,
     nodes,
     partitions,
 });
@@ -36,6 +37,7 @@ wire_struct!(ClusterPartition {
     commit_index,
     log_end,
     lag,
+    quiet,
 });
 
 wire_struct!(RemoveNodeRequest { node_id });

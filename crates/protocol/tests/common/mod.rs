@@ -373,6 +373,7 @@ fn cluster_status() -> ClusterStatusResponse {
         cluster_id: "city-north".to_owned(),
         node_id: 2,
         metadata_leader: Some(3),
+        metadata_term: 12,
         nodes: vec![
             ClusterNode {
                 node_id: 2,
@@ -406,6 +407,7 @@ fn cluster_status() -> ClusterStatusResponse {
             commit_index: 977,
             log_end: 990,
             lag: 13,
+            quiet: false,
         }],
     }
 }

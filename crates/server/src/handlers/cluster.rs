@@ -1,13 +1,11 @@
 //! The cluster as a resource: ClusterStatus, and the broker list of
 //! Metadata. In cluster mode the nodes come from gossip membership (every
-//! member with its state; Metadata lists the `Alive` ones); a standalone
-//! broker lists only itself, `Alive`.
-//!
-//! Limitation until partition replication (openraft) is wired in: each
-//! node holds only the partitions created on it and reports itself as their
-//! leader and only replica, with commit index = log end (a quorum of one).
-//! Metadata therefore lists every live broker but routes each partition to
-//! the node asked. `metadata_leader` is the gossip hint, `None` for now.
+//! member with its state; Metadata lists the `Alive` ones), the metadata
+//! leader and term from the local metadata group (gossip's hint when it
+//! knows no leader), and the partitions from the replicated metadata with
+//! this node's view of each group. A standalone broker (or one that only
+//! gossips) lists only itself, `Alive`, as leader and only replica of its
+//! partitions, with commit index = log end (a quorum of one).
 
 use citystream_membership::{MemberState, MemberView};
 use citystream_protocol::{
@@ -35,18 +33,23 @@ pub(crate) fn status(shared: &Shared) -> ClusterStatusResponse {
         }
         None => (vec![standalone_node(shared)], None),
     };
-    let (metadata_leader, partitions) = match &shared.node {
+    let (metadata_leader, metadata_term, partitions) = match &shared.node {
         Some(node) => {
             let leader = node.groups.metadata_leader();
             let leader = leader.and_then(|(id, _)| u32::try_from(id).ok());
-            (leader.or(metadata_leader), replicated_partitions(node))
+            (
+                leader.or(metadata_leader),
+                node.groups.metadata_term(),
+                replicated_partitions(node),
+            )
         }
-        None => (metadata_leader, partitions(&shared.broker)),
+        None => (metadata_leader, 0, partitions(&shared.broker)),
     };
     ClusterStatusResponse {
         cluster_id: shared.config.cluster_id.clone(),
         node_id,
         metadata_leader,
+        metadata_term,
         nodes,
         partitions,
     }
@@ -161,6 +164,7 @@ fn partitions(broker: &citystream_broker::Broker) -> Vec<ClusterPartition> {
                 commit_index: partition.high_watermark,
                 log_end: partition.high_watermark,
                 lag: 0,
+                quiet: false,
             });
         }
     }
@@ -182,12 +186,12 @@ fn replicated_partitions(node: &crate::node::ClusterNode) -> Vec<ClusterPartitio
             let leader = node
                 .partition_leader(&state, name, partition)
                 .map_or(0, |hint| hint.node_id);
-            let (commit_index, log_end) = node
+            let (commit_index, log_end, quiet) = node
                 .groups
                 .replica(topic.topic_id.partition_group(partition))
-                .map_or((0, 0), |replica| {
+                .map_or((0, 0, false), |replica| {
                     let (_, end, hwm) = replica.extent();
-                    (hwm, end)
+                    (hwm, end, replica.liveness.is_quiet())
                 });
             partitions.push(ClusterPartition {
                 topic: name.clone(),
@@ -197,6 +201,7 @@ fn replicated_partitions(node: &crate::node::ClusterNode) -> Vec<ClusterPartitio
                 commit_index,
                 log_end,
                 lag: log_end.saturating_sub(commit_index),
+                quiet,
             });
         }
     }

@@ -6,6 +6,8 @@
 use citystream_cluster::{MetadataCommand, MetadataError, MetadataOutcome, TopicConfig};
 use serde::{Deserialize, Serialize};
 
+use super::liveness::QuietGroup;
+
 /// A request to the metadata leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum NodeCall {
@@ -28,6 +30,9 @@ pub(crate) enum NodeCall {
     /// metadata leader to serve as if a client had sent it there: consumer
     /// group requests, which one coordinator must see.
     Native(Vec<u8>),
+    /// A leader's beat (`liveness`): the quiet groups it leads that the
+    /// receiver holds a replica of. Answered by any node.
+    Beat { leader: u64, quiet: Vec<QuietGroup> },
 }
 
 /// One partition's replica list before and after a move.
@@ -47,6 +52,8 @@ pub(crate) enum CallAnswer {
     Reassigned(Vec<Moved>),
     /// The encoded response frame to a forwarded native request.
     Native(Vec<u8>),
+    /// The groups of a beat this follower acknowledges as quiet.
+    Beat(Vec<u64>),
     Refused(Refusal),
     /// Not committed: not the leader (any more), no quorum, shutting down.
     Unavailable(String),

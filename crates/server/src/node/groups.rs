@@ -62,6 +62,11 @@ impl Groups {
         voters.max(state.active_brokers().len())
     }
 
+    /// The metadata group's current term.
+    pub fn metadata_term(&self) -> u64 {
+        self.meta_raft.metrics().borrow_watched().current_term
+    }
+
     /// The metadata leader's id and native address, if known.
     pub fn metadata_leader(&self) -> Option<(u64, String)> {
         let metrics = self.meta_raft.metrics().borrow_watched().clone();
@@ -75,6 +80,9 @@ impl Groups {
         let command = match call {
             NodeCall::Propose(command) => command,
             NodeCall::RemoveNode { node_id } => return self.remove_node(node_id).await,
+            NodeCall::Beat { leader, quiet } => {
+                return CallAnswer::Beat(self.answer_beat(leader, &quiet));
+            }
             NodeCall::Native(request) => {
                 if self.meta_raft.as_leader().is_err() {
                     return CallAnswer::Unavailable("not the metadata leader any more".into());
@@ -250,6 +258,12 @@ impl GroupRouter for Router {
         self.0
             .replica(group.0)
             .map(|replica| RaftHandle::Partition(replica.raft.clone()))
+    }
+
+    fn append_entries_arrived(&self, group: GroupId) {
+        if let Some(replica) = self.0.replica(group.0) {
+            replica.liveness.appended();
+        }
     }
 
     fn call(&self, payload: Bytes) -> BoxFuture<'static, Result<Bytes, RemoteError>> {

@@ -3,12 +3,15 @@
 //! transport they share. [`ClusterNode::start`] opens the metadata group
 //! (bootstrapped from the static `--peers` list: every listed node
 //! initializes it with the same members, which openraft documents as safe),
-//! registers this broker through the metadata leader, and runs three tasks:
+//! registers this broker through the metadata leader, and runs four tasks:
 //!
 //! - the **reconciler** (`reconcile`), which opens a partition group for
 //!   every placement naming this node and drops groups of deleted topics;
-//! - the **heartbeat ticker**: one timer for every group this node leads
-//!   (openraft's per-group heartbeat is off, 0005 §4);
+//! - the **beat round** (`liveness`): one timer for every group this node
+//!   leads, a Raft heartbeat for the busy ones and one beat per peer for the
+//!   quiet ones (openraft's per-group heartbeat and tick are off, 0008);
+//! - the **election watch** (`liveness`), which lets openraft elect in a
+//!   group whose leader went silent;
 //! - the **registration**, retried until the metadata leader commits it.
 //!
 //! Peer connections arrive on the native port and are handed over by the
@@ -17,12 +20,13 @@
 //! Module map: `replica` (one partition: sequencer, acks, committed reads),
 //! `groups` (the group registry the peer server routes to; metadata writes
 //! and their forwarding), `calls` (what nodes ask each other),
-//! `reconcile` (placement -> local groups), `data` (the produce/fetch entry
-//! points the handlers call).
+//! `reconcile` (placement -> local groups), `liveness` (quiet groups and
+//! elections), `data` (the produce/fetch entry points the handlers call).
 
 mod calls;
 mod data;
 mod groups;
+mod liveness;
 mod reconcile;
 mod replica;
 
@@ -160,7 +164,8 @@ impl ClusterNode {
         });
         node.tasks.spawn(Arc::clone(&node).register());
         node.tasks.spawn(Arc::clone(&node).reconcile_loop());
-        node.tasks.spawn(Arc::clone(&node).heartbeats());
+        node.tasks.spawn(Arc::clone(&node).beats());
+        node.tasks.spawn(Arc::clone(&node).election_watch());
         Ok(node)
     }
 
@@ -238,7 +243,9 @@ impl ClusterNode {
                         tracing::info!(?outcome, "registered in the cluster metadata");
                         break;
                     }
-                    CallAnswer::Reassigned(_) | CallAnswer::Native(_) => break,
+                    CallAnswer::Reassigned(_) | CallAnswer::Native(_) | CallAnswer::Beat(_) => {
+                        break;
+                    }
                     CallAnswer::Refused(refused) => {
                         tracing::error!(%refused, "the cluster refused this node");
                         break;
@@ -247,33 +254,6 @@ impl ClusterNode {
                         tracing::info!(%reason, "waiting for the metadata group to register");
                     }
                 }
-            }
-        }
-    }
-
-    /// One timer for every group this node leads (0005 §4).
-    async fn heartbeats(self: Arc<Self>) {
-        let mut tick =
-            tokio::time::interval(Duration::from_millis(self.config.timing.heartbeat_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = self.stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if self.groups.meta_raft.is_leader() {
-                let _ = self.groups.meta_raft.trigger().heartbeat().await;
-            }
-            let leading: Vec<Arc<Replica>> = self
-                .groups
-                .replicas
-                .read()
-                .values()
-                .filter(|r| r.raft.is_leader())
-                .cloned()
-                .collect();
-            for replica in leading {
-                let _ = replica.raft.trigger().heartbeat().await;
             }
         }
     }

@@ -25,6 +25,7 @@ use citystream_raft::{
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ChangeMembers, Raft};
 
+use super::liveness::Liveness;
 use super::replica::{Replica, ReplicaId};
 
 /// Period of the reconciler's own pass (membership changes to drive).
@@ -243,8 +244,12 @@ impl ClusterNode {
         let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
         let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), storage)?;
         let sm = PartitionStateMachine::new(log);
-        let raft_config = partition_config(self.config.timing, log_config.fsync)
-            .map_err(std::io::Error::other)?;
+        // Elections are started by the node's election watch (liveness.rs).
+        let mut raft_config = (*partition_config(self.config.timing, log_config.fsync)
+            .map_err(std::io::Error::other)?)
+        .clone();
+        raft_config.enable_tick = false;
+        let raft_config = Arc::new(raft_config);
         let node_id = u64::from(self.config.node_id);
         let factory = self.network.factory(GroupId(group));
         let (storage_for_raft, sm_for_raft) = (raft_storage.clone(), sm.clone());
@@ -259,13 +264,20 @@ impl ClusterNode {
                 tracing::warn!(group, %error, "the partition group could not be initialized");
             }
         }
+        let timing = self.config.timing;
+        let election_range = (
+            Duration::from_millis(timing.election_min_ms),
+            Duration::from_millis(timing.election_max_ms),
+        );
         Ok(Arc::new(Replica::new(
             id,
+            group,
             raft,
             raft_storage,
             sm,
             self.broker.clock(),
-            Duration::from_millis(self.config.timing.election_max_ms),
+            Duration::from_millis(timing.election_max_ms),
+            Liveness::new(election_range, rand_seed(node_id ^ group)),
         )))
     }
 }

@@ -37,6 +37,8 @@ use openraft::impls::ProgressResponder;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::liveness::Liveness;
+
 /// Identifies a replica: topic name and id, partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReplicaId {
@@ -54,6 +56,8 @@ struct Sequencer {
 /// This node's replica of one partition.
 pub(crate) struct Replica {
     pub id: ReplicaId,
+    /// The Raft group id (`TopicId::partition_group`).
+    pub group: u64,
     pub raft: PartitionRaft,
     storage: PartitionRaftStorage,
     sm: PartitionStateMachine,
@@ -66,6 +70,8 @@ pub(crate) struct Replica {
     /// The leader lease (the longest election timeout): a leader not
     /// acknowledged by a quorum for longer has lost its followers.
     lease: Duration,
+    /// Contact with the leader, idleness, quiet acknowledgements.
+    pub liveness: Liveness,
 }
 
 /// The rest of a produce after its batch was submitted: resolves when the
@@ -73,16 +79,20 @@ pub(crate) struct Replica {
 pub(crate) type PendingAppend = BoxFuture<'static, Result<ProduceOutcome, BrokerError>>;
 
 impl Replica {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: ReplicaId,
+        group: u64,
         raft: PartitionRaft,
         storage: PartitionRaftStorage,
         sm: PartitionStateMachine,
         clock: Arc<Mutex<HybridClock>>,
         lease: Duration,
+        liveness: Liveness,
     ) -> Replica {
         Replica {
             id,
+            group,
             raft,
             storage,
             sm,
@@ -94,6 +104,7 @@ impl Replica {
             changing: AtomicBool::new(false),
             unplaced_since: Mutex::new(None),
             lease,
+            liveness,
         }
     }
 
@@ -104,6 +115,10 @@ impl Replica {
 
     pub fn end_membership_change(&self) {
         self.changing.store(false, Ordering::Release);
+    }
+
+    pub fn membership_changing(&self) -> bool {
+        self.changing.load(Ordering::Acquire)
     }
 
     /// Notes that the metadata no longer places this replica here.
@@ -158,16 +173,24 @@ impl Replica {
     }
 
     /// Whether this leader has not heard from a quorum for longer than its
-    /// lease: cut off from its followers, it cannot commit and a new leader
-    /// may already serve, so it stops claiming the partition (clients go
-    /// elsewhere instead of waiting on it).
+    /// lease (Raft heartbeat answers, or for a quiet group the beat round a
+    /// quorum acknowledged): cut off from its followers, it cannot commit
+    /// and a new leader may already serve, so it stops claiming the
+    /// partition (clients go elsewhere instead of waiting on it).
     fn lost_quorum(&self, last_quorum_acked: Option<openraft::TokioInstant>) -> bool {
         let Some(acked) = last_quorum_acked else {
             return false;
         };
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let voters = metrics.membership_config.membership().voter_ids().count();
-        voters > 1 && acked.elapsed() > self.lease
+        let voters = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            metrics.membership_config.membership().voter_ids().count()
+        };
+        let since = match self.liveness.quiet_acked_ago() {
+            Some(quiet) => quiet.min(acked.elapsed()),
+            None => acked.elapsed(),
+        };
+        voters > 1 && since > self.lease
     }
 
     /// Checks and submits a validated batch; the returned future waits for
@@ -180,6 +203,7 @@ impl Replica {
         now_ms: i64,
         timeout: Duration,
     ) -> Result<PendingAppend, BrokerError> {
+        self.liveness.touch_write();
         let term = self.leader_term()?;
         let header = *batch.header();
         let mut bytes = batch
