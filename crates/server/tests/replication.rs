@@ -45,31 +45,20 @@ impl Cluster {
             .collect();
         let mut servers = BTreeMap::new();
         for (id, listener) in listeners {
-            let address = addresses[&id].to_string();
-            let broker = BrokerConfig {
-                node_id: id,
-                auto_create_topics: false,
-                ..broker_config()
-            };
-            let config = citystream_server::ServerConfig {
-                advertised_address: address.clone(),
-                ..server_config()
-            };
-            let options = ServeOptions {
-                cluster: Some(ClusterConfig {
-                    node_id: id,
-                    peers: peers.clone(),
-                    advertised_address: address.clone(),
-                    gossip_address: address,
-                    cluster_id: "test-cluster".to_owned(),
-                    timing: Timing::DEFAULT,
-                }),
-                ..ServeOptions::default()
-            };
-            let server = TestServer::start_on(listener, broker, config, options).await;
+            let server = start_node(id, listener, peers.clone(), None).await;
             servers.insert(id, server);
         }
         Cluster { servers, addresses }
+    }
+
+    /// Starts node `id` without a member list, joining through node `via`
+    /// (`--join`).
+    async fn join(&mut self, id: u32, via: u32) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addresses.insert(id, listener.local_addr().unwrap());
+        let seed = self.addresses[&via].to_string();
+        let server = start_node(id, listener, BTreeMap::new(), Some(seed)).await;
+        self.servers.insert(id, server);
     }
 
     /// Waits until every node is registered in the metadata (as node
@@ -95,6 +84,39 @@ impl Cluster {
             server.stop().await;
         }
     }
+}
+
+/// One cluster node on `listener`: a static member of `peers`, or (with
+/// none) joining through the node at `join`.
+async fn start_node(
+    id: u32,
+    listener: tokio::net::TcpListener,
+    peers: BTreeMap<u32, String>,
+    join: Option<String>,
+) -> TestServer {
+    let address = listener.local_addr().unwrap().to_string();
+    let broker = BrokerConfig {
+        node_id: id,
+        auto_create_topics: false,
+        ..broker_config()
+    };
+    let config = citystream_server::ServerConfig {
+        advertised_address: address.clone(),
+        ..server_config()
+    };
+    let options = ServeOptions {
+        cluster: Some(ClusterConfig {
+            node_id: id,
+            peers,
+            join,
+            advertised_address: address.clone(),
+            gossip_address: address,
+            cluster_id: "test-cluster".to_owned(),
+            timing: Timing::DEFAULT,
+        }),
+        ..ServeOptions::default()
+    };
+    TestServer::start_on(listener, broker, config, options).await
 }
 
 /// Creates a topic at `node`, retrying while the metadata group has no
@@ -543,9 +565,24 @@ async fn idle_partitions_go_quiet_and_still_fail_over() {
             assert_eq!((partition.commit_index, partition.lag), (first + 1, 0));
         }
 
-        // A write wakes the group; it is committed and the group quiets again.
-        let (same, second) = produce_following(&cluster, leader, "calm", &[b"two"]).await;
-        assert_eq!((same, second), (leader, first + 1));
+        // A write to the quiet group is taken at once (no retry: the leader
+        // renews its lease first); it is committed, the group quiets again.
+        // Quiet for longer than openraft's leader lease (600 ms) first.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut client = cluster.client(leader).await;
+        let answer = client
+            .call(produce_request(Acks::Quorum, "calm", 0, batch(&[b"two"])))
+            .await;
+        let Ok(Response::Produce(ProduceResponse { partitions })) = answer else {
+            panic!("unexpected produce answer {answer:?}");
+        };
+        assert!(
+            partitions[0].status.error.is_ok(),
+            "{:?}",
+            partitions[0].status
+        );
+        let second = partitions[0].base_offset;
+        assert_eq!(second, first + 1);
         let status = await_quiet(&cluster, leader, "calm").await;
         assert_eq!(status.partitions[0].commit_index, second + 1);
 
@@ -557,6 +594,99 @@ async fn idle_partitions_go_quiet_and_still_fail_over() {
         let values: Vec<&[u8]> = read.iter().map(|(_, v)| v.as_slice()).collect();
         assert_eq!(values, [&b"one"[..], b"two", b"three"]);
         assert_eq!(read.last().map(|(o, _)| *o), Some(third));
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}
+
+/// A fourth node joins a running three-node cluster through one of its
+/// nodes (`--join`): it registers as a broker, a rebalance moves replicas
+/// onto it, its replicas catch up with every record, and writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_takes_replicas_after_a_rebalance() {
+    let test = async {
+        let mut cluster = Cluster::start(3).await;
+        create_topic(&mut cluster.client(1).await, "spread", 3, 3).await;
+        let (_, first) = produce_following(&cluster, 1, "spread", &[b"one"]).await;
+
+        cluster.join(4, 2).await;
+        cluster.await_registered(1).await;
+        let mut client = cluster.client(4).await;
+        let answer = client
+            .call(Request::Rebalance(citystream_protocol::RebalanceRequest {
+                dry_run: false,
+            }))
+            .await;
+        let Ok(Response::Rebalance(moves)) = answer else {
+            panic!("unexpected rebalance answer {answer:?}");
+        };
+        assert!(
+            !moves.reassignments.is_empty()
+                && moves.reassignments.iter().all(|m| m.to.contains(&4)),
+            "replicas move onto the new node: {moves:?}"
+        );
+
+        // Node 4's replicas catch up: each goes quiet, which needs the same
+        // last and committed index as its leader's.
+        let moved: Vec<usize> = moves
+            .reassignments
+            .iter()
+            .map(|m| m.partition as usize)
+            .collect();
+        loop {
+            let status = status_at(&cluster, 4).await;
+            let caught_up = moved.iter().all(|p| {
+                let partition = &status.partitions[*p];
+                partition.replicas.contains(&4) && partition.quiet && partition.commit_index > 0
+            });
+            if caught_up {
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        let (at, second) = produce_following(&cluster, 4, "spread", &[b"two"]).await;
+        assert!(second > first);
+        let values: Vec<Vec<u8>> = read_all(&cluster, at, "spread")
+            .await
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(values, [b"one".to_vec(), b"two".to_vec()]);
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}
+
+/// A node that joined a full metadata group is a learner there; when a
+/// voter is removed (`remove-node`) it takes the voter's place, so the
+/// metadata group still has a quorum after one more node stops: a topic
+/// can still be created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_learner_replaces_a_removed_metadata_voter() {
+    let test = async {
+        let mut cluster = Cluster::start(3).await;
+        cluster.join(4, 1).await;
+        cluster.await_registered(1).await;
+        cluster.servers.remove(&3).unwrap().stop().await;
+        let mut client = cluster.client(4).await;
+        let answer = client
+            .call(Request::RemoveNode(
+                citystream_protocol::RemoveNodeRequest { node_id: 3 },
+            ))
+            .await;
+        assert!(
+            matches!(answer, Ok(Response::RemoveNode(_))),
+            "unexpected remove answer {answer:?}"
+        );
+        // Voters are now 1, 2 and 4: losing one of them keeps a quorum.
+        let gone = status_at(&cluster, 4).await.metadata_leader.unwrap_or(1);
+        cluster.servers.remove(&gone).unwrap().stop().await;
+        let survivor = *cluster.servers.keys().next().unwrap();
+        create_topic(&mut cluster.client(survivor).await, "after", 1, 2).await;
         cluster.stop_all().await;
     };
     tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)

@@ -64,8 +64,14 @@ With --peers, topics live in a metadata Raft group and every partition is its ow
 group over its replicas (replication factor per topic, default min(3, nodes)); Raft
 traffic shares the native TCP port. Any node answers; a produce or fetch at a node that
 does not lead the partition is redirected (NOT_LEADER with the leader's address), which
-the client and CLI follow. --join and --discover start gossip only: adding a node to a
-running Raft cluster is not implemented yet.";
+the client and CLI follow.
+
+--join HOST:PORT adds this node to a running cluster through any of its nodes: the metadata
+leader adds it to the metadata group (as a voter while there are fewer than 3, else as a
+learner) and it registers as a broker; `citystream cluster rebalance` then moves replicas
+onto it. --discover finds the running nodes by multicast instead. A node of another
+cluster id, or with the id of a removed node, is refused. The first nodes of a new
+cluster are started with --peers.";
 
 const FSYNC_INTERVAL_MS_MAX: u64 = 60_000;
 const SEGMENT_BYTES_MIN: u64 = 4 * 1024;

@@ -30,6 +30,14 @@ pub(crate) enum NodeCall {
     /// metadata leader to serve as if a client had sent it there: consumer
     /// group requests, which one coordinator must see.
     Native(Vec<u8>),
+    /// Add a broker to the metadata group (`--join`, `--discover`): any
+    /// node takes it and forwards it to the metadata leader.
+    AddNode {
+        node_id: u32,
+        /// Its native address (Raft traffic shares the port).
+        address: String,
+        cluster_id: String,
+    },
     /// A leader's beat (`liveness`): the quiet groups it leads that the
     /// receiver holds a replica of. Answered by any node.
     Beat { leader: u64, quiet: Vec<QuietGroup> },
@@ -54,6 +62,10 @@ pub(crate) enum CallAnswer {
     Native(Vec<u8>),
     /// The groups of a beat this follower acknowledges as quiet.
     Beat(Vec<u64>),
+    /// The broker is in the metadata group, as a voter or a learner.
+    Joined {
+        voter: bool,
+    },
     Refused(Refusal),
     /// Not committed: not the leader (any more), no quorum, shutting down.
     Unavailable(String),

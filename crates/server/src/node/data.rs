@@ -203,7 +203,9 @@ impl ClusterNode {
         match answer {
             CallAnswer::Applied(_) => Ok(Vec::new()),
             CallAnswer::Reassigned(moves) => Ok(moves),
-            CallAnswer::Native(_) | CallAnswer::Beat(_) => Ok(Vec::new()),
+            CallAnswer::Native(_) | CallAnswer::Beat(_) | CallAnswer::Joined { .. } => {
+                Ok(Vec::new())
+            }
             CallAnswer::Refused(refused) => Err(refused.into()),
             CallAnswer::Unavailable(reason) => Err(BrokerError::Unavailable(format!(
                 "the metadata group cannot commit now: {reason}"

@@ -3,7 +3,7 @@
 //! writes: committed locally when this node leads the metadata group,
 //! forwarded to the leader over the peer link otherwise.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use citystream_cluster::{
     ReassignPartition, propose, rebalance, replace_broker,
 };
 use citystream_peer::{ErrorCode, GroupId, GroupRouter, PeerNetwork, RaftHandle, RemoteError};
+use citystream_raft::PeerAddr;
 use futures::future::BoxFuture;
+use openraft::ChangeMembers;
 use openraft::async_runtime::WatchReceiver;
 use parking_lot::RwLock;
 
@@ -22,6 +24,14 @@ use super::replica::Replica;
 
 /// Default replication factor cap (`min(3, active brokers)`).
 pub(crate) const REPLICATION_DEFAULT_MAX: u32 = 3;
+/// Voters of the metadata group that joining nodes fill up to; nodes that
+/// join later are learners (they apply the metadata, do not vote).
+pub(crate) const METADATA_VOTERS: usize = 3;
+/// How long the metadata leader waits for a joining node to catch up
+/// before telling it to ask again.
+const JOIN_CATCH_UP: Duration = Duration::from_secs(10);
+/// How long a node that forwards a join waits for the metadata leader.
+const JOIN_FORWARD_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Serves a forwarded native request (an encoded frame), answering the
 /// encoded response frame; installed by the server once it runs.
@@ -32,6 +42,8 @@ pub(crate) struct Groups {
     pub meta_sm: MetadataStateMachine,
     pub replicas: RwLock<HashMap<u64, Arc<Replica>>>,
     pub native: std::sync::OnceLock<NativeHandler>,
+    /// The peer links, for calls this registry forwards.
+    pub network: PeerNetwork,
 }
 
 impl Groups {
@@ -80,6 +92,11 @@ impl Groups {
         let command = match call {
             NodeCall::Propose(command) => command,
             NodeCall::RemoveNode { node_id } => return self.remove_node(node_id).await,
+            NodeCall::AddNode {
+                node_id,
+                address,
+                cluster_id,
+            } => return self.add_node(node_id, address, &cluster_id).await,
             NodeCall::Beat { leader, quiet } => {
                 return CallAnswer::Beat(self.answer_beat(leader, &quiet));
             }
@@ -131,6 +148,93 @@ impl Groups {
         }
     }
 
+    /// Adds a broker to the metadata group (at the metadata leader): as a
+    /// learner that has caught up, then as a voter while the group has
+    /// fewer than [`METADATA_VOTERS`]. A member already is answered as one.
+    async fn add_node(&self, node_id: u32, address: String, cluster_id: &str) -> CallAnswer {
+        if self.meta_raft.as_leader().is_err() {
+            return CallAnswer::Unavailable("not the metadata leader any more".into());
+        }
+        if let Err(refusal) = check_join(&self.metadata(), node_id, cluster_id) {
+            return CallAnswer::Refused(refusal);
+        }
+        let id = u64::from(node_id);
+        let (voters, known) = {
+            let metrics = self.meta_raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let membership = metrics.membership_config.membership();
+            let voters: BTreeSet<u64> = membership.voter_ids().collect();
+            (voters, membership.get_node(&id).is_some())
+        };
+        if voters.contains(&id) {
+            return CallAnswer::Joined { voter: true };
+        }
+        if !known {
+            tracing::info!(node_id, %address, "adding a node to the metadata group");
+            let add = self
+                .meta_raft
+                .add_learner(id, PeerAddr { peer: address }, true);
+            match tokio::time::timeout(JOIN_CATCH_UP, add).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return CallAnswer::Unavailable(error.to_string()),
+                Err(_) => {
+                    return CallAnswer::Unavailable(format!(
+                        "node {node_id} is a learner but has not caught up within {JOIN_CATCH_UP:?}"
+                    ));
+                }
+            }
+        }
+        if voters.len() >= METADATA_VOTERS {
+            return CallAnswer::Joined { voter: false };
+        }
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        match self.meta_raft.change_membership(change, false).await {
+            Ok(_) => CallAnswer::Joined { voter: true },
+            Err(error) => CallAnswer::Unavailable(error.to_string()),
+        }
+    }
+
+    /// Takes a removed broker out of the metadata group; a voter is
+    /// replaced by a learner on an active broker, if there is one.
+    async fn leave_metadata_group(&self, node_id: u32) -> Result<(), String> {
+        let id = u64::from(node_id);
+        let state = self.metadata();
+        let change = {
+            let metrics = self.meta_raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let membership = metrics.membership_config.membership();
+            let mut voters: BTreeSet<u64> = membership.voter_ids().collect();
+            if voters.remove(&id) {
+                let spares = membership.learner_ids().filter(|learner| {
+                    let broker = u32::try_from(*learner)
+                        .ok()
+                        .and_then(|l| state.brokers.get(&l));
+                    broker.is_some_and(|b| b.state == BrokerState::Active)
+                });
+                let missing = METADATA_VOTERS.saturating_sub(voters.len());
+                voters.extend(spares.take(missing));
+                Some(ChangeMembers::ReplaceAllVoters(voters))
+            } else if membership.get_node(&id).is_some() {
+                Some(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+            } else {
+                None
+            }
+        };
+        let Some(change) = change else {
+            return Ok(());
+        };
+        tracing::info!(
+            node_id,
+            ?change,
+            "taking a removed node out of the metadata group"
+        );
+        self.meta_raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Marks `node_id` removed and moves each of its replicas elsewhere.
     async fn remove_node(&self, node_id: u32) -> CallAnswer {
         let state = self.metadata();
@@ -151,6 +255,11 @@ impl Groups {
             Ok(Ok(_)) => {}
             Ok(Err(refused)) => return CallAnswer::Refused(refused.into()),
             Err(error) => return CallAnswer::Unavailable(error.to_string()),
+        }
+        if let Err(error) = self.leave_metadata_group(node_id).await {
+            return CallAnswer::Unavailable(format!(
+                "node {node_id} is removed but still in the metadata group: {error}"
+            ));
         }
         self.reassign(&state, moves, false).await
     }
@@ -241,6 +350,24 @@ impl Groups {
     }
 }
 
+/// Why `node_id` of `cluster_id` may not join the cluster `state` describes.
+fn check_join(state: &MetadataState, node_id: u32, cluster_id: &str) -> Result<(), Refusal> {
+    if let Some(ours) = &state.cluster_id
+        && ours != cluster_id
+    {
+        return Err(Refusal::Invalid(format!(
+            "node {node_id} belongs to cluster {cluster_id:?}, this is cluster {ours:?}"
+        )));
+    }
+    match state.brokers.get(&node_id) {
+        Some(broker) if broker.state == BrokerState::Removed => Err(Refusal::Invalid(format!(
+            "node {node_id} was removed from this cluster and its id is never reused; \
+             start it with a new --node-id and an empty data dir"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `min(3, brokers)`, at least 1.
 pub(crate) fn default_replication(brokers: usize) -> u32 {
     let brokers = u32::try_from(brokers).unwrap_or(u32::MAX);
@@ -273,8 +400,73 @@ impl GroupRouter for Router {
                 code: ErrorCode::BadRequest,
                 message,
             })?;
-            let answer = groups.serve_call(call).await;
+            let answer = match call {
+                // A joining node knows any one node: take it to the leader.
+                NodeCall::AddNode { .. } => {
+                    let network = groups.network.clone();
+                    groups
+                        .metadata_write(&network, call, JOIN_FORWARD_PATIENCE)
+                        .await
+                }
+                call => groups.serve_call(call).await,
+            };
             Ok(Bytes::from(calls::encode(&answer)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use citystream_cluster::{BrokerAddresses, MetadataCommand};
+
+    use super::*;
+
+    fn state_with(commands: &[MetadataCommand]) -> MetadataState {
+        let mut state = MetadataState::default();
+        for command in commands {
+            state.apply(command).expect("valid command");
+        }
+        state
+    }
+
+    fn register(node_id: u32) -> MetadataCommand {
+        let address = format!("127.0.0.1:{}", 9400 + node_id);
+        MetadataCommand::RegisterBroker {
+            node_id,
+            addresses: BrokerAddresses {
+                native: address.clone(),
+                gossip: address.clone(),
+                peer: address,
+            },
+            rack: None,
+        }
+    }
+
+    /// A node of another cluster, or with the id of a removed broker, is
+    /// refused with the reason; a new id or a registered one may join.
+    #[test]
+    fn joins_are_checked() {
+        let init = MetadataCommand::InitCluster {
+            cluster_id: "city-a".into(),
+        };
+        let state = state_with(&[
+            init,
+            register(1),
+            register(2),
+            MetadataCommand::RemoveBroker { node_id: 2 },
+        ]);
+        assert!(check_join(&state, 4, "city-a").is_ok());
+        assert!(check_join(&state, 1, "city-a").is_ok());
+        let Err(Refusal::Invalid(other)) = check_join(&state, 4, "city-b") else {
+            panic!("another cluster joined");
+        };
+        assert!(
+            other.contains("\"city-b\", this is cluster \"city-a\""),
+            "{other}"
+        );
+        let Err(Refusal::Invalid(removed)) = check_join(&state, 2, "city-a") else {
+            panic!("a removed id joined");
+        };
+        assert!(removed.contains("never reused"), "{removed}");
     }
 }

@@ -58,6 +58,14 @@ pub(crate) use replica::Replica;
 /// How long start-up registration and admin writes wait for a metadata
 /// leader before reporting the cluster unavailable.
 pub(crate) const METADATA_WRITE_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a join request may take (the leader waits up to 10 s for the
+/// new node to catch up).
+const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Join attempts between two warnings that the node is still outside.
+const JOIN_WARN_EVERY: u64 = 20;
+/// The peer link to the `--join` node, whose id is not known yet.
+const JOIN_SEED_LINK: u64 = u64::MAX;
 
 /// What cluster mode needs beyond a standalone broker.
 #[derive(Debug, Clone)]
@@ -66,6 +74,9 @@ pub struct ClusterConfig {
     /// The static cluster (`--peers`): node id -> native address, this node
     /// included. Empty when joining a running cluster.
     pub peers: BTreeMap<u32, String>,
+    /// With no `peers`: the native address of a running node to join
+    /// through (`--join`). Gossip members are asked too (`--discover`).
+    pub join: Option<String>,
     /// This node's native address as peers and clients reach it (Raft
     /// traffic shares the port).
     pub advertised_address: String,
@@ -138,6 +149,7 @@ impl ClusterNode {
             meta_sm,
             replicas: RwLock::new(HashMap::new()),
             native: std::sync::OnceLock::new(),
+            network: network.clone(),
         });
         let peer_server = PeerServer::new(Arc::new(groups::Router(Arc::clone(&groups))));
         // Consumer groups use the replicated topics, not the local ones.
@@ -162,6 +174,9 @@ impl ClusterNode {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        if node.config.peers.is_empty() {
+            node.tasks.spawn(Arc::clone(&node).join());
+        }
         node.tasks.spawn(Arc::clone(&node).register());
         node.tasks.spawn(Arc::clone(&node).reconcile_loop());
         node.tasks.spawn(Arc::clone(&node).beats());
@@ -209,6 +224,88 @@ impl ClusterNode {
         self.network.shutdown().await;
     }
 
+    /// Until this node is in the metadata group: asks a node it knows (the
+    /// `--join` node, then every gossip member) to add it; the metadata
+    /// leader does (`Groups::add_node`). A refusal (another cluster, a
+    /// removed id) is final and logged as an error.
+    async fn join(self: Arc<Self>) {
+        let call = NodeCall::AddNode {
+            node_id: self.config.node_id,
+            address: self.config.advertised_address.clone(),
+            cluster_id: self.config.cluster_id.clone(),
+        };
+        let payload = bytes::Bytes::from(calls::encode(&call));
+        for attempt in 1u64.. {
+            if self.in_metadata_group() {
+                return;
+            }
+            if attempt % JOIN_WARN_EVERY == 0 {
+                tracing::warn!(
+                    attempt,
+                    "still not in the metadata group; is a node of the cluster reachable?"
+                );
+            }
+            for (target, address) in self.join_contacts() {
+                let answer = self
+                    .network
+                    .call(target, &address, payload.clone(), JOIN_CALL_TIMEOUT)
+                    .await
+                    .map_err(|error| error.to_string())
+                    .and_then(|bytes| calls::decode::<CallAnswer>(&bytes));
+                match answer {
+                    Ok(CallAnswer::Joined { voter }) => {
+                        tracing::info!(via = %address, voter, "joined the metadata group");
+                        return;
+                    }
+                    Ok(CallAnswer::Refused(refused)) => {
+                        tracing::error!(%refused, "the cluster refused this node");
+                        return;
+                    }
+                    Ok(other) => tracing::debug!(via = %address, ?other, "not joined yet"),
+                    Err(error) => tracing::debug!(via = %address, %error, "not joined yet"),
+                }
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(JOIN_RETRY_PAUSE) => {}
+            }
+        }
+    }
+
+    fn in_metadata_group(&self) -> bool {
+        let id = u64::from(self.config.node_id);
+        let metrics = self.groups.meta_raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+    }
+
+    /// Who to ask to join: the `--join` node, then alive gossip members.
+    fn join_contacts(&self) -> Vec<(u64, String)> {
+        let mut contacts: Vec<(u64, String)> = self
+            .config
+            .join
+            .iter()
+            .map(|address| (JOIN_SEED_LINK, address.clone()))
+            .collect();
+        if let Some(members) = &self.members {
+            let members = members.borrow();
+            contacts.extend(
+                members
+                    .iter()
+                    .filter(|m| !m.is_self && m.state == citystream_membership::MemberState::Alive)
+                    .filter_map(|m| {
+                        let address = m.info.listener(crate::handlers::cluster::NATIVE_LISTENER)?;
+                        Some((u64::from(m.info.node_id.0), address.to_owned()))
+                    }),
+            );
+        }
+        contacts
+    }
+
     /// Records this broker (and, once, the cluster id) in the metadata,
     /// retrying until the metadata leader commits it.
     async fn register(self: Arc<Self>) {
@@ -243,7 +340,10 @@ impl ClusterNode {
                         tracing::info!(?outcome, "registered in the cluster metadata");
                         break;
                     }
-                    CallAnswer::Reassigned(_) | CallAnswer::Native(_) | CallAnswer::Beat(_) => {
+                    CallAnswer::Reassigned(_)
+                    | CallAnswer::Native(_)
+                    | CallAnswer::Beat(_)
+                    | CallAnswer::Joined { .. } => {
                         break;
                     }
                     CallAnswer::Refused(refused) => {

@@ -110,8 +110,8 @@ impl ClusterNode {
                 let replica = task_replica;
                 let (topic, partition) = (replica.id.topic.clone(), replica.id.partition);
                 tracing::info!(%topic, partition, ?voters, ?wanted, "changing replicas");
-                let mut result = Ok(());
-                for (id, node) in added {
+                let mut result = replica.renew_lease().await.map_err(|e| e.to_string());
+                for (id, node) in added.into_iter().filter(|_| result.is_ok()) {
                     if let Err(error) = replica.raft.add_learner(id, node, true).await {
                         result = Err(error.to_string());
                         break;

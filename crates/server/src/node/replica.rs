@@ -193,6 +193,40 @@ impl Replica {
         voters > 1 && since > self.lease
     }
 
+    /// Makes sure openraft will take a write: it refuses one ("lease
+    /// expired", as ForwardToLeader with no leader) at a leader that no
+    /// quorum acknowledged within the longest election timeout, and a quiet
+    /// group sends no heartbeats. So the first write after a quiet spell
+    /// first sends one heartbeat round and waits for a quorum's answer (one
+    /// round trip); a busy group's lease is fresh and costs nothing.
+    pub async fn renew_lease(&self) -> Result<(), BrokerError> {
+        let acked = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            metrics.last_quorum_acked.as_deref().copied()
+        };
+        if acked.is_some_and(|at| at.elapsed() < self.lease / 2) {
+            return Ok(());
+        }
+        let _ = self.raft.trigger().heartbeat().await;
+        let renewed = self
+            .raft
+            .wait(Some(self.lease))
+            .metrics(
+                |m| m.last_quorum_acked.as_deref().copied() > acked,
+                "leader lease renewed",
+            )
+            .await;
+        renewed.map(|_| ()).map_err(|_| {
+            BrokerError::Unavailable(format!(
+                "{}/{}: no quorum of replicas answered the leader within {} ms",
+                self.id.topic,
+                self.id.partition,
+                self.lease.as_millis()
+            ))
+        })
+    }
+
     /// Checks and submits a validated batch; the returned future waits for
     /// its acknowledgement, bounded by `timeout`. `Acks::None` resolves as
     /// soon as the batch is submitted.
@@ -205,6 +239,7 @@ impl Replica {
     ) -> Result<PendingAppend, BrokerError> {
         self.liveness.touch_write();
         let term = self.leader_term()?;
+        self.renew_lease().await?;
         let header = *batch.header();
         let mut bytes = batch
             .into_bytes()

@@ -10,8 +10,11 @@
 //! is still found, since it contacts its seeds first and they learn its
 //! real gossip address from it.
 //!
-//! What it does not do: replication or leader election (Raft, not wired in
-//! yet). Gossip only tells the server who is alive, where, and how loaded.
+//! Gossip tells the server who is alive, where, and how loaded; the Raft
+//! groups (`citystream_server::ClusterConfig`) decide everything else. A
+//! node with `--peers` is a static member of the metadata group; one with
+//! only `--join` or `--discover` asks a running node (the `--join` one, or
+//! any gossip member) to add it.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -143,15 +146,16 @@ pub async fn start(
     } else {
         None
     };
-    // Replication needs the static member list of the metadata group;
-    // a node started with only --join or --discover runs gossip alone.
-    let cluster = (!settings.peers.is_empty()).then(|| ClusterConfig {
+    // With --peers the node is a static member of the metadata group; with
+    // only --join or --discover it asks to be added to a running one.
+    let cluster = Some(ClusterConfig {
         node_id: identity.node_id,
         peers: settings
             .peers
             .iter()
             .map(|peer| (peer.node_id, peer.address.clone()))
             .collect(),
+        join: settings.join.clone(),
         advertised_address: advertised.to_owned(),
         gossip_address: advertise.to_string(),
         cluster_id: identity.cluster_id.clone(),
