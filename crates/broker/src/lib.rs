@@ -27,7 +27,7 @@ pub mod producer_ids;
 pub mod producer_state;
 pub mod topic;
 
-pub use broker::{Broker, TopicCatalog};
+pub use broker::{Broker, CheckedCommit, TopicCatalog};
 /// The key partitioner every transport shares (Kafka's murmur2), defined once
 /// in the record crate.
 pub use citystream_record::{murmur2, partition_for_key};

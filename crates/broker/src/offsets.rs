@@ -34,6 +34,8 @@ use crate::{BrokerError, GroupPartition};
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Longest metadata string stored with a committed offset.
 pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
+/// Partitions one commit request may name.
+pub const COMMIT_PARTITIONS_MAX: usize = 10_000;
 const KEY_VERSION: u16 = 1;
 
 /// A committed offset and the consumer's metadata string.

@@ -244,3 +244,66 @@ fn delete_topic_forgets_offsets() {
     let broker = Broker::open(disk_config(dir.path()), 0).unwrap();
     assert!(broker.fetch_offsets("g", &[]).is_empty());
 }
+
+/// `check_commit` answers as `commit_offsets` would but writes nothing; a
+/// refused request (stale generation) changes nothing either.
+#[test]
+fn check_commit_writes_nothing() {
+    let broker = broker_with_topic();
+    let a = done(join(&broker, "", 0));
+    let offsets = [
+        (gp("t", 0), 5, String::new()),
+        (gp("t", 9), 6, String::new()),
+    ];
+    let checked = broker.check_commit("g", &a.member_id, 1, &offsets).unwrap();
+    assert_eq!(checked.updates.len(), 1, "{checked:?}");
+    assert!(checked.results[0].is_ok());
+    assert!(matches!(
+        checked.results[1],
+        Err(BrokerError::UnknownPartition { partition: 9, .. })
+    ));
+    assert_eq!(broker.fetch_offsets("g", &[gp("t", 0)])[0].1, None);
+    let stale = broker.check_commit("g", &a.member_id, 7, &offsets);
+    assert!(matches!(stale, Err(BrokerError::IllegalGeneration { .. })));
+    broker.apply_offsets("g", &checked.updates).unwrap();
+    assert_eq!(broker.fetch_offsets("g", &[gp("t", 0)])[0].1, Some(5));
+}
+
+/// `replace_offsets` leaves exactly the wanted offsets: it adds, changes
+/// and deletes, over groups on either side.
+#[test]
+fn replace_offsets_makes_the_store_equal() {
+    use citystream_broker::offsets::Committed;
+    use std::collections::BTreeMap;
+    let broker = broker_with_topic();
+    let manual = |group: &str, partition: u32, offset: u64| {
+        broker
+            .commit_offsets(group, "", 0, &[(gp("t", partition), offset, String::new())])
+            .unwrap();
+    };
+    manual("g", 0, 1);
+    manual("g", 1, 2);
+    manual("old", 0, 3);
+    let committed = |offset: u64| Committed {
+        offset,
+        metadata: "m".to_owned(),
+    };
+    let wanted = BTreeMap::from([
+        ("g".to_owned(), BTreeMap::from([(gp("t", 0), committed(1))])),
+        (
+            "new".to_owned(),
+            BTreeMap::from([(gp("t", 3), committed(8))]),
+        ),
+    ]);
+    // g/0 gets metadata "m", g/1 and old/0 go, new/3 comes.
+    assert_eq!(broker.replace_offsets(&wanted).unwrap(), 4);
+    assert_eq!(
+        broker.replace_offsets(&wanted).unwrap(),
+        0,
+        "nothing differs"
+    );
+    let fetched = |group: &str| broker.fetch_offsets(group, &[]);
+    assert_eq!(fetched("g"), vec![(gp("t", 0), Some(1), "m".to_owned())]);
+    assert_eq!(fetched("new"), vec![(gp("t", 3), Some(8), "m".to_owned())]);
+    assert!(fetched("old").is_empty());
+}

@@ -66,6 +66,29 @@ pub enum MetadataCommand {
     AllocateProducerIds {
         count: u32,
     },
+    /// Sets or deletes committed consumer-group offsets. The group
+    /// coordinator (the metadata leader) has vouched for the committer;
+    /// applying checks only the input (group name, limits, partitions).
+    CommitOffsets {
+        group: String,
+        offsets: Vec<OffsetChange>,
+    },
+}
+
+/// One partition of a [`MetadataCommand::CommitOffsets`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetChange {
+    pub topic: String,
+    pub partition: u32,
+    /// `None` deletes the partition's committed offset.
+    pub committed: Option<GroupOffset>,
+}
+
+/// A committed consumer-group offset and the consumer's metadata string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOffset {
+    pub offset: u64,
+    pub metadata: String,
 }
 
 /// Where a broker listens.
@@ -107,6 +130,7 @@ pub enum MetadataOutcome {
         first: u64,
         count: u32,
     },
+    OffsetsCommitted,
 }
 
 /// Why a command was refused. Nothing changed.
@@ -149,6 +173,10 @@ pub enum MetadataError {
     ClusterIdMismatch { current: String, wanted: String },
     #[error("producer id blocks are 1-{max} ids, not {count}")]
     ProducerIdCount { count: u32, max: u32 },
+    #[error("invalid consumer group: {0}")]
+    InvalidGroup(String),
+    #[error("invalid offset commit: {0}")]
+    InvalidOffsets(String),
     #[error("{0} ids are exhausted")]
     IdsExhausted(&'static str),
 }
@@ -260,6 +288,24 @@ mod tests {
                 replicas: vec![3, 1],
             },
             MetadataCommand::AllocateProducerIds { count: 1000 },
+            MetadataCommand::CommitOffsets {
+                group: "billing".into(),
+                offsets: vec![
+                    OffsetChange {
+                        topic: "orders".into(),
+                        partition: 1,
+                        committed: Some(GroupOffset {
+                            offset: 42,
+                            metadata: "m".into(),
+                        }),
+                    },
+                    OffsetChange {
+                        topic: "orders".into(),
+                        partition: 0,
+                        committed: None,
+                    },
+                ],
+            },
         ]
     }
 

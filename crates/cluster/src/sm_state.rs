@@ -7,15 +7,18 @@
 //! ```text
 //!  0            4
 //!  +------------+----------------------------------------------------+
-//!  | crc32c u32 | JSON body: {"v":2,"applied":[term,index]|null,      |
+//!  | crc32c u32 | JSON body: {"v":3,"applied":[term,index]|null,      |
 //!  | LE over    |  "membership_log_id":[term,index]|null,             |
 //!  | the body   |  "configs":[[id,..],..],"nodes":{"id":"peer",..},   |
-//!  |            |  "state":{..,"log_next_offset":offset|null}}        |
+//!  |            |  "state":{..,"log_next_offset":offset|null,         |
+//!  |            |   "group_offsets":{group:{topic:{partition:         |
+//!  |            |     {"offset":n,"metadata":".."}}}}}}                |
 //!  +------------+----------------------------------------------------+
 //! ```
-//! Format 2 added the state's `log_next_offset`; a format-1 file still
-//! decodes, with `None` there (the state machine then looks it up in the
-//! log). A format this version does not know is refused.
+//! Format 2 added the state's `log_next_offset`, format 3 its
+//! `group_offsets`; older files still decode, with `None` or no offsets
+//! there (the state machine then looks `log_next_offset` up in the log). A
+//! format this version does not know is refused.
 //! This module converts and stores; it does not decide when to snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +37,7 @@ use crate::state::MetadataState;
 /// Name of the file in the metadata log's storage (one of the log's
 /// `OWNER_FILES`, which recovery leaves alone).
 pub const SM_STATE_FILE: &str = "sm-state";
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const FORMAT_OLDEST: u32 = 1;
 const CRC_LEN: usize = 4;
 
@@ -149,6 +152,14 @@ mod tests {
             .apply(&crate::MetadataCommand::AllocateProducerIds { count: 7 })
             .unwrap();
         state.log_next_offset = Some(18);
+        let offset = crate::GroupOffset {
+            offset: 5,
+            metadata: String::new(),
+        };
+        state.group_offsets.insert(
+            "g".to_owned(),
+            BTreeMap::from([("t".to_owned(), BTreeMap::from([(0, offset)]))]),
+        );
         (meta, state)
     }
 
@@ -182,13 +193,23 @@ mod tests {
         assert!(decode(&flipped).is_err());
     }
 
-    /// A format-1 file (before `log_next_offset`) still decodes, without
-    /// it; an unknown future format is refused.
+    /// A format-1 file (before `log_next_offset`) and a format-2 file
+    /// (before `group_offsets`) still decode, without them; an unknown
+    /// future format is refused.
     #[test]
     fn older_format_decodes_and_future_is_refused() {
         let (meta, state) = sample();
         let bytes = encode(&meta, &state);
-        let v1 = edited(&bytes, |json| {
+        let offsets = r#","group_offsets":{"g":{"t":{"0":{"offset":5,"metadata":""}}}}"#;
+        assert!(String::from_utf8_lossy(&bytes).contains(offsets));
+        let v2 = edited(&bytes, |json| {
+            json.replacen("\"v\":3", "\"v\":2", 1)
+                .replacen(offsets, "", 1)
+        });
+        let (_, state2) = decode(&v2).unwrap();
+        assert!(state2.group_offsets.is_empty());
+        assert_eq!(state2.log_next_offset, Some(18));
+        let v1 = edited(&v2, |json| {
             json.replacen("\"v\":2", "\"v\":1", 1)
                 .replacen(",\"log_next_offset\":18", "", 1)
         });
@@ -199,11 +220,12 @@ mod tests {
             state1,
             MetadataState {
                 log_next_offset: None,
+                group_offsets: BTreeMap::new(),
                 ..state
             }
         );
-        let future = edited(&bytes, |json| json.replacen("\"v\":2", "\"v\":3", 1));
+        let future = edited(&bytes, |json| json.replacen("\"v\":3", "\"v\":4", 1));
         let error = decode(&future).unwrap_err().to_string();
-        assert!(error.contains("format 3"), "{error}");
+        assert!(error.contains("format 4"), "{error}");
     }
 }

@@ -7,7 +7,9 @@
 //!   even after a topic is deleted;
 //! - a removed broker stays removed, and new placements name active
 //!   brokers only;
-//! - every partition's replicas are distinct, non-empty known brokers.
+//! - every partition's replicas are distinct, non-empty known brokers;
+//! - committed consumer-group offsets name existing partitions only
+//!   (deleting a topic drops its offsets, [`crate::group_offsets`]).
 //!
 //! This module does not decide placements ([`crate::placement`]) or talk to
 //! Raft ([`crate::state_machine`]).
@@ -23,11 +25,15 @@ use crate::command::{
     BrokerAddresses, DecodeError, MetadataCommand, MetadataError, MetadataOutcome,
     decode_versioned_since, encode_versioned,
 };
+use crate::group_offsets::GroupOffsets;
 use crate::placement::{Candidate, place_topic};
 
 /// The snapshot envelope version. Format 2 added
-/// [`MetadataState::log_next_offset`]; format 1 still decodes, without it.
-pub const STATE_FORMAT: u32 = 2;
+/// [`MetadataState::log_next_offset`], format 3
+/// [`MetadataState::group_offsets`]; formats 1 and 2 still decode, without
+/// them. A version that does not know the offsets refuses format 3 instead
+/// of silently dropping them.
+pub const STATE_FORMAT: u32 = 3;
 const STATE_FORMAT_OLDEST: u32 = 1;
 /// Largest producer-id block one command may take.
 pub const PRODUCER_ID_BLOCK_MAX: u32 = 1_000_000;
@@ -130,6 +136,10 @@ pub struct MetadataState {
     /// `None` until the state machine sets it, and in a format-1 snapshot.
     #[serde(default)]
     pub log_next_offset: Option<u64>,
+    /// Committed consumer-group offsets by group (the coordinator's source
+    /// of truth in cluster mode). Empty in a format-1 or -2 snapshot.
+    #[serde(default)]
+    pub group_offsets: BTreeMap<String, GroupOffsets>,
 }
 
 impl Default for MetadataState {
@@ -141,6 +151,7 @@ impl Default for MetadataState {
             next_topic_id: 1,
             next_producer_id: 0,
             log_next_offset: None,
+            group_offsets: BTreeMap::new(),
         }
     }
 }
@@ -176,6 +187,7 @@ impl MetadataState {
                 replicas,
             } => self.reassign(topic, *partition, replicas),
             C::AllocateProducerIds { count } => self.allocate_producer_ids(*count),
+            C::CommitOffsets { group, offsets } => self.commit_offsets(group, offsets),
         }
     }
 
@@ -420,6 +432,7 @@ impl MetadataState {
             .topics
             .remove(name)
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_owned()))?;
+        self.forget_topic_offsets(name);
         Ok(MetadataOutcome::TopicDeleted {
             topic_id: meta.topic_id,
         })

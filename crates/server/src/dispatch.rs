@@ -20,9 +20,13 @@ pub(crate) async fn dispatch(
 ) -> Outcome {
     if let Some(node) = &shared.node
         && coordinator::is_group_request(&request)
-        && !node.leads_metadata()
     {
-        return coordinator::forward(node, request).await;
+        if !node.leads_metadata() {
+            return coordinator::forward(node, request).await;
+        }
+        if let Err(error) = coordinator::take_over(shared, node).await {
+            return Some(Err(error));
+        }
     }
     let response = match request {
         Request::Hello(hello) => handshake::hello(shared, &hello).map(Response::Hello),
@@ -57,9 +61,11 @@ pub(crate) async fn dispatch(
         Request::SyncGroup(sync) => group::sync(shared, &sync).map(Response::SyncGroup),
         Request::Heartbeat(beat) => group::heartbeat(shared, &beat).map(Response::Heartbeat),
         Request::LeaveGroup(leave) => group::leave(shared, &leave).map(Response::LeaveGroup),
-        Request::CommitOffsets(commit) => {
-            group::commit(shared, commit).map(Response::CommitOffsets)
+        Request::CommitOffsets(commit) => match &shared.node {
+            Some(node) => coordinator::commit(shared, node, commit).await,
+            None => group::commit(shared, commit),
         }
+        .map(Response::CommitOffsets),
         Request::FetchOffsets(fetch) => {
             Ok(Response::FetchOffsets(group::fetch_offsets(shared, fetch)))
         }

@@ -44,6 +44,9 @@ pub(crate) struct Shared {
     pub(crate) members: Option<watch::Receiver<Vec<MemberView>>>,
     /// When this server started (ms since the Unix epoch): its generation.
     pub(crate) started_ms: u64,
+    /// The coordinator's local copy of the replicated group offsets
+    /// (cluster mode; unused standalone).
+    pub(crate) offsets_mirror: crate::handlers::coordinator::OffsetsMirror,
 }
 
 /// Body of [`crate::serve`].
@@ -73,6 +76,7 @@ pub(crate) async fn run(
         load: LoadMeter::new(Instant::now()),
         members,
         started_ms: u64::try_from(crate::clock::now_ms()).unwrap_or_default(),
+        offsets_mirror: Default::default(),
     });
     if let Some(node) = &shared.node {
         let handler = crate::handlers::coordinator::native_handler(Arc::downgrade(&shared));

@@ -693,3 +693,104 @@ async fn a_joined_learner_replaces_a_removed_metadata_voter() {
         .await
         .expect("test timed out");
 }
+
+/// A CommitOffsets request for group `group` with `(partition, offset,
+/// metadata)` on topic `topic`.
+fn commit_request(
+    group: &str,
+    member_id: &str,
+    generation: u32,
+    topic: &str,
+    offsets: &[(u32, u64, &str)],
+) -> Request {
+    Request::CommitOffsets(citystream_protocol::CommitOffsetsRequest {
+        group: group.to_owned(),
+        member_id: member_id.to_owned(),
+        generation,
+        offsets: offsets
+            .iter()
+            .map(
+                |(partition, offset, metadata)| citystream_protocol::CommittedOffset {
+                    topic: topic.to_owned(),
+                    partition: *partition,
+                    offset: *offset,
+                    metadata: (*metadata).to_owned(),
+                },
+            )
+            .collect(),
+    })
+}
+
+/// Every committed offset of `group` through node `id`, as (topic,
+/// partition, offset, metadata); retried while the answer is retriable
+/// (a coordinator being elected or taking over).
+async fn fetch_group_offsets(
+    cluster: &Cluster,
+    id: u32,
+    group: &str,
+) -> Vec<(String, u32, Option<u64>, String)> {
+    loop {
+        let fetch = Request::FetchOffsets(citystream_protocol::FetchOffsetsRequest {
+            group: group.to_owned(),
+            partitions: Vec::new(),
+        });
+        match cluster.client(id).await.call(fetch).await {
+            Ok(Response::FetchOffsets(fetched)) => {
+                return fetched
+                    .offsets
+                    .into_iter()
+                    .map(|o| (o.topic, o.partition, o.offset, o.metadata))
+                    .collect();
+            }
+            Err(error) if error.code.is_retriable() => tokio::time::sleep(RETRY_PAUSE).await,
+            other => panic!("unexpected fetch answer {other:?}"),
+        }
+    }
+}
+
+/// An acknowledged offset commit survives the loss of the group
+/// coordinator (the metadata leader): the next coordinator answers with
+/// exactly the committed offsets, and a refused commit changed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_coordinator() {
+    let test = async {
+        let mut cluster = Cluster::start(3).await;
+        cluster.await_registered(1).await;
+        create_topic(&mut cluster.client(1).await, "kept", 2, 3).await;
+        let leader = loop {
+            if let Some(leader) = status_at(&cluster, 1).await.metadata_leader {
+                break leader;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        };
+        // Through a node that is not the coordinator: the commit is forwarded.
+        let entry = *cluster.servers.keys().find(|id| **id != leader).unwrap();
+        let commit = commit_request("billing", "", 0, "kept", &[(0, 7, "seven"), (1, 11, "")]);
+        let answer = cluster.client(entry).await.call(commit).await;
+        let Ok(Response::CommitOffsets(committed)) = answer else {
+            panic!("unexpected commit answer {answer:?}");
+        };
+        assert!(
+            committed.partitions.iter().all(|p| p.status.error.is_ok()),
+            "{committed:?}"
+        );
+        let ghost = commit_request("billing", "ghost", 3, "kept", &[(0, 99, "")]);
+        let refused = cluster.client(entry).await.call(ghost).await;
+        expect_error(refused, ErrorCode::UNKNOWN_MEMBER);
+
+        cluster.servers.remove(&leader).unwrap().stop().await;
+        let survivor = *cluster.servers.keys().next().unwrap();
+        let fetched = fetch_group_offsets(&cluster, survivor, "billing").await;
+        let expected = vec![
+            ("kept".to_owned(), 0, Some(7), "seven".to_owned()),
+            ("kept".to_owned(), 1, Some(11), String::new()),
+        ];
+        assert_eq!(fetched, expected, "the committed offsets survive");
+        let new_leader = status_at(&cluster, survivor).await.metadata_leader;
+        assert_ne!(new_leader, Some(leader));
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}

@@ -1,17 +1,17 @@
 //! Consumer-group requests: membership goes to the coordinator (with the
 //! current partition counts), committed offsets to the offsets store after
-//! the coordinator has vouched for the committer.
+//! the coordinator has vouched for the committer. Cluster mode commits in
+//! two steps around its replication ([`Broker::check_commit`], then
+//! [`Broker::apply_offsets`]) and copies the replicated offsets in with
+//! [`Broker::replace_offsets`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Broker;
-use crate::group::GroupPartition;
+use crate::group::{GroupCoordinator, GroupPartition};
 use crate::names::validate_group_name;
-use crate::offsets::{COMMIT_METADATA_BYTES_MAX, Committed, OffsetUpdate};
+use crate::offsets::{COMMIT_METADATA_BYTES_MAX, COMMIT_PARTITIONS_MAX, Committed, OffsetUpdate};
 use crate::{BrokerError, GroupOverview, JoinRequest, JoinTicket};
-
-/// Partitions one commit request may name.
-pub const COMMIT_PARTITIONS_MAX: usize = 10_000;
 
 impl Broker {
     /// Joins or re-joins; the ticket resolves when the rebalance completes.
@@ -68,37 +68,72 @@ impl Broker {
         generation: u32,
         offsets: &[(GroupPartition, u64, String)],
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        validate_group_name(group)?;
-        if offsets.len() > COMMIT_PARTITIONS_MAX {
-            return Err(BrokerError::InvalidRequest(format!(
-                "a commit names at most {COMMIT_PARTITIONS_MAX} partitions"
-            )));
-        }
         let topics = self.topics.read();
         let counts = self.partition_counter(&topics);
         // Held until the commit is written, so a concurrent rebalance
         // cannot turn this member into a zombie halfway through.
         let mut groups = self.groups.lock();
-        if member_id.is_empty() && generation == 0 {
-            groups.ensure_group(group);
-        } else {
-            groups.check_commit(group, member_id, generation)?;
-        }
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut updates: Vec<OffsetUpdate> = Vec::with_capacity(offsets.len());
-        for (partition, offset, metadata) in offsets {
-            let checked = check_commit_entry(&counts, partition, metadata);
-            if checked.is_ok() {
-                let committed = Committed {
-                    offset: *offset,
-                    metadata: metadata.clone(),
-                };
-                updates.push((partition.clone(), Some(committed)));
+        let checked = check_commit(&mut groups, &counts, group, member_id, generation, offsets)?;
+        self.offsets.apply(group, &checked.updates, self.now_ms())?;
+        Ok(checked.results)
+    }
+
+    /// The checks of [`Self::commit_offsets`] without the write, for a
+    /// coordinator that makes the commit durable elsewhere first (cluster
+    /// mode replicates it through the metadata group) and then calls
+    /// [`Self::apply_offsets`]. A refused request changes nothing.
+    pub fn check_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u32,
+        offsets: &[(GroupPartition, u64, String)],
+    ) -> Result<CheckedCommit, BrokerError> {
+        let topics = self.topics.read();
+        let counts = self.partition_counter(&topics);
+        let mut groups = self.groups.lock();
+        check_commit(&mut groups, &counts, group, member_id, generation, offsets)
+    }
+
+    /// Writes offset changes of one group to the local store, trusting the
+    /// caller (which checked them, or copies them from a replicated source).
+    pub fn apply_offsets(&self, group: &str, updates: &[OffsetUpdate]) -> Result<(), BrokerError> {
+        self.offsets.apply(group, updates, self.now_ms())
+    }
+
+    /// Makes the local store hold exactly `wanted` (group -> offsets),
+    /// writing only what differs; the number of partitions changed. Cluster
+    /// mode's coordinator calls it with the replicated offsets when it
+    /// takes over, since its local store may be behind or ahead of them.
+    pub fn replace_offsets(
+        &self,
+        wanted: &BTreeMap<String, BTreeMap<GroupPartition, Committed>>,
+    ) -> Result<usize, BrokerError> {
+        let mut names: BTreeSet<String> = self.offsets.groups().into_iter().collect();
+        names.extend(wanted.keys().cloned());
+        let nothing = BTreeMap::new();
+        let mut changed = 0;
+        for group in names {
+            let want = wanted.get(&group).unwrap_or(&nothing);
+            let have: BTreeMap<GroupPartition, Committed> =
+                self.offsets.group(&group).into_iter().collect();
+            let mut updates: Vec<OffsetUpdate> = have
+                .keys()
+                .filter(|p| !want.contains_key(*p))
+                .map(|p| (p.clone(), None))
+                .collect();
+            updates.extend(
+                want.iter()
+                    .filter(|(p, c)| have.get(*p) != Some(*c))
+                    .map(|(p, c)| (p.clone(), Some(c.clone()))),
+            );
+            changed += updates.len();
+            // One batch per chunk: a batch holds at most one request's worth.
+            for chunk in updates.chunks(COMMIT_PARTITIONS_MAX) {
+                self.offsets.apply(&group, chunk, self.now_ms())?;
             }
-            results.push(checked);
         }
-        self.offsets.apply(group, &updates, self.now_ms())?;
-        Ok(results)
+        Ok(changed)
     }
 
     /// Committed offsets (`None`: nothing committed); empty `partitions` = all.
@@ -165,6 +200,54 @@ impl Broker {
             offsets,
         })
     }
+}
+
+/// What a commit request would change, and the answer for each of its
+/// partitions (in request order).
+#[derive(Debug)]
+pub struct CheckedCommit {
+    /// The accepted partitions' new offsets.
+    pub updates: Vec<OffsetUpdate>,
+    pub results: Vec<Result<(), BrokerError>>,
+}
+
+/// The whole-request checks (group name, size, membership) and then each
+/// partition's; a manual commit makes sure the group exists.
+fn check_commit(
+    groups: &mut GroupCoordinator,
+    counts: &impl Fn(&str) -> u32,
+    group: &str,
+    member_id: &str,
+    generation: u32,
+    offsets: &[(GroupPartition, u64, String)],
+) -> Result<CheckedCommit, BrokerError> {
+    validate_group_name(group)?;
+    if offsets.len() > COMMIT_PARTITIONS_MAX {
+        return Err(BrokerError::InvalidRequest(format!(
+            "a commit names at most {COMMIT_PARTITIONS_MAX} partitions"
+        )));
+    }
+    if member_id.is_empty() && generation == 0 {
+        groups.ensure_group(group);
+    } else {
+        groups.check_commit(group, member_id, generation)?;
+    }
+    let mut checked = CheckedCommit {
+        updates: Vec::with_capacity(offsets.len()),
+        results: Vec::with_capacity(offsets.len()),
+    };
+    for (partition, offset, metadata) in offsets {
+        let result = check_commit_entry(counts, partition, metadata);
+        if result.is_ok() {
+            let committed = Committed {
+                offset: *offset,
+                metadata: metadata.clone(),
+            };
+            checked.updates.push((partition.clone(), Some(committed)));
+        }
+        checked.results.push(result);
+    }
+    Ok(checked)
 }
 
 /// One committed partition must exist (user topics only) and carry bounded metadata.

@@ -13,6 +13,8 @@ mod data;
 mod groups;
 mod topics;
 
+pub use groups::CheckedCommit;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

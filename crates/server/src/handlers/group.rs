@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use citystream_broker::{GroupOverview, GroupPartition, JoinRequest, JoinResult};
+use citystream_broker::{BrokerError, GroupOverview, GroupPartition, JoinRequest, JoinResult};
 use citystream_protocol::{
     ApiError, CommitOffsetsRequest, CommitOffsetsResponse, CommitPartitionResponse,
-    DescribeGroupRequest, DescribeGroupResponse, ErrorCode, FetchOffsetsRequest,
+    CommittedOffset, DescribeGroupRequest, DescribeGroupResponse, ErrorCode, FetchOffsetsRequest,
     FetchOffsetsResponse, FetchedOffset, GroupMember, GroupOffsetLag, GroupSummary,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, ListGroupsResponse, PartitionStatus, SyncGroupRequest, SyncGroupResponse,
@@ -114,11 +114,7 @@ pub(crate) fn commit(
     shared: &Shared,
     request: CommitOffsetsRequest,
 ) -> Result<CommitOffsetsResponse, ApiError> {
-    let offsets: Vec<(GroupPartition, u64, String)> = request
-        .offsets
-        .into_iter()
-        .map(|o| (group_partition(o.topic, o.partition), o.offset, o.metadata))
-        .collect();
+    let offsets = commit_entries(request.offsets);
     let outcomes = shared
         .broker
         .commit_offsets(
@@ -128,6 +124,22 @@ pub(crate) fn commit(
             &offsets,
         )
         .map_err(|e| api_error(&e))?;
+    Ok(commit_response(offsets, outcomes))
+}
+
+/// A commit request's partitions as the broker takes them.
+pub(crate) fn commit_entries(offsets: Vec<CommittedOffset>) -> Vec<(GroupPartition, u64, String)> {
+    offsets
+        .into_iter()
+        .map(|o| (group_partition(o.topic, o.partition), o.offset, o.metadata))
+        .collect()
+}
+
+/// The answer to a commit: one status per partition, in request order.
+pub(crate) fn commit_response(
+    offsets: Vec<(GroupPartition, u64, String)>,
+    outcomes: Vec<Result<(), BrokerError>>,
+) -> CommitOffsetsResponse {
     assert_eq!(
         outcomes.len(),
         offsets.len(),
@@ -142,7 +154,7 @@ pub(crate) fn commit(
             status: outcome.map_or_else(|e| partition_status(&e), |()| PartitionStatus::ok()),
         })
         .collect();
-    Ok(CommitOffsetsResponse { partitions })
+    CommitOffsetsResponse { partitions }
 }
 
 pub(crate) fn fetch_offsets(shared: &Shared, request: FetchOffsetsRequest) -> FetchOffsetsResponse {
