@@ -38,8 +38,9 @@ pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
 pub const COMMIT_PARTITIONS_MAX: usize = 10_000;
 const KEY_VERSION: u16 = 1;
 
-/// A committed offset and the consumer's metadata string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A committed offset and the consumer's metadata string (also the value
+/// the metadata group replicates in cluster mode, hence serde).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Committed {
     pub offset: u64,
     pub metadata: String,

@@ -10,6 +10,7 @@
 //! This module does not apply commands ([`crate::state`]) nor build batches
 //! ([`crate::state_machine`]).
 
+pub use citystream_broker::offsets::Committed;
 use serde::{Deserialize, Serialize};
 
 use crate::state::{TopicConfig, TopicId};
@@ -81,14 +82,7 @@ pub struct OffsetChange {
     pub topic: String,
     pub partition: u32,
     /// `None` deletes the partition's committed offset.
-    pub committed: Option<GroupOffset>,
-}
-
-/// A committed consumer-group offset and the consumer's metadata string.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupOffset {
-    pub offset: u64,
-    pub metadata: String,
+    pub committed: Option<Committed>,
 }
 
 /// Where a broker listens.
@@ -294,7 +288,7 @@ mod tests {
                     OffsetChange {
                         topic: "orders".into(),
                         partition: 1,
-                        committed: Some(GroupOffset {
+                        committed: Some(Committed {
                             offset: 42,
                             metadata: "m".into(),
                         }),

@@ -15,22 +15,17 @@ use std::collections::BTreeMap;
 use citystream_broker::names::validate_group_name;
 use citystream_broker::offsets::{COMMIT_METADATA_BYTES_MAX, COMMIT_PARTITIONS_MAX};
 
-use crate::command::{GroupOffset, MetadataError, MetadataOutcome, OffsetChange};
+use crate::command::{Committed, MetadataError, MetadataOutcome, OffsetChange};
 use crate::state::MetadataState;
 
 /// One group's committed offsets: topic -> partition -> offset. Nested
 /// maps, not a `(topic, partition)` key, because the JSON snapshot needs
 /// string or integer keys.
-pub type GroupOffsets = BTreeMap<String, BTreeMap<u32, GroupOffset>>;
+pub type GroupOffsets = BTreeMap<String, BTreeMap<u32, Committed>>;
 
 impl MetadataState {
     /// The committed offset of one partition of `group`, if any.
-    pub fn committed_offset(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-    ) -> Option<&GroupOffset> {
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: u32) -> Option<&Committed> {
         self.group_offsets.get(group)?.get(topic)?.get(&partition)
     }
 
@@ -149,7 +144,7 @@ mod tests {
         OffsetChange {
             topic: topic.into(),
             partition,
-            committed: offset.map(|offset| GroupOffset {
+            committed: offset.map(|offset| Committed {
                 offset,
                 metadata: format!("at {offset}"),
             }),
@@ -203,7 +198,7 @@ mod tests {
             .unwrap();
         let before = state.clone();
         let long_metadata = OffsetChange {
-            committed: Some(GroupOffset {
+            committed: Some(Committed {
                 offset: 3,
                 metadata: "m".repeat(COMMIT_METADATA_BYTES_MAX + 1),
             }),

@@ -22,7 +22,7 @@ mod state;
 mod state_machine;
 
 pub use command::{
-    BrokerAddresses, COMMAND_FORMAT, DecodeError, GroupOffset, MetadataCommand, MetadataError,
+    BrokerAddresses, COMMAND_FORMAT, Committed, DecodeError, MetadataCommand, MetadataError,
     MetadataOutcome, OffsetChange,
 };
 pub use config::{SNAPSHOT_ENTRIES, metadata_config};

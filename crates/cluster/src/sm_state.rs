@@ -152,7 +152,7 @@ mod tests {
             .apply(&crate::MetadataCommand::AllocateProducerIds { count: 7 })
             .unwrap();
         state.log_next_offset = Some(18);
-        let offset = crate::GroupOffset {
+        let offset = crate::Committed {
             offset: 5,
             metadata: String::new(),
         };

@@ -23,17 +23,14 @@
 //! a commit of the previous generation through (the standalone broker
 //! holds the lock across its local write).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use citystream_broker::offsets::{Committed, OffsetUpdate};
 use citystream_broker::{BrokerError, GroupPartition};
-use citystream_cluster::{
-    GroupOffset, MetadataCommand, MetadataError, MetadataState, OffsetChange,
-};
+use citystream_cluster::{MetadataCommand, MetadataError, MetadataState, OffsetChange};
 use citystream_protocol::{
     ApiError, CommitOffsetsRequest, CommitOffsetsResponse, ErrorCode, PROTOCOL_VERSION, Request,
     RequestFrame, ResponseFrame, decode_request, decode_response, encode_request, encode_response,
@@ -279,7 +276,7 @@ fn mirror_commit(
         .map(|(partition, _)| {
             let committed = state
                 .committed_offset(group, &partition.topic, partition.partition)
-                .map(committed);
+                .cloned();
             (partition.clone(), committed)
         })
         .collect();
@@ -302,7 +299,7 @@ fn replicated_offsets(
                     topic: topic.clone(),
                     partition: *partition,
                 };
-                offsets.insert(key, committed(offset));
+                offsets.insert(key, offset.clone());
             }
         }
     }
@@ -313,17 +310,7 @@ fn offset_change((partition, committed): &OffsetUpdate) -> OffsetChange {
     OffsetChange {
         topic: partition.topic.clone(),
         partition: partition.partition,
-        committed: committed.as_ref().map(|c| GroupOffset {
-            offset: c.offset,
-            metadata: c.metadata.clone(),
-        }),
-    }
-}
-
-fn committed(offset: &GroupOffset) -> Committed {
-    Committed {
-        offset: offset.offset,
-        metadata: offset.metadata.clone(),
+        committed: committed.clone(),
     }
 }
 

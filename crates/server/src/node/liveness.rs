@@ -23,7 +23,10 @@
 //!   usual, so a lagging or restarted follower learns its leader the normal
 //!   way. The first write wakes a group: its append is contact again.
 //! - **The leader lease** of a quiet group is renewed by the beat round in
-//!   which a quorum acknowledged it (`Replica::leader_term`).
+//!   which every member acknowledged it (`Replica::leader_term`). openraft's
+//!   own lease is not (it refuses writes once it expired), so the first
+//!   write after a quiet spell renews it with one heartbeat round
+//!   (`Replica::renew_lease`).
 //!
 //! Failover is unchanged in kind: a dead leader stops beating, its
 //! followers' contact expires after the election timeout, their ticks
@@ -42,10 +45,10 @@ use openraft::async_runtime::WatchReceiver;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::ClusterNode;
 use super::calls::{self, CallAnswer, NodeCall};
 use super::groups::Groups;
 use super::replica::Replica;
+use super::{ClusterNode, rand_seed};
 
 /// Heartbeat periods without a write before a leader quiesces a group.
 pub(crate) const QUIET_AFTER_BEATS: u32 = 5;
@@ -98,13 +101,18 @@ impl Liveness {
     }
 
     /// The leader was heard from.
-    pub fn touch_contact(&self) {
+    fn touch_contact(&self) {
         *self.contact.lock() = Instant::now();
     }
 
     /// The leader was heard from through an append (the group is busy).
     pub fn appended(&self) {
         self.touch_contact();
+        self.busy();
+    }
+
+    /// The group is not quiet (its leader heartbeats it).
+    fn busy(&self) {
         self.quiet.store(false, Ordering::Release);
     }
 
@@ -138,8 +146,7 @@ impl Liveness {
     }
 
     fn redraw_timeout(&self) {
-        let seed = self.seed ^ wall_nanos();
-        *self.election_timeout.lock() = draw(self.election_range, seed);
+        *self.election_timeout.lock() = draw(self.election_range, rand_seed(self.seed));
     }
 }
 
@@ -151,12 +158,6 @@ fn draw((min, max): (Duration, Duration), seed: u64) -> Duration {
     z ^= z >> 31;
     let span = max.saturating_sub(min).as_micros().max(1) as u64;
     min + Duration::from_micros(z % span)
-}
-
-fn wall_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// What a leader sends a follower for one quiet candidate.
@@ -274,7 +275,7 @@ impl ClusterNode {
             match replica.quiet_candidate(me, quiet_after) {
                 Some(candidate) => candidates.push(candidate),
                 None => {
-                    replica.liveness.quiet.store(false, Ordering::Release);
+                    replica.liveness.busy();
                     let _ = replica.raft.trigger().heartbeat().await;
                 }
             }
@@ -303,7 +304,7 @@ impl ClusterNode {
                 *liveness.quiet_acked.lock() = Some(started);
                 liveness.beaten();
             } else {
-                liveness.quiet.store(false, Ordering::Release);
+                liveness.busy();
                 let _ = candidate.replica.raft.trigger().heartbeat().await;
             }
         }
