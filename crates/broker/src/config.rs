@@ -24,6 +24,9 @@ pub struct BrokerConfig {
     pub record_bytes_max: u32,
     pub group_session_timeout_ms_min: u32,
     pub group_session_timeout_ms_max: u32,
+    /// How often retention looks for segments to delete (Kafka's
+    /// `log.retention.check.interval.ms`).
+    pub retention_check_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -38,6 +41,7 @@ impl Default for BrokerConfig {
             record_bytes_max: 1024 * 1024,
             group_session_timeout_ms_min: 1_000,
             group_session_timeout_ms_max: 300_000,
+            retention_check_interval_ms: 10_000,
         }
     }
 }
@@ -75,6 +79,9 @@ impl BrokerConfig {
                 "group session timeouts need 0 < group_session_timeout_ms_min <= group_session_timeout_ms_max"
                     .to_owned(),
             );
+        }
+        if self.retention_check_interval_ms == 0 {
+            return invalid("retention_check_interval_ms must be at least 1".to_owned());
         }
         if self.log.segment_bytes_max < crate::topic::SEGMENT_BYTES_MIN {
             return invalid(format!(

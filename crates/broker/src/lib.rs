@@ -39,7 +39,7 @@ pub use group::{
 pub use partition::{
     FetchOutcome, OffsetQuery, ProduceOutcome, read_committed, rebuild_producer_states,
 };
-pub use topic::{PartitionInfo, TopicInfo};
+pub use topic::{PartitionInfo, TopicInfo, log_config};
 
 #[cfg(test)]
 mod tests {

@@ -168,7 +168,7 @@ impl Topic {
 /// The log config of a topic's partitions: the broker default with the
 /// topic's overrides. Internal topics never lose data to retention (the
 /// committed offsets must all be replayable).
-fn log_config(name: &str, settings: &TopicSettings, base: &LogConfig) -> LogConfig {
+pub fn log_config(name: &str, settings: &TopicSettings, base: &LogConfig) -> LogConfig {
     let mut config = base.clone();
     if let Some(segment_bytes) = settings.segment_bytes {
         config.segment_bytes_max = segment_bytes;

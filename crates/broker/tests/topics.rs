@@ -178,6 +178,15 @@ fn invalid_config_refused() {
         err.to_string().contains("group_session_timeout_ms_min"),
         "{err}"
     );
+    let config = BrokerConfig {
+        retention_check_interval_ms: 0,
+        ..BrokerConfig::default()
+    };
+    let err = Broker::open(config, 0).err().unwrap();
+    assert!(
+        err.to_string().contains("retention_check_interval_ms"),
+        "{err}"
+    );
 }
 
 /// tick applies retention: segments entirely older than retention_ms are dropped.

@@ -366,6 +366,24 @@ impl PartitionLog {
         self.apply_retention_at(now_ms)
     }
 
+    /// The last batch of the segments [`Self::apply_retention`] would
+    /// delete at `now_ms`, without deleting anything: a replicated log
+    /// deletes only after its Raft group took a snapshot there (decision
+    /// 0005 §2), then calls [`Self::purge_before`] with the offset after
+    /// it. `None` if retention would delete nothing.
+    pub fn retention_point(&self, now_ms: i64) -> Option<BatchHeader> {
+        self.retention_point_at(now_ms)
+    }
+
+    /// The term and Raft index of the batch just below the start offset
+    /// (what a snapshot there covers; `(0, 0)` if nothing was purged).
+    pub fn floor(&self) -> (Term, u64) {
+        (
+            Term(self.log_start.floor_term),
+            self.log_start.floor_raft_index,
+        )
+    }
+
     /// Forces written bytes to stable storage (interval policy calls this).
     pub fn sync(&mut self) -> Result<(), LogError> {
         for segment in &mut self.segments {

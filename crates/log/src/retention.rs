@@ -5,8 +5,11 @@
 //! The start offset is persisted before any segment is deleted, so a crash
 //! in between never serves purged records; recovery finishes the deletion.
 
+use citystream_record::BatchHeader;
+
 use crate::LogError;
 use crate::log_start::LogStart;
+use crate::segment::Segment;
 use crate::{FsyncPolicy, LogConfig, PartitionLog};
 
 impl PartitionLog {
@@ -53,10 +56,12 @@ impl PartitionLog {
         Ok(())
     }
 
-    pub(crate) fn apply_retention_at(&mut self, now_ms: i64) -> Result<usize, LogError> {
+    /// How many of the oldest segments age and size retention would
+    /// delete at `now_ms`. Never the active one.
+    fn expired_segments(&self, now_ms: i64) -> usize {
         let mut size_bytes = self.size_bytes();
         let mut deleted = 0;
-        // Ends: each step deletes a segment, and the active one is never
+        // Ends: each step counts a segment, and the active one is never
         // a candidate.
         while deleted + 1 < self.segments.len() {
             let oldest = &self.segments[deleted];
@@ -71,6 +76,20 @@ impl PartitionLog {
             size_bytes -= oldest.size_bytes();
             deleted += 1;
         }
+        deleted
+    }
+
+    pub(crate) fn retention_point_at(&self, now_ms: i64) -> Option<BatchHeader> {
+        let expired = self.expired_segments(now_ms);
+        let last = self.segments[..expired]
+            .iter()
+            .rev()
+            .find_map(Segment::last_batch)?;
+        (last.next_offset() > self.log_start.start_offset).then_some(last)
+    }
+
+    pub(crate) fn apply_retention_at(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let deleted = self.expired_segments(now_ms);
         if deleted == 0 {
             return Ok(0);
         }

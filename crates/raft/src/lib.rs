@@ -13,7 +13,9 @@
 //! (`acks=leader` waiters), `raft_state` (vote
 //! and last purged id file), `log_storage` (`RaftLogStorage`), `log_reader`
 //! (`RaftLogReader`), `state_machine` (`RaftStateMachine`, snapshots),
-//! `config` (openraft settings).
+//! `snapshot_file` (the current snapshot, kept across restarts),
+//! `retention` (deleting old segments through a snapshot), `config`
+//! (openraft settings).
 
 mod config;
 mod control;
@@ -23,6 +25,8 @@ mod leader_acks;
 mod log_reader;
 mod log_storage;
 mod raft_state;
+mod retention;
+mod snapshot_file;
 mod state_machine;
 pub mod testing;
 mod types;
@@ -40,6 +44,8 @@ pub use leader_acks::{LeaderAcks, TooManyWaiting};
 pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
 pub use log_storage::PartitionRaftStorage;
 pub use raft_state::{RAFT_STATE_FILE, RaftState};
+pub use retention::{RetentionError, apply_retention};
+pub use snapshot_file::SNAPSHOT_FILE;
 pub use state_machine::{PartitionSnapshot, PartitionStateMachine};
 pub use types::{
     Appended, BatchData, PartitionRaft, PeerAddr, Runtime, Tc, raft_index, stored_index,

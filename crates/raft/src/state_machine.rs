@@ -4,19 +4,28 @@
 //! below the HWM, published through a `tokio::sync::watch`, so they only see
 //! committed records. The data itself is the log; nothing is copied.
 //!
-//! Snapshots are tiny (decision 0005 §2): last applied log id, membership
-//! and the HWM as [`PartitionSnapshot::next_offset`]. Installing one on a
-//! replica whose log does not hold that point resets the log to start
-//! right after it; the follower then catches up by ordinary AppendEntries.
+//! Snapshots are tiny (decision 0005 §2): a log id, the membership at it
+//! and the offset after it ([`PartitionSnapshot::next_offset`]). They are
+//! taken **at the retention point**, not at the applied end: retention
+//! ([`crate::retention`]) names the last batch it wants to delete with
+//! [`PartitionStateMachine::prepare_snapshot`], the snapshot is built
+//! there, and only then may the log before it be purged. A follower that
+//! needs purged entries is sent the snapshot; installing it on a replica
+//! whose log does not reach that point resets the log to start right after
+//! it, and the follower catches up by ordinary AppendEntries, ending with
+//! exactly the leader's retained records. The current snapshot is kept in
+//! the `snapshot` file ([`crate::snapshot_file`]), so a restarted replica
+//! knows where its purged log ended. Applied membership entries are kept
+//! from the snapshot's on, so a snapshot behind the applied end carries the
+//! membership of its own point.
 //!
-//! Not here yet: producer-dedup state, the `sm-state` file for fast
-//! restarts, and snapshots at the retention point (this builder snapshots
-//! the applied point; openraft is configured never to snapshot on its own).
+//! Not here yet: producer-dedup state (the leader rebuilds it from its
+//! log) and an `sm-state` file for faster restarts.
 
 use std::io;
 use std::sync::Arc;
 
-use citystream_log::{BatchHeader, Offset, Term};
+use citystream_log::{BatchHeader, Offset, PartitionLog, Storage, Term};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::type_config::alias::{
@@ -29,6 +38,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::log_reader::SharedLog;
+use crate::snapshot_file::{self, StoredSnapshot};
 use crate::types::{Appended, Tc, stored_index};
 
 /// A partition group's snapshot: the segments are the data, so this is
@@ -43,14 +53,29 @@ pub struct PartitionSnapshot {
 struct SmState {
     applied: Option<LogIdOf<Tc>>,
     membership: StoredMembershipOf<Tc>,
+    /// Applied memberships, oldest first, starting with the last one at or
+    /// before the current snapshot's point.
+    memberships: Vec<StoredMembershipOf<Tc>>,
     high_watermark: u64,
-    current: Option<SnapshotOf<Tc, PartitionSnapshot>>,
+    current: Option<StoredSnapshot>,
+    /// Where the next snapshot goes, set by retention.
+    target: Option<Target>,
+}
+
+/// A snapshot point retention asked for.
+#[derive(Debug, Clone)]
+struct Target {
+    last: LogIdOf<Tc>,
+    membership: StoredMembershipOf<Tc>,
+    next_offset: u64,
 }
 
 /// The state machine of one partition group. Clones share state.
 #[derive(Clone)]
 pub struct PartitionStateMachine {
     log: SharedLog,
+    /// Where the `snapshot` file lives (the group's storage).
+    storage: Arc<dyn Storage>,
     state: Arc<Mutex<SmState>>,
     high_watermark: Arc<watch::Sender<u64>>,
 }
@@ -64,20 +89,65 @@ impl std::fmt::Debug for PartitionStateMachine {
 }
 
 impl PartitionStateMachine {
-    /// A state machine with nothing applied. The HWM starts at the log's
-    /// start offset: records below it were purged, which only happens to
-    /// committed ones.
-    pub fn new(log: SharedLog) -> Self {
+    /// A state machine with nothing applied, over `log`, keeping its
+    /// snapshot in `storage` (the group's storage; the stored snapshot is
+    /// read here and installed by openraft when the group starts). The HWM
+    /// starts at the log's start offset: records below it were purged,
+    /// which only happens to committed ones.
+    pub fn open(log: SharedLog, storage: Arc<dyn Storage>) -> io::Result<Self> {
         let start = log.read().start_offset().0;
         let state = SmState {
             high_watermark: start,
+            current: snapshot_file::read(&*storage)?,
             ..SmState::default()
         };
-        PartitionStateMachine {
+        Ok(PartitionStateMachine {
             log,
+            storage,
             state: Arc::new(Mutex::new(state)),
             high_watermark: Arc::new(watch::channel(start).0),
+        })
+    }
+
+    /// The log this state machine reads.
+    pub fn log(&self) -> &SharedLog {
+        &self.log
+    }
+
+    /// The last log id the current snapshot covers.
+    pub fn snapshot_point(&self) -> Option<LogIdOf<Tc>> {
+        self.state
+            .lock()
+            .current
+            .as_ref()
+            .and_then(|s| s.meta.last_log_id)
+    }
+
+    /// Makes the next snapshot cover the log up to and including `last`, a
+    /// batch the log holds. False (and nothing changes) if `last` is not
+    /// applied yet or is not after the current snapshot.
+    pub fn prepare_snapshot(&self, last: &BatchHeader) -> io::Result<bool> {
+        let id = crate::log_reader::log_id_of(last)?;
+        let mut state = self.state.lock();
+        let current = state.current.as_ref().and_then(|s| s.meta.last_log_id);
+        if Some(id) > state.applied || Some(id) <= current {
+            return Ok(false);
         }
+        let Some(membership) = state
+            .memberships
+            .iter()
+            .rev()
+            .find(|m| m.log_id().is_some_and(|at| at <= id))
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        state.target = Some(Target {
+            last: id,
+            membership,
+            next_offset: last.next_offset(),
+        });
+        Ok(true)
     }
 
     /// The committed end offset: records below it are committed.
@@ -150,6 +220,8 @@ impl RaftStateMachine<Tc> for PartitionStateMachine {
                 if let EntryPayload::Membership(membership) = &entry.payload {
                     state.membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
+                    let applied = state.membership.clone();
+                    state.memberships.push(applied);
                 }
                 if let Some(at) = located {
                     state.high_watermark = state.high_watermark.max(at.last_offset + 1);
@@ -171,41 +243,46 @@ impl RaftStateMachine<Tc> for PartitionStateMachine {
         self.clone()
     }
 
+    /// Snapshots are taken where retention asks ([`Self::prepare_snapshot`]);
+    /// openraft's own requests are declined unless forced (at start-up,
+    /// when logs were purged and no snapshot was kept).
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        (force || self.state.lock().target.is_some()).then(|| self.clone())
+    }
+
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMetaOf<Tc>,
         snapshot: PartitionSnapshot,
     ) -> Result<(), io::Error> {
         if let Some(last) = &meta.last_log_id {
-            let stored = stored_index(last.index);
             let mut log = self.log.write();
-            let held = log.locate_raft_index(stored).map_err(io::Error::other)?;
-            let keep = held.is_some_and(|h| {
-                h.term == last.leader_id.term && h.next_offset() == snapshot.next_offset
-            });
-            if !keep {
+            if !reaches(&log, last, snapshot.next_offset)? {
                 tracing::info!(
-                    raft_index = stored,
+                    raft_index = stored_index(last.index),
                     next_offset = snapshot.next_offset,
                     "snapshot replaces the log"
                 );
                 log.reset(
                     Offset(snapshot.next_offset),
                     Term(last.leader_id.term),
-                    stored + 1,
+                    stored_index(last.index) + 1,
                 )
                 .map_err(io::Error::other)?;
             }
         }
+        let installed = Snapshot {
+            meta: meta.clone(),
+            snapshot,
+        };
+        snapshot_file::write(&*self.storage, &installed)?;
         {
             let mut state = self.state.lock();
             state.applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
+            state.memberships = vec![meta.last_membership.clone()];
             state.high_watermark = snapshot.next_offset;
-            state.current = Some(Snapshot {
-                meta: meta.clone(),
-                snapshot,
-            });
+            state.current = Some(installed);
         }
         self.publish(snapshot.next_offset);
         Ok(())
@@ -222,17 +299,49 @@ impl RaftSnapshotBuilder<Tc> for PartitionStateMachine {
     type SnapshotData = PartitionSnapshot;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<Tc, PartitionSnapshot>, io::Error> {
-        let mut state = self.state.lock();
-        let snapshot = Snapshot {
-            meta: SnapshotMeta {
-                last_log_id: state.applied,
-                last_membership: state.membership.clone(),
-            },
-            snapshot: PartitionSnapshot {
-                next_offset: state.high_watermark,
-            },
+        let snapshot = {
+            let mut state = self.state.lock();
+            let (last_log_id, last_membership, next_offset) = match state.target.take() {
+                Some(target) => (Some(target.last), target.membership, target.next_offset),
+                None => (
+                    state.applied,
+                    state.membership.clone(),
+                    state.high_watermark,
+                ),
+            };
+            Snapshot {
+                meta: SnapshotMeta {
+                    last_log_id,
+                    last_membership,
+                },
+                snapshot: PartitionSnapshot { next_offset },
+            }
         };
+        snapshot_file::write(&*self.storage, &snapshot)?;
+        let mut state = self.state.lock();
+        let at = snapshot.meta.last_log_id;
+        // Memberships before the one in force at the snapshot are no
+        // longer needed for any later snapshot.
+        let older = state
+            .memberships
+            .iter()
+            .rposition(|m| m.log_id().is_some_and(|id| Some(id) <= at))
+            .unwrap_or(0);
+        state.memberships.drain(..older);
         state.current = Some(snapshot.clone());
         Ok(snapshot)
     }
+}
+
+/// Whether `log` already holds everything up to `last` with the same
+/// term and offsets, so installing a snapshot there keeps the log: it holds
+/// the batch `last` itself, or it was purged exactly after it.
+fn reaches(log: &PartitionLog, last: &LogIdOf<Tc>, next_offset: u64) -> io::Result<bool> {
+    let stored = stored_index(last.index);
+    let term = last.leader_id.term;
+    if log.floor() == (Term(term), stored) && log.start_offset().0 == next_offset {
+        return Ok(true);
+    }
+    let held = log.locate_raft_index(stored).map_err(io::Error::other)?;
+    Ok(held.is_some_and(|h| h.term == term && h.next_offset() == next_offset))
 }

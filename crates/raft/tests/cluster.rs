@@ -1,15 +1,19 @@
 //! Three replicas of one partition group in one process (no sockets):
 //! election, replication to byte-identical logs, failover without losing an
-//! acknowledged batch, and repair of a cut-off leader's uncommitted tail.
+//! acknowledged batch, repair of a cut-off leader's uncommitted tail, and
+//! retention through snapshots.
 
 mod support;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use citystream_raft::{Appended, BatchData};
+use citystream_log::LogConfig;
+use citystream_raft::{Appended, BatchData, apply_retention};
 use citystream_record::BatchHeader;
-use support::cluster::{Cluster, WAIT, WRITE_WAIT, batch, log_batches, log_contains};
+use support::cluster::{
+    Cluster, WAIT, WRITE_WAIT, batch, log_batches, log_contains, test_log_config,
+};
 
 const NODES: [u64; 3] = [1, 2, 3];
 
@@ -209,4 +213,96 @@ async fn leader_ack_matches_quorum_ack() {
         matched += 1;
     }
     assert!(matched >= 5, "only {matched} writes succeeded");
+}
+
+/// Runs retention on every node that is not cut off until `node`'s log
+/// starts past offset 0; returns that start offset.
+async fn retain_until_purged(cluster: &Cluster, node: u64) -> u64 {
+    let purged = tokio::time::timeout(WAIT, async {
+        loop {
+            for (id, n) in &cluster.nodes {
+                if !cluster.router.is_cut(*id) {
+                    apply_retention(&n.raft, &n.sm, 0)
+                        .await
+                        .expect("retention runs");
+                }
+            }
+            let start = cluster.nodes[&node].log.read().start_offset().0;
+            if start > 0 {
+                return start;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    purged
+        .await
+        .expect("retention purges the leader's log in time")
+}
+
+/// Retention on a replicated log (decision 0005 §2): the replicas that are
+/// up delete old segments only through a snapshot at the retention point. A
+/// follower that was cut off meanwhile needs entries the leader no longer
+/// has: it is sent the snapshot, and ends with exactly the leader's retained
+/// batches at the same offsets. Its snapshot survives a restart, after
+/// which it serves the same log and keeps replicating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_retention_installs_the_leaders_snapshot() {
+    let log_config = LogConfig {
+        retention_bytes: Some(8 * 1024),
+        ..test_log_config()
+    };
+    let mut cluster = Cluster::start_with(&NODES, 44, log_config).await;
+    write_batches(&cluster, "early", 10).await;
+    cluster.settle().await;
+    let leader = cluster.leader().await;
+    let lagging = *NODES.iter().find(|&&id| id != leader).expect("a follower");
+    cluster.router.cut(lagging);
+    let acked = write_batches(&cluster, "while-away", 200).await;
+    assert_eq!(cluster.leader().await, leader, "the leader kept leading");
+    let leader_start = retain_until_purged(&cluster, leader).await;
+    let snapshot = cluster.nodes[&leader].sm.snapshot_point();
+    assert!(snapshot.is_some(), "the purge followed a snapshot");
+
+    cluster.router.heal(lagging);
+    cluster.settle().await;
+    let lagging_log = log_batches(&cluster.nodes[&lagging].log.read());
+    let lagging_start = cluster.nodes[&lagging].log.read().start_offset().0;
+    assert_eq!(
+        lagging_start, leader_start,
+        "the lagging follower was sent the snapshot at the leader's retention point"
+    );
+    assert!(
+        !log_contains(&cluster.nodes[&lagging].log.read(), b"early-0-0"),
+        "batches before the snapshot never reach the lagging follower"
+    );
+    assert_eq!(cluster.nodes[&lagging].sm.snapshot_point(), snapshot);
+    let leader_log = log_batches(&cluster.nodes[&leader].log.read());
+    let leader_tail: Vec<_> = leader_log
+        .iter()
+        .filter(|(h, _)| h.base_offset >= lagging_start)
+        .cloned()
+        .collect();
+    assert_eq!(
+        lagging_log, leader_tail,
+        "the same batches at the same offsets"
+    );
+    let retained: Vec<_> = acked
+        .iter()
+        .filter(|(_, appended)| appended.base_offset >= lagging_start)
+        .cloned()
+        .collect();
+    assert!(retained.len() > 10, "most recent batches are retained");
+    assert_acked_present(&lagging_log, &retained);
+
+    cluster.restart(lagging).await;
+    assert_eq!(
+        log_batches(&cluster.nodes[&lagging].log.read()),
+        lagging_log,
+        "a restart keeps the log after the snapshot"
+    );
+    let after = write_batches(&cluster, "after-restart", 5).await;
+    cluster.settle().await;
+    let lagging_log = log_batches(&cluster.nodes[&lagging].log.read());
+    assert_acked_present(&lagging_log, &after);
+    assert_eq!(cluster.nodes[&lagging].sm.snapshot_point(), snapshot);
 }

@@ -28,9 +28,11 @@ fn build_on(
 ) -> Result<(PartitionRaftStorage, PartitionStateMachine), StorageError<Tc>> {
     let log = PartitionLog::open_with(storage.clone(), log_config()).expect("log opens");
     let log = Arc::new(RwLock::new(log));
-    let raft_storage = PartitionRaftStorage::open(log.clone(), storage)
+    let raft_storage = PartitionRaftStorage::open(log.clone(), storage.clone())
         .map_err(|e| StorageError::read(Tc::err_from_error(&e)))?;
-    Ok((raft_storage, PartitionStateMachine::new(log)))
+    let sm = PartitionStateMachine::open(log, storage)
+        .map_err(|e| StorageError::read(Tc::err_from_error(&e)))?;
+    Ok((raft_storage, sm))
 }
 
 struct MemoryBuilder;

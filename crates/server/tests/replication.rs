@@ -98,6 +98,7 @@ async fn start_node(
     let broker = BrokerConfig {
         node_id: id,
         auto_create_topics: false,
+        retention_check_interval_ms: 200,
         ..broker_config()
     };
     let config = citystream_server::ServerConfig {
@@ -122,15 +123,25 @@ async fn start_node(
 /// Creates a topic at `node`, retrying while the metadata group has no
 /// leader yet.
 async fn create_topic(client: &mut TestClient, name: &str, partitions: u32, replication: u16) {
+    let config = TopicConfig {
+        replication,
+        ..TopicConfig::default()
+    };
+    create_topic_with(client, name, partitions, config).await;
+}
+
+async fn create_topic_with(
+    client: &mut TestClient,
+    name: &str,
+    partitions: u32,
+    config: TopicConfig,
+) {
     loop {
         let answer = client
             .call(Request::CreateTopic(CreateTopicRequest {
                 name: name.to_owned(),
                 partitions,
-                config: TopicConfig {
-                    replication,
-                    ..TopicConfig::default()
-                },
+                config: config.clone(),
             }))
             .await;
         match answer {
@@ -197,9 +208,18 @@ async fn produce_following(
 /// Every data record of partition 0 read from `leader`, up to its high
 /// watermark.
 async fn read_all(cluster: &Cluster, leader: u32, topic: &str) -> Vec<(u64, Vec<u8>)> {
+    read_from(cluster, leader, topic, 0).await
+}
+
+/// [`read_all`] from `offset` on.
+async fn read_from(
+    cluster: &Cluster,
+    leader: u32,
+    topic: &str,
+    mut offset: u64,
+) -> Vec<(u64, Vec<u8>)> {
     let mut client = cluster.client(leader).await;
     let mut out = Vec::new();
-    let mut offset = 0;
     loop {
         let response = client.fetch(fetch_request(topic, offset, 0, 0)).await;
         let partition = &response.partitions[0];
@@ -788,6 +808,111 @@ async fn committed_offsets_survive_the_coordinator() {
         assert_eq!(fetched, expected, "the committed offsets survive");
         let new_leader = status_at(&cluster, survivor).await.metadata_leader;
         assert_ne!(new_leader, Some(leader));
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}
+
+/// Partition 0 of `topic` as node `id` holds it: (replicas, log start,
+/// high watermark) of its local replica.
+async fn local_extent(cluster: &Cluster, id: u32, topic: &str) -> (Vec<u32>, u64, u64) {
+    let mut client = cluster.client(id).await;
+    let Ok(Response::Metadata(metadata)) = client.call(metadata_request()).await else {
+        panic!("no metadata from node {id}");
+    };
+    let found = metadata.topics.iter().find(|t| t.name == topic);
+    let partition = &found.expect("the topic is known").partitions[0];
+    (
+        partition.replicas.clone(),
+        partition.log_start_offset,
+        partition.high_watermark,
+    )
+}
+
+/// Retention in cluster mode (decision 0005 §2): every replica deletes old
+/// segments through a snapshot, a fetch below the start is refused, and a
+/// replica placed on a spare node after the deletion starts at the
+/// leader's snapshot and holds exactly the retained records, which survive
+/// the old leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_through_snapshots_and_a_new_replica_starts_there() {
+    let test = async {
+        let mut cluster = Cluster::start(4).await;
+        cluster.await_registered(1).await;
+        let config = TopicConfig {
+            replication: 3,
+            retention_ms: None,
+            retention_bytes: Some(2048),
+            segment_bytes: Some(1024),
+        };
+        create_topic_with(&mut cluster.client(1).await, "rolling", 1, config).await;
+        let value = |i: usize| format!("{i:03}-{}", "x".repeat(96)).into_bytes();
+        let mut leader = 1;
+        for i in 0..40 {
+            leader = produce_following(&cluster, leader, "rolling", &[&value(i)])
+                .await
+                .0;
+        }
+        let (replicas, _, _) = local_extent(&cluster, leader, "rolling").await;
+        let start = loop {
+            let mut starts = Vec::new();
+            for id in &replicas {
+                starts.push(local_extent(&cluster, *id, "rolling").await.1);
+            }
+            if starts.iter().all(|s| *s > 0) {
+                break local_extent(&cluster, leader, "rolling").await.1;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        };
+        let retained = read_from(&cluster, leader, "rolling", start).await;
+        let expected: Vec<Vec<u8>> = (40 - retained.len()..40).map(value).collect();
+        let values: Vec<Vec<u8>> = retained.iter().map(|(_, v)| v.clone()).collect();
+        assert!(
+            values.len() < 30,
+            "old records are gone: {} left",
+            values.len()
+        );
+        assert_eq!(values, expected, "the newest records are kept, in order");
+        let mut client = cluster.client(leader).await;
+        let response = client.fetch(fetch_request("rolling", 0, 0, 0)).await;
+        assert_eq!(
+            response.partitions[0].status.error,
+            ErrorCode::OFFSET_OUT_OF_RANGE
+        );
+
+        let spare = (1..=4).find(|id| !replicas.contains(id)).unwrap();
+        let victim = *replicas.iter().find(|id| **id != leader).unwrap();
+        cluster.servers.remove(&victim).unwrap().stop().await;
+        let answer = client
+            .call(Request::RemoveNode(
+                citystream_protocol::RemoveNodeRequest { node_id: victim },
+            ))
+            .await;
+        assert!(matches!(answer, Ok(Response::RemoveNode(_))), "{answer:?}");
+        // The spare catches up although the leader no longer holds the
+        // start of the log: it is sent the snapshot. (It may delete more
+        // afterwards, under its own retention.)
+        loop {
+            let (_, _, end) = local_extent(&cluster, leader, "rolling").await;
+            let (replicas, spare_start, spare_end) = local_extent(&cluster, spare, "rolling").await;
+            if replicas.contains(&spare) && spare_end == end {
+                assert!(spare_start >= start, "the spare never held purged records");
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+
+        cluster.servers.remove(&leader).unwrap().stop().await;
+        let (new_leader, _) = produce_following(&cluster, spare, "rolling", &[b"after"]).await;
+        let (_, new_start, _) = local_extent(&cluster, new_leader, "rolling").await;
+        let read = read_from(&cluster, new_leader, "rolling", new_start).await;
+        let mut expected = values.clone();
+        expected.push(b"after".to_vec());
+        let values: Vec<Vec<u8>> = read.into_iter().map(|(_, v)| v).collect();
+        assert!(!values.is_empty());
+        assert_eq!(values, expected[expected.len() - values.len()..]);
         cluster.stop_all().await;
     };
     tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)

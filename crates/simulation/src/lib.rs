@@ -549,9 +549,11 @@ impl Sim {
         let log = PartitionLog::open_with(Arc::new(storage.clone()), config)
             .map_err(|e| format!("node {id} log does not reopen: {e}"))?;
         let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(log.clone(), Arc::new(storage))
+        let storage = Arc::new(storage);
+        let raft_storage = PartitionRaftStorage::open(log.clone(), storage.clone())
             .map_err(|e| format!("node {id} raft state does not reopen: {e}"))?;
-        let sm = PartitionStateMachine::new(log.clone());
+        let sm = PartitionStateMachine::open(log.clone(), storage)
+            .map_err(|e| format!("node {id} snapshot does not reopen: {e}"))?;
         let raft_config =
             partition_config(TIMING, self.config.fsync).map_err(|e| format!("config: {e}"))?;
         let rng_seed = self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (id << 32) ^ incarnation;

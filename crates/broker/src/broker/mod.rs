@@ -36,9 +36,6 @@ use crate::topic::Topic;
 use crate::{BrokerConfig, BrokerError, FsyncPolicy, TopicSettings};
 use citystream_record::HybridClock;
 
-/// Retention runs at most this often (in `now_ms` time).
-pub const RETENTION_INTERVAL_MS: i64 = 10_000;
-
 type TopicMap = HashMap<String, Arc<Topic>>;
 
 /// Partition counts of the topics consumer groups may use, when they live
@@ -203,7 +200,8 @@ impl Broker {
 
     fn retention_due(&self, now_ms: i64) -> bool {
         let mut last = self.last_retention_ms.lock();
-        if last.is_some_and(|last| now_ms.saturating_sub(last) < RETENTION_INTERVAL_MS) {
+        let interval = i64::try_from(self.config.retention_check_interval_ms).unwrap_or(i64::MAX);
+        if last.is_some_and(|last| now_ms.saturating_sub(last) < interval) {
             return false;
         }
         *last = Some(now_ms);

@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
                 suite_raft_index::raft_index_lookup_finds_every_batch,
                 suite_raft_index::purge_keeps_the_raft_index,
                 suite_raft_index::retention_keeps_the_raft_index,
+                suite_raft_index::retention_point_is_where_retention_would_cut,
                 suite_raft_index::truncate_rewinds_the_raft_index,
                 suite_raft_index::truncate_of_the_straddling_batch_reuses_its_index,
                 suite_raft_index::reset_continues_at_the_given_raft_index,

@@ -99,6 +99,42 @@ pub fn retention_keeps_the_raft_index(factory: Factory) {
     assert_eq!(header(&append(&mut log, 1, 1, 0, 1)).raft_index, 41);
 }
 
+/// `retention_point` names the last batch retention would delete and
+/// deletes nothing; purging after it then does what retention does, and
+/// `floor` reports that batch as the one below the start.
+pub fn retention_point_is_where_retention_would_cut(factory: Factory) {
+    let fixture = factory();
+    let mut config = config();
+    config.retention_bytes = Some(0);
+    let mut log = fixture.open(config.clone());
+    let written = append_batches(&mut log, 0..40, 1);
+    assert_eq!(log.floor(), (Term(0), 0));
+    let point = log.retention_point(0).expect("segments to delete");
+    assert_eq!(log.start_offset(), Offset(0), "nothing deleted yet");
+    assert!(
+        point.next_offset() < log.next_offset().0,
+        "never the active segment"
+    );
+    let segments = log.segment_count();
+    log.purge_before(Offset(point.next_offset())).unwrap();
+    assert!(log.segment_count() < segments);
+    assert_eq!(log.start_offset(), Offset(point.next_offset()));
+    assert_eq!(log.floor(), (Term(point.term), point.raft_index));
+    assert_eq!(
+        log.retention_point(0),
+        None,
+        "retention has nothing left to cut"
+    );
+    assert_eq!(log.apply_retention(0).unwrap(), 0);
+    let kept = written
+        .iter()
+        .skip_while(|b| header(b).raft_index <= point.raft_index);
+    expect_lookups(&log, &kept.cloned().collect::<Vec<_>>());
+    drop(log);
+    let log = fixture.open(config);
+    assert_eq!(log.floor(), (Term(point.term), point.raft_index));
+}
+
 /// Truncation rewinds the last index to the last kept batch, within and
 /// across segments; the next append reuses the removed indexes.
 pub fn truncate_rewinds_the_raft_index(factory: Factory) {

@@ -119,8 +119,9 @@ async fn replica(id: u64, group: GroupId, network: &PeerNetwork) -> Replica {
     };
     let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
     let log: SharedLog = Arc::new(RwLock::new(log));
-    let raft_storage = PartitionRaftStorage::open(log.clone(), storage).expect("raft storage");
-    let sm = PartitionStateMachine::new(log.clone());
+    let raft_storage =
+        PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+    let sm = PartitionStateMachine::open(log.clone(), storage).expect("state machine");
     let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
     let raft = Raft::new(id, config, network.factory(group), raft_storage, sm.clone())
         .await

@@ -42,23 +42,35 @@ pub struct Node {
     pub leader_acks: LeaderAcks,
     pub log: SharedLog,
     pub sm: PartitionStateMachine,
+    /// Survives [`Cluster::restart`] (a clean stop: nothing unsynced).
+    storage: Arc<MemoryStorage>,
     ticker: JoinHandle<()>,
 }
 
+/// The log settings of these tests: small segments, so a few hundred
+/// batches roll many of them.
+pub fn test_log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 4096,
+        index_interval_bytes: 256,
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    }
+}
+
 impl Node {
-    async fn start(id: u64, router: &Router) -> Node {
-        let storage = Arc::new(MemoryStorage::new());
-        let log_config = LogConfig {
-            segment_bytes_max: 4096,
-            index_interval_bytes: 256,
-            fsync: FsyncPolicy::Always,
-            ..LogConfig::default()
-        };
+    async fn start(
+        id: u64,
+        router: &Router,
+        storage: Arc<MemoryStorage>,
+        log_config: LogConfig,
+    ) -> Node {
         let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
         let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(log.clone(), storage).expect("raft storage");
+        let raft_storage =
+            PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
         let leader_acks = raft_storage.leader_acks().clone();
-        let sm = PartitionStateMachine::new(log.clone());
+        let sm = PartitionStateMachine::open(log.clone(), storage.clone()).expect("state machine");
         let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
         let raft = Raft::new(id, config, router.factory(id), raft_storage, sm.clone())
             .await
@@ -76,6 +88,7 @@ impl Node {
             leader_acks,
             log,
             sm,
+            storage,
             ticker,
         }
     }
@@ -84,6 +97,7 @@ impl Node {
 pub struct Cluster {
     pub router: Router,
     pub nodes: BTreeMap<u64, Node>,
+    log_config: LogConfig,
 }
 
 impl Drop for Cluster {
@@ -98,10 +112,17 @@ impl Cluster {
     /// Starts `ids` and initializes every one with the same membership, as
     /// the reconciler will (0005 §3).
     pub async fn start(ids: &[u64], seed: u64) -> Cluster {
+        Cluster::start_with(ids, seed, test_log_config()).await
+    }
+
+    /// [`Cluster::start`] with other log settings (retention).
+    pub async fn start_with(ids: &[u64], seed: u64, log_config: LogConfig) -> Cluster {
         let router = Router::default();
         let mut nodes = BTreeMap::new();
         for &id in ids {
-            nodes.insert(id, seeded(seed ^ id, Node::start(id, &router)).await);
+            let storage = Arc::new(MemoryStorage::new());
+            let node = Node::start(id, &router, storage, log_config.clone());
+            nodes.insert(id, seeded(seed ^ id, node).await);
         }
         let members: BTreeMap<u64, PeerAddr> = ids
             .iter()
@@ -122,7 +143,11 @@ impl Cluster {
                 .await
                 .expect("initialize");
         }
-        Cluster { router, nodes }
+        Cluster {
+            router,
+            nodes,
+            log_config,
+        }
     }
 
     /// Stops `id` for good: cut off, then shut down.
@@ -131,6 +156,16 @@ impl Cluster {
         let node = self.nodes.remove(&id).expect("a running node");
         node.ticker.abort();
         node.raft.shutdown().await.expect("shutdown");
+    }
+
+    /// Stops `id` cleanly and starts it again on the same storage.
+    pub async fn restart(&mut self, id: u64) {
+        let node = self.nodes.remove(&id).expect("a running node");
+        node.ticker.abort();
+        node.raft.shutdown().await.expect("shutdown");
+        let config = self.log_config.clone();
+        let restarted = Node::start(id, &self.router, node.storage, config);
+        self.nodes.insert(id, seeded(id, restarted).await);
     }
 
     /// Waits for a leader among the nodes that are not cut off, and returns

@@ -3,7 +3,7 @@
 //! transport they share. [`ClusterNode::start`] opens the metadata group
 //! (bootstrapped from the static `--peers` list: every listed node
 //! initializes it with the same members, which openraft documents as safe),
-//! registers this broker through the metadata leader, and runs four tasks:
+//! registers this broker through the metadata leader, and runs these tasks:
 //!
 //! - the **reconciler** (`reconcile`), which opens a partition group for
 //!   every placement naming this node and drops groups of deleted topics;
@@ -12,7 +12,9 @@
 //!   quiet ones (openraft's per-group heartbeat and tick are off, 0008);
 //! - the **election watch** (`liveness`), which lets openraft elect in a
 //!   group whose leader went silent;
-//! - the **registration**, retried until the metadata leader commits it.
+//! - the **registration**, retried until the metadata leader commits it;
+//! - **retention** (`retention`), which deletes expired segments of every
+//!   replica through a snapshot at the retention point.
 //!
 //! Peer connections arrive on the native port and are handed over by the
 //! accept loop (`serve_peer`); peers' addresses are their native addresses.
@@ -21,7 +23,8 @@
 //! `groups` (the group registry the peer server routes to; metadata writes
 //! and their forwarding), `calls` (what nodes ask each other),
 //! `reconcile` (placement -> local groups), `liveness` (quiet groups and
-//! elections), `data` (the produce/fetch entry points the handlers call).
+//! elections), `retention`, `data` (the produce/fetch entry points the
+//! handlers call).
 
 mod calls;
 mod data;
@@ -29,6 +32,7 @@ mod groups;
 mod liveness;
 mod reconcile;
 mod replica;
+mod retention;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -181,6 +185,7 @@ impl ClusterNode {
         node.tasks.spawn(Arc::clone(&node).reconcile_loop());
         node.tasks.spawn(Arc::clone(&node).beats());
         node.tasks.spawn(Arc::clone(&node).election_watch());
+        node.tasks.spawn(Arc::clone(&node).retention());
         Ok(node)
     }
 

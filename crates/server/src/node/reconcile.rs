@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use citystream_broker::{TopicSettings, log_config};
 use citystream_cluster::{MetadataState, PartitionAssignment, TopicMeta};
-use citystream_log::{LogConfig, PartitionLog};
+use citystream_log::PartitionLog;
 use citystream_peer::GroupId;
 use citystream_raft::{
     PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog, initialize_members,
@@ -226,24 +227,18 @@ impl ClusterNode {
         };
         let group = topic.topic_id.partition_group(partition);
         let storage = open_storage(self.replica_dir(&id))?;
-        let base = &self.broker.config().log;
-        let log_config = LogConfig {
-            segment_bytes_max: topic
-                .settings
-                .segment_bytes
-                .unwrap_or(base.segment_bytes_max),
-            retention_ms: None,
-            retention_bytes: None,
-            ..base.clone()
-        };
+        // Retention is applied through snapshots (the node's retention
+        // task), never by the log on its own.
+        let settings = TopicSettings::from(&topic.settings);
+        let log_config = log_config(name, &settings, &self.broker.config().log);
         let log = PartitionLog::open_with(Arc::clone(&storage), log_config.clone())
             .map_err(std::io::Error::other)?;
         if let Some(last) = log.last_batch() {
             self.broker.clock().lock().observe(last.last_hlc());
         }
         let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), storage)?;
-        let sm = PartitionStateMachine::new(log);
+        let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), Arc::clone(&storage))?;
+        let sm = PartitionStateMachine::open(log, storage)?;
         // Elections are started by the node's election watch (liveness.rs).
         let mut raft_config = (*partition_config(self.config.timing, log_config.fsync)
             .map_err(std::io::Error::other)?)

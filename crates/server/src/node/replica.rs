@@ -26,7 +26,8 @@ use citystream_broker::{
 };
 use citystream_protocol::Acks;
 use citystream_raft::{
-    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, SharedLog,
+    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine,
+    RetentionError, SharedLog,
 };
 use citystream_record::{HybridClock, NO_PRODUCER, RecordBatch, set_base_hlc};
 use futures::future::BoxFuture;
@@ -124,6 +125,16 @@ impl Replica {
     /// Notes that the metadata no longer places this replica here.
     pub fn mark_unplaced(&self) {
         self.unplaced_since.lock().get_or_insert_with(Instant::now);
+    }
+
+    /// Deletes what the topic's retention expires at `now_ms`, through a
+    /// snapshot (`citystream_raft::apply_retention`).
+    pub async fn apply_retention(
+        &self,
+        now_ms: i64,
+    ) -> Result<Option<openraft::type_config::alias::LogIdOf<citystream_raft::Tc>>, RetentionError>
+    {
+        citystream_raft::apply_retention(&self.raft, &self.sm, now_ms).await
     }
 
     /// How long the replica has been unplaced (zero if it is placed).
