@@ -919,3 +919,40 @@ async fn retention_deletes_through_snapshots_and_a_new_replica_starts_there() {
         .await
         .expect("test timed out");
 }
+
+/// Leaders go to the preferred replicas (the first of each placement,
+/// spread over the nodes by placement), whoever won the first elections:
+/// each partition's leader hands over once its preferred replica has been
+/// caught up for a while, and writes go on through the hints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_preferred_replicas() {
+    let test = async {
+        let cluster = Cluster::start(3).await;
+        create_topic(&mut cluster.client(1).await, "spread", 3, 3).await;
+        let (_, first) = produce_following(&cluster, 1, "spread", &[b"one"]).await;
+        let status = loop {
+            let status = status_at(&cluster, 1).await;
+            let preferred = status
+                .partitions
+                .iter()
+                .all(|p| p.leader != 0 && p.replicas.first() == Some(&p.leader));
+            if preferred {
+                break status;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        };
+        let leaders: std::collections::BTreeSet<u32> =
+            status.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(
+            leaders.len(),
+            3,
+            "one partition led by each node: {status:?}"
+        );
+        let (_, second) = produce_following(&cluster, 1, "spread", &[b"two"]).await;
+        assert!(second > first);
+        cluster.stop_all().await;
+    };
+    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}

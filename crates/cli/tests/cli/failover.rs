@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::netns::NetnsHosts;
 use crate::test_cluster::{CONVERGE_TIMEOUT, TestCluster, nodes_in_state};
 use crate::workload::{
-    Load, PARTITIONS, by_position, check_read, check_replica_logs_identical, partition_leader,
-    read_through, wait_for_replicas_in_sync,
+    Load, PARTITIONS, by_position, check_read, check_replica_logs_identical,
+    led_by_preferred_replicas, partition_leader, read_through, wait_for_replicas_in_sync,
 };
 
 const TOPIC: &str = "failover";
@@ -143,7 +143,8 @@ fn stop_and_check(mut cluster: TestCluster, load: Load) {
 }
 
 /// SIGKILL of partition 0's leader while producing, then its restart:
-/// another node takes over and no acknowledged record is lost or doubled.
+/// another node takes over and no acknowledged record is lost or doubled;
+/// once back and caught up, the node leads its preferred partitions again.
 #[test]
 fn leader_killed_and_restarted() {
     let mut cluster = cluster_with_topic();
@@ -160,6 +161,14 @@ fn leader_killed_and_restarted() {
     cluster.restart(leader);
     wait_until_back(&cluster, leader);
     load.wait_for_progress(PROGRESS_RECORDS, "after the restart");
+    // Once caught up, the restarted node gets back the partitions it is
+    // the preferred leader of; the producer follows.
+    cluster.wait_for(
+        leader,
+        "every partition led by its preferred replica",
+        |s| led_by_preferred_replicas(s, TOPIC),
+    );
+    load.wait_for_progress(PROGRESS_RECORDS, "after leadership moved back");
     stop_and_check(cluster, load);
 }
 

@@ -274,6 +274,19 @@ pub fn partition_leader(status: &serde_json::Value, topic: &str, partition: u32)
         .map_or(0, |&(leader, _, _)| leader)
 }
 
+/// Whether every partition of `topic` is led by its preferred replica
+/// (the first one listed), as node `node_id`'s status tells.
+pub fn led_by_preferred_replicas(status: &serde_json::Value, topic: &str) -> bool {
+    let partitions = status["partitions"].as_array().expect("partitions");
+    let mut of_topic = partitions.iter().filter(|p| p["topic"] == topic).peekable();
+    of_topic.peek().is_some()
+        && of_topic.all(|p| {
+            p["leader"]
+                .as_u64()
+                .is_some_and(|l| l != 0 && p["replicas"][0] == l)
+        })
+}
+
 /// With every node stopped: each node's replica directories of the topic
 /// (`raft/<topic_id>-<partition>`), read batch by batch, are byte-identical.
 pub fn check_replica_logs_identical(cluster: &TestCluster) {

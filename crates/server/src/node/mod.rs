@@ -30,6 +30,7 @@ mod calls;
 mod data;
 mod groups;
 mod liveness;
+mod preferred;
 mod reconcile;
 mod replica;
 mod retention;

@@ -7,9 +7,9 @@
 //! committed set, which openraft documents as safe. Groups of topics that
 //! are gone are stopped and their directories removed.
 //!
-//! Retention is not applied to replicated logs yet: deleting segments
-//! needs the snapshot-at-the-retention-point scheme of 0005 §2 so that a
-//! lagging follower is not left without the entries it needs.
+//! Each pass also drives membership changes of the groups this node leads
+//! (`drive_memberships`) and hands leaderships back to preferred replicas
+//! (`preferred`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -48,6 +48,7 @@ impl ClusterNode {
             let current = state.borrow_and_update().clone();
             self.reconcile(&current).await;
             self.drive_memberships(&current);
+            self.prefer_leaders(&current);
             self.observe_replicated_clocks();
             tokio::select! {
                 () = self.stop.cancelled() => return,

@@ -39,6 +39,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::liveness::Liveness;
+use super::preferred::PreferredReady;
 
 /// Identifies a replica: topic name and id, partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,8 @@ pub(crate) struct Replica {
     lease: Duration,
     /// Contact with the leader, idleness, quiet acknowledgements.
     pub liveness: Liveness,
+    /// Since when the preferred leader could take over (at the leader).
+    preferred_ready: PreferredReady,
 }
 
 /// The rest of a produce after its batch was submitted: resolves when the
@@ -106,6 +109,7 @@ impl Replica {
             unplaced_since: Mutex::new(None),
             lease,
             liveness,
+            preferred_ready: PreferredReady::default(),
         }
     }
 
@@ -135,6 +139,34 @@ impl Replica {
     ) -> Result<Option<openraft::type_config::alias::LogIdOf<citystream_raft::Tc>>, RetentionError>
     {
         citystream_raft::apply_retention(&self.raft, &self.sm, now_ms).await
+    }
+
+    /// Notes whether the preferred leader is ready to take over.
+    pub fn set_preferred_ready(&self, ready: bool) {
+        self.preferred_ready.set(ready);
+    }
+
+    /// How long the preferred leader has been ready (zero if it is not).
+    pub fn preferred_ready_for(&self) -> Duration {
+        self.preferred_ready.ready_for()
+    }
+
+    /// Sends a heartbeat round and waits (at most the lease) until `node`
+    /// answers it.
+    pub async fn answers_heartbeat(&self, node: u64) -> bool {
+        let heard = |m: &openraft::RaftMetrics<citystream_raft::Tc>| {
+            m.heartbeat
+                .as_ref()
+                .and_then(|h| h.get(&node).copied().flatten())
+                .map(|at| *at)
+        };
+        let before = heard(&self.raft.metrics().borrow_watched());
+        let _ = self.raft.trigger().heartbeat().await;
+        self.raft
+            .wait(Some(self.lease))
+            .metrics(|m| heard(m) > before, "the node answers a heartbeat")
+            .await
+            .is_ok()
     }
 
     /// How long the replica has been unplaced (zero if it is placed).
