@@ -31,9 +31,19 @@
 //!   when `client_write` returns), consumer-group offset commits, fetches of
 //!   acknowledged records and of group offsets (linearizable read on the
 //!   node, then the log below its high watermark), admin (leader transfer,
-//!   forced election), and time passing. A client sends to the node it
-//!   believes leads (sometimes to any node) and follows one "forward to
-//!   leader" hint.
+//!   forced election), retention, and time passing. A client sends to the
+//!   node it believes leads (sometimes to any node) and follows one
+//!   "forward to leader" hint.
+//! * **Retention**: the logs roll 192-byte segments (a few batches each)
+//!   and retain 512 bytes (`retention_bytes`; no `retention_ms`, as there
+//!   is no wall clock). The step "retention on node n" calls
+//!   `citystream_raft::apply_retention(raft, sm, 0)` on a running node:
+//!   snapshot at the retention point, then purge. The final heal runs it on
+//!   every node too. A typical seed purges 3–6 times (measured over 200
+//!   seeds: median 4); a follower that falls behind the leader's purge is
+//!   sent the snapshot (in at least 15 of those 200 seeds a node that never
+//!   purged itself installed one). Its errors "group
+//!   stopped" and "snapshot timed out" are traced; any other is a failure.
 //!
 //! ## Invariants
 //!
@@ -42,29 +52,53 @@
 //!    two leaders for a term. It samples each metrics change, so a
 //!    leadership shorter than one scheduling turn could go unseen.
 //! 2. **Committed entries never change**: after every step, each running
-//!    node's log is read below its high watermark (only committed entries
-//!    are below it). The first time an offset is seen its batch bytes join
-//!    the model; every later sighting, on any node, in any incarnation, must
-//!    be byte-identical. A restarted node is re-read from offset 0.
-//! 3. **Every acknowledged record stays readable at its offset**: an ack's
-//!    (offset, records) must match the committed batch at that offset;
-//!    after every step a majority of nodes must hold every acked batch at
-//!    its offset (a running node in its log, a crashed one in what its
-//!    storage kept through the power loss, read from a copy); fetches
-//!    re-read acked offsets from random nodes; at the end every node must
-//!    serve every acked batch at its offset.
+//!    node's log is read from its log start to its high watermark (only
+//!    committed entries are below it), nodes with the lowest start first.
+//!    The first time an offset is seen its batch bytes join the model;
+//!    every later sighting, on any node, in any incarnation, must be
+//!    byte-identical. A restarted node is re-read from its log start. The
+//!    log start (`start_offset()`, moved only by a purge or a snapshot
+//!    install) of each node, running or as its storage kept it through a
+//!    crash, never goes backwards across steps, crashes and restarts; it is
+//!    at most the node's high watermark; and it is the base offset of a
+//!    committed batch the model has seen or the end of the committed log
+//!    seen so far, never past it (a node's committed log is read into the
+//!    model before retention runs on it). Fetching an acked offset below a
+//!    node's start must fail (out of range), never return bytes.
+//! 3. **Every acknowledged record stays readable at its offset, until
+//!    retention deletes it**: an ack's (offset, records) must match the
+//!    committed batch at that offset; after every step a majority of nodes
+//!    must hold every acked batch at its offset (a running node in its log,
+//!    a crashed one in what its storage kept through the power loss, read
+//!    from a copy), where a node whose log starts after the offset counts
+//!    only if the batch was seen committed (purged legitimately); fetches
+//!    re-read acked offsets from random nodes (at or after their start). At
+//!    the end every node must serve every acked batch at or after its log
+//!    start, every acked batch below a node's start must have been seen
+//!    committed, and every acked batch must have been seen held by a
+//!    majority at some check. Not "by every node": a node that installed a
+//!    snapshot never held the batches before it while another node, whose
+//!    own retention point is lower, still serves them (seen in many seeds).
 //! 4. **Replicas identical after healing**: at the end every node is
 //!    restarted, the network healed and made loss-free, one more write is
-//!    acked in the final term, and once every high watermark equals its log
-//!    end the logs must be byte-identical, batch by batch.
+//!    acked in the final term, retention runs on every node, and once every
+//!    high watermark equals its log end, every log must end at the same
+//!    offset and the logs must be byte-identical, batch by batch, over the
+//!    range they all hold, [highest log start, end). Each replica deletes
+//!    whole segments of its own, so the starts may differ.
 //! 5. **Consumer-group offsets never go backwards**: there is no group
 //!    coordinator in the Raft layer yet, so a group's offset commit is
 //!    modelled as a record (key `__offsets/<group>`, value the offset)
 //!    written through the same group by one sequential committer per group
 //!    with strictly increasing values. Checked: in the committed log every
 //!    group's values increase; a linearizable offset fetch never returns
-//!    less than the last acked commit or than an earlier fetch. This checks
-//!    what Raft gives such a coordinator, not the coordinator itself.
+//!    less than the last acked commit or than an earlier fetch. A fetch
+//!    whose node no longer holds the commit that value came from (nor any
+//!    later one of the group: it is before the node's log start) is traced
+//!    and not checked, as the log alone no longer knows the offset; a
+//!    commit after the log start that the fetch does not see is still a
+//!    failure. This checks what Raft gives such a coordinator, not the
+//!    coordinator itself.
 //!
 //! ## Running and replaying
 //!
@@ -115,15 +149,18 @@
 //! * **Stale linearizable read after a leader restarts within its term**
 //!   (reproduced by the seeds in the test
 //!   `restarted_leader_serves_stale_reads_without_recovery_gate`, with
-//!   [`SimConfig::wait_for_recovery`] off; about 1 seed in 1,000 at 60
-//!   steps hits it: 739, 1124 and 2816 of the first 3,000). A
+//!   [`SimConfig::wait_for_recovery`] off; about 1 seed in 3,000 at 60
+//!   steps hits it since the workload includes retention: 3855, 6468, 7000
+//!   and 7269 of the first 11,000). A
 //!   leader crashes right after acking an offset commit and restarts while
 //!   no other node could be elected. openraft resumes it as leader *in the
 //!   same term* (its committed vote is its own). `citystream-raft` does not
 //!   persist the committed log id (`save_committed`), so the restarted
-//!   leader's state machine starts empty and `ensure_linearizable` returns
-//!   a read log id at the term's first entry (observed: `term 1, index 1`):
-//!   the fetch returns an older group offset than one already acked.
+//!   leader's state machine starts empty (or at its retention snapshot)
+//!   and `ensure_linearizable` returns a read log id below what it had
+//!   acknowledged (observed: `term 2, index 1`, the term's first entry; in
+//!   seed 7000 `term 1, index 15`): the fetch returns an older group offset
+//!   than one already acked.
 //!   openraft documents this at `RaftLogStorage::save_committed`: persist
 //!   `committed`, or call `Raft::wait_for_recovery` before serving reads.
 //!   The simulation gates offset fetches on `wait_for_recovery` by default.
@@ -139,9 +176,9 @@
 //!
 //! One partition group with a fixed membership (no metadata group, no
 //! membership changes, no gossip, no broker or wire protocol); no clock
-//! skew (one simulated clock); no disk errors other than power loss; no
-//! snapshots or purges (openraft is configured never to take them); the
-//! duplicate of a request is the same Raft RPC (no reordering inside a
+//! skew (one simulated clock); no disk errors other than power loss;
+//! snapshots and purges only through retention by size (openraft is
+//! configured never to take them on its own); the duplicate of a request is the same Raft RPC (no reordering inside a
 //! TCP stream is modelled beyond what independent delays give).
 
 pub mod net;
@@ -155,8 +192,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use citystream_log::{BatchHeader, FsyncPolicy, LogConfig, MemoryStorage, Offset, PartitionLog};
 use citystream_raft::{
-    BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr, SharedLog,
-    Timing, partition_config, seeded,
+    BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
+    RetentionError, SharedLog, Timing, partition_config, seeded,
 };
 use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, RecordBatch};
 use openraft::async_runtime::WatchReceiver;
@@ -183,6 +220,12 @@ const TIMING: Timing = Timing::DEFAULT;
 const OP_WAIT: Duration = Duration::from_millis(700);
 /// How long a client waits after a failed write before its next request.
 const CLIENT_BACKOFF: Duration = Duration::from_millis(100);
+/// Segment size of the simulated logs: a few batches each, so segments
+/// roll often.
+const SEGMENT_BYTES: u64 = 192;
+/// Retention by size: a log keeps about this many bytes (whole segments),
+/// so a seed's workload outgrows it and retention purges several times.
+const RETENTION_BYTES: u64 = 512;
 /// How long the final heal may take to converge (simulated).
 const SETTLE_WAIT: Duration = Duration::from_secs(60);
 
@@ -233,6 +276,9 @@ pub struct Outcome {
     pub committed_batches: usize,
     pub crashes: u32,
     pub partitions: u32,
+    /// Retention runs that asked openraft to purge (`apply_retention`
+    /// returned a log id).
+    pub purges: u32,
     pub terms: usize,
     pub simulated_ms: u64,
     pub net: NetStats,
@@ -359,9 +405,18 @@ struct Node {
     incarnation: u64,
     /// Offset up to which this incarnation's committed log was checked.
     checked_upto: u64,
-    /// While crashed: the batches its storage still holds (read through a
-    /// log opened on a copy of the storage right after the power loss).
-    durable: Option<Vec<(BatchHeader, Bytes)>>,
+    /// While crashed: what its storage still holds (read through a log
+    /// opened on a copy of the storage right after the power loss).
+    durable: Option<Durable>,
+    /// The highest log start offset seen on this node, in any incarnation
+    /// (running, or in what a crash kept).
+    start_seen: u64,
+}
+
+/// What a crashed node's storage kept: its log start and its batches.
+struct Durable {
+    start: u64,
+    batches: Vec<(BatchHeader, Bytes)>,
 }
 
 /// An acknowledged produce: where it landed and its records section.
@@ -382,6 +437,9 @@ struct GroupModel {
     fetched: u64,
     /// The last value in the committed log seen so far.
     committed: u64,
+    /// The offset of the batch holding the higher of `acked` and
+    /// `fetched` (values grow with offsets), if any.
+    floor_at: Option<u64>,
 }
 
 /// What the checker knows and expects.
@@ -392,6 +450,8 @@ struct Model {
     /// The offset after the last committed batch known.
     committed_end: u64,
     acked: BTreeMap<u64, Ack>,
+    /// Nodes seen holding each acked batch at its offset, at any check.
+    served: BTreeMap<u64, BTreeSet<u64>>,
     groups: BTreeMap<u32, GroupModel>,
 }
 
@@ -417,6 +477,8 @@ struct Sim {
     next_write: u64,
     crashes: u32,
     partitions: u32,
+    /// Retention runs that asked openraft to purge.
+    purges: u32,
     /// Terms whose leader is already in the trace.
     traced_terms: BTreeSet<u64>,
 }
@@ -439,6 +501,7 @@ impl Sim {
                     incarnation: 0,
                     checked_upto: 0,
                     durable: None,
+                    start_seen: 0,
                 };
                 (id, node)
             })
@@ -456,6 +519,7 @@ impl Sim {
             next_write: 0,
             crashes: 0,
             partitions: 0,
+            purges: 0,
             traced_terms: BTreeSet::new(),
         };
         sim.event(format!("seed {seed}: faults {faults:?}"));
@@ -469,10 +533,11 @@ impl Sim {
 
     fn log_config(&self) -> LogConfig {
         LogConfig {
-            segment_bytes_max: 4096,
-            index_interval_bytes: 256,
+            segment_bytes_max: SEGMENT_BYTES,
+            index_interval_bytes: 128,
             fsync: self.config.fsync,
-            ..LogConfig::default()
+            retention_ms: None,
+            retention_bytes: Some(RETENTION_BYTES),
         }
     }
 
@@ -598,6 +663,7 @@ impl Sim {
             .map_err(|e| format!("node {id}: storage after power loss does not open: {e}"))?;
         let node = self.nodes.get_mut(&id).expect("known node");
         node.durable = Some(survived);
+        self.check_start(id)?;
         self.crashes += 1;
         self.event(format!("node {id} crashed (unsynced bytes lost)"));
         Ok(())
@@ -606,7 +672,7 @@ impl Sim {
     async fn step(&mut self, step: u32) -> Result<(), String> {
         let roll = self.rng.random_range(0..100u32);
         match roll {
-            0..=34 => self.produce(step).await,
+            0..=34 => self.produce(step).await?,
             35..=44 => self.commit_offset().await,
             45..=54 => self.fetch_acked().await?,
             55..=59 => self.fetch_offset().await?,
@@ -637,6 +703,7 @@ impl Sim {
                 self.net.heal();
             }
             76..=77 => self.admin().await,
+            78..=89 => self.retention().await?,
             _ => {
                 let ms = self.rng.random_range(1..=200);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -683,10 +750,10 @@ impl Sim {
         self.pick(&self.up_nodes())
     }
 
-    async fn produce(&mut self, step: u32) {
+    async fn produce(&mut self, step: u32) -> Result<(), String> {
         let Some(node) = self.client_target() else {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            return;
+            return Ok(());
         };
         self.next_write += 1;
         let label = format!("w{}", self.next_write);
@@ -714,6 +781,9 @@ impl Sim {
                     records: batch.slice(BATCH_HEADER_LEN..),
                     label,
                 };
+                if let Some(committed) = self.model.committed.get(&base) {
+                    check_ack(base, &ack, committed)?;
+                }
                 self.model.acked.insert(base, ack);
             }
             Err(e) => {
@@ -721,6 +791,7 @@ impl Sim {
                 tokio::time::sleep(CLIENT_BACKOFF).await;
             }
         }
+        Ok(())
     }
 
     /// One consumer group's committer: writes the next (higher) offset.
@@ -745,6 +816,7 @@ impl Sim {
                 ));
                 let model = self.model.groups.entry(group).or_default();
                 model.acked = model.acked.max(value);
+                model.floor_at = model.floor_at.max(Some(base));
             }
             Err(e) => {
                 self.event(format!(
@@ -768,6 +840,21 @@ impl Sim {
         let running = self.nodes[&node].running.as_ref().expect("up");
         if running.sm.high_watermark() <= offset {
             self.event(format!("fetch {offset} from {node}: above its HWM"));
+            return Ok(());
+        }
+        let start = running.log.read().start_offset().0;
+        if offset < start {
+            // Purged (by retention or a snapshot install): the read must
+            // fail, never return other bytes.
+            if let Ok(bytes) = read_batch_at(&running.log.read(), offset) {
+                return Err(format!(
+                    "fetch of purged offset {offset} from node {node} (log start {start}) returned a batch of {} bytes instead of an error",
+                    bytes.len()
+                ));
+            }
+            self.event(format!(
+                "fetch {offset} from {node}: below log start {start}"
+            ));
             return Ok(());
         }
         let batch = read_batch_at(&running.log.read(), offset)
@@ -812,22 +899,72 @@ impl Sim {
         let hwm = running.sm.high_watermark();
         let batches = read_all(&running.log.read(), hwm)
             .map_err(|e| format!("node {node} log unreadable below HWM {hwm}: {e}"))?;
-        let mut value = 0;
-        for (_, bytes) in &batches {
+        let mut found = None;
+        for (header, bytes) in &batches {
             if let Some((g, v)) = offset_commit(bytes)
                 && g == group
             {
-                value = v;
+                found = Some((v, header.base_offset));
             }
         }
+        let start = running.log.read().start_offset().0;
+        let (value, at) = match found {
+            Some((value, at)) => (value, Some(at)),
+            // Retention purged the commit the floor comes from, and every
+            // later one this log held (a real coordinator keeps the offsets
+            // in its own state). Not a stale read: that commit is before
+            // this log's start, not after its HWM.
+            None if floor.floor_at.is_some_and(|at| at < start) => {
+                self.event(format!(
+                    "offset fetch group {group} from {node}: purged (log start {start})"
+                ));
+                return Ok(());
+            }
+            None => (0, None),
+        };
         if value < floor.acked || value < floor.fetched {
             return Err(format!(
                 "consumer group {group} offset went backwards: linearizable fetch from node {node} (read log id {read_log_id:?}, HWM {hwm}) returned {value}, but {} was acked and {} fetched before",
                 floor.acked, floor.fetched
             ));
         }
-        self.model.groups.entry(group).or_default().fetched = value;
+        let model = self.model.groups.entry(group).or_default();
+        model.fetched = value;
+        model.floor_at = model.floor_at.max(at);
         self.event(format!("offset fetch group {group} from {node}: {value}"));
+        Ok(())
+    }
+
+    /// Retention on a random running node (`citystream_raft::apply_retention`
+    /// by size; the simulation has no wall clock, so `now_ms` is 0). The
+    /// node's committed log is checked first, so the model has seen every
+    /// committed batch the purge may delete.
+    async fn retention(&mut self) -> Result<(), String> {
+        match self.pick(&self.up_nodes()) {
+            Some(id) => self.retention_on(id).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn retention_on(&mut self, id: u64) -> Result<(), String> {
+        self.learn_committed(id)?;
+        let running = self.nodes[&id].running.as_ref().expect("up");
+        let (raft, sm) = (running.raft.clone(), running.sm.clone());
+        let before = sm.log().read().start_offset().0;
+        match citystream_raft::apply_retention(&raft, &sm, 0).await {
+            Ok(Some(upto)) => {
+                self.purges += 1;
+                self.event(format!(
+                    "retention on {id}: purge up to index {} (log start was {before})",
+                    upto.index
+                ));
+            }
+            Ok(None) => self.event(format!("retention on {id}: nothing to purge")),
+            Err(e @ RetentionError::Stopped) | Err(e @ RetentionError::SnapshotTimedOut(_)) => {
+                self.event(format!("retention on {id}: {e}"))
+            }
+            Err(e) => return Err(format!("retention on node {id} failed: {e}")),
+        }
         Ok(())
     }
 
@@ -866,61 +1003,148 @@ impl Sim {
             self.traced_terms.insert(term);
             self.event(format!("node {id} leads term {term}"));
         }
-        let ids = self.up_nodes();
-        for id in ids {
-            let node = &self.nodes[&id];
-            let running = node.running.as_ref().expect("up");
-            let hwm = running.sm.high_watermark();
-            let from = node.checked_upto;
-            if hwm <= from {
-                continue;
-            }
-            let batches = {
-                let log = running.log.read();
-                read_range(&log, from, hwm)
-                    .map_err(|e| format!("node {id} cannot read its committed log: {e}"))?
-            };
-            for (header, bytes) in batches {
-                self.learn(id, &header, bytes)?;
-            }
-            let node = self.nodes.get_mut(&id).expect("known");
-            node.checked_upto = hwm;
+        // Lowest log start first: a node whose log starts later (after a
+        // purge or a snapshot install) is read once the model has learned
+        // the committed batches before its start from the others.
+        let mut ids = self.up_nodes();
+        ids.sort_by_key(|id| (self.start_offset(*id), *id));
+        for &id in &ids {
+            self.learn_committed(id)?;
+        }
+        for &id in &ids {
+            self.check_start(id)?;
         }
         self.check_acks_on_quorum()
+    }
+
+    /// Where node `id`'s log starts: in its running log, or in what its
+    /// storage kept through a crash.
+    fn start_offset(&self, id: u64) -> u64 {
+        let node = &self.nodes[&id];
+        match (&node.running, &node.durable) {
+            (Some(running), _) => running.log.read().start_offset().0,
+            (None, Some(durable)) => durable.start,
+            (None, None) => 0,
+        }
+    }
+
+    /// Invariant 2 on running node `id`: reads its log below its high
+    /// watermark from where the last check of this incarnation stopped
+    /// (or its log start) and compares it with the model or extends it.
+    fn learn_committed(&mut self, id: u64) -> Result<(), String> {
+        let node = &self.nodes[&id];
+        let running = node.running.as_ref().expect("up");
+        let hwm = running.sm.high_watermark();
+        let from = node.checked_upto;
+        if hwm <= from {
+            return Ok(());
+        }
+        let batches = {
+            let log = running.log.read();
+            let start = log.start_offset().0;
+            if start > from && start > self.model.committed_end {
+                return Err(format!(
+                    "node {id}'s log starts at offset {start} (HWM {hwm}), past the end of every committed log seen so far ({}): it purged or was reset past offsets never seen committed",
+                    self.model.committed_end
+                ));
+            }
+            read_range(&log, from, hwm)
+                .map_err(|e| format!("node {id} cannot read its committed log: {e}"))?
+        };
+        for (header, bytes) in batches {
+            self.learn(id, &header, bytes)?;
+        }
+        let node = self.nodes.get_mut(&id).expect("known");
+        node.checked_upto = hwm;
+        Ok(())
+    }
+
+    /// Invariant 2, the log start of node `id` (running, or as its storage
+    /// kept it through a crash): it never goes backwards, across restarts
+    /// too; it is at most the node's HWM; and it is the base offset of a
+    /// committed batch the model has seen, or the end of the committed log
+    /// seen: a purge or a snapshot install only drops committed batches.
+    fn check_start(&mut self, id: u64) -> Result<(), String> {
+        let start = self.start_offset(id);
+        let node = &self.nodes[&id];
+        if start < node.start_seen {
+            return Err(format!(
+                "node {id}'s log start went backwards: {start} after {} (incarnation {})",
+                node.start_seen, node.incarnation
+            ));
+        }
+        if let Some(running) = &node.running {
+            let hwm = running.sm.high_watermark();
+            if start > hwm {
+                return Err(format!(
+                    "node {id}'s log starts at {start}, past its HWM {hwm}"
+                ));
+            }
+        }
+        if start > 0
+            && start != self.model.committed_end
+            && !self.model.committed.contains_key(&start)
+        {
+            return Err(format!(
+                "node {id}'s log starts at {start}, which is neither the base offset of a committed batch nor the committed end {}",
+                self.model.committed_end
+            ));
+        }
+        self.nodes.get_mut(&id).expect("known").start_seen = start;
+        Ok(())
     }
 
     /// Invariant 3 at all times: every acked batch is held, byte for byte
     /// at its offset, by a majority of the nodes: in the log of a running
     /// node (committed or not), or in what a crashed node's storage kept.
-    fn check_acks_on_quorum(&self) -> Result<(), String> {
+    /// A node whose log starts after the batch counts only if the batch was
+    /// seen committed (it was purged legitimately).
+    fn check_acks_on_quorum(&mut self) -> Result<(), String> {
         if self.model.acked.is_empty() {
             return Ok(());
         }
         let mut holders: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        let mut starts = BTreeMap::new();
         for (&id, node) in &self.nodes {
-            let batches = match (&node.running, &node.durable) {
+            let (start, batches) = match (&node.running, &node.durable) {
                 (Some(running), _) => {
                     let log = running.log.read();
-                    read_all(&log, log.next_offset().0)
-                        .map_err(|e| format!("node {id} log unreadable: {e}"))?
+                    let batches = read_all(&log, log.next_offset().0)
+                        .map_err(|e| format!("node {id} log unreadable: {e}"))?;
+                    (log.start_offset().0, batches)
                 }
-                (None, Some(durable)) => durable.clone(),
-                (None, None) => Vec::new(),
+                (None, Some(durable)) => (durable.start, durable.batches.clone()),
+                (None, None) => (0, Vec::new()),
             };
+            starts.insert(id, start);
             for (header, bytes) in batches {
                 if let Some(ack) = self.model.acked.get(&header.base_offset)
                     && check_ack(header.base_offset, ack, &bytes).is_ok()
                 {
                     holders.entry(header.base_offset).or_default().push(id);
+                    self.model
+                        .served
+                        .entry(header.base_offset)
+                        .or_default()
+                        .insert(id);
                 }
             }
         }
         let quorum = self.nodes.len() / 2 + 1;
         for (offset, ack) in &self.model.acked {
             let held = holders.get(offset).map_or(&[][..], |v| &v[..]);
-            if held.len() < quorum {
+            let purged: Vec<u64> = if self.model.committed.contains_key(offset) {
+                starts
+                    .iter()
+                    .filter(|&(_, &start)| start > *offset)
+                    .map(|(&id, _)| id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if held.len() + purged.len() < quorum {
                 return Err(format!(
-                    "acknowledged write {} at offset {offset} is held by nodes {held:?} only, fewer than a quorum of {quorum}",
+                    "acknowledged write {} at offset {offset} is held by nodes {held:?} only (purged after being seen committed on {purged:?}; log starts {starts:?}), fewer than a quorum of {quorum}",
                     ack.label
                 ));
             }
@@ -1003,6 +1227,11 @@ impl Sim {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Retention on every node before converging, so the final
+        // comparison also covers purged logs and snapshot installs.
+        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.retention_on(id).await?;
+        }
         let end = loop {
             let ends: BTreeSet<(u64, u64)> = self
                 .nodes
@@ -1040,24 +1269,44 @@ impl Sim {
             self.event(format!("sabotage: phantom ack at {end}"));
         }
         self.check().await?;
-        // Invariant 4: byte-identical replicas.
+        // Invariant 4: byte-identical replicas over the range they all
+        // still hold, [highest log start, end); every log ends at `end`.
         let mut logs = BTreeMap::new();
+        let mut starts = BTreeMap::new();
         for (&id, node) in &self.nodes {
             let running = node.running.as_ref().expect("all up");
-            let batches = read_all(&running.log.read(), end)
-                .map_err(|e| format!("node {id} log unreadable after healing: {e}"))?;
-            logs.insert(id, batches);
-        }
-        let (&first_id, first) = logs.iter().next().expect("nodes");
-        for (&id, batches) in &logs {
-            if batches.len() != first.len() {
+            let log = running.log.read();
+            if log.next_offset().0 != end {
                 return Err(format!(
-                    "replicas differ after healing: node {first_id} has {} batches, node {id} {}",
-                    first.len(),
-                    batches.len()
+                    "replicas differ after healing: node {id}'s log ends at {}, not {end}",
+                    log.next_offset().0
                 ));
             }
-            for ((ha, a), (hb, b)) in first.iter().zip(batches) {
+            let batches = read_all(&log, end)
+                .map_err(|e| format!("node {id} log unreadable after healing: {e}"))?;
+            starts.insert(id, log.start_offset().0);
+            logs.insert(id, batches);
+        }
+        let common = *starts.values().max().expect("nodes");
+        let (&first_id, first) = logs.iter().next().expect("nodes");
+        let tail = |batches: &[(BatchHeader, Bytes)]| -> Vec<(BatchHeader, Bytes)> {
+            batches
+                .iter()
+                .filter(|(h, _)| h.base_offset >= common)
+                .cloned()
+                .collect()
+        };
+        let first_tail = tail(first);
+        for (&id, batches) in &logs {
+            let other = tail(batches);
+            if other.len() != first_tail.len() {
+                return Err(format!(
+                    "replicas differ after healing: over [{common}, {end}) node {first_id} has {} batches, node {id} {} (log starts {starts:?})",
+                    first_tail.len(),
+                    other.len()
+                ));
+            }
+            for ((ha, a), (hb, b)) in first_tail.iter().zip(&other) {
                 if a != b {
                     return Err(format!(
                         "replicas differ after healing: node {first_id} offset {} vs node {id} offset {}",
@@ -1066,17 +1315,46 @@ impl Sim {
                 }
             }
         }
-        // Invariant 3 at the end: every ack readable at its offset.
-        let by_offset: BTreeMap<u64, &Bytes> =
-            first.iter().map(|(h, b)| (h.base_offset, b)).collect();
+        // Invariant 3 at the end: every node serves every acked batch at
+        // or after its log start; a batch below a node's start was seen
+        // committed (purged legitimately); and a majority of the nodes was
+        // seen holding every acked batch at some check. (Not every node: a
+        // node that installed a snapshot never held the batches before it,
+        // while another node that has not run retention still serves them.)
+        for (&id, batches) in &logs {
+            let start = starts[&id];
+            let by_offset: BTreeMap<u64, &Bytes> =
+                batches.iter().map(|(h, b)| (h.base_offset, b)).collect();
+            for (&offset, ack) in &self.model.acked {
+                if offset < start {
+                    if !self.model.committed.contains_key(&offset) {
+                        return Err(format!(
+                            "acknowledged write {} at offset {offset} is below node {id}'s log start {start} but was never seen committed",
+                            ack.label
+                        ));
+                    }
+                    continue;
+                }
+                let Some(batch) = by_offset.get(&offset) else {
+                    return Err(format!(
+                        "acknowledged write {} at offset {offset} is missing on node {id} after healing (log start {start})",
+                        ack.label
+                    ));
+                };
+                check_ack(offset, ack, batch).map_err(|e| format!("node {id}: {e}"))?;
+                self.model.served.entry(offset).or_default().insert(id);
+            }
+        }
+        let quorum = self.nodes.len() / 2 + 1;
         for (&offset, ack) in &self.model.acked {
-            let Some(batch) = by_offset.get(&offset) else {
+            let served = self.model.served.get(&offset).map_or(0, BTreeSet::len);
+            if served < quorum {
                 return Err(format!(
-                    "acknowledged write {} at offset {offset} is missing after healing",
-                    ack.label
+                    "acknowledged write {} at offset {offset} was never seen held by a quorum of {quorum} (only by {:?}; log starts {starts:?})",
+                    ack.label,
+                    self.model.served.get(&offset)
                 ));
-            };
-            check_ack(offset, ack, batch)?;
+            }
         }
         for line in self.net.take_log() {
             eprintln!("net {line}");
@@ -1099,6 +1377,7 @@ impl Sim {
             committed_batches: self.model.committed.len(),
             crashes: self.crashes,
             partitions: self.partitions,
+            purges: self.purges,
             terms,
             simulated_ms: self.start.elapsed().as_millis() as u64,
             net: self.net.stats(),
@@ -1146,10 +1425,7 @@ async fn watch_leaders(raft: PartitionRaft, leaders: Arc<Mutex<Leaders>>) {
 /// What a crashed node's storage holds: a log opened (recovered) on a
 /// copy of its files, so the node's own storage is left as the crash left
 /// it for the restart to recover.
-fn durable_batches(
-    storage: &MemoryStorage,
-    config: LogConfig,
-) -> Result<Vec<(BatchHeader, Bytes)>, String> {
+fn durable_batches(storage: &MemoryStorage, config: LogConfig) -> Result<Durable, String> {
     use citystream_log::Storage;
     let copy = MemoryStorage::new();
     for name in storage.list().map_err(|e| e.to_string())? {
@@ -1158,7 +1434,10 @@ fn durable_batches(
         }
     }
     let log = PartitionLog::open_with(Arc::new(copy), config).map_err(|e| e.to_string())?;
-    read_all(&log, log.next_offset().0)
+    Ok(Durable {
+        start: log.start_offset().0,
+        batches: read_all(&log, log.next_offset().0)?,
+    })
 }
 
 /// The batch of `log` starting at `offset`.
