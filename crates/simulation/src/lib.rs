@@ -178,8 +178,9 @@
 //! membership changes, no gossip, no broker or wire protocol); no clock
 //! skew (one simulated clock); no disk errors other than power loss;
 //! snapshots and purges only through retention by size (openraft is
-//! configured never to take them on its own); the duplicate of a request is the same Raft RPC (no reordering inside a
-//! TCP stream is modelled beyond what independent delays give).
+//! configured never to take them on its own); the duplicate of a request
+//! is the same Raft RPC (no reordering inside a TCP stream is modelled
+//! beyond what independent delays give).
 
 pub mod net;
 
