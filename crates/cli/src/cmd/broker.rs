@@ -163,6 +163,15 @@ pub struct BrokerArgs {
     /// Delete the oldest segments while a partition is larger than this [default: no limit].
     #[arg(long, env = "CITYSTREAM_RETENTION_BYTES", value_name = "BYTES")]
     pub retention_bytes: Option<u64>,
+    /// How often retention looks for segments to delete (in cluster mode
+    /// each replica deletes through a snapshot at its retention point).
+    #[arg(
+        long,
+        env = "CITYSTREAM_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub retention_check_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -268,6 +277,9 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
             "--retention-ms and --retention-bytes must be above 0 (omit them to keep everything)",
         );
     }
+    if args.retention_check_interval_ms == 0 {
+        return usage("--retention-check-interval-ms must be at least 1");
+    }
     let log = LogConfig {
         segment_bytes_max: args.segment_bytes,
         fsync,
@@ -281,6 +293,7 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
         log,
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
+        retention_check_interval_ms: args.retention_check_interval_ms,
         ..BrokerConfig::default()
     };
     Ok(BrokerSettings {
@@ -461,6 +474,8 @@ mod tests {
             "4",
             "--retention-ms",
             "1000",
+            "--retention-check-interval-ms",
+            "500",
         ])
         .unwrap();
         let broker = &settings.broker;
@@ -476,6 +491,7 @@ mod tests {
         assert!(!broker.auto_create_topics);
         assert_eq!(broker.default_partitions, 4);
         assert_eq!(broker.log.retention_ms, Some(1000));
+        assert_eq!(broker.retention_check_interval_ms, 500);
         assert_eq!(
             describe_storage(broker),
             "data dir /tmp/d, fsync interval 20ms"
@@ -521,7 +537,7 @@ mod tests {
     /// Contradictory or impossible settings are refused with the reason.
     #[test]
     fn bad_settings_are_refused() {
-        let cases: [(&[&str], &str); 10] = [
+        let cases: [(&[&str], &str); 11] = [
             (&["--data-dir", "d", "--in-memory"], "not both"),
             (&["--in-memory", "--cluster-id", "a b"], "--cluster-id"),
             (
@@ -541,6 +557,10 @@ mod tests {
             (&["--in-memory", "--listen", "localhost"], "--listen"),
             (&["--in-memory", "--listen", "1.2.3.4:99999"], "HOST:PORT"),
             (&["--in-memory", "--default-partitions", "0"], "at least 1"),
+            (
+                &["--in-memory", "--retention-check-interval-ms", "0"],
+                "--retention-check-interval-ms",
+            ),
         ];
         for (argv, expected) in cases {
             let error = settings(argv).unwrap_err();
