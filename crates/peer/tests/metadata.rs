@@ -12,14 +12,12 @@ use citystream_cluster::{
     BrokerAddresses, MetadataCommand, MetadataOutcome, MetadataRaft, MetadataState,
     MetadataStateMachine, metadata_config, propose,
 };
-use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
+use citystream_log::{FsyncPolicy, MemoryStorage};
 use citystream_peer::{GroupId, GroupRouter, LinkConfig, PeerNetwork, PeerServer, RaftHandle};
-use citystream_raft::{
-    PartitionRaftStorage, PeerAddr, SharedLog, Timing, heartbeat_ticker, seeded,
-};
+use citystream_raft::testing::{open_test_log, test_log_config};
+use citystream_raft::{PeerAddr, Timing, heartbeat_ticker, seeded};
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -57,16 +55,7 @@ struct Node {
 impl Node {
     async fn start(id: u64, listener: TcpListener) -> Node {
         let storage = Arc::new(MemoryStorage::new());
-        let log_config = LogConfig {
-            segment_bytes_max: 4096,
-            index_interval_bytes: 256,
-            fsync: FsyncPolicy::Always,
-            ..LogConfig::default()
-        };
-        let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
-        let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage =
-            PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+        let (log, raft_storage) = open_test_log(storage.clone(), test_log_config());
         let sm = MetadataStateMachine::open(storage, log).expect("state machine opens");
         let config = metadata_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
         let network = PeerNetwork::new(id, LinkConfig::default());

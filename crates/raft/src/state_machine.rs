@@ -275,7 +275,17 @@ impl RaftStateMachine<Tc> for PartitionStateMachine {
             meta: meta.clone(),
             snapshot,
         };
-        snapshot_file::write(&*self.storage, &installed)?;
+        // At start-up openraft reinstalls the stored snapshot: already on
+        // disk, so no write (and fsync) per replica.
+        let stored = self
+            .state
+            .lock()
+            .current
+            .as_ref()
+            .is_some_and(|c| c.meta == *meta && c.snapshot == snapshot);
+        if !stored {
+            snapshot_file::write(&*self.storage, &installed)?;
+        }
         {
             let mut state = self.state.lock();
             state.applied = meta.last_log_id;

@@ -7,7 +7,7 @@
 //! partitioned link would lose it.
 //!
 //! Test support only; the real peer link is `crates/peer` (0005 §4, 0007).
-//! Also the batch helpers the raft, cluster and peer tests share.
+//! Also the log and batch helpers the raft, cluster and peer tests share.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,10 +23,10 @@ use openraft::{OptionalSend, Raft, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
 
 use bytes::Bytes;
-use citystream_log::{Offset, PartitionLog};
+use citystream_log::{FsyncPolicy, LogConfig, Offset, PartitionLog, Storage};
 use citystream_record::{BatchBuilder, BatchHeader};
 
-use crate::{PeerAddr, Tc};
+use crate::{PartitionRaftStorage, PeerAddr, SharedLog, Tc};
 
 struct RouterState<SM: RaftStateMachine<Tc>> {
     nodes: BTreeMap<u64, Raft<Tc, SM>>,
@@ -214,4 +214,28 @@ pub fn batch(tag: &str, n: u32) -> Bytes {
             .expect("push");
     }
     builder.finish()
+}
+
+/// The log settings of the in-process test groups: 4 KiB segments, so a
+/// few hundred batches roll many of them; fsync on every append.
+pub fn test_log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 4096,
+        index_interval_bytes: 256,
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    }
+}
+
+/// Opens a group's log on `storage` (fresh, or kept from an earlier run)
+/// and its Raft storage, as a test node does before building its state
+/// machine.
+pub fn open_test_log(
+    storage: Arc<dyn Storage>,
+    config: LogConfig,
+) -> (SharedLog, PartitionRaftStorage) {
+    let log = PartitionLog::open_with(storage.clone(), config).expect("log opens");
+    let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
+    let raft_storage = PartitionRaftStorage::open(log.clone(), storage).expect("raft storage");
+    (log, raft_storage)
 }

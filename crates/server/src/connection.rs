@@ -27,7 +27,7 @@ use citystream_protocol::{
 use futures::{FutureExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -187,13 +187,7 @@ impl Reader {
     /// Runs one request as its own task once an in-flight slot is free;
     /// waiting for the slot is the connection's backpressure.
     async fn spawn_request(&mut self, frame: RequestFrame) -> Result<(), Closing> {
-        let slot = tokio::select! {
-            biased;
-            () = self.stop.cancelled() => return Err(Closing),
-            slot = Arc::clone(&self.in_flight).acquire_owned() => {
-                slot.expect("the in-flight semaphore is never closed")
-            }
-        };
+        let slot = self.take_slot().await?;
         let RequestFrame {
             request_id,
             request,
@@ -202,17 +196,8 @@ impl Reader {
         let api_key = request.api_key();
         let span = tracing::info_span!("request", request_id, api = %api_key);
         let (shared, stop) = (Arc::clone(&self.shared), self.stop.clone());
-        let responses = self.responses.clone();
-        self.shared.tasks.spawn(
-            async move {
-                if let Some(response) = serve_request(&shared, &stop, request).await {
-                    // A closed queue means the writer is gone with the socket.
-                    let _ = responses.send(encode(request_id, api_key, response)).await;
-                }
-                drop(slot);
-            }
-            .instrument(span),
-        );
+        let answer = async move { serve_request(&shared, &stop, request).await };
+        self.respond_later(request_id, api_key, span, slot, answer);
         Ok(())
     }
 
@@ -221,13 +206,7 @@ impl Reader {
     /// wait for their acknowledgement runs apart, so the next request on
     /// the connection is read meanwhile and proposals pipeline.
     async fn submit_produce(&mut self, frame: RequestFrame) -> Result<(), Closing> {
-        let slot = tokio::select! {
-            biased;
-            () = self.stop.cancelled() => return Err(Closing),
-            slot = Arc::clone(&self.in_flight).acquire_owned() => {
-                slot.expect("the in-flight semaphore is never closed")
-            }
-        };
+        let slot = self.take_slot().await?;
         let RequestFrame {
             request_id,
             request: Request::Produce(produce),
@@ -241,19 +220,44 @@ impl Reader {
         let acked = crate::handlers::replicated::submit_produce(&self.shared, &node, produce)
             .instrument(span.clone())
             .await;
+        self.respond_later(request_id, ApiKey::Produce, span, slot, acked);
+        Ok(())
+    }
+
+    /// Waits for an in-flight slot (or the connection's end).
+    async fn take_slot(&self) -> Result<OwnedSemaphorePermit, Closing> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => Err(Closing),
+            slot = Arc::clone(&self.in_flight).acquire_owned() => {
+                Ok(slot.expect("the in-flight semaphore is never closed"))
+            }
+        }
+    }
+
+    /// Queues the response `answer` resolves to (if any) from a task of
+    /// its own, then frees `slot`.
+    fn respond_later<F>(
+        &self,
+        request_id: u32,
+        api_key: ApiKey,
+        span: tracing::Span,
+        slot: OwnedSemaphorePermit,
+        answer: F,
+    ) where
+        F: Future<Output = Option<Result<Response, ApiError>>> + Send + 'static,
+    {
         let responses = self.responses.clone();
         self.shared.tasks.spawn(
             async move {
-                if let Some(response) = acked.await {
-                    let _ = responses
-                        .send(encode(request_id, ApiKey::Produce, response))
-                        .await;
+                if let Some(response) = answer.await {
+                    // A closed queue means the writer is gone with the socket.
+                    let _ = responses.send(encode(request_id, api_key, response)).await;
                 }
                 drop(slot);
             }
             .instrument(span),
         );
-        Ok(())
     }
 
     async fn send(&self, frame: Bytes) -> Result<(), Closing> {

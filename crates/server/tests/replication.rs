@@ -285,9 +285,7 @@ async fn records_are_replicated_and_survive_the_leader() {
         assert_eq!(read, acked, "acknowledged records survive the leader");
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,9 +330,7 @@ async fn bad_topic_requests_are_refused_in_cluster_mode() {
         assert!(topic.partitions.iter().all(|p| p.replicas.len() == 3));
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// ClusterStatus at node `id`.
@@ -348,6 +344,43 @@ async fn status_at(cluster: &Cluster, id: u32) -> citystream_protocol::ClusterSt
     {
         Ok(Response::ClusterStatus(status)) => status,
         other => panic!("unexpected status answer {other:?}"),
+    }
+}
+
+/// Waits until every partition of `topic` is led by its preferred replica
+/// (the first listed): leaders hand over to it (`node/preferred.rs`), and
+/// from then on leadership stays put. Node 1's status may name a leader it
+/// only guesses, so each named leader must also name itself (a node does
+/// only while it leads). Returns node 1's status.
+async fn await_preferred_leaders(
+    cluster: &Cluster,
+    topic: &str,
+) -> citystream_protocol::ClusterStatusResponse {
+    'wait: loop {
+        tokio::time::sleep(RETRY_PAUSE).await;
+        let status = status_at(cluster, 1).await;
+        let partitions: Vec<_> = status
+            .partitions
+            .iter()
+            .filter(|p| p.topic == topic)
+            .collect();
+        if partitions.is_empty() {
+            continue;
+        }
+        for p in &partitions {
+            if p.leader == 0 || p.replicas.first() != Some(&p.leader) {
+                continue 'wait;
+            }
+            let own = status_at(cluster, p.leader).await;
+            let leads = own
+                .partitions
+                .iter()
+                .any(|o| o.topic == topic && o.partition == p.partition && o.leader == p.leader);
+            if !leads {
+                continue 'wait;
+            }
+        }
+        return status;
     }
 }
 
@@ -402,9 +435,7 @@ async fn remove_node_moves_its_replicas_to_a_spare_node() {
         }
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// Consumer groups have one coordinator (the metadata leader): an offset
@@ -453,9 +484,7 @@ async fn group_offsets_are_the_same_through_every_node() {
         }
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// A retry of an idempotent batch whose first ack wait timed out is
@@ -468,7 +497,10 @@ async fn retry_after_an_ack_timeout_finds_the_first_copy() {
         let cluster = Cluster::start(3).await;
         cluster.await_registered(1).await;
         create_topic(&mut cluster.client(1).await, "once", 1, 3).await;
-        let (leader, _) = produce_following(&cluster, 1, "once", &[b"first"]).await;
+        // Leadership settles first: a hand-over mid-test would answer
+        // NOT_LEADER where the test expects a timeout or an ack.
+        let leader = await_preferred_leaders(&cluster, "once").await.partitions[0].leader;
+        produce_following(&cluster, leader, "once", &[b"first"]).await;
         let mut client = cluster.client(leader).await;
         let answer = client
             .call(Request::InitProducer(InitProducerRequest {}))
@@ -542,9 +574,7 @@ async fn retry_after_an_ack_timeout_finds_the_first_copy() {
         assert_eq!(values, expected, "each batch once, in order");
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// Waits until node `id` reports every partition of `topic` quiet; returns
@@ -578,7 +608,16 @@ async fn idle_partitions_go_quiet_and_still_fail_over() {
     let test = async {
         let mut cluster = Cluster::start(3).await;
         create_topic(&mut cluster.client(1).await, "calm", 2, 3).await;
-        let (leader, first) = produce_following(&cluster, 1, "calm", &[b"one"]).await;
+        // Leadership settles first, so the write after the quiet spell
+        // reaches the leader without a hand-over in between.
+        let leader = await_preferred_leaders(&cluster, "calm").await;
+        let leader = leader
+            .partitions
+            .iter()
+            .find(|p| p.topic == "calm")
+            .unwrap()
+            .leader;
+        let (_, first) = produce_following(&cluster, leader, "calm", &[b"one"]).await;
         for id in 1..=3 {
             let status = await_quiet(&cluster, id, "calm").await;
             let partition = &status.partitions[0];
@@ -616,9 +655,7 @@ async fn idle_partitions_go_quiet_and_still_fail_over() {
         assert_eq!(read.last().map(|(o, _)| *o), Some(third));
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// A fourth node joins a running three-node cluster through one of its
@@ -676,9 +713,7 @@ async fn a_joining_node_takes_replicas_after_a_rebalance() {
         assert_eq!(values, [b"one".to_vec(), b"two".to_vec()]);
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// A node that joined a full metadata group is a learner there; when a
@@ -709,9 +744,7 @@ async fn a_joined_learner_replaces_a_removed_metadata_voter() {
         create_topic(&mut cluster.client(survivor).await, "after", 1, 2).await;
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// A CommitOffsets request for group `group` with `(partition, offset,
@@ -810,9 +843,7 @@ async fn committed_offsets_survive_the_coordinator() {
         assert_ne!(new_leader, Some(leader));
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// Partition 0 of `topic` as node `id` holds it: (replicas, log start,
@@ -848,23 +879,30 @@ async fn retention_deletes_through_snapshots_and_a_new_replica_starts_there() {
             segment_bytes: Some(1024),
         };
         create_topic_with(&mut cluster.client(1).await, "rolling", 1, config).await;
+        // Leadership first settles, so it does not move while the test
+        // reads from the leader.
+        let leader = await_preferred_leaders(&cluster, "rolling")
+            .await
+            .partitions[0]
+            .leader;
         let value = |i: usize| format!("{i:03}-{}", "x".repeat(96)).into_bytes();
-        let mut leader = 1;
         for i in 0..40 {
-            leader = produce_following(&cluster, leader, "rolling", &[&value(i)])
-                .await
-                .0;
+            produce_following(&cluster, leader, "rolling", &[&value(i)]).await;
         }
         let (replicas, _, _) = local_extent(&cluster, leader, "rolling").await;
+        // Retention runs every 200 ms on each replica: wait until every log
+        // start has moved and then stayed put for several rounds.
+        let mut last = Vec::new();
         let start = loop {
             let mut starts = Vec::new();
             for id in &replicas {
                 starts.push(local_extent(&cluster, *id, "rolling").await.1);
             }
-            if starts.iter().all(|s| *s > 0) {
+            if starts.iter().all(|s| *s > 0) && starts == last {
                 break local_extent(&cluster, leader, "rolling").await.1;
             }
-            tokio::time::sleep(RETRY_PAUSE).await;
+            last = starts;
+            tokio::time::sleep(Duration::from_millis(600)).await;
         };
         let retained = read_from(&cluster, leader, "rolling", start).await;
         let expected: Vec<Vec<u8>> = (40 - retained.len()..40).map(value).collect();
@@ -915,9 +953,7 @@ async fn retention_deletes_through_snapshots_and_a_new_replica_starts_there() {
         assert_eq!(values, expected[expected.len() - values.len()..]);
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }
 
 /// Leaders go to the preferred replicas (the first of each placement,
@@ -930,17 +966,7 @@ async fn leadership_moves_to_the_preferred_replicas() {
         let cluster = Cluster::start(3).await;
         create_topic(&mut cluster.client(1).await, "spread", 3, 3).await;
         let (_, first) = produce_following(&cluster, 1, "spread", &[b"one"]).await;
-        let status = loop {
-            let status = status_at(&cluster, 1).await;
-            let preferred = status
-                .partitions
-                .iter()
-                .all(|p| p.leader != 0 && p.replicas.first() == Some(&p.leader));
-            if preferred {
-                break status;
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        };
+        let status = await_preferred_leaders(&cluster, "spread").await;
         let leaders: std::collections::BTreeSet<u32> =
             status.partitions.iter().map(|p| p.leader).collect();
         assert_eq!(
@@ -952,7 +978,5 @@ async fn leadership_moves_to_the_preferred_replicas() {
         assert!(second > first);
         cluster.stop_all().await;
     };
-    tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
+    bounded_by(CLUSTER_TEST_TIMEOUT, test).await;
 }

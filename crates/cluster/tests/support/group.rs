@@ -11,13 +11,11 @@ use citystream_cluster::{
     ApplyResult, MetadataCommand, MetadataRaft, MetadataState, MetadataStateMachine,
     metadata_config, propose,
 };
-use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
-use citystream_raft::{
-    PartitionRaftStorage, PeerAddr, SharedLog, Timing, heartbeat_ticker, seeded,
-};
+use citystream_log::{FsyncPolicy, MemoryStorage};
+use citystream_raft::testing::{open_test_log, test_log_config};
+use citystream_raft::{PeerAddr, Timing, heartbeat_ticker, seeded};
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 
 use super::network::Router;
@@ -46,16 +44,7 @@ impl Node {
     /// Opens the log and state machine on `storage` (fresh or kept from a
     /// previous run of this node) and starts Raft.
     async fn start(id: u64, router: &Router, storage: Arc<MemoryStorage>) -> Node {
-        let log_config = LogConfig {
-            segment_bytes_max: 4096,
-            index_interval_bytes: 256,
-            fsync: FsyncPolicy::Always,
-            ..LogConfig::default()
-        };
-        let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
-        let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage =
-            PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+        let (log, raft_storage) = open_test_log(storage.clone(), test_log_config());
         let sm = MetadataStateMachine::open(storage.clone(), log).expect("state machine opens");
         let config = metadata_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
         let raft = Raft::new(id, config, router.factory(id), raft_storage, sm.clone())

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
+use citystream_log::{FsyncPolicy, MemoryStorage};
 use citystream_peer::{GroupId, GroupRouter, LinkConfig, PeerNetwork, PeerServer, RaftHandle};
 use citystream_raft::heartbeat_ticker;
 pub use citystream_raft::testing::{batch, log_batches};
+use citystream_raft::testing::{open_test_log, test_log_config};
 use citystream_raft::{
-    Appended, BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
-    SharedLog, Timing, partition_config, seeded,
+    Appended, BatchData, PartitionRaft, PartitionStateMachine, PeerAddr, SharedLog, Timing,
+    partition_config, seeded,
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
@@ -111,16 +112,7 @@ impl Broker {
 
 async fn replica(id: u64, group: GroupId, network: &PeerNetwork) -> Replica {
     let storage = Arc::new(MemoryStorage::new());
-    let log_config = LogConfig {
-        segment_bytes_max: 4096,
-        index_interval_bytes: 256,
-        fsync: FsyncPolicy::Always,
-        ..LogConfig::default()
-    };
-    let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
-    let log: SharedLog = Arc::new(RwLock::new(log));
-    let raft_storage =
-        PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+    let (log, raft_storage) = open_test_log(storage.clone(), test_log_config());
     let sm = PartitionStateMachine::open(log.clone(), storage).expect("state machine");
     let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");
     let raft = Raft::new(id, config, network.factory(group), raft_storage, sm.clone())

@@ -11,14 +11,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog};
 use citystream_raft::heartbeat_ticker;
-pub use citystream_raft::testing::{batch, log_batches};
+use citystream_raft::testing::open_test_log;
+pub use citystream_raft::testing::{batch, log_batches, test_log_config};
 use citystream_raft::{
-    Appended, BatchData, LeaderAcks, PartitionRaft, PartitionRaftStorage, PartitionStateMachine,
-    PeerAddr, SharedLog, Timing, partition_config, seeded,
+    Appended, BatchData, LeaderAcks, PartitionRaft, PartitionStateMachine, PeerAddr, SharedLog,
+    Timing, partition_config, seeded,
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 
 use super::network::Router;
@@ -47,17 +47,6 @@ pub struct Node {
     ticker: JoinHandle<()>,
 }
 
-/// The log settings of these tests: small segments, so a few hundred
-/// batches roll many of them.
-pub fn test_log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 4096,
-        index_interval_bytes: 256,
-        fsync: FsyncPolicy::Always,
-        ..LogConfig::default()
-    }
-}
-
 impl Node {
     async fn start(
         id: u64,
@@ -65,10 +54,7 @@ impl Node {
         storage: Arc<MemoryStorage>,
         log_config: LogConfig,
     ) -> Node {
-        let log = PartitionLog::open_with(storage.clone(), log_config).expect("log opens");
-        let log: SharedLog = Arc::new(RwLock::new(log));
-        let raft_storage =
-            PartitionRaftStorage::open(log.clone(), storage.clone()).expect("raft storage");
+        let (log, raft_storage) = open_test_log(storage.clone(), log_config);
         let leader_acks = raft_storage.leader_acks().clone();
         let sm = PartitionStateMachine::open(log.clone(), storage.clone()).expect("state machine");
         let config = partition_config(TEST_TIMING, FsyncPolicy::Always).expect("config");

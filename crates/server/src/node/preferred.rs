@@ -23,7 +23,7 @@
 //! timeout, a pause like a failover's.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use citystream_cluster::MetadataState;
 use citystream_membership::MemberState;
@@ -135,24 +135,4 @@ async fn hand_over(replica: Arc<Replica>, preferred: u64) {
     }
     replica.set_preferred_ready(false);
     replica.end_membership_change();
-}
-
-/// When the preferred replica became ready to lead, per replica.
-#[derive(Debug, Default)]
-pub(crate) struct PreferredReady(parking_lot::Mutex<Option<Instant>>);
-
-impl PreferredReady {
-    pub fn set(&self, ready: bool) {
-        let mut since = self.0.lock();
-        match ready {
-            true => {
-                since.get_or_insert_with(Instant::now);
-            }
-            false => *since = None,
-        }
-    }
-
-    pub fn ready_for(&self) -> Duration {
-        self.0.lock().map_or(Duration::ZERO, |at| at.elapsed())
-    }
 }

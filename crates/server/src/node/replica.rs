@@ -39,7 +39,6 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::liveness::Liveness;
-use super::preferred::PreferredReady;
 
 /// Identifies a replica: topic name and id, partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,15 +66,15 @@ pub(crate) struct Replica {
     clock: Arc<Mutex<HybridClock>>,
     /// A membership change of this group is being driven from this node.
     changing: AtomicBool,
-    /// When the metadata first stopped placing this replica here.
-    unplaced_since: Mutex<Option<Instant>>,
+    /// Since the metadata stopped placing this replica here.
+    unplaced: Since,
     /// The leader lease (the longest election timeout): a leader not
     /// acknowledged by a quorum for longer has lost its followers.
     lease: Duration,
     /// Contact with the leader, idleness, quiet acknowledgements.
     pub liveness: Liveness,
     /// Since when the preferred leader could take over (at the leader).
-    preferred_ready: PreferredReady,
+    preferred_ready: Since,
 }
 
 /// The rest of a produce after its batch was submitted: resolves when the
@@ -106,10 +105,10 @@ impl Replica {
             }),
             clock,
             changing: AtomicBool::new(false),
-            unplaced_since: Mutex::new(None),
+            unplaced: Since::default(),
             lease,
             liveness,
-            preferred_ready: PreferredReady::default(),
+            preferred_ready: Since::default(),
         }
     }
 
@@ -128,7 +127,7 @@ impl Replica {
 
     /// Notes that the metadata no longer places this replica here.
     pub fn mark_unplaced(&self) {
-        self.unplaced_since.lock().get_or_insert_with(Instant::now);
+        self.unplaced.set(true);
     }
 
     /// Deletes what the topic's retention expires at `now_ms`, through a
@@ -148,7 +147,7 @@ impl Replica {
 
     /// How long the preferred leader has been ready (zero if it is not).
     pub fn preferred_ready_for(&self) -> Duration {
-        self.preferred_ready.ready_for()
+        self.preferred_ready.elapsed()
     }
 
     /// Sends a heartbeat round and waits (at most the lease) until `node`
@@ -171,9 +170,7 @@ impl Replica {
 
     /// How long the replica has been unplaced (zero if it is placed).
     pub fn unplaced_for(&self) -> Duration {
-        self.unplaced_since
-            .lock()
-            .map_or(Duration::ZERO, |since| since.elapsed())
+        self.unplaced.elapsed()
     }
 
     pub fn log(&self) -> &SharedLog {
@@ -527,3 +524,24 @@ type CommittedRx = openraft::type_config::alias::OneshotReceiverOf<
     citystream_raft::Tc,
     openraft::raft::ClientWriteResult<citystream_raft::Tc>,
 >;
+
+/// Since when a condition has held, if it holds.
+#[derive(Debug, Default)]
+struct Since(Mutex<Option<Instant>>);
+
+impl Since {
+    /// Starts the clock when `holds` becomes true; stops it when false.
+    fn set(&self, holds: bool) {
+        let mut since = self.0.lock();
+        if holds {
+            since.get_or_insert_with(Instant::now);
+        } else {
+            *since = None;
+        }
+    }
+
+    /// How long the condition has held (zero if it does not).
+    fn elapsed(&self) -> Duration {
+        self.0.lock().map_or(Duration::ZERO, |at| at.elapsed())
+    }
+}

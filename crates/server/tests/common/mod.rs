@@ -34,7 +34,12 @@ pub const QUIET_PERIOD: Duration = Duration::from_millis(300);
 
 /// Runs a test body, failing it if it takes longer than [`TEST_TIMEOUT`].
 pub async fn bounded<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(TEST_TIMEOUT, test)
+    bounded_by(TEST_TIMEOUT, test).await;
+}
+
+/// Runs a test body, failing it if it takes longer than `limit`.
+pub async fn bounded_by<F: Future<Output = ()>>(limit: Duration, test: F) {
+    tokio::time::timeout(limit, test)
         .await
         .expect("test timed out");
 }
