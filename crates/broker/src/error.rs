@@ -29,10 +29,22 @@ pub enum BrokerError {
         start: u64,
         end: u64,
     },
+    /// A batch behind what the partition holds (not a recent retry).
     #[error(
-        "producer {producer_id} sent sequence {received} on {topic}/{partition}, expected {expected}"
+        "producer {producer_id} sent sequence {received} on {topic}/{partition}, behind the expected {expected}: its state here was lost; start over with a new producer id"
     )]
     OutOfOrderSequence {
+        producer_id: u64,
+        topic: String,
+        partition: u32,
+        expected: u32,
+        received: u32,
+    },
+    /// A batch ahead of the next expected sequence: an earlier one is missing.
+    #[error(
+        "producer {producer_id} sent sequence {received} on {topic}/{partition}, expected {expected}: an earlier batch has not arrived; re-send from the first unacknowledged batch"
+    )]
+    OutOfSequence {
         producer_id: u64,
         topic: String,
         partition: u32,
@@ -66,6 +78,37 @@ pub enum BrokerError {
     Unavailable(String),
     #[error("storage error: {0}")]
     Storage(#[from] citystream_log::LogError),
+}
+
+impl BrokerError {
+    /// The refusal of an idempotent batch of `producer_id` starting at
+    /// `received` on `topic`/`partition`.
+    pub fn sequence_refused(
+        refusal: crate::producer_state::OutOfOrder,
+        producer_id: u64,
+        topic: &str,
+        partition: u32,
+        received: u32,
+    ) -> BrokerError {
+        use crate::producer_state::OutOfOrder;
+        let topic = topic.to_owned();
+        match refusal {
+            OutOfOrder::Gap { expected } => BrokerError::OutOfSequence {
+                producer_id,
+                topic,
+                partition,
+                expected,
+                received,
+            },
+            OutOfOrder::Stale { expected } => BrokerError::OutOfOrderSequence {
+                producer_id,
+                topic,
+                partition,
+                expected,
+                received,
+            },
+        }
+    }
 }
 
 /// Where a partition's leader is: its node id and native address.

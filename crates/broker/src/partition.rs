@@ -266,14 +266,14 @@ impl Partition {
         self.watermark.send_replace(high_watermark);
     }
 
-    fn out_of_order(&self, header: &BatchHeader, error: OutOfOrder) -> BrokerError {
-        BrokerError::OutOfOrderSequence {
-            producer_id: header.producer_id,
-            topic: self.topic.clone(),
-            partition: self.index,
-            expected: error.expected,
-            received: header.base_sequence,
-        }
+    fn out_of_order(&self, header: &BatchHeader, refusal: OutOfOrder) -> BrokerError {
+        BrokerError::sequence_refused(
+            refusal,
+            header.producer_id,
+            &self.topic,
+            self.index,
+            header.base_sequence,
+        )
     }
 }
 

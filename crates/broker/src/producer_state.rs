@@ -33,8 +33,33 @@ pub enum SequenceCheck {
 
 /// The batch is neither the next one nor a recent retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutOfOrder {
-    pub expected: u32,
+pub enum OutOfOrder {
+    /// It skipped ahead of `expected`: an earlier batch has not arrived
+    /// (the producer re-sends from its first unacknowledged batch). An
+    /// unknown producer whose batch does not start at 0 is a gap too: its
+    /// first batches may be the ones missing.
+    Gap { expected: u32 },
+    /// It is behind `expected` and not one of the recent batches: the
+    /// producer's state here does not match its own (it must start over).
+    Stale { expected: u32 },
+}
+
+impl OutOfOrder {
+    pub fn expected(self) -> u32 {
+        match self {
+            OutOfOrder::Gap { expected } | OutOfOrder::Stale { expected } => expected,
+        }
+    }
+
+    /// Whether `received` is ahead of or behind `expected`, with sequences
+    /// compared on the wrapping `u32` circle (ahead = less than half a turn).
+    fn classify(expected: u32, received: u32) -> OutOfOrder {
+        if received.wrapping_sub(expected) < 1 << 31 {
+            OutOfOrder::Gap { expected }
+        } else {
+            OutOfOrder::Stale { expected }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,7 +126,7 @@ impl ProducerStates {
         let Some(entry) = self.producers.get(&producer_id) else {
             return match base_sequence {
                 0 => Ok(SequenceCheck::Append),
-                _ => Err(OutOfOrder { expected: 0 }),
+                _ => Err(OutOfOrder::Gap { expected: 0 }),
             };
         };
         if let Some(meta) = entry.find(base_sequence, record_count) {
@@ -112,9 +137,7 @@ impl ProducerStates {
         if base_sequence == entry.next_sequence {
             Ok(SequenceCheck::Append)
         } else {
-            Err(OutOfOrder {
-                expected: entry.next_sequence,
-            })
+            Err(OutOfOrder::classify(entry.next_sequence, base_sequence))
         }
     }
 
@@ -188,12 +211,22 @@ mod tests {
     #[test]
     fn sequences_must_be_contiguous() {
         let mut states = ProducerStates::new();
-        assert_eq!(states.check(7, 3, 1), Err(OutOfOrder { expected: 0 }));
+        assert_eq!(states.check(7, 3, 1), Err(OutOfOrder::Gap { expected: 0 }));
         assert_eq!(states.check(7, 0, 10), Ok(SequenceCheck::Append));
         states.record(7, 0, 10, 100, 0);
         assert_eq!(states.check(7, 10, 5), Ok(SequenceCheck::Append));
-        assert_eq!(states.check(7, 11, 5), Err(OutOfOrder { expected: 10 }));
-        assert_eq!(states.check(7, 20, 5), Err(OutOfOrder { expected: 10 }));
+        assert_eq!(
+            states.check(7, 11, 5),
+            Err(OutOfOrder::Gap { expected: 10 })
+        );
+        assert_eq!(
+            states.check(7, 20, 5),
+            Err(OutOfOrder::Gap { expected: 10 })
+        );
+        assert_eq!(
+            states.check(7, 5, 5),
+            Err(OutOfOrder::Stale { expected: 10 })
+        );
     }
 
     /// Any of the last five batches is a duplicate; the sixth-last is not.
@@ -209,7 +242,10 @@ mod tests {
             };
             assert_eq!(states.check(1, i * 2, 2), Ok(expected));
         }
-        assert_eq!(states.check(1, 0, 2), Err(OutOfOrder { expected: 12 }));
+        assert_eq!(
+            states.check(1, 0, 2),
+            Err(OutOfOrder::Stale { expected: 12 })
+        );
         assert_eq!(states.check(1, 12, 2), Ok(SequenceCheck::Append));
     }
 
@@ -218,7 +254,10 @@ mod tests {
     fn duplicate_needs_same_record_count() {
         let mut states = ProducerStates::new();
         states.record(1, 0, 3, 0, 0);
-        assert_eq!(states.check(1, 0, 4), Err(OutOfOrder { expected: 3 }));
+        assert_eq!(
+            states.check(1, 0, 4),
+            Err(OutOfOrder::Stale { expected: 3 })
+        );
     }
 
     /// Producers are independent of each other.
@@ -230,12 +269,19 @@ mod tests {
         assert_eq!(states.check(1, 1, 1), Ok(SequenceCheck::Append));
     }
 
-    /// Sequences wrap at `u32::MAX` instead of overflowing.
+    /// Sequences wrap at `u32::MAX` instead of overflowing, and ahead and
+    /// behind are judged across the wrap.
     #[test]
     fn sequence_wraps() {
         let mut states = ProducerStates::new();
         states.record(1, u32::MAX - 1, 3, 0, 0);
         assert_eq!(states.check(1, 1, 1), Ok(SequenceCheck::Append));
+        assert_eq!(states.check(1, 5, 1), Err(OutOfOrder::Gap { expected: 1 }));
+        let stale = u32::MAX - 10;
+        assert_eq!(
+            states.check(1, stale, 1),
+            Err(OutOfOrder::Stale { expected: 1 })
+        );
     }
 
     /// Past the producer limit the least recently seen producer is forgotten.
@@ -248,7 +294,7 @@ mod tests {
         states.record(1, 1, 1, 0, 999_999);
         states.record(u64::MAX, 0, 1, 0, 999_999);
         assert_eq!(states.len(), PRODUCERS_PER_PARTITION_MAX);
-        assert_eq!(states.check(2, 1, 1), Err(OutOfOrder { expected: 0 }));
+        assert_eq!(states.check(2, 1, 1), Err(OutOfOrder::Gap { expected: 0 }));
         assert_eq!(states.check(1, 2, 1), Ok(SequenceCheck::Append));
     }
 }

@@ -136,7 +136,7 @@ fn produce_errors_write_nothing() {
         ("t", 0, idempotent_batch(producer, 3, &["v"]), |e| {
             matches!(
                 e,
-                BrokerError::OutOfOrderSequence {
+                BrokerError::OutOfSequence {
                     expected: 0,
                     received: 3,
                     ..
@@ -180,9 +180,24 @@ fn idempotent_dedup() {
     assert!(
         matches!(
             err,
-            BrokerError::OutOfOrderSequence {
+            BrokerError::OutOfSequence {
                 expected: 3,
                 received: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Behind the expected sequence and not a recent batch: stale.
+    let err = broker
+        .produce("t", 0, idempotent_batch(producer, 1, &["old"]), 4)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BrokerError::OutOfOrderSequence {
+                expected: 3,
+                received: 1,
                 ..
             }
         ),

@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
 
-    let producer = client.producer(ProducerConfig::default());
+    let producer = client.producer(ProducerConfig::default())?;
     let mut deliveries = Vec::new();
     for i in 0..count {
         let record = ProducerRecord::new(&topic, format!("hello {i}")).with_key(format!("key-{i}"));

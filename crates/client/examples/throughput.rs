@@ -43,14 +43,11 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let started = Instant::now();
-    let tasks: Vec<_> = (0..producers)
-        .map(|_| {
-            tokio::spawn(run_producer(
-                client.producer(ProducerConfig::default()),
-                count,
-            ))
-        })
-        .collect();
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let producer = client.producer(ProducerConfig::default())?;
+        tasks.push(tokio::spawn(run_producer(producer, count)));
+    }
     for task in tasks {
         task.await??;
     }

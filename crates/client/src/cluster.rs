@@ -109,7 +109,8 @@ impl Client {
         admin::new(self.clone())
     }
 
-    pub fn producer(&self, config: ProducerConfig) -> Producer {
+    /// Starts a producer; refuses a config [`ProducerConfig::validate`] refuses.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer, ClientError> {
         producer::start(self.clone(), config)
     }
 
@@ -236,7 +237,7 @@ impl Client {
     }
 
     /// A live connection to `address`, opened if needed.
-    async fn connection(&self, address: &str) -> Result<Arc<Connection>, ClientError> {
+    pub(crate) async fn connection(&self, address: &str) -> Result<Arc<Connection>, ClientError> {
         let slot = self
             .inner
             .pool

@@ -45,6 +45,10 @@ const WRITE_BUFFER_BYTES_KEPT_MAX: usize = 8 * 1024 * 1024;
 
 type ResponseSender = oneshot::Sender<Result<Response, ClientError>>;
 
+/// The wait for the response of a queued request (see [`Connection::queue`]).
+pub(crate) type PendingResponse =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, ClientError>> + Send>>;
+
 /// One request frame for the writer, and who to tell once it is written.
 struct Outbound {
     frame: RequestFrame,
@@ -66,7 +70,7 @@ pub(crate) struct Connection {
     hello: HelloResponse,
     writer: mpsc::Sender<Outbound>,
     pending: Arc<Mutex<PendingMap>>,
-    pending_slots: Semaphore,
+    pending_slots: Arc<Semaphore>,
     next_request_id: AtomicU32,
     closed: CancellationToken,
 }
@@ -125,7 +129,7 @@ impl Connection {
             hello: placeholder_hello(),
             writer,
             pending,
-            pending_slots: Semaphore::new(PENDING_REQUESTS_MAX),
+            pending_slots: Arc::new(Semaphore::new(PENDING_REQUESTS_MAX)),
             next_request_id: AtomicU32::new(1),
             closed,
         }
@@ -152,11 +156,25 @@ impl Connection {
         request: Request,
         timeout: Duration,
     ) -> Result<Response, ClientError> {
+        self.queue(request, timeout).await?.await
+    }
+
+    /// Queues `request` for the writer and returns the wait for its
+    /// response. Requests queued one after another on one connection are
+    /// written, and so reach the broker, in that order: a producer queues
+    /// a partition's batches in sequence order and awaits the answers on
+    /// tasks of their own.
+    pub(crate) async fn queue(
+        &self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<PendingResponse, ClientError> {
         let timeout_ms = timeout.as_millis() as u64;
         let fire_and_forget = matches!(&request, Request::Produce(p) if p.acks == Acks::None);
-        let _slot = self
+        let slot = self
             .pending_slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| ClientError::Closed)?;
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
@@ -165,23 +183,31 @@ impl Connection {
             api_version: PROTOCOL_VERSION,
             request,
         };
+        let address = self.address.clone();
         if fire_and_forget {
             let written = self.write(frame, true).await?;
-            return self.await_written(written, timeout_ms).await;
+            return Ok(Box::pin(async move {
+                let _slot = slot;
+                await_written(&address, written, timeout_ms).await
+            }));
         }
         let response = self.register(request_id)?;
         if let Err(error) = self.write(frame, false).await {
             self.pending.lock().senders.remove(&request_id);
             return Err(error);
         }
-        match tokio::time::timeout(timeout, response).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(self.lost()),
-            Err(_) => {
-                self.pending.lock().senders.remove(&request_id);
-                Err(ClientError::Timeout { timeout_ms })
+        let pending = self.pending.clone();
+        Ok(Box::pin(async move {
+            let _slot = slot;
+            match tokio::time::timeout(timeout, response).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(connection_lost(&address)),
+                Err(_) => {
+                    pending.lock().senders.remove(&request_id);
+                    Err(ClientError::Timeout { timeout_ms })
+                }
             }
-        }
+        }))
     }
 
     fn register(
@@ -220,21 +246,6 @@ impl Connection {
         Ok(receiver)
     }
 
-    async fn await_written(
-        &self,
-        written: Option<oneshot::Receiver<()>>,
-        timeout_ms: u64,
-    ) -> Result<Response, ClientError> {
-        let written = written.expect("a write notification was requested");
-        match tokio::time::timeout(Duration::from_millis(timeout_ms), written).await {
-            Ok(Ok(())) => Ok(Response::Produce(ProduceResponse {
-                partitions: Vec::new(),
-            })),
-            Ok(Err(_)) => Err(self.lost()),
-            Err(_) => Err(ClientError::Timeout { timeout_ms }),
-        }
-    }
-
     fn lost(&self) -> ClientError {
         connection_lost(&self.address)
     }
@@ -244,6 +255,21 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Stops the reader; the writer stops when its queue sender drops.
         self.closed.cancel();
+    }
+}
+
+async fn await_written(
+    address: &str,
+    written: Option<oneshot::Receiver<()>>,
+    timeout_ms: u64,
+) -> Result<Response, ClientError> {
+    let written = written.expect("a write notification was requested");
+    match tokio::time::timeout(Duration::from_millis(timeout_ms), written).await {
+        Ok(Ok(())) => Ok(Response::Produce(ProduceResponse {
+            partitions: Vec::new(),
+        })),
+        Ok(Err(_)) => Err(connection_lost(address)),
+        Err(_) => Err(ClientError::Timeout { timeout_ms }),
     }
 }
 

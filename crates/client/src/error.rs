@@ -28,6 +28,19 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("the client is closed")]
     Closed,
+    /// A produced batch was given up on: it was retried for the whole
+    /// delivery timeout. It may or may not have been written.
+    #[error(
+        "gave up on {topic}/{partition} after trying for {waited_ms} ms ({attempts} attempts; delivery timeout {delivery_timeout_ms} ms); last error: {last_error}"
+    )]
+    DeliveryTimeout {
+        topic: String,
+        partition: u32,
+        waited_ms: u64,
+        attempts: u32,
+        delivery_timeout_ms: u64,
+        last_error: String,
+    },
 }
 
 impl ClientError {
@@ -47,9 +60,10 @@ impl ClientError {
             ClientError::Connect { .. } | ClientError::Io { .. } | ClientError::Timeout { .. } => {
                 true
             }
-            ClientError::Protocol(_) | ClientError::InvalidArgument(_) | ClientError::Closed => {
-                false
-            }
+            ClientError::Protocol(_)
+            | ClientError::InvalidArgument(_)
+            | ClientError::Closed
+            | ClientError::DeliveryTimeout { .. } => false,
         }
     }
 
@@ -83,6 +97,21 @@ impl ClientError {
             ClientError::Protocol(message) => ClientError::Protocol(message.clone()),
             ClientError::InvalidArgument(message) => ClientError::InvalidArgument(message.clone()),
             ClientError::Closed => ClientError::Closed,
+            ClientError::DeliveryTimeout {
+                topic,
+                partition,
+                waited_ms,
+                attempts,
+                delivery_timeout_ms,
+                last_error,
+            } => ClientError::DeliveryTimeout {
+                topic: topic.clone(),
+                partition: *partition,
+                waited_ms: *waited_ms,
+                attempts: *attempts,
+                delivery_timeout_ms: *delivery_timeout_ms,
+                last_error: last_error.clone(),
+            },
         }
     }
 

@@ -28,5 +28,6 @@ pub use cluster::{Client, ClientConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartPosition};
 pub use error::ClientError;
 pub use producer::{
-    DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, UNKNOWN_OFFSET,
+    DeliveryFuture, IDEMPOTENT_IN_FLIGHT_MAX, Producer, ProducerConfig, ProducerRecord,
+    RecordMetadata, UNKNOWN_OFFSET,
 };

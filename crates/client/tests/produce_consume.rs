@@ -155,12 +155,14 @@ async fn idempotent_producer_keeps_order() {
     bounded(async {
         let server = TestServer::start().await;
         let client = server.client_with_topic("idem-order", 2).await;
-        let producer = client.producer(ProducerConfig {
-            idempotent: true,
-            linger_ms: 1,
-            batch_bytes: 1_024,
-            ..ProducerConfig::default()
-        });
+        let producer = client
+            .producer(ProducerConfig {
+                idempotent: true,
+                linger_ms: 1,
+                batch_bytes: 1_024,
+                ..ProducerConfig::default()
+            })
+            .unwrap();
         let mut deliveries = Vec::new();
         for i in 0..2_000u32 {
             let mut record = ProducerRecord::new("idem-order", i.to_string());
@@ -189,11 +191,13 @@ async fn acks_none_writes_without_answers() {
     bounded(async {
         let server = TestServer::start().await;
         let client = server.client_with_topic("fire", 1).await;
-        let producer = client.producer(ProducerConfig {
-            acks: Acks::None,
-            linger_ms: 1,
-            ..ProducerConfig::default()
-        });
+        let producer = client
+            .producer(ProducerConfig {
+                acks: Acks::None,
+                linger_ms: 1,
+                ..ProducerConfig::default()
+            })
+            .unwrap();
         let mut deliveries = Vec::new();
         for i in 0..100u32 {
             deliveries.push(
@@ -238,18 +242,20 @@ async fn producing_auto_creates_a_topic() {
     .await;
 }
 
-/// A missing topic without auto-create fails the delivery with UNKNOWN_TOPIC.
+/// A missing topic without auto-create fails the delivery with
+/// UNKNOWN_TOPIC after a few attempts (not the whole delivery timeout).
 #[tokio::test]
 async fn producing_to_a_missing_topic_fails() {
     bounded(async {
         let server = TestServer::start().await;
         let client = server.client().await;
-        let producer = client.producer(ProducerConfig {
-            retries: 1,
-            retry_backoff_ms: 10,
-            linger_ms: 1,
-            ..ProducerConfig::default()
-        });
+        let producer = client
+            .producer(ProducerConfig {
+                retry_backoff_ms: 10,
+                linger_ms: 1,
+                ..ProducerConfig::default()
+            })
+            .unwrap();
         let delivery = producer
             .send(ProducerRecord::new("nope", "x"))
             .await

@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use citystream_client::{Client, ClientConfig, ErrorCode, ProducerConfig, ProducerRecord};
+use citystream_client::{
+    Client, ClientConfig, ClientError, ErrorCode, ProducerConfig, ProducerRecord,
+};
 use citystream_protocol::{
     FrameCodec, HelloResponse, InboundFrame, InitProducerResponse, MetadataResponse, NodeRef,
     PartitionMetadata, PartitionStatus, ProducePartitionResponse, ProduceResponse, Request,
@@ -165,14 +167,15 @@ fn fast_retries(idempotent: bool) -> ProducerConfig {
         idempotent,
         linger_ms: 1,
         retry_backoff_ms: 5,
-        retries: 3,
+        retry_backoff_max_ms: 20,
+        delivery_timeout_ms: 500,
         ..ProducerConfig::default()
     }
 }
 
 /// Sends three records as one batch and returns their offsets.
 async fn send_three(client: &Client, config: ProducerConfig) -> Vec<u64> {
-    let producer = client.producer(config);
+    let producer = client.producer(config).unwrap();
     let mut deliveries = Vec::new();
     for value in ["a", "b", "c"] {
         deliveries.push(
@@ -235,7 +238,7 @@ async fn non_retriable_error_fails_the_records() {
         let (address, _script) =
             fake_broker(vec![ProduceAction::Fail(ErrorCode::CORRUPT_BATCH)]).await;
         let client = Client::connect(ClientConfig::new(address)).await.unwrap();
-        let producer = client.producer(fast_retries(false));
+        let producer = client.producer(fast_retries(false)).unwrap();
         let delivery = producer.send(ProducerRecord::new("t", "x")).await.unwrap();
         let error = delivery.await.unwrap_err();
         assert_eq!(error.code(), Some(ErrorCode::CORRUPT_BATCH));
@@ -249,17 +252,76 @@ async fn non_retriable_error_fails_the_records() {
     .await;
 }
 
-/// Retries stop after `retries` attempts and report the last error.
+/// Retries go on until the delivery timeout; then the record fails with
+/// an error naming the partition, how long it was tried and the last error.
 #[tokio::test]
-async fn retries_are_bounded() {
+async fn retries_stop_at_the_delivery_timeout() {
     bounded(async {
         let busy = ProduceAction::Fail(ErrorCode::BUSY);
-        let (address, script) = fake_broker(vec![busy; 10]).await;
+        let (address, script) = fake_broker(vec![busy; 1_000]).await;
         let client = Client::connect(ClientConfig::new(address)).await.unwrap();
-        let producer = client.producer(fast_retries(false));
+        let producer = client.producer(fast_retries(false)).unwrap();
         let delivery = producer.send(ProducerRecord::new("t", "x")).await.unwrap();
-        assert_eq!(delivery.await.unwrap_err().code(), Some(ErrorCode::BUSY));
-        assert_eq!(script.lock().batches.len(), 4, "1 attempt + 3 retries");
+        let error = delivery.await.unwrap_err();
+        let ClientError::DeliveryTimeout {
+            topic,
+            partition,
+            waited_ms,
+            attempts,
+            ..
+        } = &error
+        else {
+            panic!("expected a delivery timeout, got {error}");
+        };
+        assert_eq!((topic.as_str(), *partition), ("t", 0));
+        assert!(*waited_ms >= 500, "{error}");
+        let sent = script.lock().batches.len();
+        assert_eq!(*attempts as usize, sent, "{error}");
+        assert!(sent > 3, "retried more than a fixed count: {sent}");
+        let text = error.to_string();
+        assert!(text.contains("t/0") && text.contains("BUSY"), "{text}");
+    })
+    .await;
+}
+
+/// Settings that cannot work are refused when the producer is made.
+#[tokio::test]
+async fn bad_producer_settings_are_refused() {
+    bounded(async {
+        let (address, _script) = fake_broker(Vec::new()).await;
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        let refused = [
+            ProducerConfig {
+                max_in_flight: 6,
+                ..ProducerConfig::default()
+            },
+            ProducerConfig {
+                max_in_flight: 0,
+                ..ProducerConfig::default()
+            },
+            ProducerConfig {
+                delivery_timeout_ms: 0,
+                ..ProducerConfig::default()
+            },
+            ProducerConfig {
+                retry_backoff_ms: 2_000,
+                retry_backoff_max_ms: 1_000,
+                ..ProducerConfig::default()
+            },
+        ];
+        for config in refused {
+            let error = client.producer(config.clone()).err();
+            assert!(
+                matches!(error, Some(ClientError::InvalidArgument(_))),
+                "{config:?} was accepted"
+            );
+        }
+        let not_idempotent = ProducerConfig {
+            max_in_flight: 6,
+            idempotent: false,
+            ..ProducerConfig::default()
+        };
+        assert!(client.producer(not_idempotent).is_ok());
     })
     .await;
 }

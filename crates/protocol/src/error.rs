@@ -30,7 +30,9 @@ impl ErrorCode {
     pub const ILLEGAL_GENERATION: ErrorCode = ErrorCode(14);
     /// The group is rebalancing: re-join to get the new assignment.
     pub const REBALANCE_IN_PROGRESS: ErrorCode = ErrorCode(15);
-    /// An idempotent producer's sequence skipped ahead (a batch is missing).
+    /// An idempotent producer's batch is behind what the partition holds
+    /// and is not one of its recent batches (the producer's state here was
+    /// lost or reset): the producer must start over with a new producer id.
     pub const OUT_OF_ORDER_SEQUENCE: ErrorCode = ErrorCode(16);
     /// This node does not lead the partition; see the leader hint.
     pub const NOT_LEADER: ErrorCode = ErrorCode(17);
@@ -46,6 +48,11 @@ impl ErrorCode {
     pub const BUSY: ErrorCode = ErrorCode(24);
     pub const SHUTTING_DOWN: ErrorCode = ErrorCode(25);
     pub const INTERNAL: ErrorCode = ErrorCode(26);
+    /// An idempotent producer's batch skipped ahead: an earlier batch of it
+    /// has not reached this leader yet (lost in transit, or still on its
+    /// way). Nothing was written; re-send the unacknowledged batches of the
+    /// partition in sequence order.
+    pub const OUT_OF_SEQUENCE: ErrorCode = ErrorCode(27);
 
     pub fn is_ok(self) -> bool {
         self == ErrorCode::NONE
@@ -81,6 +88,7 @@ impl ErrorCode {
             24 => "BUSY",
             25 => "SHUTTING_DOWN",
             26 => "INTERNAL",
+            27 => "OUT_OF_SEQUENCE",
             _ => "UNKNOWN_CODE",
         }
     }
@@ -95,6 +103,7 @@ impl ErrorCode {
                 | ErrorCode::BUSY
                 | ErrorCode::SHUTTING_DOWN
                 | ErrorCode::STORAGE_ERROR
+                | ErrorCode::OUT_OF_SEQUENCE
         )
     }
 }

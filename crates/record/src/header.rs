@@ -198,6 +198,24 @@ pub fn set_base_hlc(batch: &mut [u8], base_hlc: u64) {
     batch[24..32].copy_from_slice(&base_hlc.to_le_bytes());
 }
 
+/// Rewrites the producer id and base sequence of an encoded batch and its
+/// CRC (both fields are covered by it). An idempotent producer re-numbers a
+/// batch this way when it must re-send it under other sequences (an earlier
+/// batch was refused, or it started over with a new producer id); the
+/// records are untouched.
+///
+/// Panics if `batch` is shorter than a header or its `batch_len`.
+pub fn set_producer(batch: &mut [u8], producer_id: u64, base_sequence: u32) {
+    let len = u32_at(batch, 32) as usize;
+    assert!(
+        len >= BATCH_HEADER_LEN && batch.len() >= len,
+        "set_producer needs a whole encoded batch"
+    );
+    batch[64..72].copy_from_slice(&producer_id.to_le_bytes());
+    batch[72..76].copy_from_slice(&base_sequence.to_le_bytes());
+    compute_and_store_crc(&mut batch[..len]);
+}
+
 pub(crate) fn compute_and_store_crc(batch: &mut [u8]) {
     let crc = crc32c(&batch[CRC_START..]);
     batch[36..40].copy_from_slice(&crc.to_le_bytes());

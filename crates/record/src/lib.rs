@@ -20,7 +20,7 @@ pub use batch::{BatchIter, Record, RecordBatch, RecordIter};
 pub use builder::{BatchBuilder, PushError};
 pub use header::{
     BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, BatchHeader, NO_PRODUCER, NO_SEQUENCE,
-    attributes, crc32c, set_base_hlc, set_base_offset, set_raft_index, set_term,
+    attributes, crc32c, set_base_hlc, set_base_offset, set_producer, set_raft_index, set_term,
 };
 pub use hlc::{HybridClock, hlc_from_parts, hlc_logical, hlc_physical_ms};
 pub use partitioner::{murmur2, partition_for_key};

@@ -12,6 +12,30 @@ fn sample() -> Bytes {
     b.finish()
 }
 
+/// Re-numbering a finished batch gives exactly the bytes of a batch built
+/// with that producer id and sequence, and its CRC checks.
+#[test]
+fn set_producer_equals_building_with_the_producer() {
+    let build = |producer: Option<(u64, u32)>| {
+        let mut b = BatchBuilder::new();
+        if let Some((id, sequence)) = producer {
+            b.set_producer(id, sequence);
+        }
+        b.push(1_000, Some(b"k1"), b"hello", &[("h", b"v")])
+            .unwrap();
+        b.push(1_005, None, b"", &[]).unwrap();
+        b.finish().to_vec()
+    };
+    let mut renumbered = build(Some((7, 10)));
+    set_producer(&mut renumbered, 9, 3);
+    assert_eq!(renumbered, build(Some((9, 3))));
+    let batch = RecordBatch::from_bytes(Bytes::from(renumbered)).unwrap();
+    assert_eq!(
+        (batch.header().producer_id, batch.header().base_sequence),
+        (9, 3)
+    );
+}
+
 /// A built batch parses back to the same records, offsets, timestamps and
 /// HLCs once a leader stamped it.
 #[test]

@@ -20,6 +20,7 @@ pub(crate) fn error_code(error: &BrokerError) -> ErrorCode {
         BrokerError::CorruptBatch(_) => ErrorCode::CORRUPT_BATCH,
         BrokerError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
         BrokerError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE,
+        BrokerError::OutOfSequence { .. } => ErrorCode::OUT_OF_SEQUENCE,
         BrokerError::UnknownProducer(_) => ErrorCode::UNKNOWN_PRODUCER,
         BrokerError::UnknownGroup(_) => ErrorCode::UNKNOWN_GROUP,
         BrokerError::UnknownMember { .. } => ErrorCode::UNKNOWN_MEMBER,

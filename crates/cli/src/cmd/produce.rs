@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
 
 use super::{AcksArg, ConnectArgs};
 use crate::input::{self, InputFormat, InputRecord, ParseOptions};
+use crate::output::UsageError;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -80,9 +81,18 @@ pub struct ProduceArgs {
     /// same as leader), leader (the leader appended it) or none.
     #[arg(long, value_enum, default_value = "quorum")]
     acks: AcksArg,
-    /// Number records so retried batches are written exactly once.
-    #[arg(long)]
+    /// Idempotent delivery, the default: every record is written exactly once and in input
+    /// order, across retries and leader changes.
+    #[arg(long, overrides_with = "no_idempotent")]
     idempotent: bool,
+    /// Turn idempotence off: a retried batch may be written twice, and may land after one
+    /// sent behind it (reorder and duplicate on retry).
+    #[arg(long)]
+    no_idempotent: bool,
+    /// Give up on a record once it has been retried for this long (connection refused, no
+    /// leader yet, timeouts are retried until then).
+    #[arg(long, default_value_t = 120_000, value_name = "MS")]
+    delivery_timeout_ms: u64,
     /// Send a partition's batch once it holds this many bytes.
     #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
     batch_bytes: usize,
@@ -112,7 +122,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         Some(load(&args).await?)
     };
     let client = args.connect.connect("produce").await?;
-    let producer = client.producer(producer_config(&args));
+    let producer = client
+        .producer(producer_config(&args))
+        .map_err(|error| UsageError(error.to_string()))?;
     let mut deliveries = Deliveries::new(progress_bar(&args, parsed.as_ref()));
     match parsed {
         Some(records) => {
@@ -242,23 +254,16 @@ async fn send(
         .with_context(|| format!("cannot send the record of line {line}"))
 }
 
-/// Input order must be log order. The broker applies one connection's
-/// requests in arrival order, but without idempotence a *retried* request
-/// can land after a later one (as in Kafka), so the CLI then allows one
-/// request in flight; an idempotent producer keeps order by itself.
+/// Input order is log order: the default (idempotent) producer keeps it,
+/// with up to 5 batches per partition in flight.
 fn producer_config(args: &ProduceArgs) -> ProducerConfig {
-    let defaults = ProducerConfig::default();
     ProducerConfig {
         acks: args.acks.into(),
         batch_bytes: args.batch_bytes,
         linger_ms: args.linger_ms,
-        idempotent: args.idempotent,
-        max_in_flight: if args.idempotent {
-            defaults.max_in_flight
-        } else {
-            1
-        },
-        ..defaults
+        idempotent: !args.no_idempotent,
+        delivery_timeout_ms: args.delivery_timeout_ms,
+        ..ProducerConfig::default()
     }
 }
 

@@ -22,8 +22,8 @@ pub const PARTITIONS: u32 = 3;
 const WINDOW_RECORDS: u64 = 20;
 /// Per attempt; low so a frozen broker costs one short wait, not 30 s.
 const REQUEST_TIMEOUT_MS: u64 = 2_000;
-/// With `RETRY_BACKOFF_MS`, gives a batch well over an election's time.
-const RETRIES: u32 = 100;
+/// The first pause before a retry (it doubles, up to 1 s); retries go on
+/// for the default delivery timeout, well over an election's time.
 const RETRY_BACKOFF_MS: u64 = 50;
 /// Bounds a wait for the producer to make progress.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(25);
@@ -116,15 +116,16 @@ async fn produce(
     stop: CancellationToken,
     acked_count: Arc<AtomicUsize>,
 ) -> Outcome {
-    let producer = client.producer(ProducerConfig {
-        acks: Acks::Quorum,
-        idempotent: true,
-        linger_ms: 2,
-        retries: RETRIES,
-        retry_backoff_ms: RETRY_BACKOFF_MS,
-        request_timeout_ms: REQUEST_TIMEOUT_MS,
-        ..ProducerConfig::default()
-    });
+    let producer = client
+        .producer(ProducerConfig {
+            acks: Acks::Quorum,
+            idempotent: true,
+            linger_ms: 2,
+            retry_backoff_ms: RETRY_BACKOFF_MS,
+            request_timeout_ms: REQUEST_TIMEOUT_MS,
+            ..ProducerConfig::default()
+        })
+        .expect("a valid producer config");
     let mut outcome = Outcome {
         acked: Vec::new(),
         failures: Vec::new(),

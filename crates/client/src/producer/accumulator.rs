@@ -2,14 +2,15 @@
 //! partition, sealed when it reaches `batch_bytes` or has lingered
 //! `linger_ms`, then queued (FIFO) for the sender. It also owns per-topic
 //! partition choice for records without an explicit partition (key hash, or
-//! the sticky partition that moves on after each sealed batch), and, for an
-//! idempotent producer, per-partition sequence numbers and the rule that
-//! keeps order: at most one batch per partition in flight.
+//! the sticky partition that moves on after each sealed batch), and each
+//! partition's [`Lane`] (what is in flight, what waits for a re-send,
+//! idempotent sequences: the rules that keep order, in `lane.rs`).
 //!
 //! It is synchronous and does no I/O; it reads tokio's clock (only when a
-//! batch opens or lingers), so it is tested on a paused clock without sockets. It does not send, retry or count buffer bytes.
+//! batch opens or lingers), so it is tested on a paused clock without
+//! sockets. It does not send or count buffer bytes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, PushError, partition_for
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::lane::{Blocked, Failure, Lane, LanePolicy};
 use crate::ClientError;
 use crate::producer::delivery::{BatchCompletion, DeliveryFuture};
 
@@ -68,18 +70,50 @@ pub(crate) enum Appended {
     },
 }
 
-/// A batch taken for sending: encoded, with its sequence fixed for retries.
+/// A batch taken for sending: encoded, with its producer id and sequence
+/// (idempotent producers), kept for re-sends.
 #[derive(Debug)]
 pub(crate) struct SendableBatch {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: u32,
     pub(crate) bytes: Bytes,
+    pub(crate) producer_id: Option<u64>,
     /// Sequence of the first record, for an idempotent producer.
     pub(crate) base_sequence: Option<u32>,
     pub(crate) completion: Arc<BatchCompletion>,
     /// Sends that failed retriably so far.
     pub(crate) attempts: u32,
     pub(crate) record_count: u32,
+    /// Orders the batches of one partition (sealing order).
+    pub(crate) ordinal: u64,
+    /// When its first record was appended (the delivery timeout counts from it).
+    pub(crate) created_at: Instant,
+    /// Why its last attempt failed, if one did.
+    pub(crate) last_error: Option<String>,
+}
+
+impl SendableBatch {
+    /// Gives the batch another producer id or sequence (a lane re-numbering
+    /// its re-sends); the bytes are copied only if either changes.
+    pub(crate) fn renumber(&mut self, producer_id: u64, base_sequence: u32) {
+        if (self.producer_id, self.base_sequence) == (Some(producer_id), Some(base_sequence)) {
+            return;
+        }
+        let mut bytes = self.bytes.to_vec();
+        citystream_record::set_producer(&mut bytes, producer_id, base_sequence);
+        self.bytes = Bytes::from(bytes);
+        self.producer_id = Some(producer_id);
+        self.base_sequence = Some(base_sequence);
+    }
+}
+
+/// What the sender gets from [`Accumulator::drain`].
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// Batches to send now, with their destination.
+    pub(crate) batches: Vec<(Arc<str>, SendableBatch)>,
+    /// A lane waits for a producer id other than the current one.
+    pub(crate) needs_producer_id: bool,
 }
 
 struct OpenBatch {
@@ -119,15 +153,13 @@ struct SealedBatch {
     partition: u32,
     builder: BatchBuilder,
     completion: Arc<BatchCompletion>,
+    created_at: Instant,
 }
 
 #[derive(Default)]
 struct PartitionState {
     open: Option<OpenBatch>,
-    /// Sequence the next batch gets (idempotent producers only).
-    next_sequence: u32,
-    /// A batch of this partition is being sent (idempotent producers only).
-    in_flight: bool,
+    lane: Lane,
 }
 
 struct TopicState {
@@ -171,6 +203,10 @@ impl TopicState {
 struct State {
     topics: HashMap<String, TopicState>,
     ready: VecDeque<SealedBatch>,
+    /// Partitions whose lane holds batches waiting for a re-send.
+    retrying: HashSet<(Arc<str>, u32)>,
+    /// The producer id lanes adopt (idempotent producers).
+    producer_id: Option<u64>,
     /// Batches not yet completed, for `flush`.
     incomplete: BTreeMap<u64, Arc<BatchCompletion>>,
     next_batch_id: u64,
@@ -181,18 +217,20 @@ struct State {
 /// Per-partition open batches and the queue of sealed ones; see the module doc.
 pub(crate) struct Accumulator {
     batch_bytes: usize,
-    idempotent: bool,
+    policy: LanePolicy,
     state: Mutex<State>,
 }
 
 impl Accumulator {
-    pub(crate) fn new(batch_bytes: usize, idempotent: bool, sticky_seed: u32) -> Accumulator {
+    pub(crate) fn new(batch_bytes: usize, policy: LanePolicy, sticky_seed: u32) -> Accumulator {
         Accumulator {
             batch_bytes: batch_bytes.max(1),
-            idempotent,
+            policy,
             state: Mutex::new(State {
                 topics: HashMap::new(),
                 ready: VecDeque::new(),
+                retrying: HashSet::new(),
+                producer_id: None,
                 incomplete: BTreeMap::new(),
                 next_batch_id: 0,
                 sticky_seed,
@@ -312,85 +350,147 @@ impl Accumulator {
         }
     }
 
-    /// Seals lingered batches and takes every sealed batch that may be sent
-    /// now, encoded. An idempotent producer (`producer_id` set) takes at
-    /// most one batch per partition and only while none is in flight, and
-    /// fixes each taken batch's sequence numbers.
+    /// Seals lingered batches and takes every batch that may be sent now:
+    /// first the re-sends of lanes whose turn it is, then sealed batches in
+    /// FIFO order as their lanes allow (see `lane.rs`). `route` names the
+    /// destination of a partition whose lane has nothing in flight.
     pub(crate) fn drain(
         &self,
         now: Instant,
         linger: Duration,
-        producer_id: Option<u64>,
-    ) -> Vec<SendableBatch> {
+        route: &dyn Fn(&str, u32) -> Arc<str>,
+    ) -> Drained {
         self.seal_lingered(now, linger);
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        let mut taken = Vec::new();
+        let mut drained = Drained::default();
+        let retrying: Vec<(Arc<str>, u32)> = state.retrying.iter().cloned().collect();
+        for (topic, partition) in retrying {
+            let lane = lane_mut(&mut state.topics, &topic, partition);
+            let destination = route(&topic, partition);
+            match lane.take_retries(&self.policy, state.producer_id, now, &destination) {
+                Ok(batches) => {
+                    drained
+                        .batches
+                        .extend(batches.into_iter().map(|b| (destination.clone(), b)));
+                }
+                Err(Blocked::NeedsProducerId) => drained.needs_producer_id = true,
+                Err(Blocked::Waiting) => {}
+            }
+            if !lane.has_retries() {
+                state.retrying.remove(&(topic, partition));
+            }
+        }
         let mut kept = VecDeque::new();
         while let Some(sealed) = state.ready.pop_front() {
-            let partition_state = state
-                .topics
-                .get_mut(&*sealed.topic)
-                .and_then(|t| t.partitions.get_mut(&sealed.partition))
-                .expect("a sealed batch's partition state exists");
-            if self.idempotent && partition_state.in_flight {
+            let lane = lane_mut(&mut state.topics, &sealed.topic, sealed.partition);
+            match lane.take_new(&self.policy, state.producer_id) {
+                Ok(()) => {
+                    let destination = lane
+                        .pinned_destination()
+                        .cloned()
+                        .unwrap_or_else(|| route(&sealed.topic, sealed.partition));
+                    let batch = take_for_sending(sealed, lane, self.policy.idempotent);
+                    lane.sent(&batch, &destination);
+                    drained.batches.push((destination, batch));
+                }
+                Err(blocked) => {
+                    drained.needs_producer_id |= blocked == Blocked::NeedsProducerId;
+                    kept.push_back(sealed);
+                }
+            }
+        }
+        state.ready = kept;
+        drained
+    }
+
+    /// When the oldest open batch will have lingered long enough, or a
+    /// lane may re-send, whichever comes first.
+    pub(crate) fn next_deadline(&self, linger: Duration) -> Option<Instant> {
+        let state = self.state.lock();
+        let partitions = state.topics.values().flat_map(|t| t.partitions.values());
+        let lingered = partitions
+            .filter_map(|p| p.open.as_ref().map(|open| open.created_at + linger))
+            .min();
+        let retries = state
+            .retrying
+            .iter()
+            .filter_map(|(topic, partition)| {
+                lane_of(&state.topics, topic, *partition).and_then(Lane::retry_deadline)
+            })
+            .min();
+        lingered.into_iter().chain(retries).min()
+    }
+
+    /// Whether batches wait to be sent (sealed, or for a re-send).
+    pub(crate) fn has_unsent(&self) -> bool {
+        let state = self.state.lock();
+        !state.ready.is_empty() || !state.retrying.is_empty()
+    }
+
+    /// Sets the producer id lanes adopt from now on.
+    pub(crate) fn set_producer_id(&self, producer_id: u64) {
+        self.state.lock().producer_id = Some(producer_id);
+    }
+
+    /// `batch` was written at its base offset: completes it.
+    pub(crate) fn written(&self, batch: &SendableBatch) {
+        let mut state = self.state.lock();
+        state.incomplete.remove(&batch.completion.id);
+        if let Some(lane) = lane_of_mut(&mut state.topics, &batch.topic, batch.partition) {
+            lane.written(batch);
+        }
+    }
+
+    /// `batch` failed for good (see [`Failure`]).
+    pub(crate) fn failed(&self, batch: &SendableBatch, failure: Failure) {
+        let mut state = self.state.lock();
+        state.incomplete.remove(&batch.completion.id);
+        if let Some(lane) = lane_of_mut(&mut state.topics, &batch.topic, batch.partition) {
+            lane.failed(batch, failure);
+        }
+    }
+
+    /// Queues `batch` for a re-send after a retriable `error`.
+    pub(crate) fn retry_later(&self, batch: SendableBatch, error: &ClientError, now: Instant) {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let key = (batch.topic.clone(), batch.partition);
+        let lane = lane_mut(&mut state.topics, &key.0, key.1);
+        lane.retry_later(batch, error, &self.policy, now);
+        state.retrying.insert(key);
+    }
+
+    /// Removes every batch created before `created_before` that is not in
+    /// flight: sealed ones never sent, and ones waiting for a re-send. The
+    /// caller fails them (delivery timeout).
+    pub(crate) fn expire(&self, created_before: Instant) -> Vec<SendableBatch> {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let mut expired = Vec::new();
+        let retrying: Vec<(Arc<str>, u32)> = state.retrying.iter().cloned().collect();
+        for (topic, partition) in retrying {
+            let lane = lane_mut(&mut state.topics, &topic, partition);
+            let batches = lane.expire(created_before);
+            if !lane.has_retries() {
+                state.retrying.remove(&(topic, partition));
+            }
+            expired.extend(batches);
+        }
+        let mut kept = VecDeque::new();
+        while let Some(sealed) = state.ready.pop_front() {
+            if sealed.created_at >= created_before {
                 kept.push_back(sealed);
                 continue;
             }
-            taken.push(take_for_sending(
-                sealed,
-                partition_state,
-                producer_id,
-                self.idempotent,
-            ));
+            let lane = lane_mut(&mut state.topics, &sealed.topic, sealed.partition);
+            expired.push(take_for_sending(sealed, lane, false));
         }
         state.ready = kept;
-        taken
-    }
-
-    /// When the oldest open batch will have lingered long enough.
-    pub(crate) fn next_linger_deadline(&self, linger: Duration) -> Option<Instant> {
-        let state = self.state.lock();
-        state
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter_map(|p| p.open.as_ref().map(|open| open.created_at + linger))
-            .min()
-    }
-
-    /// Forgets a completed batch and unblocks its partition. After a
-    /// definite failure of an idempotent batch, its sequence numbers are
-    /// handed to the next batch (`rewind_sequence`), as the broker never
-    /// wrote them.
-    pub(crate) fn batch_done(&self, batch: &SendableBatch, rewind_sequence: bool) {
-        let mut state = self.state.lock();
-        state.incomplete.remove(&batch.completion.id);
-        let Some(partition_state) = state
-            .topics
-            .get_mut(&*batch.topic)
-            .and_then(|t| t.partitions.get_mut(&batch.partition))
-        else {
-            return;
-        };
-        partition_state.in_flight = false;
-        // Only while no later batch took sequences (and no new producer id
-        // restarted them): otherwise rewinding would reuse live numbers.
-        if let (true, Some(base_sequence)) = (rewind_sequence, batch.base_sequence)
-            && partition_state.next_sequence == base_sequence.wrapping_add(batch.record_count)
-        {
-            partition_state.next_sequence = base_sequence;
+        for batch in &expired {
+            state.incomplete.remove(&batch.completion.id);
         }
-    }
-
-    /// Restarts every partition's sequence at 0 (for a fresh producer id).
-    pub(crate) fn reset_sequences(&self) {
-        let mut state = self.state.lock();
-        for topic_state in state.topics.values_mut() {
-            for partition_state in topic_state.partitions.values_mut() {
-                partition_state.next_sequence = 0;
-            }
-        }
+        expired
     }
 
     /// Every batch not yet completed (open, sealed or in flight).
@@ -401,22 +501,33 @@ impl Accumulator {
     /// Fails every batch not yet taken for sending; returns the record
     /// bytes they held (for the caller's buffer accounting).
     pub(crate) fn abort_unsent(&self, error: &ClientError) -> usize {
-        let mut state = self.state.lock();
-        let mut aborted: Vec<(BatchBuilder, Arc<BatchCompletion>)> = Vec::new();
-        aborted.extend(state.ready.drain(..).map(|s| (s.builder, s.completion)));
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let mut aborted: Vec<(usize, Arc<BatchCompletion>)> = Vec::new();
+        let unsent = |builder: BatchBuilder| builder.size_bytes() - BATCH_HEADER_LEN;
+        aborted.extend(
+            state
+                .ready
+                .drain(..)
+                .map(|s| (unsent(s.builder), s.completion)),
+        );
         for topic_state in state.topics.values_mut() {
             for partition_state in topic_state.partitions.values_mut() {
+                if let Some(open) = partition_state.open.take() {
+                    aborted.push((unsent(open.builder), open.completion));
+                }
+                let waiting = partition_state.lane.take_waiting();
                 aborted.extend(
-                    partition_state
-                        .open
-                        .take()
-                        .map(|o| (o.builder, o.completion)),
+                    waiting
+                        .into_iter()
+                        .map(|b| (b.bytes.len() - BATCH_HEADER_LEN, b.completion)),
                 );
             }
         }
+        state.retrying.clear();
         let mut record_bytes = 0;
-        for (builder, completion) in aborted {
-            record_bytes += builder.size_bytes() - BATCH_HEADER_LEN;
+        for (bytes, completion) in aborted {
+            record_bytes += bytes;
             state.incomplete.remove(&completion.id);
             completion.complete(Err(error.duplicate()));
         }
@@ -437,36 +548,66 @@ fn seal(
         partition,
         builder: open.builder,
         completion: open.completion,
+        created_at: open.created_at,
     });
 }
 
-fn take_for_sending(
-    sealed: SealedBatch,
-    partition_state: &mut PartitionState,
-    producer_id: Option<u64>,
-    idempotent: bool,
-) -> SendableBatch {
+fn lane_of<'a>(
+    topics: &'a HashMap<String, TopicState>,
+    topic: &str,
+    partition: u32,
+) -> Option<&'a Lane> {
+    topics
+        .get(topic)
+        .and_then(|t| t.partitions.get(&partition))
+        .map(|p| &p.lane)
+}
+
+fn lane_of_mut<'a>(
+    topics: &'a mut HashMap<String, TopicState>,
+    topic: &str,
+    partition: u32,
+) -> Option<&'a mut Lane> {
+    topics
+        .get_mut(topic)
+        .and_then(|t| t.partitions.get_mut(&partition))
+        .map(|p| &mut p.lane)
+}
+
+/// The lane of a partition that has batches (its state exists).
+fn lane_mut<'a>(
+    topics: &'a mut HashMap<String, TopicState>,
+    topic: &str,
+    partition: u32,
+) -> &'a mut Lane {
+    lane_of_mut(topics, topic, partition).expect("a partition with batches has a lane")
+}
+
+/// Encodes a sealed batch; an idempotent one gets its lane's next sequence
+/// (the lane said it may go: [`Lane::take_new`]).
+fn take_for_sending(sealed: SealedBatch, lane: &mut Lane, idempotent: bool) -> SendableBatch {
     let mut builder = sealed.builder;
     let record_count = builder.record_count();
-    let base_sequence = match (idempotent, producer_id) {
-        (true, Some(producer_id)) => {
-            let base_sequence = partition_state.next_sequence;
-            partition_state.next_sequence = base_sequence.wrapping_add(record_count);
-            partition_state.in_flight = true;
+    let (producer_id, base_sequence) = match idempotent {
+        true => {
+            let (producer_id, base_sequence) = lane.stamp_new(record_count);
             builder.set_producer(producer_id, base_sequence);
-            Some(base_sequence)
+            (Some(producer_id), Some(base_sequence))
         }
-        _ => None,
+        false => (None, None),
     };
     SendableBatch {
         topic: sealed.topic,
         partition: sealed.partition,
         bytes: builder.finish(),
+        producer_id,
         base_sequence,
-
+        ordinal: sealed.completion.id,
         completion: sealed.completion,
         attempts: 0,
         record_count,
+        created_at: sealed.created_at,
+        last_error: None,
     }
 }
 

@@ -1,21 +1,31 @@
 //! [`Producer`]: `send` appends a record to its partition's batch in the
 //! accumulator and returns a [`DeliveryFuture`]; a background sender task
 //! (`sender.rs`) ships sealed batches, combining the batches led by one
-//! broker into one `Produce` request, with at most `max_in_flight` requests
-//! per broker, retries and (optionally) idempotence.
+//! broker into one `Produce` request, with up to `max_in_flight` batches
+//! per partition in flight, retries until `delivery_timeout_ms`, and
+//! idempotence (on by default).
 //!
 //! Backpressure: `send` waits while the bytes of records not yet
 //! acknowledged exceed `buffer_bytes_max`.
 //!
-//! Ordering: with `idempotent`, a partition has at most one batch in flight,
-//! so batches reach the log in the order they were sealed even across
-//! retries (a retry re-sends the same bytes with the same sequence, which
-//! the broker deduplicates). Without it, up to `max_in_flight` batches of
-//! one partition may be in flight and a retried batch can land after a later
-//! one (as in Kafka with `max.in.flight > 1` and no idempotence).
+//! Guarantees per partition (the rules are in `lane.rs`):
+//! * **idempotent** (default): every record is written exactly once and in
+//!   the order `send` was called, across retries and leader changes. The
+//!   leader accepts a batch only at the next sequence of its producer and
+//!   answers a re-sent one with its original offset; the producer re-sends
+//!   a partition's unacknowledged batches in order.
+//! * **not idempotent** (`idempotent = false`): order is kept across leader
+//!   changes too (while a re-send is pending a partition has one batch in
+//!   flight), but a batch whose answer was lost and is re-sent may be
+//!   written twice, and a re-sent batch can still land after one sent
+//!   behind it on the same connection. It may reorder and duplicate on
+//!   retry.
+//! * With `acks = None` nothing is answered, so nothing is retried and
+//!   idempotence is not used.
 
 mod accumulator;
 mod delivery;
+mod lane;
 mod sender;
 
 use std::sync::Arc;
@@ -30,38 +40,90 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::{Client, ClientError};
 use accumulator::{Accumulator, Appended, PartitionChoice, RecordRef};
 pub use delivery::{DeliveryFuture, RecordMetadata, UNKNOWN_OFFSET};
+use lane::LanePolicy;
+
+/// Most batches of one partition an idempotent producer keeps in flight:
+/// the leader remembers this many recent batches per producer to answer
+/// re-sends with their original offsets (Kafka has the same bound).
+pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
+    /// What a batch waits for before it is acknowledged (default `Quorum`).
     pub acks: Acks,
     /// Send a partition's batch once it holds this many bytes...
     pub batch_bytes: usize,
     /// ...or once its oldest record waited this long.
     pub linger_ms: u64,
-    /// Produce requests awaiting a response, per broker connection.
+    /// Batches of one partition sent and not yet answered (1 to 5 when
+    /// idempotent).
     pub max_in_flight: usize,
     /// Bytes of records buffered and not yet acked; `send` waits beyond it.
     pub buffer_bytes_max: usize,
-    pub retries: u32,
+    /// A record fails once it has been retried for this long since `send`
+    /// (Kafka's `delivery.timeout.ms`); until then retriable failures
+    /// (connection refused or reset, no leader yet, timeouts) are retried,
+    /// re-reading the metadata in between.
+    pub delivery_timeout_ms: u64,
+    /// The first wait before a re-send; it doubles with each failure in a
+    /// row, up to `retry_backoff_max_ms`.
     pub retry_backoff_ms: u64,
-    /// Producer id + per-partition sequence numbers: a retried batch is written once.
+    pub retry_backoff_max_ms: u64,
+    /// Producer id + per-partition sequence numbers (default): every record
+    /// is written once and in order. `false` may reorder and duplicate on
+    /// retry. Not used with `acks = None`.
     pub idempotent: bool,
+    /// How long one attempt waits for its answer.
     pub request_timeout_ms: u64,
 }
 
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
-            acks: Acks::Leader,
+            acks: Acks::Quorum,
             batch_bytes: 256 * 1024,
             linger_ms: 5,
             max_in_flight: 5,
             buffer_bytes_max: 64 * 1024 * 1024,
-            retries: 10,
+            delivery_timeout_ms: 120_000,
             retry_backoff_ms: 100,
-            idempotent: false,
+            retry_backoff_max_ms: 1_000,
+            idempotent: true,
             request_timeout_ms: 30_000,
         }
+    }
+}
+
+impl ProducerConfig {
+    /// Checks the settings; [`Client::producer`] refuses a config that fails.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        let invalid = |message: String| Err(ClientError::InvalidArgument(message));
+        if self.max_in_flight == 0 {
+            return invalid("max_in_flight must be at least 1".to_owned());
+        }
+        if self.uses_idempotence() && self.max_in_flight > IDEMPOTENT_IN_FLIGHT_MAX {
+            return invalid(format!(
+                "an idempotent producer keeps at most {IDEMPOTENT_IN_FLIGHT_MAX} batches per partition in flight (max_in_flight is {}); lower it or turn idempotence off",
+                self.max_in_flight
+            ));
+        }
+        if self.delivery_timeout_ms == 0 || self.request_timeout_ms == 0 {
+            return invalid(
+                "delivery_timeout_ms and request_timeout_ms must be above 0".to_owned(),
+            );
+        }
+        if self.retry_backoff_ms > self.retry_backoff_max_ms {
+            return invalid(format!(
+                "retry_backoff_ms ({}) is above retry_backoff_max_ms ({})",
+                self.retry_backoff_ms, self.retry_backoff_max_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Idempotence is used only when batches are answered.
+    fn uses_idempotence(&self) -> bool {
+        self.idempotent && self.acks != Acks::None
     }
 }
 
@@ -136,10 +198,6 @@ struct Shared {
     shutdown: CancellationToken,
     /// Set by `close`; checked by `send` (cheaper than the token, which locks).
     closed: AtomicBool,
-    /// Set when the broker no longer accepts this producer id's sequences
-    /// (`OUT_OF_ORDER_SEQUENCE`, `UNKNOWN_PRODUCER`): the sender then asks
-    /// for a fresh id, whose sequences restart at 0.
-    producer_id_stale: AtomicBool,
 }
 
 /// Batching producer; cheap to clone, all clones share the batches.
@@ -152,10 +210,18 @@ pub struct Producer {
 }
 
 /// Starts a producer and its sender task (called by [`Client::producer`]).
-pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
+pub(crate) fn start(client: Client, mut config: ProducerConfig) -> Result<Producer, ClientError> {
+    config.validate()?;
+    config.idempotent = config.uses_idempotence();
+    let policy = LanePolicy {
+        idempotent: config.idempotent,
+        max_in_flight: config.max_in_flight,
+        retry_backoff: Duration::from_millis(config.retry_backoff_ms),
+        retry_backoff_max: Duration::from_millis(config.retry_backoff_max_ms),
+    };
     let shutdown = CancellationToken::new();
     let shared = Arc::new(Shared {
-        accumulator: Accumulator::new(config.batch_bytes, config.idempotent, sticky_seed()),
+        accumulator: Accumulator::new(config.batch_bytes, policy, sticky_seed()),
         buffer: BufferLimit {
             used_bytes: AtomicUsize::new(0),
             max_bytes: config.buffer_bytes_max.max(1),
@@ -166,14 +232,13 @@ pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
         wake_sender: Notify::new(),
         shutdown: shutdown.clone(),
         closed: AtomicBool::new(false),
-        producer_id_stale: AtomicBool::new(false),
     });
     let task = tokio::spawn(sender::run(shared.clone()));
-    Producer {
+    Ok(Producer {
         shared,
         sender_task: Arc::new(parking_lot::Mutex::new(Some(task))),
         _stop_on_drop: Arc::new(shutdown.drop_guard()),
-    }
+    })
 }
 
 impl Producer {

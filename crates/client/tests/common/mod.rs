@@ -91,10 +91,12 @@ impl TestServer {
 
 /// A producer that sends promptly (small linger) for tests.
 pub fn producer(client: &Client) -> Producer {
-    client.producer(ProducerConfig {
-        linger_ms: 1,
-        ..ProducerConfig::default()
-    })
+    client
+        .producer(ProducerConfig {
+            linger_ms: 1,
+            ..ProducerConfig::default()
+        })
+        .expect("a valid producer config")
 }
 
 /// Sends `count` keyed records `key-i` / `value-i` and waits for all acks.

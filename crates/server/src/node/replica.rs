@@ -306,14 +306,14 @@ impl Replica {
                     drop(sequencer);
                     return Ok(self.duplicate(base_offset, header.record_count, acks, timeout));
                 }
-                Err(out_of_order) => {
-                    return Err(BrokerError::OutOfOrderSequence {
-                        producer_id: header.producer_id,
-                        topic: self.id.topic.clone(),
-                        partition: self.id.partition,
-                        expected: out_of_order.expected,
-                        received: header.base_sequence,
-                    });
+                Err(refusal) => {
+                    return Err(BrokerError::sequence_refused(
+                        refusal,
+                        header.producer_id,
+                        &self.id.topic,
+                        self.id.partition,
+                        header.base_sequence,
+                    ));
                 }
             }
         }
@@ -372,10 +372,9 @@ impl Replica {
                         return Err(replica.timed_out(timeout));
                     }
                 },
-                Ack::Quorum => match tokio::time::timeout(timeout, settled_rx).await {
-                    Ok(Ok(settled)) => settled?,
-                    Ok(Err(_)) => return Err(replica.lost_leadership()),
-                    Err(_) => return Err(replica.timed_out(timeout)),
+                Ack::Quorum => match replica.while_leading(settled_rx, timeout).await? {
+                    Ok(settled) => settled?,
+                    Err(_) => return Err(replica.lost_leadership()),
                 },
             };
             Ok(replica.outcome(appended.base_offset))
@@ -435,10 +434,8 @@ impl Replica {
                 let end = base_offset + u64::from(record_count);
                 let mut watermark = replica.watch();
                 let committed = watermark.wait_for(|hwm| *hwm >= end);
-                match tokio::time::timeout(timeout, committed).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) => return Err(replica.lost_leadership()),
-                    Err(_) => return Err(replica.timed_out(timeout)),
+                if replica.while_leading(committed, timeout).await?.is_err() {
+                    return Err(replica.lost_leadership());
                 }
             }
             let mut outcome = replica.outcome(base_offset);
@@ -456,6 +453,35 @@ impl Replica {
             },
             log_start_offset: self.log().read().start_offset().0,
             duplicate: false,
+        }
+    }
+
+    /// Awaits `wait` for at most `timeout`, giving up early with
+    /// `NOT_LEADER` once this node no longer leads or has lost its quorum
+    /// (a leader cut off from its followers cannot commit, and learns it
+    /// was replaced only when the cut heals: the client should try the new
+    /// leader now, not at its request timeout). The batch's fate is then
+    /// unknown; an idempotent retry is safe.
+    async fn while_leading<F: std::future::Future>(
+        &self,
+        wait: F,
+        timeout: Duration,
+    ) -> Result<F::Output, BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let check_every = (self.lease / 4).max(Duration::from_millis(10));
+        tokio::pin!(wait);
+        loop {
+            let next_check = (tokio::time::Instant::now() + check_every).min(deadline);
+            tokio::select! {
+                output = &mut wait => return Ok(output),
+                _ = tokio::time::sleep_until(next_check) => {}
+            }
+            if let Err(not_leader) = self.leader_term() {
+                return Err(not_leader);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self.timed_out(timeout));
+            }
         }
     }
 

@@ -108,6 +108,13 @@ struct LoadArgs {
     /// Producer linger.
     #[arg(long, default_value_t = 5, value_name = "MS")]
     linger_ms: u64,
+    /// Idempotent producers, the default (exactly once, in order, 5 batches per partition
+    /// in flight).
+    #[arg(long, overrides_with = "no_idempotent")]
+    idempotent: bool,
+    /// Producers without idempotence (may reorder and duplicate on retry), to compare.
+    #[arg(long)]
+    no_idempotent: bool,
     /// Print one JSON line instead of the summary.
     #[arg(long)]
     json: bool,
@@ -201,8 +208,13 @@ fn setup_line(args: &LoadArgs, partitions: u32) -> String {
     let producing = match args.mode {
         BenchMode::Consume => String::new(),
         _ => format!(
-            " | acks {}, batch {} bytes, linger {} ms, {rate}",
+            " | acks {}, {}, batch {} bytes, linger {} ms, {rate}",
             acks_name(args.acks),
+            if args.no_idempotent {
+                "not idempotent"
+            } else {
+                "idempotent"
+            },
             args.batch_bytes,
             args.linger_ms
         ),
@@ -244,6 +256,7 @@ fn settings_json(args: &LoadArgs, partitions: u32) -> serde_json::Value {
         "rate": args.rate,
         "batch_bytes": args.batch_bytes,
         "linger_ms": args.linger_ms,
+        "idempotent": !args.no_idempotent,
     })
 }
 
@@ -277,6 +290,7 @@ async fn start_producers(
         acks: args.acks.into(),
         batch_bytes: args.batch_bytes,
         linger_ms: args.linger_ms,
+        idempotent: !args.no_idempotent,
         ..ProducerConfig::default()
     };
     let interval = args
@@ -292,7 +306,7 @@ async fn start_producers(
             interval,
             base,
         };
-        ready.push((plan, client.producer(config.clone())));
+        ready.push((plan, client.producer(config.clone())?));
     }
     let mut tasks = JoinSet::new();
     for (plan, producer) in ready {

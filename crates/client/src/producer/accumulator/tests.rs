@@ -7,6 +7,7 @@ use citystream_record::{BATCH_HEADER_LEN, RecordBatch};
 use tokio::time::Instant;
 
 use super::*;
+use crate::producer::lane::{Failure, LanePolicy};
 
 const LINGER: Duration = Duration::from_millis(5);
 const VALUE: &[u8] = &[7u8; 100];
@@ -20,10 +21,19 @@ fn record(value: &[u8]) -> RecordRef<'_> {
     }
 }
 
+fn policy(idempotent: bool) -> LanePolicy {
+    LanePolicy {
+        idempotent,
+        max_in_flight: 2,
+        retry_backoff: Duration::from_millis(100),
+        retry_backoff_max: Duration::from_millis(1_000),
+    }
+}
+
 /// An accumulator whose batches hold exactly `records_per_batch` 100-byte records.
 fn accumulator(records_per_batch: usize, partitions: u32, idempotent: bool) -> Accumulator {
     let batch_bytes = BATCH_HEADER_LEN + records_per_batch * record(VALUE).size_bytes();
-    let accumulator = Accumulator::new(batch_bytes, idempotent, 0);
+    let accumulator = Accumulator::new(batch_bytes, policy(idempotent), 0);
     accumulator.add_topic("t", Some(partitions));
     accumulator
 }
@@ -37,7 +47,16 @@ fn append(accumulator: &Accumulator, choice: PartitionChoice<'_>) -> DeliveryFut
 }
 
 fn drain_now(accumulator: &Accumulator, producer_id: Option<u64>) -> Vec<SendableBatch> {
-    accumulator.drain(Instant::now(), Duration::from_secs(3600), producer_id)
+    if let Some(producer_id) = producer_id {
+        accumulator.set_producer_id(producer_id);
+    }
+    let route = |_: &str, _: u32| Arc::<str>::from("leader");
+    let drained = accumulator.drain(Instant::now(), Duration::from_secs(3600), &route);
+    drained
+        .batches
+        .into_iter()
+        .map(|(_, batch)| batch)
+        .collect()
 }
 
 fn record_count(batch: &SendableBatch) -> u32 {
@@ -75,16 +94,15 @@ async fn seals_batches_by_linger() {
     append(&accumulator, PartitionChoice::Explicit(0));
     tokio::time::advance(Duration::from_millis(2)).await;
     append(&accumulator, PartitionChoice::Explicit(0));
-    assert_eq!(
-        accumulator.next_linger_deadline(LINGER),
-        Some(opened_at + LINGER)
-    );
-    assert!(accumulator.drain(Instant::now(), LINGER, None).is_empty());
+    assert_eq!(accumulator.next_deadline(LINGER), Some(opened_at + LINGER));
+    let route = |_: &str, _: u32| Arc::<str>::from("leader");
+    let drained = accumulator.drain(Instant::now(), LINGER, &route);
+    assert!(drained.batches.is_empty());
     tokio::time::advance(Duration::from_millis(3)).await;
-    let batches = accumulator.drain(Instant::now(), LINGER, None);
-    assert_eq!(batches.len(), 1);
-    assert_eq!(record_count(&batches[0]), 2);
-    assert_eq!(accumulator.next_linger_deadline(LINGER), None);
+    let drained = accumulator.drain(Instant::now(), LINGER, &route);
+    assert_eq!(drained.batches.len(), 1);
+    assert_eq!(record_count(&drained.batches[0].1), 2);
+    assert_eq!(accumulator.next_deadline(LINGER), None);
 }
 
 /// Keyless records stick to one partition until its batch is sealed, then move on.
@@ -115,7 +133,7 @@ async fn keyed_and_explicit_partitions() {
 /// A topic not looked up yet is reported; one that does not exist yet goes to partition 0.
 #[tokio::test(start_paused = true)]
 async fn unknown_topics_wait_for_metadata_then_use_partition_zero() {
-    let accumulator = Accumulator::new(1, false, 5);
+    let accumulator = Accumulator::new(1, policy(false), 5);
     let first = accumulator.append("new", PartitionChoice::Sticky, &record(VALUE));
     assert!(matches!(first, Ok(Appended::UnknownTopic)));
     accumulator.add_topic("new", None);
@@ -125,36 +143,63 @@ async fn unknown_topics_wait_for_metadata_then_use_partition_zero() {
     assert_eq!(drain_now(&accumulator, None)[0].partition, 0);
 }
 
-/// Idempotent batches get contiguous sequences, one batch per partition in flight.
+/// Idempotent batches get contiguous sequences, at most `max_in_flight`
+/// (here 2) per partition in flight; the producer id comes from the lane.
 #[tokio::test(start_paused = true)]
-async fn idempotent_sequences_are_contiguous_and_one_in_flight() {
+async fn idempotent_sequences_are_contiguous_and_bounded_in_flight() {
     let accumulator = accumulator(3, 1, true);
-    for _ in 0..6 {
+    for _ in 0..9 {
         append(&accumulator, PartitionChoice::Explicit(0));
     }
     let first = drain_now(&accumulator, Some(42));
-    assert_eq!(first.len(), 1, "the second batch waits for the first");
-    let header = *RecordBatch::from_bytes(first[0].bytes.clone())
+    assert_eq!(first.len(), 2, "the third batch waits");
+    let header = *RecordBatch::from_bytes(first[1].bytes.clone())
         .unwrap()
         .header();
-    assert_eq!((header.producer_id, header.base_sequence), (42, 0));
+    assert_eq!((header.producer_id, header.base_sequence), (42, 3));
     assert!(drain_now(&accumulator, Some(42)).is_empty());
-    accumulator.batch_done(&first[0], false);
-    let second = drain_now(&accumulator, Some(42));
-    assert_eq!(second[0].base_sequence, Some(3));
+    accumulator.written(&first[0]);
+    let third = drain_now(&accumulator, Some(42));
+    assert_eq!(third[0].base_sequence, Some(6));
+}
+
+/// Without a producer id an idempotent producer sends nothing and says so.
+#[tokio::test(start_paused = true)]
+async fn idempotent_batches_wait_for_a_producer_id() {
+    let accumulator = accumulator(1, 1, true);
+    append(&accumulator, PartitionChoice::Explicit(0));
+    let route = |_: &str, _: u32| Arc::<str>::from("leader");
+    let drained = accumulator.drain(Instant::now(), LINGER, &route);
+    assert!(drained.batches.is_empty() && drained.needs_producer_id);
 }
 
 /// After a definite failure the next batch reuses the failed batch's sequence.
 #[tokio::test(start_paused = true)]
 async fn failed_idempotent_batch_rewinds_the_sequence() {
     let accumulator = accumulator(2, 1, true);
-    for _ in 0..4 {
+    for _ in 0..2 {
         append(&accumulator, PartitionChoice::Explicit(0));
     }
     let first = drain_now(&accumulator, Some(1));
-    accumulator.batch_done(&first[0], true);
+    accumulator.failed(&first[0], Failure::NotWritten);
+    for _ in 0..2 {
+        append(&accumulator, PartitionChoice::Explicit(0));
+    }
     let second = drain_now(&accumulator, Some(1));
     assert_eq!(second[0].base_sequence, Some(0));
+}
+
+/// Batches past the delivery timeout leave the queue; newer ones stay.
+#[tokio::test(start_paused = true)]
+async fn unsent_batches_expire() {
+    let accumulator = accumulator(1, 1, true);
+    append(&accumulator, PartitionChoice::Explicit(0));
+    tokio::time::advance(Duration::from_millis(10)).await;
+    append(&accumulator, PartitionChoice::Explicit(0));
+    let expired = accumulator.expire(Instant::now() - Duration::from_millis(5));
+    assert_eq!(expired.len(), 1);
+    assert_eq!(accumulator.incomplete().len(), 1);
+    assert!(accumulator.has_unsent());
 }
 
 /// Every record's future resolves from its batch's completion, and flush sees all batches.
@@ -168,7 +213,7 @@ async fn incomplete_batches_are_tracked_until_done() {
     accumulator.seal_all();
     let batches = drain_now(&accumulator, None);
     for (batch, base_offset) in batches.iter().zip([10, 12]) {
-        accumulator.batch_done(batch, false);
+        accumulator.written(batch);
         batch.completion.complete(Ok(base_offset));
     }
     assert!(accumulator.incomplete().is_empty());

@@ -17,12 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Bytes of each probe value: the sequence number (u64 little-endian), then zeros.
 pub const PROBE_VALUE_BYTES: usize = 16;
-/// Retries of a failed batch: with [`RETRY_BACKOFF_MS`] it outlasts an
-/// election by far, so records sent during a failover are acknowledged late,
-/// not dropped.
-const RETRIES: u32 = 1_000;
-/// Pause before a retry. The failover time includes up to one of these.
+/// Pause before the first retry, doubling up to [`RETRY_BACKOFF_MAX_MS`]:
+/// the failover time includes up to one of these. Retries go on for the
+/// producer's default delivery timeout (120 s), which outlasts an election
+/// by far, so records sent during a failover are acknowledged late, not
+/// dropped.
 const RETRY_BACKOFF_MS: u64 = 10;
+const RETRY_BACKOFF_MAX_MS: u64 = 200;
 /// Deliveries awaited at once; beyond it the probe stops sending until some land.
 const PENDING_MAX: usize = 100_000;
 /// How long a stopped probe waits for its outstanding acknowledgements.
@@ -54,15 +55,20 @@ pub struct Probe {
 
 impl Probe {
     /// Starts sending to `topic` partition 0, sequence numbers from `first_sequence`.
-    pub fn start(client: &Client, topic: &str, rate_per_s: u64, first_sequence: u64) -> Probe {
+    pub fn start(
+        client: &Client,
+        topic: &str,
+        rate_per_s: u64,
+        first_sequence: u64,
+    ) -> Result<Probe, ClientError> {
         assert!(rate_per_s > 0, "the probe needs a rate");
         let producer = client.producer(ProducerConfig {
             acks: Acks::Quorum,
             linger_ms: 0,
-            retries: RETRIES,
             retry_backoff_ms: RETRY_BACKOFF_MS,
+            retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS,
             ..ProducerConfig::default()
-        });
+        })?;
         let log = Arc::new(Mutex::new(ProbeLog::default()));
         let stop = CancellationToken::new();
         let sending = Sending {
@@ -73,7 +79,7 @@ impl Probe {
             log: log.clone(),
         };
         let task = tokio::spawn(sending.run(stop.clone()));
-        Probe { log, stop, task }
+        Ok(Probe { log, stop, task })
     }
 
     /// The first acknowledgement of a record sent at or after `since`.

@@ -43,7 +43,7 @@ pub async fn run_trial(
     first_sequence: u64,
 ) -> anyhow::Result<(TrialResult, ProbeLog)> {
     let leader = wait_for_leader(cluster, None).await?;
-    let probe = Probe::start(client, TOPIC, rate_per_s, first_sequence);
+    let probe = Probe::start(client, TOPIC, rate_per_s, first_sequence)?;
     let warmup_deadline = Instant::now() + LEADER_TIMEOUT;
     while probe.acked_count() < WARMUP_ACKS {
         if Instant::now() > warmup_deadline {
