@@ -34,6 +34,9 @@ Examples:
   # A CSV file: each row becomes a JSON object keyed by the header row
   citystream produce readings --file readings.csv --format csv --key-column sensor
 
+  # Keyed lines: key,value per line (each key's records stay in order)
+  printf 'station-1,12.5\nstation-2,9.1\n' | citystream produce air --key-separator ,
+
   # A producer log: time<TAB>message<TAB>tag<TAB>topic per line
   citystream produce --file city.log --format producer-log
 
@@ -71,6 +74,10 @@ pub struct ProduceArgs {
     /// CSV column whose value is each record's key.
     #[arg(long, value_name = "COLUMN")]
     key_column: Option<String>,
+    /// With --format lines: each line is KEY<SEPARATOR>VALUE, split at the first separator
+    /// (e.g. --key-separator ,); a line without one is refused.
+    #[arg(long, value_name = "SEPARATOR", conflicts_with_all = ["key", "key_column"])]
+    key_separator: Option<String>,
     /// Header added to every record (repeatable).
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
@@ -114,6 +121,15 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     }
     if args.topic.is_some() && args.format == InputFormat::ProducerLog {
         eprintln!("note: producer-log routes each record by its topic column; TOPIC is ignored");
+    }
+    match &args.key_separator {
+        Some(_) if args.format != InputFormat::Lines => Err(UsageError(
+            "--key-separator applies to --format lines only".to_owned(),
+        ))?,
+        Some(separator) if separator.is_empty() => {
+            Err(UsageError("--key-separator must not be empty".to_owned()))?
+        }
+        _ => {}
     }
     let streaming = args.format == InputFormat::Lines && args.file.is_none();
     let parsed = if streaming {
@@ -171,6 +187,7 @@ async fn load(args: &ProduceArgs) -> anyhow::Result<Vec<InputRecord>> {
     };
     let options = ParseOptions {
         key_column: args.key_column.clone(),
+        key_separator: args.key_separator.clone(),
     };
     let format = args.format.to_possible_value().expect("no skipped formats");
     let records = input::parse(args.format, &text, &options)
@@ -206,14 +223,13 @@ async fn send_stdin_lines(
     let mut line_number = 0;
     while let Some(line) = lines.next_line().await.context("cannot read stdin")? {
         line_number += 1;
-        let record = InputRecord {
-            line: line_number,
-            topic: None,
-            key: None,
-            value: line,
-            headers: Vec::new(),
-            timestamp_ms: None,
-        };
+        let record = input::parse_line(line_number, line, args.key_separator.as_deref())
+            .with_context(|| {
+                format!(
+                    "stdin is not valid input; the {} lines before were sent",
+                    line_number - 1
+                )
+            })?;
         deliveries
             .push(line_number, send(producer, args, record).await?)
             .await?;

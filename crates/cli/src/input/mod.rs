@@ -67,6 +67,8 @@ impl InputError {
 pub struct ParseOptions {
     /// CSV column whose value becomes the record key.
     pub key_column: Option<String>,
+    /// `lines`: each line is `KEY<separator>VALUE` (split at the first one).
+    pub key_separator: Option<String>,
 }
 
 /// Parses the whole input in `format`.
@@ -76,18 +78,40 @@ pub fn parse(
     options: &ParseOptions,
 ) -> Result<Vec<InputRecord>, InputError> {
     match format {
-        InputFormat::Lines => Ok(parse_lines(text)),
+        InputFormat::Lines => parse_lines(text, options.key_separator.as_deref()),
         InputFormat::Csv => parse_csv(text, options.key_column.as_deref()),
         InputFormat::ProducerLog => producer_log::parse(text),
     }
 }
 
 /// Every line is a record, empty lines included (as empty values).
-fn parse_lines(text: &str) -> Vec<InputRecord> {
+fn parse_lines(text: &str, key_separator: Option<&str>) -> Result<Vec<InputRecord>, InputError> {
     text.lines()
         .enumerate()
-        .map(|(index, line)| InputRecord::value_only(index + 1, line.to_string()))
+        .map(|(index, line)| parse_line(index + 1, line.to_string(), key_separator))
         .collect()
+}
+
+/// One `lines` record: the line is the value, or with a key separator,
+/// `KEY<separator>VALUE` split at the first separator (a line without one
+/// is refused).
+pub fn parse_line(
+    number: usize,
+    line: String,
+    key_separator: Option<&str>,
+) -> Result<InputRecord, InputError> {
+    let Some(separator) = key_separator else {
+        return Ok(InputRecord::value_only(number, line));
+    };
+    let Some((key, value)) = line.split_once(separator) else {
+        return Err(InputError::new(
+            number,
+            format!("no key separator {separator:?} in the line"),
+        ));
+    };
+    let mut record = InputRecord::value_only(number, value.to_string());
+    record.key = Some(key.to_string());
+    Ok(record)
 }
 
 /// The first row names the columns; every other row must have as many
@@ -169,6 +193,25 @@ mod tests {
         let values: Vec<&str> = records.iter().map(|r| r.value.as_str()).collect();
         assert_eq!(values, vec!["a", "", "b"]);
         assert_eq!(records[2].line, 3);
+    }
+
+    /// With a key separator each line splits at the first one into key and
+    /// value; a line without it is refused with its number.
+    #[test]
+    fn keyed_lines_split_at_the_first_separator() {
+        let options = ParseOptions {
+            key_separator: Some(",".to_owned()),
+            ..ParseOptions::default()
+        };
+        let records = parse(InputFormat::Lines, "k1,a,b\n,empty key\n", &options).unwrap();
+        let pairs: Vec<(Option<&str>, &str)> = records
+            .iter()
+            .map(|r| (r.key.as_deref(), r.value.as_str()))
+            .collect();
+        assert_eq!(pairs, vec![(Some("k1"), "a,b"), (Some(""), "empty key")]);
+        let error = parse(InputFormat::Lines, "k,v\nno separator\n", &options).unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(error.message.contains("key separator"), "{error}");
     }
 
     /// CSV rows become JSON objects in header order; quoting is honoured.
