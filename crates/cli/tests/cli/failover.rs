@@ -18,9 +18,9 @@ const TOPIC: &str = "failover";
 /// Records acknowledged before a disruption, and again after each step.
 const PROGRESS_RECORDS: usize = 60;
 /// With network namespaces: brokers are hosts 1 to 3, the client host 4.
-const CLIENT_HOST: u32 = 4;
+pub const CLIENT_HOST: u32 = 4;
 /// Every broker host has its own address, so all can use one port.
-const NETNS_PORT: u16 = 9400;
+pub const NETNS_PORT: u16 = 9400;
 
 /// Starts three nodes and creates [`TOPIC`] with a leader for each partition.
 fn cluster_with_topic() -> TestCluster {
@@ -30,28 +30,34 @@ fn cluster_with_topic() -> TestCluster {
 /// Waits for `cluster` to form and creates [`TOPIC`] with a leader for
 /// each partition.
 fn with_topic(cluster: TestCluster) -> TestCluster {
+    create_replicated_topic(&cluster, TOPIC, PARTITIONS);
+    cluster
+}
+
+/// Waits for the three nodes of `cluster` to form, creates `topic` with
+/// `partitions` partitions of 3 replicas, and waits for a leader of each.
+pub fn create_replicated_topic(cluster: &TestCluster, topic: &str, partitions: u32) {
     for node_id in cluster.node_ids() {
         cluster.wait_for(node_id, "three alive nodes and a metadata leader", |s| {
             nodes_in_state(s, "alive") == [1, 2, 3] && s["metadata_leader"].is_u64()
         });
     }
-    create_topic(&cluster);
+    create_topic(cluster, topic, partitions);
     for node_id in cluster.node_ids() {
         cluster.wait_for(node_id, "a leader for every partition", |s| {
-            (0..PARTITIONS).all(|p| partition_leader(s, TOPIC, p) != 0)
+            (0..partitions).all(|p| partition_leader(s, topic, p) != 0)
         });
     }
-    cluster
 }
 
-/// Creates [`TOPIC`], retrying (bounded) while the metadata has not yet
+/// Creates `topic`, retrying (bounded) while the metadata has not yet
 /// registered all three brokers (gossip sees them first).
-fn create_topic(cluster: &TestCluster) {
-    let partitions = PARTITIONS.to_string();
+fn create_topic(cluster: &TestCluster, topic: &str, partitions: u32) {
+    let partitions = partitions.to_string();
     let args = [
         "topic",
         "create",
-        TOPIC,
+        topic,
         "--partitions",
         &partitions,
         "--replication",

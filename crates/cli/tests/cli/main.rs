@@ -9,6 +9,7 @@ mod group;
 mod harness;
 mod help;
 mod netns;
+mod ordered_produce;
 mod produce_consume;
 mod test_cluster;
 mod topic;
