@@ -237,11 +237,13 @@ mod tests {
     fn csv_key_column_sets_the_key() {
         let options = ParseOptions {
             key_column: Some("sensor".into()),
+            ..ParseOptions::default()
         };
         let records = parse(InputFormat::Csv, "sensor,v\ns9,1\n", &options).unwrap();
         assert_eq!(records[0].key.as_deref(), Some("s9"));
         let options = ParseOptions {
             key_column: Some("nope".into()),
+            ..ParseOptions::default()
         };
         assert!(parse(InputFormat::Csv, "sensor,v\ns9,1\n", &options).is_err());
     }
