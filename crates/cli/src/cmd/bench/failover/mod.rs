@@ -4,12 +4,15 @@
 //! times, runs `--trials` trials (`trial`: SIGKILL the leader under a probe
 //! producer, time the first acknowledgement after the kill, restart the node
 //! and wait for it to catch up), then reads the partition back (`verify`)
-//! to check that no acknowledged record was lost. This file parses the
-//! settings, owns the data dir and prints the report. Timing is reported,
-//! never judged; only a lost record makes the command fail.
+//! to check that no acknowledged record was lost, reordered or written
+//! twice (the probe's producer is idempotent). This file parses the
+//! settings, owns the data dir and decides the exit status; `report`
+//! prints. Timing is reported, never judged; only a failed check makes the
+//! command fail, after the figures are printed.
 
 mod local_cluster;
 mod probe;
+mod report;
 mod trial;
 mod verify;
 
@@ -18,14 +21,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use citystream_client::{Client, ClientConfig, ErrorCode, TopicConfig};
-use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use self::local_cluster::{BrokerSettings, LocalCluster, NODE_COUNT};
 use self::probe::Acked;
-use self::trial::{TrialResult, run_trial};
-use self::verify::LossCheck;
+use self::report::{FailoverReport, report_json, summary, trial_line};
+use self::trial::run_trial;
 use crate::cmd::api_code;
 use crate::output::UsageError;
 
@@ -43,7 +45,9 @@ Examples:
 The bench starts three `citystream broker` children of this binary on free 127.0.0.1
 ports, kills and restarts them itself, and kills them all when it ends (also on Ctrl-C).
 Failover time = SIGKILL of the leader -> first acknowledgement (acks=quorum) of a record
-sent after the kill. It exits non-zero if an acknowledged record is missing afterwards.";
+sent after the kill. The probe producer is idempotent. After the trials the bench reads the
+partition back and exits non-zero (after printing its figures) if an acknowledged record is
+missing, if acknowledged offsets do not rise in send order, or if a record is in it twice.";
 
 /// The topic the trials produce to (1 partition, replication 3).
 const TOPIC: &str = "failover-bench";
@@ -58,7 +62,7 @@ pub struct FailoverArgs {
     #[arg(long, default_value_t = 20)]
     trials: u32,
     /// Directory for the nodes' data and logs (must not hold node dirs yet)
-    /// [default: a new temporary directory, removed after a successful run].
+    /// [default: a new temporary directory, removed after a run whose check passed].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Records per second the probe producer sends (16-byte values, partition 0).
@@ -76,13 +80,6 @@ pub struct FailoverArgs {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
-}
-
-struct FailoverReport {
-    trials: Vec<TrialResult>,
-    failed_sends: u64,
-    last_send_error: Option<String>,
-    loss: LossCheck,
 }
 
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
@@ -111,15 +108,20 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", summary(&report));
     }
+    let verification = &report.verification;
+    if !verification.passed() {
+        // The nodes' logs and data are the evidence: keep them.
+        eprintln!("node data and logs kept in {}", data_dir.display());
+        bail!(
+            "the check failed: of {} acknowledged records {} lost, {} out of order, {} written twice",
+            verification.acknowledged,
+            verification.lost,
+            verification.order_violations,
+            verification.duplicates
+        );
+    }
     if temporary {
         let _ = std::fs::remove_dir_all(&data_dir);
-    }
-    if report.loss.lost > 0 {
-        bail!(
-            "{} acknowledged records are missing, e.g. (offset, sequence) {:?}",
-            report.loss.lost,
-            report.loss.lost_examples
-        );
     }
     Ok(())
 }
@@ -179,12 +181,12 @@ async fn run_trials(
         failed_sends += log.failed;
         last_send_error = log.last_error.or(last_send_error);
     }
-    let loss = verify::check(&client, TOPIC, &acked).await?;
+    let verification = verify::check(&client, TOPIC, &acked).await?;
     Ok(FailoverReport {
         trials,
         failed_sends,
         last_send_error,
-        loss,
+        verification,
     })
 }
 
@@ -214,96 +216,4 @@ async fn create_topic(client: &Client) -> anyhow::Result<()> {
         }
         tokio::time::sleep(local_cluster::POLL_INTERVAL).await;
     }
-}
-
-fn trial_line(number: u32, trial: &TrialResult) -> String {
-    format!(
-        "  trial {number:>3}: killed leader {}, node {} acknowledged after {:>8.1} ms; node {} caught up in {} ms",
-        trial.killed_leader,
-        trial.new_leader,
-        millis(trial.failover),
-        trial.killed_leader,
-        trial.catch_up.as_millis()
-    )
-}
-
-/// Failover times in ms: min, median, p90, max (nearest rank).
-fn failover_stats(trials: &[TrialResult]) -> [f64; 4] {
-    assert!(!trials.is_empty(), "statistics of no trials");
-    let mut sorted: Vec<f64> = trials.iter().map(|trial| millis(trial.failover)).collect();
-    sorted.sort_by(f64::total_cmp);
-    let rank = |quantile: f64| {
-        let index = (quantile * sorted.len() as f64).ceil() as usize;
-        sorted[index.clamp(1, sorted.len()) - 1]
-    };
-    [sorted[0], rank(0.5), rank(0.9), sorted[sorted.len() - 1]]
-}
-
-fn summary(report: &FailoverReport) -> String {
-    let [min, median, p90, max] = failover_stats(&report.trials);
-    let loss = &report.loss;
-    let verdict = if loss.lost == 0 {
-        format!(
-            "none: all {} acknowledged records are at their offsets",
-            loss.acknowledged
-        )
-    } else {
-        format!(
-            "{} of {} acknowledged records MISSING",
-            loss.lost, loss.acknowledged
-        )
-    };
-    let mut text = format!(
-        "  failover    min {min:.1} ms  median {median:.1} ms  p90 {p90:.1} ms  max {max:.1} ms  \
-         ({} trials, kill -> first ack)\n  lost        {verdict} ({} records in the log)\n",
-        report.trials.len(),
-        loss.log_records,
-    );
-    if report.failed_sends > 0 {
-        text.push_str(&format!(
-            "  not acked   {} sends failed (last error: {})\n",
-            report.failed_sends,
-            report.last_send_error.as_deref().unwrap_or("none")
-        ));
-    }
-    text
-}
-
-fn report_json(args: &FailoverArgs, report: &FailoverReport) -> serde_json::Value {
-    let [min, median, p90, max] = failover_stats(&report.trials);
-    let trials: Vec<serde_json::Value> = report
-        .trials
-        .iter()
-        .map(|trial| {
-            json!({
-                "killed_leader": trial.killed_leader,
-                "new_leader": trial.new_leader,
-                "failover_ms": millis(trial.failover),
-                "catch_up_ms": millis(trial.catch_up),
-            })
-        })
-        .collect();
-    json!({
-        "mode": "failover",
-        "settings": {
-            "nodes": NODE_COUNT,
-            "heartbeat_ms": args.heartbeat_ms,
-            "election_timeout_ms": args.election_timeout_ms,
-            "fsync": args.fsync,
-            "rate": args.rate,
-            "acks": "quorum",
-        },
-        "trials": trials,
-        "failover_ms": {"min": min, "median": median, "p90": p90, "max": max},
-        "failed_sends": report.failed_sends,
-        "loss": {
-            "acknowledged": report.loss.acknowledged,
-            "lost": report.loss.lost,
-            "log_records": report.loss.log_records,
-        },
-    })
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }

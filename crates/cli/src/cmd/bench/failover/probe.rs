@@ -1,5 +1,5 @@
-//! The probe producer of `bench failover`: one `Producer` (acks=quorum,
-//! linger 0) sending small records to partition 0 at a fixed rate, each
+//! The probe producer of `bench failover`: one `Producer` (idempotent, the
+//! default; acks=quorum, linger 0) sending small records to partition 0 at a fixed rate, each
 //! value a unique sequence number, and noting for every record when it was
 //! sent and when (and at which offset) it was acknowledged. It does not kill
 //! or restart anything; `mod.rs` does, and reads the acknowledgements.
