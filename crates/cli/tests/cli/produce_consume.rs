@@ -185,6 +185,76 @@ fn key_partition_and_headers_are_applied() {
     }
 }
 
+/// `--key-separator` splits each stdin line into key and value; `--no-idempotent`
+/// still writes every line.
+#[test]
+fn key_separator_keys_each_line() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "split", "--partitions", "2"]);
+    let args = [
+        "produce",
+        "split",
+        "--key-separator",
+        "=",
+        "--no-idempotent",
+    ];
+    let out = broker.run_with_stdin(&args, "a=1\nb=2=3\na=4\n");
+    assert!(out.contains("acknowledged 3 records"), "{out}");
+    let consumed = broker.run(&["consume", "split", "--from-beginning", "--format", "json"]);
+    let mut pairs: Vec<(String, String)> = json_lines(&consumed)
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let expected = [("a", "1"), ("a", "4"), ("b", "2=3")];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(pairs, expected);
+}
+
+/// Producer settings that cannot work are refused with a usage error
+/// (exit 2) and write nothing.
+#[test]
+fn bad_producer_settings_send_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "strict", "--partitions", "1"]);
+    let refused: [(&[&str], &str); 4] = [
+        (&["--delivery-timeout-ms", "0"], "delivery_timeout_ms"),
+        (&["--key-separator", ""], "must not be empty"),
+        (
+            &["--key-separator", ",", "--format", "csv"],
+            "--format lines only",
+        ),
+        (
+            &["--key-separator", ",", "--key", "k"],
+            "cannot be used with",
+        ),
+    ];
+    for (flags, message) in refused {
+        let mut args = vec!["produce", "strict"];
+        args.extend_from_slice(flags);
+        let (code, stderr) = broker.run_failing(&args, "a,1\n");
+        assert_eq!(code, 2, "{flags:?}: {stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+    }
+    // A stdin line without the separator stops the stream at that line.
+    let args = ["produce", "strict", "--key-separator", ","];
+    let (code, stderr) = broker.run_failing(&args, "no separator\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("line 1: no key separator"), "{stderr}");
+    let consumed = broker.run(&["consume", "strict", "--from-beginning"]);
+    assert_eq!(consumed, "", "nothing was written");
+}
+
 /// A producer-log line with a bad time or topic name is refused before
 /// anything is sent.
 #[test]
