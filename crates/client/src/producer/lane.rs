@@ -16,10 +16,13 @@
 //!   that skips ahead with `OUT_OF_SEQUENCE`, so none can land before an
 //!   earlier one); a non-idempotent lane re-sends them one at a time.
 //! * Idempotent sequences: a new batch takes the lane's next sequence. When
-//!   batches are re-sent, they are numbered again from the end of the newest
-//!   batch known written (`written_end`): the same numbers, unless a batch
-//!   before them was refused for good (then it was not written and neither
-//!   was anything after it, so closing the hole is safe).
+//!   batches are re-sent, those newer than the newest batch known written
+//!   are numbered again from its end (`written_end`): the same numbers,
+//!   unless a batch before them was refused for good (then it was not
+//!   written and neither was anything after it, so closing the hole is
+//!   safe). One older than a batch known written was written too (the
+//!   leader refuses gaps) and keeps its numbers: its re-send is answered as
+//!   a duplicate.
 //! * The lane starts over with a fresh producer id (and sequence 0) when its
 //!   sequence state may differ from the leader's: a batch given up on with
 //!   an unknown outcome (delivery timeout), a stale-sequence refusal, or an
@@ -175,8 +178,15 @@ impl Lane {
         let mut cursor = self.written_end;
         let mut taken = Vec::with_capacity(self.retry.len());
         while let Some((_, mut batch)) = self.retry.pop_first() {
-            batch.renumber(producer_id, cursor);
-            cursor = cursor.wrapping_add(batch.record_count);
+            let behind_a_written_one = self.newest_written.is_some_and(|n| batch.ordinal < n)
+                && batch.producer_id == Some(producer_id);
+            if !behind_a_written_one {
+                // A batch older than one known written was written too (the
+                // leader refuses gaps): its re-send keeps its numbers and is
+                // answered as a duplicate. The others follow `written_end`.
+                batch.renumber(producer_id, cursor);
+                cursor = cursor.wrapping_add(batch.record_count);
+            }
             self.sent(&batch, destination);
             taken.push(batch);
         }

@@ -129,6 +129,32 @@ async fn resends_in_order_once_nothing_is_in_flight() {
     assert_eq!(lane.pinned_destination(), Some(&leader));
 }
 
+/// A batch whose answer was lost while the one behind it was written was
+/// written too: its re-send keeps its numbers (answered as a duplicate).
+#[tokio::test(start_paused = true)]
+async fn a_batch_behind_a_written_one_keeps_its_numbers() {
+    let mut lane = Lane::default();
+    let mut sent = send_new(&mut lane, &IDEMPOTENT, 0, 3).into_iter();
+    let (first, second, third) = (
+        sent.next().unwrap(),
+        sent.next().unwrap(),
+        sent.next().unwrap(),
+    );
+    let now = Instant::now();
+    lane.written(&first);
+    let timeout = ClientError::Timeout { timeout_ms: 5 };
+    lane.retry_later(second, &timeout, &IDEMPOTENT, now);
+    lane.written(&third);
+    let later = now + Duration::from_secs(5);
+    let resent = lane
+        .take_retries(&IDEMPOTENT, Some(7), later, &Arc::from("leader"))
+        .unwrap();
+    assert_eq!(wire_header(&resent[0]), (7, 2));
+    lane.written(&resent[0]);
+    lane.take_new(&IDEMPOTENT, Some(7)).unwrap();
+    assert_eq!(lane.stamp_new(1), (7, 6), "after the third batch");
+}
+
 /// A batch refused for good was not written, so the ones behind it are
 /// re-numbered to close the hole (and their CRC still checks).
 #[tokio::test(start_paused = true)]
