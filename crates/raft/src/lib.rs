@@ -10,8 +10,8 @@
 //!
 //! Module map: `types` (the type configuration, index mapping), `control`
 //! (blank and membership entries as control batches), `leader_acks`
-//! (`acks=leader` waiters), `raft_state` (vote
-//! and last purged id file), `log_storage` (`RaftLogStorage`), `log_reader`
+//! (`acks=leader` waiters), `raft_state` (vote, last purged id and
+//! committed id file), `log_storage` (`RaftLogStorage`), `log_reader`
 //! (`RaftLogReader`), `state_machine` (`RaftStateMachine`, snapshots),
 //! `snapshot_file` (the current snapshot, kept across restarts),
 //! `retention` (deleting old segments through a snapshot), `config`
@@ -43,7 +43,7 @@ pub use initialize::initialize_members;
 pub use leader_acks::{LeaderAcks, TooManyWaiting};
 pub use log_reader::{LIMITED_READ_BYTES, PartitionLogReader, SharedLog};
 pub use log_storage::PartitionRaftStorage;
-pub use raft_state::{RAFT_STATE_FILE, RaftState};
+pub use raft_state::{COMMITTED_RECORDS_MAX, RAFT_STATE_FILE, RaftState};
 pub use retention::{RetentionError, apply_retention};
 pub use snapshot_file::SNAPSHOT_FILE;
 pub use state_machine::{PartitionSnapshot, PartitionStateMachine};

@@ -23,7 +23,7 @@ use openraft::{Entry, EntryPayload, LogId, OptionalSend, RaftLogReader};
 use parking_lot::{Mutex, RwLock};
 
 use crate::control::{self, ControlEntry};
-use crate::raft_state::RaftState;
+use crate::raft_state::RaftStateFile;
 use crate::types::{BatchData, Tc, raft_index, stored_index};
 
 /// The partition log, shared between Raft and the broker's fetch path.
@@ -39,7 +39,7 @@ pub const LIMITED_READ_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct PartitionLogReader {
     pub(crate) log: SharedLog,
-    pub(crate) state: Arc<Mutex<RaftState>>,
+    pub(crate) state: Arc<Mutex<RaftStateFile>>,
 }
 
 impl RaftLogReader<Tc> for PartitionLogReader {
@@ -52,7 +52,7 @@ impl RaftLogReader<Tc> for PartitionLogReader {
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<Tc>>, io::Error> {
-        Ok(self.state.lock().vote)
+        Ok(self.state.lock().state().vote)
     }
 
     async fn limited_get_log_entries(

@@ -2,8 +2,10 @@
 //! log (decision 0005 §1). One Raft entry is one record batch; the log
 //! assigns offsets inside [`RaftLogStorage::append`], so every replica
 //! derives the same ones from the same entries. Blank and membership entries
-//! are stored as control batches ([`crate::control`]). The vote and the last
-//! purged log id live in the `raft-state` file ([`crate::raft_state`]).
+//! are stored as control batches ([`crate::control`]). The vote, the last
+//! purged log id and the committed log id live in the `raft-state` file
+//! ([`crate::raft_state`], which says what of it survives `kill -9` and
+//! power loss).
 //!
 //! Durability, as implemented now: `append` writes the batches, then (unless
 //! the log's policy is `Never`) fsyncs the log before it reports the
@@ -19,6 +21,20 @@
 //!
 //! A batch proposed with an `acks=leader` token is answered right after
 //! that sync ([`crate::LeaderAcks`]).
+//!
+//! The committed log id (`save_committed`, once per commit round) is
+//! appended to `raft-state` without fsync, so a restarted node re-applies
+//! what it had applied before and a leader that openraft restores in its
+//! own term does not answer a linearizable read from behind. It is never
+//! handed back beyond what the log holds: [`PartitionRaftStorage::open`]
+//! lowers it to the log's last entry if the log's tail was cut below it
+//! (what is left is a prefix of the log it was committed in), and drops it
+//! if the log holds another entry at its index or it is at or below the
+//! last purged id (the snapshot restores that state). openraft never
+//! truncates committed entries (asserted in `truncate_after`), and a
+//! snapshot install does not save it: the stored id stays below the
+//! snapshot until the next commit, and is dropped on open once the purge
+//! of the snapshot's entries is recorded.
 //!
 //! This module does not read entries back ([`crate::log_reader`]) or move
 //! the high watermark ([`crate::state_machine`]).
@@ -36,16 +52,15 @@ use parking_lot::Mutex;
 use crate::control::{self, ControlEntry};
 use crate::leader_acks::LeaderAcks;
 use crate::log_reader::{PartitionLogReader, SharedLog, invalid_data, log_id_of};
-use crate::raft_state::{self, RaftState};
+use crate::raft_state::{RaftState, RaftStateFile};
 use crate::types::{Appended, Tc, stored_index};
 
 /// The Raft log of one partition. Clones share the log and the state.
 #[derive(Clone)]
 pub struct PartitionRaftStorage {
     log: SharedLog,
-    /// Where `raft-state` is kept: the log's own directory, or a sibling.
-    state_storage: Arc<dyn Storage>,
-    state: Arc<Mutex<RaftState>>,
+    /// The `raft-state` file: in the log's own directory, or a sibling.
+    state: Arc<Mutex<RaftStateFile>>,
     leader_acks: LeaderAcks,
 }
 
@@ -59,13 +74,28 @@ impl std::fmt::Debug for PartitionRaftStorage {
 }
 
 impl PartitionRaftStorage {
-    /// Wraps an opened log and reads the stored vote and last purged id
-    /// from `state_storage` (typically the storage the log was opened on).
+    /// Wraps an opened log and reads the stored vote, last purged id and
+    /// committed id from `state_storage` (typically the storage the log
+    /// was opened on). A committed id the log no longer backs is lowered
+    /// or dropped, durably, before anything can read it
+    /// (`held_committed`).
     pub fn open(log: SharedLog, state_storage: Arc<dyn Storage>) -> io::Result<Self> {
-        let state = raft_state::read(&*state_storage)?;
+        let mut state = RaftStateFile::open(state_storage)?;
+        let stored = *state.state();
+        let held = held_committed(&log.read(), &stored)?;
+        if held != stored.committed {
+            tracing::info!(
+                stored = ?stored.committed,
+                held = ?held,
+                "the stored committed log id is not backed by the log; lowered"
+            );
+            state.replace(RaftState {
+                committed: held,
+                ..stored
+            })?;
+        }
         Ok(PartitionRaftStorage {
             log,
-            state_storage,
             state: Arc::new(Mutex::new(state)),
             leader_acks: LeaderAcks::default(),
         })
@@ -106,11 +136,11 @@ impl PartitionRaftStorage {
         Ok(())
     }
 
-    /// Persists `state` durably, then makes it the current state.
-    fn save_state(&self, state: RaftState) -> io::Result<()> {
-        raft_state::write(&*self.state_storage, &state)?;
-        *self.state.lock() = state;
-        Ok(())
+    /// Replaces the stored state with `change` of it, durably.
+    fn save_state(&self, change: impl FnOnce(RaftState) -> RaftState) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let changed = change(*state.state());
+        state.replace(changed)
     }
 }
 
@@ -118,7 +148,7 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
     type LogReader = PartitionLogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<Tc>, io::Error> {
-        let last_purged = self.state.lock().last_purged;
+        let last_purged = self.state.lock().state().last_purged;
         let last_batch = match self.log.read().last_batch() {
             Some(header) => Some(log_id_of(&header)?),
             None => None,
@@ -137,11 +167,23 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
         // No append made before the vote may become durable after it
         // (openraft docs/protocol/io_ordering.md).
         self.sync_log()?;
-        let state = RaftState {
+        self.save_state(|state| RaftState {
             vote: Some(*vote),
-            ..*self.state.lock()
-        };
-        self.save_state(state)
+            ..state
+        })
+    }
+
+    /// One appended record per advance, no fsync (see `raft_state`).
+    async fn save_committed(&mut self, committed: Option<LogIdOf<Tc>>) -> Result<(), io::Error> {
+        match committed {
+            Some(committed) => self.state.lock().save_committed(committed),
+            None => Ok(()),
+        }
+    }
+
+    /// Already checked against the log in [`PartitionRaftStorage::open`].
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<Tc>>, io::Error> {
+        Ok(self.state.lock().state().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<Tc>) -> Result<(), io::Error>
@@ -176,6 +218,11 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
     }
 
     async fn truncate_after(&mut self, last: Option<LogIdOf<Tc>>) -> Result<(), io::Error> {
+        let committed = self.state.lock().state().committed;
+        assert!(
+            committed.is_none_or(|c| last.is_some_and(|l| c.index <= l.index)),
+            "truncating after {last:?} would remove the committed entry {committed:?}"
+        );
         let mut log = self.log.write();
         let (cut, floor_term) = match last {
             Some(id) => (stored_index(id.index) + 1, id.leader_id.term),
@@ -204,11 +251,10 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
     async fn purge(&mut self, upto: LogIdOf<Tc>) -> Result<(), io::Error> {
         // Recorded first: a crash before the segments go leaves them
         // unreachable, never a purged id that still looks present.
-        let state = RaftState {
+        self.save_state(|state| RaftState {
             last_purged: Some(upto),
-            ..*self.state.lock()
-        };
-        self.save_state(state)?;
+            ..state
+        })?;
         let mut log = self.log.write();
         let stored = stored_index(upto.index);
         if stored > log.last_raft_index() {
@@ -226,6 +272,32 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
             None => Ok(()), // already below the start
         }
     }
+}
+
+/// The stored committed id, if the log still backs it. If the log's tail
+/// was cut below it (a torn tail cut on open, unsynced entries lost to a
+/// power loss), what is left is a prefix of the log it was committed in,
+/// so the last entry left is committed too. `None` if the log holds
+/// another entry at its index, or at or below the last purged id (the
+/// snapshot restores that state; openraft could not re-apply it anyway).
+fn held_committed(log: &PartitionLog, state: &RaftState) -> io::Result<Option<LogIdOf<Tc>>> {
+    let Some(committed) = state.committed else {
+        return Ok(None);
+    };
+    let stored = stored_index(committed.index);
+    let held = if stored > log.last_raft_index() {
+        match log.last_batch() {
+            Some(header) => Some(log_id_of(&header)?)
+                .filter(|last| last.leader_id.term <= committed.leader_id.term),
+            None => None,
+        }
+    } else {
+        log.locate_raft_index(stored)
+            .map_err(io::Error::other)?
+            .filter(|header| header.term == committed.leader_id.term)
+            .map(|_| committed)
+    };
+    Ok(held.filter(|id| Some(*id) > state.last_purged))
 }
 
 /// Appends one entry as one batch; returns where it landed.

@@ -23,10 +23,17 @@
 //!   per-seed share of requests and of replies is lost (0–10 %), another
 //!   share of requests is delivered twice; partitions split the nodes into
 //!   two sides; crashed nodes are unreachable.
-//! * **Crash and restart with power loss**: a crash shuts the node's Raft
-//!   down, then `MemoryStorage::crash()` drops every byte not yet fsynced;
-//!   a restart reopens the log from that storage (the recovery path) and
-//!   builds a new Raft, state machine and heartbeat ticker on it.
+//! * **Crash and restart** ([`crash`]): a crash shuts the node's Raft
+//!   down. Half of the crashes are power losses, after which
+//!   `MemoryStorage::crash()` drops every byte not yet fsynced; the others
+//!   are kills (`kill -9`), which keep every byte written (the page cache
+//!   survives). The kind is drawn from an RNG of its own, so
+//!   [`SimConfig::crashes`] changes no other draw. Half of the killed
+//!   nodes are restarted at once, as a supervisor would, and an offset
+//!   fetch follows: a killed leader comes back before anyone else can be
+//!   elected, and openraft restores it in its own term. A restart reopens
+//!   the log from that storage (the recovery path) and builds a new Raft,
+//!   state machine and heartbeat ticker on it.
 //! * **Workload**: produce (a batch of 1–3 records through a node; acked
 //!   when `client_write` returns), consumer-group offset commits, fetches of
 //!   acknowledged records and of group offsets (linearizable read on the
@@ -41,7 +48,7 @@
 //!   snapshot at the retention point, then purge. The final heal runs it on
 //!   every node too. A follower that falls behind the leader's purge is
 //!   sent the snapshot. The summary line each test prints (`cargo test -p
-//!   citystream-simulation -- --nocapture`) counts the purges: about 4,700
+//!   citystream-simulation -- --nocapture`) counts the purges: about 4,550
 //!   for the 1,000 seeds. The errors "group stopped" and "snapshot timed
 //!   out" are traced; any other is a failure.
 //!
@@ -97,7 +104,9 @@
 //!    later one of the group: it is before the node's log start) is traced
 //!    and not checked, as the log alone no longer knows the offset; a
 //!    commit after the log start that the fetch does not see is still a
-//!    failure. This checks what Raft gives such a coordinator, not the
+//!    failure. Fetches wait for `Raft::wait_for_recovery` only on a node
+//!    whose incarnation began after a power loss ([`RecoveryGate`]), never
+//!    after a kill. This checks what Raft gives such a coordinator, not the
 //!    coordinator itself.
 //!
 //! ## Running and replaying
@@ -112,8 +121,12 @@
 //! * `CITYSTREAM_SIM_NODES=<n>`: replicas (default 3); the test
 //!   `five_node_seeds` runs 25 seeds (`CITYSTREAM_SIM_FIVE_NODE_SEEDS`)
 //!   with 5 from seed 100,000.
-//! * `CITYSTREAM_SIM_WAIT_FOR_RECOVERY=0`: turn the read gate off (see
-//!   "Findings").
+//! * `CITYSTREAM_SIM_CRASHES=mixed|kill|power-loss`: which crashes
+//!   (default `mixed`, half and half).
+//! * `CITYSTREAM_SIM_RECOVERY_GATE=after-power-loss|never`: whether an
+//!   incarnation that began after a power loss waits for
+//!   `Raft::wait_for_recovery` before an offset fetch (default
+//!   `after-power-loss`; see "Findings").
 //! * `CITYSTREAM_SIM_NET_TRACE=1`: also print every RPC's fate.
 //!
 //! A failure prints `SIMULATION FAILED seed=<n>: <what>`, the last events of
@@ -147,29 +160,40 @@
 //! ## Findings
 //!
 //! * **Stale linearizable read after a leader restarts within its term**
-//!   (reproduced by the seeds in the test
-//!   `restarted_leader_serves_stale_reads_without_recovery_gate`, with
-//!   [`SimConfig::wait_for_recovery`] off; about 1 seed in 3,000 at 60
-//!   steps hits it since the workload includes retention: 3855, 6468, 7000
-//!   and 7269 of the first 11,000). A
-//!   leader crashes right after acking an offset commit and restarts while
-//!   no other node could be elected. openraft resumes it as leader *in the
-//!   same term* (its committed vote is its own). `citystream-raft` does not
-//!   persist the committed log id (`save_committed`), so the restarted
-//!   leader's state machine starts empty (or at its retention snapshot)
-//!   and `ensure_linearizable` returns a read log id below what it had
+//!   (fixed; regression test
+//!   `restarted_leader_serves_fresh_reads_without_recovery_gate`, seeds
+//!   3855, 6468, 7000 and 7269 at 60 steps). A leader crashed right after
+//!   acking an offset commit and restarted while no other node could be
+//!   elected; openraft resumed it as leader *in the same term* (its
+//!   committed vote is its own). `citystream-raft` did not persist the
+//!   committed log id (`save_committed`), so the restarted leader's state
+//!   machine started empty (or at its retention snapshot) and
+//!   `ensure_linearizable` returned a read log id below what it had
 //!   acknowledged (observed: `term 2, index 1`, the term's first entry; in
-//!   seed 7000 `term 1, index 15`): the fetch returns an older group offset
-//!   than one already acked.
-//!   openraft documents this at `RaftLogStorage::save_committed`: persist
-//!   `committed`, or call `Raft::wait_for_recovery` before serving reads.
-//!   The simulation gates offset fetches on `wait_for_recovery` by default.
-//!   The same root makes a restarted node's high watermark start again from
-//!   the log start, so plain fetches from it see less than before.
+//!   seed 7000 `term 1, index 15`): the fetch returned an older group
+//!   offset than one already acked. The simulation then gated every offset
+//!   fetch on `Raft::wait_for_recovery`, as openraft's docs advise when
+//!   `committed` is not persisted. Now `citystream-raft` persists it (one
+//!   unsynced record in `raft-state` per commit round) and a restarted
+//!   node re-applies up to it before it serves anything, so after a kill
+//!   no read waits for recovery: the 1,000 CI seeds include 58 offset
+//!   fetches answered, unwaited, by a leader restored in its term (the
+//!   summary line counts them), and 3,000 seeds at 60 steps with every
+//!   crash a kill and no gate at all passed with 1,052. With the committed
+//!   id not read back, the CI seeds 0, 702 and 995 fail this way. **Power
+//!   loss** can still take the latest committed records (they are not
+//!   fsynced, to keep fsyncs off the produce path) and so bring the stale
+//!   read back: `power_loss_without_recovery_gate_can_serve_stale_reads`
+//!   shows it on the same four seeds. An incarnation that began after a
+//!   power loss therefore still waits for recovery before an offset fetch
+//!   ([`RecoveryGate::AfterPowerLoss`], the default). The same root made a
+//!   restarted node's high watermark start again from its log start; after
+//!   a kill it now starts where it was.
 //! * With `FsyncPolicy::Always` or `Interval`, `PartitionRaftStorage::append`
 //!   writes and fsyncs in one synchronous call, so a simulated crash (which
 //!   happens between polls) never finds unsynced Raft entries: power loss
-//!   is exercised, but it loses nothing Raft relied on. `FsyncPolicy::Never`
+//!   is exercised, but it loses nothing Raft relied on for safety (only
+//!   the latest committed-id records, above). `FsyncPolicy::Never`
 //!   (where acked data can be lost by design, 0005 §9.5) is not simulated.
 //!
 //! ## Limits
@@ -182,6 +206,7 @@
 //! is the same Raft RPC (no reordering inside a TCP stream is modelled
 //! beyond what independent delays give).
 
+pub mod crash;
 pub mod net;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -205,6 +230,8 @@ use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::crash::CrashDraw;
+pub use crate::crash::{CrashKind, Crashes, RecoveryGate};
 use crate::net::{Net, NetFaults, NetStats};
 
 /// Steps per seed unless `CITYSTREAM_SIM_STEPS` says otherwise.
@@ -249,10 +276,11 @@ pub struct SimConfig {
     /// a quorum under `Always` and `Interval` alike.
     pub fsync: FsyncPolicy,
     pub sabotage: Option<Sabotage>,
-    /// Whether a node serves offset fetches only after
-    /// `Raft::wait_for_recovery` (see the crate docs, "Findings"). Off, a
-    /// leader restarted within its term serves stale linearizable reads.
-    pub wait_for_recovery: bool,
+    /// Which kinds of crash the faults are ([`crate::crash`]).
+    pub crashes: Crashes,
+    /// When a node serves offset fetches only after
+    /// `Raft::wait_for_recovery` (see the crate docs, "Findings").
+    pub recovery_gate: RecoveryGate,
 }
 
 impl Default for SimConfig {
@@ -262,7 +290,8 @@ impl Default for SimConfig {
             steps: DEFAULT_STEPS,
             fsync: FsyncPolicy::Interval { interval_ms: 5 },
             sabotage: None,
-            wait_for_recovery: true,
+            crashes: Crashes::Mixed,
+            recovery_gate: RecoveryGate::AfterPowerLoss,
         }
     }
 }
@@ -276,6 +305,12 @@ pub struct Outcome {
     pub acked_writes: usize,
     pub committed_batches: usize,
     pub crashes: u32,
+    /// The crashes that were power losses (the others were kills).
+    pub power_losses: u32,
+    /// Linearizable offset fetches answered, without waiting for recovery,
+    /// by a leader that had crashed leading and was restored in that same
+    /// term: the reads a persisted committed id keeps fresh.
+    pub restored_leader_reads: u32,
     pub partitions: u32,
     /// Retention runs that asked openraft to purge (`apply_retention`
     /// returned a log id).
@@ -363,8 +398,15 @@ pub fn replay_command(seed: u64, config: &SimConfig) -> String {
     if config.nodes != 3 {
         env.push_str(&format!(" CITYSTREAM_SIM_NODES={}", config.nodes));
     }
-    if !config.wait_for_recovery {
-        env.push_str(" CITYSTREAM_SIM_WAIT_FOR_RECOVERY=0");
+    if config.crashes != SimConfig::default().crashes {
+        env.push_str(&format!(
+            " CITYSTREAM_SIM_CRASHES={}",
+            config.crashes.name()
+        ));
+    }
+    if config.recovery_gate != SimConfig::default().recovery_gate {
+        let gate = config.recovery_gate.name();
+        env.push_str(&format!(" CITYSTREAM_SIM_RECOVERY_GATE={gate}"));
     }
     let note = if config.sabotage.is_some() || config.fsync != SimConfig::default().fsync {
         " (with the failing test's own SimConfig)"
@@ -412,6 +454,10 @@ struct Node {
     /// The highest log start offset seen on this node, in any incarnation
     /// (running, or in what a crash kept).
     start_seen: u64,
+    /// The crash before the current (or next) incarnation, if any.
+    last_crash: Option<CrashKind>,
+    /// The term this node led when it last crashed, if it was leading.
+    led_when_crashed: Option<u64>,
 }
 
 /// What a crashed node's storage kept: its log start and its batches.
@@ -477,6 +523,9 @@ struct Sim {
     start: Instant,
     next_write: u64,
     crashes: u32,
+    crash_draw: CrashDraw,
+    power_losses: u32,
+    restored_leader_reads: u32,
     partitions: u32,
     /// Retention runs that asked openraft to purge.
     purges: u32,
@@ -503,10 +552,13 @@ impl Sim {
                     checked_upto: 0,
                     durable: None,
                     start_seen: 0,
+                    last_crash: None,
+                    led_when_crashed: None,
                 };
                 (id, node)
             })
             .collect();
+        let crash_draw = CrashDraw::new(seed, config.crashes);
         let sim = Sim {
             seed,
             config,
@@ -519,6 +571,9 @@ impl Sim {
             start: Instant::now(),
             next_write: 0,
             crashes: 0,
+            crash_draw,
+            power_losses: 0,
+            restored_leader_reads: 0,
             partitions: 0,
             purges: 0,
             traced_terms: BTreeSet::new(),
@@ -646,28 +701,46 @@ impl Sim {
         Ok(())
     }
 
-    /// Stops node `id` and loses its unsynced bytes, as a power loss does.
-    async fn crash_node(&mut self, id: u64) -> Result<(), String> {
+    /// Stops node `id` as a kill or a power loss does: the latter also
+    /// loses its unsynced bytes. Returns the kind of crash.
+    async fn crash_node(&mut self, id: u64) -> Result<CrashKind, String> {
         let config = self.log_config();
+        let kind = self.crash_draw.next();
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(running) = node.running.take() else {
-            return Ok(());
+            return Ok(kind);
         };
         self.net.down(id);
         for task in &running.tasks {
             task.abort();
         }
+        let leading = {
+            let metrics = running.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.state.is_leader().then_some(m.current_term)
+        };
         let _ = running.raft.shutdown().await;
         drop(running);
-        node.storage.crash();
+        if kind == CrashKind::PowerLoss {
+            node.storage.crash();
+        }
         let survived = durable_batches(&node.storage, config)
-            .map_err(|e| format!("node {id}: storage after power loss does not open: {e}"))?;
-        let node = self.nodes.get_mut(&id).expect("known node");
+            .map_err(|e| format!("node {id}: storage after the crash does not open: {e}"))?;
         node.durable = Some(survived);
+        node.last_crash = Some(kind);
+        node.led_when_crashed = leading;
         self.check_start(id)?;
         self.crashes += 1;
-        self.event(format!("node {id} crashed (unsynced bytes lost)"));
-        Ok(())
+        let what = match kind {
+            CrashKind::Kill => "killed (unsynced bytes kept)",
+            CrashKind::PowerLoss => {
+                self.power_losses += 1;
+                "lost power (unsynced bytes lost)"
+            }
+        };
+        let leading = leading.map_or(String::new(), |term| format!(", leading term {term}"));
+        self.event(format!("node {id} {what}{leading}"));
+        Ok(kind)
     }
 
     async fn step(&mut self, step: u32) -> Result<(), String> {
@@ -681,7 +754,15 @@ impl Sim {
                 if let Some(id) = self.pick(&self.up_nodes())
                     && self.up_nodes().len() > 1
                 {
-                    self.crash_node(id).await?;
+                    let kind = self.crash_node(id).await?;
+                    // A supervisor restarting a killed process at once: a
+                    // leader comes back before anyone else can be elected,
+                    // and openraft restores it in its own term. A read
+                    // follows while it is fresh from the restart.
+                    if kind == CrashKind::Kill && self.crash_draw.restart_at_once() {
+                        self.start_node(id).await?;
+                        self.fetch_offset().await?;
+                    }
                 }
             }
             63..=67 => {
@@ -874,7 +955,11 @@ impl Sim {
         let group = self.rng.random_range(0..GROUPS);
         let floor = self.model.groups.get(&group).copied().unwrap_or_default();
         let raft = self.raft(node).expect("up");
-        if self.config.wait_for_recovery && raft.wait_for_recovery(Some(OP_WAIT)).await.is_err() {
+        let gated = self
+            .config
+            .recovery_gate
+            .applies(self.nodes[&node].last_crash);
+        if gated && raft.wait_for_recovery(Some(OP_WAIT)).await.is_err() {
             self.event(format!(
                 "offset fetch group {group} from {node}: not recovered yet"
             ));
@@ -932,8 +1017,28 @@ impl Sim {
         let model = self.model.groups.entry(group).or_default();
         model.fetched = value;
         model.floor_at = model.floor_at.max(at);
-        self.event(format!("offset fetch group {group} from {node}: {value}"));
+        let restored = !gated && self.restored_leader(node, &raft);
+        if restored {
+            self.restored_leader_reads += 1;
+        }
+        let note = if restored {
+            " (by a leader restored in its term)"
+        } else {
+            ""
+        };
+        self.event(format!(
+            "offset fetch group {group} from {node}: {value}{note}"
+        ));
         Ok(())
+    }
+
+    /// Whether `node` leads the very term it was leading when it last
+    /// crashed: openraft restored it as leader (its committed vote is its
+    /// own), with no new term and no new first entry.
+    fn restored_leader(&self, node: u64, raft: &PartitionRaft) -> bool {
+        let metrics = raft.metrics();
+        let m = metrics.borrow_watched();
+        m.state.is_leader() && self.nodes[&node].led_when_crashed == Some(m.current_term)
     }
 
     /// Retention on a random running node (`citystream_raft::apply_retention`
@@ -1377,6 +1482,8 @@ impl Sim {
             acked_writes: self.model.acked.len(),
             committed_batches: self.model.committed.len(),
             crashes: self.crashes,
+            power_losses: self.power_losses,
+            restored_leader_reads: self.restored_leader_reads,
             partitions: self.partitions,
             purges: self.purges,
             terms,
