@@ -25,7 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use self::local_cluster::{BrokerSettings, LocalCluster, NODE_COUNT};
-use self::probe::Acked;
+use self::probe::{Acked, ProbeSettings};
 use self::report::{FailoverReport, report_json, summary, trial_line};
 use self::trial::run_trial;
 use crate::cmd::api_code;
@@ -41,6 +41,10 @@ Examples:
 
   # Faster detection: shorter heartbeat and election timeout
   citystream bench failover --heartbeat-ms 50 --election-timeout-ms 150
+
+  # The probe retries every 10 ms instead of backing off to 200 ms: times the
+  # cluster more closely, not the producer's backoff
+  citystream bench failover --retry-backoff-max-ms 10
 
 The bench starts three `citystream broker` children of this binary on free 127.0.0.1
 ports, kills and restarts them itself, and kills them all when it ends (also on Ctrl-C).
@@ -68,6 +72,10 @@ pub struct FailoverArgs {
     /// Records per second the probe producer sends (16-byte values, partition 0).
     #[arg(long, default_value_t = 500, value_name = "RECORDS_PER_S")]
     rate: u64,
+    /// Cap of the probe producer's retry backoff (it starts at 10 ms and
+    /// doubles); a failover time includes up to one of these.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    retry_backoff_max_ms: u64,
     /// The brokers' --heartbeat-ms.
     #[arg(long, default_value_t = 100, value_name = "MS")]
     heartbeat_ms: u64,
@@ -83,8 +91,9 @@ pub struct FailoverArgs {
 }
 
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
-    if args.trials == 0 || args.rate == 0 {
-        return Err(UsageError("--trials and --rate must be at least 1".to_string()).into());
+    if args.trials == 0 || args.rate == 0 || args.retry_backoff_max_ms == 0 {
+        let problem = "--trials, --rate and --retry-backoff-max-ms must be at least 1";
+        return Err(UsageError(problem.to_string()).into());
     }
     let (data_dir, temporary) = prepare_data_dir(args.data_dir.as_ref())?;
     // On Ctrl-C or SIGTERM the bench future is dropped, and with it the
@@ -165,12 +174,16 @@ async fn run_trials(
     config.client_id = "citystream-bench-failover".to_string();
     let client = Client::connect(config).await?;
     create_topic(&client).await?;
+    let probe_settings = ProbeSettings {
+        rate_per_s: args.rate,
+        retry_backoff_max_ms: args.retry_backoff_max_ms,
+    };
     let mut trials = Vec::new();
     let mut acked: Vec<Acked> = Vec::new();
     let (mut failed_sends, mut last_send_error) = (0, None);
     for number in 1..=args.trials {
         let first_sequence = u64::from(number) << TRIAL_SEQUENCE_SHIFT;
-        let (result, log) = run_trial(&mut cluster, &client, args.rate, first_sequence)
+        let (result, log) = run_trial(&mut cluster, &client, probe_settings, first_sequence)
             .await
             .with_context(|| format!("trial {number}"))?;
         if !args.json {

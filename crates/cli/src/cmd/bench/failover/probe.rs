@@ -1,8 +1,9 @@
 //! The probe producer of `bench failover`: one `Producer` (idempotent, the
-//! default; acks=quorum, linger 0) sending small records to partition 0 at a fixed rate, each
-//! value a unique sequence number, and noting for every record when it was
-//! sent and when (and at which offset) it was acknowledged. It does not kill
-//! or restart anything; `mod.rs` does, and reads the acknowledgements.
+//! default; acks=quorum, linger 0) sending small records to partition 0 at
+//! a fixed rate, each value a unique sequence number, and noting for every
+//! record when it was sent and when (and at which offset) it was
+//! acknowledged. It does not kill or restart anything; `mod.rs` does, and
+//! reads the acknowledgements.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,17 +18,24 @@ use tokio_util::sync::CancellationToken;
 
 /// Bytes of each probe value: the sequence number (u64 little-endian), then zeros.
 pub const PROBE_VALUE_BYTES: usize = 16;
-/// Pause before the first retry, doubling up to [`RETRY_BACKOFF_MAX_MS`]:
-/// the failover time includes up to one of these. Retries go on for the
-/// producer's default delivery timeout (120 s), which outlasts an election
-/// by far, so records sent during a failover are acknowledged late, not
-/// dropped.
+/// Pause before the first retry, doubling up to
+/// [`ProbeSettings::retry_backoff_max_ms`]: the failover time includes up
+/// to one of these. Retries go on for the producer's default delivery
+/// timeout (120 s), which outlasts an election by far, so records sent
+/// during a failover are acknowledged late, not dropped.
 const RETRY_BACKOFF_MS: u64 = 10;
-const RETRY_BACKOFF_MAX_MS: u64 = 200;
 /// Deliveries awaited at once; beyond it the probe stops sending until some land.
 const PENDING_MAX: usize = 100_000;
 /// How long a stopped probe waits for its outstanding acknowledgements.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the probe sends.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeSettings {
+    pub rate_per_s: u64,
+    /// Cap of the producer's retry backoff (it starts at 10 ms and doubles).
+    pub retry_backoff_max_ms: u64,
+}
 
 /// One acknowledged record.
 #[derive(Debug, Clone, Copy)]
@@ -58,15 +66,15 @@ impl Probe {
     pub fn start(
         client: &Client,
         topic: &str,
-        rate_per_s: u64,
+        settings: ProbeSettings,
         first_sequence: u64,
     ) -> Result<Probe, ClientError> {
-        assert!(rate_per_s > 0, "the probe needs a rate");
+        assert!(settings.rate_per_s > 0, "the probe needs a rate");
         let producer = client.producer(ProducerConfig {
             acks: Acks::Quorum,
             linger_ms: 0,
-            retry_backoff_ms: RETRY_BACKOFF_MS,
-            retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS,
+            retry_backoff_ms: RETRY_BACKOFF_MS.min(settings.retry_backoff_max_ms),
+            retry_backoff_max_ms: settings.retry_backoff_max_ms,
             ..ProducerConfig::default()
         })?;
         let log = Arc::new(Mutex::new(ProbeLog::default()));
@@ -74,7 +82,7 @@ impl Probe {
         let sending = Sending {
             producer,
             topic: topic.to_string(),
-            interval: Duration::from_secs_f64(1.0 / rate_per_s as f64),
+            interval: Duration::from_secs_f64(1.0 / settings.rate_per_s as f64),
             next_sequence: first_sequence,
             log: log.clone(),
         };

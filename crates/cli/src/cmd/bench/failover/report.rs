@@ -159,6 +159,7 @@ pub fn report_json(args: &FailoverArgs, report: &FailoverReport) -> serde_json::
             "election_timeout_ms": args.election_timeout_ms,
             "fsync": args.fsync,
             "rate": args.rate,
+            "retry_backoff_max_ms": args.retry_backoff_max_ms,
             "acks": "quorum",
             "idempotent": true,
         },

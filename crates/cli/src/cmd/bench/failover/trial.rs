@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::TOPIC;
 use super::local_cluster::{LocalCluster, NODE_COUNT, POLL_INTERVAL, alive_nodes};
-use super::probe::{Probe, ProbeLog};
+use super::probe::{Probe, ProbeLog, ProbeSettings};
 
 /// Acknowledgements the probe must have before the leader is killed.
 const WARMUP_ACKS: usize = 20;
@@ -39,11 +39,11 @@ pub struct TrialResult {
 pub async fn run_trial(
     cluster: &mut LocalCluster,
     client: &Client,
-    rate_per_s: u64,
+    probe_settings: ProbeSettings,
     first_sequence: u64,
 ) -> anyhow::Result<(TrialResult, ProbeLog)> {
     let leader = wait_for_leader(cluster, None).await?;
-    let probe = Probe::start(client, TOPIC, rate_per_s, first_sequence)?;
+    let probe = Probe::start(client, TOPIC, probe_settings, first_sequence)?;
     let warmup_deadline = Instant::now() + LEADER_TIMEOUT;
     while probe.acked_count() < WARMUP_ACKS {
         if Instant::now() > warmup_deadline {
