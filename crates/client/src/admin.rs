@@ -13,6 +13,7 @@ use citystream_protocol::{
     DescribeGroupRequest, DescribeGroupResponse, ErrorCode, GroupSummary, ListGroupsRequest,
     ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, Reassignment, ReassignmentsResponse,
     RebalanceRequest, RemoveNodeRequest, Request, Response, TopicConfig, TopicMetadata,
+    TopicPartition,
 };
 
 use crate::controller::{Target, request_to_controller};
@@ -111,6 +112,25 @@ impl Admin {
             Response::ListGroups(response) => Ok(response.groups),
             other => Err(ClientError::unexpected_response("ListGroups", &other)),
         }
+    }
+
+    /// The offsets `group` committed for `partitions` (`None`: nothing yet).
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<Vec<(TopicPartition, Option<u64>)>, ClientError> {
+        crate::consumer::committed_offsets(&self.client, group, partitions).await
+    }
+
+    /// Commits `offsets` for `group` without being a member (a manual
+    /// commit: refused while the group has members that own partitions).
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<(TopicPartition, u64)>,
+    ) -> Result<(), ClientError> {
+        crate::consumer::commit(&self.client, group, None, offsets).await
     }
 
     pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse, ClientError> {

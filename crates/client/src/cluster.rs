@@ -176,7 +176,7 @@ impl Client {
 
     /// The partition count of `topic`, asking the cluster if it is not
     /// cached; `None` when the topic does not exist.
-    pub(crate) async fn partition_count(&self, topic: &str) -> Result<Option<u32>, ClientError> {
+    pub async fn partition_count(&self, topic: &str) -> Result<Option<u32>, ClientError> {
         if let Some(count) = self.cached_partition_count(topic) {
             return Ok(Some(count));
         }

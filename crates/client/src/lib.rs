@@ -9,7 +9,8 @@
 //! (the topic/leader cache), `cluster` ([`Client`]: pool + routing),
 //! `admin`, `controller` (admin requests to the metadata leader, following
 //! `NOT_LEADER`), `producer/` (accumulator, sender task, delivery futures),
-//! `consumer/` (group membership, fetcher, positions).
+//! `consumer/` (group membership, fetcher, positions), `read` (one-shot
+//! partition reads for request/response transports).
 
 mod admin;
 mod cluster;
@@ -19,9 +20,10 @@ mod controller;
 mod error;
 mod metadata;
 mod producer;
+mod read;
 
 pub use admin::Admin;
-pub use citystream_protocol::{Acks, ApiError, ErrorCode, TopicConfig};
+pub use citystream_protocol::{Acks, ApiError, ErrorCode, TopicConfig, TopicPartition};
 /// Kafka's key partitioner, shared with the broker (lives in the record crate).
 pub use citystream_record::{murmur2, partition_for_key};
 pub use cluster::{Client, ClientConfig};
@@ -31,3 +33,4 @@ pub use producer::{
     DeliveryFuture, IDEMPOTENT_IN_FLIGHT_MAX, Producer, ProducerConfig, ProducerRecord,
     RecordMetadata, UNKNOWN_OFFSET,
 };
+pub use read::PartitionRead;

@@ -11,7 +11,7 @@
 
 mod fetcher;
 mod group;
-mod positions;
+pub(crate) mod positions;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use crate::admin::list_offsets;
 use crate::{ApiError, Client, ClientError};
 use fetcher::{FetchLimits, fetch_round};
 use group::{JoinSpec, Membership};
+pub(crate) use group::{commit, committed_offsets};
 use positions::Positions;
 
 /// Pause after a fetch round that failed (connection trouble) or had no

@@ -1,0 +1,304 @@
+//! Produce bodies into records, before anything is sent (pure: a bad body
+//! is refused whole and nothing is written). By `Content-Type`:
+//!
+//! * `application/json`: one record object, or an array of them;
+//! * `application/x-ndjson` (or `application/jsonl`): one record object per
+//!   non-empty line;
+//! * anything else: the raw body is the value of one record (key and
+//!   partition from the query string).
+//!
+//! A record object is `{"value": ..., "key": "...", "headers": {"name":
+//! "value"}, "partition": n, "timestamp": ms}`, only `value` required. A
+//! string value is stored as its UTF-8 bytes; any other JSON value as its
+//! compact JSON text (so it reads back as that text). `"key_encoding":
+//! "base64"` / `"value_encoding": "base64"` carry binary keys and values.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::HttpError;
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    pub partition: Option<u32>,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A record object as sent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    /// Any JSON value: a string is stored as its text, anything else as
+    /// compact JSON.
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    #[serde(default)]
+    pub key: Option<String>,
+    /// `base64` if `key` is base64 of binary bytes.
+    #[serde(default)]
+    pub key_encoding: Option<String>,
+    /// `base64` if `value` is a base64 string of binary bytes.
+    #[serde(default)]
+    pub value_encoding: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Default: by key hash, or spread when keyless.
+    #[serde(default)]
+    pub partition: Option<u32>,
+    /// Milliseconds since the Unix epoch; default: now.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// How the body is read (from its `Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    NdJson,
+    Raw,
+}
+
+impl BodyKind {
+    pub fn of(content_type: Option<&str>) -> BodyKind {
+        let essence = content_type
+            .and_then(|t| t.split(';').next())
+            .map(|t| t.trim().to_ascii_lowercase());
+        match essence.as_deref() {
+            Some("application/json") => BodyKind::Json,
+            Some("application/x-ndjson" | "application/jsonl" | "application/ndjson") => {
+                BodyKind::NdJson
+            }
+            _ => BodyKind::Raw,
+        }
+    }
+}
+
+/// What a raw body's record gets from the query string.
+#[derive(Debug, Clone, Default)]
+pub struct RawRecordOptions {
+    pub key: Option<String>,
+    pub partition: Option<u32>,
+}
+
+/// Parses a whole body into at most `records_max` records.
+pub fn parse_body(
+    kind: BodyKind,
+    body: &[u8],
+    raw: &RawRecordOptions,
+    records_max: usize,
+) -> Result<Vec<NewRecord>, HttpError> {
+    let records = match kind {
+        BodyKind::Raw => vec![NewRecord {
+            key: raw.key.clone().map(Bytes::from),
+            value: Bytes::copy_from_slice(body),
+            headers: Vec::new(),
+            partition: raw.partition,
+            timestamp_ms: None,
+        }],
+        BodyKind::Json => parse_json(body, records_max)?,
+        BodyKind::NdJson => parse_ndjson(body, records_max)?,
+    };
+    if records.is_empty() {
+        return Err(HttpError::bad_request("the body holds no records"));
+    }
+    Ok(records)
+}
+
+fn parse_json(body: &[u8], records_max: usize) -> Result<Vec<NewRecord>, HttpError> {
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| HttpError::bad_request(format!("the body is not JSON: {e}")))?;
+    let items = match json {
+        serde_json::Value::Array(items) => items,
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => {
+            return Err(HttpError::bad_request(
+                "the body must be a record object or an array of them",
+            ));
+        }
+    };
+    check_count(items.len(), records_max)?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let input: RecordInput = serde_json::from_value(item)
+                .map_err(|e| HttpError::bad_request(format!("record {index}: {e}")))?;
+            record_of(input).map_err(|e| HttpError::bad_request(format!("record {index}: {e}")))
+        })
+        .collect()
+}
+
+fn parse_ndjson(body: &[u8], records_max: usize) -> Result<Vec<NewRecord>, HttpError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| HttpError::bad_request("an NDJSON body must be UTF-8"))?;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .collect();
+    check_count(lines.len(), records_max)?;
+    lines
+        .into_iter()
+        .map(|(index, line)| {
+            let number = index + 1;
+            let input: RecordInput = serde_json::from_str(line)
+                .map_err(|e| HttpError::bad_request(format!("line {number}: {e}")))?;
+            record_of(input).map_err(|e| HttpError::bad_request(format!("line {number}: {e}")))
+        })
+        .collect()
+}
+
+fn check_count(count: usize, records_max: usize) -> Result<(), HttpError> {
+    if count > records_max {
+        return Err(HttpError::too_large(format!(
+            "{count} records in one request; at most {records_max}"
+        )));
+    }
+    Ok(())
+}
+
+fn record_of(input: RecordInput) -> Result<NewRecord, String> {
+    let key = match input.key {
+        Some(key) => Some(decode(key, input.key_encoding.as_deref(), "key")?),
+        None => None,
+    };
+    let value = match input.value {
+        serde_json::Value::String(text) => decode(text, input.value_encoding.as_deref(), "value")?,
+        serde_json::Value::Null => return Err("`value` is required (null is not a value)".into()),
+        other if input.value_encoding.is_some() => {
+            return Err(format!(
+                "value_encoding applies to a string value, not {other}"
+            ));
+        }
+        other => Bytes::from(other.to_string()),
+    };
+    Ok(NewRecord {
+        key,
+        value,
+        headers: input
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, Bytes::from(value)))
+            .collect(),
+        partition: input.partition,
+        timestamp_ms: input.timestamp,
+    })
+}
+
+/// Text as its bytes, or base64-decoded with `encoding = "base64"`.
+fn decode(text: String, encoding: Option<&str>, field: &str) -> Result<Bytes, String> {
+    match encoding {
+        None => Ok(Bytes::from(text)),
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Bytes::from)
+            .map_err(|e| format!("{field} is not valid base64: {e}")),
+        Some(other) => Err(format!(
+            "{field}_encoding {other:?} is not supported (only \"base64\")"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> Result<Vec<NewRecord>, HttpError> {
+        parse_body(
+            BodyKind::Json,
+            body.as_bytes(),
+            &RawRecordOptions::default(),
+            3,
+        )
+    }
+
+    /// An object, an array and NDJSON all become records; string values are
+    /// stored as text, other JSON as compact JSON text.
+    #[test]
+    fn bodies_become_records() {
+        let one = json(r#"{"value":"hi","key":"k","headers":{"h":"v"},"partition":2}"#).unwrap();
+        assert_eq!(one[0].value, Bytes::from("hi"));
+        assert_eq!(one[0].key, Some(Bytes::from("k")));
+        assert_eq!(one[0].headers, vec![("h".to_string(), Bytes::from("v"))]);
+        assert_eq!(one[0].partition, Some(2));
+        let many = json(r#"[{"value":{"pm25": 12}},{"value":7}]"#).unwrap();
+        assert_eq!(many[0].value, Bytes::from(r#"{"pm25":12}"#));
+        assert_eq!(many[1].value, Bytes::from("7"));
+        let lines = "{\"value\":\"a\"}\n\n{\"value\":\"b\"}\n";
+        let nd = parse_body(
+            BodyKind::NdJson,
+            lines.as_bytes(),
+            &RawRecordOptions::default(),
+            3,
+        );
+        assert_eq!(nd.unwrap().len(), 2);
+        let raw = RawRecordOptions {
+            key: Some("k".into()),
+            partition: Some(1),
+        };
+        let one_raw = parse_body(BodyKind::Raw, b"\x00raw", &raw, 3).unwrap();
+        assert_eq!(
+            (one_raw[0].value.as_ref(), one_raw[0].partition),
+            (&b"\x00raw"[..], Some(1))
+        );
+    }
+
+    /// Base64-encoded keys and values are decoded; a bad encoding is refused.
+    #[test]
+    fn base64_fields_are_decoded() {
+        let records = json(r#"{"value":"AP8=","value_encoding":"base64"}"#).unwrap();
+        assert_eq!(records[0].value, Bytes::from_static(&[0, 0xff]));
+        assert!(json(r#"{"value":"!!","value_encoding":"base64"}"#).is_err());
+        assert!(json(r#"{"value":"x","value_encoding":"hex"}"#).is_err());
+    }
+
+    /// Every malformed body is refused with 400, too many records with 413.
+    #[test]
+    fn bad_bodies_are_refused() {
+        let bad = [
+            "not json",
+            "42",
+            "[]",
+            r#"{"key":"k"}"#,
+            r#"{"value":null}"#,
+            r#"{"value":"x","partition":-1}"#,
+            r#"{"value":"x","extra":1}"#,
+            r#"[{"value":"x"}, 5]"#,
+            r#"{"value":"x","headers":{"h":1}}"#,
+        ];
+        for body in bad {
+            let error = json(body).expect_err(body);
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+        }
+        let error = json(r#"[{"value":1},{"value":2},{"value":3},{"value":4}]"#).unwrap_err();
+        assert_eq!(error.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let error = parse_body(
+            BodyKind::NdJson,
+            b"{\"value\":1}\nnope\n",
+            &RawRecordOptions::default(),
+            3,
+        )
+        .unwrap_err();
+        assert!(error.message.starts_with("line 2"), "{}", error.message);
+    }
+
+    /// The content type picks the parser; parameters and case do not matter.
+    #[test]
+    fn content_type_picks_the_parser() {
+        assert_eq!(
+            BodyKind::of(Some("Application/JSON; charset=utf-8")),
+            BodyKind::Json
+        );
+        assert_eq!(BodyKind::of(Some("application/x-ndjson")), BodyKind::NdJson);
+        assert_eq!(BodyKind::of(Some("text/plain")), BodyKind::Raw);
+        assert_eq!(BodyKind::of(None), BodyKind::Raw);
+    }
+}

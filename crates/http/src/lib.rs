@@ -1,0 +1,131 @@
+//! The HTTP/JSON API of a broker node (`citystream broker --http ADDR`),
+//! built with axum. It is a transport over the node's own native client
+//! ([`citystream_client::Client`] connected to this node): every node
+//! serves every request, and the client routes each to the partition
+//! leader or the group coordinator, follows leader changes and retries,
+//! so produce over HTTP takes the idempotent, order-keeping path of every
+//! other producer (decision 0011).
+//!
+//! Module map: `state` (client, producers, limits), `error` (one error
+//! type, statuses, the JSON error body), `body` (produce bodies into
+//! records, pure), `views` (JSON shapes of records, topics, groups, the
+//! cluster; shared with the CLI), and one module per resource: `topics`,
+//! `records`, `groups`, `health`. The OpenAPI document is generated from
+//! the handlers' annotations and served at `/api/openapi.json`.
+
+mod body;
+mod error;
+mod groups;
+mod health;
+mod records;
+mod state;
+mod topics;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ErrorBody, HttpError};
+pub use state::{HttpConfig, HttpState};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "citystream HTTP API",
+        description = "Topics, records, consumer groups and the cluster of a citystream broker. Errors are {\"error\":{\"code\",\"message\"}}."
+    ),
+    tags(
+        (name = "topics"), (name = "records"), (name = "groups"),
+        (name = "cluster"), (name = "health")
+    )
+)]
+struct ApiDoc;
+
+/// The router and its OpenAPI document.
+fn routes() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::cluster))
+        .routes(routes!(topics::list, topics::create))
+        .routes(routes!(topics::describe, topics::delete))
+        .routes(routes!(records::produce, records::read))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::describe))
+        .routes(routes!(groups::read))
+        .routes(routes!(groups::commit))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// Every route, with the body limit and CORS of `state`'s config.
+pub fn router(state: HttpState) -> Router {
+    let (router, api) = routes();
+    let api = Arc::new(api);
+    let config = state.config().clone();
+    let mut router = router
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(config.body_bytes_max));
+    if let Some(origin) = &config.cors_origin {
+        router = router.layer(cors(origin));
+    }
+    router.with_state(state)
+}
+
+fn cors(origin: &str) -> CorsLayer {
+    let allow = match origin {
+        "*" => AllowOrigin::any(),
+        one => AllowOrigin::exact(HeaderValue::from_str(one).expect("checked at start")),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(Any)
+}
+
+/// Checks a `--http-cors-origin` value: `*` or one origin like `https://a.b:8080`.
+pub fn check_cors_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+        && !origin.ends_with('/')
+        && HeaderValue::from_str(origin).is_ok();
+    match valid {
+        true => Ok(()),
+        false => Err(format!(
+            "{origin:?} is not an origin: give * or scheme://host[:port] (no path)"
+        )),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

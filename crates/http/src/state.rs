@@ -1,0 +1,123 @@
+//! [`HttpState`]: what every handler shares: the node's own native client
+//! (routing to partition leaders and the group coordinator, retries), one
+//! idempotent producer per ack mode (created on first use), the limits, and
+//! per-group locks that keep two group reads on this node from handing out
+//! the same records.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use citystream_client::{Acks, Client, Producer, ProducerConfig};
+use tokio::sync::OnceCell;
+
+use crate::error::HttpError;
+
+/// Limits and options of the HTTP listener.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// A larger request body is refused with 413 and nothing is written.
+    pub body_bytes_max: usize,
+    /// Records one produce request may carry (413 beyond).
+    pub records_per_request_max: usize,
+    /// Records one read may ask for (`limit`; 400 beyond).
+    pub read_records_max: usize,
+    /// Longest `wait_ms` of a read.
+    pub read_wait_ms_max: u32,
+    /// `Access-Control-Allow-Origin` (`*` or one origin); `None`: no CORS.
+    pub cors_origin: Option<String>,
+    /// How long the producers wait to fill a batch.
+    pub linger_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_bytes_max: 8 * 1024 * 1024,
+            records_per_request_max: 10_000,
+            read_records_max: 10_000,
+            read_wait_ms_max: 30_000,
+            cors_origin: None,
+            linger_ms: 1,
+        }
+    }
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct HttpState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    config: HttpConfig,
+    quorum: OnceCell<Producer>,
+    leader: OnceCell<Producer>,
+    none: OnceCell<Producer>,
+    groups: GroupLocks,
+}
+
+impl HttpState {
+    /// `client` should be connected to this node's own native listener.
+    pub fn new(client: Client, config: HttpConfig) -> HttpState {
+        HttpState {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                quorum: OnceCell::new(),
+                leader: OnceCell::new(),
+                none: OnceCell::new(),
+                groups: GroupLocks::default(),
+            }),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.inner.config
+    }
+
+    /// The idempotent (ordered, exactly once) producer for `acks`.
+    pub async fn producer(&self, acks: Acks) -> Result<&Producer, HttpError> {
+        let cell = match acks {
+            Acks::Quorum => &self.inner.quorum,
+            Acks::Leader => &self.inner.leader,
+            Acks::None => &self.inner.none,
+        };
+        cell.get_or_try_init(|| async {
+            let config = ProducerConfig {
+                acks,
+                linger_ms: self.inner.config.linger_ms,
+                ..ProducerConfig::default()
+            };
+            self.inner.client.producer(config).map_err(HttpError::from)
+        })
+        .await
+    }
+
+    /// The lock serializing group reads of `group` on this node.
+    pub fn group_lock(&self, group: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner.groups.get(group)
+    }
+}
+
+/// One async lock per group name, dropped from the map once unused.
+#[derive(Default)]
+struct GroupLocks {
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl GroupLocks {
+    fn get(&self, group: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .expect("the group lock map is never poisoned");
+        // Forget locks nobody holds or waits for, so the map stays small.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(group.to_owned()).or_default().clone()
+    }
+}

@@ -1,0 +1,103 @@
+//! `/api/topics`: list, create, describe, delete (through the node's
+//! client: creation and deletion go to the metadata leader).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use citystream_client::TopicConfig;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ErrorBody, HttpError};
+use crate::state::HttpState;
+use crate::views::TopicView;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<TopicView>,
+}
+
+/// A topic to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTopic {
+    pub name: String,
+    /// Default 1.
+    #[serde(default = "one")]
+    pub partitions: u32,
+    /// Replicas per partition; default min(3, brokers).
+    #[serde(default)]
+    pub replication: u16,
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Every topic with its partitions, leaders and offsets.
+#[utoipa::path(get, path = "/api/topics", tag = "topics",
+    responses((status = 200, body = TopicList)))]
+pub async fn list(State(state): State<HttpState>) -> Result<Json<TopicList>, HttpError> {
+    let topics = state.client().admin().list_topics().await?;
+    Ok(Json(TopicList {
+        topics: topics.iter().map(TopicView::of).collect(),
+    }))
+}
+
+/// Creates a topic.
+#[utoipa::path(post, path = "/api/topics", tag = "topics", request_body = NewTopic,
+    responses(
+        (status = 201, body = TopicView),
+        (status = 400, body = ErrorBody, description = "invalid name or settings"),
+        (status = 409, body = ErrorBody, description = "the topic exists"),
+    ))]
+pub async fn create(
+    State(state): State<HttpState>,
+    body: Result<Json<NewTopic>, JsonRejection>,
+) -> Result<(StatusCode, Json<TopicView>), HttpError> {
+    let Json(topic) = body?;
+    let config = TopicConfig {
+        replication: topic.replication,
+        retention_ms: topic.retention_ms,
+        retention_bytes: topic.retention_bytes,
+        segment_bytes: None,
+    };
+    let admin = state.client().admin();
+    let created = admin
+        .create_topic(&topic.name, topic.partitions, config)
+        .await?;
+    Ok((StatusCode::CREATED, Json(TopicView::of(&created))))
+}
+
+/// One topic.
+#[utoipa::path(get, path = "/api/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path)),
+    responses((status = 200, body = TopicView), (status = 404, body = ErrorBody)))]
+pub async fn describe(
+    State(state): State<HttpState>,
+    Path(topic): Path<String>,
+) -> Result<Json<TopicView>, HttpError> {
+    let described = state.client().admin().describe_topic(&topic).await?;
+    Ok(Json(TopicView::of(&described)))
+}
+
+/// Deletes a topic and its records.
+#[utoipa::path(delete, path = "/api/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<HttpState>,
+    Path(topic): Path<String>,
+) -> Result<StatusCode, HttpError> {
+    let admin = state.client().admin();
+    // The broker's delete is idempotent; the API answers 404 for a topic
+    // that is not there.
+    admin.describe_topic(&topic).await?;
+    admin.delete_topic(&topic).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,547 @@
+//! The HTTP API against a real broker (in-memory, on 127.0.0.1:0) through
+//! a real HTTP client (reqwest): topics, produce in every body form, reads
+//! by offset and time, group reads that hand each record out once, health,
+//! the OpenAPI document, and every refusal with its status and code (and
+//! nothing written).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_broker::{Broker, BrokerConfig};
+use citystream_client::{Client, ClientConfig};
+use citystream_http::{HttpConfig, HttpState};
+use citystream_server::{ServerConfig, serve};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A broker, its HTTP API, and an HTTP client aimed at it.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api::start_with(HttpConfig::default()).await
+    }
+
+    async fn start_with(config: HttpConfig) -> Api {
+        let shutdown = CancellationToken::new();
+        let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = native.local_addr().unwrap().to_string();
+        let broker = Arc::new(Broker::open(BrokerConfig::default(), 0).unwrap());
+        let server_config = ServerConfig {
+            advertised_address: address.clone(),
+            tick_interval_ms: 10,
+            ..ServerConfig::default()
+        };
+        tokio::spawn(serve(native, broker, server_config, shutdown.clone()));
+        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = HttpState::new(client, config);
+        tokio::spawn(citystream_http::serve(listener, state, shutdown.clone()));
+        Api {
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        answer(response).await
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        answer(response).await
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answer(response).await
+    }
+
+    async fn create_topic(&self, name: &str, partitions: u32) {
+        let body = json!({"name": name, "partitions": partitions});
+        let (status, topic) = self.post_json("/api/topics", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{topic}");
+    }
+
+    /// Every value of partition `partition`, from the start.
+    async fn values(&self, topic: &str, partition: u32) -> Vec<String> {
+        let path = format!("/api/topics/{topic}/records?partition={partition}&limit=10000");
+        let (status, read) = self.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{read}");
+        read["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = match text.is_empty() {
+        true => Value::Null,
+        false => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    };
+    (status, body)
+}
+
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}
+
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// Topics are created, listed, described and deleted; a second create is
+/// 409, an unknown topic 404, a bad name 400.
+#[tokio::test]
+async fn topics_lifecycle() {
+    bounded(async {
+        let api = Api::start().await;
+        api.create_topic("air", 3).await;
+        let (status, list) = api.get("/api/topics").await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<&str> = list["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"air"), "{list}");
+        let (status, topic) = api.get("/api/topics/air").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(topic["partitions"].as_array().unwrap().len(), 3);
+        let (status, body) = api.post_json("/api/topics", json!({"name": "air"})).await;
+        assert_error(status, &body, StatusCode::CONFLICT, "TOPIC_ALREADY_EXISTS");
+        let (status, body) = api
+            .post_json("/api/topics", json!({"name": "no spaces"}))
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "INVALID_TOPIC_NAME");
+        let (status, body) = api
+            .post_json("/api/topics", json!({"name": "x", "partitions": "3"}))
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        let response = api
+            .http
+            .delete(api.url("/api/topics/air"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let (status, body) = api.get("/api/topics/air").await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "UNKNOWN_TOPIC");
+        let response = api
+            .http
+            .delete(api.url("/api/topics/air"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+/// A JSON record, a JSON array, NDJSON and a raw body are all produced;
+/// the answer names each record's partition and offset, and the records
+/// read back in order with their keys and headers.
+#[tokio::test]
+async fn produce_every_body_form_and_read_back() {
+    bounded(async {
+        let api = Api::start().await;
+        api.create_topic("city", 1).await;
+        let (status, one) = api
+            .post_json(
+                "/api/topics/city/records",
+                json!({"value": "first", "key": "s1", "headers": {"unit": "C"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        assert_eq!(one["records"][0], json!({"partition": 0, "offset": 0}));
+        let (status, many) = api
+            .post_json(
+                "/api/topics/city/records",
+                json!([{"value": {"pm25": 12}}, {"value": 7}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{many}");
+        assert_eq!(many["records"][1]["offset"], 2);
+        let ndjson = "{\"value\":\"n1\"}\n{\"value\":\"n2\"}\n";
+        let (status, _) = api
+            .post_raw("/api/topics/city/records", "application/x-ndjson", ndjson)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, raw) = api
+            .post_raw("/api/topics/city/records?key=k9", "text/plain", "raw body")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(raw["records"][0]["offset"], 5);
+        assert_eq!(
+            api.values("city", 0).await,
+            ["first", "{\"pm25\":12}", "7", "n1", "n2", "raw body"]
+        );
+        let (_, read) = api.get("/api/topics/city/records?offset=0&limit=1").await;
+        let first = &read["records"][0];
+        assert_eq!(
+            (first["key"].as_str(), first["headers"]["unit"].as_str()),
+            (Some("s1"), Some("C"))
+        );
+        assert_eq!(read["next_offset"], 1);
+        assert_eq!(read["high_watermark"], 6);
+        let (_, from_time) = api
+            .get("/api/topics/city/records?timestamp=0&limit=2")
+            .await;
+        assert_eq!(from_time["records"].as_array().unwrap().len(), 2);
+    })
+    .await;
+}
+
+/// Many records in one request, spread over partitions by key, keep each
+/// key's order.
+#[tokio::test]
+async fn keyed_batch_keeps_each_keys_order() {
+    bounded(async {
+        let api = Api::start().await;
+        api.create_topic("keyed", 4).await;
+        let records: Vec<Value> = (0..400)
+            .map(|i| json!({"key": format!("k{}", i % 8), "value": format!("{i}")}))
+            .collect();
+        let (status, produced) = api
+            .post_json("/api/topics/keyed/records", Value::Array(records))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{produced}");
+        assert_eq!(produced["records"].as_array().unwrap().len(), 400);
+        let mut total = 0;
+        for partition in 0..4 {
+            let values: Vec<u32> = api
+                .values("keyed", partition)
+                .await
+                .iter()
+                .map(|v| v.parse().unwrap())
+                .collect();
+            total += values.len();
+            for key in 0..8 {
+                let of_key: Vec<u32> = values.iter().copied().filter(|v| v % 8 == key).collect();
+                assert!(
+                    of_key.windows(2).all(|w| w[0] < w[1]),
+                    "key {key}: {of_key:?}"
+                );
+            }
+        }
+        assert_eq!(total, 400);
+    })
+    .await;
+}
+
+/// Every bad produce is refused with its status and code, and nothing is
+/// written: malformed JSON, wrong types, unknown topic or partition, too
+/// many records, a body over the limit, a record over the broker's limit.
+#[tokio::test]
+async fn bad_produce_requests_write_nothing() {
+    bounded(async {
+        let config = HttpConfig {
+            body_bytes_max: 4 * 1024,
+            records_per_request_max: 5,
+            ..HttpConfig::default()
+        };
+        let api = Api::start_with(config).await;
+        api.create_topic("strict", 2).await;
+        let path = "/api/topics/strict/records";
+        let cases: Vec<(Value, StatusCode, &str)> = vec![
+            (
+                json!({"key": "no value"}),
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                json!({"value": "x", "partition": "one"}),
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                json!([{"value": "ok"}, {"value": "x", "bogus": 1}]),
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                json!([{"value": "ok"}, {"value": "x", "partition": 7}]),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_PARTITION",
+            ),
+            (
+                json!(vec![json!({"value": 1}); 6]),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            (
+                json!({"value": "x".repeat(5_000)}),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            (json!([]), StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+        ];
+        for (body, expected, code) in cases {
+            let (status, answer) = api.post_json(path, body.clone()).await;
+            assert_error(status, &answer, expected, code);
+        }
+        let (status, answer) = api.post_raw(path, "application/json", "{not json").await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        let (status, answer) = api
+            .post_json("/api/topics/missing/records", json!({"value": 1}))
+            .await;
+        assert_error(status, &answer, StatusCode::NOT_FOUND, "UNKNOWN_TOPIC");
+        let (status, answer) = api
+            .post_raw("/api/topics/strict/records?acks=all", "text/plain", "x")
+            .await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        for partition in 0..2 {
+            assert!(
+                api.values("strict", partition).await.is_empty(),
+                "partition {partition} was written"
+            );
+        }
+    })
+    .await;
+}
+
+/// Reads refuse bad parameters and offsets outside the log.
+#[tokio::test]
+async fn bad_reads_are_refused() {
+    bounded(async {
+        let api = Api::start().await;
+        api.create_topic("r", 1).await;
+        let cases = [
+            (
+                "/api/topics/r/records?limit=0",
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                "/api/topics/r/records?limit=abc",
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                "/api/topics/r/records?offset=1&timestamp=5",
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                "/api/topics/r/records?offset=99",
+                StatusCode::BAD_REQUEST,
+                "OFFSET_OUT_OF_RANGE",
+            ),
+            (
+                "/api/topics/r/records?partition=3",
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_PARTITION",
+            ),
+            (
+                "/api/topics/nope/records",
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_TOPIC",
+            ),
+        ];
+        for (path, expected, code) in cases {
+            let (status, body) = api.get(path).await;
+            assert_error(status, &body, expected, code);
+        }
+    })
+    .await;
+}
+
+/// A group read returns only what the group has not consumed yet and
+/// commits past it; describe shows the lag; an explicit commit moves it.
+#[tokio::test]
+async fn group_reads_hand_each_record_out_once() {
+    bounded(async {
+        let api = Api::start().await;
+        api.create_topic("g", 2).await;
+        let records: Vec<Value> = (0..10)
+            .map(|i| json!({"value": format!("v{i}"), "partition": i % 2}))
+            .collect();
+        api.post_json("/api/topics/g/records", Value::Array(records))
+            .await;
+        let path = "/api/groups/dash/records?topic=g&limit=6";
+        let (status, first) = api.post_json(path, Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let (_, second) = api.post_json(path, Value::Null).await;
+        let (_, third) = api.post_json(path, Value::Null).await;
+        let mut seen: Vec<String> = [&first, &second, &third]
+            .iter()
+            .flat_map(|read| {
+                read["records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["value"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(first["records"].as_array().unwrap().len(), 6);
+        assert!(third["records"].as_array().unwrap().is_empty(), "{third}");
+        seen.sort();
+        let mut expected: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        expected.sort();
+        assert_eq!(seen, expected, "each record once");
+        let (status, group) = api.get("/api/groups/dash").await;
+        assert_eq!(status, StatusCode::OK, "{group}");
+        let lags: Vec<u64> = group["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["lag"].as_u64().unwrap())
+            .collect();
+        assert_eq!(lags, [0, 0]);
+        let commit = json!({"topic": "g", "partition": 0, "offset": 3});
+        let response = api
+            .http
+            .post(api.url("/api/groups/dash/offsets"))
+            .json(&commit)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let (_, again) = api.post_json(path, Value::Null).await;
+        assert_eq!(again["records"].as_array().unwrap().len(), 2, "{again}");
+        let (status, body) = api
+            .post_json("/api/groups/dash/records?topic=nope", Value::Null)
+            .await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "UNKNOWN_TOPIC");
+        let (status, body) = api.post_json("/api/groups/dash/records", Value::Null).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    })
+    .await;
+}
+
+/// Health, readiness and the cluster view answer on a standalone broker.
+#[tokio::test]
+async fn health_readiness_and_cluster() {
+    bounded(async {
+        let api = Api::start().await;
+        assert_eq!(
+            api.get("/healthz").await,
+            (StatusCode::OK, json!({"status": "ok"}))
+        );
+        let (status, ready) = api.get("/readyz").await;
+        assert_eq!(
+            (status, ready["status"].as_str()),
+            (StatusCode::OK, Some("ready"))
+        );
+        let (status, cluster) = api.get("/api/cluster").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(cluster["nodes"].is_array(), "{cluster}");
+    })
+    .await;
+}
+
+/// The OpenAPI document lists every route the router serves.
+#[tokio::test]
+async fn openapi_lists_every_route() {
+    bounded(async {
+        let api = Api::start().await;
+        let (status, doc) = api.get("/api/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        let paths = doc["paths"].as_object().unwrap();
+        let expected = [
+            ("/healthz", "get"),
+            ("/readyz", "get"),
+            ("/api/cluster", "get"),
+            ("/api/topics", "get"),
+            ("/api/topics", "post"),
+            ("/api/topics/{topic}", "get"),
+            ("/api/topics/{topic}", "delete"),
+            ("/api/topics/{topic}/records", "get"),
+            ("/api/topics/{topic}/records", "post"),
+            ("/api/groups", "get"),
+            ("/api/groups/{group}", "get"),
+            ("/api/groups/{group}/records", "post"),
+            ("/api/groups/{group}/offsets", "post"),
+        ];
+        for (path, method) in expected {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing"
+            );
+        }
+        let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(
+            documented,
+            expected.len(),
+            "every documented route is tested here"
+        );
+    })
+    .await;
+}
+
+/// With a CORS origin set, preflights and answers carry it.
+#[tokio::test]
+async fn cors_origin_is_announced() {
+    bounded(async {
+        let config = HttpConfig {
+            cors_origin: Some("http://dash.example:8080".into()),
+            ..HttpConfig::default()
+        };
+        let api = Api::start_with(config).await;
+        let response = api
+            .http
+            .get(api.url("/healthz"))
+            .header("origin", "http://dash.example:8080")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "http://dash.example:8080"
+        );
+    })
+    .await;
+}
