@@ -7,10 +7,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use bytes::Bytes;
-use citystream_client::{ClientError, ConsumerRecord};
-use serde::Serialize;
-use serde::ser::SerializeMap;
+use citystream_client::ClientError;
 
 /// A settings or argument problem the user must fix; exits with code 2
 /// (as clap's own usage errors do) instead of 1.
@@ -105,98 +102,14 @@ impl Table {
     }
 }
 
-/// One consumed record as a JSON object. Keys and values that are valid
-/// UTF-8 are strings; others are base64 with `key_encoding`/`value_encoding`
-/// set to `"base64"`. Headers are an object (a repeated name appears twice).
-pub fn record_json(record: &ConsumerRecord) -> String {
-    let (key, key_encoding) = match &record.key {
-        Some(key) => {
-            let (text, encoding) = text_or_base64(key);
-            (Some(text), encoding)
-        }
-        None => (None, None),
-    };
-    let (value, value_encoding) = text_or_base64(&record.value);
-    let json = RecordJson {
-        topic: &record.topic,
-        partition: record.partition,
-        offset: record.offset,
-        timestamp: record.timestamp_ms,
-        hlc: record.hlc,
-        hlc_ms: record.hlc_ms(),
-        key,
-        key_encoding,
-        value,
-        value_encoding,
-        headers: HeadersJson(&record.headers),
-    };
-    serde_json::to_string(&json).expect("a record always serializes")
-}
-
-#[derive(Serialize)]
-struct RecordJson<'a> {
-    topic: &'a str,
-    partition: u32,
-    offset: u64,
-    timestamp: i64,
-    /// The broker's hybrid logical clock for the record.
-    hlc: u64,
-    /// Physical part of `hlc`: milliseconds since the Unix epoch.
-    hlc_ms: i64,
-    key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_encoding: Option<&'static str>,
-    value: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value_encoding: Option<&'static str>,
-    headers: HeadersJson<'a>,
-}
-
-struct HeadersJson<'a>(&'a [(String, Bytes)]);
-
-impl Serialize for HeadersJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in self.0 {
-            map.serialize_entry(name, &String::from_utf8_lossy(value))?;
-        }
-        map.end()
-    }
-}
-
-/// The bytes as a string when they are UTF-8, else base64 and its marker.
-fn text_or_base64(bytes: &[u8]) -> (String, Option<&'static str>) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_string(), None),
-        Err(_) => (base64(bytes), Some("base64")),
-    }
-}
-
-/// Standard base64 (RFC 4648, with padding).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
-}
+/// One consumed record as a JSON line (the HTTP API's record shape).
+pub use citystream_http::views::record_json;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use citystream_client::ConsumerRecord;
 
     /// A cause repeating its wrapper's text is printed once; context is kept.
     #[test]
@@ -208,22 +121,6 @@ mod tests {
     }
 
     /// base64 matches the RFC 4648 test vectors, padding included.
-    #[test]
-    fn base64_matches_rfc_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expected) in vectors {
-            assert_eq!(base64(input.as_bytes()), expected);
-        }
-    }
-
     /// Columns are padded to the widest cell and trailing spaces trimmed.
     #[test]
     fn table_aligns_columns() {

@@ -6,6 +6,7 @@
 //! logs and stops gossip). The serving itself belongs to the server crate.
 
 mod cluster;
+mod http;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,9 @@ Examples:
 
   # Throwaway broker on a free port (the ready line prints the port)
   citystream broker --in-memory --listen 127.0.0.1:0
+
+  # With the HTTP API (curl http://127.0.0.1:6001/api/topics)
+  citystream broker --data-dir ./citystream-data --http 127.0.0.1:6001
 
   # fsync every write, small segments, keep one hour of data
   citystream broker --data-dir /var/lib/citystream --fsync always \\
@@ -172,6 +176,20 @@ pub struct BrokerArgs {
         value_name = "MS"
     )]
     pub retention_check_interval_ms: u64,
+    /// Serve the HTTP API (topics, records, groups, cluster, health) here [default: off].
+    #[arg(long, env = "CITYSTREAM_HTTP", value_name = "HOST:PORT")]
+    pub http: Option<String>,
+    /// Allow browsers from this origin (`*` or scheme://host[:port]) to call the HTTP API.
+    #[arg(
+        long,
+        env = "CITYSTREAM_HTTP_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        requires = "http"
+    )]
+    pub http_cors_origin: Option<String>,
+    /// Refuse HTTP request bodies larger than this (413, nothing written).
+    #[arg(long, env = "CITYSTREAM_HTTP_BODY_BYTES_MAX", default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    pub http_body_bytes_max: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -188,6 +206,7 @@ pub enum FsyncArg {
 #[derive(Debug)]
 struct BrokerSettings {
     listen: String,
+    http: Option<http::HttpSettings>,
     advertised_address: Option<String>,
     identity: NodeIdentity,
     cluster: cluster::ClusterSettings,
@@ -218,14 +237,26 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
+    let http = match &settings.http {
+        Some(http) => Some((http::bind(http).await?, http.config.clone())),
+        None => None,
+    };
+    let http_note = http.as_ref().map_or(String::new(), |((_, address), _)| {
+        format!("; http on {address}")
+    });
     println!(
-        "citystream broker {} listening on {bound} ({})",
+        "citystream broker {} listening on {bound} ({}{http_note})",
         identity.node_id,
         describe_node(&settings.broker, &identity, gossip)
     );
+    let http_task =
+        http.map(|((listener, _), config)| http::spawn(listener, bound, config, shutdown.clone()));
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
         .await
         .context("the server failed")?;
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
     tracing::info!(node = identity.node_id, "broker stopped cleanly");
     Ok(())
 }
@@ -298,11 +329,35 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
     };
     Ok(BrokerSettings {
         listen: args.listen.clone(),
+        http: http_settings(args)?,
         advertised_address: args.advertised_address.clone(),
         identity,
         cluster,
         broker,
     })
+}
+
+fn http_settings(args: &BrokerArgs) -> Result<Option<http::HttpSettings>, UsageError> {
+    let Some(listen) = &args.http else {
+        return Ok(None);
+    };
+    check_address("--http", listen)?;
+    if let Some(origin) = &args.http_cors_origin {
+        citystream_http::check_cors_origin(origin)
+            .map_err(|error| UsageError(format!("--http-cors-origin: {error}")))?;
+    }
+    if args.http_body_bytes_max == 0 {
+        return usage("--http-body-bytes-max must be at least 1");
+    }
+    let config = citystream_http::HttpConfig {
+        cors_origin: args.http_cors_origin.clone(),
+        body_bytes_max: args.http_body_bytes_max,
+        ..citystream_http::HttpConfig::default()
+    };
+    Ok(Some(http::HttpSettings {
+        listen: listen.clone(),
+        config,
+    }))
 }
 
 fn node_identity(args: &BrokerArgs) -> Result<NodeIdentity, UsageError> {
@@ -537,7 +592,22 @@ mod tests {
     /// Contradictory or impossible settings are refused with the reason.
     #[test]
     fn bad_settings_are_refused() {
-        let cases: [(&[&str], &str); 11] = [
+        let cases: [(&[&str], &str); 14] = [
+            (&["--in-memory", "--http", "localhost"], "--http"),
+            (
+                &[
+                    "--in-memory",
+                    "--http",
+                    "h:1",
+                    "--http-cors-origin",
+                    "dash.example",
+                ],
+                "--http-cors-origin",
+            ),
+            (
+                &["--in-memory", "--http", "h:1", "--http-body-bytes-max", "0"],
+                "--http-body-bytes-max",
+            ),
             (&["--data-dir", "d", "--in-memory"], "not both"),
             (&["--in-memory", "--cluster-id", "a b"], "--cluster-id"),
             (

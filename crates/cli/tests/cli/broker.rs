@@ -72,3 +72,60 @@ fn settings_come_from_the_environment() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("UNKNOWN_TOPIC"), "{stderr}");
 }
+
+/// `--http` serves the HTTP API next to the native listener: the ready line
+/// names its address, and a record produced over HTTP is read back by the
+/// native CLI (and the other way round).
+#[test]
+fn http_api_serves_next_to_the_native_listener() {
+    let broker = TestBroker::start_with(&["--in-memory", "--http", "127.0.0.1:0"], &[]);
+    let http = broker
+        .ready_line
+        .split("http on ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no http address in {:?}", broker.ready_line))
+        .to_owned();
+    broker.run(&["topic", "create", "web", "--partitions", "1"]);
+    let (status, body) = http_request(
+        &http,
+        "POST",
+        "/api/topics/web/records",
+        r#"{"value":"from http"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    broker.run_with_stdin(&["produce", "web"], "from native\n");
+    assert_eq!(
+        broker.run(&["consume", "web", "--from-beginning"]),
+        "from http\nfrom native\n"
+    );
+    let (status, body) = http_request(&http, "GET", "/api/topics/web/records", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("from native"), "{body}");
+    let (status, body) = http_request(&http, "GET", "/api/topics/missing", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("UNKNOWN_TOPIC"), "{body}");
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+fn http_request(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP API");
+    stream
+        .set_read_timeout(Some(crate::harness::COMMAND_TIMEOUT))
+        .unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}

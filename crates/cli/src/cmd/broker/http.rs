@@ -1,0 +1,77 @@
+//! `--http`: the broker's HTTP API listener (`citystream-http`). It is
+//! bound before the ready line, so a taken port fails the start, and it
+//! serves once the node's own native client is connected (the HTTP API is
+//! a transport over that client, decision 0011).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use citystream_client::{Client, ClientConfig};
+use citystream_http::{HttpConfig, HttpState};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long the HTTP listener waits for its node's native listener.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+const CONNECT_RETRY: Duration = Duration::from_millis(100);
+
+/// The validated HTTP flags.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: String,
+    pub config: HttpConfig,
+}
+
+/// Binds the HTTP listener; returns it and its address.
+pub async fn bind(settings: &HttpSettings) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", settings.listen))?;
+    let bound = listener
+        .local_addr()
+        .context("the HTTP listener has no address")?;
+    Ok((listener, bound))
+}
+
+/// Serves the API until `shutdown`, through a client of the native
+/// listener at `native` (an unspecified IP is dialled on loopback).
+pub fn spawn(
+    listener: TcpListener,
+    native: SocketAddr,
+    config: HttpConfig,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match connect(native, &shutdown).await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "the HTTP API has no native client; not serving");
+                return;
+            }
+        };
+        let state = HttpState::new(client, config);
+        if let Err(error) = citystream_http::serve(listener, state, shutdown).await {
+            tracing::error!(%error, "the HTTP listener failed");
+        }
+    })
+}
+
+async fn connect(native: SocketAddr, shutdown: &CancellationToken) -> anyhow::Result<Client> {
+    let mut address = native;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut config = ClientConfig::new(address.to_string());
+    config.client_id = "citystream-http".to_owned();
+    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+    loop {
+        match Client::connect(config.clone()).await {
+            Ok(client) => return Ok(client),
+            Err(error) if tokio::time::Instant::now() >= deadline || shutdown.is_cancelled() => {
+                return Err(error).context(format!("cannot reach the native listener {address}"));
+            }
+            Err(_) => tokio::time::sleep(CONNECT_RETRY).await,
+        }
+    }
+}
