@@ -10,7 +10,8 @@
 //! type, statuses, the JSON error body), `body` (produce bodies into
 //! records, pure), `views` (JSON shapes of records, topics, groups, the
 //! cluster; shared with the CLI), and one module per resource: `topics`,
-//! `records`, `groups`, `health`. The OpenAPI document is generated from
+//! `records`, `groups`, `health`, and `sse/` (Server-Sent Events: shared
+//! per-partition tails, filters, one task per stream). The OpenAPI document is generated from
 //! the handlers' annotations and served at `/api/openapi.json`.
 
 mod body;
@@ -18,6 +19,7 @@ mod error;
 mod groups;
 mod health;
 mod records;
+mod sse;
 mod state;
 mod topics;
 pub mod views;
@@ -60,6 +62,7 @@ fn routes() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(records::produce, records::read))
+        .routes(routes!(sse::stream))
         .routes(routes!(groups::list))
         .routes(routes!(groups::describe))
         .routes(routes!(groups::read))
@@ -125,6 +128,14 @@ pub async fn serve(
     state: HttpState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // Streams never end by themselves: stop them, so the graceful
+    // shutdown does not wait on their connections.
+    let stop = state.stop_token();
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        stop.cancel();
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

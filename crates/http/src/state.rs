@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use citystream_client::{Acks, Client, Producer, ProducerConfig};
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::HttpError;
+use crate::sse::tail::Tails;
 
 /// Limits and options of the HTTP listener.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct HttpConfig {
     pub cors_origin: Option<String>,
     /// How long the producers wait to fill a batch.
     pub linger_ms: u64,
+    /// Events queued for one Server-Sent-Events client before it lags.
+    pub stream_queue_events: usize,
+    /// Batches a partition's shared tail buffers for its streams.
+    pub tail_buffer_batches: usize,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +44,8 @@ impl Default for HttpConfig {
             read_wait_ms_max: 30_000,
             cors_origin: None,
             linger_ms: 1,
+            stream_queue_events: 256,
+            tail_buffer_batches: 1_024,
         }
     }
 }
@@ -55,11 +63,16 @@ struct Inner {
     leader: OnceCell<Producer>,
     none: OnceCell<Producer>,
     groups: GroupLocks,
+    /// The shared per-partition readers of Server-Sent-Events streams.
+    tails: Arc<Tails>,
+    /// Cancelled when the listener shuts down: ends the long-lived streams.
+    stop: CancellationToken,
 }
 
 impl HttpState {
     /// `client` should be connected to this node's own native listener.
     pub fn new(client: Client, config: HttpConfig) -> HttpState {
+        let config_for_tails = config.tail_buffer_batches;
         HttpState {
             inner: Arc::new(Inner {
                 client,
@@ -68,6 +81,8 @@ impl HttpState {
                 leader: OnceCell::new(),
                 none: OnceCell::new(),
                 groups: GroupLocks::default(),
+                tails: Arc::new(Tails::new(config_for_tails)),
+                stop: CancellationToken::new(),
             }),
         }
     }
@@ -96,6 +111,15 @@ impl HttpState {
             self.inner.client.producer(config).map_err(HttpError::from)
         })
         .await
+    }
+
+    pub fn tails(&self) -> &Arc<Tails> {
+        &self.inner.tails
+    }
+
+    /// Cancelled when the listener shuts down.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.inner.stop.clone()
     }
 
     /// The lock serializing group reads of `group` on this node.
