@@ -11,6 +11,7 @@ mod help;
 mod netns;
 mod ordered_produce;
 mod produce_consume;
+mod sse_failover;
 mod test_cluster;
 mod topic;
 mod workload;

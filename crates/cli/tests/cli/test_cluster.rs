@@ -37,6 +37,8 @@ pub struct TestCluster {
     addresses: Vec<String>,
     /// Per node, what runs its binary (empty: run directly).
     launchers: Vec<Vec<String>>,
+    /// Flags every node gets besides the cluster ones (e.g. `--http`).
+    extra_flags: Vec<String>,
     peers: String,
     data: tempfile::TempDir,
 }
@@ -44,12 +46,19 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `count` nodes, retrying with new ports if one could not bind.
     pub fn start(count: u32) -> TestCluster {
+        TestCluster::start_with_flags(count, &[])
+    }
+
+    /// As [`TestCluster::start`], every node also given `flags`.
+    pub fn start_with_flags(count: u32, flags: &[&str]) -> TestCluster {
         let mut last_error = String::new();
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         for _ in 0..START_ATTEMPTS_MAX {
             let addresses = (0..count)
                 .map(|_| format!("127.0.0.1:{}", free_port()))
                 .collect();
-            match TestCluster::try_start(addresses, vec![Vec::new(); count as usize]) {
+            let launchers = vec![Vec::new(); count as usize];
+            match TestCluster::try_start(addresses, launchers, flags.clone()) {
                 Ok(cluster) => return cluster,
                 Err(error) => last_error = error,
             }
@@ -60,13 +69,14 @@ impl TestCluster {
     /// Starts node `i` at `addresses[i - 1]` run by `launchers[i - 1]`
     /// (e.g. in a network namespace of its own).
     pub fn start_via(addresses: Vec<String>, launchers: Vec<Vec<String>>) -> TestCluster {
-        TestCluster::try_start(addresses, launchers)
+        TestCluster::try_start(addresses, launchers, Vec::new())
             .unwrap_or_else(|error| panic!("could not start a cluster: {error}"))
     }
 
     fn try_start(
         addresses: Vec<String>,
         launchers: Vec<Vec<String>>,
+        extra_flags: Vec<String>,
     ) -> Result<TestCluster, String> {
         assert_eq!(addresses.len(), launchers.len());
         let peers: Vec<String> = (1..)
@@ -78,6 +88,7 @@ impl TestCluster {
             peers: peers.join(","),
             addresses,
             launchers,
+            extra_flags,
             data: tempfile::tempdir().expect("temp dir for the cluster"),
         };
         for node_id in 1..=cluster.addresses.len() as u32 {
@@ -90,7 +101,7 @@ impl TestCluster {
     fn try_start_node(&self, node_id: u32) -> Result<TestBroker, String> {
         let dir = self.data_dir(node_id);
         let node = node_id.to_string();
-        let flags = [
+        let mut flags = vec![
             "--data-dir",
             dir.to_str().expect("UTF-8 temp path"),
             "--node-id",
@@ -100,6 +111,7 @@ impl TestCluster {
             "--peers",
             &self.peers,
         ];
+        flags.extend(self.extra_flags.iter().map(String::as_str));
         let launcher: Vec<&str> = self.launchers[index(node_id)]
             .iter()
             .map(String::as_str)
