@@ -56,11 +56,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_log_level = match cli.command {
-        Command::Broker(_) => "info",
-        _ => "warn",
+    let (default_log_level, json_logs) = match &cli.command {
+        Command::Broker(args) => ("info", args.log_format == cmd::broker::LogFormat::Json),
+        _ => ("warn", false),
     };
-    output::init_tracing(default_log_level);
+    output::init_tracing(default_log_level, json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,14 +16,18 @@ use citystream_client::ClientError;
 pub struct UsageError(pub String);
 
 /// Logs go to stderr so stdout stays parseable; `RUST_LOG` overrides.
-pub fn init_tracing(default_level: &str) {
+/// With `json`, one JSON object per event (fields and spans included) for
+/// log collectors.
+pub fn init_tracing(default_level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match json {
+        true => logs.json().init(),
+        false => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Prints `error: ...` (plus a hint where one helps) and picks the exit code.

@@ -18,6 +18,7 @@ mod body;
 mod error;
 mod groups;
 mod health;
+mod observe;
 mod records;
 mod sse;
 mod state;
@@ -38,6 +39,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ErrorBody, HttpError};
+pub use observe::install_recorder;
 pub use state::{HttpConfig, HttpState};
 
 #[derive(OpenApi)]
@@ -59,6 +61,7 @@ fn routes() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::cluster))
+        .routes(routes!(observe::metrics))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(records::produce, records::read))
@@ -88,7 +91,8 @@ pub fn router(state: HttpState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
-        .layer(DefaultBodyLimit::max(config.body_bytes_max));
+        .layer(DefaultBodyLimit::max(config.body_bytes_max))
+        .route_layer(axum::middleware::from_fn(observe::time_requests));
     if let Some(origin) = &config.cors_origin {
         router = router.layer(cors(origin));
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use citystream_client::{Acks, Client, Producer, ProducerConfig};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -67,6 +68,8 @@ struct Inner {
     tails: Arc<Tails>,
     /// Cancelled when the listener shuts down: ends the long-lived streams.
     stop: CancellationToken,
+    /// Renders the process's metrics for `GET /metrics` (none: 404).
+    metrics: Option<PrometheusHandle>,
 }
 
 impl HttpState {
@@ -83,8 +86,22 @@ impl HttpState {
                 groups: GroupLocks::default(),
                 tails: Arc::new(Tails::new(config_for_tails)),
                 stop: CancellationToken::new(),
+                metrics: None,
             }),
         }
+    }
+
+    /// The same state, serving the metrics `handle` renders at `/metrics`.
+    /// Call before cloning the state.
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> HttpState {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_metrics is called before the state is shared")
+            .metrics = Some(handle);
+        self
+    }
+
+    pub fn metrics(&self) -> Option<&PrometheusHandle> {
+        self.inner.metrics.as_ref()
     }
 
     pub fn client(&self) -> &Client {

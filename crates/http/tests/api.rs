@@ -364,6 +364,7 @@ async fn openapi_lists_every_route() {
             ("/healthz", "get"),
             ("/readyz", "get"),
             ("/api/cluster", "get"),
+            ("/metrics", "get"),
             ("/api/topics", "get"),
             ("/api/topics", "post"),
             ("/api/topics/{topic}", "get"),

@@ -43,9 +43,22 @@ const RESPONSE_QUEUE_SLACK_FRAMES: usize = 8;
 /// The reader stopped and the connection is winding down.
 struct Closing;
 
+/// Counts the connection as closed when dropped (however `run` ends).
+fn counted_connection() -> impl Drop {
+    struct Closed;
+    impl Drop for Closed {
+        fn drop(&mut self) {
+            crate::metrics::connections("native", -1.0);
+        }
+    }
+    Closed
+}
+
 /// Serves one accepted socket until it closes or the server shuts down.
 pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) {
     tracing::debug!("connection opened");
+    crate::metrics::connections("native", 1.0);
+    let _closed = counted_connection();
     let (read_half, write_half) = stream.into_split();
     let in_flight_max = shared.config.in_flight_per_connection_max;
     let (responses, queue) = mpsc::channel(in_flight_max + RESPONSE_QUEUE_SLACK_FRAMES);
@@ -248,9 +261,13 @@ impl Reader {
         F: Future<Output = Option<Result<Response, ApiError>>> + Send + 'static,
     {
         let responses = self.responses.clone();
+        let started = std::time::Instant::now();
         self.shared.tasks.spawn(
             async move {
-                if let Some(response) = answer.await {
+                let answer = answer.await;
+                let ok = !matches!(answer, Some(Err(_)));
+                crate::metrics::request_served(api_key, started.elapsed(), ok);
+                if let Some(response) = answer {
                     // A closed queue means the writer is gone with the socket.
                     let _ = responses.send(encode(request_id, api_key, response)).await;
                 }
@@ -274,6 +291,15 @@ fn waits(request: &Request) -> bool {
 /// Dispatches one request; a panicking handler (a bug) costs the client an
 /// `INTERNAL` answer, not the connection or the server.
 async fn serve_request(shared: &Shared, stop: &CancellationToken, request: Request) -> Outcome {
+    let api = request.api_key();
+    let started = std::time::Instant::now();
+    let outcome = dispatch_guarded(shared, stop, request).await;
+    let ok = !matches!(outcome, Some(Err(_)));
+    crate::metrics::request_served(api, started.elapsed(), ok);
+    outcome
+}
+
+async fn dispatch_guarded(shared: &Shared, stop: &CancellationToken, request: Request) -> Outcome {
     match AssertUnwindSafe(dispatch(shared, stop, request))
         .catch_unwind()
         .await

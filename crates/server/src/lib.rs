@@ -25,6 +25,7 @@ mod errors;
 mod handlers;
 pub mod identity;
 mod load;
+mod metrics;
 mod node;
 mod server;
 mod timers;

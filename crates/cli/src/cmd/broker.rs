@@ -187,9 +187,23 @@ pub struct BrokerArgs {
         requires = "http"
     )]
     pub http_cors_origin: Option<String>,
+    /// How logs are written to stderr: text for people, or one JSON object per line.
+    #[arg(
+        long,
+        env = "CITYSTREAM_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// Refuse HTTP request bodies larger than this (413, nothing written).
     #[arg(long, env = "CITYSTREAM_HTTP_BODY_BYTES_MAX", default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     pub http_body_bytes_max: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -249,8 +263,20 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         identity.node_id,
         describe_node(&settings.broker, &identity, gossip)
     );
-    let http_task =
-        http.map(|((listener, _), config)| http::spawn(listener, bound, config, shutdown.clone()));
+    let http_task = match http {
+        Some(((listener, _), config)) => {
+            let metrics = citystream_http::install_recorder()
+                .context("cannot install the metrics recorder")?;
+            Some(http::spawn(
+                listener,
+                bound,
+                config,
+                metrics,
+                shutdown.clone(),
+            ))
+        }
+        None => None,
+    };
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
         .await
         .context("the server failed")?;

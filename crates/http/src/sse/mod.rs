@@ -211,6 +211,7 @@ impl StreamSender {
         receivers: Vec<(u32, BroadcastStream<std::sync::Arc<TailBatch>>)>,
         stop: CancellationToken,
     ) {
+        let _open = crate::observe::StreamGauge::open();
         let partitions: Vec<u32> = self.cursors.keys().copied().collect();
         for partition in partitions {
             if self.catch_up(partition, None).await.is_err() {

@@ -35,6 +35,18 @@ impl Api {
     }
 
     pub async fn start_with(config: HttpConfig) -> Api {
+        Api::start_full(config, None).await
+    }
+
+    /// With the process's metrics recorder behind `/metrics`.
+    pub async fn start_with_metrics(handle: metrics_exporter_prometheus::PrometheusHandle) -> Api {
+        Api::start_full(HttpConfig::default(), Some(handle)).await
+    }
+
+    async fn start_full(
+        config: HttpConfig,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Api {
         let shutdown = CancellationToken::new();
         let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = native.local_addr().unwrap().to_string();
@@ -48,7 +60,10 @@ impl Api {
         let client = Client::connect(ClientConfig::new(address)).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = HttpState::new(client, config);
+        let mut state = HttpState::new(client, config);
+        if let Some(handle) = metrics {
+            state = state.with_metrics(handle);
+        }
         tokio::spawn(citystream_http::serve(listener, state, shutdown.clone()));
         Api {
             base,

@@ -88,10 +88,11 @@ pub(crate) fn produce(shared: &Shared, request: ProduceRequest) -> Option<Produc
         .partitions
         .into_iter()
         .map(|partition| {
-            let batch_bytes = partition.batch.len();
+            let batch = partition.batch.clone();
             let response = produce_partition(&shared.broker, partition, now_ms);
             if response.status.error.is_ok() {
-                shared.load.record_in(batch_bytes);
+                shared.load.record_in(batch.len());
+                crate::metrics::produced(&response.topic, &batch);
             }
             response
         })
@@ -169,6 +170,9 @@ pub(crate) async fn fetch(
         {
             let records_bytes = response.partitions.iter().map(|p| p.records.len()).sum();
             shared.load.record_out(records_bytes);
+            for partition in &response.partitions {
+                crate::metrics::fetched(&partition.topic, partition.records.len());
+            }
             return response;
         }
     }

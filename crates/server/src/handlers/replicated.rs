@@ -44,7 +44,7 @@ pub(crate) async fn submit_produce(
     };
     let mut pending = Vec::with_capacity(request.partitions.len());
     for partition in request.partitions {
-        let bytes = partition.batch.len();
+        let batch = partition.batch.clone();
         let submitted = node
             .submit(
                 &partition.topic,
@@ -56,7 +56,8 @@ pub(crate) async fn submit_produce(
             )
             .await;
         if submitted.is_ok() {
-            shared.load.record_in(bytes);
+            shared.load.record_in(batch.len());
+            crate::metrics::produced(&partition.topic, &batch);
         }
         pending.push((partition.topic, partition.partition, submitted));
     }

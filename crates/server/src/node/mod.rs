@@ -66,6 +66,8 @@ pub(crate) const METADATA_WRITE_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a join request may take (the leader waits up to 10 s for the
 /// new node to catch up).
 const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often replica metrics (leader, commit lag) are sampled.
+const METRICS_SAMPLE_PERIOD: Duration = Duration::from_secs(1);
 const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// Join attempts between two warnings that the node is still outside.
 const JOIN_WARN_EVERY: u64 = 20;
@@ -187,6 +189,7 @@ impl ClusterNode {
         node.tasks.spawn(Arc::clone(&node).beats());
         node.tasks.spawn(Arc::clone(&node).election_watch());
         node.tasks.spawn(Arc::clone(&node).retention());
+        node.tasks.spawn(Arc::clone(&node).sample_metrics());
         Ok(node)
     }
 
@@ -359,6 +362,44 @@ impl ClusterNode {
                     CallAnswer::Unavailable(reason) => {
                         tracing::info!(%reason, "waiting for the metadata group to register");
                     }
+                }
+            }
+        }
+    }
+
+    /// Every [`METRICS_SAMPLE_PERIOD`]: each replica's leader and commit lag
+    /// as gauges, and a counter of the leader changes it saw.
+    async fn sample_metrics(self: Arc<Self>) {
+        let mut leaders: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        let mut ticks = tokio::time::interval(METRICS_SAMPLE_PERIOD);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let replicas: Vec<Arc<replica::Replica>> =
+                self.groups.replicas.read().values().cloned().collect();
+            leaders.retain(|group, _| replicas.iter().any(|r| r.group == *group));
+            for replica in replicas {
+                let leader = replica
+                    .raft
+                    .metrics()
+                    .borrow_watched()
+                    .current_leader
+                    .unwrap_or(0);
+                let (_, end, committed) = replica.extent();
+                let (topic, partition) = (&replica.id.topic, replica.id.partition);
+                crate::metrics::replica_sampled(
+                    topic,
+                    partition,
+                    leader,
+                    end.saturating_sub(committed),
+                );
+                if leaders
+                    .insert(replica.group, leader)
+                    .is_some_and(|before| before != leader)
+                {
+                    crate::metrics::leader_changed(topic, partition);
                 }
             }
         }

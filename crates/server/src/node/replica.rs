@@ -476,9 +476,7 @@ impl Replica {
                 output = &mut wait => return Ok(output),
                 _ = tokio::time::sleep_until(next_check) => {}
             }
-            if let Err(not_leader) = self.leader_term() {
-                return Err(not_leader);
-            }
+            self.leader_term()?;
             if tokio::time::Instant::now() >= deadline {
                 return Err(self.timed_out(timeout));
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use citystream_client::{Client, ClientConfig};
 use citystream_http::{HttpConfig, HttpState};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,7 @@ pub fn spawn(
     listener: TcpListener,
     native: SocketAddr,
     config: HttpConfig,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -50,7 +52,7 @@ pub fn spawn(
                 return;
             }
         };
-        let state = HttpState::new(client, config);
+        let state = HttpState::new(client, config).with_metrics(metrics);
         if let Err(error) = citystream_http::serve(listener, state, shutdown).await {
             tracing::error!(%error, "the HTTP listener failed");
         }
