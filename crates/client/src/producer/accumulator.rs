@@ -422,6 +422,22 @@ impl Accumulator {
         lingered.into_iter().chain(retries).min()
     }
 
+    /// Topics with a partition waiting out a retry backoff at `now`.
+    pub(crate) fn topics_backing_off(&self, now: Instant) -> Vec<Arc<str>> {
+        let state = self.state.lock();
+        let mut topics: Vec<Arc<str>> = state
+            .retrying
+            .iter()
+            .filter(|(topic, partition)| {
+                lane_of(&state.topics, topic, *partition).is_some_and(|l| l.backing_off(now))
+            })
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// Whether batches wait to be sent (sealed, or for a re-send).
     pub(crate) fn has_unsent(&self) -> bool {
         let state = self.state.lock();

@@ -11,7 +11,8 @@
 //! * A batch that failed retriably waits in the lane's retry set. From then
 //!   on the lane takes no new batch; once every batch in flight has been
 //!   answered, it re-sends the waiting ones in order, after a capped
-//!   exponential backoff, to the destination the metadata names then. An
+//!   exponential backoff (skipped when the metadata names another leader
+//!   than the one that failed), to the destination the metadata names. An
 //!   idempotent lane re-sends them all at once (the leader refuses any batch
 //!   that skips ahead with `OUT_OF_SEQUENCE`, so none can land before an
 //!   earlier one); a non-idempotent lane re-sends them one at a time.
@@ -92,7 +93,8 @@ pub(crate) struct Lane {
     retry: BTreeMap<u64, SendableBatch>,
     /// Not before this instant.
     retry_at: Option<Instant>,
-    /// Failed attempts in a row (drives the backoff).
+    /// Failed rounds in a row (drives the backoff): the most attempts any
+    /// waiting batch has had.
     failures: u32,
 }
 
@@ -141,6 +143,13 @@ impl Lane {
         !self.retry.is_empty()
     }
 
+    /// Whether batches wait for their backoff to end at `now`.
+    pub(crate) fn backing_off(&self, now: Instant) -> bool {
+        self.in_flight.is_empty()
+            && !self.retry.is_empty()
+            && self.retry_at.is_some_and(|at| at > now)
+    }
+
     /// When the waiting batches may go (if nothing is in flight).
     pub(crate) fn retry_deadline(&self) -> Option<Instant> {
         match self.in_flight.is_empty() && !self.retry.is_empty() {
@@ -161,7 +170,13 @@ impl Lane {
         if self.retry.is_empty() || !self.in_flight.is_empty() {
             return Err(Blocked::Waiting);
         }
-        if self.retry_at.is_some_and(|at| at > now) {
+        // A new leader named since the failure is worth trying at once
+        // (Kafka's KIP-951); the old one is given its backoff.
+        let moved = self
+            .destination
+            .as_ref()
+            .is_some_and(|last| last != destination);
+        if !moved && self.retry_at.is_some_and(|at| at > now) {
             return Err(Blocked::Waiting);
         }
         if !policy.idempotent {
@@ -245,7 +260,9 @@ impl Lane {
                 "the leader lost this producer's sequence state; starting over with a new producer id");
             self.start_over = true;
         }
-        self.failures = self.failures.saturating_add(1);
+        // Failures in a row are rounds, not batches: the batches of one
+        // failed round share its attempt count.
+        self.failures = self.failures.max(batch.attempts);
         self.retry_at = Some(now + policy.backoff(self.failures));
         self.retry.insert(batch.ordinal, batch);
     }

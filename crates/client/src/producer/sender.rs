@@ -42,6 +42,9 @@ const PIPE_REQUESTS_MAX: usize = 64;
 const UNKNOWN_TOPIC_ATTEMPTS_MAX: u32 = 5;
 /// How often unsent batches are checked against the delivery timeout.
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// While partitions wait out a retry backoff, their metadata is re-read
+/// this often, so a new leader is tried as soon as it is known.
+const BACKOFF_METADATA_POLL: Duration = Duration::from_millis(100);
 
 /// The request queue of each destination.
 type Pipes = HashMap<Arc<str>, mpsc::Sender<Vec<SendableBatch>>>;
@@ -52,12 +55,19 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut pipes = Pipes::new();
     let mut needs_producer_id = shared.config.idempotent;
     let mut next_expiry_check = Instant::now();
+    let mut next_metadata_poll = Instant::now();
     while !shared.shutdown.is_cancelled() {
         let now = Instant::now();
         if now >= next_expiry_check {
             expire(&shared, now);
             next_expiry_check = now + EXPIRY_CHECK_INTERVAL;
         }
+        let backing_off = shared.accumulator.topics_backing_off(now);
+        if !backing_off.is_empty() && now >= next_metadata_poll {
+            refresh_topics(&shared, backing_off.clone()).await;
+            next_metadata_poll = Instant::now() + BACKOFF_METADATA_POLL;
+        }
+        let now = Instant::now();
         if needs_producer_id {
             needs_producer_id = !init_producer(&shared).await;
             continue;
@@ -73,8 +83,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
             continue;
         }
         let mut deadline = shared.accumulator.next_deadline(linger);
+        let mut earliest = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
         if shared.accumulator.has_unsent() {
-            deadline = Some(deadline.map_or(next_expiry_check, |d| d.min(next_expiry_check)));
+            earliest(next_expiry_check);
+        }
+        if !backing_off.is_empty() {
+            earliest(next_metadata_poll);
         }
         tokio::select! {
             _ = shared.wake_sender.notified() => {}

@@ -110,7 +110,7 @@ async fn resends_in_order_once_nothing_is_in_flight() {
     lane.written(&first);
     lane.retry_later(third, &api(ErrorCode::OUT_OF_SEQUENCE), &IDEMPOTENT, now);
     assert_eq!(lane.take_new(&IDEMPOTENT, Some(7)), Err(Blocked::Waiting));
-    let leader: Arc<str> = Arc::from("new-leader");
+    let leader: Arc<str> = Arc::from("leader");
     let waiting = lane.take_retries(&IDEMPOTENT, Some(7), now + Duration::from_secs(5), &leader);
     assert_eq!(
         waiting.unwrap_err(),
@@ -279,6 +279,28 @@ async fn non_idempotent_resends_one_at_a_time() {
         .take_retries(&NOT_IDEMPOTENT, None, later, &leader)
         .unwrap();
     assert_eq!(ordinals(&second), [1]);
+}
+
+/// A failed round backs off once, whatever the number of its batches; a
+/// new leader named meanwhile is tried at once.
+#[tokio::test(start_paused = true)]
+async fn backoff_counts_rounds_and_a_new_leader_skips_it() {
+    let mut lane = Lane::default();
+    let now = Instant::now();
+    for mut batch in send_new(&mut lane, &IDEMPOTENT, 0, 5) {
+        batch.attempts = 1;
+        lane.retry_later(batch, &api(ErrorCode::NOT_LEADER), &IDEMPOTENT, now);
+    }
+    let same: Arc<str> = Arc::from("leader");
+    let early = lane.take_retries(&IDEMPOTENT, Some(7), now + Duration::from_millis(99), &same);
+    assert_eq!(
+        early.unwrap_err(),
+        Blocked::Waiting,
+        "one round: 100 ms, not 1 s"
+    );
+    let moved: Arc<str> = Arc::from("new-leader");
+    let resent = lane.take_retries(&IDEMPOTENT, Some(7), now + Duration::from_millis(1), &moved);
+    assert_eq!(resent.unwrap().len(), 5, "a new leader is tried at once");
 }
 
 /// The backoff doubles per failure in a row, up to its cap.
