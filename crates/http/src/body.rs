@@ -129,9 +129,7 @@ fn parse_json(body: &[u8], records_max: usize) -> Result<Vec<NewRecord>, HttpErr
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            let input: RecordInput = serde_json::from_value(item)
-                .map_err(|e| HttpError::bad_request(format!("record {index}: {e}")))?;
-            record_of(input).map_err(|e| HttpError::bad_request(format!("record {index}: {e}")))
+            record_of_json(item).map_err(|e| HttpError::bad_request(format!("record {index}: {e}")))
         })
         .collect()
 }
@@ -149,9 +147,9 @@ fn parse_ndjson(body: &[u8], records_max: usize) -> Result<Vec<NewRecord>, HttpE
         .into_iter()
         .map(|(index, line)| {
             let number = index + 1;
-            let input: RecordInput = serde_json::from_str(line)
+            let item: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| HttpError::bad_request(format!("line {number}: {e}")))?;
-            record_of(input).map_err(|e| HttpError::bad_request(format!("line {number}: {e}")))
+            record_of_json(item).map_err(|e| HttpError::bad_request(format!("line {number}: {e}")))
         })
         .collect()
 }
@@ -163,6 +161,30 @@ fn check_count(count: usize, records_max: usize) -> Result<(), HttpError> {
         )));
     }
     Ok(())
+}
+
+/// A request body that must be one JSON object of type `T` (serde would
+/// also read a struct from an array of its fields: `["name", 3]`).
+pub fn json_object<T: serde::de::DeserializeOwned>(
+    body: Result<axum::Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, HttpError> {
+    let axum::Json(value) = body?;
+    if !value.is_object() {
+        return Err(HttpError::bad_request(format!(
+            "the body must be a JSON object, not {value}"
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| HttpError::bad_request(e.to_string()))
+}
+
+/// A record from one JSON value, which must be an object (serde would
+/// also read a struct from an array of its fields).
+fn record_of_json(item: serde_json::Value) -> Result<NewRecord, String> {
+    if !item.is_object() {
+        return Err(format!("a record must be a JSON object, not {item}"));
+    }
+    let input: RecordInput = serde_json::from_value(item).map_err(|e| e.to_string())?;
+    record_of(input)
 }
 
 fn record_of(input: RecordInput) -> Result<NewRecord, String> {
@@ -272,6 +294,7 @@ mod tests {
             r#"{"value":"x","partition":-1}"#,
             r#"{"value":"x","extra":1}"#,
             r#"[{"value":"x"}, 5]"#,
+            r#"[["x", "k"]]"#,
             r#"{"value":"x","headers":{"h":1}}"#,
         ];
         for body in bad {

@@ -15,6 +15,7 @@ use citystream_protocol::OffsetSpec;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::body::json_object;
 use crate::error::{ErrorBody, HttpError};
 use crate::records::{partition_count, read_from};
 use crate::state::HttpState;
@@ -158,9 +159,9 @@ pub async fn read(
 pub async fn commit(
     State(state): State<HttpState>,
     Path(group): Path<String>,
-    body: Result<Json<CommittedView>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<StatusCode, HttpError> {
-    let Json(offset) = body?;
+    let offset: CommittedView = json_object(body)?;
     let partitions = partition_count(&state, &offset.topic).await?;
     if offset.partition >= partitions {
         return Err(HttpError::not_found(

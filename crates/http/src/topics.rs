@@ -9,6 +9,7 @@ use citystream_client::TopicConfig;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::body::json_object;
 use crate::error::{ErrorBody, HttpError};
 use crate::state::HttpState;
 use crate::views::TopicView;
@@ -58,9 +59,9 @@ pub async fn list(State(state): State<HttpState>) -> Result<Json<TopicList>, Htt
     ))]
 pub async fn create(
     State(state): State<HttpState>,
-    body: Result<Json<NewTopic>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TopicView>), HttpError> {
-    let Json(topic) = body?;
+    let topic: NewTopic = json_object(body)?;
     let config = TopicConfig {
         replication: topic.replication,
         retention_ms: topic.retention_ms,
