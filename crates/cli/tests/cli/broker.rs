@@ -129,3 +129,43 @@ fn http_request(address: &str, method: &str, path: &str, body: &str) -> (u16, St
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     (status, body)
 }
+
+/// The curl examples of docs/http-api.md, run by a shell script with the
+/// real `curl` against a broker started with `--http` (skipped, saying
+/// why, where curl is missing).
+#[test]
+fn http_api_curl_examples() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping http_api_curl_examples: curl is not installed");
+        return;
+    }
+    let broker = TestBroker::start_with(&["--in-memory", "--http", "127.0.0.1:0"], &[]);
+    let http = broker
+        .ready_line
+        .split("http on ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("an http address")
+        .to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/http_api.sh");
+    let output = assert_cmd::Command::new("bash")
+        .args([script, &http])
+        .timeout(crate::harness::COMMAND_TIMEOUT)
+        .output()
+        .expect("run the curl script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        16,
+        "{stdout}"
+    );
+}
