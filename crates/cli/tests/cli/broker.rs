@@ -165,7 +165,7 @@ fn http_api_curl_examples() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        16,
+        14,
         "{stdout}"
     );
 }
