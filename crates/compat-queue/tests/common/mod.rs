@@ -1,0 +1,234 @@
+//! Test harness: an in-memory broker on 127.0.0.1:0, queue listeners
+//! ("nodes") over it, each with its own native client, and a real HTTP
+//! client (reqwest) aimed at them.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_broker::{Broker, BrokerConfig};
+use citystream_client::{Client, ClientConfig};
+use citystream_server::{ServerConfig, serve};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a test body, failing it if it takes longer than [`TEST_TIMEOUT`].
+pub async fn bounded(test: impl Future<Output = ()>) {
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out");
+}
+
+/// A standalone in-memory broker serving the native protocol.
+pub struct TestBroker {
+    pub address: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        TestBroker::start_with(BrokerConfig::default()).await
+    }
+
+    pub async fn start_with(config: BrokerConfig) -> TestBroker {
+        let shutdown = CancellationToken::new();
+        let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = native.local_addr().unwrap().to_string();
+        let broker = Arc::new(Broker::open(config, 0).unwrap());
+        let config = ServerConfig {
+            advertised_address: address.clone(),
+            tick_interval_ms: 10,
+            ..ServerConfig::default()
+        };
+        tokio::spawn(serve(native, broker, config, shutdown.clone()));
+        TestBroker { address, shutdown }
+    }
+
+    /// A native client of this broker.
+    pub async fn client(&self) -> Client {
+        Client::connect(ClientConfig::new(self.address.clone()))
+            .await
+            .unwrap()
+    }
+}
+
+/// One queue listener over its own native client.
+pub struct Node {
+    pub base: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Node {
+    pub async fn start(native_address: &str) -> Node {
+        let client = Client::connect(ClientConfig::new(native_address))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(citystream_compat_queue::serve(
+            listener,
+            client,
+            shutdown.clone(),
+        ));
+        Node {
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::of(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        let request = self.http.post(self.url(path)).json(&body);
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    /// POSTs `body` as it is, typed `application/json`.
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Answer {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    pub async fn create_topic(&self, topic: &str) {
+        let answer = self.post("/topics", json!({ "topic_name": topic })).await;
+        answer.assert_success();
+    }
+
+    pub async fn register_producer(&self, topic: &str) -> u64 {
+        let answer = self
+            .post("/producer/register", json!({ "topic": topic }))
+            .await;
+        answer.assert_success();
+        answer.body["producer_id"].as_u64().expect("an integer id")
+    }
+
+    pub async fn register_consumer(&self, topic: &str) -> u64 {
+        let answer = self
+            .post("/consumer/register", json!({ "topic": topic }))
+            .await;
+        answer.assert_success();
+        answer.body["consumer_id"].as_u64().expect("an integer id")
+    }
+
+    pub async fn produce(&self, topic: &str, producer: u64, message: Value) {
+        let body = json!({ "topic": topic, "producer_id": producer, "message": message });
+        self.post("/producer/produce", body).await.assert_success();
+    }
+
+    pub async fn consume(&self, topic: &str, consumer: u64) -> Answer {
+        self.get(&format!(
+            "/consumer/consume?topic={topic}&consumer_id={consumer}"
+        ))
+        .await
+    }
+
+    /// The next message; fails the test if there is none.
+    pub async fn consume_one(&self, topic: &str, consumer: u64) -> Value {
+        let answer = self.consume(topic, consumer).await;
+        answer.assert_success();
+        answer.body["message"].clone()
+    }
+
+    pub async fn size(&self, topic: &str, consumer: u64) -> u64 {
+        let answer = self
+            .get(&format!("/size?topic={topic}&consumer_id={consumer}"))
+            .await;
+        answer.assert_success();
+        answer.body["size"].as_u64().expect("an integer size")
+    }
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn of(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub fn assert_success(&self) {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
+        assert_eq!(self.body["status"], "success", "{}", self.text);
+        self.assert_json_with_cors();
+    }
+
+    /// 400 `{"status":"failure","message":message}`.
+    pub fn assert_refused(&self, message: &str) {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text);
+        assert_eq!(
+            self.body,
+            json!({ "status": "failure", "message": message }),
+            "{}",
+            self.text
+        );
+        self.assert_json_with_cors();
+    }
+
+    /// 500 `{"message":"Internal server Error: check params"}`.
+    pub fn assert_malformed(&self) {
+        assert_eq!(
+            self.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            self.text
+        );
+        assert_eq!(
+            self.body,
+            json!({ "message": "Internal server Error: check params" }),
+            "{}",
+            self.text
+        );
+        self.assert_json_with_cors();
+    }
+
+    pub fn assert_json_with_cors(&self) {
+        assert_eq!(self.headers["content-type"], "application/json");
+        assert_eq!(self.headers["access-control-allow-origin"], "*");
+    }
+}
