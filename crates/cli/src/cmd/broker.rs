@@ -187,6 +187,10 @@ pub struct BrokerArgs {
         requires = "http"
     )]
     pub http_cors_origin: Option<String>,
+    /// Serve the queue-compatibility API (the Flask distributed-queue broker's routes) here
+    /// [default: off].
+    #[arg(long, env = "CITYSTREAM_COMPAT_QUEUE", value_name = "HOST:PORT")]
+    pub compat_queue: Option<String>,
     /// How logs are written to stderr: text for people, or one JSON object per line.
     #[arg(
         long,
@@ -221,6 +225,7 @@ pub enum FsyncArg {
 struct BrokerSettings {
     listen: String,
     http: Option<http::HttpSettings>,
+    compat_queue: Option<String>,
     advertised_address: Option<String>,
     identity: NodeIdentity,
     cluster: cluster::ClusterSettings,
@@ -252,12 +257,19 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
     let http = match &settings.http {
-        Some(http) => Some((http::bind(http).await?, http.config.clone())),
+        Some(http) => Some((http::bind(&http.listen, "HTTP").await?, http.config.clone())),
         None => None,
     };
-    let http_note = http.as_ref().map_or(String::new(), |((_, address), _)| {
+    let compat_queue = match &settings.compat_queue {
+        Some(listen) => Some(http::bind(listen, "the queue-compatibility API").await?),
+        None => None,
+    };
+    let mut http_note = http.as_ref().map_or(String::new(), |((_, address), _)| {
         format!("; http on {address}")
     });
+    if let Some((_, address)) = &compat_queue {
+        http_note.push_str(&format!("; compat-queue on {address}"));
+    }
     println!(
         "citystream broker {} listening on {bound} ({}{http_note})",
         identity.node_id,
@@ -277,10 +289,12 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let compat_queue_task = compat_queue
+        .map(|(listener, _)| http::spawn_compat_queue(listener, bound, shutdown.clone()));
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
         .await
         .context("the server failed")?;
-    if let Some(task) = http_task {
+    for task in http_task.into_iter().chain(compat_queue_task) {
         let _ = task.await;
     }
     tracing::info!(node = identity.node_id, "broker stopped cleanly");
@@ -356,6 +370,13 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
     Ok(BrokerSettings {
         listen: args.listen.clone(),
         http: http_settings(args)?,
+        compat_queue: match &args.compat_queue {
+            Some(address) => {
+                check_address("--compat-queue", address)?;
+                Some(address.clone())
+            }
+            None => None,
+        },
         advertised_address: args.advertised_address.clone(),
         identity,
         cluster,
@@ -618,7 +639,8 @@ mod tests {
     /// Contradictory or impossible settings are refused with the reason.
     #[test]
     fn bad_settings_are_refused() {
-        let cases: [(&[&str], &str); 14] = [
+        let cases: [(&[&str], &str); 15] = [
+            (&["--in-memory", "--compat-queue", "5000"], "--compat-queue"),
             (&["--in-memory", "--http", "localhost"], "--http"),
             (
                 &[

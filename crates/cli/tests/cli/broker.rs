@@ -1,7 +1,7 @@
 //! The `citystream broker` process: settings validation, clean shutdown on
 //! SIGTERM, and data that survives a restart.
 
-use crate::harness::{TestBroker, binary};
+use crate::harness::{TestBroker, binary, http_request, listener_address};
 
 /// Records written before a SIGTERM are there after a restart on the same dir.
 #[test]
@@ -79,13 +79,7 @@ fn settings_come_from_the_environment() {
 #[test]
 fn http_api_serves_next_to_the_native_listener() {
     let broker = TestBroker::start_with(&["--in-memory", "--http", "127.0.0.1:0"], &[]);
-    let http = broker
-        .ready_line
-        .split("http on ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("no http address in {:?}", broker.ready_line))
-        .to_owned();
+    let http = listener_address(&broker.ready_line, "http on ");
     broker.run(&["topic", "create", "web", "--partitions", "1"]);
     let (status, body) = http_request(
         &http,
@@ -107,29 +101,6 @@ fn http_api_serves_next_to_the_native_listener() {
     assert!(body.contains("UNKNOWN_TOPIC"), "{body}");
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns status and body.
-fn http_request(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP API");
-    stream
-        .set_read_timeout(Some(crate::harness::COMMAND_TIMEOUT))
-        .unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
 /// The curl examples of docs/http-api.md, run by a shell script with the
 /// real `curl` against a broker started with `--http` (skipped, saying
 /// why, where curl is missing).
@@ -144,13 +115,7 @@ fn http_api_curl_examples() {
         return;
     }
     let broker = TestBroker::start_with(&["--in-memory", "--http", "127.0.0.1:0"], &[]);
-    let http = broker
-        .ready_line
-        .split("http on ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .expect("an http address")
-        .to_owned();
+    let http = listener_address(&broker.ready_line, "http on ");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/http_api.sh");
     let output = assert_cmd::Command::new("bash")
         .args([script, &http])

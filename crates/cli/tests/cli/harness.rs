@@ -294,3 +294,36 @@ fn parse_address(line: &str) -> String {
         .expect("address after 'listening on'")
         .to_string()
 }
+
+/// One HTTP/1.1 request with a JSON body and `Connection: close`; returns
+/// the status and the body.
+pub fn http_request(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP listener");
+    stream.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// The address a ready line names after `label` (e.g. `"http on "`).
+pub fn listener_address(ready_line: &str, label: &str) -> String {
+    ready_line
+        .split(label)
+        .nth(1)
+        .and_then(|rest| rest.split([')', ';']).next())
+        .unwrap_or_else(|| panic!("no {label:?} in {ready_line:?}"))
+        .trim()
+        .to_owned()
+}

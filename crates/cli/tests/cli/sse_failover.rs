@@ -19,12 +19,7 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP address a node's ready line names.
 fn http_address(cluster: &TestCluster, node_id: u32) -> String {
-    let line = &cluster.broker(node_id).ready_line;
-    line.split("http on ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("no http address in {line:?}"))
-        .to_owned()
+    crate::harness::listener_address(&cluster.broker(node_id).ready_line, "http on ")
 }
 
 /// Reads `count` record events from the stream at `address` (HTTP/1.0, so

@@ -1,7 +1,8 @@
-//! `--http`: the broker's HTTP API listener (`citystream-http`). It is
-//! bound before the ready line, so a taken port fails the start, and it
-//! serves once the node's own native client is connected (the HTTP API is
-//! a transport over that client, decision 0011).
+//! `--http` and `--compat-queue`: the broker's HTTP listeners (the API of
+//! `citystream-http`, the queue-compatibility API of
+//! `citystream-compat-queue`). Each is bound before the ready line, so a
+//! taken port fails the start, and serves once the node's own native client
+//! is connected (both are transports over that client, decision 0011).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,15 +25,35 @@ pub struct HttpSettings {
     pub config: HttpConfig,
 }
 
-/// Binds the HTTP listener; returns it and its address.
-pub async fn bind(settings: &HttpSettings) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(&settings.listen)
+/// Binds a listener of `what` at `listen`; returns it and its address.
+pub async fn bind(listen: &str, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen for HTTP on {}", settings.listen))?;
+        .with_context(|| format!("cannot listen for {what} on {listen}"))?;
     let bound = listener
         .local_addr()
         .context("the HTTP listener has no address")?;
     Ok((listener, bound))
+}
+
+/// Serves the queue-compatibility API until `shutdown` (as [`spawn`]).
+pub fn spawn_compat_queue(
+    listener: TcpListener,
+    native: SocketAddr,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match connect(native, &shutdown).await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "the queue-compatibility API has no native client; not serving");
+                return;
+            }
+        };
+        if let Err(error) = citystream_compat_queue::serve(listener, client, shutdown).await {
+            tracing::error!(%error, "the queue-compatibility listener failed");
+        }
+    })
 }
 
 /// Serves the API until `shutdown`, through a client of the native
