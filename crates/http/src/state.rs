@@ -28,7 +28,9 @@ pub struct HttpConfig {
     pub read_wait_ms_max: u32,
     /// `Access-Control-Allow-Origin` (`*` or one origin); `None`: no CORS.
     pub cors_origin: Option<String>,
-    /// How long the producers wait to fill a batch.
+    /// How long the producers wait to fill a batch. 0: records of
+    /// concurrent requests still share batches while a partition's batches
+    /// are in flight (a lingered batch is sealed only when it can be sent).
     pub linger_ms: u64,
     /// Events queued for one Server-Sent-Events client before it lags.
     pub stream_queue_events: usize,
@@ -44,7 +46,7 @@ impl Default for HttpConfig {
             read_records_max: 10_000,
             read_wait_ms_max: 30_000,
             cors_origin: None,
-            linger_ms: 1,
+            linger_ms: 0,
             stream_queue_events: 256,
             tail_buffer_batches: 1_024,
         }

@@ -339,6 +339,7 @@ impl Accumulator {
                     p.open
                         .as_ref()
                         .is_some_and(|o| o.created_at + linger <= now)
+                        && p.lane.has_room(&self.policy)
                 })
                 .map(|(partition, _)| *partition)
                 .collect();
@@ -409,7 +410,9 @@ impl Accumulator {
     pub(crate) fn next_deadline(&self, linger: Duration) -> Option<Instant> {
         let state = self.state.lock();
         let partitions = state.topics.values().flat_map(|t| t.partitions.values());
+        // A partition without room is woken by its next answer instead.
         let lingered = partitions
+            .filter(|p| p.lane.has_room(&self.policy))
             .filter_map(|p| p.open.as_ref().map(|open| open.created_at + linger))
             .min();
         let retries = state
@@ -559,6 +562,9 @@ fn seal(
     open: OpenBatch,
 ) {
     topic.sealed(partition);
+    if let Some(partition_state) = topic.partitions.get_mut(&partition) {
+        partition_state.lane.sealed();
+    }
     ready.push_back(SealedBatch {
         topic: topic.name.clone(),
         partition,
@@ -602,6 +608,7 @@ fn lane_mut<'a>(
 /// Encodes a sealed batch; an idempotent one gets its lane's next sequence
 /// (the lane said it may go: [`Lane::take_new`]).
 fn take_for_sending(sealed: SealedBatch, lane: &mut Lane, idempotent: bool) -> SendableBatch {
+    lane.unqueued();
     let mut builder = sealed.builder;
     let record_count = builder.record_count();
     let (producer_id, base_sequence) = match idempotent {

@@ -87,6 +87,8 @@ pub(crate) struct Lane {
     newest_written: Option<u64>,
     /// Ordinals of the batches sent and not answered yet.
     in_flight: BTreeSet<u64>,
+    /// Sealed batches of this partition waiting to be sent.
+    queued: usize,
     /// Where the batches in flight went.
     destination: Option<Arc<str>>,
     /// Batches to send again, by ordinal.
@@ -136,6 +138,24 @@ impl Lane {
         self.destination
             .as_ref()
             .filter(|_| !self.in_flight.is_empty())
+    }
+
+    /// Whether a lingered batch should be sealed now: the lane could send
+    /// it (no re-send pending, room in flight counting the sealed batches
+    /// already waiting). Otherwise records keep filling the open batch, so a
+    /// busy partition sends fewer, bigger batches (as Kafka's accumulator).
+    pub(crate) fn has_room(&self, policy: &LanePolicy) -> bool {
+        self.retry.is_empty() && self.in_flight.len() + self.queued < policy.max_in_flight.max(1)
+    }
+
+    /// A batch of this partition was sealed (it waits to be sent).
+    pub(crate) fn sealed(&mut self) {
+        self.queued += 1;
+    }
+
+    /// A sealed batch left the queue (taken for sending, expired or aborted).
+    pub(crate) fn unqueued(&mut self) {
+        self.queued = self.queued.saturating_sub(1);
     }
 
     /// Whether batches wait for a re-send.
@@ -287,9 +307,11 @@ impl Lane {
         batches
     }
 
-    /// Removes and returns every batch waiting for a re-send (the producer
-    /// is giving up on everything unsent).
+    /// Removes and returns every batch waiting for a re-send, and forgets
+    /// the sealed ones queued (the producer is giving up on everything
+    /// unsent; the caller has drained the queue).
     pub(crate) fn take_waiting(&mut self) -> Vec<SendableBatch> {
+        self.queued = 0;
         std::mem::take(&mut self.retry).into_values().collect()
     }
 

@@ -223,3 +223,37 @@ async fn incomplete_batches_are_tracked_until_done() {
     }
     assert_eq!(offsets, vec![10, 11, 12]);
 }
+
+/// While a partition has no room in flight, a lingered batch stays open and
+/// keeps filling (one bigger batch later instead of many small ones); it is
+/// sealed once an answer frees room.
+#[tokio::test(start_paused = true)]
+async fn a_full_lane_keeps_its_batch_open() {
+    let accumulator = accumulator(100, 1, false);
+    let route = |_: &str, _: u32| Arc::<str>::from("leader");
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        append(&accumulator, PartitionChoice::Explicit(0));
+        let drained = accumulator.drain(Instant::now() + LINGER, LINGER, &route);
+        sent.extend(drained.batches);
+    }
+    assert_eq!(sent.len(), 2, "max_in_flight is 2");
+    for _ in 0..3 {
+        append(&accumulator, PartitionChoice::Explicit(0));
+    }
+    let later = Instant::now() + LINGER * 10;
+    assert!(accumulator.drain(later, LINGER, &route).batches.is_empty());
+    assert_eq!(
+        accumulator.next_deadline(LINGER),
+        None,
+        "no busy loop while full"
+    );
+    accumulator.written(&sent[0].1);
+    let drained = accumulator.drain(later, LINGER, &route);
+    assert_eq!(drained.batches.len(), 1);
+    assert_eq!(
+        record_count(&drained.batches[0].1),
+        3,
+        "one batch of the three"
+    );
+}

@@ -256,6 +256,22 @@ async fn an_unknown_outcome_starts_over_after_the_batches_in_flight() {
     assert_eq!(lane.stamp_new(1), (9, 0));
 }
 
+/// A lane counts its queued sealed batches toward its room.
+#[test]
+fn queued_batches_take_room() {
+    let mut lane = Lane::default();
+    let policy = LanePolicy {
+        max_in_flight: 2,
+        ..IDEMPOTENT
+    };
+    assert!(lane.has_room(&policy));
+    lane.sealed();
+    lane.sealed();
+    assert!(!lane.has_room(&policy), "two batches already wait");
+    lane.unqueued();
+    assert!(lane.has_room(&policy));
+}
+
 /// Without idempotence, pending re-sends go one at a time.
 #[tokio::test(start_paused = true)]
 async fn non_idempotent_resends_one_at_a_time() {
