@@ -24,6 +24,7 @@
 //!   idempotence is not used.
 
 mod accumulator;
+mod batch;
 mod delivery;
 mod lane;
 mod sender;
