@@ -140,6 +140,15 @@ pub async fn serve(
         stopping.cancelled().await;
         stop.cancel();
     });
+    if state.metrics().is_some() {
+        let period = std::time::Duration::from_millis(state.config().group_lag_sample_ms.max(1));
+        tokio::spawn(observe::sample_group_lag(
+            state.client().clone(),
+            period,
+            state.stop_token(),
+        ));
+    }
+    let listener = observe::CountedListener::new(listener, "http");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

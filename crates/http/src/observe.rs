@@ -76,3 +76,143 @@ impl Drop for StreamGauge {
         metrics::gauge!("citystream_sse_clients").decrement(1.0);
     }
 }
+
+/// A TCP listener whose connections are counted in
+/// `citystream_connections{listener=NAME}` (and get `TCP_NODELAY`: answers
+/// are small and latency-bound).
+pub struct CountedListener {
+    inner: tokio::net::TcpListener,
+    name: &'static str,
+}
+
+impl CountedListener {
+    pub fn new(inner: tokio::net::TcpListener, name: &'static str) -> CountedListener {
+        CountedListener { inner, name }
+    }
+}
+
+impl axum::serve::Listener for CountedListener {
+    type Io = CountedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, address) = axum::serve::Listener::accept(&mut self.inner).await;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%address, %error, "could not disable Nagle's algorithm");
+        }
+        metrics::gauge!("citystream_connections", "listener" => self.name).increment(1.0);
+        let stream = CountedStream {
+            inner: stream,
+            name: self.name,
+        };
+        (stream, address)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection of a [`CountedListener`]; uncounted when dropped.
+pub struct CountedStream {
+    inner: tokio::net::TcpStream,
+    name: &'static str,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        metrics::gauge!("citystream_connections", "listener" => self.name).decrement(1.0);
+    }
+}
+
+impl tokio::io::AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Groups sampled at most per round.
+const GROUP_LAG_GROUPS_MAX: usize = 1_000;
+
+/// Every `period` (`HttpConfig::group_lag_sample_ms`) until `stop`: each
+/// group's lag per partition as
+/// `citystream_group_lag_offsets{group,topic,partition}` (the high
+/// watermark minus the committed offset, as `GET /api/groups/{group}`
+/// shows it). Every node with `/metrics` reports the same cluster-wide
+/// values; aggregate with `max`.
+pub async fn sample_group_lag(
+    client: citystream_client::Client,
+    period: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let admin = client.admin();
+        let groups = match admin.list_groups().await {
+            Ok(groups) => groups,
+            Err(error) => {
+                tracing::debug!(%error, "group lag: cannot list groups");
+                continue;
+            }
+        };
+        for summary in groups.iter().take(GROUP_LAG_GROUPS_MAX) {
+            let Ok(group) = admin.describe_group(&summary.group).await else {
+                continue;
+            };
+            for offset in &group.offsets {
+                let lag = offset.high_watermark.saturating_sub(offset.committed);
+                metrics::gauge!(
+                    "citystream_group_lag_offsets",
+                    "group" => summary.group.clone(),
+                    "topic" => offset.topic.clone(),
+                    "partition" => offset.partition.to_string()
+                )
+                .set(lag as f64);
+            }
+        }
+    }
+}

@@ -36,6 +36,8 @@ pub struct HttpConfig {
     pub stream_queue_events: usize,
     /// Batches a partition's shared tail buffers for its streams.
     pub tail_buffer_batches: usize,
+    /// How often consumer-group lag is sampled for `/metrics`.
+    pub group_lag_sample_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -49,6 +51,7 @@ impl Default for HttpConfig {
             linger_ms: 0,
             stream_queue_events: 256,
             tail_buffer_batches: 1_024,
+            group_lag_sample_ms: 10_000,
         }
     }
 }

@@ -27,6 +27,9 @@ async fn metrics_show_records_requests_and_streams() {
         let records = json!([{"value": "a"}, {"value": "b"}, {"value": "c"}]);
         let (status, _) = api.post_json("/api/topics/metered/records", records).await;
         assert_eq!(status, StatusCode::OK);
+        let commit = json!({"topic": "metered", "partition": 0, "offset": 1});
+        let committed = api.http.post(api.url("/api/groups/lagging/offsets")).json(&commit).send().await.unwrap();
+        assert_eq!(committed.status(), StatusCode::NO_CONTENT);
         let stream = api.http.get(api.url("/api/topics/metered/stream")).send().await.unwrap();
         assert_eq!(stream.status(), StatusCode::OK);
         // The stream's task starts right after its answer: poll a little.
@@ -37,7 +40,8 @@ async fn metrics_show_records_requests_and_streams() {
             let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
             assert!(content_type.starts_with("text/plain"), "{content_type}");
             text = response.text().await.unwrap();
-            if sample(&text, "citystream_sse_clients") == Some(1.0) {
+            let lag = sample(&text, "citystream_group_lag_offsets{group=\"lagging\"");
+            if sample(&text, "citystream_sse_clients") == Some(1.0) && lag.is_some() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -48,6 +52,10 @@ async fn metrics_show_records_requests_and_streams() {
         let produce_route = "citystream_http_request_seconds_count{route=\"/api/topics/{topic}/records\",method=\"POST\",status=\"200\"}";
         assert_eq!(sample(&text, produce_route), Some(1.0), "{text}");
         assert_eq!(sample(&text, "citystream_sse_clients"), Some(1.0), "{text}");
+        let lag = "citystream_group_lag_offsets{group=\"lagging\",topic=\"metered\",partition=\"0\"}";
+        assert_eq!(sample(&text, lag), Some(2.0), "3 records, committed at 1: {text}");
+        let http_connections = sample(&text, "citystream_connections{listener=\"http\"}");
+        assert!(http_connections.is_some_and(|n| n >= 1.0), "{text}");
         drop(stream);
     })
     .await;

@@ -40,7 +40,11 @@ impl Api {
 
     /// With the process's metrics recorder behind `/metrics`.
     pub async fn start_with_metrics(handle: metrics_exporter_prometheus::PrometheusHandle) -> Api {
-        Api::start_full(HttpConfig::default(), Some(handle)).await
+        let config = HttpConfig {
+            group_lag_sample_ms: 100,
+            ..HttpConfig::default()
+        };
+        Api::start_full(config, Some(handle)).await
     }
 
     async fn start_full(
