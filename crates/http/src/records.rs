@@ -128,9 +128,8 @@ async fn check_records(
     topic: &str,
     records: &[NewRecord],
 ) -> Result<(), HttpError> {
-    let client = state.client();
     let partitions = partition_count(state, topic).await?;
-    let (_, record_bytes_max) = client.broker_limits().await?;
+    let record_bytes_max = state.record_bytes_max().await?;
     for (index, record) in records.iter().enumerate() {
         if let Some(partition) = record.partition.filter(|p| *p >= partitions) {
             return Err(HttpError::not_found(

@@ -75,6 +75,8 @@ struct Inner {
     stop: CancellationToken,
     /// Renders the process's metrics for `GET /metrics` (none: 404).
     metrics: Option<PrometheusHandle>,
+    /// The broker's record size limit, asked once.
+    record_bytes_max: OnceCell<u32>,
 }
 
 impl HttpState {
@@ -92,6 +94,7 @@ impl HttpState {
                 tails: Arc::new(Tails::new(config_for_tails)),
                 stop: CancellationToken::new(),
                 metrics: None,
+                record_bytes_max: OnceCell::new(),
             }),
         }
     }
@@ -115,6 +118,19 @@ impl HttpState {
 
     pub fn config(&self) -> &HttpConfig {
         &self.inner.config
+    }
+
+    /// The largest record the broker takes (from its handshake, asked once).
+    pub async fn record_bytes_max(&self) -> Result<u32, HttpError> {
+        let limit = self
+            .inner
+            .record_bytes_max
+            .get_or_try_init(|| async {
+                let (_, record_bytes_max) = self.inner.client.broker_limits().await?;
+                Ok::<u32, HttpError>(record_bytes_max)
+            })
+            .await?;
+        Ok(*limit)
     }
 
     /// The idempotent (ordered, exactly once) producer for `acks`.
