@@ -247,15 +247,6 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| bound.to_string());
     let broker =
         Broker::open(settings.broker.clone(), now_ms()).context("cannot open the broker")?;
-    let options = cluster::start(&settings.cluster, &identity, bound, &advertised_address).await?;
-    let gossip = options.membership.as_ref().map(|m| m.local_gossip_addr());
-    let server_config = ServerConfig {
-        cluster_id: identity.cluster_id.clone(),
-        advertised_address,
-        ..ServerConfig::default()
-    };
-    let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone())?;
     let http = match &settings.http {
         Some(http) => Some((http::bind(&http.listen, "HTTP").await?, http.config.clone())),
         None => None,
@@ -264,6 +255,30 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         Some(listen) => Some(http::bind(listen, "the queue-compatibility API").await?),
         None => None,
     };
+    // Gossip tells the other nodes (and the console) where these listen.
+    let mut listeners = Vec::new();
+    if let Some(((_, address), _)) = &http {
+        listeners.push(("http", advertise(*address, &advertised_address)));
+    }
+    if let Some((_, address)) = &compat_queue {
+        listeners.push(("compat-queue", advertise(*address, &advertised_address)));
+    }
+    let options = cluster::start(
+        &settings.cluster,
+        &identity,
+        bound,
+        &advertised_address,
+        &listeners,
+    )
+    .await?;
+    let gossip = options.membership.as_ref().map(|m| m.local_gossip_addr());
+    let server_config = ServerConfig {
+        cluster_id: identity.cluster_id.clone(),
+        advertised_address,
+        ..ServerConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone())?;
     let mut http_note = http.as_ref().map_or(String::new(), |((_, address), _)| {
         format!("; http on {address}")
     });
@@ -299,6 +314,19 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     tracing::info!(node = identity.node_id, "broker stopped cleanly");
     Ok(())
+}
+
+/// The address to announce for a listener bound at `bound`: as bound, or,
+/// when bound to every interface, on the host of the advertised native
+/// address.
+fn advertise(bound: std::net::SocketAddr, native_advertised: &str) -> String {
+    if !bound.ip().is_unspecified() {
+        return bound.to_string();
+    }
+    let host = native_advertised
+        .rsplit_once(':')
+        .map_or(native_advertised, |(host, _)| host);
+    format!("{host}:{}", bound.port())
 }
 
 /// Creates the data dir and checks (or writes) the identity stored in it.

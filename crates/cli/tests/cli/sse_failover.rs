@@ -74,6 +74,19 @@ fn sse_resumes_on_another_node_after_the_leader_is_killed() {
         let status = cluster.wait_for(1, "a leader", |s| partition_leader(s, TOPIC, 0) != 0);
         partition_leader(&status, TOPIC, 0) as u32
     };
+    // Gossip announces every node's HTTP address (the console finds them so).
+    let status = cluster.wait_for(1, "every node's http listener", |s| {
+        s["nodes"].as_array().is_some_and(|nodes| {
+            nodes.len() == 3 && nodes.iter().all(|n| n["addresses"]["http"].is_string())
+        })
+    });
+    for node in status["nodes"].as_array().expect("nodes") {
+        let id = node["node_id"].as_u64().expect("node_id") as u32;
+        assert_eq!(
+            node["addresses"]["http"],
+            http_address(&cluster, id).as_str()
+        );
+    }
     let other = leader % 3 + 1;
     produce(&cluster, other, 1..=50);
     let (mut values, last_id) = read_events(&http_address(&cluster, leader), None, 20);

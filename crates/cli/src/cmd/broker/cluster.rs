@@ -107,6 +107,7 @@ fn parse_peer(entry: &str) -> Result<Peer, UsageError> {
 }
 
 /// Starts gossip (and discovery) for the server, or nothing standalone.
+/// `other_listeners` (name, address), e.g. `http`, are announced too.
 /// `bound` is the native listener's address; `advertised` the address
 /// clients are told.
 pub async fn start(
@@ -114,6 +115,7 @@ pub async fn start(
     identity: &NodeIdentity,
     bound: SocketAddr,
     advertised: &str,
+    other_listeners: &[(&str, String)],
 ) -> anyhow::Result<ServeOptions> {
     if !settings.is_cluster_mode() {
         return Ok(ServeOptions::default());
@@ -131,8 +133,11 @@ pub async fn start(
     advertise.set_port(gossip_port);
     config.gossip_advertise = Some(advertise);
     config.seeds = seeds(settings, identity.node_id).await?;
-    let info = NodeInfo::new(node_id, identity.cluster_id.clone())
+    let mut info = NodeInfo::new(node_id, identity.cluster_id.clone())
         .with_listener(NATIVE_LISTENER, advertised);
+    for (name, address) in other_listeners {
+        info = info.with_listener(name, address);
+    }
     let membership = Membership::start(config, info)
         .await
         .context("cannot start gossip membership")?;
