@@ -46,7 +46,7 @@ use utoipa::IntoParams;
 use crate::error::{ErrorBody, HttpError};
 use crate::records::partition_count;
 use crate::state::HttpState;
-use crate::views::RecordView;
+use crate::views::record_json;
 use filter::{Sampler, check_key_filter, key_matches};
 use tail::TailBatch;
 
@@ -250,8 +250,9 @@ impl StreamSender {
         }
         let cursor = self.cursors[&partition];
         if batch.from <= cursor && cursor < batch.next {
-            for record in batch.records.iter().filter(|r| r.offset >= cursor) {
-                self.emit(record).await?;
+            let records = batch.records.iter().zip(&batch.json);
+            for (record, json) in records.filter(|(r, _)| r.offset >= cursor) {
+                self.emit(record, Some(json)).await?;
             }
             self.cursors.insert(partition, batch.next);
         }
@@ -280,7 +281,7 @@ impl StreamSender {
             match read {
                 Ok(read) => {
                     for record in &read.records {
-                        self.emit(record).await?;
+                        self.emit(record, None).await?;
                     }
                     let next = read.next_offset.max(cursor);
                     self.cursors.insert(partition, next);
@@ -320,8 +321,9 @@ impl StreamSender {
         }
     }
 
-    /// Moves the position past `record` and sends it if the filters let it.
-    async fn emit(&mut self, record: &ConsumerRecord) -> Result<(), Gone> {
+    /// Moves the position past `record` and sends it if the filters let it
+    /// (as `json` when the tail encoded it already).
+    async fn emit(&mut self, record: &ConsumerRecord, json: Option<&str>) -> Result<(), Gone> {
         let position = self.cursors.entry(record.partition).or_default();
         *position = (*position).max(record.offset + 1);
         let key = record.key.as_deref();
@@ -335,8 +337,11 @@ impl StreamSender {
         {
             return Ok(());
         }
-        let data = serde_json::to_string(&RecordView::of(record)).expect("a record serializes");
-        let event = Event::default().id(event_id(&self.cursors)).data(data);
+        let event = Event::default().id(event_id(&self.cursors));
+        let event = match json {
+            Some(json) => event.data(json),
+            None => event.data(record_json(record)),
+        };
         self.send(event).await
     }
 

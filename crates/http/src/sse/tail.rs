@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::views::record_json;
 use citystream_client::{Client, ConsumerRecord, ErrorCode};
 use citystream_protocol::OffsetSpec;
 use tokio::sync::broadcast;
@@ -24,12 +25,14 @@ const TAIL_WAIT_MS: u32 = 1_000;
 const TAIL_RETRY: Duration = Duration::from_millis(200);
 
 /// Records read in one fetch: every offset of `[from, next)` is either in
-/// `records` or held a control batch (which consumers skip).
+/// `records` or held a control batch (which consumers skip). `json[i]` is
+/// `records[i]` as event data, encoded once for every stream.
 #[derive(Debug)]
 pub struct TailBatch {
     pub from: u64,
     pub next: u64,
     pub records: Vec<ConsumerRecord>,
+    pub json: Vec<String>,
 }
 
 type Key = (String, u32);
@@ -126,10 +129,12 @@ impl Tail {
             match read {
                 Ok(read) => {
                     if read.next_offset > from {
+                        let json = read.records.iter().map(record_json).collect();
                         let batch = TailBatch {
                             from,
                             next: read.next_offset,
                             records: read.records,
+                            json,
                         };
                         // No receiver now is fine: the next round stops.
                         let _ = self.sender.send(Arc::new(batch));
