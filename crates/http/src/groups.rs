@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::body::json_object;
 use crate::error::{ErrorBody, HttpError};
-use crate::records::{partition_count, read_from};
+use crate::records::{partition_count, read_from, read_limit};
 use crate::state::HttpState;
 use crate::views::{GroupSummaryView, GroupView, RecordView};
 
@@ -87,13 +87,7 @@ pub async fn read(
     query: Result<Query<GroupReadQuery>, QueryRejection>,
 ) -> Result<Json<GroupRecords>, HttpError> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > state.config().read_records_max {
-        return Err(HttpError::bad_request(format!(
-            "limit must be 1 to {}",
-            state.config().read_records_max
-        )));
-    }
+    let limit = read_limit(state.config(), query.limit)?;
     let topic = query.topic;
     let partitions = partition_count(&state, &topic).await?;
     let lock = state.group_lock(&group);

@@ -209,13 +209,7 @@ pub async fn read(
 ) -> Result<Json<Records>, HttpError> {
     let Query(query) = query?;
     let config = state.config();
-    let limit = query.limit.unwrap_or(READ_LIMIT_DEFAULT);
-    if limit == 0 || limit > config.read_records_max {
-        return Err(HttpError::bad_request(format!(
-            "limit must be 1 to {}",
-            config.read_records_max
-        )));
-    }
+    let limit = read_limit(config, query.limit)?;
     let wait_ms = query.wait_ms.unwrap_or(0);
     if wait_ms > config.read_wait_ms_max {
         return Err(HttpError::bad_request(format!(
@@ -244,6 +238,18 @@ pub async fn read(
     };
     let read = read_from(&state, &topic, partition, start, limit, wait_ms).await?;
     Ok(Json(read))
+}
+
+/// A read's `limit` (default 100), checked against the configured maximum.
+pub fn read_limit(config: &crate::HttpConfig, limit: Option<usize>) -> Result<usize, HttpError> {
+    let limit = limit.unwrap_or(READ_LIMIT_DEFAULT);
+    if limit == 0 || limit > config.read_records_max {
+        return Err(HttpError::bad_request(format!(
+            "limit must be 1 to {}",
+            config.read_records_max
+        )));
+    }
+    Ok(limit)
 }
 
 /// Up to `limit` records of one partition from `offset`.

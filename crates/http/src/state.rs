@@ -82,7 +82,7 @@ struct Inner {
 impl HttpState {
     /// `client` should be connected to this node's own native listener.
     pub fn new(client: Client, config: HttpConfig) -> HttpState {
-        let config_for_tails = config.tail_buffer_batches;
+        let tails = Arc::new(Tails::new(config.tail_buffer_batches));
         HttpState {
             inner: Arc::new(Inner {
                 client,
@@ -91,7 +91,7 @@ impl HttpState {
                 leader: OnceCell::new(),
                 none: OnceCell::new(),
                 groups: GroupLocks::default(),
-                tails: Arc::new(Tails::new(config_for_tails)),
+                tails,
                 stop: CancellationToken::new(),
                 metrics: None,
                 record_bytes_max: OnceCell::new(),

@@ -129,24 +129,19 @@ async fn start_positions(
     partitions: u32,
     start: &str,
 ) -> Result<BTreeMap<u32, u64>, HttpError> {
-    let listed = match start {
-        "earliest" | "latest" => BTreeMap::new(),
-        list if list.contains(':') => parse_positions(list, partitions)?,
+    // Listed partitions start where listed; the others from `spec`.
+    let (listed, spec) = match start {
+        "earliest" => (BTreeMap::new(), OffsetSpec::Earliest),
+        "latest" => (BTreeMap::new(), OffsetSpec::Latest),
+        list if list.contains(':') => (parse_positions(list, partitions)?, OffsetSpec::Latest),
         time => {
-            time.parse::<i64>().map_err(|_| {
+            let time = time.parse::<i64>().map_err(|_| {
                 HttpError::bad_request(format!(
                     "from {time:?}: give earliest, latest, a time in ms or partition:offset,..."
                 ))
             })?;
-            BTreeMap::new()
+            (BTreeMap::new(), OffsetSpec::Timestamp(time))
         }
-    };
-    let spec = match start {
-        "earliest" => OffsetSpec::Earliest,
-        time if !time.contains(':') && time != "latest" => {
-            OffsetSpec::Timestamp(time.parse().expect("checked above"))
-        }
-        _ => OffsetSpec::Latest,
     };
     let admin = client.admin();
     let mut cursors = BTreeMap::new();

@@ -89,15 +89,6 @@ impl Tails {
         }
         unused
     }
-
-    /// Tails running now (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.running.lock().expect("never poisoned").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 struct Tail {

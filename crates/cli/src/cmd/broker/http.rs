@@ -32,7 +32,7 @@ pub async fn bind(listen: &str, what: &str) -> anyhow::Result<(TcpListener, Sock
         .with_context(|| format!("cannot listen for {what} on {listen}"))?;
     let bound = listener
         .local_addr()
-        .context("the HTTP listener has no address")?;
+        .with_context(|| format!("the listener for {what} has no address"))?;
     Ok((listener, bound))
 }
 
@@ -42,18 +42,12 @@ pub fn spawn_compat_queue(
     native: SocketAddr,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = match connect(native, &shutdown).await {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::error!(%error, "the queue-compatibility API has no native client; not serving");
-                return;
-            }
-        };
-        if let Err(error) = citystream_compat_queue::serve(listener, client, shutdown).await {
-            tracing::error!(%error, "the queue-compatibility listener failed");
-        }
-    })
+    spawn_over_client(
+        "the queue-compatibility API",
+        native,
+        shutdown,
+        |client, stop| citystream_compat_queue::serve(listener, client, stop),
+    )
 }
 
 /// Serves the API until `shutdown`, through a client of the native
@@ -65,17 +59,34 @@ pub fn spawn(
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    spawn_over_client("the HTTP API", native, shutdown, |client, stop| {
+        let state = HttpState::new(client, config).with_metrics(metrics);
+        citystream_http::serve(listener, state, stop)
+    })
+}
+
+/// Connects a client to the native listener at `native`, then runs
+/// `serve` with it until it returns; failures are logged as `what`'s.
+fn spawn_over_client<F, Fut>(
+    what: &'static str,
+    native: SocketAddr,
+    shutdown: CancellationToken,
+    serve: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnOnce(Client, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send,
+{
     tokio::spawn(async move {
         let client = match connect(native, &shutdown).await {
             Ok(client) => client,
             Err(error) => {
-                tracing::error!(%error, "the HTTP API has no native client; not serving");
+                tracing::error!(%error, "{what} has no native client; not serving");
                 return;
             }
         };
-        let state = HttpState::new(client, config).with_metrics(metrics);
-        if let Err(error) = citystream_http::serve(listener, state, shutdown).await {
-            tracing::error!(%error, "the HTTP listener failed");
+        if let Err(error) = serve(client, shutdown).await {
+            tracing::error!(%error, "the listener of {what} failed");
         }
     })
 }
