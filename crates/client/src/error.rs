@@ -41,6 +41,16 @@ pub enum ClientError {
         delivery_timeout_ms: u64,
         last_error: String,
     },
+    /// A [`crate::tail::Tail`] made no progress towards `target` for
+    /// `waited_ms` (the partition's leader is gone or far behind).
+    #[error("{topic}/{partition} did not reach offset {target} within {waited_ms} ms (at {at})")]
+    Stalled {
+        topic: String,
+        partition: u32,
+        target: u64,
+        at: u64,
+        waited_ms: u64,
+    },
 }
 
 impl ClientError {
@@ -63,7 +73,8 @@ impl ClientError {
             ClientError::Protocol(_)
             | ClientError::InvalidArgument(_)
             | ClientError::Closed
-            | ClientError::DeliveryTimeout { .. } => false,
+            | ClientError::DeliveryTimeout { .. }
+            | ClientError::Stalled { .. } => false,
         }
     }
 
@@ -111,6 +122,19 @@ impl ClientError {
                 attempts: *attempts,
                 delivery_timeout_ms: *delivery_timeout_ms,
                 last_error: last_error.clone(),
+            },
+            ClientError::Stalled {
+                topic,
+                partition,
+                target,
+                at,
+                waited_ms,
+            } => ClientError::Stalled {
+                topic: topic.clone(),
+                partition: *partition,
+                target: *target,
+                at: *at,
+                waited_ms: *waited_ms,
             },
         }
     }

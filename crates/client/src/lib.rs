@@ -10,7 +10,8 @@
 //! `admin`, `controller` (admin requests to the metadata leader, following
 //! `NOT_LEADER`), `producer/` (accumulator, sender task, delivery futures),
 //! `consumer/` (group membership, fetcher, positions), `read` (one-shot
-//! partition reads for request/response transports).
+//! partition reads for request/response transports), `tail` (state folded
+//! from a partition's records, caught up on demand).
 
 mod admin;
 mod cluster;
@@ -21,6 +22,7 @@ mod error;
 mod metadata;
 mod producer;
 mod read;
+pub mod tail;
 
 pub use admin::Admin;
 pub use citystream_protocol::{Acks, ApiError, ErrorCode, TopicConfig, TopicPartition};

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use citystream_client::ConsumerRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::tail::Fold;
+use citystream_client::tail::Fold;
 
 /// One claim record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@
 //! topics, producers, consumers over the client); the pure folds of the
 //! topics: `registry` (topic order, producer and consumer ids), `claims`
 //! (positions as conditional claims), `offset_runs` (message counting);
-//! `tail` (bringing a fold up to a partition's high watermark).
+//! the client's `tail` brings each fold up to a partition's high watermark.
 //! It does not own the broker, the native listener or the client's
 //! connection: the caller passes a connected client.
 
@@ -28,7 +28,6 @@ mod queue;
 mod registry;
 mod reply;
 mod routes;
-mod tail;
 
 use std::sync::Arc;
 

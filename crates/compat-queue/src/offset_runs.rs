@@ -9,7 +9,7 @@
 
 use citystream_client::ConsumerRecord;
 
-use crate::tail::Fold;
+use citystream_client::tail::Fold;
 
 /// Consecutive message offsets `first..end`, after `before` messages of the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

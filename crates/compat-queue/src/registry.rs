@@ -22,7 +22,7 @@ use citystream_client::ConsumerRecord;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::tail::Fold;
+use citystream_client::tail::Fold;
 
 /// The record of a queue topic's creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,7 +92,8 @@ impl From<ClientError> for HttpError {
             ClientError::Connect { .. }
             | ClientError::Io { .. }
             | ClientError::Timeout { .. }
-            | ClientError::DeliveryTimeout { .. } => HttpError::unavailable(message),
+            | ClientError::DeliveryTimeout { .. }
+            | ClientError::Stalled { .. } => HttpError::unavailable(message),
             ClientError::Protocol(_) | ClientError::Closed => {
                 HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", message)
             }

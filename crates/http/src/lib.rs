@@ -10,8 +10,9 @@
 //! type, statuses, the JSON error body), `body` (produce bodies into
 //! records, pure), `views` (JSON shapes of records, topics, groups, the
 //! cluster; shared with the CLI), and one module per resource: `topics`,
-//! `records`, `groups`, `health`, and `sse/` (Server-Sent Events: shared
-//! per-partition tails, filters, one task per stream). The OpenAPI document is generated from
+//! `records`, `groups`, `health`, `sse/` (Server-Sent Events: shared
+//! per-partition tails, filters, one task per stream) and `webhooks/`
+//! (registrations in a replicated topic, delivery by one node). The OpenAPI document is generated from
 //! the handlers' annotations and served at `/api/openapi.json`.
 
 mod body;
@@ -24,6 +25,7 @@ mod sse;
 mod state;
 mod topics;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -50,7 +52,7 @@ pub use state::{HttpConfig, HttpState};
     ),
     tags(
         (name = "topics"), (name = "records"), (name = "groups"),
-        (name = "cluster"), (name = "health")
+        (name = "webhooks"), (name = "cluster"), (name = "health")
     )
 )]
 struct ApiDoc;
@@ -70,6 +72,8 @@ fn routes() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::describe))
         .routes(routes!(groups::read))
         .routes(routes!(groups::commit))
+        .routes(routes!(webhooks::api::list, webhooks::api::create))
+        .routes(routes!(webhooks::api::describe, webhooks::api::delete))
         .split_for_parts()
 }
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::HttpError;
 use crate::sse::tail::Tails;
+use crate::webhooks::{WebhookConfig, Webhooks};
 
 /// Limits and options of the HTTP listener.
 #[derive(Debug, Clone)]
@@ -77,12 +78,16 @@ struct Inner {
     metrics: Option<PrometheusHandle>,
     /// The broker's record size limit, asked once.
     record_bytes_max: OnceCell<u32>,
+    /// Registration and listing of webhooks (delivery runs where the
+    /// caller spawned it).
+    webhooks: Webhooks,
 }
 
 impl HttpState {
     /// `client` should be connected to this node's own native listener.
     pub fn new(client: Client, config: HttpConfig) -> HttpState {
         let tails = Arc::new(Tails::new(config.tail_buffer_batches));
+        let webhooks = Webhooks::new(client.clone(), WebhookConfig::default());
         HttpState {
             inner: Arc::new(Inner {
                 client,
@@ -95,6 +100,7 @@ impl HttpState {
                 stop: CancellationToken::new(),
                 metrics: None,
                 record_bytes_max: OnceCell::new(),
+                webhooks,
             }),
         }
     }
@@ -106,6 +112,19 @@ impl HttpState {
             .expect("with_metrics is called before the state is shared")
             .metrics = Some(handle);
         self
+    }
+
+    /// The same state, sharing `webhooks` (whose deliverer the caller runs,
+    /// so the API shows its live state). Call before cloning the state.
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> HttpState {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_webhooks is called before the state is shared")
+            .webhooks = webhooks;
+        self
+    }
+
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     pub fn metrics(&self) -> Option<&PrometheusHandle> {

@@ -376,6 +376,10 @@ async fn openapi_lists_every_route() {
             ("/api/groups/{group}", "get"),
             ("/api/groups/{group}/records", "post"),
             ("/api/groups/{group}/offsets", "post"),
+            ("/api/webhooks", "get"),
+            ("/api/webhooks", "post"),
+            ("/api/webhooks/{id}", "get"),
+            ("/api/webhooks/{id}", "delete"),
         ];
         for (path, method) in expected {
             assert!(

@@ -290,28 +290,23 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         identity.node_id,
         describe_node(&settings.broker, &identity, gossip)
     );
-    let http_task = match http {
-        Some(((listener, _), config)) => {
-            let metrics = citystream_http::install_recorder()
-                .context("cannot install the metrics recorder")?;
-            Some(http::spawn(
-                listener,
-                bound,
-                config,
-                metrics,
-                shutdown.clone(),
-            ))
-        }
+    let metrics = match &http {
+        Some(_) => Some(
+            citystream_http::install_recorder().context("cannot install the metrics recorder")?,
+        ),
         None => None,
     };
-    let compat_queue_task = compat_queue
-        .map(|(listener, _)| http::spawn_compat_queue(listener, bound, shutdown.clone()));
+    let services = http::Services {
+        http: http
+            .zip(metrics)
+            .map(|(((listener, _), config), metrics)| (listener, config, metrics)),
+        compat_queue: compat_queue.map(|(listener, _)| listener),
+    };
+    let services_task = http::spawn(bound, services, shutdown.clone());
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
         .await
         .context("the server failed")?;
-    for task in http_task.into_iter().chain(compat_queue_task) {
-        let _ = task.await;
-    }
+    let _ = services_task.await;
     tracing::info!(node = identity.node_id, "broker stopped cleanly");
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::error::QueueError;
 use crate::offset_runs::OffsetRuns;
 use crate::params::RequestedId;
 use crate::registry::{ConsumerRegistration, Registrations, TopicEntry, encode};
-use crate::tail::{Tail, high_watermark};
+use citystream_client::tail::{Tail, high_watermark};
 
 /// Claims one consume may lose to other nodes' claims of the same
 /// consumer before it gives up (each loss means another node handed a

@@ -24,7 +24,7 @@ use crate::claims::ClaimLog;
 use crate::error::QueueError;
 use crate::offset_runs::OffsetRuns;
 use crate::registry::{ConsumerRegistration, ProducerRegistration, Registrations, TopicLog};
-use crate::tail::{Fold, Tail, high_watermark};
+use citystream_client::tail::{Fold, Tail, high_watermark};
 
 /// The queue topics in creation order.
 pub const TOPICS_TOPIC: &str = "compat-queue.topics";

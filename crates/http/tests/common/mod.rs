@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use citystream_broker::{Broker, BrokerConfig};
 use citystream_client::{Client, ClientConfig};
+use citystream_http::webhooks::{WebhookConfig, Webhooks};
 use citystream_http::{HttpConfig, HttpState};
 use citystream_server::{ServerConfig, serve};
 use reqwest::StatusCode;
@@ -19,6 +20,8 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A broker, its HTTP API, and an HTTP client aimed at it.
 pub struct Api {
     pub base: String,
+    /// The broker's native address.
+    pub native: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
 }
@@ -35,7 +38,20 @@ impl Api {
     }
 
     pub async fn start_with(config: HttpConfig) -> Api {
-        Api::start_full(config, None).await
+        Api::start_full(config, None, None).await
+    }
+
+    /// With a webhook deliverer running (fast backoff, so retries show
+    /// within a test's patience).
+    pub async fn start_delivering() -> Api {
+        let config = WebhookConfig {
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+            supervise_every: Duration::from_millis(50),
+            read_wait_ms: 200,
+            ..WebhookConfig::default()
+        };
+        Api::start_full(HttpConfig::default(), None, Some(config)).await
     }
 
     /// With the process's metrics recorder behind `/metrics`.
@@ -44,12 +60,13 @@ impl Api {
             group_lag_sample_ms: 100,
             ..HttpConfig::default()
         };
-        Api::start_full(config, Some(handle)).await
+        Api::start_full(config, Some(handle), None).await
     }
 
     async fn start_full(
         config: HttpConfig,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+        delivery: Option<WebhookConfig>,
     ) -> Api {
         let shutdown = CancellationToken::new();
         let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,19 +78,40 @@ impl Api {
             ..ServerConfig::default()
         };
         tokio::spawn(serve(native, broker, server_config, shutdown.clone()));
-        let client = Client::connect(ClientConfig::new(address)).await.unwrap();
+        let client = Client::connect(ClientConfig::new(address.clone()))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut state = HttpState::new(client, config);
+        let mut state = HttpState::new(client.clone(), config);
         if let Some(handle) = metrics {
             state = state.with_metrics(handle);
+        }
+        if let Some(delivery) = delivery {
+            let webhooks = Webhooks::new(client, delivery);
+            webhooks.spawn_delivery(shutdown.clone());
+            state = state.with_webhooks(webhooks);
         }
         tokio::spawn(citystream_http::serve(listener, state, shutdown.clone()));
         Api {
             base,
+            native: address,
             http: reqwest::Client::new(),
             shutdown,
         }
+    }
+
+    /// Another HTTP listener over the same broker, with its own client
+    /// (as another node's would be); returns its base URL.
+    pub async fn another_listener(&self) -> String {
+        let client = Client::connect(ClientConfig::new(self.native.clone()))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = HttpState::new(client, HttpConfig::default());
+        tokio::spawn(citystream_http::serve(listener, state, self.shutdown.clone()));
+        base
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,14 +1,16 @@
 //! `--http` and `--compat-queue`: the broker's HTTP listeners (the API of
 //! `citystream-http`, the queue-compatibility API of
-//! `citystream-compat-queue`). Each is bound before the ready line, so a
-//! taken port fails the start, and serves once the node's own native client
-//! is connected (both are transports over that client, decision 0011).
+//! `citystream-compat-queue`), and the webhook deliverer every node runs.
+//! Each listener is bound before the ready line, so a taken port fails the
+//! start, and serves once the node's own native client is connected (they
+//! are transports over that client, decision 0011).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use citystream_client::{Client, ClientConfig};
+use citystream_http::webhooks::{WebhookConfig, Webhooks};
 use citystream_http::{HttpConfig, HttpState};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -36,58 +38,59 @@ pub async fn bind(listen: &str, what: &str) -> anyhow::Result<(TcpListener, Sock
     Ok((listener, bound))
 }
 
-/// Serves the queue-compatibility API until `shutdown` (as [`spawn`]).
-pub fn spawn_compat_queue(
-    listener: TcpListener,
-    native: SocketAddr,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    spawn_over_client(
-        "the queue-compatibility API",
-        native,
-        shutdown,
-        |client, stop| citystream_compat_queue::serve(listener, client, stop),
-    )
+/// The listeners a node serves over its own native client, bound.
+pub struct Services {
+    /// `--http`: the API, its limits and the metrics it renders.
+    pub http: Option<(TcpListener, HttpConfig, PrometheusHandle)>,
+    /// `--compat-queue`.
+    pub compat_queue: Option<TcpListener>,
 }
 
-/// Serves the API until `shutdown`, through a client of the native
-/// listener at `native` (an unspecified IP is dialled on loopback).
+/// Connects one client to the native listener at `native` (an unspecified
+/// IP is dialled on loopback), then, until `shutdown`: runs this node's
+/// webhook deliverer (on every node, whether or not it serves HTTP: the
+/// node that leads the registry delivers) and serves each listener of
+/// `services`. Failures are logged.
 pub fn spawn(
-    listener: TcpListener,
     native: SocketAddr,
-    config: HttpConfig,
-    metrics: PrometheusHandle,
+    services: Services,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    spawn_over_client("the HTTP API", native, shutdown, |client, stop| {
-        let state = HttpState::new(client, config).with_metrics(metrics);
-        citystream_http::serve(listener, state, stop)
-    })
-}
-
-/// Connects a client to the native listener at `native`, then runs
-/// `serve` with it until it returns; failures are logged as `what`'s.
-fn spawn_over_client<F, Fut>(
-    what: &'static str,
-    native: SocketAddr,
-    shutdown: CancellationToken,
-    serve: F,
-) -> tokio::task::JoinHandle<()>
-where
-    F: FnOnce(Client, CancellationToken) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = std::io::Result<()>> + Send,
-{
     tokio::spawn(async move {
         let client = match connect(native, &shutdown).await {
             Ok(client) => client,
             Err(error) => {
-                tracing::error!(%error, "{what} has no native client; not serving");
+                tracing::error!(%error, "no native client for the node's HTTP services; not serving them");
                 return;
             }
         };
-        if let Err(error) = serve(client, shutdown).await {
-            tracing::error!(%error, "the listener of {what} failed");
+        let webhooks = Webhooks::new(client.clone(), WebhookConfig::default());
+        let delivery = webhooks.spawn_delivery(shutdown.clone());
+        let mut listeners = tokio::task::JoinSet::new();
+        if let Some((listener, config, metrics)) = services.http {
+            let state = HttpState::new(client.clone(), config)
+                .with_metrics(metrics)
+                .with_webhooks(webhooks.clone());
+            let stop = shutdown.clone();
+            listeners.spawn(async move {
+                ("the HTTP API", citystream_http::serve(listener, state, stop).await)
+            });
         }
+        if let Some(listener) = services.compat_queue {
+            let (client, stop) = (client.clone(), shutdown.clone());
+            listeners.spawn(async move {
+                (
+                    "the queue-compatibility API",
+                    citystream_compat_queue::serve(listener, client, stop).await,
+                )
+            });
+        }
+        while let Some(done) = listeners.join_next().await {
+            if let Ok((what, Err(error))) = done {
+                tracing::error!(%error, "the listener of {what} failed");
+            }
+        }
+        let _ = delivery.await;
     })
 }
 

@@ -9,10 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use citystream_client::{Client, ConsumerRecord};
 use citystream_protocol::OffsetSpec;
 
-use crate::error::QueueError;
+use crate::{Client, ClientError, ConsumerRecord};
 
 /// Bytes asked for per read while catching up.
 const READ_BYTES: u32 = 1024 * 1024;
@@ -60,19 +59,19 @@ impl<S: Fold> Tail<S> {
     /// Folds every record below `target` (and those read with them).
     /// Retriable errors are retried and a partition whose leader has not
     /// reached `target` yet is waited for, each for at most
-    /// [`CATCH_UP_TIMEOUT`] without progress.
-    pub async fn catch_up(&mut self, client: &Client, target: u64) -> Result<(), QueueError> {
+    /// [`CATCH_UP_TIMEOUT`] without progress ([`ClientError::Stalled`]).
+    pub async fn catch_up(&mut self, client: &Client, target: u64) -> Result<(), ClientError> {
         let mut progress_at = Instant::now();
         let mut wait_ms = 0;
         while self.next_offset < target {
             if progress_at.elapsed() > CATCH_UP_TIMEOUT {
-                return Err(QueueError::Unavailable(format!(
-                    "{}/{} did not reach offset {target} within {} s (at {})",
-                    self.topic,
-                    self.partition,
-                    CATCH_UP_TIMEOUT.as_secs(),
-                    self.next_offset
-                )));
+                return Err(ClientError::Stalled {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    target,
+                    at: self.next_offset,
+                    waited_ms: CATCH_UP_TIMEOUT.as_millis() as u64,
+                });
             }
             let read = client
                 .read_partition(
@@ -90,7 +89,7 @@ impl<S: Fold> Tail<S> {
                     tokio::time::sleep(RETRY_BACKOFF).await;
                     continue;
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(error),
             };
             for record in &read.records {
                 self.state.apply(record);
@@ -113,9 +112,9 @@ pub async fn high_watermark(
     client: &Client,
     topic: &str,
     partition: u32,
-) -> Result<u64, QueueError> {
-    let admin = client.admin();
-    Ok(admin
+) -> Result<u64, ClientError> {
+    client
+        .admin()
         .list_offsets(topic, partition, OffsetSpec::Latest)
-        .await?)
+        .await
 }
