@@ -15,4 +15,5 @@ mod produce_consume;
 mod sse_failover;
 mod test_cluster;
 mod topic;
+mod webhook_failover;
 mod workload;

@@ -4,14 +4,15 @@
 //! A partition's task reads from the committed position, POSTs each
 //! record that passes the key filter and waits for a 2xx before the next
 //! (so order is kept), retrying a failed POST with exponential backoff for
-//! as long as it takes. After each delivered batch it commits the new
-//! position, and it reads the next batch only once that commit succeeded:
-//! a node cut off from the cluster (that may still think it leads) stops
-//! after at most one batch, and a new deliverer starts where the last
-//! commit left off — so a record may be POSTed twice, never skipped.
+//! as long as it takes. It commits its position after each delivered batch
+//! (and every `COMMIT_EVERY` within a long one), and reads the next batch
+//! only once that commit succeeded: a node cut off from the cluster (that
+//! may still think it leads) stops after at most one batch, and a new
+//! deliverer starts where the last commit left off — so a record may be
+//! POSTed twice, never skipped.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use citystream_client::{ConsumerRecord, ErrorCode, TopicPartition};
 use citystream_protocol::OffsetSpec;
@@ -25,6 +26,8 @@ use crate::views::record_json;
 /// Bytes read per delivery batch: at most this much is POSTed past the
 /// last committed position.
 const READ_BYTES: u32 = 64 * 1024;
+/// While a batch is being delivered, its position is committed this often.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// Pause after a failed read or commit (no leader, topic gone).
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -156,6 +159,7 @@ async fn deliver_partition(webhooks: Webhooks, hook: Webhook, partition: u32, st
     else {
         return;
     };
+    let mut committed_at = Instant::now();
     loop {
         let read = tokio::select! {
             () = stop.cancelled() => return,
@@ -189,31 +193,54 @@ async fn deliver_partition(webhooks: Webhooks, hook: Webhook, partition: u32, st
             if wanted && !post_until_delivered(&webhooks, &hook, record, &stop).await {
                 return;
             }
+            // A long batch to a slow receiver commits as it goes, so a
+            // takeover re-sends at most about COMMIT_EVERY of it.
+            if committed_at.elapsed() >= COMMIT_EVERY {
+                position = record.offset + 1;
+                if !commit(&webhooks, &hook, partition, position, &stop).await {
+                    return;
+                }
+                committed_at = Instant::now();
+            }
         }
         lag.set(read.high_watermark.saturating_sub(read.next_offset) as f64);
         if read.next_offset <= position {
             continue;
         }
         position = read.next_offset;
-        let committed = retry_until_stopped(&webhooks, key, &stop, || async {
-            let tp = TopicPartition {
-                topic: hook.topic.clone(),
-                partition,
-            };
-            client
-                .admin()
-                .commit_offsets(&hook.group(), vec![(tp, position)])
-                .await
-                .map_err(crate::HttpError::from)
-        })
-        .await;
-        if committed.is_none() {
+        if !commit(&webhooks, &hook, partition, position, &stop).await {
             return;
         }
+        committed_at = Instant::now();
     }
 }
 
-/// POSTs `record` until a 2xx answer (`true`) or `stop` (`false`).
+/// Commits `position` as `hook`'s for `partition`, retrying until it is
+/// (`true`) or `stop` (`false`).
+async fn commit(
+    webhooks: &Webhooks,
+    hook: &Webhook,
+    partition: u32,
+    position: u64,
+    stop: &CancellationToken,
+) -> bool {
+    let key = (hook.id, partition);
+    retry_until_stopped(webhooks, key, stop, || async {
+        let tp = TopicPartition {
+            topic: hook.topic.clone(),
+            partition,
+        };
+        webhooks
+            .client()
+            .admin()
+            .commit_offsets(&hook.group(), vec![(tp, position)])
+            .await
+            .map_err(crate::HttpError::from)
+    })
+    .await
+    .is_some()
+}
+
 async fn post_until_delivered(
     webhooks: &Webhooks,
     hook: &Webhook,
