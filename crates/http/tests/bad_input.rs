@@ -1,7 +1,7 @@
 //! Seeded random bad input to every POST route (random bytes, JSON of the
 //! wrong shape or types, bodies over the limit): each gets a 4xx JSON error
 //! and changes nothing (no record written, no topic created, no offset
-//! committed). Raw bodies of other content types are records by design, so
+//! committed, no webhook registered). Raw bodies of other content types are records by design, so
 //! the JSON routes are fed JSON content types.
 
 mod common;
@@ -63,7 +63,8 @@ async fn post(api: &Api, path: &str, content_type: &str, body: Vec<u8>) -> (u16,
     (status, body)
 }
 
-/// Random bad bodies to produce, topic creation and commits: 4xx, nothing changed.
+/// Random bad bodies to produce, topic creation, webhook registration and
+/// commits: 4xx, nothing changed.
 #[tokio::test]
 async fn random_bad_input_is_refused_and_changes_nothing() {
     bounded(async {
@@ -76,10 +77,11 @@ async fn random_bad_input_is_refused_and_changes_nothing() {
         let (_, before) = api.get("/api/topics").await;
         let mut rng = Rng(0x5eed_cafe_f00d_0001);
         for case in 0..CASES {
-            let (path, content_type) = match rng.below(4) {
+            let (path, content_type) = match rng.below(5) {
                 0 => ("/api/topics/target/records", "application/json"),
                 1 => ("/api/topics/target/records", "application/x-ndjson"),
                 2 => ("/api/topics", "application/json"),
+                3 => ("/api/webhooks", "application/json"),
                 _ => ("/api/groups/g/offsets", "application/json"),
             };
             let body = match rng.below(3) {
@@ -103,6 +105,8 @@ async fn random_bad_input_is_refused_and_changes_nothing() {
         for partition in 0..2 {
             assert!(api.values("target", partition).await.is_empty());
         }
+        let (_, webhooks) = api.get("/api/webhooks").await;
+        assert_eq!(webhooks, json!({"webhooks": []}), "no webhook registered");
         let (status, _) = api.get("/api/groups/g").await;
         let (_, groups) = api.get("/api/groups").await;
         assert!(
