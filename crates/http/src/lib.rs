@@ -16,6 +16,7 @@
 //! the handlers' annotations and served at `/api/openapi.json`.
 
 mod body;
+mod demo;
 mod error;
 mod groups;
 mod health;
@@ -74,6 +75,8 @@ fn routes() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::commit))
         .routes(routes!(webhooks::api::list, webhooks::api::create))
         .routes(routes!(webhooks::api::describe, webhooks::api::delete))
+        .routes(routes!(demo::nodes))
+        .routes(routes!(demo::act))
         .split_for_parts()
 }
 

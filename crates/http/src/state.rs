@@ -39,6 +39,9 @@ pub struct HttpConfig {
     pub tail_buffer_batches: usize,
     /// How often consumer-group lag is sampled for `/metrics`.
     pub group_lag_sample_ms: u64,
+    /// The control address of the `citystream demo` that started this
+    /// broker (`http://host:port`): `/api/demo` forwards to it.
+    pub demo_control: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +56,7 @@ impl Default for HttpConfig {
             stream_queue_events: 256,
             tail_buffer_batches: 1_024,
             group_lag_sample_ms: 10_000,
+            demo_control: None,
         }
     }
 }

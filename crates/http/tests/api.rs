@@ -380,6 +380,8 @@ async fn openapi_lists_every_route() {
             ("/api/webhooks", "post"),
             ("/api/webhooks/{id}", "get"),
             ("/api/webhooks/{id}", "delete"),
+            ("/api/demo", "get"),
+            ("/api/demo/nodes/{node}/{action}", "post"),
         ];
         for (path, method) in expected {
             assert!(
@@ -417,6 +419,24 @@ async fn cors_origin_is_announced() {
             response.headers()["access-control-allow-origin"],
             "http://dash.example:8080"
         );
+    })
+    .await;
+}
+
+/// `/api/demo` exists only on brokers a `citystream demo` started: others
+/// answer 404, and a bad node id or action is 400 before anything else.
+#[tokio::test]
+async fn demo_routes_refuse_outside_a_demo() {
+    bounded(async {
+        let api = Api::start().await;
+        let (status, body) = api.get("/api/demo").await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let (status, body) = api.post_json("/api/demo/nodes/1/stop", json!({})).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let (status, body) = api.post_json("/api/demo/nodes/one/stop", json!({})).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        let (status, body) = api.post_json("/api/demo/nodes/1/reboot", json!({})).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
     })
     .await;
 }

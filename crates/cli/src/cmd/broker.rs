@@ -191,6 +191,14 @@ pub struct BrokerArgs {
     /// [default: off].
     #[arg(long, env = "CITYSTREAM_COMPAT_QUEUE", value_name = "HOST:PORT")]
     pub compat_queue: Option<String>,
+    /// Serve the city-broker-compatibility API (the Flask smart-city pub/sub broker's routes)
+    /// here [default: off].
+    #[arg(long, env = "CITYSTREAM_COMPAT_CITY", value_name = "HOST:PORT")]
+    pub compat_city: Option<String>,
+    /// The control address of the `citystream demo` that started this broker; the console's
+    /// stop and start buttons go there through /api/demo (set by the demo).
+    #[arg(long, value_name = "URL", hide = true, requires = "http")]
+    pub demo_control: Option<String>,
     /// How logs are written to stderr: text for people, or one JSON object per line.
     #[arg(
         long,
@@ -226,6 +234,7 @@ struct BrokerSettings {
     listen: String,
     http: Option<http::HttpSettings>,
     compat_queue: Option<String>,
+    compat_city: Option<String>,
     advertised_address: Option<String>,
     identity: NodeIdentity,
     cluster: cluster::ClusterSettings,
@@ -255,6 +264,10 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         Some(listen) => Some(http::bind(listen, "the queue-compatibility API").await?),
         None => None,
     };
+    let compat_city = match &settings.compat_city {
+        Some(listen) => Some(http::bind(listen, "the city-compatibility API").await?),
+        None => None,
+    };
     // Gossip tells the other nodes (and the console) where these listen.
     let mut listeners = Vec::new();
     if let Some(((_, address), _)) = &http {
@@ -262,6 +275,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     if let Some((_, address)) = &compat_queue {
         listeners.push(("compat-queue", advertise(*address, &advertised_address)));
+    }
+    if let Some((_, address)) = &compat_city {
+        listeners.push(("compat-city", advertise(*address, &advertised_address)));
     }
     let options = cluster::start(
         &settings.cluster,
@@ -285,6 +301,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     if let Some((_, address)) = &compat_queue {
         http_note.push_str(&format!("; compat-queue on {address}"));
     }
+    if let Some((_, address)) = &compat_city {
+        http_note.push_str(&format!("; compat-city on {address}"));
+    }
     println!(
         "citystream broker {} listening on {bound} ({}{http_note})",
         identity.node_id,
@@ -301,6 +320,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             .zip(metrics)
             .map(|(((listener, _), config), metrics)| (listener, config, metrics)),
         compat_queue: compat_queue.map(|(listener, _)| listener),
+        compat_city: compat_city.map(|(listener, _)| listener),
     };
     let services_task = http::spawn(bound, services, shutdown.clone());
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
@@ -400,6 +420,13 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
             }
             None => None,
         },
+        compat_city: match &args.compat_city {
+            Some(address) => {
+                check_address("--compat-city", address)?;
+                Some(address.clone())
+            }
+            None => None,
+        },
         advertised_address: args.advertised_address.clone(),
         identity,
         cluster,
@@ -419,9 +446,15 @@ fn http_settings(args: &BrokerArgs) -> Result<Option<http::HttpSettings>, UsageE
     if args.http_body_bytes_max == 0 {
         return usage("--http-body-bytes-max must be at least 1");
     }
+    if let Some(control) = &args.demo_control
+        && !control.starts_with("http://")
+    {
+        return usage(format!("--demo-control {control:?} is not an http:// URL"));
+    }
     let config = citystream_http::HttpConfig {
         cors_origin: args.http_cors_origin.clone(),
         body_bytes_max: args.http_body_bytes_max,
+        demo_control: args.demo_control.clone(),
         ..citystream_http::HttpConfig::default()
     };
     Ok(Some(http::HttpSettings {

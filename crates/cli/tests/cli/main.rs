@@ -4,6 +4,7 @@
 mod bench_failover;
 mod broker;
 mod cluster;
+mod compat_city;
 mod compat_queue;
 mod failover;
 mod group;

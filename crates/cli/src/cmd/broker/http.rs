@@ -1,6 +1,6 @@
-//! `--http` and `--compat-queue`: the broker's HTTP listeners (the API of
-//! `citystream-http`, the queue-compatibility API of
-//! `citystream-compat-queue`), and the webhook deliverer every node runs.
+//! `--http`, `--compat-queue` and `--compat-city`: the broker's HTTP
+//! listeners (the API of `citystream-http`, the queue- and
+//! city-compatibility APIs), and the webhook deliverer every node runs.
 //! Each listener is bound before the ready line, so a taken port fails the
 //! start, and serves once the node's own native client is connected (they
 //! are transports over that client, decision 0011).
@@ -44,6 +44,8 @@ pub struct Services {
     pub http: Option<(TcpListener, HttpConfig, PrometheusHandle)>,
     /// `--compat-queue`.
     pub compat_queue: Option<TcpListener>,
+    /// `--compat-city`.
+    pub compat_city: Option<TcpListener>,
 }
 
 /// Connects one client to the native listener at `native` (an unspecified
@@ -82,6 +84,15 @@ pub fn spawn(
                 (
                     "the queue-compatibility API",
                     citystream_compat_queue::serve(listener, client, stop).await,
+                )
+            });
+        }
+        if let Some(listener) = services.compat_city {
+            let (client, webhooks, stop) = (client.clone(), webhooks.clone(), shutdown.clone());
+            listeners.spawn(async move {
+                (
+                    "the city-compatibility API",
+                    citystream_compat_city::serve(listener, client, webhooks, stop).await,
                 )
             });
         }
