@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{bench, broker, cluster, consume, group, produce, topic};
+use crate::cmd::{bench, broker, cluster, consume, demo, group, produce, topic};
 
 /// mimalloc instead of glibc's malloc: a broker allocates and frees small
 /// buffers per request on every worker thread, where glibc's arenas
@@ -22,6 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXAMPLES: &str = "\
 Examples:
+  citystream demo                  # a 3-node cluster, the city and the console on :6001
   citystream broker --data-dir ./data --listen 127.0.0.1:9400
   citystream topic create sensors --partitions 3
   seq 1 10 | citystream produce sensors
@@ -44,6 +45,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the city in one command: a 3-node cluster, the simulation and the web console.
+    Demo(demo::DemoArgs),
     /// Run a broker node.
     Broker(broker::BrokerArgs),
     /// Create, list, describe and delete topics.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Demo(args) => demo::run(args).await,
         Command::Broker(args) => broker::run(args).await,
         Command::Topic(args) => topic::run(args).await,
         Command::Produce(args) => produce::run(args).await,

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod broker;
 pub mod cluster;
 pub mod consume;
+pub mod demo;
 pub mod group;
 pub mod produce;
 pub mod topic;

@@ -6,6 +6,7 @@ mod broker;
 mod cluster;
 mod compat_city;
 mod compat_queue;
+mod demo;
 mod failover;
 mod group;
 mod harness;
