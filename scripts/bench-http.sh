@@ -13,11 +13,11 @@ bin=$target/citystream
 data=${1:-$(mktemp -d /tmp/citystream-bench.XXXXXX)}
 work=$(mktemp -d /tmp/citystream-wrk.XXXXXX)
 "$bin" broker --data-dir "$data" --listen 127.0.0.1:19500 --http 127.0.0.1:16500 \
-  --compat-queue 127.0.0.1:15000 >"$work/broker.log" 2>&1 &
+  --compat-queue 127.0.0.1:15000 --compat-city 127.0.0.1:15001 >"$work/broker.log" 2>&1 &
 broker_pid=$!
 trap 'kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; rm -rf "$data" "$work"' EXIT
 until curl -sf http://127.0.0.1:16500/readyz >/dev/null; do sleep 0.05; done
-B=http://127.0.0.1:16500 Q=http://127.0.0.1:15000
+B=http://127.0.0.1:16500 Q=http://127.0.0.1:15000 C=http://127.0.0.1:15001
 
 # A wrk script posting FILE's content as JSON.
 post_lua() {
@@ -28,7 +28,9 @@ record="$work/record.json"; batch="$work/batch.json"; order="$work/order.json"
 printf '{"value":"%s"}' "$(head -c 100 /dev/zero | tr '\0' x)" >"$record"
 python3 -c "import json; print(json.dumps([{'value': 'x' * 100} for _ in range(1000)]))" >"$batch"
 printf '{"topic":"orders","producer_id":0,"message":{"order":12345,"item":"bread","qty":2}}' >"$order"
-post_lua "$record" >"$work/post.lua"; post_lua "$batch" >"$work/batch.lua"; post_lua "$order" >"$work/qprod.lua"
+city="$work/city.json"
+printf '{"topic":"air","data":{"station":"north-air-1","pm25":12.4,"aqi":52},"priority":"low"}' >"$city"
+post_lua "$record" >"$work/post.lua"; post_lua "$batch" >"$work/batch.lua"; post_lua "$order" >"$work/qprod.lua"; post_lua "$city" >"$work/publish.lua"
 
 for topic in bench:4 one:1; do
   curl -sf -X POST $B/api/topics -H 'content-type: application/json' \
@@ -46,6 +48,11 @@ echo "## queue compatibility: POST /producer/produce, 16 and 64 connections; GET
 wrk -t2 -c16 -d10s -s "$work/qprod.lua" $Q/producer/produce | grep -E "Latency|Requests/sec|Non-2xx"
 wrk -t2 -c64 -d10s -s "$work/qprod.lua" $Q/producer/produce | grep -E "Latency|Requests/sec|Non-2xx"
 wrk -t2 -c16 -d5s "$Q/size?topic=orders&consumer_id=0" | grep -E "Latency|Requests/sec|Non-2xx"
+
+curl -sf -X POST $C/publish -H 'content-type: application/json' --data-binary @"$city" >/dev/null
+echo "## city compatibility: POST /publish, 16 and 64 connections"
+wrk -t2 -c16 -d10s -s "$work/publish.lua" $C/publish | grep -E "Latency|Requests/sec|Non-2xx"
+wrk -t2 -c64 -d10s -s "$work/publish.lua" $C/publish | grep -E "Latency|Requests/sec|Non-2xx"
 
 echo "## SSE fan-out: 1,000 streams at 100 records/s; 10,000 streams at 10 records/s"
 "$target/examples/sse_load" 127.0.0.1:16500 1000 100 10 "$broker_pid"
