@@ -16,6 +16,7 @@
 //! the handlers' annotations and served at `/api/openapi.json`.
 
 mod body;
+mod city;
 mod demo;
 mod error;
 mod groups;
@@ -53,7 +54,8 @@ pub use state::{HttpConfig, HttpState};
     ),
     tags(
         (name = "topics"), (name = "records"), (name = "groups"),
-        (name = "webhooks"), (name = "cluster"), (name = "health")
+        (name = "webhooks"), (name = "cluster"), (name = "health"),
+        (name = "city")
     )
 )]
 struct ApiDoc;
@@ -73,6 +75,9 @@ fn routes() -> (Router<HttpState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::describe))
         .routes(routes!(groups::read))
         .routes(routes!(groups::commit))
+        .routes(routes!(city::latest))
+        .routes(routes!(city::station_latest))
+        .routes(routes!(city::export_csv))
         .routes(routes!(webhooks::api::list, webhooks::api::create))
         .routes(routes!(webhooks::api::describe, webhooks::api::delete))
         .routes(routes!(demo::nodes))
