@@ -1,7 +1,8 @@
 //! `/api/demo`: the console's stop and start buttons of `citystream demo`.
 //! A broker that the demo started knows the demo's control address
 //! (`HttpConfig::demo_control`) and forwards these requests to it, so the
-//! page stays same-origin; any other broker answers 404.
+//! page stays same-origin; any other broker lists no nodes and refuses
+//! actions with 404.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,11 +11,15 @@ use axum::http::StatusCode;
 use crate::error::{ErrorBody, HttpError};
 use crate::state::HttpState;
 
-/// The demo's nodes: `{"nodes":[{"node_id","running","http","native","log"}]}`.
+/// The demo's nodes: `{"nodes":[{"node_id","running","http","native","log"}]}`;
+/// `{"nodes":[]}` on a broker the demo did not start (so the console can
+/// ask every broker without an error in the browser's console).
 #[utoipa::path(get, path = "/api/demo", tag = "cluster",
-    responses((status = 200, description = "the demo's nodes"),
-              (status = 404, body = ErrorBody, description = "not started by citystream demo")))]
+    responses((status = 200, description = "the demo's nodes, none outside a demo")))]
 pub async fn nodes(State(state): State<HttpState>) -> Result<Json<serde_json::Value>, HttpError> {
+    if state.config().demo_control.is_none() {
+        return Ok(Json(serde_json::json!({"nodes": []})));
+    }
     forward(&state, reqwest::Method::GET, "/nodes").await
 }
 

@@ -104,7 +104,9 @@ pub fn router(state: HttpState) -> Router {
             }),
         )
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
-        .route_layer(axum::middleware::from_fn(observe::time_requests));
+        .route_layer(axum::middleware::from_fn(observe::time_requests))
+        // The web console: `/` and `/console/*`, static assets in the binary.
+        .merge(citystream_console::router());
     if let Some(origin) = &config.cors_origin {
         router = router.layer(cors(origin));
     }

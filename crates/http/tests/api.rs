@@ -426,20 +426,38 @@ async fn cors_origin_is_announced() {
     .await;
 }
 
-/// `/api/demo` exists only on brokers a `citystream demo` started: others
-/// answer 404, and a bad node id or action is 400 before anything else.
+/// `/api/demo` acts only on brokers a `citystream demo` started: others
+/// list no nodes and answer actions with 404; a bad node id or action is
+/// 400 before anything else.
 #[tokio::test]
 async fn demo_routes_refuse_outside_a_demo() {
     bounded(async {
         let api = Api::start().await;
         let (status, body) = api.get("/api/demo").await;
-        assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+        assert_eq!((status, body), (StatusCode::OK, json!({"nodes": []})));
         let (status, body) = api.post_json("/api/demo/nodes/1/stop", json!({})).await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
         let (status, body) = api.post_json("/api/demo/nodes/one/stop", json!({})).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
         let (status, body) = api.post_json("/api/demo/nodes/1/reboot", json!({})).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    })
+    .await;
+}
+
+/// Every node serves the web console at `/` (its assets under `/console/`).
+#[tokio::test]
+async fn the_console_is_served_at_the_root() {
+    bounded(async {
+        let api = Api::start().await;
+        let response = api.http.get(api.url("/")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("/console/js/main.js"), "{page}");
+        let script = api.http.get(api.url("/console/js/main.js")).send().await.unwrap();
+        assert_eq!(script.status(), StatusCode::OK);
     })
     .await;
 }

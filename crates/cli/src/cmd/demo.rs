@@ -220,6 +220,9 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
                 http.clone(),
                 "--demo-control".to_owned(),
                 control_url.to_owned(),
+                // The console follows a stopped node to another one: another origin.
+                "--http-cors-origin".to_owned(),
+                "*".to_owned(),
             ];
             if args.nodes > 1 {
                 flags.extend([
