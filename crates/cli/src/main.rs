@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{bench, broker, cluster, consume, demo, group, produce, topic};
+use crate::cmd::{bench, broker, cluster, consume, demo, group, produce, sim, topic};
 
 /// mimalloc instead of glibc's malloc: a broker allocates and frees small
 /// buffers per request on every worker thread, where glibc's arenas
@@ -61,6 +61,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Measure throughput and latency (produce, consume, end to end) or cluster failover time.
     Bench(bench::BenchArgs),
+    /// Run the smart-city simulation: stations publishing readings, or a replayed CSV file.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +101,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Group(args) => group::run(args).await,
         Command::Cluster(args) => cluster::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
     }
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use citystream_client::{Client, ClientConfig, ErrorCode, TopicConfig};
 use citystream_protocol::NodeState;
+use citystream_sim::{CityConfig, Pace, SimConfig, SimStats, run_publishers};
+use citystream_subscribers::{SubscriberConfig, SubscriberStats};
 use clap::Args;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -126,8 +128,9 @@ async fn serve(demo: &Demo, stop: &CancellationToken) -> anyhow::Result<()> {
     wait_for_cluster(&client, demo.specs.len()).await?;
     create_topics(&client, demo.specs.len()).await?;
     let mut city = tokio::task::JoinSet::new();
+    let city_stats = CityStats::default();
     if demo.simulate {
-        start_city(&mut city, &client, demo, stop);
+        start_city(&mut city, &client, demo, &city_stats, stop);
     }
     let console = format!("http://{}", demo.specs[0].http);
     println!("demo: console at {console}  (every node serves it: {})", {
@@ -156,7 +159,7 @@ async fn serve(demo: &Demo, stop: &CancellationToken) -> anyhow::Result<()> {
                 println!("demo: SIGTERM: stopping");
                 break;
             }
-            _ = tick.tick() => println!("{}", status.sample(&client).await),
+            _ = tick.tick() => println!("{}", status.sample(&client, &city_stats).await),
             Some(done) = city.join_next() => {
                 if let Ok(Err(error)) = done {
                     eprintln!("demo: a city worker failed: {error:#}");
@@ -169,14 +172,39 @@ async fn serve(demo: &Demo, stop: &CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the simulation and its subscribers as tasks of `city`.
+/// What the city's workers count, for the status line.
+#[derive(Default)]
+struct CityStats {
+    sim: Arc<SimStats>,
+    subscribers: Arc<SubscriberStats>,
+}
+
+/// Starts the simulation (at the demo's speed) and every subscriber (the
+/// archiver writing under the demo's directory) as tasks of `city`.
 fn start_city(
-    _city: &mut tokio::task::JoinSet<anyhow::Result<()>>,
-    _client: &Client,
+    city: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    client: &Client,
     demo: &Demo,
-    _stop: &CancellationToken,
+    stats: &CityStats,
+    stop: &CancellationToken,
 ) {
-    let _ = demo.speed;
+    let config = SimConfig {
+        pace: Pace::Speed(demo.speed),
+        ..SimConfig::new(CityConfig::default())
+    };
+    let publish = run_publishers(client.clone(), config, stats.sim.clone(), stop.clone());
+    city.spawn(async move { publish.await.context("the city's publishers") });
+    for role in citystream_subscribers::Role::ALL {
+        let config = SubscriberConfig::new(demo.dir.join("archive"));
+        let run = citystream_subscribers::run(
+            role,
+            client.clone(),
+            config,
+            stats.subscribers.clone(),
+            stop.clone(),
+        );
+        city.spawn(async move { run.await.with_context(|| format!("the {role} subscriber")) });
+    }
 }
 
 fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
@@ -355,15 +383,15 @@ async fn create_topics(client: &Client, nodes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The one-line status: nodes up, records/s into the city, partition
-/// leaders, alerts.
+/// The one-line status: nodes up, readings/s into the city, partition
+/// leaders of city.air, alerts and advisories.
 #[derive(Default)]
 struct StatusLine {
     last: Option<(Instant, u64)>,
 }
 
 impl StatusLine {
-    async fn sample(&mut self, client: &Client) -> String {
+    async fn sample(&mut self, client: &Client, stats: &CityStats) -> String {
         let admin = client.admin();
         let (alive, total) = match admin.cluster_status().await {
             Ok(status) => (
@@ -372,33 +400,29 @@ impl StatusLine {
             ),
             Err(_) => (0, 0),
         };
-        let mut readings = 0;
-        let mut alerts = 0;
-        let mut leaders = Vec::new();
-        if let Ok(metadata) = client.metadata(Some(CITY_TOPICS.iter().map(|t| t.to_string()).collect())).await {
-            for topic in &metadata.topics {
-                let written: u64 = topic.partitions.iter().map(|p| p.high_watermark).sum();
-                match topic.name.as_str() {
-                    "city.alerts" => alerts = written,
-                    "city.air" | "city.traffic" | "city.weather" | "city.buildings" => readings += written,
-                    _ => {}
-                }
-                if topic.name == "city.air" {
-                    leaders = topic.partitions.iter().map(|p| p.leader.to_string()).collect();
-                }
-            }
-        }
+        let leaders = match client.metadata(Some(vec!["city.air".to_owned()])).await {
+            Ok(metadata) => metadata
+                .topics
+                .iter()
+                .flat_map(|topic| topic.partitions.iter().map(|p| p.leader.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
+            Err(_) => "-".to_owned(),
+        };
+        let sim = stats.sim.snapshot();
+        let read = stats.subscribers.snapshot();
         let now = Instant::now();
         let rate = match self.last {
-            Some((then, before)) if readings >= before => {
-                (readings - before) as f64 / now.duration_since(then).as_secs_f64()
+            Some((then, before)) => {
+                sim.acknowledged.saturating_sub(before) as f64
+                    / now.duration_since(then).as_secs_f64()
             }
-            _ => 0.0,
+            None => 0.0,
         };
-        self.last = Some((now, readings));
+        self.last = Some((now, sim.acknowledged));
         format!(
-            "demo: {alive}/{total} nodes alive · {rate:.0} readings/s ({readings} in all) · city.air leaders {} · {alerts} alerts",
-            if leaders.is_empty() { "-".to_owned() } else { leaders.join(",") }
+            "demo: {alive}/{total} nodes alive · {rate:.1} readings/s ({} written, {} failed) · city.air leaders {leaders} · {} alerts, {} advisories",
+            sim.acknowledged, sim.failed, read.alerts, read.advisories
         )
     }
 }

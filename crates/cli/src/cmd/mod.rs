@@ -9,6 +9,7 @@ pub mod consume;
 pub mod demo;
 pub mod group;
 pub mod produce;
+pub mod sim;
 pub mod topic;
 
 use citystream_client::{Acks, ApiError, Client, ClientConfig, ClientError, ErrorCode};
