@@ -40,6 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate: u64 = args.get(3).ok_or(usage)?.parse()?;
     let seconds: u64 = args.get(4).ok_or(usage)?.parse()?;
     let pid = args.get(5).cloned();
+    citystream_http::webhooks::install_tls_provider();
     let http = reqwest::Client::new();
     let topic = format!("sse-load-{}", now_ms());
     http.post(format!("{base}/api/topics"))

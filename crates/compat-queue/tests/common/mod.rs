@@ -92,7 +92,7 @@ impl Node {
         ));
         Node {
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
             shutdown,
         }
     }
@@ -231,4 +231,12 @@ impl Answer {
         assert_eq!(self.headers["content-type"], "application/json");
         assert_eq!(self.headers["access-control-allow-origin"], "*");
     }
+}
+
+/// An HTTP client; reqwest is built without a TLS provider of its own
+/// (the workspace's webhooks install ring's), so install one first.
+fn http_client() -> reqwest::Client {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

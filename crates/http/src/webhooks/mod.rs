@@ -138,12 +138,7 @@ struct Inner {
 impl Webhooks {
     /// `client` should be connected to this node's own native listener.
     pub fn new(client: Client, config: WebhookConfig) -> Webhooks {
-        // reqwest is built without a TLS provider of its own (no aws-lc,
-        // which needs cmake): use ring's, for this process. rustls marks
-        // it deprecated for lacking post-quantum key exchange; TLS to
-        // webhook receivers does not need that yet.
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .user_agent(concat!("citystream-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -356,6 +351,17 @@ impl Webhooks {
             .await
             .map(|_| ())
     }
+}
+
+/// Makes ring this process's TLS provider, if none is yet. reqwest is
+/// built without a provider of its own (no aws-lc, which needs cmake), so
+/// every `reqwest::Client` of the process (ours, and tests' and tools')
+/// needs this first. rustls marks ring's provider deprecated for lacking
+/// post-quantum key exchange; TLS to webhook receivers does not need that
+/// yet (decision 0012).
+pub fn install_tls_provider() {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Milliseconds since the Unix epoch.
