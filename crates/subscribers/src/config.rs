@@ -29,9 +29,13 @@ pub struct SubscriberConfig {
     /// windows and episodes are what they were (0: start empty).
     pub replay_records: u64,
     /// Records per output partition read back on start to find what was
-    /// already written. Outputs written after the last commit (at most one
-    /// poll's worth, see `fetch_bytes_max`) must fall within it.
+    /// already written. Outputs written after the last commit (at most
+    /// `commit_interval_ms` of them) must fall within it.
     pub scan_records: u64,
+    /// Outputs are flushed (acknowledged, fsynced) and the inputs committed
+    /// at most this often: a commit is a replicated metadata write, too
+    /// costly per poll at low rates (0: after every poll).
+    pub commit_interval_ms: u64,
     /// Longest wait of one poll for readings.
     pub poll_timeout_ms: u64,
     /// Bytes one fetch may return: bounds the readings of one poll, hence
@@ -50,6 +54,7 @@ impl Default for SubscriberConfig {
             analytics: AnalyticsConfig::default(),
             replay_records: 10_000,
             scan_records: 100_000,
+            commit_interval_ms: 1_000,
             poll_timeout_ms: 500,
             fetch_bytes_max: 1024 * 1024,
         }

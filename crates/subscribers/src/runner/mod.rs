@@ -1,7 +1,8 @@
 //! The I/O shell around a role's logic: one consumer in the role's group
 //! reading its input topics from the committed offsets (from the start
 //! when there are none), the role's [`Process`] on each reading, the
-//! outputs through the [`Sink`], then the commit. One cycle:
+//! outputs through the [`Sink`], then, at most every
+//! `commit_interval_ms`, the flush and the commit. One cycle:
 //!
 //! 1. poll readings (at most `fetch_bytes_max` of them);
 //! 2. on a new assignment (the start, or a rebalance): a fresh
@@ -9,6 +10,8 @@
 //! 3. per reading: on the first of a partition, replay the readings
 //!    before it (stateful roles, outputs dropped); process it; write each
 //!    output the dedupe ([`Written`]) does not know as written;
+//!
+//! and when `commit_interval_ms` has passed since the last commit:
 //! 4. flush the sink (every output acknowledged, or fsynced);
 //! 5. commit the consumed offsets.
 //!
@@ -104,11 +107,20 @@ async fn serve(
         session = Session::start(shell, consumer.assignment()) => session?,
     };
     tracing::info!(partitions = session.assignment.len(), "subscribed");
+    let interval = Duration::from_millis(shell.config.commit_interval_ms);
+    let mut committed_at = tokio::time::Instant::now();
+    let mut uncommitted = false;
     loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => return Ok(()),
-            done = cycle(shell, consumer, &mut session, sink) => done?,
+            consumed = cycle(shell, consumer, &mut session, sink) => uncommitted |= consumed?,
+        }
+        if uncommitted && committed_at.elapsed() >= interval {
+            sink.flush().await?;
+            commit(shell, consumer).await?;
+            committed_at = tokio::time::Instant::now();
+            uncommitted = false;
         }
     }
 }
@@ -128,20 +140,21 @@ fn consumer_config(role: Role, config: &SubscriberConfig) -> ConsumerConfig {
     }
 }
 
-/// One poll, its outputs, one flush and one commit.
+/// One poll and its outputs; `true` if it consumed readings (then a flush
+/// and a commit are due, at most every `commit_interval_ms`).
 async fn cycle(
     shell: &Shell<'_>,
     consumer: &mut Consumer,
     session: &mut Session,
     sink: &mut Sink,
-) -> Result<(), SubscriberError> {
+) -> Result<bool, SubscriberError> {
     let timeout = Duration::from_millis(shell.config.poll_timeout_ms);
     let records = match consumer.poll(timeout).await {
         Ok(records) => records,
         Err(error) if error.is_retriable() => {
             tracing::warn!(%error, "poll failed; retrying");
             tokio::time::sleep(POLL_RETRY_BACKOFF).await;
-            return Ok(());
+            return Ok(false);
         }
         Err(error) => return Err(error.into()),
     };
@@ -151,13 +164,12 @@ async fn cycle(
         *session = Session::start(shell, assignment).await?;
     }
     if records.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     for record in &records {
         session.handle(shell, record, sink).await?;
     }
-    sink.flush().await?;
-    commit(shell, consumer).await
+    Ok(true)
 }
 
 /// Commits what was consumed. A refused commit (a rebalance, a leader
