@@ -210,7 +210,10 @@ fn webhook_delivery_continues_after_the_delivering_node_is_killed() {
             let (status, body) = http_request(&address, "GET", &format!("/api/webhooks/{id}"), "");
             if status == 200 {
                 let hook: serde_json::Value = serde_json::from_str(&body).unwrap();
-                if hook["lag"] == 0 {
+                // A restarted node may read a stale high watermark for a
+                // moment (its replica catching up): wait for agreement.
+                let partition = &hook["partitions"][0];
+                if hook["lag"] == 0 && partition["position"] == partition["high_watermark"] {
                     break hook;
                 }
             }

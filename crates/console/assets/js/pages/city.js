@@ -143,7 +143,10 @@ class CityPage {
   }
 
   merge(reading) {
+    const wasEmpty = this.stations.size === 0;
     if (mergeReading(this.stations, reading)) this.renderSoon();
+    // The first reading ends the "no readings yet" notice of an empty poll.
+    if (wasEmpty && this.stations.size > 0) setStatus(this.status, "");
   }
 
   renderSoon() {
