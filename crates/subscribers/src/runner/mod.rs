@@ -113,7 +113,7 @@ async fn serve(
     loop {
         tokio::select! {
             biased;
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => break,
             consumed = cycle(shell, consumer, &mut session, sink) => uncommitted |= consumed?,
         }
         if uncommitted && committed_at.elapsed() >= interval {
@@ -123,6 +123,12 @@ async fn serve(
             uncommitted = false;
         }
     }
+    // A clean stop leaves nothing unflushed or uncommitted.
+    if uncommitted {
+        sink.flush().await?;
+        commit(shell, consumer).await?;
+    }
+    Ok(())
 }
 
 fn consumer_config(role: Role, config: &SubscriberConfig) -> ConsumerConfig {
