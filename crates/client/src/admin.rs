@@ -269,7 +269,10 @@ async fn list_offsets_round(
             Err(error) => return Err(error),
         };
         for p in response.partitions {
-            if p.status.error == ErrorCode::NOT_LEADER {
+            // NOT_LEADER: the leader moved. Other retriable refusals: e.g. a
+            // leader that has just taken over and not yet committed in its
+            // term (its high watermark may lag for that moment).
+            if p.status.error == ErrorCode::NOT_LEADER || p.status.error.is_retriable() {
                 if let Some(leader) = &p.status.leader_hint {
                     client.apply_leader_hint(&p.topic, p.partition, leader);
                 }

@@ -13,6 +13,8 @@ use crate::{Client, ClientError, ConsumerRecord};
 
 /// Attempts at a read whose leader moved or could not be reached.
 const READ_ATTEMPTS_MAX: usize = 3;
+/// Pause before another attempt after a retriable refusal.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What one read returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,13 @@ impl Client {
                 Ok(read) => return Ok(read),
                 Err(error) if error.is_transport() => error,
                 Err(error) if error.code().is_some_and(needs_metadata_refresh) => error,
+                // A leader that has just taken over refuses reads for a
+                // moment (it has not committed in its term yet).
+                Err(error) if error.is_retriable() => {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    last_error = Some(error);
+                    continue;
+                }
                 Err(error) => return Err(error),
             };
             if let Err(refresh) = self.refresh_metadata(&[topic]).await {

@@ -504,16 +504,43 @@ impl Replica {
         ))
     }
 
+    /// The leader's term, for a read: as [`Self::leader_term`], and only
+    /// once this leader has applied an entry of its own term. A new leader
+    /// learns how far earlier terms were committed only by committing in
+    /// its own (Raft §5.4.2), so until then its high watermark may lag
+    /// what the previous leader acknowledged (seen: a restarted node that
+    /// took leadership answered `Latest` with 152 while 253 were
+    /// committed). The window is one replication round; the refusal is
+    /// retriable.
+    fn read_term(&self) -> Result<u64, BrokerError> {
+        let term = self.leader_term()?;
+        let applied_in_term = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            metrics
+                .last_applied
+                .as_ref()
+                .is_some_and(|id| id.committed_leader_id().term == term)
+        };
+        if !applied_in_term {
+            return Err(BrokerError::Unavailable(format!(
+                "{}/{}: the new leader has not committed in its term yet; retry",
+                self.id.topic, self.id.partition
+            )));
+        }
+        Ok(term)
+    }
+
     /// Whole committed batches from `offset` (leader only).
     pub fn fetch(&self, offset: u64, max_bytes: u32) -> Result<FetchOutcome, BrokerError> {
-        self.leader_term()?;
+        self.read_term()?;
         let high_watermark = self.high_watermark();
         read_committed(&self.log().read(), offset, max_bytes, high_watermark)
     }
 
     /// Offset lookups (leader only), never past the high watermark.
     pub fn list_offset(&self, query: OffsetQuery) -> Result<u64, BrokerError> {
-        self.leader_term()?;
+        self.read_term()?;
         let high_watermark = self.high_watermark();
         let log = self.log().read();
         let start = log.start_offset().0;
