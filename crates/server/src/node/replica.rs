@@ -10,9 +10,10 @@
 //! leader: a Raft leader's log holds every committed entry, and entries of
 //! earlier terms in it will be committed by this leader.
 //!
-//! Reads are served by the leader only, and only below the high watermark
-//! (the committed end) that the state machine publishes; an offset between
-//! the watermark and the log end reads nothing and may long-poll.
+//! Reads are served by the leader only, once it has applied an entry of
+//! its own term, and only below the high watermark (the committed end)
+//! that the state machine publishes; an offset between the watermark and
+//! the log end reads nothing and may long-poll.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
