@@ -137,10 +137,36 @@ impl Admin {
         let request = Request::DescribeGroup(DescribeGroupRequest {
             group: group.to_string(),
         });
-        match self.client.request(request).await? {
-            Response::DescribeGroup(response) => Ok(response),
-            other => Err(ClientError::unexpected_response("DescribeGroup", &other)),
+        let mut response = match self.client.request(request).await? {
+            Response::DescribeGroup(response) => response,
+            other => return Err(ClientError::unexpected_response("DescribeGroup", &other)),
+        };
+        // The coordinator knows committed offsets, not every partition's
+        // end: in cluster mode it holds no partition state of its own. Ask
+        // each partition's leader (as consumers do).
+        let partitions: Vec<(String, u32)> = response
+            .offsets
+            .iter()
+            .map(|offset| (offset.topic.clone(), offset.partition))
+            .collect();
+        if !partitions.is_empty() {
+            match list_offsets(&self.client, partitions, OffsetSpec::Latest).await {
+                Ok(ends) => {
+                    for offset in &mut response.offsets {
+                        if let Some((_, _, end)) = ends
+                            .iter()
+                            .find(|(t, p, _)| *t == offset.topic && *p == offset.partition)
+                        {
+                            offset.high_watermark = *end;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, group, "high watermarks for a group's lag unavailable")
+                }
+            }
         }
+        Ok(response)
     }
 
     /// The cluster as the node this client talks to sees it: members with

@@ -10,6 +10,7 @@ mod compose;
 mod demo;
 mod failover;
 mod group;
+mod group_cluster;
 mod harness;
 mod help;
 mod netns;
