@@ -41,7 +41,12 @@ pub async fn act(
             "{action:?} is not an action: stop or start"
         )));
     }
-    forward(&state, reqwest::Method::POST, &format!("/nodes/{node}/{action}")).await
+    forward(
+        &state,
+        reqwest::Method::POST,
+        &format!("/nodes/{node}/{action}"),
+    )
+    .await
 }
 
 async fn forward(
@@ -63,12 +68,11 @@ async fn forward(
         .send()
         .await
         .map_err(|error| HttpError::unavailable(format!("the demo does not answer: {error}")))?;
-    let status = StatusCode::from_u16(answer.status().as_u16())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body: serde_json::Value = answer
-        .json()
-        .await
-        .map_err(|error| HttpError::unavailable(format!("the demo's answer is not JSON: {error}")))?;
+    let status =
+        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body: serde_json::Value = answer.json().await.map_err(|error| {
+        HttpError::unavailable(format!("the demo's answer is not JSON: {error}"))
+    })?;
     if status.is_success() {
         return Ok(Json(body));
     }

@@ -452,11 +452,19 @@ async fn the_console_is_served_at_the_root() {
         let api = Api::start().await;
         let response = api.http.get(api.url("/")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(content_type.starts_with("text/html"), "{content_type}");
         let page = response.text().await.unwrap();
         assert!(page.contains("/console/js/main.js"), "{page}");
-        let script = api.http.get(api.url("/console/js/main.js")).send().await.unwrap();
+        let script = api
+            .http
+            .get(api.url("/console/js/main.js"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(script.status(), StatusCode::OK);
     })
     .await;

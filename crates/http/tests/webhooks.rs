@@ -157,7 +157,10 @@ async fn records_are_posted_in_order_with_their_offsets() {
             let offsets: Vec<u64> = mine.iter().map(|d| d.offset).collect();
             let first = u64::from(partition == 0);
             let expected: Vec<u64> = (first..first + 10).collect();
-            assert_eq!(offsets, expected, "partition {partition}: in order, once each");
+            assert_eq!(
+                offsets, expected,
+                "partition {partition}: in order, once each"
+            );
             for (i, delivery) in mine.iter().enumerate() {
                 assert_eq!(delivery.topic, "orders");
                 assert_eq!(delivery.content_type, "application/json");
@@ -218,7 +221,11 @@ async fn a_down_or_failing_receiver_gets_every_record_once_it_recovers() {
         let got = receiver.wait_for(10).await;
         let offsets: Vec<u64> = got.iter().map(|d| d.offset).collect();
         assert_eq!(offsets, (0..10).collect::<Vec<u64>>());
-        assert_eq!(*receiver.inbox.fail_first.lock(), 0, "the 503s were retried");
+        assert_eq!(
+            *receiver.inbox.fail_first.lock(),
+            0,
+            "the 503s were retried"
+        );
         let values: Vec<String> = got
             .iter()
             .map(|d| serde_json::from_slice::<Value>(&d.body).unwrap()["value"].to_string())
@@ -288,9 +295,15 @@ async fn deleted_webhooks_stop_and_every_listener_lists_the_same() {
         let receiver = Receiver::start().await;
         api.create_topic("t", 1).await;
         let id = register(&api, json!({"topic": "t", "url": receiver.url()})).await;
-        let listed = answer(api.http.get(format!("{other}/api/webhooks")).send().await.unwrap())
-            .await
-            .1;
+        let listed = answer(
+            api.http
+                .get(format!("{other}/api/webhooks"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .1;
         assert_eq!(listed["webhooks"][0]["id"], id, "{listed}");
         assert_eq!(listed["webhooks"][0]["url"], receiver.url());
         produce(&api, "t", json!([{"value": "one"}])).await;

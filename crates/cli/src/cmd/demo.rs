@@ -134,13 +134,20 @@ async fn serve(demo: &Demo, stop: &CancellationToken) -> anyhow::Result<()> {
     }
     let console = format!("http://{}", demo.specs[0].http);
     println!("demo: console at {console}  (every node serves it: {})", {
-        let others: Vec<String> = demo.specs[1..].iter().map(|s| format!("http://{}", s.http)).collect();
+        let others: Vec<String> = demo.specs[1..]
+            .iter()
+            .map(|s| format!("http://{}", s.http))
+            .collect();
         others.join(", ")
     });
     println!(
         "demo: data in {}{}; node logs {}/node-N.log; Ctrl-C stops everything",
         demo.dir.display(),
-        if demo.temporary { " (removed at the end)" } else { "" },
+        if demo.temporary {
+            " (removed at the end)"
+        } else {
+            ""
+        },
         demo.dir.display()
     );
     let mut status = StatusLine::default();
@@ -209,15 +216,26 @@ fn start_city(
 
 fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
     if !(1..=9).contains(&args.nodes) {
-        return Err(UsageError(format!("--nodes {} is not between 1 and 9", args.nodes)));
+        return Err(UsageError(format!(
+            "--nodes {} is not between 1 and 9",
+            args.nodes
+        )));
     }
     if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(UsageError(format!("--speed {} must be above 0", args.speed)));
+        return Err(UsageError(format!(
+            "--speed {} must be above 0",
+            args.speed
+        )));
     }
     let last = |base: u16, flag: &str| {
         base.checked_add(args.nodes as u16 - 1)
             .filter(|_| base > 0)
-            .ok_or_else(|| UsageError(format!("{flag} {base}: the ports of {} nodes do not fit", args.nodes)))
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "{flag} {base}: the ports of {} nodes do not fit",
+                    args.nodes
+                ))
+            })
     };
     last(args.http_port, "--http-port")?;
     last(args.native_port, "--native-port")?;
@@ -231,7 +249,10 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
     let natives: Vec<String> = (0..args.nodes)
         .map(|i| format!("127.0.0.1:{}", args.native_port + i as u16))
         .collect();
-    let peers: Vec<String> = (1..).zip(&natives).map(|(id, a)| format!("{id}={a}")).collect();
+    let peers: Vec<String> = (1..)
+        .zip(&natives)
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect();
     let specs = (1..=args.nodes)
         .map(|node_id| {
             let native = natives[node_id as usize - 1].clone();
@@ -305,7 +326,11 @@ fn check_ports(specs: &[NodeSpec]) -> anyhow::Result<()> {
 async fn start_nodes(nodes: &control::Nodes) -> anyhow::Result<()> {
     let mut nodes = nodes.lock().await;
     for node in nodes.iter_mut() {
-        eprintln!("demo: starting node {} (log {})", node.spec.node_id, node.spec.log.display());
+        eprintln!(
+            "demo: starting node {} (log {})",
+            node.spec.node_id,
+            node.spec.log.display()
+        );
         node.start().await?;
     }
     Ok(())
@@ -336,15 +361,24 @@ async fn wait_for_cluster(client: &Client, count: usize) -> anyhow::Result<()> {
     loop {
         let (alive, leader) = match admin.cluster_status().await {
             Ok(status) => (
-                status.nodes.iter().filter(|n| n.state == NodeState::Alive).count(),
-                status.metadata_leader.or((count == 1).then_some(status.node_id)),
+                status
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state == NodeState::Alive)
+                    .count(),
+                status
+                    .metadata_leader
+                    .or((count == 1).then_some(status.node_id)),
             ),
             Err(_) => (0, None),
         };
         spinner.set_message(format!("the cluster forms: {alive}/{count} nodes alive"));
         if alive.max(1) >= count && leader.is_some() {
             spinner.finish_and_clear();
-            eprintln!("demo: {count} nodes up, metadata leader node {}", leader.unwrap_or(0));
+            eprintln!(
+                "demo: {count} nodes up, metadata leader node {}",
+                leader.unwrap_or(0)
+            );
             return Ok(());
         }
         if started.elapsed() > FORM_TIMEOUT {
@@ -369,7 +403,10 @@ async fn create_topics(client: &Client, nodes: usize) -> anyhow::Result<()> {
     for topic in CITY_TOPICS {
         let deadline = Instant::now() + FORM_TIMEOUT;
         loop {
-            match admin.create_topic(topic, CITY_PARTITIONS, config.clone()).await {
+            match admin
+                .create_topic(topic, CITY_PARTITIONS, config.clone())
+                .await
+            {
                 Ok(_) => break,
                 Err(error) if error.code() == Some(ErrorCode::TOPIC_ALREADY_EXISTS) => break,
                 Err(error) if error.is_retriable() && Instant::now() < deadline => {
@@ -395,7 +432,11 @@ impl StatusLine {
         let admin = client.admin();
         let (alive, total) = match admin.cluster_status().await {
             Ok(status) => (
-                status.nodes.iter().filter(|n| n.state == NodeState::Alive).count(),
+                status
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state == NodeState::Alive)
+                    .count(),
                 status.nodes.len(),
             ),
             Err(_) => (0, 0),

@@ -15,7 +15,8 @@ fn city(cluster: &TestCluster, node_id: u32) -> String {
 
 fn publish(address: &str, range: std::ops::RangeInclusive<u32>) {
     for i in range {
-        let body = format!(r#"{{"topic":"air","data":{{"n":{i},"city":"Zürich"}},"priority":"high"}}"#);
+        let body =
+            format!(r#"{{"topic":"air","data":{{"n":{i},"city":"Zürich"}},"priority":"high"}}"#);
         let (status, answer) = http_request(address, "POST", "/publish", &body);
         assert_eq!((status, answer.as_str()), (200, ""), "publish {i}");
     }
@@ -43,11 +44,16 @@ fn every_node_answers_the_same_before_and_after_a_node_is_killed() {
     let mut cluster = TestCluster::start_with_flags(3, &["--compat-city", "127.0.0.1:0"]);
     create_replicated_topic(&cluster, "warm-up", 1);
     let status = cluster.status(1);
-    let metadata_leader = status["metadata_leader"].as_u64().expect("a metadata leader");
+    let metadata_leader = status["metadata_leader"]
+        .as_u64()
+        .expect("a metadata leader");
     for node in cluster.node_ids() {
         let address = city(&cluster, node);
         let (status, body) = http_request(&address, "GET", "/get_leader", "");
-        assert_eq!((status, body), (200, format!(r#"{{"leader_id":{metadata_leader}}}"#)));
+        assert_eq!(
+            (status, body),
+            (200, format!(r#"{{"leader_id":{metadata_leader}}}"#))
+        );
         let (status, body) = http_request(&address, "GET", "/health", "");
         assert_eq!((status, body.as_str()), (200, "OK"));
         let (status, body) = http_request(&address, "GET", "/ping", "");
@@ -55,7 +61,11 @@ fn every_node_answers_the_same_before_and_after_a_node_is_killed() {
     }
     publish(&city(&cluster, 1), 1..=10);
     for node in cluster.node_ids() {
-        assert_eq!(logged(&city(&cluster, node)), (1..=10).collect::<Vec<u64>>(), "node {node}");
+        assert_eq!(
+            logged(&city(&cluster, node)),
+            (1..=10).collect::<Vec<u64>>(),
+            "node {node}"
+        );
     }
     let leader = {
         let status = cluster.wait_for(1, "a leader of air", |s| partition_leader(s, "air", 0) != 0);
@@ -65,6 +75,10 @@ fn every_node_answers_the_same_before_and_after_a_node_is_killed() {
     let survivor = leader % 3 + 1;
     publish(&city(&cluster, survivor), 11..=15);
     for node in cluster.node_ids().filter(|node| *node != leader) {
-        assert_eq!(logged(&city(&cluster, node)), (1..=15).collect::<Vec<u64>>(), "node {node}");
+        assert_eq!(
+            logged(&city(&cluster, node)),
+            (1..=15).collect::<Vec<u64>>(),
+            "node {node}"
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::process::Command;
 use crate::harness::binary;
 
 fn repository_file(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -19,18 +21,27 @@ fn accepted_flags(subcommand: &str) -> BTreeSet<String> {
         .args([subcommand, "--help"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "citystream {subcommand} --help failed");
+    assert!(
+        output.status.success(),
+        "citystream {subcommand} --help failed"
+    );
     String::from_utf8_lossy(&output.stdout)
         .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
         .filter(|word| word.starts_with("--") && word.len() > 2)
-        .map(|word| word.split('=').next().unwrap().trim_end_matches('.').to_owned())
+        .map(|word| {
+            word.split('=')
+                .next()
+                .unwrap()
+                .trim_end_matches('.')
+                .to_owned()
+        })
         .collect()
 }
 
 #[test]
 fn compose_services_use_flags_the_binary_accepts() {
-    let compose: serde_yaml::Value = serde_yaml::from_str(&repository_file("compose.yaml"))
-        .expect("compose.yaml is YAML");
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&repository_file("compose.yaml")).expect("compose.yaml is YAML");
     let services = compose["services"].as_mapping().expect("services");
     let mut brokers = Vec::new();
     for (name, service) in services {
@@ -65,10 +76,16 @@ fn compose_services_use_flags_the_binary_accepts() {
         let id = value(command, "--node-id");
         let advertised = value(command, "--advertised-address");
         assert!(
-            peers.split(',').any(|peer| peer == format!("{id}={advertised}")),
+            peers
+                .split(',')
+                .any(|peer| peer == format!("{id}={advertised}")),
             "{name}: node {id} at {advertised} is in --peers {peers}"
         );
-        assert_eq!(advertised, format!("{name}:9400"), "{name} advertises its own hostname");
+        assert_eq!(
+            advertised,
+            format!("{name}:9400"),
+            "{name} advertises its own hostname"
+        );
     }
 }
 

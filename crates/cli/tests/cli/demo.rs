@@ -96,7 +96,12 @@ fn demo_nodes(http: &str) -> Vec<(u64, bool)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["node_id"].as_u64().unwrap(), n["running"].as_bool().unwrap()))
+        .map(|n| {
+            (
+                n["node_id"].as_u64().unwrap(),
+                n["running"].as_bool().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -117,7 +122,9 @@ fn demo_runs_a_cluster_the_console_can_stop_and_start_and_ctrl_c_cleans_up() {
     ]);
     let lines = demo.until("data in ");
     assert!(
-        lines.iter().any(|l| l.contains(&format!("console at http://127.0.0.1:{http}"))),
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("console at http://127.0.0.1:{http}"))),
         "{lines:#?}"
     );
     let data_dir = lines
@@ -134,7 +141,10 @@ fn demo_runs_a_cluster_the_console_can_stop_and_start_and_ctrl_c_cleans_up() {
     // The console's stop button, pressed on node 2's page: node 1 dies.
     post(&node(2), "/api/demo/nodes/1/stop");
     assert_eq!(demo_nodes(&node(3)), vec![(1, false), (2, true), (3, true)]);
-    assert!(std::net::TcpStream::connect(node(1)).is_err(), "node 1 is down");
+    assert!(
+        std::net::TcpStream::connect(node(1)).is_err(),
+        "node 1 is down"
+    );
     post(&node(3), "/api/demo/nodes/1/start");
     let (status, body) = http_request(&node(1), "GET", "/healthz", "");
     assert_eq!(status, 200, "node 1 serves again: {body}");
@@ -143,7 +153,13 @@ fn demo_runs_a_cluster_the_console_can_stop_and_start_and_ctrl_c_cleans_up() {
     assert_eq!(status, 404, "no node 9");
     // Ctrl-C: every node stops, the ports are free, the data is gone.
     let pid = demo.child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     demo.until("every node shut down");
     let mut demo = demo;
     let status = demo.child.wait().unwrap();
@@ -154,7 +170,10 @@ fn demo_runs_a_cluster_the_console_can_stop_and_start_and_ctrl_c_cleans_up() {
             "port {port} still taken"
         );
     }
-    assert!(!std::path::Path::new(&data_dir).exists(), "{data_dir} removed");
+    assert!(
+        !std::path::Path::new(&data_dir).exists(),
+        "{data_dir} removed"
+    );
 }
 
 #[test]
@@ -174,6 +193,9 @@ fn demo_refuses_a_taken_port_and_names_it() {
         "{stderr}"
     );
     for port in native..native + 3 {
-        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok(), "nothing started");
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "nothing started"
+        );
     }
 }

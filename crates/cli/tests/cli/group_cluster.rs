@@ -10,9 +10,17 @@ fn group_lag_in_a_cluster_counts_what_is_not_read() {
     let cluster = TestCluster::start(3);
     create_replicated_topic(&cluster, "lagged", 1);
     let lines: String = (1..=10).map(|i| format!("r-{i}\n")).collect();
-    cluster.broker(1).run_with_stdin(&["produce", "lagged"], &lines);
+    cluster
+        .broker(1)
+        .run_with_stdin(&["produce", "lagged"], &lines);
     let read = cluster.broker(2).run(&[
-        "consume", "lagged", "--group", "g", "--from-beginning", "--max", "4",
+        "consume",
+        "lagged",
+        "--group",
+        "g",
+        "--from-beginning",
+        "--max",
+        "4",
     ]);
     assert_eq!(read, "r-1\nr-2\nr-3\nr-4\n");
     let described = cluster.broker(3).run(&["group", "describe", "g"]);

@@ -18,20 +18,38 @@ fn a_fast_city_publishes_and_its_subscribers_write_their_outputs_once() {
     let archive = data.path().join("archive");
     let archive_flag = archive.to_str().unwrap();
     let out = broker.run(&[
-        "sim", "--duration", "4", "--speed", "600", "--districts", "2", "--stations", "1",
-        "--archive-dir", archive_flag,
+        "sim",
+        "--duration",
+        "4",
+        "--speed",
+        "600",
+        "--districts",
+        "2",
+        "--stations",
+        "1",
+        "--archive-dir",
+        archive_flag,
     ]);
-    let totals = out.lines().find(|l| l.starts_with("published ")).expect(&out);
+    let totals = out
+        .lines()
+        .find(|l| l.starts_with("published "))
+        .expect(&out);
     let sent: u64 = totals.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(sent > 0, "{totals}");
-    assert!(totals.contains(&format!("{sent} acknowledged, 0 failed")), "{totals}");
+    assert!(
+        totals.contains(&format!("{sent} acknowledged, 0 failed")),
+        "{totals}"
+    );
     let readings: usize = ["city.air", "city.traffic", "city.weather", "city.buildings"]
         .iter()
         .map(|topic| records(&broker, topic))
         .sum();
     assert_eq!(readings as u64, sent, "every reading is in the log once");
     // 2 districts x (1 air + 1 traffic + 1 buildings + 1 weather) stations.
-    let files: Vec<_> = std::fs::read_dir(&archive).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 8, "{files:?}");
     assert!(records(&broker, "city.analytics") > 0);
     // The subscribers alone again: they resume from their committed
@@ -39,9 +57,21 @@ fn a_fast_city_publishes_and_its_subscribers_write_their_outputs_once() {
     // publishers), writing no output twice: the public interface has then
     // written exactly one latest-reading record per reading.
     broker.run(&[
-        "sim", "--only", "public", "--duration", "3", "--archive-dir", archive_flag,
+        "sim",
+        "--only",
+        "public",
+        "--duration",
+        "3",
+        "--archive-dir",
+        archive_flag,
     ]);
-    let out = broker.run(&["consume", "city.latest", "--from-beginning", "--format", "json"]);
+    let out = broker.run(&[
+        "consume",
+        "city.latest",
+        "--from-beginning",
+        "--format",
+        "json",
+    ]);
     let sources: Vec<String> = out
         .lines()
         .filter(|line| !line.trim().is_empty())

@@ -159,7 +159,8 @@ fn webhook_delivery_continues_after_the_delivering_node_is_killed() {
         r#"{{"topic":"{TOPIC}","url":"http://{}/hook"}}"#,
         receiver.address
     );
-    let (status, created) = http_request(&http_address(&cluster, 1), "POST", "/api/webhooks", &body);
+    let (status, created) =
+        http_request(&http_address(&cluster, 1), "POST", "/api/webhooks", &body);
     assert_eq!(status, 201, "{created}");
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
     let id = created["id"].as_u64().expect("an id");

@@ -69,7 +69,11 @@ async fn supervise(webhooks: Webhooks, stop: CancellationToken) {
             if !keep {
                 token.cancel();
                 webhooks.inner.status.lock().remove(key);
-                tracing::info!(webhook = key.0, partition = key.1, "webhook delivery stopped");
+                tracing::info!(
+                    webhook = key.0,
+                    partition = key.1,
+                    "webhook delivery stopped"
+                );
             }
             keep
         });
@@ -141,7 +145,12 @@ async fn wanted(webhooks: &Webhooks, me: u32) -> Result<HashMap<Key, Webhook>, S
     Ok(wanted)
 }
 
-async fn deliver_partition(webhooks: Webhooks, hook: Webhook, partition: u32, stop: CancellationToken) {
+async fn deliver_partition(
+    webhooks: Webhooks,
+    hook: Webhook,
+    partition: u32,
+    stop: CancellationToken,
+) {
     let key = (hook.id, partition);
     let labels = [
         ("webhook", hook.id.to_string()),
@@ -170,7 +179,10 @@ async fn deliver_partition(webhooks: Webhooks, hook: Webhook, partition: u32, st
             Err(error) if error.code() == Some(ErrorCode::OFFSET_OUT_OF_RANGE) => {
                 // Retention removed records before they were delivered.
                 let admin = client.admin();
-                match admin.list_offsets(&hook.topic, partition, OffsetSpec::Earliest).await {
+                match admin
+                    .list_offsets(&hook.topic, partition, OffsetSpec::Earliest)
+                    .await
+                {
                     Ok(earliest) if earliest > position => {
                         tracing::warn!(webhook = hook.id, topic = %hook.topic, partition, from = position, to = earliest, "webhook skips records removed by retention before delivery");
                         position = earliest;
@@ -299,7 +311,11 @@ async fn post(webhooks: &Webhooks, hook: &Webhook, record: &ConsumerRecord) -> R
     add("x-citystream-partition", &record.partition.to_string());
     add("x-citystream-offset", &record.offset.to_string());
     add("x-citystream-webhook", &hook.id.to_string());
-    if let Some(key) = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok()) {
+    if let Some(key) = record
+        .key
+        .as_deref()
+        .and_then(|key| std::str::from_utf8(key).ok())
+    {
         add("x-citystream-key", key);
     }
     let body = match hook.body {

@@ -158,9 +158,9 @@ pub fn check_url(text: &str) -> Result<url::Url, String> {
         ));
     }
     // The URL standard forgives `http:///x` (host `x`): we do not.
-    let authority = text
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split(['/', '\\', '?', '#']).next().unwrap_or(""));
+    let authority = text.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '\\', '?', '#']).next().unwrap_or("")
+    });
     if authority.is_empty() || url.host_str().is_none_or(str::is_empty) {
         return Err(format!("{text:?} has no host"));
     }
@@ -221,7 +221,10 @@ mod tests {
         assert_eq!(hook.url, "https://h/2");
         assert_eq!(hook.key_filter.as_deref(), Some("city/+/air/#"));
         assert_eq!(hook.body, BodyFormat::Value);
-        assert_eq!((hook.start_of(0), hook.start_of(1), hook.start_of(2)), (3, 0, 0));
+        assert_eq!(
+            (hook.start_of(0), hook.start_of(1), hook.start_of(2)),
+            (3, 0, 0)
+        );
         assert_eq!(hook.created_ms, 1_007);
         assert_eq!(hook.group(), "__webhook.7");
     }

@@ -110,7 +110,11 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = HttpState::new(client, HttpConfig::default());
-        tokio::spawn(citystream_http::serve(listener, state, self.shutdown.clone()));
+        tokio::spawn(citystream_http::serve(
+            listener,
+            state,
+            self.shutdown.clone(),
+        ));
         base
     }
 

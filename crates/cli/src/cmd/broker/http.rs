@@ -75,7 +75,10 @@ pub fn spawn(
                 .with_webhooks(webhooks.clone());
             let stop = shutdown.clone();
             listeners.spawn(async move {
-                ("the HTTP API", citystream_http::serve(listener, state, stop).await)
+                (
+                    "the HTTP API",
+                    citystream_http::serve(listener, state, stop).await,
+                )
             });
         }
         if let Some(listener) = services.compat_queue {

@@ -50,7 +50,11 @@ async fn list(State(nodes): State<Nodes>) -> Answer {
 async fn act(State(nodes): State<Nodes>, Path((node, action)): Path<(u32, String)>) -> Answer {
     let mut nodes = nodes.lock().await;
     let Some(target) = nodes.iter_mut().find(|n| n.spec.node_id == node) else {
-        return error(StatusCode::NOT_FOUND, "NOT_FOUND", format!("the demo has no node {node}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("the demo has no node {node}"),
+        );
     };
     match action.as_str() {
         "stop" => {
@@ -59,7 +63,11 @@ async fn act(State(nodes): State<Nodes>, Path((node, action)): Path<(u32, String
         }
         "start" => {
             if let Err(failure) = target.start().await {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", format!("{failure:#}"));
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    format!("{failure:#}"),
+                );
             }
             println!("demo: node {node} started from the console");
         }
@@ -79,5 +87,8 @@ fn views(nodes: &mut [Node]) -> Value {
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> Answer {
-    (status, Json(json!({"error": {"code": code, "message": message}})))
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
 }

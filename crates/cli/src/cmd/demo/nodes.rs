@@ -79,9 +79,8 @@ impl Node {
         if self.is_running() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.spec.data_dir).with_context(|| {
-            format!("cannot create {}", self.spec.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&self.spec.data_dir)
+            .with_context(|| format!("cannot create {}", self.spec.data_dir.display()))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -153,7 +152,10 @@ impl Node {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_err() {
+        if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }
