@@ -13,8 +13,8 @@
 //! also after one dies, and webhook subscribers really get each message.
 //!
 //! Module map: `routes` (the handlers) with `request` (reading bodies,
-//! pure), `reply` (the answers), `json` (compact ASCII JSON, pure) and
-//! `cors`; `names` (which native topic holds a city topic, pure);
+//! pure), `reply` (the answers), `json` (compact ASCII JSON, pure), and
+//! the queue listener's `cors` (both emulate Flask-CORS); `names` (which native topic holds a city topic, pure);
 //! `city/` (one node's side: publish and logs, subscriptions);
 //! `registry` (the pure fold of the SSE subscriptions); `stream/` (the
 //! event streams and their shared per-topic tails). It does not own the
@@ -22,7 +22,6 @@
 //! delivery (`Webhooks::spawn_delivery`, run once per node by the caller).
 
 mod city;
-mod cors;
 mod error;
 mod json;
 mod names;
@@ -39,6 +38,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt as _;
 use citystream_client::Client;
+use citystream_compat_queue::cors;
 use citystream_http::webhooks::Webhooks;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

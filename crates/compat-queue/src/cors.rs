@@ -1,4 +1,5 @@
-//! CORS as the original (Flask-CORS with its defaults) answers it: every
+//! CORS as the original Flask brokers (Flask-CORS with its defaults) answer
+//! it, shared by both compatibility listeners: every
 //! answer carries `Access-Control-Allow-Origin: *`, and an `OPTIONS`
 //! request to a route is a preflight answered 200 with the methods it
 //! takes and whatever headers the browser asked for. The preflight body is

@@ -20,7 +20,7 @@
 //! connection: the caller passes a connected client.
 
 mod claims;
-mod cors;
+pub mod cors;
 mod error;
 mod offset_runs;
 mod params;
