@@ -20,6 +20,33 @@ use crate::cmd::{bench, broker, cluster, consume, demo, group, produce, sim, top
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc commits a whole arena up front where the OS overcommits, and
+/// then only resets (does not decommit) the pages it frees, so they stay
+/// in the resident set: an idle cluster node showed 135 MB RSS, 46 MB
+/// with lazy commit, at the same CPU (decision 0013). The option must be
+/// set before the first allocation reserves the arena, so it runs as an
+/// ELF constructor, before the Rust runtime starts; it does not allocate.
+/// An explicit `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still wins.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
+
+#[cfg(target_os = "linux")]
+extern "C" fn lazy_arena_commit() {
+    // `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (v2 and
+    // v3 alike); libmimalloc-sys 0.1.49 names no constant for it.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    // SAFETY: getenv reads the environment the loader set up, with a
+    // NUL-terminated name; mi_option_set stores a plain integer option and
+    // any value is valid.
+    unsafe {
+        if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
+            libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        }
+    }
+}
+
 const EXAMPLES: &str = "\
 Examples:
   citystream demo                  # a 3-node cluster, the city and the console on :6001
