@@ -95,7 +95,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (default_log_level, json_logs) = match &cli.command {
-        Command::Broker(args) => ("info", args.log_format == cmd::broker::LogFormat::Json),
+        // openraft logs every externally triggered heartbeat at info (ten
+        // lines a second per node); its warnings and errors still show.
+        Command::Broker(args) => (
+            "info,openraft=warn",
+            args.log_format == cmd::broker::LogFormat::Json,
+        ),
         _ => ("warn", false),
     };
     output::init_tracing(default_log_level, json_logs);

@@ -335,6 +335,40 @@ async fn seek_moves_the_position() {
     .await;
 }
 
+/// With `fetch_min_bytes`, the broker answers a fetch only once that many
+/// bytes are ready: 1 KiB records acknowledged one at a time while the
+/// consumer waits come back together in its first poll, not one by one.
+#[tokio::test]
+async fn a_fetch_waits_for_its_min_bytes() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("min-bytes", 1).await;
+        let config = ConsumerConfig {
+            fetch_min_bytes: 8 * 1024,
+            fetch_max_wait_ms: 20_000,
+            ..earliest("min-bytes")
+        };
+        let mut consumer = client.consumer(config).await.unwrap();
+        let producer = producer(&client);
+        let sending = tokio::spawn(async move {
+            for _ in 0..12 {
+                let record = ProducerRecord::new("min-bytes", vec![b'x'; 1024]);
+                producer.send(record).await.unwrap().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let first = consumer.poll(Duration::from_secs(25)).await.unwrap();
+        // Eight one-record batches of 1 KiB and more are the first to reach 8 KiB.
+        assert!(
+            first.len() >= 8,
+            "the first poll returned {} records",
+            first.len()
+        );
+        sending.await.unwrap();
+    })
+    .await;
+}
+
 /// A start offset beyond the log is reset to the earliest offset.
 #[tokio::test]
 async fn out_of_range_start_is_reset() {

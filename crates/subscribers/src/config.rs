@@ -41,6 +41,12 @@ pub struct SubscriberConfig {
     /// Bytes one fetch may return: bounds the readings of one poll, hence
     /// the outputs written between two commits.
     pub fetch_bytes_max: u32,
+    /// A fetch is answered once this many bytes are ready or after
+    /// `fetch_wait_ms`: at the city's default rates a subscriber then makes
+    /// a few fetches a second per broker instead of one per reading, for up
+    /// to `fetch_wait_ms` of added latency.
+    pub fetch_bytes_min: u32,
+    pub fetch_wait_ms: u32,
 }
 
 impl Default for SubscriberConfig {
@@ -57,6 +63,8 @@ impl Default for SubscriberConfig {
             commit_interval_ms: 1_000,
             poll_timeout_ms: 500,
             fetch_bytes_max: 1024 * 1024,
+            fetch_bytes_min: 64 * 1024,
+            fetch_wait_ms: 500,
         }
     }
 }

@@ -317,7 +317,13 @@ impl Browser {
 
     /// Fails the test if any tab's console has an error (other than the
     /// one the console's README documents); then ends the session.
-    pub async fn finish(mut self) {
+    pub async fn finish(self) {
+        self.finish_allowing(|_| false).await;
+    }
+
+    /// As [`Browser::finish`], also allowing the errors `expected` accepts
+    /// (e.g. the browser's network errors for a node the test killed).
+    pub async fn finish_allowing(mut self, expected: impl Fn(&LogEntry) -> bool) {
         for window in self.client.windows().await.expect("the windows") {
             self.switch_to(&window).await;
         }
@@ -325,7 +331,7 @@ impl Browser {
         let errors: Vec<&LogEntry> = self
             .console
             .iter()
-            .filter(|entry| entry.level == "SEVERE" && !is_documented(entry))
+            .filter(|entry| entry.level == "SEVERE" && !is_documented(entry) && !expected(entry))
             .collect();
         assert!(
             errors.is_empty(),

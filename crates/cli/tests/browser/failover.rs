@@ -1,6 +1,7 @@
 //! Stopping a partition's leader from the Cluster page while the Live
 //! stream of its topic is open in another window: the stream goes on with
-//! no gap and no duplicate.
+//! no gap and no duplicate. Stopping the node that served the page: the
+//! page moves to another node, and back once its own node is started again.
 
 use std::collections::BTreeMap;
 
@@ -98,6 +99,119 @@ async fn failover(mut browser: Browser) {
     }
     eprintln!("partition 0 led by node {leader}, then node {new_leader}; {sent} records shown");
     browser.finish().await;
+}
+
+/// The Live stream open on node 2, a CLI producer through node 1. Node 2
+/// is stopped from the Cluster page (on node 1, in another window): the
+/// stream's page moves to another node and goes on; node 2 is started
+/// again: the page moves back to it. The stream shows every value exactly
+/// once, in each partition's order, and is live on node 2 at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_moves_away_from_its_stopped_node_and_back_when_it_returns() {
+    browser_test("failover-home", move_away_and_back).await;
+}
+
+async fn move_away_and_back(mut browser: Browser) {
+    let demo = Demo::start(&["--no-sim"]);
+    let flags = ["--partitions", "2", "--replication", "3"];
+    create_topic(&demo.node(1).native, TOPIC, &flags).await;
+    let home = demo.node(2);
+    browser.open(&home.http, "stream").await;
+    subscribe(&browser, TOPIC).await;
+    let mut producer = Producer::start(&demo.node(1).native, TOPIC);
+    let mut sent = produce(&mut producer, 0).await;
+    wait_for_entries(&browser, sent).await;
+
+    let stream_window = browser.window().await;
+    let cluster_window = browser.new_window().await;
+    browser.switch_to(&cluster_window).await;
+    browser.open(&demo.node(1).http, "cluster").await;
+    stop_node(&browser, home.node_id).await;
+    sent += produce(&mut producer, sent).await;
+    browser.switch_to(&stream_window).await;
+    let away = wait_talking_to(&browser, |node, moved| moved && node != home.node_id).await;
+    wait_for_entries(&browser, sent).await;
+
+    browser.switch_to(&cluster_window).await;
+    start_node(&browser, home.node_id).await;
+    browser.switch_to(&stream_window).await;
+    wait_talking_to(&browser, |node, moved| !moved && node == home.node_id).await;
+    sent += produce(&mut producer, sent).await;
+    let acknowledged = producer.finish().await;
+    assert!(
+        acknowledged.contains(&format!("acknowledged {sent} records")),
+        "{acknowledged}"
+    );
+    let shown = wait_for_entries(&browser, sent).await;
+    assert_newest_first(&shown);
+    assert_still_on(&browser, home).await;
+    assert_each_value_once(&shown, sent);
+    let shown_values = by_partition(shown.iter().rev().map(|r| (r.partition, r.value.clone())));
+    for (partition, values) in &shown_values {
+        assert!(
+            values.is_sorted(),
+            "partition {partition} out of produce order: {values:?}"
+        );
+    }
+    eprintln!(
+        "the page moved from node {} to node {away} and back",
+        home.node_id
+    );
+    // While node 2 was down, the browser logged its failed requests.
+    let home_url = format!("http://{}/", home.http);
+    browser
+        .finish_allowing(|entry| {
+            entry.source == "network" && entry.message.contains(&home_url)
+                || entry.message.contains("net::ERR_CONNECTION_REFUSED")
+        })
+        .await;
+}
+
+/// Waits until the page's "talking to" label satisfies `wanted(node id,
+/// moved)`; returns the node id.
+async fn wait_talking_to(browser: &Browser, wanted: impl Fn(u32, bool) -> bool) -> u32 {
+    let script = "const label = document.querySelector('[data-testid=\"talking-to\"]');
+        const node = Number(label?.dataset.nodeId);
+        return Number.isInteger(node) && node > 0 ? [node, label.classList.contains('moved')] : null;";
+    let deadline = std::time::Instant::now() + crate::browser::WAIT_TIMEOUT;
+    loop {
+        let seen: Option<(u32, bool)> =
+            serde_json::from_value(browser.run(script, &[]).await).expect("[node, moved]");
+        if let Some((node, moved)) = seen {
+            if wanted(node, moved) {
+                return node;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            browser
+                .fail(&format!(
+                    "the page's node never changed as expected; last seen {seen:?}"
+                ))
+                .await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Presses Start on `node_id`'s row and waits until the page no longer
+/// shows it stopped.
+async fn start_node(browser: &Browser, node_id: u32) {
+    let button = format!("[data-testid=\"node-start\"][data-node-id=\"{node_id}\"]");
+    let script = "const button = document.querySelector(arguments[0]);
+        return button && !button.disabled && button.offsetParent !== null ? true : null;";
+    let _: bool = browser
+        .wait_for("the Start button", script, &[button.clone().into()])
+        .await;
+    browser.click_on(&button).await;
+    let script = "const row = document.querySelector(`[data-testid=\"cluster-node\"][data-node-id=\"${arguments[0]}\"]`);
+        return row && row.dataset.health !== 'stopped' ? true : null;";
+    let _: bool = browser
+        .wait_for(
+            &format!("node {node_id} started"),
+            script,
+            &[node_id.into()],
+        )
+        .await;
 }
 
 /// Partition 0's leader as the Cluster page shows it, once it is a node

@@ -20,6 +20,7 @@ use crate::{Client, ClientError, ConsumerRecord};
 pub(crate) struct FetchLimits {
     pub(crate) max_wait_ms: u32,
     pub(crate) max_bytes: u32,
+    pub(crate) min_bytes: u32,
 }
 
 /// What a fetch round produced besides records.
@@ -100,7 +101,7 @@ fn build_requests(
         .map(|(address, partitions)| {
             let request = Request::Fetch(FetchRequest {
                 max_wait_ms: limits.max_wait_ms,
-                min_bytes: 1,
+                min_bytes: limits.min_bytes,
                 max_bytes: limits.max_bytes,
                 partitions,
             });

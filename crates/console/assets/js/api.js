@@ -2,7 +2,8 @@
 // node that served the page answers; when it stops answering, the page
 // moves to another node's HTTP address (from the last cluster or demo
 // answer) and tells its listeners, so live streams reopen there with their
-// last event id. Errors become ApiError with the API's {code, message}.
+// last event id; once its own node is ready again, it moves back the same
+// way. Errors become ApiError with the API's {code, message}.
 //
 // Moving between nodes needs the brokers to allow the page's origin
 // (`--http-cors-origin`): another node is another origin.
@@ -13,6 +14,11 @@ import { NodeDirectory } from "./nodes.js";
 const REQUEST_TIMEOUT_MS = 15000;
 /** A node that does not answer /healthz within this time is skipped. */
 const PROBE_TIMEOUT_MS = 2000;
+/**
+ * While the page talks to another node, how often it asks whether its own
+ * node (the one that served it) is ready again; then it moves back.
+ */
+const HOME_CHECK_MS = 5000;
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -28,6 +34,7 @@ const directory = new NodeDirectory({ protocol: location.protocol, hostname: loc
 const talking = { origin: location.origin, nodeId: null };
 const listeners = new Set();
 let finding = null;
+let homeCheck = null;
 
 /** The URL of an API path on the node the page talks to. */
 export function url(path) {
@@ -138,6 +145,7 @@ async function search() {
     if (await answers(origin)) {
       talking.origin = origin;
       talking.nodeId = nodeId;
+      watchHome();
       notify();
       return "moved";
     }
@@ -145,9 +153,32 @@ async function search() {
   return null;
 }
 
-async function answers(origin) {
+/**
+ * After a move: every HOME_CHECK_MS, whether the page's own node is ready
+ * (/readyz: it answers and knows a metadata leader); once it is, the page
+ * talks to it again and its listeners reopen their streams there.
+ */
+function watchHome() {
+  if (homeCheck !== null) return;
+  homeCheck = setInterval(async () => {
+    if (talking.origin === location.origin) {
+      clearInterval(homeCheck);
+      homeCheck = null;
+      return;
+    }
+    if (finding || !(await answers(location.origin, "/readyz"))) return;
+    if (talking.origin === location.origin) return;
+    talking.origin = location.origin;
+    talking.nodeId = directory.nodeAt(location.origin);
+    clearInterval(homeCheck);
+    homeCheck = null;
+    notify();
+  }, HOME_CHECK_MS);
+}
+
+async function answers(origin, path = "/healthz") {
   try {
-    const response = await fetch(`${origin}/healthz`, {
+    const response = await fetch(`${origin}${path}`, {
       signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
       cache: "no-store",
     });

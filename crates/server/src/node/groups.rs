@@ -20,6 +20,7 @@ use openraft::async_runtime::WatchReceiver;
 use parking_lot::RwLock;
 
 use super::calls::{self, CallAnswer, Moved, NodeCall, Refusal};
+use super::liveness::Liveness;
 use super::replica::Replica;
 
 /// Default replication factor cap (`min(3, active brokers)`).
@@ -40,6 +41,9 @@ pub(crate) type NativeHandler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<'static, Vec<u8
 pub(crate) struct Groups {
     pub meta_raft: MetadataRaft,
     pub meta_sm: MetadataStateMachine,
+    /// The metadata group's contact with its leader: its tick is off too
+    /// and the election watch turns it on (`liveness.rs`).
+    pub meta_liveness: Liveness,
     pub replicas: RwLock<HashMap<u64, Arc<Replica>>>,
     pub native: std::sync::OnceLock<NativeHandler>,
     /// The peer links, for calls this registry forwards.
@@ -388,7 +392,9 @@ impl GroupRouter for Router {
     }
 
     fn append_entries_arrived(&self, group: GroupId) {
-        if let Some(replica) = self.0.replica(group.0) {
+        if group == GroupId::METADATA {
+            self.0.meta_liveness.appended();
+        } else if let Some(replica) = self.0.replica(group.0) {
             replica.liveness.appended();
         }
     }

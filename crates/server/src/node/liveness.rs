@@ -20,7 +20,8 @@
 //!   (same leader, term, last and committed index) counts the listing as
 //!   contact and acknowledges the group. A group stays quiet only while every
 //!   member acknowledges it; otherwise the leader sends a Raft heartbeat as
-//!   usual, so a lagging or restarted follower learns its leader the normal
+//!   usual (not for a group written within the period: its appends were
+//!   contact and renewed the lease), so a lagging or restarted follower learns its leader the normal
 //!   way. The first write wakes a group: its append is contact again.
 //! - **The leader lease** of a quiet group is renewed by the beat round in
 //!   which every member acknowledged it (`Replica::leader_term`). openraft's
@@ -39,6 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use citystream_raft::Tc;
 use futures::future::join_all;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
@@ -51,10 +53,15 @@ use super::replica::Replica;
 use super::{ClusterNode, rand_seed};
 
 /// Heartbeat periods without a write before a leader quiesces a group.
-pub(crate) const QUIET_AFTER_BEATS: u32 = 5;
+/// Short: a group written every few hundred milliseconds (a city sensor's
+/// partition) is then quiet between writes instead of heartbeating its
+/// followers every period, and waking it costs nothing while its lease is
+/// fresh (`Replica::renew_lease`).
+pub(crate) const QUIET_AFTER_BEATS: u32 = 2;
 /// Election-watch passes per heartbeat period: how finely a lost leader
-/// is noticed.
-const WATCH_PASSES_PER_BEAT: u32 = 4;
+/// is noticed (50 ms at the default heartbeat, against election timeouts
+/// of several hundred; each pass is a wake-up of an idle node).
+const WATCH_PASSES_PER_BEAT: u32 = 2;
 
 /// One quiet group in a beat: the leader's term and last log index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +281,9 @@ impl ClusterNode {
         for replica in leading {
             match replica.quiet_candidate(me, quiet_after) {
                 Some(candidate) => candidates.push(candidate),
+                // Written within the period: its AppendEntries were the
+                // followers' contact and renewed the lease.
+                None if replica.liveness.idle_for() < period => replica.liveness.busy(),
                 None => {
                     replica.liveness.busy();
                     let _ = replica.raft.trigger().heartbeat().await;
@@ -346,6 +356,14 @@ impl ClusterNode {
                 () = self.stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            watch_group(
+                &self.groups.meta_liveness,
+                &self.groups.meta_raft,
+                me,
+                || {
+                    tracing::debug!("metadata leader silent; electing");
+                },
+            );
             let replicas: Vec<Arc<Replica>> =
                 self.groups.replicas.read().values().cloned().collect();
             for replica in replicas {
@@ -356,14 +374,29 @@ impl ClusterNode {
 }
 
 fn watch_replica(replica: &Replica, me: u64) {
-    let liveness = &replica.liveness;
+    let id = &replica.id;
+    watch_group(&replica.liveness, &replica.raft, me, || {
+        tracing::debug!(topic = %id.topic, partition = id.partition, "leader silent; electing");
+    });
+}
+
+/// Turns `raft`'s tick on when this voter has not heard from a leader
+/// within its election timeout, off once it leads or hears from one.
+fn watch_group<SM>(
+    liveness: &Liveness,
+    raft: &openraft::Raft<Tc, SM>,
+    me: u64,
+    electing: impl FnOnce(),
+) where
+    SM: openraft::storage::RaftStateMachine<Tc>,
+{
     let ticking = liveness.ticking.load(Ordering::Acquire);
     let expired = liveness.contact_expired();
     if !ticking && !expired {
         return;
     }
     let (leads, votes) = {
-        let metrics = replica.raft.metrics();
+        let metrics = raft.metrics();
         let metrics = metrics.borrow_watched();
         let votes = metrics
             .membership_config
@@ -378,11 +411,11 @@ fn watch_replica(replica: &Replica, me: u64) {
     let tick = votes && !leads && expired;
     if tick != ticking {
         if tick {
-            tracing::debug!(topic = %replica.id.topic, partition = replica.id.partition, "leader silent; electing");
+            electing();
             liveness.redraw_timeout();
         }
         liveness.ticking.store(tick, Ordering::Release);
-        replica.raft.runtime_config().tick(tick);
+        raft.runtime_config().tick(tick);
     }
 }
 

@@ -54,6 +54,8 @@ use parking_lot::RwLock;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use self::liveness::Liveness;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use calls::{CallAnswer, Moved, NodeCall};
@@ -128,8 +130,13 @@ impl ClusterNode {
         let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
         let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), Arc::clone(&storage))?;
         let meta_sm = MetadataStateMachine::open(Arc::clone(&storage), log)?;
-        let raft_config =
-            metadata_config(config.timing, FsyncPolicy::Always).map_err(std::io::Error::other)?;
+        // Elections are started by the node's election watch, as in the
+        // partition groups (liveness.rs): no 20 ms tick per node.
+        let mut raft_config = (*metadata_config(config.timing, FsyncPolicy::Always)
+            .map_err(std::io::Error::other)?)
+        .clone();
+        raft_config.enable_tick = false;
+        let raft_config = Arc::new(raft_config);
         let factory = network.metadata_factory();
         let meta_raft = seeded(rand_seed(node_id), async {
             Raft::new(node_id, raft_config, factory, raft_storage, meta_sm.clone()).await
@@ -154,6 +161,13 @@ impl ClusterNode {
         let groups = Arc::new(Groups {
             meta_raft,
             meta_sm,
+            meta_liveness: Liveness::new(
+                (
+                    Duration::from_millis(config.timing.election_min_ms),
+                    Duration::from_millis(config.timing.election_max_ms),
+                ),
+                rand_seed(node_id),
+            ),
             replicas: RwLock::new(HashMap::new()),
             native: std::sync::OnceLock::new(),
             network: network.clone(),

@@ -142,6 +142,8 @@ fn consumer_config(role: Role, config: &SubscriberConfig) -> ConsumerConfig {
         start: StartPosition::Earliest,
         auto_commit: false,
         fetch_max_bytes: config.fetch_bytes_max,
+        fetch_min_bytes: config.fetch_bytes_min,
+        fetch_max_wait_ms: config.fetch_wait_ms,
         ..ConsumerConfig::new(role.inputs()[0])
     }
 }
