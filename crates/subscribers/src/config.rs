@@ -34,7 +34,9 @@ pub struct SubscriberConfig {
     pub scan_records: u64,
     /// Outputs are flushed (acknowledged, fsynced) and the inputs committed
     /// at most this often: a commit is a replicated metadata write, too
-    /// costly per poll at low rates (0: after every poll).
+    /// costly per poll at low rates (0: after every poll). Five subscribers
+    /// committing every 2 s are 2.5 metadata writes a second; 100,000
+    /// scanned records cover 2 s of outputs at 50,000 readings/s.
     pub commit_interval_ms: u64,
     /// Longest wait of one poll for readings.
     pub poll_timeout_ms: u64,
@@ -60,7 +62,7 @@ impl Default for SubscriberConfig {
             analytics: AnalyticsConfig::default(),
             replay_records: 10_000,
             scan_records: 100_000,
-            commit_interval_ms: 1_000,
+            commit_interval_ms: 2_000,
             poll_timeout_ms: 500,
             fetch_bytes_max: 1024 * 1024,
             fetch_bytes_min: 64 * 1024,

@@ -31,6 +31,7 @@ Examples:
   citystream demo                          # console at http://127.0.0.1:6001
   citystream demo --data-dir ./city        # keep the data; a second run resumes
   citystream demo --http-port 7001 --native-port 9501
+  citystream demo --speed 10               # the city's clock ten times faster
   citystream demo --no-sim                 # the cluster and the console only";
 
 /// The city topics the demo creates (3 partitions, replication 3).
@@ -68,8 +69,10 @@ pub struct DemoArgs {
     /// numbers over UDP).
     #[arg(long, default_value_t = 9401, value_name = "PORT")]
     pub native_port: u16,
-    /// Simulated seconds per real second of the city's clock.
-    #[arg(long, default_value_t = 10.0, value_name = "X")]
+    /// Simulated seconds per real second of the city's clock (at 1, each of
+    /// the 40 stations reads every 10 s; 10 is livelier and costs about
+    /// twice the CPU, BENCHMARKS.md).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub speed: f64,
     /// Run the cluster and the console only: no simulation, no subscribers.
     #[arg(long)]
