@@ -1,4 +1,4 @@
-//! The console as a test sees it: one headless Chromium session (see
+//! The console as a test sees it: one headless browser session (see
 //! `webdriver`) with the actions a user takes (open a page, click, type,
 //! choose) addressed by `data-testid`, reads of what a page shows as data
 //! (the records of a log, a status line), waits that poll the DOM until a
@@ -6,7 +6,7 @@
 //! that the browser's console stayed free of errors.
 //!
 //! Browser tests run one at a time (`start` takes a process-wide turn):
-//! each runs Chromium and up to four broker processes, which is all a
+//! each runs a browser and up to four broker processes, which is all a
 //! 2-core CI machine can carry without timing out waits.
 
 use std::path::PathBuf;
@@ -19,11 +19,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::webdriver::{Chromedriver, LogEntry, Tools, find_tools};
+use crate::webdriver::{Driver, Engine, LogEntry, Tools, find_tools};
 
 /// Upper bound on a test once its browser runs (every wait has its own).
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// Upper bound on starting Chromium for a session.
+/// Upper bound on starting the browser for a session.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound on every wait for the page.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,54 +62,65 @@ return [...document.querySelectorAll(`[data-testid="${testid}"]`)].map((e) => ({
 }));
 "#;
 
-/// Runs `body` with a browser for `test`, within `TEST_TIMEOUT`; passes
-/// (saying why) without chromium or chromedriver. When the time is up the
-/// body is dropped first, so its guards stop every process it started.
-pub async fn browser_test<Body>(test: &'static str, body: impl FnOnce(Browser) -> Body)
+/// Runs `body` for `test` in each browser (Chromium, then Firefox), each
+/// within `TEST_TIMEOUT`; passes over a browser (saying why) whose browser
+/// or driver is not installed. When the time is up the body is dropped
+/// first, so its guards stop every process it started.
+pub async fn browser_test<Body>(test: &'static str, body: impl Fn(Browser) -> Body)
 where
     Body: Future<Output = ()>,
 {
-    let Some(browser) = Browser::start(test).await else {
-        return;
-    };
-    if tokio::time::timeout(TEST_TIMEOUT, body(browser))
-        .await
-        .is_err()
-    {
-        panic!("browser test {test} did not finish within {TEST_TIMEOUT:?}");
+    for engine in Engine::ALL {
+        let Some(browser) = Browser::start(test, engine).await else {
+            continue;
+        };
+        if tokio::time::timeout(TEST_TIMEOUT, body(browser))
+            .await
+            .is_err()
+        {
+            panic!(
+                "browser test {test} did not finish in {} within {TEST_TIMEOUT:?}",
+                engine.name()
+            );
+        }
     }
 }
 
-/// A Chromium session for one test, holding that test's turn.
+/// A browser session for one test, holding that test's turn.
 pub struct Browser {
     client: Client,
-    driver: Chromedriver,
+    driver: Driver,
     test: &'static str,
+    pub engine: Engine,
     /// Console entries taken from the browser log so far.
     console: Vec<LogEntry>,
     _turn: MutexGuard<'static, ()>,
 }
 
 impl Browser {
-    /// Chromium for `test`, or `None` (after printing why) when chromium
-    /// or chromedriver is not installed. Waits for the turn of `test`.
-    async fn start(test: &'static str) -> Option<Browser> {
-        let tools: Tools = match find_tools() {
+    /// `engine` for `test`, or `None` (after printing why) when the browser
+    /// or its driver is not installed. Waits for the turn of `test`.
+    async fn start(test: &'static str, engine: Engine) -> Option<Browser> {
+        let tools: Tools = match find_tools(engine) {
             Ok(tools) => tools,
             Err(reason) => {
-                eprintln!("skipping browser test {test}: {reason}");
+                eprintln!(
+                    "skipping browser test {test} in {}: {reason}",
+                    engine.name()
+                );
                 return None;
             }
         };
         let turn = TURN.lock().await;
-        let mut driver = Chromedriver::start(&tools);
+        let mut driver = Driver::start(&tools);
         let client = tokio::time::timeout(SESSION_TIMEOUT, driver.session(&tools))
             .await
-            .unwrap_or_else(|_| panic!("no Chromium session within {SESSION_TIMEOUT:?}"));
+            .unwrap_or_else(|_| panic!("no {} session within {SESSION_TIMEOUT:?}", engine.name()));
         Some(Browser {
             client,
             driver,
             test,
+            engine,
             console: Vec::new(),
             _turn: turn,
         })
@@ -274,12 +285,17 @@ impl Browser {
     }
 
     /// Saves a screenshot of what the tab shows as `<test>-<name>.png`
+    /// (`<test>-<name>-firefox.png` in Firefox)
     /// under the screenshot directory and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");
         let directory = screenshot_directory();
         std::fs::create_dir_all(&directory).expect("the screenshot directory");
-        let path = directory.join(format!("{}-{name}.png", self.test));
+        let suffix = match self.engine {
+            Engine::Chromium => String::new(),
+            other => format!("-{}", other.name()),
+        };
+        let path = directory.join(format!("{}-{name}{suffix}.png", self.test));
         std::fs::write(&path, png)
             .unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
         path

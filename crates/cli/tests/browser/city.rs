@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::browser::{Browser, browser_test};
 use crate::citystream::{Demo, consume_all};
+use crate::webdriver::Engine;
 
 /// Readings the chart must hold before the test looks at it.
 const CHART_POINTS_MIN: usize = 10;
@@ -90,7 +91,9 @@ async fn city(browser: Browser) {
 
     browser.fit_window_to_page().await;
     let screenshot = browser.screenshot("city").await;
-    if std::env::var_os("CITYSTREAM_UPDATE_SCREENSHOT").is_some() {
+    if browser.engine == Engine::Chromium
+        && std::env::var_os("CITYSTREAM_UPDATE_SCREENSHOT").is_some()
+    {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console-dashboard.png");
         std::fs::copy(&screenshot, &docs)
             .unwrap_or_else(|error| panic!("write {}: {error}", docs.display()));

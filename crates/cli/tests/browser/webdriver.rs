@@ -1,13 +1,18 @@
-//! A chromedriver child on a free port, driving a headless Chromium with a
-//! fresh profile, and the WebDriver session on it (fantoccini over plain
-//! HTTP: chromedriver only listens on 127.0.0.1). Whatever happens to the
-//! test, the guard ends the session (which quits Chromium and its helper
-//! processes), kills chromedriver's process group and reaps it, and the
+//! A WebDriver child on a free port (chromedriver driving a headless
+//! Chromium, or geckodriver driving a headless Firefox) with a fresh
+//! profile, and the WebDriver session on it (fantoccini over plain HTTP:
+//! both drivers listen on 127.0.0.1 only). Whatever happens to the test,
+//! the guard ends the session (which quits the browser and its helper
+//! processes), kills the driver's process group and reaps it, and the
 //! profile directory goes with it.
 //!
-//! Also here: chromedriver's `browser` log, which fantoccini does not wrap.
-//! It holds what the page wrote to its console and every error Chromium
-//! reported for it (uncaught exceptions, failed loads, CSP refusals).
+//! Also here: the page's console errors. Chromium's come from
+//! chromedriver's `browser` log, which fantoccini does not wrap (what the
+//! page wrote to its console and every error Chromium reported for it:
+//! uncaught exceptions, failed loads, CSP refusals). Firefox has no such
+//! log over WebDriver; it prints content console messages and uncaught
+//! errors on its output when `devtools.console.stdout.content` is set, and
+//! geckodriver passes that output on: those lines are read back.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -33,29 +38,63 @@ const CHROMIUM_FLAGS: [&str; 9] = [
     "--disable-dev-shm-usage",
     "--window-size=1280,1000",
 ];
-/// How long chromedriver may take to answer `/status` with ready.
+/// Firefox's arguments: headless, at the same window size as Chromium.
+const FIREFOX_ARGS: [&str; 3] = ["-headless", "--width=1280", "--height=1000"];
+/// How long the driver may take to answer `/status` with ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Upper bound on one request to chromedriver made outside fantoccini.
+/// Upper bound on one request to the driver made outside fantoccini.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// Tries with a new free port when chromedriver does not come up.
+/// Tries with a new free port when the driver does not come up.
 const START_ATTEMPTS: u32 = 3;
 
-/// The two programs the tests need.
-pub struct Tools {
-    chromedriver: PathBuf,
-    chromium: PathBuf,
+/// The browsers the tests run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
 }
 
-/// Both programs from the PATH, or why the browser tests cannot run.
-pub fn find_tools() -> Result<Tools, String> {
-    let chromedriver = on_path("chromedriver")
-        .ok_or("chromedriver is not on the PATH (Debian: apt-get install chromium-driver)")?;
-    let chromium = on_path("chromium")
-        .or_else(|| on_path("chromium-browser"))
-        .ok_or("chromium is not on the PATH (Debian: apt-get install chromium)")?;
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Chromium, Engine::Firefox];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+}
+
+/// The two programs one engine needs.
+pub struct Tools {
+    pub engine: Engine,
+    driver: PathBuf,
+    browser: PathBuf,
+}
+
+/// Both programs of `engine` from the PATH, or why its tests cannot run.
+pub fn find_tools(engine: Engine) -> Result<Tools, String> {
+    let (driver, browser) = match engine {
+        Engine::Chromium => (
+            on_path("chromedriver").ok_or(
+                "chromedriver is not on the PATH (Debian: apt-get install chromium-driver)",
+            )?,
+            on_path("chromium")
+                .or_else(|| on_path("chromium-browser"))
+                .ok_or("chromium is not on the PATH (Debian: apt-get install chromium)")?,
+        ),
+        Engine::Firefox => (
+            on_path("geckodriver")
+                .ok_or("geckodriver is not on the PATH (cargo install geckodriver)")?,
+            on_path("firefox-esr")
+                .or_else(|| on_path("firefox"))
+                .ok_or("firefox is not on the PATH (Debian: apt-get install firefox-esr)")?,
+        ),
+    };
     Ok(Tools {
-        chromedriver,
-        chromium,
+        engine,
+        driver,
+        browser,
     })
 }
 
@@ -75,47 +114,54 @@ pub struct LogEntry {
     pub source: String,
 }
 
-/// A running chromedriver and, once made, its one session.
-pub struct Chromedriver {
+/// A running driver and, once made, its one session.
+pub struct Driver {
+    engine: Engine,
     child: Child,
     address: SocketAddr,
     session_id: Option<String>,
     profile: tempfile::TempDir,
+    /// The driver's output (for Firefox also the browser's).
     stderr_path: PathBuf,
+    /// How much of that output the console-error reader has consumed.
+    read_to: std::sync::Mutex<usize>,
 }
 
-impl Chromedriver {
-    pub fn start(tools: &Tools) -> Chromedriver {
+impl Driver {
+    pub fn start(tools: &Tools) -> Driver {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            match Chromedriver::try_start(tools) {
+            match Driver::try_start(tools) {
                 Ok(driver) => return driver,
                 Err(failure) => failures.push(failure),
             }
         }
-        panic!("chromedriver did not start: {failures:#?}");
+        panic!("{} did not start: {failures:#?}", tools.driver.display());
     }
 
-    fn try_start(tools: &Tools) -> Result<Chromedriver, String> {
-        let profile = tempfile::tempdir().expect("temp dir for the Chromium profile");
+    fn try_start(tools: &Tools) -> Result<Driver, String> {
+        let profile = tempfile::tempdir().expect("temp dir for the browser profile");
         let address = free_address();
-        let stderr_path = profile.path().join("chromedriver.stderr");
-        let stderr = std::fs::File::create(&stderr_path).expect("chromedriver stderr file");
-        let child = Command::new(&tools.chromedriver)
+        let stderr_path = profile.path().join("driver.output");
+        let stderr = std::fs::File::create(&stderr_path).expect("driver output file");
+        let stdout = stderr.try_clone().expect("driver output file");
+        let child = Command::new(&tools.driver)
             .arg(format!("--port={}", address.port()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             // Its own process group: the guard kills it and whatever it started at once.
             .process_group(0)
             .spawn()
-            .map_err(|error| format!("cannot run {}: {error}", tools.chromedriver.display()))?;
-        let mut driver = Chromedriver {
+            .map_err(|error| format!("cannot run {}: {error}", tools.driver.display()))?;
+        let mut driver = Driver {
+            engine: tools.engine,
             child,
             address,
             session_id: None,
             profile,
             stderr_path,
+            read_to: std::sync::Mutex::new(0),
         };
         driver.wait_ready()?;
         Ok(driver)
@@ -125,7 +171,7 @@ impl Chromedriver {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("chromedriver exited ({status}): {}", self.stderr()));
+                return Err(format!("the driver exited ({status}): {}", self.stderr()));
             }
             let answer = request(self.address, "GET", "/status", "");
             if matches!(&answer, Ok((200, body)) if body.contains("\"ready\":true")) {
@@ -134,7 +180,7 @@ impl Chromedriver {
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(format!(
-            "chromedriver not ready in {READY_TIMEOUT:?}: {}",
+            "the driver is not ready in {READY_TIMEOUT:?}: {}",
             self.stderr()
         ))
     }
@@ -143,16 +189,39 @@ impl Chromedriver {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// Starts Chromium with a fresh profile and the `browser` log on.
+    /// Starts the browser with a fresh profile and its console errors
+    /// recorded (Chromium's `browser` log, Firefox's output).
     pub async fn session(&mut self, tools: &Tools) -> fantoccini::Client {
-        let profile = self.profile.path().join("chromium");
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|flag| flag.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        let capabilities = serde_json::json!({
-            "browserName": "chrome",
-            "goog:loggingPrefs": { "browser": "ALL" },
-            "goog:chromeOptions": { "binary": tools.chromium, "args": args },
-        });
+        let capabilities = match self.engine {
+            Engine::Chromium => {
+                let profile = self.profile.path().join("chromium");
+                let mut args: Vec<String> =
+                    CHROMIUM_FLAGS.iter().map(|flag| flag.to_string()).collect();
+                args.push(format!("--user-data-dir={}", profile.display()));
+                serde_json::json!({
+                    "browserName": "chrome",
+                    "goog:loggingPrefs": { "browser": "ALL" },
+                    "goog:chromeOptions": { "binary": tools.browser, "args": args },
+                })
+            }
+            // geckodriver makes (and removes) a fresh profile itself.
+            Engine::Firefox => serde_json::json!({
+                "browserName": "firefox",
+                "moz:firefoxOptions": {
+                    "binary": tools.browser,
+                    "args": FIREFOX_ARGS,
+                    "prefs": {
+                        "devtools.console.stdout.content": true,
+                        "devtools.console.stdout.chrome": false,
+                        "app.normandy.enabled": false,
+                        "app.update.enabled": false,
+                        "browser.shell.checkDefaultBrowser": false,
+                        "datareporting.policy.dataSubmissionEnabled": false,
+                        "messaging-system.rsexperimentloader.enabled": false,
+                    },
+                },
+            }),
+        };
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal");
         };
@@ -172,9 +241,16 @@ impl Chromedriver {
         self.session_id = None;
     }
 
-    /// The `browser` log entries since the last call (chromedriver's
-    /// `/se/log`; each call takes the entries it returns).
+    /// The page's console errors since the last call.
     pub async fn take_browser_log(&self) -> Vec<LogEntry> {
+        match self.engine {
+            Engine::Chromium => self.take_chromium_log().await,
+            Engine::Firefox => self.take_firefox_output(),
+        }
+    }
+
+    /// chromedriver's `/se/log`; each call takes the entries it returns.
+    async fn take_chromium_log(&self) -> Vec<LogEntry> {
         let address = self.address;
         let path = format!(
             "/session/{}/se/log",
@@ -195,12 +271,86 @@ impl Chromedriver {
             .unwrap_or_else(|error| panic!("browser log is not a list ({error}): {body}"));
         answer.value
     }
+
+    /// The page's lines in Firefox's output since the last call: its
+    /// `console.error` calls and its uncaught errors (`JavaScript error:`
+    /// with an http(s) address; the browser's own scripts have others).
+    fn take_firefox_output(&self) -> Vec<LogEntry> {
+        let output = std::fs::read(&self.stderr_path).unwrap_or_default();
+        let mut read_to = self.read_to.lock().expect("the reader's position");
+        let new = String::from_utf8_lossy(&output[(*read_to).min(output.len())..]).into_owned();
+        *read_to = output.len();
+        firefox_errors(&new)
+    }
 }
 
-impl Drop for Chromedriver {
+/// Console errors in Firefox's output. A `console.error` message runs on
+/// over its indented lines; one whose text names `resource://` or
+/// `chrome://` comes from the browser's own code (e.g. its remote settings
+/// loader failing without a network), not from the page.
+fn firefox_errors(output: &str) -> Vec<LogEntry> {
+    let mut errors = Vec::new();
+    let mut lines = output.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("JavaScript error: http") {
+            errors.push(severe(line.to_string(), "javascript"));
+        } else if line.starts_with("console.error: ") {
+            let mut message = line.to_string();
+            while let Some(more) = lines.next_if(|next| next.starts_with(' ') || next.is_empty()) {
+                message.push('\n');
+                message.push_str(more);
+            }
+            if !message.contains("resource://") && !message.contains("chrome://") {
+                errors.push(severe(message, "console-api"));
+            }
+        }
+    }
+    errors
+}
+
+fn severe(message: String, source: &str) -> LogEntry {
+    LogEntry {
+        level: "SEVERE".to_string(),
+        message,
+        source: source.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page's console errors and uncaught errors count; the browser's
+    /// own do not.
+    #[test]
+    fn firefox_output_yields_the_page_errors_only() {
+        let output = "\
+*** You are running in headless mode.
+console.error: RSLoader: 
+  Failed to retrieve recipes from Remote Settings
+  Stack:
+    RemoteSettingsSyncError@resource://nimbus/lib/RemoteSettingsExperimentLoader.sys.mjs:1570:5
+
+console.error: \"boom\"
+JavaScript error: http://127.0.0.1:6001/js/main.js, line 3: Error: thrown
+JavaScript error: resource://gre/modules/PrivateBrowsingUtils.sys.mjs, line 50: TypeError: x
+";
+        let errors = firefox_errors(output);
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "console.error: \"boom\"",
+                "JavaScript error: http://127.0.0.1:6001/js/main.js, line 3: Error: thrown"
+            ]
+        );
+    }
+}
+
+impl Drop for Driver {
     fn drop(&mut self) {
         if let Some(session_id) = self.session_id.take() {
-            // Ending the session quits Chromium, crash handler included.
+            // Ending the session quits the browser, crash handler included.
             let _ = request(
                 self.address,
                 "DELETE",
@@ -217,13 +367,13 @@ impl Drop for Chromedriver {
     }
 }
 
-/// A port nothing listens on right now (chromedriver binds it next).
+/// A port nothing listens on right now (the driver binds it next).
 fn free_address() -> SocketAddr {
     let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
     probe.local_addr().expect("the probe's address")
 }
 
-/// One HTTP/1.1 request to chromedriver; returns the status and the body.
+/// One HTTP/1.1 request to the driver; returns the status and the body.
 /// Blocking, bounded by `REQUEST_TIMEOUT`. Chromedriver keeps connections
 /// open whatever the request says, so the body is read by its length.
 fn request(
