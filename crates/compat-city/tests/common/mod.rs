@@ -3,17 +3,13 @@
 //! HTTP client (reqwest) aimed at them, an event-stream reader, and a
 //! webhook receiver that records what it is POSTed.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use citystream_broker::{Broker, BrokerConfig};
 use citystream_client::{Client, ClientConfig};
 use citystream_http::webhooks::{WebhookConfig, Webhooks};
-use citystream_server::{ServerConfig, serve};
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -21,51 +17,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub use citystream_testkit::{TestBroker, bounded};
+
 /// How long a test waits for something that should come promptly.
 pub const PROMPTLY: Duration = Duration::from_secs(5);
-
-/// Runs a test body, failing it if it takes longer than [`TEST_TIMEOUT`].
-pub async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
-}
-
-/// A standalone in-memory broker serving the native protocol.
-pub struct TestBroker {
-    pub address: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl TestBroker {
-    pub async fn start() -> TestBroker {
-        let shutdown = CancellationToken::new();
-        let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = native.local_addr().unwrap().to_string();
-        let broker = Arc::new(Broker::open(BrokerConfig::default(), 0).unwrap());
-        let config = ServerConfig {
-            advertised_address: address.clone(),
-            tick_interval_ms: 10,
-            ..ServerConfig::default()
-        };
-        tokio::spawn(serve(native, broker, config, shutdown.clone()));
-        TestBroker { address, shutdown }
-    }
-
-    /// A native client of this broker.
-    pub async fn client(&self) -> Client {
-        Client::connect(ClientConfig::new(self.address.clone()))
-            .await
-            .unwrap()
-    }
-}
 
 /// One city listener over its own native client.
 pub struct Node {

@@ -2,67 +2,17 @@
 //! ("nodes") over it, each with its own native client, and a real HTTP
 //! client (reqwest) aimed at them.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_broker::{Broker, BrokerConfig};
 use citystream_client::{Client, ClientConfig};
-use citystream_server::{ServerConfig, serve};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs a test body, failing it if it takes longer than [`TEST_TIMEOUT`].
-pub async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
-}
-
-/// A standalone in-memory broker serving the native protocol.
-pub struct TestBroker {
-    pub address: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl TestBroker {
-    pub async fn start() -> TestBroker {
-        TestBroker::start_with(BrokerConfig::default()).await
-    }
-
-    pub async fn start_with(config: BrokerConfig) -> TestBroker {
-        let shutdown = CancellationToken::new();
-        let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = native.local_addr().unwrap().to_string();
-        let broker = Arc::new(Broker::open(config, 0).unwrap());
-        let config = ServerConfig {
-            advertised_address: address.clone(),
-            tick_interval_ms: 10,
-            ..ServerConfig::default()
-        };
-        tokio::spawn(serve(native, broker, config, shutdown.clone()));
-        TestBroker { address, shutdown }
-    }
-
-    /// A native client of this broker.
-    pub async fn client(&self) -> Client {
-        Client::connect(ClientConfig::new(self.address.clone()))
-            .await
-            .unwrap()
-    }
-}
+pub use citystream_testkit::{TestBroker, bounded};
 
 /// One queue listener over its own native client.
 pub struct Node {

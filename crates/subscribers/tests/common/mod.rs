@@ -2,67 +2,22 @@
 //! (JSON as `docs/city-data.md` shapes them) produced to the input topics,
 //! roles running on their own tasks, and reads of what they wrote.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_broker::{Broker, BrokerConfig};
 use citystream_client::tail::high_watermark;
-use citystream_client::{
-    Client, ClientConfig, ConsumerRecord, ProducerConfig, ProducerRecord, TopicPartition,
-};
-use citystream_server::{ServerConfig, serve};
+use citystream_client::{Client, ProducerConfig, ProducerRecord, TopicPartition};
 use citystream_subscribers::{Role, SubscriberConfig, SubscriberError, SubscriberStats};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub use citystream_testkit::{TEST_TIMEOUT, TestBroker, bounded, read_topic};
+
 /// How long a role may take to process what was produced.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Runs a test body, failing it if it takes longer than [`TEST_TIMEOUT`].
-pub async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out");
-}
-
-/// A standalone in-memory broker serving the native protocol.
-pub struct TestBroker {
-    pub address: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl TestBroker {
-    pub async fn start() -> TestBroker {
-        let shutdown = CancellationToken::new();
-        let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = native.local_addr().unwrap().to_string();
-        let broker = Arc::new(Broker::open(BrokerConfig::default(), 0).unwrap());
-        let config = ServerConfig {
-            advertised_address: address.clone(),
-            tick_interval_ms: 10,
-            ..ServerConfig::default()
-        };
-        tokio::spawn(serve(native, broker, config, shutdown.clone()));
-        TestBroker { address, shutdown }
-    }
-
-    pub async fn client(&self) -> Client {
-        Client::connect(ClientConfig::new(self.address.clone()))
-            .await
-            .unwrap()
-    }
-}
 
 /// A reading as the publishers write it.
 pub fn reading(station: &str, ts_ms: i64, values: Value, labels: Value) -> Value {
@@ -203,25 +158,6 @@ pub async fn rewind(client: &Client, role: Role, offset: u64) {
         .commit_offsets(role.group(), offsets)
         .await
         .unwrap();
-}
-
-/// Every record of `topic`, partition by partition, in offset order.
-pub async fn read_topic(client: &Client, topic: &str) -> Vec<ConsumerRecord> {
-    let partitions = client.partition_count(topic).await.unwrap().unwrap_or(0);
-    let mut records = Vec::new();
-    for partition in 0..partitions {
-        let end = high_watermark(client, topic, partition).await.unwrap();
-        let mut offset = 0;
-        while offset < end {
-            let read = client
-                .read_partition(topic, partition, offset, 1024 * 1024, 0)
-                .await
-                .unwrap();
-            records.extend(read.records);
-            offset = read.next_offset;
-        }
-    }
-    records
 }
 
 /// The values of `topic` as JSON.
