@@ -21,8 +21,9 @@
 //!   contact and acknowledges the group. A group stays quiet only while every
 //!   member acknowledges it; otherwise the leader sends a Raft heartbeat as
 //!   usual (not for a group written within the period: its appends were
-//!   contact and renewed the lease), so a lagging or restarted follower learns its leader the normal
-//!   way. The first write wakes a group: its append is contact again.
+//!   contact and renewed the lease), so a lagging or restarted follower
+//!   learns its leader the normal way. The first write wakes a group: its
+//!   append is contact again.
 //! - **The leader lease** of a quiet group is renewed by the beat round in
 //!   which every member acknowledged it (`Replica::leader_term`). openraft's
 //!   own lease is not (it refuses writes once it expired), so the first

@@ -54,9 +54,9 @@ use parking_lot::RwLock;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::liveness::Liveness;
-use tokio_util::task::TaskTracker;
 
 pub(crate) use calls::{CallAnswer, Moved, NodeCall};
 pub(crate) use groups::{Groups, NativeHandler};
