@@ -1,10 +1,11 @@
 //! The harness the crates' integration tests share (a dev-dependency
 //! only): a standalone in-memory broker on 127.0.0.1:0 serving the native
-//! protocol, a bound on a test body's time, and reading a whole topic back
-//! with the client. What a crate's tests add on top (HTTP listeners over
+//! protocol, a bound on a test body's time, reading a whole topic back
+//! with the client, and free consecutive ports for processes to bind. What a crate's tests add on top (HTTP listeners over
 //! the broker, readings, receivers) stays in its own `tests/common`.
 
 use std::future::Future;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,4 +90,25 @@ pub async fn read_topic(client: &Client, topic: &str) -> Vec<ConsumerRecord> {
         }
     }
     records
+}
+
+/// A base port with `count` consecutive ports on 127.0.0.1 free for both
+/// TCP and UDP right now (a cluster node gossips over UDP on its native
+/// port number).
+pub fn free_ports(count: u16) -> u16 {
+    'search: loop {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+        let base = probe.local_addr().expect("the probe's address").port();
+        drop(probe);
+        if base.checked_add(count).is_none() {
+            continue;
+        }
+        for port in base..base + count {
+            let address = SocketAddr::from(([127, 0, 0, 1], port));
+            if TcpListener::bind(address).is_err() || UdpSocket::bind(address).is_err() {
+                continue 'search;
+            }
+        }
+        return base;
+    }
 }

@@ -6,11 +6,11 @@
 //! wait is bounded.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use citystream_testkit::free_ports;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
@@ -219,26 +219,6 @@ impl Drop for Demo {
             eprintln!("the demo did not stop within {STOP_TIMEOUT:?} of SIGINT; killing it");
         }
         // Process's own drop kills (if still running) and reaps.
-    }
-}
-
-/// A base port with `count` consecutive ports free for TCP and UDP (the
-/// demo's nodes gossip over UDP on their native ports).
-fn free_ports(count: u16) -> u16 {
-    'search: loop {
-        let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
-        let base = probe.local_addr().expect("the probe's address").port();
-        drop(probe);
-        if base.checked_add(count).is_none() {
-            continue;
-        }
-        for port in base..base + count {
-            let address = SocketAddr::from(([127, 0, 0, 1], port));
-            if TcpListener::bind(address).is_err() || UdpSocket::bind(address).is_err() {
-                continue 'search;
-            }
-        }
-        return base;
     }
 }
 

@@ -4,34 +4,17 @@
 //! port refused up front, naming it, with nothing left running.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use citystream_testkit::free_ports;
 
 use crate::harness::{binary, http_request};
 
 /// The demo forms its cluster within this (a debug build, shared cores).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A base port with `count` consecutive ports free for TCP and UDP.
-fn free_ports(count: u16) -> u16 {
-    'search: loop {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base.checked_add(count).is_none() {
-            continue;
-        }
-        for port in base..base + count {
-            let address = SocketAddr::from(([127, 0, 0, 1], port));
-            if TcpListener::bind(address).is_err() || UdpSocket::bind(address).is_err() {
-                continue 'search;
-            }
-        }
-        return base;
-    }
-}
 
 struct Demo {
     child: Child,

@@ -3,14 +3,12 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_broker::{Broker, BrokerConfig};
 use citystream_client::{Client, ClientConfig};
 use citystream_http::webhooks::{WebhookConfig, Webhooks};
 use citystream_http::{HttpConfig, HttpState};
-use citystream_server::{ServerConfig, serve};
+use citystream_testkit::TestBroker;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +22,8 @@ pub struct Api {
     pub native: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+    /// Stops the broker when the API is dropped.
+    _broker: TestBroker,
 }
 
 impl Drop for Api {
@@ -69,18 +69,9 @@ impl Api {
         delivery: Option<WebhookConfig>,
     ) -> Api {
         let shutdown = CancellationToken::new();
-        let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = native.local_addr().unwrap().to_string();
-        let broker = Arc::new(Broker::open(BrokerConfig::default(), 0).unwrap());
-        let server_config = ServerConfig {
-            advertised_address: address.clone(),
-            tick_interval_ms: 10,
-            ..ServerConfig::default()
-        };
-        tokio::spawn(serve(native, broker, server_config, shutdown.clone()));
-        let client = Client::connect(ClientConfig::new(address.clone()))
-            .await
-            .unwrap();
+        let broker = TestBroker::start().await;
+        let address = broker.address.clone();
+        let client = broker.client().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut state = HttpState::new(client.clone(), config);
@@ -98,6 +89,7 @@ impl Api {
             native: address,
             http: reqwest::Client::new(),
             shutdown,
+            _broker: broker,
         }
     }
 
