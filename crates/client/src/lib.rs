@@ -11,7 +11,8 @@
 //! `NOT_LEADER`), `producer/` (accumulator, sender task, delivery futures),
 //! `consumer/` (group membership, fetcher, positions), `read` (one-shot
 //! partition reads for request/response transports), `tail` (state folded
-//! from a partition's records, caught up on demand).
+//! from a partition's records, caught up on demand), `live` (shared
+//! readers of new records that live streams of a process subscribe to).
 
 mod admin;
 mod cluster;
@@ -19,6 +20,7 @@ mod connection;
 mod consumer;
 mod controller;
 mod error;
+pub mod live;
 mod metadata;
 mod producer;
 mod read;

@@ -37,7 +37,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ErrorBody, HttpError};
 use crate::records::partition_count;
-use crate::sse::tail::Tails;
+use crate::sse::EventTails;
 use crate::state::HttpState;
 
 /// Bytes asked for per read of an export.
@@ -72,7 +72,7 @@ impl Fold for Latest {
 /// The fold of every partition of `city.latest`, for one state.
 type LatestFold = tokio::sync::Mutex<Vec<Tail<Latest>>>;
 
-static FOLDS: Mutex<Vec<(Weak<Tails>, Arc<LatestFold>)>> = Mutex::new(Vec::new());
+static FOLDS: Mutex<Vec<(Weak<EventTails>, Arc<LatestFold>)>> = Mutex::new(Vec::new());
 
 fn fold_of(state: &HttpState) -> Arc<LatestFold> {
     let owner = Arc::downgrade(state.tails());

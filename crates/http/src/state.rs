@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::HttpError;
-use crate::sse::tail::Tails;
+use crate::sse::{EventTails, event_tails};
 use crate::webhooks::{WebhookConfig, Webhooks};
 
 /// Limits and options of the HTTP listener.
@@ -75,7 +75,7 @@ struct Inner {
     none: OnceCell<Producer>,
     groups: GroupLocks,
     /// The shared per-partition readers of Server-Sent-Events streams.
-    tails: Arc<Tails>,
+    tails: Arc<EventTails>,
     /// Cancelled when the listener shuts down: ends the long-lived streams.
     stop: CancellationToken,
     /// Renders the process's metrics for `GET /metrics` (none: 404).
@@ -90,7 +90,7 @@ struct Inner {
 impl HttpState {
     /// `client` should be connected to this node's own native listener.
     pub fn new(client: Client, config: HttpConfig) -> HttpState {
-        let tails = Arc::new(Tails::new(config.tail_buffer_batches));
+        let tails = Arc::new(event_tails(config.tail_buffer_batches));
         let webhooks = Webhooks::new(client.clone(), WebhookConfig::default());
         HttpState {
             inner: Arc::new(Inner {
@@ -174,7 +174,7 @@ impl HttpState {
         .await
     }
 
-    pub fn tails(&self) -> &Arc<Tails> {
+    pub fn tails(&self) -> &Arc<EventTails> {
         &self.inner.tails
     }
 

@@ -9,7 +9,7 @@
 //! on every replica). Without it, `?from=earliest|latest|<ms since the
 //! epoch>|<partition>:<offset>,...` says where to start (default latest).
 //!
-//! How records flow: one shared [`tail::Tails`] reader per partition and
+//! How records flow: one shared [`citystream_client::live::Tails`] reader per partition and
 //! node broadcasts new records; a stream subscribes to the tails of its
 //! partitions first, reads the log from its own positions up to the end,
 //! then takes the broadcast batches, filling any gap between its position
@@ -23,7 +23,6 @@
 //! idle connections open.
 
 pub mod filter;
-pub mod tail;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -33,6 +32,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use citystream_client::live::TailBatch;
 use citystream_client::{Client, ConsumerRecord, ErrorCode};
 use citystream_protocol::OffsetSpec;
 use futures::stream::{Stream, StreamExt as _, select_all};
@@ -48,7 +48,19 @@ use crate::records::partition_count;
 use crate::state::HttpState;
 use crate::views::record_json;
 use filter::{Sampler, check_key_filter, key_matches};
-use tail::TailBatch;
+
+/// A tail's batch with each record's event data, encoded once for every
+/// stream.
+pub type EventBatch = TailBatch<Vec<String>>;
+/// The shared tails of the HTTP API's streams.
+pub type EventTails = citystream_client::live::Tails<Vec<String>>;
+
+/// The tails of a node's event streams.
+pub fn event_tails(buffer_batches: usize) -> EventTails {
+    EventTails::new(buffer_batches, |records| {
+        records.iter().map(record_json).collect()
+    })
+}
 
 /// The comment heartbeat period.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -197,13 +209,13 @@ struct StreamSender {
 
 type PartitionItem = (
     u32,
-    Result<std::sync::Arc<TailBatch>, BroadcastStreamRecvError>,
+    Result<std::sync::Arc<EventBatch>, BroadcastStreamRecvError>,
 );
 
 impl StreamSender {
     async fn run(
         mut self,
-        receivers: Vec<(u32, BroadcastStream<std::sync::Arc<TailBatch>>)>,
+        receivers: Vec<(u32, BroadcastStream<std::sync::Arc<EventBatch>>)>,
         stop: CancellationToken,
     ) {
         let _open = crate::observe::StreamGauge::open();
@@ -239,13 +251,13 @@ impl StreamSender {
 
     /// Sends a batch's records at or past this stream's position; a gap
     /// before the batch is filled from the log first.
-    async fn apply(&mut self, partition: u32, batch: &TailBatch) -> Result<(), Gone> {
+    async fn apply(&mut self, partition: u32, batch: &EventBatch) -> Result<(), Gone> {
         if batch.from > self.cursors[&partition] {
             self.catch_up(partition, Some(batch.from)).await?;
         }
         let cursor = self.cursors[&partition];
         if batch.from <= cursor && cursor < batch.next {
-            let records = batch.records.iter().zip(&batch.json);
+            let records = batch.records.iter().zip(&batch.rendered);
             for (record, json) in records.filter(|(r, _)| r.offset >= cursor) {
                 self.emit(record, Some(json)).await?;
             }

@@ -1,21 +1,30 @@
-//! [`Tails`]: one reader per (topic, partition) on a node, shared by every
-//! Server-Sent-Events stream of that partition. A tail long-polls the
-//! partition's leader from the high watermark on and broadcasts each batch
-//! of new records ([`TailBatch`]) on a bounded `broadcast` channel, which
-//! never waits for a receiver: a slow stream falls behind and lags, it does
-//! not slow the tail, the producers or other streams. A tail stops when its
-//! last receiver is gone (checked under the registry lock, so a new
-//! subscriber never attaches to a stopping tail).
+//! [`Tails`]: one reader per (topic, partition) in a process, shared by
+//! every live stream of that partition there (the HTTP API's Server-Sent
+//! Events, MQTT subscriptions). A tail long-polls the partition's leader
+//! from the high watermark on and broadcasts each batch of new records
+//! ([`TailBatch`]) on a bounded `broadcast` channel, which never waits for
+//! a receiver: a slow stream falls behind and lags, it does not slow the
+//! tail, the producers or other streams. A tail stops when its last
+//! receiver is gone (checked under the registry lock, so a new subscriber
+//! never attaches to a stopping tail).
+//!
+//! Each batch also carries a rendering `R` of its records, made once by the
+//! tail for every stream (the SSE events' JSON; `()` when a transport needs
+//! none).
+
+mod follower;
+
+pub use follower::{Followed, Follower, PartitionKey, Span, Start};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::views::record_json;
-use citystream_client::{Client, ConsumerRecord, ErrorCode};
 use citystream_protocol::OffsetSpec;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+use crate::{Client, ConsumerRecord, ErrorCode};
 
 /// Bytes per long-poll fetch of a tail.
 const TAIL_FETCH_BYTES: u32 = 1024 * 1024;
@@ -25,30 +34,39 @@ const TAIL_WAIT_MS: u32 = 1_000;
 const TAIL_RETRY: Duration = Duration::from_millis(200);
 
 /// Records read in one fetch: every offset of `[from, next)` is either in
-/// `records` or held a control batch (which consumers skip). `json[i]` is
-/// `records[i]` as event data, encoded once for every stream.
+/// `records` or held a control batch (which consumers skip). `rendered` is
+/// what the tails' render function made of `records`, once for every stream.
 #[derive(Debug)]
-pub struct TailBatch {
+pub struct TailBatch<R> {
     pub from: u64,
     pub next: u64,
     pub records: Vec<ConsumerRecord>,
-    pub json: Vec<String>,
+    pub rendered: R,
 }
 
 type Key = (String, u32);
 
-/// The tails of a node.
-pub struct Tails {
-    running: Mutex<HashMap<Key, broadcast::Sender<Arc<TailBatch>>>>,
+/// The tails of a process (or of one transport in it).
+pub struct Tails<R> {
+    running: Mutex<HashMap<Key, broadcast::Sender<Arc<TailBatch<R>>>>>,
     /// Batches a tail keeps for receivers that have not taken them yet.
     buffer_batches: usize,
+    render: fn(&[ConsumerRecord]) -> R,
 }
 
-impl Tails {
-    pub fn new(buffer_batches: usize) -> Tails {
+impl Tails<()> {
+    /// Tails whose batches carry the records only.
+    pub fn plain(buffer_batches: usize) -> Tails<()> {
+        Tails::new(buffer_batches, |_| ())
+    }
+}
+
+impl<R: Send + Sync + 'static> Tails<R> {
+    pub fn new(buffer_batches: usize, render: fn(&[ConsumerRecord]) -> R) -> Tails<R> {
         Tails {
             running: Mutex::new(HashMap::new()),
             buffer_batches: buffer_batches.max(1),
+            render,
         }
     }
 
@@ -60,7 +78,7 @@ impl Tails {
         topic: &str,
         partition: u32,
         shutdown: &CancellationToken,
-    ) -> broadcast::Receiver<Arc<TailBatch>> {
+    ) -> broadcast::Receiver<Arc<TailBatch<R>>> {
         let mut running = self.running.lock().expect("never poisoned");
         let key = (topic.to_owned(), partition);
         if let Some(sender) = running.get(&key) {
@@ -91,14 +109,14 @@ impl Tails {
     }
 }
 
-struct Tail {
-    tails: Arc<Tails>,
+struct Tail<R> {
+    tails: Arc<Tails<R>>,
     client: Client,
     key: Key,
-    sender: broadcast::Sender<Arc<TailBatch>>,
+    sender: broadcast::Sender<Arc<TailBatch<R>>>,
 }
 
-impl Tail {
+impl<R: Send + Sync + 'static> Tail<R> {
     async fn run(self, shutdown: CancellationToken) {
         let (topic, partition) = (&self.key.0, self.key.1);
         let mut next = None;
@@ -120,12 +138,11 @@ impl Tail {
             match read {
                 Ok(read) => {
                     if read.next_offset > from {
-                        let json = read.records.iter().map(record_json).collect();
                         let batch = TailBatch {
                             from,
                             next: read.next_offset,
+                            rendered: (self.tails.render)(&read.records),
                             records: read.records,
-                            json,
                         };
                         // No receiver now is fine: the next round stops.
                         let _ = self.sender.send(Arc::new(batch));
