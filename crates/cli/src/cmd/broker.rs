@@ -195,6 +195,14 @@ pub struct BrokerArgs {
     /// here [default: off].
     #[arg(long, env = "CITYSTREAM_COMPAT_CITY", value_name = "HOST:PORT")]
     pub compat_city: Option<String>,
+    /// Serve MQTT 3.1.1 and 5.0 over TCP here [default: off]. Messages are records of
+    /// stream topics (docs/mqtt.md).
+    #[arg(long, env = "CITYSTREAM_MQTT", value_name = "HOST:PORT")]
+    pub mqtt: Option<String>,
+    /// Store MQTT topic names matching FILTER in stream topic TOPIC (first match wins;
+    /// repeatable). Other names go to `mqtt.<first level>`.
+    #[arg(long, value_name = "FILTER=TOPIC", requires = "mqtt")]
+    pub mqtt_map: Vec<String>,
     /// The control address of the `citystream demo` that started this broker; the console's
     /// stop and start buttons go there through /api/demo (set by the demo).
     #[arg(long, value_name = "URL", hide = true, requires = "http")]
@@ -235,6 +243,7 @@ struct BrokerSettings {
     http: Option<http::HttpSettings>,
     compat_queue: Option<String>,
     compat_city: Option<String>,
+    mqtt: Option<(String, citystream_mqtt::MqttConfig)>,
     advertised_address: Option<String>,
     identity: NodeIdentity,
     cluster: cluster::ClusterSettings,
@@ -268,6 +277,10 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         Some(listen) => Some(http::bind(listen, "the city-compatibility API").await?),
         None => None,
     };
+    let mqtt = match &settings.mqtt {
+        Some((listen, config)) => Some((http::bind(listen, "MQTT").await?, config.clone())),
+        None => None,
+    };
     // Gossip tells the other nodes (and the console) where these listen.
     let mut listeners = Vec::new();
     if let Some(((_, address), _)) = &http {
@@ -278,6 +291,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     if let Some((_, address)) = &compat_city {
         listeners.push(("compat-city", advertise(*address, &advertised_address)));
+    }
+    if let Some(((_, address), _)) = &mqtt {
+        listeners.push(("mqtt", advertise(*address, &advertised_address)));
     }
     let options = cluster::start(
         &settings.cluster,
@@ -304,6 +320,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     if let Some((_, address)) = &compat_city {
         http_note.push_str(&format!("; compat-city on {address}"));
     }
+    if let Some(((_, address), _)) = &mqtt {
+        http_note.push_str(&format!("; mqtt on {address}"));
+    }
     println!(
         "citystream broker {} listening on {bound} ({}{http_note})",
         identity.node_id,
@@ -321,6 +340,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             .map(|(((listener, _), config), metrics)| (listener, config, metrics)),
         compat_queue: compat_queue.map(|(listener, _)| listener),
         compat_city: compat_city.map(|(listener, _)| listener),
+        mqtt: mqtt.map(|((listener, _), config)| (listener, config)),
     };
     let services_task = http::spawn(bound, services, shutdown.clone());
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
@@ -427,6 +447,7 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
             }
             None => None,
         },
+        mqtt: mqtt_settings(args)?,
         advertised_address: args.advertised_address.clone(),
         identity,
         cluster,
@@ -461,6 +482,29 @@ fn http_settings(args: &BrokerArgs) -> Result<Option<http::HttpSettings>, UsageE
         listen: listen.clone(),
         config,
     }))
+}
+
+fn mqtt_settings(
+    args: &BrokerArgs,
+) -> Result<Option<(String, citystream_mqtt::MqttConfig)>, UsageError> {
+    let Some(listen) = &args.mqtt else {
+        return Ok(None);
+    };
+    check_address("--mqtt", listen)?;
+    let rules = args
+        .mqtt_map
+        .iter()
+        .map(|rule| citystream_mqtt::TopicRule::parse(rule))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| UsageError(format!("--mqtt-map: {error}")))?;
+    let map = citystream_mqtt::TopicMap::new(rules, "mqtt.")
+        .map_err(|error| UsageError(format!("--mqtt-map: {error}")))?;
+    let config = citystream_mqtt::MqttConfig {
+        map,
+        stream_partitions: args.default_partitions,
+        ..citystream_mqtt::MqttConfig::default()
+    };
+    Ok(Some((listen.clone(), config)))
 }
 
 fn node_identity(args: &BrokerArgs) -> Result<NodeIdentity, UsageError> {

@@ -13,6 +13,7 @@ mod group;
 mod group_cluster;
 mod harness;
 mod help;
+mod mqtt;
 mod netns;
 mod ordered_produce;
 mod produce_consume;

@@ -67,7 +67,10 @@ impl<R> Span<R> {
 /// What [`Follower::next`] returns.
 pub enum Followed<R> {
     /// New records of a partition; the position is past them.
-    Records { partition: PartitionKey, span: Span<R> },
+    Records {
+        partition: PartitionKey,
+        span: Span<R>,
+    },
     /// Retention removed `[from, to)` before this follower read it; the
     /// position moved to `to`.
     Skipped {
@@ -275,8 +278,16 @@ impl<R: Send + Sync + 'static> Follower<R> {
         }
     }
 
-    async fn list(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<u64, ClientError> {
-        self.client.admin().list_offsets(topic, partition, spec).await
+    async fn list(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64, ClientError> {
+        self.client
+            .admin()
+            .list_offsets(topic, partition, spec)
+            .await
     }
 
     async fn pause(&self) {

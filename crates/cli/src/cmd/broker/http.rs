@@ -1,6 +1,7 @@
-//! `--http`, `--compat-queue` and `--compat-city`: the broker's HTTP
-//! listeners (the API of `citystream-http`, the queue- and
-//! city-compatibility APIs), and the webhook deliverer every node runs.
+//! `--http`, `--compat-queue`, `--compat-city` and `--mqtt`: the broker's
+//! listeners over its own native client (the API of `citystream-http`, the
+//! queue- and city-compatibility APIs, MQTT), and the webhook deliverer
+//! every node runs.
 //! Each listener is bound before the ready line, so a taken port fails the
 //! start, and serves once the node's own native client is connected (they
 //! are transports over that client, decision 0011).
@@ -46,6 +47,8 @@ pub struct Services {
     pub compat_queue: Option<TcpListener>,
     /// `--compat-city`.
     pub compat_city: Option<TcpListener>,
+    /// `--mqtt`: MQTT over TCP, and its settings.
+    pub mqtt: Option<(TcpListener, citystream_mqtt::MqttConfig)>,
 }
 
 /// Connects one client to the native listener at `native` (an unspecified
@@ -96,6 +99,15 @@ pub fn spawn(
                 (
                     "the city-compatibility API",
                     citystream_compat_city::serve(listener, client, webhooks, stop).await,
+                )
+            });
+        }
+        if let Some((listener, config)) = services.mqtt {
+            let (client, stop) = (client.clone(), shutdown.clone());
+            listeners.spawn(async move {
+                (
+                    "MQTT",
+                    citystream_mqtt::serve(listener, client, config, stop).await,
                 )
             });
         }

@@ -1,0 +1,273 @@
+//! Subscriptions and delivery: SUBSCRIBE/UNSUBSCRIBE, the stream topics
+//! a session follows, matching followed records, and sending matches
+//! within the in-flight window.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use citystream_client::live::{Followed, Start};
+use citystream_client::{Client, ClientError, ConsumerRecord};
+use citystream_mqtt_codec::{
+    AckProperties, Packet, Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe, Version, topic_matches,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Connection, End, Io, now_ms};
+use crate::message;
+use crate::session::Position;
+use crate::subscriptions::Subscription;
+
+impl Connection {
+    pub(super) async fn subscribe<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        subscribe: Subscribe,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut reasons = Vec::with_capacity(subscribe.filters.len());
+        for (filter, options) in subscribe.filters {
+            let reason = self
+                .add_subscription(filter.as_str(), options, subscribe.subscription_identifier)
+                .await;
+            reasons.push(reason);
+        }
+        self.save_if_persistent().await?;
+        let suback = SubAck {
+            packet_id: subscribe.packet_id,
+            properties: AckProperties::default(),
+            reasons,
+        };
+        self.feed(framed, Packet::SubAck(suback)).await
+    }
+
+    /// One filter of a SUBSCRIBE: checked, then its stream topics followed
+    /// from their ends (so every message published after the SUBACK is
+    /// delivered); the granted QoS or the refusal.
+    async fn add_subscription(
+        &mut self,
+        filter: &str,
+        options: SubscriptionOptions,
+        identifier: Option<u32>,
+    ) -> ReasonCode {
+        let config = &self.node.config;
+        if filter.starts_with("$share/") {
+            return ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
+        }
+        let denied = config
+            .deny_filters
+            .iter()
+            .any(|denied| denied == filter || topic_matches(denied, filter));
+        if denied {
+            return ReasonCode::UNSPECIFIED_ERROR;
+        }
+        let known = self.subscriptions.iter().any(|s| s.filter == filter);
+        if !known && self.subscriptions.len() >= config.subscriptions_max {
+            return ReasonCode::QUOTA_EXCEEDED;
+        }
+        if let Err(error) = self.follow_filter(filter).await {
+            tracing::warn!(client_id = %self.client_id, filter, %error, "cannot follow the stream topics of a subscription");
+            return ReasonCode::UNSPECIFIED_ERROR;
+        }
+        let granted = options.qos;
+        self.subscriptions.insert(Subscription {
+            filter: filter.to_owned(),
+            options,
+            identifier,
+        });
+        self.dirty = true;
+        ReasonCode(granted as u8)
+    }
+
+    /// Follows every stream topic that can hold names matching `filter`
+    /// (from its end), creating those a rule or the first level names.
+    pub(super) async fn follow_filter(&mut self, filter: &str) -> Result<(), ClientError> {
+        let existing = if starts_with_wildcard(filter) {
+            existing_topics(&self.node.client).await?
+        } else {
+            Vec::new()
+        };
+        for topic in self.node.config.map.stream_topics_for(filter, &existing) {
+            self.follow_topic(&topic, Start::Latest).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn follow_topic(
+        &mut self,
+        topic: &str,
+        start: Start,
+    ) -> Result<(), ClientError> {
+        if self.followed_topics.contains(topic) {
+            return Ok(());
+        }
+        self.node.ingest.ensure_topic(topic).await?;
+        let partitions = self.node.client.partition_count(topic).await?.unwrap_or(0);
+        for partition in 0..partitions {
+            self.follower.follow(topic, partition, start).await?;
+        }
+        self.followed_topics.insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Follows stream topics made since a wildcard-first subscription was
+    /// taken, from their start (all they hold is newer than it).
+    pub(super) async fn refresh_topics(&mut self) {
+        let filters: Vec<String> = self
+            .subscriptions
+            .iter()
+            .filter(|s| starts_with_wildcard(&s.filter))
+            .map(|s| s.filter.clone())
+            .collect();
+        if filters.is_empty() {
+            return;
+        }
+        let Ok(existing) = existing_topics(&self.node.client).await else {
+            return;
+        };
+        for filter in filters {
+            for topic in self.node.config.map.stream_topics_for(&filter, &existing) {
+                if let Err(error) = self.follow_topic(&topic, Start::Earliest).await {
+                    tracing::debug!(%topic, %error, "cannot follow a new stream topic yet");
+                }
+            }
+        }
+    }
+
+    pub(super) async fn unsubscribe<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        unsubscribe: Unsubscribe,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let reasons = unsubscribe
+            .filters
+            .iter()
+            .map(|filter| match self.subscriptions.remove(filter) {
+                true => ReasonCode::SUCCESS,
+                false => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            })
+            .collect();
+        self.unfollow_unneeded();
+        self.dirty = true;
+        self.save_if_persistent().await?;
+        let unsuback = UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            properties: AckProperties::default(),
+            reasons,
+        };
+        self.feed(framed, Packet::UnsubAck(unsuback)).await
+    }
+
+    /// Stops reading stream topics no remaining subscription needs.
+    fn unfollow_unneeded(&mut self) {
+        let followed: Vec<String> = self.followed_topics.iter().cloned().collect();
+        let needed: HashSet<String> = self
+            .subscriptions
+            .iter()
+            .flat_map(|s| self.node.config.map.stream_topics_for(&s.filter, &followed))
+            .collect();
+        let unneeded: Vec<(Arc<str>, u32)> = self
+            .follower
+            .positions()
+            .keys()
+            .filter(|(topic, _)| !needed.contains(&**topic))
+            .cloned()
+            .collect();
+        for (topic, partition) in unneeded {
+            self.follower.unfollow(&topic, partition);
+            self.followed_topics.remove(&*topic);
+        }
+    }
+
+    /// Queues what the subscriptions match among followed records.
+    pub(super) fn matched(&mut self, followed: Followed<()>) {
+        let Followed::Records { span, .. } = followed else {
+            return;
+        };
+        let now = now_ms();
+        for record in span.records() {
+            if let Some(publish) = self.delivery(record, now) {
+                let at = Position {
+                    topic: record.topic.clone(),
+                    partition: record.partition,
+                    offset: record.offset,
+                };
+                self.pending.push_back((publish, at));
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// The PUBLISH that delivers `record`, if a subscription matches it.
+    pub(super) fn delivery(&self, record: &ConsumerRecord, now_ms: i64) -> Option<Publish> {
+        let stored = message::stored(record)?;
+        let found = self
+            .subscriptions
+            .matching(&stored, self.client_id.as_bytes())?;
+        let retain = found.retain_as_published && stored.retain;
+        let mut publish = message::to_publish(record, &stored, found.qos, retain, now_ms)?;
+        match self.version {
+            Version::V5 => publish.properties.subscription_identifiers = found.identifiers,
+            Version::V3_1_1 => publish.properties = PublishProperties::default(),
+        }
+        Some(publish)
+    }
+
+    /// Sends queued messages while the window has room; one the client
+    /// would refuse as too large is dropped [MQTT-3.1.2-25]. A persistent
+    /// session records the QoS 2 messages it is about to send first, so
+    /// a resend after a node failure uses their packet ids.
+    pub(super) async fn drain<IO>(&mut self, framed: &mut Io<IO>) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut batch = Vec::new();
+        let mut qos2 = false;
+        while let Some((front, _)) = self.pending.front() {
+            if front.qos != QoS::AtMostOnce && !self.outbound.has_room() {
+                break;
+            }
+            let (mut publish, at) = self.pending.pop_front().expect("just seen");
+            if self.too_large(&publish) {
+                tracing::debug!(client_id = %self.client_id, topic = %publish.topic, "message larger than the client accepts; not sent");
+                continue;
+            }
+            if publish.qos != QoS::AtMostOnce {
+                qos2 |= publish.qos == QoS::ExactlyOnce;
+                self.outbound.start(&mut publish, at);
+            }
+            batch.push(publish);
+        }
+        if qos2 {
+            self.save_if_persistent().await?;
+        }
+        for publish in batch {
+            self.feed(framed, Packet::Publish(publish)).await?;
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, publish: &Publish) -> bool {
+        let Some(max) = self.client_max_packet_bytes else {
+            return false;
+        };
+        // A packet id adds 2 bytes once assigned.
+        Packet::Publish(publish.clone())
+            .encoded_len(self.version)
+            .map_or(true, |len| len + 2 > max as usize)
+    }
+}
+
+async fn existing_topics(client: &Client) -> Result<Vec<String>, ClientError> {
+    let topics = client.admin().list_topics().await?;
+    Ok(topics.into_iter().map(|topic| topic.name).collect())
+}
+
+fn starts_with_wildcard(filter: &str) -> bool {
+    filter.starts_with('+') || filter.starts_with('#')
+}

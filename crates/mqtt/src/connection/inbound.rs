@@ -1,0 +1,309 @@
+//! The client's publishes: topic aliases, the receive maximum, the write
+//! into the log, and the answers in arrival order.
+//!
+//! QoS 2 is exactly once also across a node failure. Before a QoS 2
+//! message is written, its intent (packet id, an id unique in the session,
+//! and the partition's end at that moment) is in the session (a persistent
+//! session writes it to the replicated store first); the record carries
+//! the id in header `$mqtt.q2`. A resend (DUP) of an intent this
+//! connection did not write, because the node that did died before it
+//! could answer, is looked up in the partition from that end on: found,
+//! it is answered without writing; not found, it is written now.
+
+use std::num::NonZeroU16;
+
+use bytes::Bytes;
+use citystream_client::{Client, ClientError, partition_for_key};
+use citystream_mqtt_codec::{
+    Ack, AckProperties, ByteStr, Packet, Publish, QoS, ReasonCode, Version,
+};
+use citystream_protocol::OffsetSpec;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Connection, End, Io, now_ms};
+use crate::message;
+use crate::session::{Position, StoredInbound};
+
+/// Header of a QoS 2 record: `<intent id> <client id>`.
+pub(crate) const QOS2_HEADER: &str = "$mqtt.q2";
+/// Most bytes read looking for a resent QoS 2 message's record.
+const RESEND_SCAN_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+impl Connection {
+    /// A client's PUBLISH: resolve its topic alias, write it to the log,
+    /// and queue its answer behind the earlier ones.
+    pub(super) async fn publish<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        mut publish: Publish,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        if let Err(reason) = self.resolve_alias(&mut publish) {
+            self.disconnect(framed, reason).await;
+            return Err(End::WithWill);
+        }
+        let stream_topic = self.node.config.map.stream_topic(&publish.topic);
+        let mut record = message::to_record(&publish, &stream_topic, &self.client_id, now_ms());
+        let Some(id) = publish.packet_id else {
+            if let Err(error) = self.node.ingest.send(record).await {
+                tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
+            }
+            return Ok(());
+        };
+        if self.unanswered >= usize::from(self.node.config.receive_maximum) {
+            self.disconnect(framed, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
+                .await;
+            return Err(End::WithWill);
+        }
+        self.unanswered += 1;
+        if publish.qos == QoS::ExactlyOnce {
+            match self.qos2_intent(&publish, &stream_topic).await {
+                Ok(Intent::Written) => {
+                    let rec = Packet::PubRec(ack_of(id, ReasonCode::SUCCESS));
+                    self.acks.push_back(Box::pin(async move { Some(rec) }));
+                    return Ok(());
+                }
+                Ok(Intent::Write(intent_id)) => {
+                    let value = format!("{intent_id} {}", self.client_id);
+                    record
+                        .headers
+                        .push((QOS2_HEADER.to_owned(), Bytes::from(value)));
+                }
+                Err(error) => {
+                    let answer = publish_answer(
+                        id,
+                        QoS::ExactlyOnce,
+                        Err(error),
+                        self.version,
+                        self.problem_information,
+                    );
+                    self.acks.push_back(Box::pin(async move { answer }));
+                    return Ok(());
+                }
+            }
+        }
+        let sent = self.node.ingest.send(record).await;
+        let (qos, version, problem_information) =
+            (publish.qos, self.version, self.problem_information);
+        self.acks.push_back(Box::pin(async move {
+            let written = match sent {
+                Ok(delivery) => delivery.await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            publish_answer(id, qos, written, version, problem_information)
+        }));
+        Ok(())
+    }
+
+    /// Whether a QoS 2 publish is written already, or the intent id to
+    /// write it with (recorded in the session first).
+    async fn qos2_intent(
+        &mut self,
+        publish: &Publish,
+        stream_topic: &str,
+    ) -> Result<Intent, ClientError> {
+        let id = publish.packet_id.expect("QoS 2 has a packet id").get();
+        if publish.dup
+            && let Some(known) = self.inbound.get(&id).cloned()
+        {
+            if self.written_here.contains(&id)
+                || find_written(&self.node.client, &self.client_id, &known).await?
+            {
+                return Ok(Intent::Written);
+            }
+            self.written_here.insert(id);
+            return Ok(Intent::Write(known.id));
+        }
+        self.node.ingest.ensure_topic(stream_topic).await?;
+        let partitions = self
+            .node
+            .client
+            .partition_count(stream_topic)
+            .await?
+            .unwrap_or(1);
+        let partition = partition_for_key(publish.topic.as_bytes(), partitions);
+        let end = self
+            .node
+            .client
+            .admin()
+            .list_offsets(stream_topic, partition, OffsetSpec::Latest)
+            .await?;
+        self.inbound_counter += 1;
+        let intent = StoredInbound {
+            packet_id: id,
+            id: self.inbound_counter,
+            from: Position {
+                topic: stream_topic.to_owned(),
+                partition,
+                offset: end,
+            },
+        };
+        self.inbound.insert(id, intent);
+        self.written_here.insert(id);
+        if self.persistent() {
+            self.save().await?;
+        }
+        Ok(Intent::Write(self.inbound_counter))
+    }
+
+    /// Sends a publish's answer (or, `None`, closes: a 3.1.1 client cannot
+    /// be told a write failed, and will send it again on a new connection).
+    pub(super) async fn answer<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        answer: Option<Packet>,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(packet) = answer else {
+            return Err(End::WithWill);
+        };
+        match &packet {
+            Packet::PubAck(_) => self.unanswered -= 1,
+            Packet::PubRec(ack) if ack.reason.is_error() => {
+                self.unanswered -= 1;
+                self.inbound.remove(&ack.packet_id.get());
+                self.written_here.remove(&ack.packet_id.get());
+            }
+            _ => {}
+        }
+        self.feed(framed, packet).await
+    }
+
+    /// PUBREL: the QoS 2 message is released; PUBCOMP.
+    pub(super) async fn release<IO>(&mut self, framed: &mut Io<IO>, ack: Ack) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let id = ack.packet_id.get();
+        self.written_here.remove(&id);
+        let reason = if self.inbound.remove(&id).is_some() {
+            self.unanswered = self.unanswered.saturating_sub(1);
+            self.dirty = true;
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.feed(framed, Packet::PubComp(ack_of(ack.packet_id, reason)))
+            .await
+    }
+
+    /// The client's PUBREC of a QoS 2 message we sent: PUBREL.
+    pub(super) async fn publish_received<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        ack: Ack,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self
+            .outbound
+            .received(ack.packet_id.get(), ack.reason.is_error())
+        {
+            self.dirty = true;
+            let release = Packet::PubRel(ack_of(ack.packet_id, ReasonCode::SUCCESS));
+            return self.feed(framed, release).await;
+        }
+        Ok(())
+    }
+
+    /// The topic of a publish that uses a topic alias [MQTT-3.3.2-12].
+    fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), ReasonCode> {
+        let Some(alias) = publish.properties.topic_alias.take() else {
+            return Ok(());
+        };
+        if alias.get() > self.node.config.topic_alias_maximum {
+            return Err(ReasonCode::TOPIC_ALIAS_INVALID);
+        }
+        if publish.topic.is_empty() {
+            match self.aliases.get(&alias.get()) {
+                Some(topic) => publish.topic = topic.clone(),
+                None => return Err(ReasonCode::PROTOCOL_ERROR),
+            }
+        } else {
+            self.aliases.insert(alias.get(), publish.topic.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Looks for the record of an intent another connection made, from the
+/// partition's end at that time to its end now.
+async fn find_written(
+    client: &Client,
+    client_id: &str,
+    intent: &StoredInbound,
+) -> Result<bool, ClientError> {
+    let wanted = format!("{} {}", intent.id, client_id);
+    let (topic, partition) = (&intent.from.topic, intent.from.partition);
+    let (mut offset, mut scanned) = (intent.from.offset, 0u64);
+    loop {
+        let read = client
+            .read_partition(topic, partition, offset, 1 << 20, 0)
+            .await?;
+        let found = read.records.iter().any(|record| {
+            record
+                .headers
+                .iter()
+                .any(|(name, value)| name == QOS2_HEADER && value.as_ref() == wanted.as_bytes())
+        });
+        if found {
+            return Ok(true);
+        }
+        scanned += read
+            .records
+            .iter()
+            .map(|r| r.value.len() as u64 + 64)
+            .sum::<u64>();
+        if read.next_offset >= read.high_watermark
+            || read.next_offset == offset
+            || scanned > RESEND_SCAN_BYTES_MAX
+        {
+            return Ok(false);
+        }
+        offset = read.next_offset;
+    }
+}
+
+enum Intent {
+    /// Already in the log: answer, write nothing.
+    Written,
+    /// Write it with this intent id.
+    Write(u64),
+}
+
+/// The PUBACK or PUBREC of a written (or not) publish; `None` closes a
+/// 3.1.1 connection whose write failed.
+fn publish_answer(
+    id: NonZeroU16,
+    qos: QoS,
+    written: Result<(), ClientError>,
+    version: Version,
+    problem_information: bool,
+) -> Option<Packet> {
+    let reason = match &written {
+        Ok(()) => ReasonCode::SUCCESS,
+        Err(_) if version == Version::V3_1_1 => return None,
+        Err(_) => ReasonCode::UNSPECIFIED_ERROR,
+    };
+    let mut ack = ack_of(id, reason);
+    if let (Err(error), true) = (&written, problem_information) {
+        ack.properties.reason_string = Some(ByteStr::from(error.to_string()));
+    }
+    Some(match qos {
+        QoS::ExactlyOnce => Packet::PubRec(ack),
+        _ => Packet::PubAck(ack),
+    })
+}
+
+pub(super) fn ack_of(packet_id: NonZeroU16, reason: ReasonCode) -> Ack {
+    Ack {
+        packet_id,
+        reason,
+        properties: AckProperties::default(),
+    }
+}

@@ -1,0 +1,402 @@
+//! One MQTT connection, from CONNECT to close, on one task: it reads the
+//! client's packets, answers its QoS 1/2 publishes in the order they came
+//! once the log has them [MQTT-4.6.0-2], and delivers what its
+//! subscriptions match from the log through a [`Follower`], within the
+//! in-flight window. Nothing here is shared with other connections but
+//! the node (client, producer, tails, registry, session store).
+//!
+//! Submodules: `inbound` (the client's publishes and their answers),
+//! `delivery` (subscriptions, following stream topics, sending matches),
+//! `persist` (taking, snapshotting and ending the session in the
+//! replicated store), `will`.
+//!
+//! How a connection ends decides its will: a DISCONNECT with reason 0x00
+//! drops it; anything else (0x04, a closed socket, a protocol error, keep
+//! alive expiry, a takeover, shutdown) publishes it [MQTT-3.1.2-8].
+
+mod delivery;
+mod inbound;
+mod persist;
+mod will;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use citystream_client::live::Follower;
+use citystream_mqtt_codec::{
+    ByteStr, DecodeError, Disconnect, DisconnectProperties, MqttCodec, Packet, Publish, ReasonCode,
+    Version,
+};
+use futures::stream::FuturesOrdered;
+use futures::{SinkExt, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::Node;
+use crate::connect::{self, Accepted};
+use crate::outbound::Outbound;
+use crate::session::{Generation, Position, StoredInbound};
+use crate::subscriptions::Subscriptions;
+
+/// How often subscriptions whose filter starts with a wildcard look for
+/// new stream topics.
+const TOPIC_REFRESH: Duration = Duration::from_secs(5);
+/// How often a persistent session's positions and acknowledgements are
+/// written when they changed.
+const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a connection taking a client id over on this node waits for
+/// the one it replaces to write its last snapshot.
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
+
+type Io<IO> = Framed<IO, MqttCodec>;
+type AckFuture = Pin<Box<dyn Future<Output = Option<Packet>> + Send>>;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// DISCONNECT 0x00: the will is dropped.
+    Clean,
+    /// A connection on another node took the session: the will is
+    /// published, and the session is left to the new holder (whose claim
+    /// fences out this connection's writes).
+    TakenOver,
+    /// Every other way: the will is published.
+    WithWill,
+}
+
+/// Serves one connection: the CONNECT exchange, then the loop.
+pub(crate) async fn serve<IO>(io: IO, node: Arc<Node>, peer: String)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let permit = node.connections.clone().try_acquire_owned().ok();
+    let mut framed = Framed::new(io, MqttCodec::server(node.config.limits));
+    let timeout = Duration::from_millis(node.config.connect_timeout_ms);
+    let connect = match tokio::time::timeout(timeout, framed.next()).await {
+        Ok(Some(Ok(Packet::Connect(connect)))) => connect,
+        Ok(Some(Err(error))) => return refuse_first_packet(framed, &error, &peer).await,
+        _ => return,
+    };
+    let accepted = match (permit.is_some(), connect::accept(&connect, &node.config)) {
+        (false, _) => Err(ReasonCode::SERVER_BUSY),
+        (true, accepted) => accepted,
+    };
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(reason) => return refuse(framed, reason, &peer).await,
+    };
+    framed
+        .codec_mut()
+        .set_peer_max_packet_bytes(accepted.client_max_packet_bytes);
+    let claim = node.registry.claim(&accepted.client_id);
+    if let Some(previous) = &claim.previous_done {
+        // Let the connection this one replaces write its last snapshot.
+        let _ = tokio::time::timeout(HANDOVER_WAIT, previous.cancelled()).await;
+    }
+    let taken = match persist::take(&node, &accepted).await {
+        Ok(taken) => taken,
+        Err(error) => {
+            tracing::warn!(%peer, client_id = %accepted.client_id, %error, "cannot take the MQTT session");
+            node.registry.release(&accepted.client_id, &claim);
+            return refuse(framed, ReasonCode::SERVER_UNAVAILABLE, &peer).await;
+        }
+    };
+    node.registry.set_session(
+        &accepted.client_id,
+        claim.generation,
+        taken.generation.clone(),
+    );
+    let connack = connect::connack(&accepted, &node.config, taken.present());
+    let mut connection = Connection::new(node.clone(), &accepted, taken.generation.clone());
+    let end = match framed.send(Packet::ConnAck(connack)).await {
+        Ok(()) => {
+            tracing::debug!(%peer, client_id = %accepted.client_id, version = ?accepted.version, present = taken.present(), "MQTT client connected");
+            match connection.resume(&mut framed, taken.record).await {
+                Ok(()) => connection.run(&mut framed, &claim.taken_over).await,
+                Err(end) => end,
+            }
+        }
+        Err(_) => End::WithWill,
+    };
+    let end = if claim.taken_elsewhere() {
+        End::TakenOver
+    } else {
+        end
+    };
+    connection.finish(end).await;
+    node.registry.release(&accepted.client_id, &claim);
+    drop(permit);
+    if end != End::Clean
+        && let Some(will) = accepted.will
+    {
+        will::publish(&node, &accepted.client_id, will, connection.expiry_secs);
+    }
+}
+
+async fn refuse<IO>(mut framed: Io<IO>, reason: ReasonCode, peer: &str)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(%peer, reason = reason.0, "MQTT connection refused");
+    let _ = framed.send(Packet::ConnAck(connect::refusal(reason))).await;
+}
+
+/// Answers a first packet that could not be decoded: 3.1.1 CONNACK codes
+/// where the specification asks for one (unknown protocol level, empty
+/// client id without clean session), then closes.
+async fn refuse_first_packet<IO>(mut framed: Io<IO>, error: &DecodeError, peer: &str)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(%peer, %error, "MQTT connection refused before CONNECT");
+    if let Some(code) = error.v3_connack_code() {
+        // A 3.1.1 CONNACK: fixed header, remaining length 2, no session
+        // present, the return code.
+        let _ = framed.get_mut().write_all(&[0x20, 0x02, 0x00, code]).await;
+        let _ = framed.get_mut().flush().await;
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The state of one connected client.
+struct Connection {
+    node: Arc<Node>,
+    version: Version,
+    client_id: String,
+    keep_alive: Option<Duration>,
+    last_heard: Instant,
+    problem_information: bool,
+    /// Seconds the session outlives the connection (0: it ends with it).
+    expiry_secs: u32,
+    generation: Generation,
+    /// A persistent session changed since its last snapshot.
+    dirty: bool,
+    /// Topic aliases the client set when publishing.
+    aliases: HashMap<u16, ByteStr>,
+    /// Answers of QoS 1/2 publishes, in arrival order.
+    acks: FuturesOrdered<AckFuture>,
+    /// QoS 1/2 publishes not yet answered (bounded by our Receive Maximum).
+    unanswered: usize,
+    /// QoS 2 messages received and not yet released, by packet id.
+    inbound: HashMap<u16, StoredInbound>,
+    /// QoS 2 packet ids whose record this connection wrote (or is writing).
+    written_here: std::collections::HashSet<u16>,
+    inbound_counter: u64,
+    subscriptions: Subscriptions,
+    follower: Follower<()>,
+    followed_topics: std::collections::HashSet<String>,
+    /// Messages matched and waiting for the in-flight window, with their
+    /// records' positions.
+    pending: VecDeque<(Publish, Position)>,
+    outbound: Outbound,
+    client_max_packet_bytes: Option<u32>,
+}
+
+impl Connection {
+    fn new(node: Arc<Node>, accepted: &Accepted, generation: Generation) -> Connection {
+        let window = accepted
+            .client_receive_maximum
+            .min(node.config.inflight_max);
+        let follower = Follower::new(
+            node.client.clone(),
+            node.tails.clone(),
+            node.shutdown.clone(),
+        );
+        Connection {
+            version: accepted.version,
+            client_id: accepted.client_id.clone(),
+            keep_alive: accepted.keep_alive,
+            last_heard: Instant::now(),
+            problem_information: accepted.problem_information,
+            expiry_secs: accepted.session_expiry_secs,
+            generation,
+            dirty: false,
+            aliases: HashMap::new(),
+            acks: FuturesOrdered::new(),
+            unanswered: 0,
+            inbound: HashMap::new(),
+            written_here: std::collections::HashSet::new(),
+            inbound_counter: 0,
+            subscriptions: Subscriptions::default(),
+            follower,
+            followed_topics: std::collections::HashSet::new(),
+            pending: VecDeque::new(),
+            outbound: Outbound::new(usize::from(window)),
+            client_max_packet_bytes: accepted.client_max_packet_bytes,
+            node,
+        }
+    }
+
+    fn persistent(&self) -> bool {
+        self.expiry_secs > 0
+    }
+
+    async fn run<IO>(&mut self, framed: &mut Io<IO>, taken_over: &CancellationToken) -> End
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let shutdown = self.node.shutdown.clone();
+        let mut refresh = tokio::time::interval(TOPIC_REFRESH);
+        let mut snapshot = tokio::time::interval(SNAPSHOT_INTERVAL);
+        loop {
+            if let Err(end) = self.drain(framed).await {
+                return end;
+            }
+            if SinkExt::<Packet>::flush(framed).await.is_err() {
+                return End::WithWill;
+            }
+            let deliver = self.pending.is_empty() && !self.subscriptions.is_empty();
+            let keep_alive_deadline = self
+                .keep_alive
+                .map(|keep_alive| self.last_heard + keep_alive * 3 / 2);
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    self.disconnect(framed, ReasonCode::SERVER_SHUTTING_DOWN).await;
+                    Err(End::WithWill)
+                }
+                Some(answer) = self.acks.next(), if !self.acks.is_empty() => self.answer(framed, answer).await,
+                // What the client sent before a takeover still counts (its
+                // acknowledgements, a DISCONNECT): packets come first.
+                packet = framed.next() => self.received(framed, packet).await,
+                _ = taken_over.cancelled() => {
+                    self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER).await;
+                    Err(End::WithWill)
+                }
+                followed = self.follower.next(), if deliver => {
+                    if let Some(followed) = followed {
+                        self.matched(followed);
+                    }
+                    Ok(())
+                }
+                _ = sleep_until(keep_alive_deadline) => {
+                    self.disconnect(framed, ReasonCode::KEEP_ALIVE_TIMEOUT).await;
+                    Err(End::WithWill)
+                }
+                _ = snapshot.tick() => self.save_if_dirty().await,
+                _ = refresh.tick() => {
+                    self.refresh_topics().await;
+                    Ok(())
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Handles what the socket gave.
+    async fn received<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        packet: Option<Result<Packet, DecodeError>>,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.last_heard = Instant::now();
+        match packet {
+            None => Err(End::WithWill),
+            Some(Err(error)) => {
+                tracing::debug!(client_id = %self.client_id, %error, "MQTT packet refused; closing");
+                self.disconnect(framed, error.reason_code()).await;
+                Err(End::WithWill)
+            }
+            Some(Ok(packet)) => self.handle(framed, packet).await,
+        }
+    }
+
+    async fn handle<IO>(&mut self, framed: &mut Io<IO>, packet: Packet) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        match packet {
+            Packet::Publish(publish) => self.publish(framed, publish).await,
+            Packet::PubAck(ack) => {
+                self.dirty |= self.outbound.acked(ack.packet_id.get());
+                Ok(())
+            }
+            Packet::PubRec(ack) => self.publish_received(framed, ack).await,
+            Packet::PubComp(ack) => {
+                self.dirty |= self.outbound.completed(ack.packet_id.get());
+                Ok(())
+            }
+            Packet::PubRel(ack) => self.release(framed, ack).await,
+            Packet::Subscribe(subscribe) => self.subscribe(framed, subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => self.unsubscribe(framed, unsubscribe).await,
+            Packet::PingReq => self.feed(framed, Packet::PingResp).await,
+            Packet::Disconnect(disconnect) => {
+                // A v5 client may change the session's expiry on the way
+                // out, but not from 0 [MQTT-3.14.2-2].
+                if let Some(expiry) = disconnect.properties.session_expiry_interval_secs
+                    && self.persistent()
+                {
+                    self.expiry_secs = expiry;
+                }
+                Err(match disconnect.reason {
+                    ReasonCode::SUCCESS => End::Clean,
+                    _ => End::WithWill,
+                })
+            }
+            // A second CONNECT is a protocol error [MQTT-3.1.0-2]; AUTH is
+            // not offered (no authentication method was agreed).
+            Packet::Connect(_) | Packet::Auth(_) => {
+                self.disconnect(framed, ReasonCode::PROTOCOL_ERROR).await;
+                Err(End::WithWill)
+            }
+            // Server-to-client packets are refused by the decoder.
+            other => {
+                tracing::debug!(client_id = %self.client_id, packet = ?other, "unexpected MQTT packet");
+                self.disconnect(framed, ReasonCode::PROTOCOL_ERROR).await;
+                Err(End::WithWill)
+            }
+        }
+    }
+
+    async fn feed<IO>(&mut self, framed: &mut Io<IO>, packet: Packet) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        match framed.feed(packet).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                tracing::debug!(client_id = %self.client_id, %error, "MQTT write failed; closing");
+                Err(End::WithWill)
+            }
+        }
+    }
+
+    /// Tells a v5 client why the server closes (3.1.1 has no such packet).
+    async fn disconnect<IO>(&mut self, framed: &mut Io<IO>, reason: ReasonCode)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.version != Version::V5 {
+            return;
+        }
+        let disconnect = Disconnect {
+            reason,
+            properties: DisconnectProperties::default(),
+        };
+        let _ = framed.send(Packet::Disconnect(disconnect)).await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

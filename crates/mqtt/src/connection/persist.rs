@@ -1,0 +1,307 @@
+//! The session in the replicated store: taking it at CONNECT (with a
+//! generation above every earlier claim), snapshots while connected, the
+//! resume of a present session (subscriptions, positions, the QoS 2
+//! intents, and the unacknowledged messages re-sent with DUP under their
+//! packet ids [MQTT-4.4.0-1]), and the last snapshot or the end of the
+//! session when the connection closes.
+//!
+//! Every connection takes a session, clean ones too: the claim is what
+//! tells a node holding the client id elsewhere that it was taken over.
+
+use citystream_client::ClientError;
+use citystream_client::live::Start;
+use citystream_mqtt_codec::{Packet, QoS, RetainHandling, SubscriptionOptions};
+use std::num::NonZeroU16;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::inbound::ack_of;
+use super::{Connection, End, Io, now_ms};
+use crate::Node;
+use crate::connect::Accepted;
+use crate::session::{Generation, Position, SessionRecord, StoredInflight, StoredSubscription};
+use crate::subscriptions::Subscription;
+
+/// A session taken at CONNECT.
+pub(super) struct Taken {
+    pub generation: Generation,
+    /// The session that continues, if one was present.
+    pub record: Option<SessionRecord>,
+}
+
+impl Taken {
+    pub fn present(&self) -> bool {
+        self.record.is_some()
+    }
+}
+
+/// Takes `accepted.client_id`'s session: the stored one unless the client
+/// asked for a clean start or it expired, and claims it with a generation
+/// above every earlier one.
+pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, ClientError> {
+    let client_id = &accepted.client_id;
+    let known = node.store.load(&node.ingest, client_id).await?;
+    let counter = known.as_ref().map_or(0, |known| known.generation.counter) + 1;
+    let generation = Generation {
+        counter,
+        owner: node.instance.clone(),
+    };
+    let now = now_ms();
+    let stored = known
+        .and_then(|known| known.record)
+        .filter(|record| !record.expired(now));
+    let record = if accepted.clean_start { None } else { stored };
+    let mut claim = record.clone().unwrap_or_else(|| SessionRecord {
+        generation: generation.clone(),
+        connected: true,
+        expiry_secs: 0,
+        updated_ms: now,
+        subscriptions: Vec::new(),
+        positions: Vec::new(),
+        inflight: Vec::new(),
+        inbound: Vec::new(),
+        inbound_counter: 0,
+    });
+    claim.generation = generation.clone();
+    claim.connected = true;
+    claim.expiry_secs = accepted.session_expiry_secs;
+    claim.updated_ms = now;
+    node.store
+        .write(&node.ingest, client_id, &generation, Some(&claim))
+        .await?;
+    Ok(Taken { generation, record })
+}
+
+impl Connection {
+    /// Continues a present session: its subscriptions and positions, its
+    /// QoS 2 intents, and what it had in flight, re-sent.
+    pub(super) async fn resume<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        record: Option<SessionRecord>,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(record) = record else {
+            return Ok(());
+        };
+        for stored in &record.subscriptions {
+            self.subscriptions.insert(restored_subscription(stored));
+        }
+        let follow = self.follow_positions(&record.positions).await;
+        if let Err(error) = follow {
+            tracing::warn!(client_id = %self.client_id, %error, "cannot resume the session's positions");
+            return Err(End::WithWill);
+        }
+        self.inbound = record
+            .inbound
+            .iter()
+            .map(|i| (i.packet_id, i.clone()))
+            .collect();
+        self.inbound_counter = record.inbound_counter;
+        self.unanswered = self.inbound.len();
+        for inflight in &record.inflight {
+            self.outbound.restore(inflight);
+            self.resend(framed, inflight).await?;
+        }
+        Ok(())
+    }
+
+    /// Follows the stored positions, then every subscription's topics not
+    /// among them (from their ends).
+    async fn follow_positions(&mut self, positions: &[Position]) -> Result<(), ClientError> {
+        for position in positions {
+            let start = Start::Offset(position.offset);
+            self.follower
+                .follow(&position.topic, position.partition, start)
+                .await?;
+            self.followed_topics.insert(position.topic.clone());
+        }
+        let filters: Vec<String> = self
+            .subscriptions
+            .iter()
+            .map(|s| s.filter.clone())
+            .collect();
+        for filter in filters {
+            self.follow_filter(&filter).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends an unacknowledged message again: PUBREL if its PUBREC came,
+    /// else the PUBLISH with DUP and its packet id (read from the log).
+    async fn resend<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        inflight: &StoredInflight,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(packet_id) = NonZeroU16::new(inflight.packet_id) else {
+            return Ok(());
+        };
+        if inflight.released {
+            return self
+                .feed(
+                    framed,
+                    Packet::PubRel(ack_of(
+                        packet_id,
+                        citystream_mqtt_codec::ReasonCode::SUCCESS,
+                    )),
+                )
+                .await;
+        }
+        let at = &inflight.at;
+        let read = self
+            .node
+            .client
+            .read_partition(&at.topic, at.partition, at.offset, 64 * 1024, 0)
+            .await;
+        let record = read
+            .ok()
+            .and_then(|read| read.records.into_iter().find(|r| r.offset == at.offset));
+        let publish = record.and_then(|record| self.delivery(&record, now_ms()));
+        let Some(mut publish) = publish else {
+            // Gone (retention) or no longer matched: it ends here.
+            self.outbound.acked(inflight.packet_id);
+            self.outbound.completed(inflight.packet_id);
+            return Ok(());
+        };
+        publish.dup = true;
+        publish.qos = QoS::from_u8(inflight.qos).unwrap_or(QoS::AtLeastOnce);
+        publish.packet_id = Some(packet_id);
+        self.feed(framed, Packet::Publish(publish)).await
+    }
+
+    /// The session as a record: positions held back to the first matched
+    /// message not sent yet, so none is skipped on a resume.
+    fn snapshot(&self, connected: bool) -> SessionRecord {
+        let positions = self
+            .follower
+            .positions()
+            .iter()
+            .map(|((topic, partition), next)| {
+                let pending = self
+                    .pending
+                    .iter()
+                    .filter(|(_, at)| at.partition == *partition && at.topic == **topic)
+                    .map(|(_, at)| at.offset)
+                    .min();
+                Position {
+                    topic: topic.to_string(),
+                    partition: *partition,
+                    offset: pending.map_or(*next, |offset| offset.min(*next)),
+                }
+            })
+            .collect();
+        SessionRecord {
+            generation: self.generation.clone(),
+            connected,
+            expiry_secs: self.expiry_secs,
+            updated_ms: now_ms(),
+            subscriptions: self.subscriptions.iter().map(stored_subscription).collect(),
+            positions,
+            inflight: self.outbound.stored(),
+            inbound: self.inbound.values().cloned().collect(),
+            inbound_counter: self.inbound_counter,
+        }
+    }
+
+    /// Writes a snapshot of a persistent session (and waits for a quorum).
+    pub(super) async fn save(&mut self) -> Result<(), ClientError> {
+        let record = self.snapshot(true);
+        self.dirty = false;
+        let written = self
+            .node
+            .store
+            .write(
+                &self.node.ingest,
+                &self.client_id,
+                &self.generation,
+                Some(&record),
+            )
+            .await;
+        if written.is_err() {
+            self.dirty = true;
+        }
+        written
+    }
+
+    /// [`Connection::save`] where a persistent session must be written
+    /// before what follows; a failure closes the connection (the client
+    /// comes back and the session resumes from its last snapshot).
+    pub(super) async fn save_if_persistent(&mut self) -> Result<(), End> {
+        if !self.persistent() {
+            return Ok(());
+        }
+        self.save().await.map_err(|error| {
+            tracing::warn!(client_id = %self.client_id, %error, "cannot write the MQTT session; closing");
+            End::WithWill
+        })
+    }
+
+    /// The periodic snapshot of positions and acknowledgements.
+    pub(super) async fn save_if_dirty(&mut self) -> Result<(), End> {
+        if self.persistent()
+            && self.dirty
+            && let Err(error) = self.save().await
+        {
+            tracing::debug!(client_id = %self.client_id, %error, "MQTT session snapshot failed; retrying later");
+        }
+        Ok(())
+    }
+
+    /// Ends the connection's hold on the session: a last snapshot of a
+    /// persistent session, or the end of a clean one; nothing if another
+    /// connection took it over.
+    pub(super) async fn finish(&mut self, end: End) {
+        if end == End::TakenOver {
+            return;
+        }
+        let record = (self.persistent()).then(|| self.snapshot(false));
+        let written = self
+            .node
+            .store
+            .write(
+                &self.node.ingest,
+                &self.client_id,
+                &self.generation,
+                record.as_ref(),
+            )
+            .await;
+        if let Err(error) = written {
+            tracing::warn!(client_id = %self.client_id, %error, "cannot write the MQTT session at disconnect");
+        }
+    }
+}
+
+fn stored_subscription(subscription: &Subscription) -> StoredSubscription {
+    let options = &subscription.options;
+    StoredSubscription {
+        filter: subscription.filter.clone(),
+        qos: options.qos as u8,
+        no_local: options.no_local,
+        retain_as_published: options.retain_as_published,
+        retain_handling: options.retain_handling as u8,
+        identifier: subscription.identifier,
+    }
+}
+
+fn restored_subscription(stored: &StoredSubscription) -> Subscription {
+    let retain_handling = match stored.retain_handling {
+        1 => RetainHandling::SendAtSubscribeIfNew,
+        2 => RetainHandling::DoNotSend,
+        _ => RetainHandling::SendAtSubscribe,
+    };
+    Subscription {
+        filter: stored.filter.clone(),
+        options: SubscriptionOptions {
+            qos: QoS::from_u8(stored.qos).unwrap_or(QoS::AtMostOnce),
+            no_local: stored.no_local,
+            retain_as_published: stored.retain_as_published,
+            retain_handling,
+        },
+        identifier: stored.identifier,
+    }
+}

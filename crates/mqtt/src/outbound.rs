@@ -1,0 +1,224 @@
+//! Messages sent to a client at QoS 1 or 2 and not yet acknowledged: their
+//! packet ids and the in-flight window. Pure.
+//!
+//! The window is the lower of the client's Receive Maximum and our
+//! `inflight_max` [MQTT-3.3.4-9]: while it is full nothing more at QoS > 0
+//! is sent, and delivery waits (the log holds what waits).
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU16;
+
+use citystream_mqtt_codec::{Publish, QoS};
+
+use crate::session::{Position, StoredInflight};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Sent,
+    /// PUBREC came and PUBREL went; waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    qos: QoS,
+    stage: Stage,
+    /// The message's record (kept in session snapshots).
+    at: Position,
+}
+
+#[derive(Debug)]
+pub struct Outbound {
+    inflight: BTreeMap<u16, Inflight>,
+    next_id: u16,
+    window: usize,
+}
+
+impl Outbound {
+    pub fn new(window: usize) -> Outbound {
+        Outbound {
+            inflight: BTreeMap::new(),
+            next_id: 1,
+            window: window.max(1),
+        }
+    }
+
+    /// Whether another QoS 1/2 message may be sent now.
+    pub fn has_room(&self) -> bool {
+        self.inflight.len() < self.window
+    }
+
+    /// Gives `publish` (QoS 1 or 2), the record at `at`, a free packet id
+    /// and tracks it.
+    pub fn start(&mut self, publish: &mut Publish, at: Position) {
+        assert!(publish.qos != QoS::AtMostOnce, "QoS 0 is not tracked");
+        assert!(self.has_room(), "the window is full");
+        let id = loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            if !self.inflight.contains_key(&id) {
+                break id;
+            }
+        };
+        let stage = Stage::Sent;
+        self.inflight.insert(
+            id,
+            Inflight {
+                qos: publish.qos,
+                stage,
+                at,
+            },
+        );
+        publish.packet_id = NonZeroU16::new(id);
+    }
+
+    /// Tracks a message of a resumed session under its original id.
+    pub fn restore(&mut self, stored: &StoredInflight) {
+        let qos = QoS::from_u8(stored.qos).unwrap_or(QoS::AtLeastOnce);
+        let stage = if stored.released {
+            Stage::Released
+        } else {
+            Stage::Sent
+        };
+        let at = stored.at.clone();
+        self.inflight
+            .insert(stored.packet_id, Inflight { qos, stage, at });
+    }
+
+    /// What is in flight, as a session snapshot keeps it.
+    pub fn stored(&self) -> Vec<StoredInflight> {
+        self.inflight
+            .iter()
+            .map(|(id, inflight)| StoredInflight {
+                packet_id: *id,
+                qos: inflight.qos as u8,
+                released: inflight.stage == Stage::Released,
+                at: inflight.at.clone(),
+            })
+            .collect()
+    }
+
+    /// PUBACK: true if it ended a QoS 1 message.
+    pub fn acked(&mut self, id: u16) -> bool {
+        self.finish(id, QoS::AtLeastOnce, Stage::Sent)
+    }
+
+    /// PUBREC: true if PUBREL is to be sent (a QoS 2 message was received;
+    /// with an error reason it ends instead [MQTT-4.3.3-4]).
+    pub fn received(&mut self, id: u16, error: bool) -> bool {
+        let Some(inflight) = self.inflight.get_mut(&id) else {
+            return false;
+        };
+        match (inflight.qos, inflight.stage) {
+            (QoS::ExactlyOnce, Stage::Sent) if error => {
+                self.inflight.remove(&id);
+                false
+            }
+            (QoS::ExactlyOnce, Stage::Sent) => {
+                inflight.stage = Stage::Released;
+                true
+            }
+            // A PUBREC repeated after PUBREL: answer it again.
+            (QoS::ExactlyOnce, Stage::Released) => true,
+            _ => false,
+        }
+    }
+
+    /// PUBCOMP: true if it ended a QoS 2 message.
+    pub fn completed(&mut self, id: u16) -> bool {
+        self.finish(id, QoS::ExactlyOnce, Stage::Released)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    fn finish(&mut self, id: u16, qos: QoS, stage: Stage) -> bool {
+        if self
+            .inflight
+            .get(&id)
+            .is_some_and(|inflight| (inflight.qos, inflight.stage) == (qos, stage))
+        {
+            self.inflight.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use citystream_mqtt_codec::{ByteStr, PublishProperties};
+
+    fn at(offset: u64) -> Position {
+        Position {
+            topic: "t".to_owned(),
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn publish(qos: QoS) -> Publish {
+        Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: ByteStr::from("t"),
+            packet_id: None,
+            properties: PublishProperties::default(),
+            payload: Bytes::new(),
+        }
+    }
+
+    /// The window fills, acknowledgements free it, and ids are not reused
+    /// while in flight.
+    #[test]
+    fn the_window_bounds_what_is_in_flight() {
+        let mut outbound = Outbound::new(2);
+        let (mut a, mut b) = (publish(QoS::AtLeastOnce), publish(QoS::ExactlyOnce));
+        outbound.start(&mut a, at(1));
+        outbound.start(&mut b, at(2));
+        assert!(!outbound.has_room());
+        assert_ne!(a.packet_id, b.packet_id);
+        let (a_id, b_id) = (a.packet_id.unwrap().get(), b.packet_id.unwrap().get());
+        assert!(!outbound.completed(a_id), "QoS 1 ends with PUBACK");
+        assert!(outbound.acked(a_id));
+        assert!(outbound.has_room());
+        assert!(!outbound.acked(b_id), "QoS 2 ends with PUBCOMP");
+        assert!(outbound.received(b_id, false));
+        assert!(
+            outbound.received(b_id, false),
+            "a repeated PUBREC is answered again"
+        );
+        let stored = outbound.stored();
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0].released && stored[0].at == at(2));
+        let mut resumed = Outbound::new(2);
+        resumed.restore(&stored[0]);
+        assert!(
+            resumed.completed(b_id),
+            "a restored message ends as it would have"
+        );
+        assert!(outbound.completed(b_id));
+        assert_eq!(outbound.len(), 0);
+    }
+
+    /// Packet ids wrap from 65535 to 1, skipping ids still in flight.
+    #[test]
+    fn ids_wrap_and_skip_those_in_use() {
+        let mut outbound = Outbound::new(10);
+        let mut first = publish(QoS::AtLeastOnce);
+        outbound.start(&mut first, at(1));
+        outbound.next_id = u16::MAX;
+        let (mut x, mut y) = (publish(QoS::AtLeastOnce), publish(QoS::AtLeastOnce));
+        outbound.start(&mut x, at(2));
+        outbound.start(&mut y, at(3));
+        assert_eq!(x.packet_id.unwrap().get(), u16::MAX);
+        assert_eq!(y.packet_id.unwrap().get(), 2, "1 is still in flight");
+    }
+}

@@ -1,0 +1,274 @@
+//! A persistent session as a record of the replicated sessions topic
+//! (decision 0016). Pure: the record's JSON form, and the fold that keeps
+//! the newest claim per client id.
+//!
+//! A session record is a snapshot of everything a session must keep
+//! across connections and nodes: its subscriptions, where it is in each
+//! stream partition it reads, the QoS 1/2 messages sent and not yet
+//! acknowledged (with their packet ids, re-sent with DUP on reconnect
+//! [MQTT-4.4.0-1]), and the QoS 2 messages received and not yet released.
+//! Each connection that takes a session over writes it with a higher
+//! generation; the fold ignores records of lower generations, so a stale
+//! writer (the node that lost the session) cannot roll it back. An empty
+//! value ends the session.
+
+use std::collections::HashMap;
+
+use citystream_client::ConsumerRecord;
+use citystream_client::tail::Fold;
+use serde::{Deserialize, Serialize};
+
+/// A claim on a session: higher wins; ties broken by the owner's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Generation {
+    pub counter: u64,
+    pub owner: String,
+}
+
+/// A subscription as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSubscription {
+    pub filter: String,
+    pub qos: u8,
+    #[serde(default)]
+    pub no_local: bool,
+    #[serde(default)]
+    pub retain_as_published: bool,
+    #[serde(default)]
+    pub retain_handling: u8,
+    #[serde(default)]
+    pub identifier: Option<u32>,
+}
+
+/// Where a message is in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// A message sent to the client and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredInflight {
+    pub packet_id: u16,
+    pub qos: u8,
+    /// PUBREC came and PUBREL went (QoS 2): PUBREL is what is re-sent.
+    #[serde(default)]
+    pub released: bool,
+    pub at: Position,
+}
+
+/// A QoS 2 message received from the client and not yet released: its
+/// record is written (or about to be) with header `$mqtt.q2` = `id`, at
+/// or after `from` in its partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredInbound {
+    pub packet_id: u16,
+    pub id: u64,
+    pub from: Position,
+}
+
+/// One session snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub generation: Generation,
+    /// A connection holds the session now.
+    pub connected: bool,
+    /// Seconds the session outlives its connection (`u32::MAX`: forever).
+    pub expiry_secs: u32,
+    /// When this snapshot was taken, ms since the Unix epoch.
+    pub updated_ms: i64,
+    #[serde(default)]
+    pub subscriptions: Vec<StoredSubscription>,
+    /// The next offset to read, per followed stream partition.
+    #[serde(default)]
+    pub positions: Vec<Position>,
+    #[serde(default)]
+    pub inflight: Vec<StoredInflight>,
+    #[serde(default)]
+    pub inbound: Vec<StoredInbound>,
+    /// The last id given to an inbound QoS 2 message.
+    #[serde(default)]
+    pub inbound_counter: u64,
+}
+
+impl SessionRecord {
+    /// Whether a disconnected session's expiry passed by `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        !self.connected
+            && self.expiry_secs != u32::MAX
+            && self
+                .updated_ms
+                .saturating_add(i64::from(self.expiry_secs) * 1000)
+                <= now_ms
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a session record always serializes")
+    }
+}
+
+/// What the fold knows of one client id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// The highest generation seen, also when the session was then ended.
+    pub generation: Generation,
+    /// The session, or `None` if that generation ended it.
+    pub record: Option<SessionRecord>,
+}
+
+/// The newest session per client id of one sessions partition.
+#[derive(Debug, Default)]
+pub struct SessionFold {
+    sessions: HashMap<String, Known>,
+}
+
+/// The header of a session record (or tombstone) naming its generation,
+/// so an ending is fenced like a snapshot.
+pub const GENERATION_HEADER: &str = "$mqtt.generation";
+
+impl SessionFold {
+    pub fn get(&self, client_id: &str) -> Option<&Known> {
+        self.sessions.get(client_id)
+    }
+
+    /// Keeps `record` unless a higher generation is known: one connection
+    /// writes many snapshots under its generation, each replacing the last.
+    fn take(&mut self, client_id: &str, generation: Generation, record: Option<SessionRecord>) {
+        let newer = self
+            .sessions
+            .get(client_id)
+            .is_none_or(|known| generation >= known.generation);
+        if newer {
+            self.sessions
+                .insert(client_id.to_owned(), Known { generation, record });
+        }
+    }
+}
+
+impl Fold for SessionFold {
+    fn apply(&mut self, record: &ConsumerRecord) {
+        let Some(client_id) = record
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+        else {
+            return;
+        };
+        let generation = record
+            .headers
+            .iter()
+            .find(|(name, _)| name == GENERATION_HEADER)
+            .and_then(|(_, value)| serde_json::from_slice::<Generation>(value).ok());
+        let Some(generation) = generation else {
+            return;
+        };
+        if record.value.is_empty() {
+            self.take(client_id, generation, None);
+            return;
+        }
+        match serde_json::from_slice::<SessionRecord>(&record.value) {
+            Ok(session) => self.take(client_id, generation, Some(session)),
+            Err(error) => {
+                tracing::warn!(client_id, offset = record.offset, %error, "unreadable MQTT session record skipped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn generation(counter: u64, owner: &str) -> Generation {
+        Generation {
+            counter,
+            owner: owner.to_owned(),
+        }
+    }
+
+    fn session(generation: Generation) -> SessionRecord {
+        SessionRecord {
+            generation,
+            connected: true,
+            expiry_secs: 60,
+            updated_ms: 1_000,
+            subscriptions: Vec::new(),
+            positions: Vec::new(),
+            inflight: Vec::new(),
+            inbound: Vec::new(),
+            inbound_counter: 0,
+        }
+    }
+
+    fn record(client_id: &str, generation: &Generation, value: Vec<u8>) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "sessions".to_owned(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            hlc: 0,
+            key: Some(Bytes::copy_from_slice(client_id.as_bytes())),
+            value: Bytes::from(value),
+            headers: vec![(
+                GENERATION_HEADER.to_owned(),
+                Bytes::from(serde_json::to_vec(generation).unwrap()),
+            )],
+        }
+    }
+
+    /// A record of a lower generation, written late by the node that lost
+    /// the session, does not replace the newer one; an ending of the
+    /// newest generation does.
+    #[test]
+    fn the_highest_generation_wins() {
+        let mut fold = SessionFold::default();
+        let (old, new) = (generation(1, "a"), generation(2, "b"));
+        fold.apply(&record("c", &new, session(new.clone()).to_json()));
+        fold.apply(&record("c", &old, session(old.clone()).to_json()));
+        assert_eq!(fold.get("c").unwrap().generation, new);
+        assert!(fold.get("c").unwrap().record.is_some());
+        let mut later = session(new.clone());
+        later.updated_ms = 2_000;
+        fold.apply(&record("c", &new, later.to_json()));
+        assert_eq!(
+            fold.get("c").unwrap().record.as_ref().unwrap().updated_ms,
+            2_000,
+            "same generation replaces"
+        );
+        fold.apply(&record("c", &new, Vec::new()));
+        assert_eq!(fold.get("c").unwrap().record, None);
+        assert_eq!(fold.get("c").unwrap().generation, new);
+    }
+
+    /// A session expires its expiry after it was disconnected, never while
+    /// connected, and never with the maximum expiry.
+    #[test]
+    fn expiry_counts_from_the_disconnect() {
+        let mut record = session(generation(1, "a"));
+        assert!(!record.expired(10_000_000), "connected");
+        record.connected = false;
+        assert!(!record.expired(60_999));
+        assert!(record.expired(61_000));
+        record.expiry_secs = u32::MAX;
+        assert!(!record.expired(i64::MAX));
+    }
+
+    /// The JSON form round-trips, and fields added later default.
+    #[test]
+    fn records_round_trip_and_default() {
+        let mut record = session(generation(3, "n"));
+        record.positions.push(Position {
+            topic: "mqtt.city".to_owned(),
+            partition: 2,
+            offset: 40,
+        });
+        let back: SessionRecord = serde_json::from_slice(&record.to_json()).unwrap();
+        assert_eq!(back, record);
+        let minimal = r#"{"generation":{"counter":1,"owner":"x"},"connected":false,"expiry_secs":5,"updated_ms":9}"#;
+        let parsed: SessionRecord = serde_json::from_str(minimal).unwrap();
+        assert!(parsed.subscriptions.is_empty() && parsed.inflight.is_empty());
+    }
+}

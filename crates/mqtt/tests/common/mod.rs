@@ -1,0 +1,199 @@
+//! The MQTT tests' harness: an in-memory broker with an MQTT listener over
+//! its native client, and a small MQTT client built on our codec (client
+//! role) that sends and reads single packets.
+
+#![allow(dead_code)]
+
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_client::Client;
+use citystream_mqtt::{MqttConfig, MqttServer};
+use citystream_mqtt_codec::{
+    ByteStr, ConnAck, Connect, ConnectProperties, Limits, MqttCodec, Packet, Publish,
+    PublishProperties, QoS, RetainHandling, Subscribe, SubscriptionOptions, Version,
+};
+use citystream_testkit::TestBroker;
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for one packet.
+pub const PACKET_WAIT: Duration = Duration::from_secs(10);
+
+/// A broker with an MQTT listener; stops when dropped.
+pub struct MqttBroker {
+    pub broker: TestBroker,
+    pub client: Client,
+    pub address: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for MqttBroker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl MqttBroker {
+    pub async fn start() -> MqttBroker {
+        MqttBroker::start_with(MqttConfig::default()).await
+    }
+
+    pub async fn start_with(config: MqttConfig) -> MqttBroker {
+        let broker = TestBroker::start().await;
+        let client = broker.client().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind MQTT");
+        let address = listener.local_addr().expect("bound").to_string();
+        let shutdown = CancellationToken::new();
+        let server = MqttServer::new(client.clone(), config, shutdown.clone()).expect("server");
+        tokio::spawn(server.serve(listener));
+        MqttBroker {
+            broker,
+            client,
+            address,
+            shutdown,
+        }
+    }
+
+    /// Another MQTT server over the same broker, as another node would
+    /// serve: its address and the token that stops it.
+    pub async fn another_server(&self) -> (String, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind MQTT");
+        let address = listener.local_addr().expect("bound").to_string();
+        let stop = self.shutdown.child_token();
+        let server = MqttServer::new(self.client.clone(), MqttConfig::default(), stop.clone())
+            .expect("server");
+        tokio::spawn(server.serve(listener));
+        (address, stop)
+    }
+
+    pub async fn connect(&self, version: Version, client_id: &'static str) -> TestClient {
+        let (client, ack) = TestClient::connect(&self.address, connect(version, client_id)).await;
+        assert_eq!(ack.reason.0, 0, "CONNACK {ack:?}");
+        client
+    }
+}
+
+/// A CONNECT with a clean start and a 30 s keep alive.
+pub fn connect(version: Version, client_id: &'static str) -> Connect {
+    Connect {
+        version,
+        clean_start: true,
+        keep_alive_secs: 30,
+        properties: ConnectProperties::default(),
+        client_id: ByteStr::from(client_id),
+        will: None,
+        username: None,
+        password: None,
+    }
+}
+
+pub fn publish(topic: &str, qos: QoS, packet_id: u16, payload: &'static str) -> Publish {
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: ByteStr::from(topic.to_owned()),
+        packet_id: NonZeroU16::new(packet_id),
+        properties: PublishProperties::default(),
+        payload: Bytes::from_static(payload.as_bytes()),
+    }
+}
+
+pub fn subscribe(packet_id: u16, filters: &[(&str, QoS)], identifier: Option<u32>) -> Subscribe {
+    Subscribe {
+        packet_id: NonZeroU16::new(packet_id).expect("a packet id"),
+        subscription_identifier: identifier,
+        user_properties: Vec::new(),
+        filters: filters
+            .iter()
+            .map(|(filter, qos)| {
+                let options = SubscriptionOptions {
+                    qos: *qos,
+                    no_local: false,
+                    retain_as_published: false,
+                    retain_handling: RetainHandling::SendAtSubscribe,
+                };
+                (ByteStr::from((*filter).to_owned()), options)
+            })
+            .collect(),
+    }
+}
+
+/// One MQTT client connection.
+pub struct TestClient {
+    framed: Framed<TcpStream, MqttCodec>,
+}
+
+impl TestClient {
+    /// Connects and sends `connect`; the client and the CONNACK.
+    pub async fn connect(address: &str, connect: Connect) -> (TestClient, ConnAck) {
+        let stream = TcpStream::connect(address).await.expect("connect to MQTT");
+        let codec = MqttCodec::client(connect.version, Limits::default());
+        let mut client = TestClient {
+            framed: Framed::new(stream, codec),
+        };
+        client.send(Packet::Connect(Box::new(connect))).await;
+        match client.recv().await {
+            Packet::ConnAck(ack) => (client, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// A TCP connection that has sent nothing yet.
+    pub async fn open(address: &str, version: Version) -> TestClient {
+        let stream = TcpStream::connect(address).await.expect("connect to MQTT");
+        TestClient {
+            framed: Framed::new(stream, MqttCodec::client(version, Limits::default())),
+        }
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        self.framed.send(packet).await.expect("send a packet");
+    }
+
+    /// Writes raw bytes (malformed packets).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        self.framed.get_mut().write_all(bytes).await.expect("write");
+    }
+
+    /// The next packet; panics on close or after [`PACKET_WAIT`].
+    pub async fn recv(&mut self) -> Packet {
+        match tokio::time::timeout(PACKET_WAIT, self.framed.next()).await {
+            Ok(Some(Ok(packet))) => packet,
+            other => panic!("expected a packet, got {other:?}"),
+        }
+    }
+
+    /// The next PUBLISH, answering nothing.
+    pub async fn recv_publish(&mut self) -> Publish {
+        match self.recv().await {
+            Packet::Publish(publish) => publish,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// Whether the server closes the connection (after any packets it
+    /// sends first, which are returned) within [`PACKET_WAIT`].
+    pub async fn closed(&mut self) -> (bool, Vec<Packet>) {
+        let mut before = Vec::new();
+        loop {
+            match tokio::time::timeout(PACKET_WAIT, self.framed.next()).await {
+                Ok(Some(Ok(packet))) => before.push(packet),
+                Ok(Some(Err(_))) | Ok(None) => return (true, before),
+                Err(_) => return (false, before),
+            }
+        }
+    }
+
+    /// No packet arrives within `wait`.
+    pub async fn silent_for(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.framed.next())
+            .await
+            .is_err()
+    }
+}

@@ -1,0 +1,377 @@
+//! MQTT over the log, end to end in one process: a broker, its MQTT
+//! listener, and clients speaking 3.1.1 and 5.0 through our codec.
+
+mod common;
+
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citystream_client::ProducerRecord;
+use citystream_mqtt::MqttConfig;
+use citystream_mqtt_codec::{
+    Ack, AckProperties, ByteStr, Disconnect, DisconnectProperties, Packet, QoS, ReasonCode,
+    Version, Will, WillProperties,
+};
+use citystream_testkit::{bounded, read_topic};
+use common::{MqttBroker, TestClient, connect, publish, subscribe};
+
+fn ack(id: u16) -> Ack {
+    Ack {
+        packet_id: NonZeroU16::new(id).unwrap(),
+        reason: ReasonCode::SUCCESS,
+        properties: AckProperties::default(),
+    }
+}
+
+fn header<'a>(record: &'a citystream_client::ConsumerRecord, name: &str) -> Option<&'a [u8]> {
+    record
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| &v[..])
+}
+
+/// A QoS 1 publish is acknowledged once it is a record of the first
+/// level's stream topic, keyed by its full topic name.
+#[tokio::test]
+async fn a_qos1_publish_is_a_record_when_acknowledged() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        for version in [Version::V3_1_1, Version::V5] {
+            let mut device = broker.connect(version, "sensor-7").await;
+            device
+                .send(Packet::Publish(publish(
+                    "city/north/air/7",
+                    QoS::AtLeastOnce,
+                    9,
+                    "42",
+                )))
+                .await;
+            match device.recv().await {
+                Packet::PubAck(ack) => {
+                    assert_eq!((ack.packet_id.get(), ack.reason), (9, ReasonCode::SUCCESS))
+                }
+                other => panic!("expected PUBACK, got {other:?}"),
+            }
+        }
+        let records = read_topic(&broker.client, "mqtt.city").await;
+        assert_eq!(records.len(), 2);
+        for record in &records {
+            assert_eq!(record.key.as_deref(), Some(&b"city/north/air/7"[..]));
+            assert_eq!(&record.value[..], b"42");
+            assert_eq!(header(record, "$mqtt.qos"), Some(&b"1"[..]));
+            assert_eq!(header(record, "$mqtt.from"), Some(&b"sensor-7"[..]));
+        }
+    })
+    .await;
+}
+
+/// A subscriber gets what matches its filter, at the lower of the publish
+/// and the granted QoS, and records written over the native protocol too.
+#[tokio::test]
+async fn subscribers_receive_matching_messages_from_every_protocol() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut subscriber = broker.connect(Version::V5, "dashboard").await;
+        subscriber
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("city/+/air/#", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        match subscriber.recv().await {
+            Packet::SubAck(suback) => assert_eq!(suback.reasons, [ReasonCode(1)]),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+        let mut device = broker.connect(Version::V3_1_1, "sensor").await;
+        device
+            .send(Packet::Publish(publish(
+                "city/n/air/1",
+                QoS::AtMostOnce,
+                0,
+                "a",
+            )))
+            .await;
+        device
+            .send(Packet::Publish(publish(
+                "city/n/traffic/1",
+                QoS::AtLeastOnce,
+                1,
+                "no",
+            )))
+            .await;
+        device
+            .send(Packet::Publish(publish(
+                "city/s/air/2",
+                QoS::ExactlyOnce,
+                2,
+                "b",
+            )))
+            .await;
+        assert!(matches!(device.recv().await, Packet::PubAck(_)));
+        assert!(matches!(device.recv().await, Packet::PubRec(_)));
+        let producer = broker.client.producer(Default::default()).unwrap();
+        let record = ProducerRecord::new("mqtt.city", "c").with_key("city/e/air/3");
+        producer.send(record).await.unwrap().await.unwrap();
+
+        let first = subscriber.recv_publish().await;
+        assert_eq!(
+            (first.topic.as_str(), &first.payload[..], first.qos),
+            ("city/n/air/1", &b"a"[..], QoS::AtMostOnce)
+        );
+        let second = subscriber.recv_publish().await;
+        assert_eq!(
+            (second.topic.as_str(), second.qos),
+            ("city/s/air/2", QoS::AtLeastOnce)
+        );
+        subscriber
+            .send(Packet::PubAck(ack(second.packet_id.unwrap().get())))
+            .await;
+        let third = subscriber.recv_publish().await;
+        assert_eq!(
+            (third.topic.as_str(), &third.payload[..], third.qos),
+            ("city/e/air/3", &b"c"[..], QoS::AtLeastOnce)
+        );
+        assert!(
+            subscriber.silent_for(Duration::from_millis(300)).await,
+            "traffic is not matched"
+        );
+    })
+    .await;
+}
+
+/// Two overlapping subscriptions of one v5 client give one copy carrying
+/// both subscription identifiers.
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_one_copy() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut subscriber = broker.connect(Version::V5, "overlap").await;
+        subscriber
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("a/#", QoS::AtMostOnce)],
+                Some(5),
+            )))
+            .await;
+        subscriber.recv().await;
+        subscriber
+            .send(Packet::Subscribe(subscribe(
+                2,
+                &[("a/+", QoS::AtLeastOnce)],
+                Some(6),
+            )))
+            .await;
+        subscriber.recv().await;
+        let mut device = broker.connect(Version::V5, "pub").await;
+        device
+            .send(Packet::Publish(publish("a/b", QoS::AtLeastOnce, 1, "x")))
+            .await;
+        let delivered = subscriber.recv_publish().await;
+        assert_eq!(delivered.qos, QoS::AtLeastOnce);
+        let mut ids = delivered.properties.subscription_identifiers.clone();
+        ids.sort();
+        assert_eq!(ids, [5, 6]);
+        subscriber
+            .send(Packet::PubAck(ack(delivered.packet_id.unwrap().get())))
+            .await;
+        assert!(
+            subscriber.silent_for(Duration::from_millis(300)).await,
+            "one copy only"
+        );
+    })
+    .await;
+}
+
+/// A QoS 2 publish sent again with the same packet id before PUBREL is
+/// written once; PUBREL is answered with PUBCOMP.
+#[tokio::test]
+async fn qos2_is_written_once() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut device = broker.connect(Version::V5, "q2").await;
+        let message = publish("exact/once", QoS::ExactlyOnce, 3, "1");
+        device.send(Packet::Publish(message.clone())).await;
+        assert!(matches!(device.recv().await, Packet::PubRec(rec) if rec.packet_id.get() == 3));
+        let mut again = message;
+        again.dup = true;
+        device.send(Packet::Publish(again)).await;
+        assert!(matches!(device.recv().await, Packet::PubRec(rec) if rec.packet_id.get() == 3));
+        device.send(Packet::PubRel(ack(3))).await;
+        assert!(matches!(device.recv().await, Packet::PubComp(comp) if comp.reason == ReasonCode::SUCCESS));
+        device.send(Packet::PubRel(ack(3))).await;
+        assert!(matches!(device.recv().await, Packet::PubComp(comp) if comp.reason == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND));
+        assert_eq!(read_topic(&broker.client, "mqtt.exact").await.len(), 1);
+    })
+    .await;
+}
+
+/// A connection closed without DISCONNECT publishes its will; one closed
+/// with DISCONNECT 0x00 does not.
+#[tokio::test]
+async fn the_will_is_published_on_an_abrupt_close_only() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut watcher = broker.connect(Version::V5, "watcher").await;
+        watcher
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("status/#", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        watcher.recv().await;
+        for (client_id, clean) in [("clean", true), ("abrupt", false)] {
+            let mut asked = connect(Version::V5, client_id);
+            asked.will = Some(Will {
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: ByteStr::from(format!("status/{client_id}")),
+                payload: Bytes::from_static(b"offline"),
+                properties: WillProperties::default(),
+            });
+            let (mut device, _) = TestClient::connect(&broker.address, asked).await;
+            if clean {
+                let disconnect = Disconnect {
+                    reason: ReasonCode::SUCCESS,
+                    properties: DisconnectProperties::default(),
+                };
+                device.send(Packet::Disconnect(disconnect)).await;
+            }
+            drop(device);
+        }
+        let will = watcher.recv_publish().await;
+        assert_eq!(
+            (will.topic.as_str(), &will.payload[..]),
+            ("status/abrupt", &b"offline"[..])
+        );
+        watcher
+            .send(Packet::PubAck(ack(will.packet_id.unwrap().get())))
+            .await;
+        assert!(watcher.silent_for(Duration::from_millis(300)).await);
+    })
+    .await;
+}
+
+/// A second connection with a client id takes it over: the first gets
+/// DISCONNECT 0x8E and is closed.
+#[tokio::test]
+async fn a_second_connection_takes_the_session_over() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut first = broker.connect(Version::V5, "twice").await;
+        let mut second = broker.connect(Version::V5, "twice").await;
+        let (closed, before) = first.closed().await;
+        assert!(closed);
+        assert!(matches!(&before[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::SESSION_TAKEN_OVER));
+        second.send(Packet::PingReq).await;
+        assert!(matches!(second.recv().await, Packet::PingResp));
+    })
+    .await;
+}
+
+/// Protocol errors close the connection with their reason code (v5) and
+/// write nothing: a second CONNECT, a packet over the size limit, more QoS
+/// 1 publishes in flight than the receive maximum, an unknown alias.
+#[tokio::test]
+async fn protocol_errors_close_with_their_reason() {
+    bounded(async {
+        let config = MqttConfig {
+            receive_maximum: 2,
+            limits: citystream_mqtt_codec::Limits {
+                max_packet_bytes: 1024,
+                ..Default::default()
+            },
+            ..MqttConfig::default()
+        };
+        let broker = MqttBroker::start_with(config).await;
+
+        let mut client = broker.connect(Version::V5, "twice").await;
+        client
+            .send(Packet::Connect(Box::new(connect(Version::V5, "twice"))))
+            .await;
+        assert_closed_with(&mut client, ReasonCode::PROTOCOL_ERROR).await;
+
+        let mut client = broker.connect(Version::V5, "big").await;
+        let mut big = publish("big/x", QoS::AtLeastOnce, 1, "");
+        big.payload = Bytes::from(vec![b'x'; 2048]);
+        client.send(Packet::Publish(big)).await;
+        assert_closed_with(&mut client, ReasonCode::PACKET_TOO_LARGE).await;
+
+        let mut client = broker.connect(Version::V5, "alias").await;
+        let mut aliased = publish("", QoS::AtMostOnce, 0, "x");
+        aliased.properties.topic_alias = NonZeroU16::new(3);
+        client.send(Packet::Publish(aliased)).await;
+        assert_closed_with(&mut client, ReasonCode::PROTOCOL_ERROR).await;
+
+        assert!(read_topic(&broker.client, "mqtt.big").await.is_empty());
+    })
+    .await;
+}
+
+/// A 3.1.1 client with an empty client id and no clean session gets
+/// CONNACK 0x02 and is closed.
+#[tokio::test]
+async fn an_empty_client_id_needs_a_clean_session_in_3_1_1() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut client = TestClient::open(&broker.address, Version::V3_1_1).await;
+        // CONNECT "MQTT" level 4, flags 0 (no clean session), keep alive
+        // 30, client id "" (our codec refuses to encode it).
+        client
+            .send_raw(&[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0, 0, 30, 0, 0])
+            .await;
+        let (closed, before) = client.closed().await;
+        assert!(closed);
+        assert!(
+            matches!(&before[..], [Packet::ConnAck(ack)] if ack.reason == ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+            "{before:?}"
+        );
+    })
+    .await;
+}
+
+/// Topic aliases set on one publish name the topic of later ones.
+#[tokio::test]
+async fn topic_aliases_resolve() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut device = broker.connect(Version::V5, "aliases").await;
+        let mut first = publish("fleet/bus/12", QoS::AtLeastOnce, 1, "a");
+        first.properties.topic_alias = NonZeroU16::new(1);
+        device.send(Packet::Publish(first)).await;
+        device.recv().await;
+        let mut second = publish("", QoS::AtLeastOnce, 2, "b");
+        second.properties.topic_alias = NonZeroU16::new(1);
+        device.send(Packet::Publish(second)).await;
+        device.recv().await;
+        let keys: Vec<_> = read_topic(&broker.client, "mqtt.fleet")
+            .await
+            .into_iter()
+            .map(|r| r.key.unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                Bytes::from_static(b"fleet/bus/12"),
+                Bytes::from_static(b"fleet/bus/12")
+            ]
+        );
+    })
+    .await;
+}
+
+async fn assert_closed_with(client: &mut TestClient, reason: ReasonCode) {
+    let (closed, before) = client.closed().await;
+    assert!(closed, "the connection stays open");
+    let reasons: Vec<ReasonCode> = before
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Disconnect(d) => Some(d.reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [reason], "packets before the close: {before:?}");
+}

@@ -1,0 +1,219 @@
+//! Persistent sessions: kept in the replicated sessions topic, resumed on
+//! any node with what the client missed, in order, and what it had not
+//! acknowledged re-sent with DUP under the same packet ids.
+
+mod common;
+
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use citystream_mqtt_codec::{
+    Ack, AckProperties, Disconnect, DisconnectProperties, Packet, QoS, ReasonCode, Version,
+};
+use citystream_testkit::{bounded, read_topic};
+use common::{MqttBroker, TestClient, connect, publish, subscribe};
+
+fn ack(id: u16) -> Ack {
+    Ack {
+        packet_id: NonZeroU16::new(id).unwrap(),
+        reason: ReasonCode::SUCCESS,
+        properties: AckProperties::default(),
+    }
+}
+
+fn goodbye() -> Packet {
+    Packet::Disconnect(Disconnect {
+        reason: ReasonCode::SUCCESS,
+        properties: DisconnectProperties::default(),
+    })
+}
+
+/// A persistent session connects with `clean_start` false and, in v5, a
+/// session expiry.
+async fn persistent(
+    address: &str,
+    version: Version,
+    client_id: &'static str,
+    clean_start: bool,
+) -> (TestClient, bool) {
+    let mut asked = connect(version, client_id);
+    asked.clean_start = clean_start;
+    if version == Version::V5 {
+        asked.properties.session_expiry_interval_secs = Some(300);
+    }
+    let (client, ack) = TestClient::connect(address, asked).await;
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    (client, ack.session_present)
+}
+
+async fn publish_all(broker: &MqttBroker, topic: &str, payloads: &[&'static str]) {
+    let mut device = broker.connect(Version::V5, "device").await;
+    for (index, payload) in payloads.iter().enumerate() {
+        let id = index as u16 + 1;
+        device
+            .send(Packet::Publish(publish(
+                topic,
+                QoS::AtLeastOnce,
+                id,
+                payload,
+            )))
+            .await;
+        assert!(matches!(device.recv().await, Packet::PubAck(_)));
+    }
+}
+
+/// Messages published while a persistent session was offline arrive, in
+/// order, when it reconnects (3.1.1 and 5.0), and not again after they
+/// were acknowledged.
+#[tokio::test]
+async fn an_offline_session_receives_what_it_missed() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        for (version, client_id, topic) in [
+            (Version::V3_1_1, "v3", "fleet/v3"),
+            (Version::V5, "v5", "fleet/v5"),
+        ] {
+            // A 3.1.1 session is persistent when it is not clean.
+            let clean_start = version == Version::V5;
+            let (mut client, present) =
+                persistent(&broker.address, version, client_id, clean_start).await;
+            assert!(!present);
+            client
+                .send(Packet::Subscribe(subscribe(
+                    1,
+                    &[(topic, QoS::AtLeastOnce)],
+                    None,
+                )))
+                .await;
+            assert!(matches!(client.recv().await, Packet::SubAck(_)));
+            client.send(goodbye()).await;
+            drop(client);
+
+            publish_all(&broker, topic, &["1", "2", "3"]).await;
+            let (mut client, present) =
+                persistent(&broker.address, version, client_id, false).await;
+            assert!(present, "the session was kept");
+            for expected in ["1", "2", "3"] {
+                let message = client.recv_publish().await;
+                assert_eq!(
+                    (message.topic.as_str(), &message.payload[..]),
+                    (topic, expected.as_bytes())
+                );
+                client
+                    .send(Packet::PubAck(ack(message.packet_id.unwrap().get())))
+                    .await;
+            }
+            // Acknowledged and snapshotted before the clean disconnect.
+            client.send(goodbye()).await;
+            drop(client);
+            let (mut client, present) =
+                persistent(&broker.address, version, client_id, false).await;
+            assert!(present);
+            let (_, extra) = tokio::join!(tokio::time::sleep(Duration::from_millis(1)), async {
+                tokio::time::timeout(Duration::from_millis(500), client.recv())
+                    .await
+                    .ok()
+            });
+            assert!(extra.is_none(), "nothing is sent twice: {extra:?}");
+        }
+    })
+    .await;
+}
+
+/// A message sent and not acknowledged is sent again with DUP and the same
+/// packet id when the session resumes on another node.
+#[tokio::test]
+async fn unacknowledged_messages_are_resent_with_their_ids_on_another_node() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let (other, _stop) = broker.another_server().await;
+        let (mut client, _) = persistent(&broker.address, Version::V5, "resend", true).await;
+        client.send(Packet::Subscribe(subscribe(1, &[("alerts/#", QoS::ExactlyOnce)], None))).await;
+        client.recv().await;
+        // Written over the native protocol: delivered at the granted QoS 2.
+        let producer = broker.client.producer(Default::default()).unwrap();
+        let record = citystream_client::ProducerRecord::new("mqtt.alerts", "smoke").with_key("alerts/fire");
+        producer.send(record).await.unwrap().await.unwrap();
+        let first = client.recv_publish().await;
+        assert_eq!((first.qos, first.dup), (QoS::ExactlyOnce, false));
+        // Gone without acknowledging: the session's snapshot holds it.
+        drop(client);
+        let (mut client, present) = persistent(&other, Version::V5, "resend", false).await;
+        assert!(present);
+        let again = client.recv_publish().await;
+        assert!(again.dup);
+        assert_eq!((again.packet_id, &again.payload[..]), (first.packet_id, &b"smoke"[..]));
+        client.send(Packet::PubRec(ack(again.packet_id.unwrap().get()))).await;
+        assert!(matches!(client.recv().await, Packet::PubRel(rel) if Some(rel.packet_id) == first.packet_id));
+        client.send(Packet::PubComp(ack(again.packet_id.unwrap().get()))).await;
+        assert!(client.silent_for(Duration::from_millis(300)).await);
+    })
+    .await;
+}
+
+/// A clean start discards the stored session.
+#[tokio::test]
+async fn a_clean_start_discards_the_session() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let (mut client, _) = persistent(&broker.address, Version::V5, "fresh", true).await;
+        client
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("x/#", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        client.recv().await;
+        client.send(goodbye()).await;
+        drop(client);
+        publish_all(&broker, "x/1", &["missed"]).await;
+        let (mut client, present) = persistent(&broker.address, Version::V5, "fresh", true).await;
+        assert!(!present);
+        assert!(client.silent_for(Duration::from_millis(500)).await);
+    })
+    .await;
+}
+
+/// A QoS 2 publish resent with DUP to another node, after the first node
+/// answered PUBREC and the client lost the connection, is not written again.
+#[tokio::test]
+async fn qos2_stays_exactly_once_across_nodes() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let (other, _stop) = broker.another_server().await;
+        let (mut client, _) = persistent(&broker.address, Version::V5, "exact", true).await;
+        let message = publish("meter/7", QoS::ExactlyOnce, 42, "kwh=3");
+        client.send(Packet::Publish(message.clone())).await;
+        assert!(matches!(client.recv().await, Packet::PubRec(_)));
+        drop(client);
+        let (mut client, present) = persistent(&other, Version::V5, "exact", false).await;
+        assert!(present);
+        let mut again = message;
+        again.dup = true;
+        client.send(Packet::Publish(again)).await;
+        assert!(matches!(client.recv().await, Packet::PubRec(rec) if rec.packet_id.get() == 42));
+        client.send(Packet::PubRel(ack(42))).await;
+        assert!(matches!(client.recv().await, Packet::PubComp(comp) if comp.reason == ReasonCode::SUCCESS));
+        assert_eq!(read_topic(&broker.client, "mqtt.meter").await.len(), 1);
+    })
+    .await;
+}
+
+/// A client id connecting on another node takes the session over: the
+/// first connection gets DISCONNECT 0x8E.
+#[tokio::test]
+async fn a_connection_on_another_node_takes_the_session_over() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let (other, _stop) = broker.another_server().await;
+        let mut first = broker.connect(Version::V5, "roaming").await;
+        let (mut second, _) = TestClient::connect(&other, connect(Version::V5, "roaming")).await;
+        let (closed, before) = first.closed().await;
+        assert!(closed);
+        assert!(matches!(&before[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::SESSION_TAKEN_OVER), "{before:?}");
+        second.send(Packet::PingReq).await;
+        assert!(matches!(second.recv().await, Packet::PingResp));
+    })
+    .await;
+}
