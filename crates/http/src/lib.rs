@@ -12,7 +12,8 @@
 //! cluster; shared with the CLI), and one module per resource: `topics`,
 //! `records`, `groups`, `health`, `sse/` (Server-Sent Events: shared
 //! per-partition tails, filters, one task per stream) and `webhooks/`
-//! (registrations in a replicated topic, delivery by one node). The OpenAPI document is generated from
+//! (registrations in a replicated topic, delivery by one node), `websocket`
+//! (MQTT over WebSocket at `/mqtt`, bridged to the node's MQTT server). The OpenAPI document is generated from
 //! the handlers' annotations and served at `/api/openapi.json`.
 
 mod body;
@@ -28,6 +29,7 @@ mod state;
 mod topics;
 pub mod views;
 pub mod webhooks;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -105,6 +107,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
         .route_layer(axum::middleware::from_fn(observe::time_requests))
+        .route("/mqtt", get(websocket::mqtt))
         // The web console: `/` and `/console/*`, static assets in the binary.
         .merge(citystream_console::router());
     if let Some(origin) = &config.cors_origin {

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::HttpError;
+use crate::websocket::ByteService;
 use crate::sse::{EventTails, event_tails};
 use crate::webhooks::{WebhookConfig, Webhooks};
 
@@ -85,6 +86,8 @@ struct Inner {
     /// Registration and listing of webhooks (delivery runs where the
     /// caller spawned it).
     webhooks: Webhooks,
+    /// The node's MQTT connections, served at `/mqtt` over WebSocket.
+    mqtt_websocket: Option<ByteService>,
 }
 
 impl HttpState {
@@ -105,6 +108,7 @@ impl HttpState {
                 metrics: None,
                 record_bytes_max: OnceCell::new(),
                 webhooks,
+                mqtt_websocket: None,
             }),
         }
     }
@@ -125,6 +129,19 @@ impl HttpState {
             .expect("with_webhooks is called before the state is shared")
             .webhooks = webhooks;
         self
+    }
+
+    /// The same state, serving MQTT over WebSocket at `/mqtt` through
+    /// `service`. Call before cloning the state.
+    pub fn with_mqtt_websocket(mut self, service: ByteService) -> HttpState {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_mqtt_websocket is called before the state is shared")
+            .mqtt_websocket = Some(service);
+        self
+    }
+
+    pub fn mqtt_websocket(&self) -> Option<&ByteService> {
+        self.inner.mqtt_websocket.as_ref()
     }
 
     pub fn webhooks(&self) -> &Webhooks {

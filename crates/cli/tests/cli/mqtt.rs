@@ -478,8 +478,20 @@ fn paho_scenario(test: &str, scenario: &str) -> Option<(MqttBroker, Value)> {
         }
     };
     let broker = MqttBroker::start();
+    let http_port = broker
+        .http
+        .rsplit_once(':')
+        .expect("HOST:PORT")
+        .1
+        .to_owned();
     let output = assert_cmd::Command::new(&python)
-        .args([PAHO_SCRIPT, &broker.mqtt_host, &broker.mqtt_port, scenario])
+        .args([
+            PAHO_SCRIPT,
+            &broker.mqtt_host,
+            &broker.mqtt_port,
+            scenario,
+            &http_port,
+        ])
         .timeout(COMMAND_TIMEOUT)
         .output()
         .expect("run the paho script");
@@ -576,4 +588,26 @@ fn paho_v5_topic_alias_publishes_under_the_full_topic_name() {
         ["city/alias/air/1", "second", "paho-pub-alias"],
     ];
     assert_eq!(records, expected);
+}
+
+/// MQTT over WebSocket at `/mqtt` on the HTTP port: a paho v5 client over
+/// WebSocket receives a 3.1.1 TCP client's publish, and its own publish
+/// reaches a TCP subscriber.
+#[test]
+fn paho_over_websocket_talks_to_tcp_clients() {
+    let Some((_broker, report)) =
+        paho_scenario("paho_over_websocket_talks_to_tcp_clients", "v5-websocket")
+    else {
+        return;
+    };
+    let to_websocket = &report["to_websocket"][0];
+    assert_eq!(
+        (&to_websocket["topic"], &to_websocket["payload"]),
+        (&json!("city/ws/air/1"), &json!("to the browser"))
+    );
+    let from_websocket = &report["from_websocket"][0];
+    assert_eq!(
+        (&from_websocket["topic"], &from_websocket["payload"]),
+        (&json!("city/ws/air/2"), &json!("from the browser"))
+    );
 }

@@ -72,10 +72,25 @@ pub fn spawn(
         let webhooks = Webhooks::new(client.clone(), WebhookConfig::default());
         let delivery = webhooks.spawn_delivery(shutdown.clone());
         let mut listeners = tokio::task::JoinSet::new();
+        let mqtt = match services.mqtt {
+            Some((listener, config)) => {
+                match citystream_mqtt::MqttServer::new(client.clone(), config, shutdown.clone()) {
+                    Ok(server) => Some((listener, server)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the MQTT server; not serving MQTT");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         if let Some((listener, config, metrics)) = services.http {
-            let state = HttpState::new(client.clone(), config)
+            let mut state = HttpState::new(client.clone(), config)
                 .with_metrics(metrics)
                 .with_webhooks(webhooks.clone());
+            if let Some((_, server)) = &mqtt {
+                state = state.with_mqtt_websocket(websocket_service(server.clone()));
+            }
             let stop = shutdown.clone();
             listeners.spawn(async move {
                 (
@@ -102,14 +117,8 @@ pub fn spawn(
                 )
             });
         }
-        if let Some((listener, config)) = services.mqtt {
-            let (client, stop) = (client.clone(), shutdown.clone());
-            listeners.spawn(async move {
-                (
-                    "MQTT",
-                    citystream_mqtt::serve(listener, client, config, stop).await,
-                )
-            });
+        if let Some((listener, server)) = mqtt {
+            listeners.spawn(async move { ("MQTT", server.serve(listener).await) });
         }
         while let Some(done) = listeners.join_next().await {
             if let Ok((what, Err(error))) = done {
@@ -117,6 +126,16 @@ pub fn spawn(
             }
         }
         let _ = delivery.await;
+    })
+}
+
+/// The MQTT server's connection handler, for `/mqtt` over WebSocket.
+fn websocket_service(
+    server: citystream_mqtt::MqttServer,
+) -> citystream_http::websocket::ByteService {
+    std::sync::Arc::new(move |io, peer| {
+        let server = server.clone();
+        Box::pin(async move { server.serve_connection(io, peer).await })
     })
 }
 

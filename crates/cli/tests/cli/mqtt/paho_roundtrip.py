@@ -1,12 +1,14 @@
 """Paho MQTT clients for the cli tests' mqtt.rs: one scenario per run.
 
-Usage: paho_roundtrip.py HOST PORT SCENARIO, SCENARIO one of
+Usage: paho_roundtrip.py HOST PORT SCENARIO [HTTP_PORT], SCENARIO one of
   v5-properties  a v5 subscriber with subscription identifier 7 on
                  city/+/air/#; a v5 publisher sends QoS 1 and QoS 2 messages
                  with user properties and a content type
   v311-qos1      a 3.1.1 subscriber on city/#; a 3.1.1 publisher sends QoS 1
   v5-topic-alias a v5 publisher sets topic alias 1, then publishes by alias
                  alone (empty topic name)
+  v5-websocket   a v5 subscriber over WebSocket (HTTP_PORT, path /mqtt) and a
+                 3.1.1 publisher over TCP; then the reverse direction
 
 Every subscriber is subscribed (SUBACK seen) before anything is published.
 Prints one JSON object: the publisher's CONNACK or the subscriber's SUBACK
@@ -37,11 +39,16 @@ def fail(why):
 class Client:
     """A paho client on its own network thread, connected before use."""
 
-    def __init__(self, host, port, client_id, protocol):
+    def __init__(self, host, port, client_id, protocol, websocket=False):
         self.protocol = protocol
         self.paho = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            transport="websockets" if websocket else "tcp",
         )
+        if websocket:
+            self.paho.ws_set_options(path="/mqtt")
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.connack = {}
@@ -113,7 +120,7 @@ class Client:
         self.paho.loop_stop()
 
 
-def v5_properties(host, port):
+def v5_properties(host, port, _http_port=None):
     subscriber = Client(host, port, "paho-sub-v5", mqtt.MQTTv5)
     subscriber.subscribe("city/+/air/#", qos=2, subscription_identifier=7)
     publisher = Client(host, port, "paho-pub-v5", mqtt.MQTTv5)
@@ -133,7 +140,7 @@ def v5_properties(host, port):
     return {"suback": subscriber.suback, "received": received}
 
 
-def v311_qos1(host, port):
+def v311_qos1(host, port, _http_port=None):
     subscriber = Client(host, port, "paho-sub-v311", mqtt.MQTTv311)
     subscriber.subscribe("city/#", qos=1)
     publisher = Client(host, port, "paho-pub-v311", mqtt.MQTTv311)
@@ -144,7 +151,7 @@ def v311_qos1(host, port):
     return {"suback": subscriber.suback, "received": received}
 
 
-def v5_topic_alias(host, port):
+def v5_topic_alias(host, port, _http_port=None):
     subscriber = Client(host, port, "paho-sub-alias", mqtt.MQTTv5)
     subscriber.subscribe("city/+/air/#", qos=1)
     publisher = Client(host, port, "paho-pub-alias", mqtt.MQTTv5)
@@ -156,18 +163,35 @@ def v5_topic_alias(host, port):
     return {"connack": publisher.connack, "received": received}
 
 
+def v5_websocket(host, port, http_port):
+    subscriber = Client(host, http_port, "paho-ws-sub", mqtt.MQTTv5, websocket=True)
+    subscriber.subscribe("city/+/air/#", qos=1)
+    publisher = Client(host, port, "paho-tcp-pub", mqtt.MQTTv311)
+    publisher.publish("city/ws/air/1", "to the browser", 1)
+    to_websocket = subscriber.received(1)
+    tcp_subscriber = Client(host, port, "paho-tcp-sub", mqtt.MQTTv311)
+    tcp_subscriber.subscribe("city/+/air/#", qos=1)
+    subscriber.publish("city/ws/air/2", "from the browser", 1)
+    from_websocket = tcp_subscriber.received(1)
+    for client in (publisher, subscriber, tcp_subscriber):
+        client.close()
+    return {"to_websocket": to_websocket, "from_websocket": from_websocket}
+
+
 SCENARIOS = {
     "v5-properties": v5_properties,
     "v311-qos1": v311_qos1,
     "v5-topic-alias": v5_topic_alias,
+    "v5-websocket": v5_websocket,
 }
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[3] not in SCENARIOS:
-        fail(f"usage: {sys.argv[0]} HOST PORT {{{'|'.join(SCENARIOS)}}}")
+    if len(sys.argv) not in (4, 5) or sys.argv[3] not in SCENARIOS:
+        fail(f"usage: {sys.argv[0]} HOST PORT {{{'|'.join(SCENARIOS)}}} [HTTP_PORT]")
     host, port, scenario = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    print(json.dumps(SCENARIOS[scenario](host, port)))
+    extra = [int(sys.argv[4])] if len(sys.argv) == 5 else []
+    print(json.dumps(SCENARIOS[scenario](host, port, *extra)))
 
 
 if __name__ == "__main__":
