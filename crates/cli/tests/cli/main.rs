@@ -14,6 +14,7 @@ mod group_cluster;
 mod harness;
 mod help;
 mod mqtt;
+mod mqtt_cluster;
 mod netns;
 mod ordered_produce;
 mod produce_consume;

@@ -4,9 +4,8 @@
 //! `$CITYSTREAM_PYTHON`), over MQTT 3.1.1 and 5.0: QoS 0/1/2 round trips,
 //! v5 properties, MQTT publishes read back as records (HTTP API, `citystream
 //! consume`) and records produced natively reaching MQTT subscribers, wills,
-//! topic aliases. A test skips, saying why on stderr, where its client is
-//! missing. Not covered: what the listener does not do yet (persistent
-//! sessions, retained messages, shared subscriptions, WebSocket).
+//! topic aliases, WebSocket. A test skips, saying why on stderr, where its
+//! client is missing. Sessions across nodes are in `mqtt_cluster.rs`.
 //!
 //! Every subscriber is known to be subscribed (its SUBACK seen) before
 //! anything it should receive is published, and every wait is bounded.
@@ -97,9 +96,12 @@ impl MqttBroker {
 /// v5 properties) and its debug lines (`-d`, for the SUBACK), its stdout
 /// line-buffered by `stdbuf` (mosquitto_sub flushes only message lines);
 /// killed on drop.
-struct Subscriber {
+pub(crate) struct Subscriber {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Message lines that arrived while another line was waited for (a
+    /// resumed session's messages may come before its SUBACK).
+    backlog: std::collections::VecDeque<String>,
 }
 
 impl Subscriber {
@@ -113,10 +115,23 @@ impl Subscriber {
         filter: &str,
         extra: &[&str],
     ) -> (Subscriber, u8) {
+        let address = format!("{}:{}", broker.mqtt_host, broker.mqtt_port);
+        Subscriber::start_at(&address, version, qos, filter, extra)
+    }
+
+    /// [`Subscriber::start`] on the MQTT listener at `address` (HOST:PORT).
+    pub(crate) fn start_at(
+        address: &str,
+        version: &str,
+        qos: u8,
+        filter: &str,
+        extra: &[&str],
+    ) -> (Subscriber, u8) {
+        let (host, port) = address.rsplit_once(':').expect("HOST:PORT");
         let qos = qos.to_string();
         let mut child = Command::new("stdbuf")
             .args(["-oL", "mosquitto_sub", "-d", "-F", "%j", "-V", version])
-            .args(["-h", &broker.mqtt_host, "-p", &broker.mqtt_port])
+            .args(["-h", host, "-p", port])
             .args(["-q", &qos, "-t", filter])
             .args(extra)
             .stdin(Stdio::null())
@@ -133,7 +148,11 @@ impl Subscriber {
                 }
             }
         });
-        let mut subscriber = Subscriber { child, lines };
+        let mut subscriber = Subscriber {
+            child,
+            lines,
+            backlog: std::collections::VecDeque::new(),
+        };
         let granted = subscriber.next_line_after("Subscribed (mid: 1): ");
         let granted = granted
             .parse()
@@ -153,13 +172,19 @@ impl Subscriber {
             if let Some(rest) = line.strip_prefix(prefix) {
                 return rest.to_owned();
             }
+            if line.starts_with('{') {
+                self.backlog.push_back(line.clone());
+            }
             seen.push(line);
         }
     }
 
     /// The next message as `mosquitto_sub -F %j` prints it.
-    fn next_message(&mut self) -> Value {
-        let json = self.next_line_after("{");
+    pub(crate) fn next_message(&mut self) -> Value {
+        let json = match self.backlog.pop_front() {
+            Some(line) => line[1..].to_owned(),
+            None => self.next_line_after("{"),
+        };
         serde_json::from_str(&format!("{{{json}")).unwrap_or_else(|e| panic!("{e}: {json}"))
     }
 
@@ -182,7 +207,7 @@ impl Subscriber {
     }
 
     /// Kills it with SIGKILL: no DISCONNECT, the broker sees the socket drop.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -220,7 +245,7 @@ fn mosquitto_missing() -> Option<String> {
 }
 
 /// Prints why `test` skips and returns true when the mosquitto clients are missing.
-fn skip_without_mosquitto(test: &str) -> bool {
+pub(crate) fn skip_without_mosquitto(test: &str) -> bool {
     let Some(why) = mosquitto_missing() else {
         return false;
     };

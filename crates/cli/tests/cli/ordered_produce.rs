@@ -133,7 +133,7 @@ impl Drop for PacedProducer {
 }
 
 /// The leader of `partition` as node `via` sees it.
-fn leader(cluster: &TestCluster, via: u32, topic: &str, partition: u32) -> u32 {
+pub(crate) fn leader(cluster: &TestCluster, via: u32, topic: &str, partition: u32) -> u32 {
     let status = cluster.wait_for(via, "a leader", |s| {
         partition_leader(s, topic, partition) != 0
     });

@@ -1,0 +1,208 @@
+//! MQTT on a 3-node cluster of real processes, with Debian's mosquitto
+//! clients: a persistent session follows its client to another node when
+//! the node it used is SIGKILLed, and QoS 1 publishes acknowledged before
+//! a partition leader is killed are all in the log, in order, once.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{COMMAND_TIMEOUT, listener_address};
+use crate::mqtt::{Subscriber, skip_without_mosquitto};
+use crate::ordered_produce::leader;
+use crate::test_cluster::{CONVERGE_TIMEOUT, TestCluster};
+
+const V311: &str = "mqttv311";
+
+fn cluster() -> TestCluster {
+    TestCluster::start_with_flags(3, &["--mqtt", "127.0.0.1:0", "--default-partitions", "1"])
+}
+
+fn mqtt_address(cluster: &TestCluster, node_id: u32) -> String {
+    listener_address(&cluster.broker(node_id).ready_line, "mqtt on ")
+}
+
+/// Publishes each of `lines` as one QoS 1 message to `topic` through the
+/// MQTT listener at `address` (`mosquitto_pub -l`, which exits once every
+/// message is acknowledged); retried (bounded) while the cluster settles.
+fn publish_lines(address: &str, topic: &str, lines: &[String]) {
+    let (host, port) = address.rsplit_once(':').expect("HOST:PORT");
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let input = lines.join("\n") + "\n";
+    loop {
+        let output = assert_cmd::Command::new("mosquitto_pub")
+            .args([
+                "-h", host, "-p", port, "-V", V311, "-q", "1", "-t", topic, "-l",
+            ])
+            .write_stdin(input.clone())
+            .timeout(COMMAND_TIMEOUT)
+            .output()
+            .expect("run mosquitto_pub");
+        if output.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto_pub -l failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn numbered(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    range.map(|i| i.to_string()).collect()
+}
+
+fn payload(message: &serde_json::Value) -> u32 {
+    message["payload"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a numbered payload: {message}"))
+}
+
+/// A session that is not clean, connected to node 1, got messages 1-50;
+/// node 1 is SIGKILLed, 51-100 are published through node 2, and the same
+/// client id connecting to node 3 gets every message it had not
+/// acknowledged, in order: at most a repeat of the last ones before the
+/// kill (QoS 1 is at least once), then 51-100 with no gap.
+#[test]
+fn a_persistent_session_resumes_on_another_node_after_its_node_is_killed() {
+    if skip_without_mosquitto(
+        "a_persistent_session_resumes_on_another_node_after_its_node_is_killed",
+    ) {
+        return;
+    }
+    let mut cluster = cluster();
+    let session = ["-c", "-i", "roaming-truck"];
+    let (mut first, granted) =
+        Subscriber::start_at(&mqtt_address(&cluster, 1), V311, 1, "fleet/#", &session);
+    assert_eq!(granted, 1);
+    publish_lines(
+        &mqtt_address(&cluster, 2),
+        "fleet/truck/7",
+        &numbered(1..=50),
+    );
+    let before: Vec<u32> = (0..50).map(|_| payload(&first.next_message())).collect();
+    assert_eq!(before, (1..=50).collect::<Vec<_>>());
+    // Give the session's periodic snapshot a chance to hold some of the
+    // acknowledgements; correctness does not depend on it.
+    std::thread::sleep(Duration::from_millis(600));
+    cluster.kill(1);
+    first.kill();
+
+    publish_lines(
+        &mqtt_address(&cluster, 2),
+        "fleet/truck/7",
+        &numbered(51..=100),
+    );
+    let (mut resumed, _) =
+        Subscriber::start_at(&mqtt_address(&cluster, 3), V311, 1, "fleet/#", &session);
+    let mut after = Vec::new();
+    while after.last() != Some(&100) {
+        after.push(payload(&resumed.next_message()));
+    }
+    resumed.kill();
+    let first_new = after.iter().position(|&p| p == 51).expect("51 arrives");
+    let (repeats, new) = after.split_at(first_new);
+    assert_eq!(
+        new,
+        (51..=100).collect::<Vec<_>>(),
+        "what was missed, in order, once"
+    );
+    assert!(
+        repeats.windows(2).all(|w| w[0] < w[1]) && repeats.iter().all(|&p| p <= 50),
+        "repeats are earlier messages in order: {repeats:?}"
+    );
+}
+
+/// A QoS 1 publisher on one node keeps publishing while the leader of the
+/// stream partition (another node) is SIGKILLed: mosquitto_pub exits 0
+/// (every message acknowledged), and the partition then holds every
+/// message once, in publish order.
+#[test]
+fn qos1_messages_acknowledged_across_a_leader_kill_are_all_in_the_log() {
+    if skip_without_mosquitto("qos1_messages_acknowledged_across_a_leader_kill_are_all_in_the_log")
+    {
+        return;
+    }
+    const MESSAGES: u32 = 2_000;
+    let mut cluster = cluster();
+    publish_lines(&mqtt_address(&cluster, 1), "meters/m1", &["0".to_owned()]);
+    let old_leader = leader(&cluster, 1, "mqtt.meters", 0);
+    let via = if old_leader == 1 { 2 } else { 1 };
+    let address = mqtt_address(&cluster, via);
+    let (host, port) = address.rsplit_once(':').expect("HOST:PORT");
+    let mut publisher = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-V",
+            V311,
+            "-q",
+            "1",
+            "-t",
+            "meters/m1",
+            "-l",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mosquitto_pub");
+    let mut stdin = publisher.stdin.take().expect("piped stdin");
+    for i in 1..=MESSAGES {
+        writeln!(stdin, "{i}").expect("feed mosquitto_pub");
+        if i == MESSAGES / 2 {
+            stdin.flush().expect("flush");
+            std::thread::sleep(Duration::from_millis(200));
+            cluster.kill(old_leader);
+        }
+    }
+    drop(stdin);
+    let deadline = Instant::now() + CONVERGE_TIMEOUT * 3;
+    let status = loop {
+        if let Some(status) = publisher.try_wait().expect("wait for mosquitto_pub") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mosquitto_pub did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "mosquitto_pub failed: {status}");
+
+    let values = read_values(&cluster, via, "mqtt.meters", MESSAGES as usize + 1);
+    let expected: Vec<String> = (0..=MESSAGES).map(|i| i.to_string()).collect();
+    assert_eq!(values.len(), expected.len(), "every message once");
+    assert!(values == expected, "in publish order");
+}
+
+/// The values of partition 0 of `topic` read through node `via`, once at
+/// least `count` are there (bounded).
+fn read_values(cluster: &TestCluster, via: u32, topic: &str, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        let output = cluster
+            .broker(via)
+            .command(&["consume", topic, "--from-beginning", "--format", "json"])
+            .output()
+            .expect("run citystream consume");
+        let values: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                let json: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+                json["value"].as_str().expect("a text value").to_owned()
+            })
+            .collect();
+        if output.status.success() && values.len() >= count {
+            return values;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {count}",
+            values.len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
