@@ -56,7 +56,7 @@ pub enum DecodeError {
     InvalidQoS { field: &'static str, value: u8 },
     /// CONNECT flags with the reserved bit set [MQTT-3.1.2-3], Will QoS or
     /// Will Retain without the Will Flag [MQTT-3.1.2-11, 3.1.2-13], or (3.1.1)
-    /// a password without a user name [MQTT-3.1.2-22].
+    /// a password without a user name [MQTT-3.1.2-22 of 3.1.1].
     #[error("invalid CONNECT flags {flags:#010b}")]
     InvalidConnectFlags { flags: u8 },
     /// A reason code this packet may not carry (from this side).
@@ -105,7 +105,7 @@ pub enum DecodeError {
     /// A topic filter with misplaced wildcards or a bad `$share/` prefix.
     #[error("invalid topic filter: {error}")]
     InvalidTopicFilter { error: TopicError },
-    /// Packet identifier 0 [MQTT-2.2.1-3].
+    /// Packet identifier 0 [MQTT-2.2.1-3, 2.2.1-4].
     #[error("packet identifier 0 in {packet_type}")]
     ZeroPacketId { packet_type: PacketType },
     /// A SUBSCRIBE or UNSUBSCRIBE without filters [MQTT-3.8.3-2, 3.10.3-2],
@@ -131,11 +131,11 @@ pub enum DecodeError {
     /// 3.1.1 return code 0x01).
     #[error("unsupported protocol level {level}")]
     UnsupportedProtocol { level: u8 },
-    /// A protocol name other than "MQTT" or "MQIsdp" (0x84; 3.1.1 asks us to
-    /// just close the connection [MQTT-3.1.2-1]).
+    /// A protocol name other than "MQTT" or "MQIsdp" (0x84; 3.1.1 lets us
+    /// just close the connection [MQTT-3.1.2-1 of 3.1.1]).
     #[error("unknown protocol name")]
     UnknownProtocolName,
-    /// 3.1.1: an empty client id with Clean Session 0 [MQTT-3.1.3-8]
+    /// 3.1.1: an empty client id with Clean Session 0 [MQTT-3.1.3-8 of 3.1.1]
     /// (0x85; 3.1.1 return code 0x02).
     #[error("empty client identifier without clean session")]
     EmptyClientIdWithoutCleanSession,

@@ -10,8 +10,14 @@
 //! a second CONNECT, keep-alive and sessions belong to the broker.
 //!
 //! Entry points: [`MqttCodec`] (a tokio-util `Decoder`/`Encoder`),
-//! [`decode_packet`] / [`encode_packet`] for one frame, and the functions of
-//! [`topic`].
+//! [`decode_packet`] / [`encode_packet`] for one frame (WebSocket, tests),
+//! [`encode_packet_within`] to fit the peer's [`PeerLimits`], and the
+//! functions of [`topic`]. Every decode failure is a [`DecodeError`] whose
+//! [`DecodeError::reason_code`] is what the broker answers with.
+//!
+//! Files: `frame.rs` (framing, codec), `packet/` (one file per packet body),
+//! `property.rs` (MQTT 5 properties), `wire.rs` and `varint.rs` (data
+//! representations), `byte_str.rs`, `reason.rs`, `topic.rs`, `error.rs`.
 
 mod byte_str;
 mod error;

@@ -131,7 +131,7 @@ pub(crate) fn decode(
     }
     let client_id = reader.string("client identifier")?;
     let clean_start = flags & FLAG_CLEAN_START != 0;
-    // [MQTT-3.1.3-8] of 3.1.1; 5.0 lets the server assign an id instead.
+    // [MQTT-3.1.3-8 of 3.1.1]; 5.0 lets the server assign an id instead.
     if version == Version::V3_1_1 && client_id.is_empty() && !clean_start {
         return Err(DecodeError::EmptyClientIdWithoutCleanSession);
     }

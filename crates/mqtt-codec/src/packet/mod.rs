@@ -314,7 +314,7 @@ pub(crate) fn decode_body(
     Ok(packet)
 }
 
-/// Reads a non-zero packet identifier [MQTT-2.2.1-3].
+/// Reads a non-zero packet identifier [MQTT-2.2.1-3, 2.2.1-4].
 pub(crate) fn read_packet_id(
     reader: &mut Reader,
     packet_type: PacketType,

@@ -146,8 +146,8 @@ fn decode_options(
         OPTION_RESERVED_V3
     };
     let qos = QoS::from_u8(options & 0b11);
-    // 3.1.1 calls QoS 3 malformed [MQTT-3.8.3-4 of 3.1.1]; reserved bits are
-    // malformed in both [MQTT-3.8.3-5].
+    // 3.1.1 calls its reserved bits 7-2 and QoS 3 malformed [MQTT-3.8.3-4 of
+    // 3.1.1, printed there as "MQTT-3-8.3-4"]; 5.0 its bits 7-6 [MQTT-3.8.3-5].
     if options & reserved != 0 || (!context.is_v5() && qos.is_none()) {
         return Err(DecodeError::InvalidSubscriptionOptions { options });
     }

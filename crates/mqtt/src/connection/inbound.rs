@@ -184,8 +184,11 @@ impl Connection {
             self.unanswered = self.unanswered.saturating_sub(1);
             self.dirty = true;
             ReasonCode::SUCCESS
-        } else {
+        } else if self.version == Version::V5 {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        } else {
+            // 3.1.1 has no reason codes: PUBCOMP all the same.
+            ReasonCode::SUCCESS
         };
         self.feed(framed, Packet::PubComp(ack_of(ack.packet_id, reason)))
             .await
