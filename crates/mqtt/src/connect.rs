@@ -44,6 +44,10 @@ pub fn accept(connect: &Connect, config: &MqttConfig) -> Result<Accepted, Reason
         // Enhanced authentication is not offered.
         return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
     }
+    if connect.version == Version::V5 && connect.will.as_ref().is_some_and(|will| will.retain) {
+        // Retain Available is 0 until retained messages are kept.
+        return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
+    }
     let (client_id, assigned_id) = match connect.client_id.as_str() {
         "" => (assign_client_id(), true),
         id if id.len() > CLIENT_ID_BYTES_MAX => {

@@ -273,8 +273,9 @@ async fn a_second_connection_takes_the_session_over() {
 }
 
 /// Protocol errors close the connection with their reason code (v5) and
-/// write nothing: a second CONNECT, a packet over the size limit, more QoS
-/// 1 publishes in flight than the receive maximum, an unknown alias.
+/// write nothing: a second CONNECT, a packet over the size limit, an
+/// unknown alias, more QoS 2 messages unreleased than the receive maximum,
+/// a retained publish (Retain Available is 0).
 #[tokio::test]
 async fn protocol_errors_close_with_their_reason() {
     bounded(async {
@@ -306,7 +307,25 @@ async fn protocol_errors_close_with_their_reason() {
         client.send(Packet::Publish(aliased)).await;
         assert_closed_with(&mut client, ReasonCode::PROTOCOL_ERROR).await;
 
+        // QoS 2 messages count against the receive maximum until PUBREL.
+        let mut client = broker.connect(Version::V5, "greedy").await;
+        for id in 1..=3 {
+            client.send(Packet::Publish(publish("greedy/x", QoS::ExactlyOnce, id, "x"))).await;
+        }
+        let (closed, before) = client.closed().await;
+        assert!(closed);
+        let recs = before.iter().filter(|p| matches!(p, Packet::PubRec(_))).count();
+        assert!(recs <= 2, "{before:?}");
+        assert!(matches!(before.last(), Some(Packet::Disconnect(d)) if d.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
+
+        let mut client = broker.connect(Version::V5, "retainer").await;
+        let mut retained = publish("kept/x", QoS::AtLeastOnce, 1, "x");
+        retained.retain = true;
+        client.send(Packet::Publish(retained)).await;
+        assert_closed_with(&mut client, ReasonCode::RETAIN_NOT_SUPPORTED).await;
+
         assert!(read_topic(&broker.client, "mqtt.big").await.is_empty());
+        assert!(read_topic(&broker.client, "mqtt.kept").await.is_empty());
     })
     .await;
 }

@@ -44,6 +44,13 @@ impl Connection {
             self.disconnect(framed, reason).await;
             return Err(End::WithWill);
         }
+        if publish.retain && self.version == Version::V5 {
+            // CONNACK said Retain Available 0 (retained messages wait for
+            // log compaction): DISCONNECT 0x9A.
+            self.disconnect(framed, ReasonCode::RETAIN_NOT_SUPPORTED)
+                .await;
+            return Err(End::WithWill);
+        }
         let stream_topic = self.node.config.map.stream_topic(&publish.topic);
         let mut record = message::to_record(&publish, &stream_topic, &self.client_id, now_ms());
         let Some(id) = publish.packet_id else {
