@@ -104,7 +104,6 @@ fn connack_properties(accepted: &Accepted, config: &MqttConfig) -> ConnAckProper
         maximum_packet_size: Some(config.limits.max_packet_bytes),
         topic_alias_maximum: Some(config.topic_alias_maximum),
         retain_available: Some(false),
-        shared_subscription_available: Some(false),
         ..ConnAckProperties::default()
     };
     if accepted.assigned_id {

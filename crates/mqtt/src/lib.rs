@@ -15,7 +15,8 @@
 //! ids connected to this node, takeover, delayed wills), `connect` (the
 //! CONNECT/CONNACK exchange), `connection/` (one connection: its loop,
 //! publishes, delivery, session, will), `outbound` (packet ids and the
-//! in-flight window of messages sent to a client).
+//! in-flight window of messages sent to a client), `shared` (shared
+//! subscriptions as consumer-group members).
 
 pub mod mapping;
 pub mod message;
@@ -27,6 +28,7 @@ mod connection;
 mod ingest;
 mod outbound;
 mod registry;
+mod shared;
 mod store;
 
 use std::sync::Arc;

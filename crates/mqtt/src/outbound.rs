@@ -10,7 +10,10 @@ use std::num::NonZeroU16;
 
 use citystream_mqtt_codec::{Publish, QoS};
 
+use std::sync::Arc;
+
 use crate::session::{Position, StoredInflight};
+use crate::shared::Ticket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -26,6 +29,8 @@ struct Inflight {
     stage: Stage,
     /// The message's record (kept in session snapshots).
     at: Position,
+    /// The shared-subscription batch it belongs to, told when it ends.
+    ticket: Option<Arc<Ticket>>,
 }
 
 #[derive(Debug)]
@@ -51,7 +56,7 @@ impl Outbound {
 
     /// Gives `publish` (QoS 1 or 2), the record at `at`, a free packet id
     /// and tracks it.
-    pub fn start(&mut self, publish: &mut Publish, at: Position) {
+    pub fn start(&mut self, publish: &mut Publish, at: Position, ticket: Option<Arc<Ticket>>) {
         assert!(publish.qos != QoS::AtMostOnce, "QoS 0 is not tracked");
         assert!(self.has_room(), "the window is full");
         let id = loop {
@@ -68,6 +73,7 @@ impl Outbound {
                 qos: publish.qos,
                 stage,
                 at,
+                ticket,
             },
         );
         publish.packet_id = NonZeroU16::new(id);
@@ -82,8 +88,14 @@ impl Outbound {
             Stage::Sent
         };
         let at = stored.at.clone();
-        self.inflight
-            .insert(stored.packet_id, Inflight { qos, stage, at });
+        let ticket = None;
+        let inflight = Inflight {
+            qos,
+            stage,
+            at,
+            ticket,
+        };
+        self.inflight.insert(stored.packet_id, inflight);
     }
 
     /// What is in flight, as a session snapshot keeps it.
@@ -112,7 +124,7 @@ impl Outbound {
         };
         match (inflight.qos, inflight.stage) {
             (QoS::ExactlyOnce, Stage::Sent) if error => {
-                self.inflight.remove(&id);
+                self.end(id);
                 false
             }
             (QoS::ExactlyOnce, Stage::Sent) => {
@@ -141,10 +153,17 @@ impl Outbound {
             .get(&id)
             .is_some_and(|inflight| (inflight.qos, inflight.stage) == (qos, stage))
         {
-            self.inflight.remove(&id);
+            self.end(id);
             true
         } else {
             false
+        }
+    }
+
+    fn end(&mut self, id: u16) {
+        let ended = self.inflight.remove(&id);
+        if let Some(ticket) = ended.and_then(|inflight| inflight.ticket) {
+            ticket.complete();
         }
     }
 }
@@ -181,8 +200,8 @@ mod tests {
     fn the_window_bounds_what_is_in_flight() {
         let mut outbound = Outbound::new(2);
         let (mut a, mut b) = (publish(QoS::AtLeastOnce), publish(QoS::ExactlyOnce));
-        outbound.start(&mut a, at(1));
-        outbound.start(&mut b, at(2));
+        outbound.start(&mut a, at(1), None);
+        outbound.start(&mut b, at(2), None);
         assert!(!outbound.has_room());
         assert_ne!(a.packet_id, b.packet_id);
         let (a_id, b_id) = (a.packet_id.unwrap().get(), b.packet_id.unwrap().get());
@@ -213,11 +232,11 @@ mod tests {
     fn ids_wrap_and_skip_those_in_use() {
         let mut outbound = Outbound::new(10);
         let mut first = publish(QoS::AtLeastOnce);
-        outbound.start(&mut first, at(1));
+        outbound.start(&mut first, at(1), None);
         outbound.next_id = u16::MAX;
         let (mut x, mut y) = (publish(QoS::AtLeastOnce), publish(QoS::AtLeastOnce));
-        outbound.start(&mut x, at(2));
-        outbound.start(&mut y, at(3));
+        outbound.start(&mut x, at(2), None);
+        outbound.start(&mut y, at(3), None);
         assert_eq!(x.packet_id.unwrap().get(), u16::MAX);
         assert_eq!(y.packet_id.unwrap().get(), 2, "1 is still in flight");
     }

@@ -9,13 +9,14 @@ use citystream_client::live::{Followed, Start};
 use citystream_client::{Client, ClientError, ConsumerRecord};
 use citystream_mqtt_codec::{
     AckProperties, Packet, Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Version, topic_matches,
+    SubscriptionOptions, UnsubAck, Unsubscribe, Version, parse_shared, topic_matches,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Connection, End, Io, now_ms};
+use super::{Connection, End, Io, Pending, SharedMember, now_ms};
 use crate::message;
 use crate::session::Position;
+use crate::shared::{self, SharedBatch};
 use crate::subscriptions::Subscription;
 
 impl Connection {
@@ -53,9 +54,6 @@ impl Connection {
         identifier: Option<u32>,
     ) -> ReasonCode {
         let config = &self.node.config;
-        if filter.starts_with("$share/") {
-            return ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
-        }
         let denied = config
             .deny_filters
             .iter()
@@ -63,20 +61,73 @@ impl Connection {
         if denied {
             return ReasonCode::UNSPECIFIED_ERROR;
         }
-        let known = self.subscriptions.iter().any(|s| s.filter == filter);
-        if !known && self.subscriptions.len() >= config.subscriptions_max {
+        let known = self.subscriptions.iter().any(|s| s.filter == filter)
+            || self.shared.contains_key(filter);
+        if !known && self.subscriptions.len() + self.shared.len() >= config.subscriptions_max {
             return ReasonCode::QUOTA_EXCEEDED;
+        }
+        let subscription = Subscription {
+            filter: filter.to_owned(),
+            options,
+            identifier,
+        };
+        if filter.starts_with("$share/") {
+            return self.add_shared(subscription).await;
         }
         if let Err(error) = self.follow_filter(filter).await {
             tracing::warn!(client_id = %self.client_id, filter, %error, "cannot follow the stream topics of a subscription");
             return ReasonCode::UNSPECIFIED_ERROR;
         }
-        let granted = options.qos;
-        self.subscriptions.insert(Subscription {
-            filter: filter.to_owned(),
-            options,
-            identifier,
-        });
+        let granted = subscription.options.qos;
+        self.subscriptions.insert(subscription);
+        self.dirty = true;
+        ReasonCode(granted as u8)
+    }
+
+    /// A shared subscription: this session joins the share's consumer
+    /// group over the filter's stream topics (`crate::shared`).
+    pub(super) async fn add_shared(&mut self, subscription: Subscription) -> ReasonCode {
+        let full = subscription.filter.clone();
+        let Ok(Some(shared)) = parse_shared(&full) else {
+            return ReasonCode::TOPIC_FILTER_INVALID;
+        };
+        let Some(group) = shared::group_name(shared.group, shared.filter) else {
+            return ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR;
+        };
+        let inner = shared.filter.to_owned();
+        let topics = match share_topics(&self.node, &inner).await {
+            Ok(topics) => topics,
+            Err(error) => {
+                tracing::warn!(client_id = %self.client_id, filter = %full, %error, "cannot read the topics of a shared subscription");
+                return ReasonCode::UNSPECIFIED_ERROR;
+            }
+        };
+        if let Some(previous) = self.shared.remove(&full) {
+            previous.stop.cancel();
+        }
+        let stop = self.node.shutdown.child_token();
+        let client = self.node.client.clone();
+        let sender = self.shared_sender.clone();
+        shared::spawn_member(
+            client,
+            group,
+            topics,
+            Arc::from(full.as_str()),
+            sender,
+            stop.clone(),
+        );
+        let granted = subscription.options.qos;
+        let matching = Subscription {
+            filter: inner,
+            ..subscription
+        };
+        self.shared.insert(
+            full,
+            SharedMember {
+                subscription: matching,
+                stop,
+            },
+        );
         self.dirty = true;
         ReasonCode(granted as u8)
     }
@@ -147,9 +198,15 @@ impl Connection {
         let reasons = unsubscribe
             .filters
             .iter()
-            .map(|filter| match self.subscriptions.remove(filter) {
-                true => ReasonCode::SUCCESS,
-                false => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            .map(|filter| {
+                let shared = self.shared.remove(filter.as_str());
+                if let Some(member) = &shared {
+                    member.stop.cancel();
+                }
+                match self.subscriptions.remove(filter) || shared.is_some() {
+                    true => ReasonCode::SUCCESS,
+                    false => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+                }
             })
             .collect();
         self.unfollow_unneeded();
@@ -192,23 +249,52 @@ impl Connection {
         let now = now_ms();
         for record in span.records() {
             if let Some(publish) = self.delivery(record, now) {
-                let at = Position {
-                    topic: record.topic.clone(),
-                    partition: record.partition,
-                    offset: record.offset,
-                };
-                self.pending.push_back((publish, at));
+                let at = position_of(record);
+                self.pending.push_back(Pending {
+                    publish,
+                    at,
+                    ticket: None,
+                });
             }
         }
         self.dirty = true;
     }
 
+    /// Queues what a shared subscription matches in a batch of its group
+    /// member; the member commits once they are all delivered.
+    pub(super) fn matched_shared(&mut self, batch: SharedBatch) {
+        let now = now_ms();
+        if let Some(member) = self.shared.get(&*batch.filter) {
+            let mut only = crate::subscriptions::Subscriptions::default();
+            only.insert(member.subscription.clone());
+            for record in &batch.records {
+                if let Some(publish) = self.delivery_for(&only, record, now) {
+                    batch.ticket.add();
+                    let (at, ticket) = (position_of(record), Some(batch.ticket.clone()));
+                    self.pending.push_back(Pending {
+                        publish,
+                        at,
+                        ticket,
+                    });
+                }
+            }
+        }
+        batch.seal();
+    }
+
     /// The PUBLISH that delivers `record`, if a subscription matches it.
     pub(super) fn delivery(&self, record: &ConsumerRecord, now_ms: i64) -> Option<Publish> {
+        self.delivery_for(&self.subscriptions, record, now_ms)
+    }
+
+    fn delivery_for(
+        &self,
+        subscriptions: &crate::subscriptions::Subscriptions,
+        record: &ConsumerRecord,
+        now_ms: i64,
+    ) -> Option<Publish> {
         let stored = message::stored(record)?;
-        let found = self
-            .subscriptions
-            .matching(&stored, self.client_id.as_bytes())?;
+        let found = subscriptions.matching(&stored, self.client_id.as_bytes())?;
         let retain = found.retain_as_published && stored.retain;
         let mut publish = message::to_publish(record, &stored, found.qos, retain, now_ms)?;
         match self.version {
@@ -228,18 +314,29 @@ impl Connection {
     {
         let mut batch = Vec::new();
         let mut qos2 = false;
-        while let Some((front, _)) = self.pending.front() {
-            if front.qos != QoS::AtMostOnce && !self.outbound.has_room() {
+        while let Some(front) = self.pending.front() {
+            if front.publish.qos != QoS::AtMostOnce && !self.outbound.has_room() {
                 break;
             }
-            let (mut publish, at) = self.pending.pop_front().expect("just seen");
+            let Pending {
+                mut publish,
+                at,
+                ticket,
+            } = self.pending.pop_front().expect("just seen");
             if self.too_large(&publish) {
                 tracing::debug!(client_id = %self.client_id, topic = %publish.topic, "message larger than the client accepts; not sent");
+                if let Some(ticket) = ticket {
+                    ticket.complete();
+                }
                 continue;
             }
-            if publish.qos != QoS::AtMostOnce {
+            if publish.qos == QoS::AtMostOnce {
+                if let Some(ticket) = ticket {
+                    ticket.complete();
+                }
+            } else {
                 qos2 |= publish.qos == QoS::ExactlyOnce;
-                self.outbound.start(&mut publish, at);
+                self.outbound.start(&mut publish, at, ticket);
             }
             batch.push(publish);
         }
@@ -260,6 +357,29 @@ impl Connection {
         Packet::Publish(publish.clone())
             .encoded_len(self.version)
             .map_or(true, |len| len + 2 > max as usize)
+    }
+}
+
+/// The stream topics a shared subscription's filter reads, created if
+/// missing.
+async fn share_topics(node: &crate::Node, filter: &str) -> Result<Vec<String>, ClientError> {
+    let existing = if starts_with_wildcard(filter) {
+        existing_topics(&node.client).await?
+    } else {
+        Vec::new()
+    };
+    let topics = node.config.map.stream_topics_for(filter, &existing);
+    for topic in &topics {
+        node.ingest.ensure_topic(topic).await?;
+    }
+    Ok(topics)
+}
+
+fn position_of(record: &ConsumerRecord) -> Position {
+    Position {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
     }
 }
 

@@ -33,6 +33,7 @@ use citystream_mqtt_codec::{
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,24 @@ use crate::Node;
 use crate::connect::{self, Accepted};
 use crate::outbound::Outbound;
 use crate::session::{Generation, Position, StoredInbound};
-use crate::subscriptions::Subscriptions;
+use crate::shared::{SharedBatch, Ticket};
+use crate::subscriptions::{Subscription, Subscriptions};
+
+/// A matched message waiting for the in-flight window.
+struct Pending {
+    publish: Publish,
+    /// Its record.
+    at: Position,
+    /// The shared-subscription batch it belongs to.
+    ticket: Option<Arc<Ticket>>,
+}
+
+/// A shared subscription of this session: its group member runs until
+/// `stop`.
+struct SharedMember {
+    subscription: Subscription,
+    stop: CancellationToken,
+}
 
 /// How often subscriptions whose filter starts with a wildcard look for
 /// new stream topics.
@@ -198,8 +216,13 @@ struct Connection {
     follower: Follower<()>,
     followed_topics: std::collections::HashSet<String>,
     /// Messages matched and waiting for the in-flight window, with their
-    /// records' positions.
-    pending: VecDeque<(Publish, Position)>,
+    /// records' positions (and shared-subscription batches).
+    pending: VecDeque<Pending>,
+    /// Shared subscriptions by their `$share/...` filter.
+    shared: HashMap<String, SharedMember>,
+    /// Batches of every shared subscription's group member.
+    shared_batches: mpsc::Receiver<SharedBatch>,
+    shared_sender: mpsc::Sender<SharedBatch>,
     outbound: Outbound,
     client_max_packet_bytes: Option<u32>,
 }
@@ -214,6 +237,7 @@ impl Connection {
             node.tails.clone(),
             node.shutdown.clone(),
         );
+        let (shared_sender, shared_batches) = mpsc::channel(1);
         Connection {
             version: accepted.version,
             client_id: accepted.client_id.clone(),
@@ -233,6 +257,9 @@ impl Connection {
             follower,
             followed_topics: std::collections::HashSet::new(),
             pending: VecDeque::new(),
+            shared: HashMap::new(),
+            shared_batches,
+            shared_sender,
             outbound: Outbound::new(usize::from(window)),
             client_max_packet_bytes: accepted.client_max_packet_bytes,
             node,
@@ -258,6 +285,7 @@ impl Connection {
                 return End::WithWill;
             }
             let deliver = self.pending.is_empty() && !self.subscriptions.is_empty();
+            let deliver_shared = self.pending.is_empty() && !self.shared.is_empty();
             let keep_alive_deadline = self
                 .keep_alive
                 .map(|keep_alive| self.last_heard + keep_alive * 3 / 2);
@@ -279,6 +307,10 @@ impl Connection {
                     if let Some(followed) = followed {
                         self.matched(followed);
                     }
+                    Ok(())
+                }
+                Some(batch) = self.shared_batches.recv(), if deliver_shared => {
+                    self.matched_shared(batch);
                     Ok(())
                 }
                 _ = sleep_until(keep_alive_deadline) => {

@@ -86,7 +86,12 @@ impl Connection {
             return Ok(());
         };
         for stored in &record.subscriptions {
-            self.subscriptions.insert(restored_subscription(stored));
+            let subscription = restored_subscription(stored);
+            if subscription.filter.starts_with("$share/") {
+                self.add_shared(subscription).await;
+            } else {
+                self.subscriptions.insert(subscription);
+            }
         }
         let follow = self.follow_positions(&record.positions).await;
         if let Err(error) = follow {
@@ -185,8 +190,10 @@ impl Connection {
                 let pending = self
                     .pending
                     .iter()
-                    .filter(|(_, at)| at.partition == *partition && at.topic == **topic)
-                    .map(|(_, at)| at.offset)
+                    .filter(|p| {
+                        p.ticket.is_none() && p.at.partition == *partition && p.at.topic == **topic
+                    })
+                    .map(|p| p.at.offset)
                     .min();
                 Position {
                     topic: topic.to_string(),
@@ -200,7 +207,19 @@ impl Connection {
             connected,
             expiry_secs: self.expiry_secs,
             updated_ms: now_ms(),
-            subscriptions: self.subscriptions.iter().map(stored_subscription).collect(),
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(stored_subscription)
+                .chain(
+                    self.shared
+                        .iter()
+                        .map(|(filter, member)| StoredSubscription {
+                            filter: filter.clone(),
+                            ..stored_subscription(&member.subscription)
+                        }),
+                )
+                .collect(),
             positions,
             inflight: self.outbound.stored(),
             inbound: self.inbound.values().cloned().collect(),
@@ -256,6 +275,9 @@ impl Connection {
     /// persistent session, or the end of a clean one; nothing if another
     /// connection took it over.
     pub(super) async fn finish(&mut self, end: End) {
+        for member in self.shared.values() {
+            member.stop.cancel();
+        }
         if end == End::TakenOver {
             return;
         }
