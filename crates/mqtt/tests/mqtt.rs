@@ -394,3 +394,161 @@ async fn assert_closed_with(client: &mut TestClient, reason: ReasonCode) {
         .collect();
     assert_eq!(reasons, [reason], "packets before the close: {before:?}");
 }
+
+/// Filters on the deny list, or covered by one, are refused with SUBACK
+/// 0x80; others in the same SUBSCRIBE are granted.
+#[tokio::test]
+async fn denied_filters_are_refused() {
+    bounded(async {
+        let config = MqttConfig {
+            deny_filters: vec!["secret/#".to_owned()],
+            ..MqttConfig::default()
+        };
+        let broker = MqttBroker::start_with(config).await;
+        for version in [Version::V3_1_1, Version::V5] {
+            let mut client = broker.connect(version, "curious").await;
+            let filters = [
+                ("secret/#", QoS::AtLeastOnce),
+                ("secret/x/y", QoS::AtMostOnce),
+                ("public/#", QoS::AtLeastOnce),
+            ];
+            client
+                .send(Packet::Subscribe(subscribe(1, &filters, None)))
+                .await;
+            match client.recv().await {
+                Packet::SubAck(suback) => assert_eq!(
+                    suback.reasons,
+                    [
+                        ReasonCode::UNSPECIFIED_ERROR,
+                        ReasonCode::UNSPECIFIED_ERROR,
+                        ReasonCode(1)
+                    ]
+                ),
+                other => panic!("expected SUBACK, got {other:?}"),
+            }
+        }
+    })
+    .await;
+}
+
+fn with_will(client_id: &'static str, delay_secs: Option<u32>) -> citystream_mqtt_codec::Connect {
+    let mut asked = connect(Version::V5, client_id);
+    asked.properties.session_expiry_interval_secs = Some(60);
+    asked.will = Some(Will {
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: ByteStr::from(format!("status/{client_id}")),
+        payload: Bytes::from_static(b"gone"),
+        properties: WillProperties {
+            will_delay_interval_secs: delay_secs,
+            ..WillProperties::default()
+        },
+    });
+    asked
+}
+
+/// A will with a delay is not published if the client connects again
+/// within it, and is published once the delay passes.
+#[tokio::test]
+async fn a_will_delay_is_cancelled_by_a_reconnect() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut watcher = broker.connect(Version::V5, "watcher").await;
+        watcher
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("status/#", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        watcher.recv().await;
+        let (first, _) = TestClient::connect(&broker.address, with_will("delayed", Some(2))).await;
+        drop(first);
+        let (second, _) = TestClient::connect(&broker.address, with_will("delayed", Some(1))).await;
+        assert!(
+            watcher.silent_for(Duration::from_millis(2_500)).await,
+            "the reconnect cancelled the first will"
+        );
+        drop(second);
+        let will = watcher.recv_publish().await;
+        assert_eq!(
+            (will.topic.as_str(), &will.payload[..]),
+            ("status/delayed", &b"gone"[..])
+        );
+    })
+    .await;
+}
+
+/// A client silent for 1.5 times its keep alive is disconnected with
+/// 0x8D, and its will is published.
+#[tokio::test]
+async fn keep_alive_expiry_closes_the_connection_and_publishes_the_will() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut watcher = broker.connect(Version::V5, "watcher").await;
+        watcher
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("status/#", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        watcher.recv().await;
+        let mut asked = with_will("sleepy", None);
+        asked.keep_alive_secs = 1;
+        let (mut sleepy, _) = TestClient::connect(&broker.address, asked).await;
+        assert_closed_with(&mut sleepy, ReasonCode::KEEP_ALIVE_TIMEOUT).await;
+        let will = watcher.recv_publish().await;
+        assert_eq!(will.topic.as_str(), "status/sleepy");
+    })
+    .await;
+}
+
+/// A message whose expiry passed while a persistent session was away is
+/// not delivered; one still valid arrives with the time it has left.
+#[tokio::test]
+async fn expired_messages_are_not_delivered() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut asked = connect(Version::V5, "away");
+        asked.properties.session_expiry_interval_secs = Some(60);
+        let (mut away, _) = TestClient::connect(&broker.address, asked.clone()).await;
+        away.send(Packet::Subscribe(subscribe(
+            1,
+            &[("news/#", QoS::AtLeastOnce)],
+            None,
+        )))
+        .await;
+        away.recv().await;
+        away.send(Packet::Disconnect(Disconnect {
+            reason: ReasonCode::SUCCESS,
+            properties: DisconnectProperties::default(),
+        }))
+        .await;
+        drop(away);
+        let mut device = broker.connect(Version::V5, "press").await;
+        for (id, expiry) in [(1, 1), (2, 600)] {
+            let mut message = publish(
+                "news/today",
+                QoS::AtLeastOnce,
+                id,
+                if expiry == 1 { "stale" } else { "fresh" },
+            );
+            message.properties.message_expiry_interval_secs = Some(expiry);
+            device.send(Packet::Publish(message)).await;
+            device.recv().await;
+        }
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        asked.clean_start = false;
+        let (mut back, connack) = TestClient::connect(&broker.address, asked).await;
+        assert!(connack.session_present);
+        let message = back.recv_publish().await;
+        assert_eq!(&message.payload[..], b"fresh");
+        let left = message.properties.message_expiry_interval_secs.unwrap();
+        assert!((598..=600).contains(&left), "{left}");
+        back.send(Packet::PubAck(ack(message.packet_id.unwrap().get())))
+            .await;
+        assert!(back.silent_for(Duration::from_millis(300)).await);
+    })
+    .await;
+}

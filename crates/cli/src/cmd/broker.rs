@@ -203,6 +203,9 @@ pub struct BrokerArgs {
     /// repeatable). Other names go to `mqtt.<first level>`.
     #[arg(long, value_name = "FILTER=TOPIC", requires = "mqtt")]
     pub mqtt_map: Vec<String>,
+    /// Refuse MQTT subscriptions to FILTER or to filters it covers (SUBACK 0x80; repeatable).
+    #[arg(long, value_name = "FILTER", requires = "mqtt")]
+    pub mqtt_deny: Vec<String>,
     /// The control address of the `citystream demo` that started this broker; the console's
     /// stop and start buttons go there through /api/demo (set by the demo).
     #[arg(long, value_name = "URL", hide = true, requires = "http")]
@@ -499,8 +502,16 @@ fn mqtt_settings(
         .map_err(|error| UsageError(format!("--mqtt-map: {error}")))?;
     let map = citystream_mqtt::TopicMap::new(rules, "mqtt.")
         .map_err(|error| UsageError(format!("--mqtt-map: {error}")))?;
+    for filter in &args.mqtt_deny {
+        if citystream_mqtt_codec::validate_topic_filter(filter).is_err() {
+            return usage(format!(
+                "--mqtt-deny {filter:?} is not an MQTT topic filter"
+            ));
+        }
+    }
     let config = citystream_mqtt::MqttConfig {
         map,
+        deny_filters: args.mqtt_deny.clone(),
         stream_partitions: args.default_partitions,
         ..citystream_mqtt::MqttConfig::default()
     };
@@ -700,6 +711,29 @@ mod tests {
         );
     }
 
+    /// MQTT flags become the MQTT server's configuration.
+    #[test]
+    fn mqtt_flags_become_configuration() {
+        let settings = settings(&[
+            "--in-memory",
+            "--default-partitions",
+            "3",
+            "--mqtt",
+            "127.0.0.1:1883",
+            "--mqtt-map",
+            "city/+/air/#=city.air",
+            "--mqtt-deny",
+            "secret/#",
+        ])
+        .unwrap();
+        let (listen, config) = settings.mqtt.expect("MQTT is on");
+        assert_eq!(listen, "127.0.0.1:1883");
+        assert_eq!(config.stream_partitions, 3);
+        assert_eq!(config.deny_filters, ["secret/#"]);
+        assert_eq!(config.map.stream_topic("city/n/air/1"), "city.air");
+        assert_eq!(config.map.stream_topic("home/lamp"), "mqtt.home");
+    }
+
     /// Cluster flags become cluster settings; `--peers` is checked against
     /// the advertised address when one is given.
     #[test]
@@ -739,7 +773,20 @@ mod tests {
     /// Contradictory or impossible settings are refused with the reason.
     #[test]
     fn bad_settings_are_refused() {
-        let cases: [(&[&str], &str); 15] = [
+        let cases: [(&[&str], &str); 19] = [
+            (&["--in-memory", "--mqtt", "1883"], "--mqtt"),
+            (
+                &["--in-memory", "--mqtt", "h:1", "--mqtt-map", "city/#"],
+                "--mqtt-map",
+            ),
+            (
+                &["--in-memory", "--mqtt", "h:1", "--mqtt-map", "a=bad topic"],
+                "--mqtt-map",
+            ),
+            (
+                &["--in-memory", "--mqtt", "h:1", "--mqtt-deny", "a/#/b"],
+                "--mqtt-deny",
+            ),
             (&["--in-memory", "--compat-queue", "5000"], "--compat-queue"),
             (&["--in-memory", "--http", "localhost"], "--http"),
             (

@@ -152,7 +152,12 @@ where
     if end != End::Clean
         && let Some(will) = accepted.will
     {
-        will::publish(&node, &accepted.client_id, will, connection.expiry_secs);
+        // A connection that took the session over is a new connection
+        // within any will delay: the delayed will is not sent [MQTT-3.1.3-9].
+        let delayed = will.properties.will_delay_interval_secs.unwrap_or(0) > 0;
+        if !(delayed && claim.taken_over.is_cancelled()) {
+            will::publish(&node, &accepted.client_id, will, connection.expiry_secs);
+        }
     }
 }
 
