@@ -177,10 +177,10 @@ async fn wait_talking_to(browser: &Browser, wanted: impl Fn(u32, bool) -> bool) 
     loop {
         let seen: Option<(u32, bool)> =
             serde_json::from_value(browser.run(script, &[]).await).expect("[node, moved]");
-        if let Some((node, moved)) = seen {
-            if wanted(node, moved) {
-                return node;
-            }
+        if let Some((node, moved)) = seen
+            && wanted(node, moved)
+        {
+            return node;
         }
         if std::time::Instant::now() > deadline {
             browser

@@ -316,37 +316,6 @@ fn severe(message: String, source: &str) -> LogEntry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The page's console errors and uncaught errors count; the browser's
-    /// own do not.
-    #[test]
-    fn firefox_output_yields_the_page_errors_only() {
-        let output = "\
-*** You are running in headless mode.
-console.error: RSLoader: 
-  Failed to retrieve recipes from Remote Settings
-  Stack:
-    RemoteSettingsSyncError@resource://nimbus/lib/RemoteSettingsExperimentLoader.sys.mjs:1570:5
-
-console.error: \"boom\"
-JavaScript error: http://127.0.0.1:6001/js/main.js, line 3: Error: thrown
-JavaScript error: resource://gre/modules/PrivateBrowsingUtils.sys.mjs, line 50: TypeError: x
-";
-        let errors = firefox_errors(output);
-        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-        assert_eq!(
-            messages,
-            [
-                "console.error: \"boom\"",
-                "JavaScript error: http://127.0.0.1:6001/js/main.js, line 3: Error: thrown"
-            ]
-        );
-    }
-}
-
 impl Drop for Driver {
     fn drop(&mut self) {
         if let Some(session_id) = self.session_id.take() {
@@ -420,4 +389,35 @@ fn request(
     let mut body = vec![0; length];
     reader.read_exact(&mut body).map_err(text)?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page's console errors and uncaught errors count; the browser's
+    /// own do not.
+    #[test]
+    fn firefox_output_yields_the_page_errors_only() {
+        let output = "\
+*** You are running in headless mode.
+console.error: RSLoader: 
+  Failed to retrieve recipes from Remote Settings
+  Stack:
+    RemoteSettingsSyncError@resource://nimbus/lib/RemoteSettingsExperimentLoader.sys.mjs:1570:5
+
+console.error: \"boom\"
+JavaScript error: http://127.0.0.1:6001/js/main.js, line 3: Error: thrown
+JavaScript error: resource://gre/modules/PrivateBrowsingUtils.sys.mjs, line 50: TypeError: x
+";
+        let errors = firefox_errors(output);
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "console.error: \"boom\"",
+                "JavaScript error: http://127.0.0.1:6001/js/main.js, line 3: Error: thrown"
+            ]
+        );
+    }
 }
