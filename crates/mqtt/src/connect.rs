@@ -30,6 +30,8 @@ pub struct Accepted {
     pub client_receive_maximum: u16,
     /// The largest packet the client accepts.
     pub client_max_packet_bytes: Option<u32>,
+    /// Topic aliases the client accepts from us (5.0; 0: none).
+    pub client_topic_alias_maximum: u16,
     /// Start a new session, discarding any stored one.
     pub clean_start: bool,
     pub session_expiry_secs: u32,
@@ -72,6 +74,7 @@ pub fn accept(connect: &Connect, config: &MqttConfig) -> Result<Accepted, Reason
         will: connect.will.clone(),
         client_receive_maximum: properties.receive_maximum.unwrap_or(u16::MAX),
         client_max_packet_bytes: properties.maximum_packet_size,
+        client_topic_alias_maximum: properties.topic_alias_maximum.unwrap_or(0),
         clean_start: connect.clean_start,
         session_expiry_secs: match connect.version {
             // 3.1.1: a session that is not clean lasts until it is cleaned.

@@ -552,3 +552,47 @@ async fn expired_messages_are_not_delivered() {
     })
     .await;
 }
+
+/// The broker gives topic names aliases when sending, up to the client's
+/// Topic Alias Maximum, and then sends those names as the alias alone.
+#[tokio::test]
+async fn the_broker_assigns_topic_aliases_when_sending() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut asked = connect(Version::V5, "aliased");
+        asked.properties.topic_alias_maximum = Some(2);
+        let (mut subscriber, _) = TestClient::connect(&broker.address, asked).await;
+        subscriber
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("a/#", QoS::AtMostOnce)],
+                None,
+            )))
+            .await;
+        subscriber.recv().await;
+        let mut device = broker.connect(Version::V5, "device").await;
+        for (id, topic) in [(1, "a/1"), (2, "a/1"), (3, "a/2"), (4, "a/3"), (5, "a/1")] {
+            device
+                .send(Packet::Publish(publish(topic, QoS::AtLeastOnce, id, "x")))
+                .await;
+            device.recv().await;
+        }
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let message = subscriber.recv_publish().await;
+            let alias = message.properties.topic_alias.map(|alias| alias.get());
+            seen.push((message.topic.to_string(), alias));
+        }
+        let expected = [
+            ("a/1", Some(1)),
+            ("", Some(1)),
+            ("a/2", Some(2)),
+            ("a/3", None),
+            ("", Some(1)),
+        ];
+        let expected: Vec<(String, Option<u16>)> =
+            expected.iter().map(|(t, a)| (t.to_string(), *a)).collect();
+        assert_eq!(seen, expected);
+    })
+    .await;
+}

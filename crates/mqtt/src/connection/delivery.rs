@@ -8,7 +8,7 @@ use std::sync::Arc;
 use citystream_client::live::{Followed, Start};
 use citystream_client::{Client, ClientError, ConsumerRecord};
 use citystream_mqtt_codec::{
-    AckProperties, Packet, Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe,
+    AckProperties, ByteStr, Packet, Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe,
     SubscriptionOptions, UnsubAck, Unsubscribe, Version, parse_shared, topic_matches,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -343,10 +343,29 @@ impl Connection {
         if qos2 {
             self.save_if_persistent().await?;
         }
-        for publish in batch {
+        for mut publish in batch {
+            self.alias(&mut publish);
             self.feed(framed, Packet::Publish(publish)).await?;
         }
         Ok(())
+    }
+
+    /// Sends a topic name the client has an alias for as the alias alone,
+    /// and gives new names an alias while there are some left (5.0).
+    fn alias(&mut self, publish: &mut Publish) {
+        if self.outbound_alias_maximum == 0 {
+            return;
+        }
+        if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
+            publish.properties.topic_alias = std::num::NonZeroU16::new(*alias);
+            publish.topic = ByteStr::default();
+            return;
+        }
+        let next = self.outbound_aliases.len() as u16 + 1;
+        if next <= self.outbound_alias_maximum {
+            self.outbound_aliases.insert(publish.topic.clone(), next);
+            publish.properties.topic_alias = std::num::NonZeroU16::new(next);
+        }
     }
 
     fn too_large(&self, publish: &Publish) -> bool {

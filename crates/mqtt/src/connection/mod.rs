@@ -208,6 +208,10 @@ struct Connection {
     dirty: bool,
     /// Topic aliases the client set when publishing.
     aliases: HashMap<u16, ByteStr>,
+    /// Topic aliases we gave topic names when sending to the client: the
+    /// first `alias_maximum` distinct names get one, for the connection.
+    outbound_aliases: HashMap<ByteStr, u16>,
+    outbound_alias_maximum: u16,
     /// Answers of QoS 1/2 publishes, in arrival order.
     acks: FuturesOrdered<AckFuture>,
     /// QoS 1/2 publishes not yet answered (bounded by our Receive Maximum).
@@ -253,6 +257,10 @@ impl Connection {
             generation,
             dirty: false,
             aliases: HashMap::new(),
+            outbound_aliases: HashMap::new(),
+            outbound_alias_maximum: accepted
+                .client_topic_alias_maximum
+                .min(node.config.topic_alias_maximum),
             acks: FuturesOrdered::new(),
             unanswered: 0,
             inbound: HashMap::new(),
