@@ -16,7 +16,9 @@
 //! CONNECT/CONNACK exchange), `connection/` (one connection: its loop,
 //! publishes, delivery, session, will), `outbound` (packet ids and the
 //! in-flight window of messages sent to a client), `shared` (shared
-//! subscriptions as consumer-group members).
+//! subscriptions as consumer-group members), `will` (publishing wills,
+//! and keeping them in session records), `orphans` (wills of sessions
+//! whose node died).
 
 pub mod mapping;
 pub mod message;
@@ -26,10 +28,12 @@ pub mod subscriptions;
 mod connect;
 mod connection;
 mod ingest;
+mod orphans;
 mod outbound;
 mod registry;
 mod shared;
 mod store;
+mod will;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,10 +114,35 @@ pub(crate) struct Node {
     pub store: Arc<store::SessionStore>,
     /// This server's name in session generations.
     pub instance: String,
+    /// This node's id and run, once cluster status told them.
+    pub owner: tokio::sync::OnceCell<session::OwnerNode>,
     pub connections: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     /// Will publications and other work that outlives a connection.
     pub tasks: TaskTracker,
+}
+
+impl Node {
+    /// This node's id and run (asked of the node once; `None` while it
+    /// cannot say).
+    pub async fn owner_node(&self) -> Option<session::OwnerNode> {
+        let asked = self
+            .owner
+            .get_or_try_init(|| async {
+                let status = self.client.admin().cluster_status().await?;
+                let own = status
+                    .nodes
+                    .iter()
+                    .find(|node| node.node_id == status.node_id);
+                let generation = own.map(|node| node.generation).ok_or(ClientError::Closed)?;
+                Ok::<_, ClientError>(session::OwnerNode {
+                    node_id: status.node_id,
+                    generation,
+                })
+            })
+            .await;
+        asked.ok().copied()
+    }
 }
 
 /// The MQTT side of a node: serves connections from any transport.
@@ -139,6 +168,7 @@ impl MqttServer {
             registry: Arc::new(registry::Registry::default()),
             store: Arc::new(store::SessionStore::new(&client, config.stream_partitions)),
             instance: instance_name(),
+            owner: tokio::sync::OnceCell::new(),
             connections: Arc::new(Semaphore::new(config.connections_max)),
             client,
             config,
@@ -152,6 +182,7 @@ impl MqttServer {
             node.shutdown.clone(),
         );
         node.tasks.spawn(watch);
+        node.tasks.spawn(orphans::sweep(node.clone()));
         Ok(MqttServer { node })
     }
 

@@ -69,6 +69,40 @@ pub struct StoredInbound {
     pub from: Position,
 }
 
+/// The node (and its run) that holds a connected session: if it dies or
+/// restarts, the session is orphaned and another node publishes its will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerNode {
+    pub node_id: u32,
+    /// The node's start time (ms), as cluster status reports it.
+    pub generation: u64,
+}
+
+/// A will as kept with a connected session, so another node can publish it
+/// if the session's node dies. Bytes are base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredWill {
+    pub topic: String,
+    pub payload: String,
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+    #[serde(default)]
+    pub delay_secs: u32,
+    #[serde(default)]
+    pub message_expiry_secs: Option<u32>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub response_topic: Option<String>,
+    #[serde(default)]
+    pub correlation_data: Option<String>,
+    #[serde(default)]
+    pub payload_utf8: bool,
+    #[serde(default)]
+    pub user_properties: Vec<(String, String)>,
+}
+
 /// One session snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
@@ -91,6 +125,12 @@ pub struct SessionRecord {
     /// The last id given to an inbound QoS 2 message.
     #[serde(default)]
     pub inbound_counter: u64,
+    /// Where the session is connected (while it is).
+    #[serde(default)]
+    pub owner_node: Option<OwnerNode>,
+    /// The connection's will (while it is connected).
+    #[serde(default)]
+    pub will: Option<StoredWill>,
 }
 
 impl SessionRecord {
@@ -131,6 +171,11 @@ pub const GENERATION_HEADER: &str = "$mqtt.generation";
 impl SessionFold {
     pub fn get(&self, client_id: &str) -> Option<&Known> {
         self.sessions.get(client_id)
+    }
+
+    /// Every client id and what is known of it.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Known)> {
+        self.sessions.iter()
     }
 
     /// Keeps `record` unless a higher generation is known: one connection
@@ -200,6 +245,8 @@ mod tests {
             inflight: Vec::new(),
             inbound: Vec::new(),
             inbound_counter: 0,
+            owner_node: None,
+            will: None,
         }
     }
 

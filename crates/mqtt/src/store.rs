@@ -72,6 +72,27 @@ impl SessionStore {
         Ok(tail.state().get(client_id).cloned())
     }
 
+    /// Every session that a connection holds, as of now.
+    pub async fn connected_sessions(
+        &self,
+        ingest: &Ingest,
+    ) -> Result<Vec<(String, Known)>, ClientError> {
+        let folds = self.folds(ingest).await?;
+        let mut connected = Vec::new();
+        for (partition, fold) in folds.iter().enumerate() {
+            let mut tail = fold.lock().await;
+            let end = high_watermark(&self.client, SESSIONS_TOPIC, partition as u32).await?;
+            tail.catch_up(&self.client, end).await?;
+            let sessions = tail.state().iter();
+            connected.extend(
+                sessions
+                    .filter(|(_, known)| known.record.as_ref().is_some_and(|r| r.connected))
+                    .map(|(client_id, known)| (client_id.clone(), known.clone())),
+            );
+        }
+        Ok(connected)
+    }
+
     /// Writes a snapshot of the session (`None`: ends it) and waits until
     /// a quorum has it.
     pub async fn write(

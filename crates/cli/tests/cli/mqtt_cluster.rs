@@ -206,3 +206,35 @@ fn read_values(cluster: &TestCluster, via: u32, topic: &str, count: usize) -> Ve
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// A client connected to node 1 with a will loses its connection when
+/// node 1 is SIGKILLed: another node finds the orphaned session and
+/// publishes the will to a subscriber on node 2.
+#[test]
+fn the_will_of_a_client_whose_node_dies_is_published() {
+    if skip_without_mosquitto("the_will_of_a_client_whose_node_dies_is_published") {
+        return;
+    }
+    let mut cluster = cluster();
+    let (mut watcher, _) =
+        Subscriber::start_at(&mqtt_address(&cluster, 2), V311, 1, "status/#", &[]);
+    let will = [
+        "-i",
+        "sensor-9",
+        "--will-topic",
+        "status/sensor-9",
+        "--will-payload",
+        "offline",
+        "--will-qos",
+        "1",
+    ];
+    let (device, _) = Subscriber::start_at(&mqtt_address(&cluster, 1), V311, 0, "unused/#", &will);
+    cluster.kill(1);
+    let message = watcher.next_message();
+    assert_eq!(
+        (message["topic"].as_str(), message["payload"].as_str()),
+        (Some("status/sensor-9"), Some("offline"))
+    );
+    device.kill();
+    watcher.kill();
+}

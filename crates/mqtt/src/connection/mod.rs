@@ -8,7 +8,7 @@
 //! Submodules: `inbound` (the client's publishes and their answers),
 //! `delivery` (subscriptions, following stream topics, sending matches),
 //! `persist` (taking, snapshotting and ending the session in the
-//! replicated store), `will`.
+//! replicated store).
 //!
 //! How a connection ends decides its will: a DISCONNECT with reason 0x00
 //! drops it; anything else (0x04, a closed socket, a protocol error, keep
@@ -17,7 +17,6 @@
 mod delivery;
 mod inbound;
 mod persist;
-mod will;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -131,6 +130,7 @@ where
     );
     let connack = connect::connack(&accepted, &node.config, taken.present());
     let mut connection = Connection::new(node.clone(), &accepted, taken.generation.clone());
+    connection.owner_node = taken.owner_node;
     let end = match framed.send(Packet::ConnAck(connack)).await {
         Ok(()) => {
             tracing::debug!(%peer, client_id = %accepted.client_id, version = ?accepted.version, present = taken.present(), "MQTT client connected");
@@ -156,7 +156,7 @@ where
         // within any will delay: the delayed will is not sent [MQTT-3.1.3-9].
         let delayed = will.properties.will_delay_interval_secs.unwrap_or(0) > 0;
         if !(delayed && claim.taken_over.is_cancelled()) {
-            will::publish(&node, &accepted.client_id, will, connection.expiry_secs);
+            crate::will::publish(&node, &accepted.client_id, will, connection.expiry_secs);
         }
     }
 }
@@ -204,6 +204,10 @@ struct Connection {
     /// Seconds the session outlives the connection (0: it ends with it).
     expiry_secs: u32,
     generation: Generation,
+    /// This node's run and the will, kept in snapshots while connected (so
+    /// another node publishes the will if this one dies).
+    owner_node: Option<crate::session::OwnerNode>,
+    stored_will: Option<crate::session::StoredWill>,
     /// A persistent session changed since its last snapshot.
     dirty: bool,
     /// Topic aliases the client set when publishing.
@@ -255,6 +259,8 @@ impl Connection {
             problem_information: accepted.problem_information,
             expiry_secs: accepted.session_expiry_secs,
             generation,
+            owner_node: None,
+            stored_will: accepted.will.as_ref().map(crate::will::to_stored),
             dirty: false,
             aliases: HashMap::new(),
             outbound_aliases: HashMap::new(),

@@ -18,12 +18,16 @@ use super::inbound::ack_of;
 use super::{Connection, End, Io, now_ms};
 use crate::Node;
 use crate::connect::Accepted;
-use crate::session::{Generation, Position, SessionRecord, StoredInflight, StoredSubscription};
+use crate::session::{
+    Generation, OwnerNode, Position, SessionRecord, StoredInflight, StoredSubscription,
+};
 use crate::subscriptions::Subscription;
 
 /// A session taken at CONNECT.
 pub(super) struct Taken {
     pub generation: Generation,
+    /// This node's run, named in the claim while connected.
+    pub owner_node: Option<OwnerNode>,
     /// The session that continues, if one was present.
     pub record: Option<SessionRecord>,
 }
@@ -60,15 +64,24 @@ pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, Clie
         inflight: Vec::new(),
         inbound: Vec::new(),
         inbound_counter: 0,
+        owner_node: None,
+        will: None,
     });
+    let owner_node = node.owner_node().await;
     claim.generation = generation.clone();
     claim.connected = true;
     claim.expiry_secs = accepted.session_expiry_secs;
     claim.updated_ms = now;
+    claim.owner_node = owner_node;
+    claim.will = accepted.will.as_ref().map(crate::will::to_stored);
     node.store
         .write(&node.ingest, client_id, &generation, Some(&claim))
         .await?;
-    Ok(Taken { generation, record })
+    Ok(Taken {
+        generation,
+        owner_node,
+        record,
+    })
 }
 
 impl Connection {
@@ -224,6 +237,8 @@ impl Connection {
             inflight: self.outbound.stored(),
             inbound: self.inbound.values().cloned().collect(),
             inbound_counter: self.inbound_counter,
+            owner_node: self.owner_node.filter(|_| connected),
+            will: self.stored_will.clone().filter(|_| connected),
         }
     }
 

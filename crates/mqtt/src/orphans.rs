@@ -1,0 +1,96 @@
+//! Sessions orphaned by a node that died or restarted: their connections
+//! are gone with no one left to publish their wills. Every node sweeps the
+//! sessions topic every few seconds for connected sessions whose owner node
+//! cluster status reports dead, or running under another start time, and
+//! adopts each: it writes the session as disconnected under a higher
+//! generation, reads it back to learn whether its claim won (several nodes
+//! may sweep at once; the generation fence picks one), and the winner
+//! publishes the will (after its delay, unless the client came back).
+//!
+//! A node that cluster status does not list yet is not judged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use citystream_client::ClientError;
+use citystream_protocol::NodeState;
+
+use crate::Node;
+use crate::connection::now_ms;
+use crate::session::{Generation, Known, OwnerNode, SessionRecord};
+
+/// How often a node looks for orphaned sessions.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Sweeps until shutdown.
+pub(crate) async fn sweep(node: Arc<Node>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            _ = node.shutdown.cancelled() => return,
+        }
+        if let Err(error) = sweep_once(&node).await {
+            tracing::debug!(%error, "MQTT orphaned-session sweep failed; retrying");
+        }
+    }
+}
+
+async fn sweep_once(node: &Arc<Node>) -> Result<(), ClientError> {
+    let status = node.client.admin().cluster_status().await?;
+    let running: HashMap<u32, Option<u64>> = status
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.node_id,
+                (n.state != NodeState::Dead).then_some(n.generation),
+            )
+        })
+        .collect();
+    let orphaned = |owner: &OwnerNode| match running.get(&owner.node_id) {
+        None => false,
+        Some(None) => true,
+        Some(Some(generation)) => *generation != owner.generation,
+    };
+    for (client_id, known) in node.store.connected_sessions(&node.ingest).await? {
+        let owner = known.record.as_ref().and_then(|record| record.owner_node);
+        if owner.is_some_and(|owner| orphaned(&owner)) {
+            adopt(node, &client_id, known).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends an orphaned session's connection in the store and, if this node's
+/// claim won, publishes its will.
+async fn adopt(node: &Arc<Node>, client_id: &str, known: Known) -> Result<(), ClientError> {
+    let Some(record) = known.record else {
+        return Ok(());
+    };
+    let generation = Generation {
+        counter: known.generation.counter + 1,
+        owner: format!("orphans:{}", node.instance),
+    };
+    let disconnected = SessionRecord {
+        generation: generation.clone(),
+        connected: false,
+        updated_ms: now_ms(),
+        owner_node: None,
+        will: None,
+        ..record.clone()
+    };
+    let kept = (disconnected.expiry_secs > 0).then_some(&disconnected);
+    node.store
+        .write(&node.ingest, client_id, &generation, kept)
+        .await?;
+    let now = node.store.load(&node.ingest, client_id).await?;
+    if now.map(|known| known.generation) != Some(generation) {
+        return Ok(()); // another node adopted it, or the client came back
+    }
+    tracing::info!(client_id, owner = ?record.owner_node, "adopted an MQTT session whose node is gone");
+    if let Some(will) = record.will.as_ref().and_then(crate::will::from_stored) {
+        crate::will::publish(node, client_id, will, record.expiry_secs);
+    }
+    Ok(())
+}
