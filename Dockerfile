@@ -20,6 +20,6 @@ USER citystream
 WORKDIR /var/lib/citystream
 VOLUME /var/lib/citystream
 # 9400: native protocol (TCP) and gossip (UDP); 6001: HTTP API and console.
-EXPOSE 9400/tcp 9400/udp 6001/tcp
+EXPOSE 9400/tcp 9400/udp 6001/tcp 1883
 ENTRYPOINT ["citystream"]
 CMD ["--help"]

@@ -17,4 +17,6 @@ pub enum SimError {
     },
     #[error("cannot start the producer")]
     Producer(#[source] ClientError),
+    #[error("cannot connect to the MQTT listener {address}: {message}")]
+    Mqtt { address: String, message: String },
 }

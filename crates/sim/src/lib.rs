@@ -34,7 +34,7 @@ pub use city::{CITY_TOPICS, CityConfig, Kind, Station};
 pub use error::SimError;
 pub use lamport::LamportClock;
 pub use model::{DistrictWeather, Simulation, Sky};
-pub use outbox::TOPIC_PARTITIONS;
+pub use outbox::{TOPIC_PARTITIONS, Via};
 pub use pace::{Pace, RATE_MAX_PER_S, SPEED_MAX};
 pub use publisher::{
     CADENCE_MS_DEFAULT, PENDING_MAX_DEFAULT, SimConfig, reading_record, run_publishers,

@@ -1,22 +1,48 @@
-//! The one producer of a publisher run and its window of deliveries not
-//! yet acknowledged. Sending never waits for a record's acknowledgement;
-//! only when `pending_max` records are outstanding does it wait for the
-//! oldest to settle, so the window bounds memory while the producer
-//! batches freely. Every outcome lands in `SimStats`. Also the topic set-up
-//! both runs share.
+//! The one sender of a publisher run and its window of deliveries not yet
+//! acknowledged. Sending never waits for a record's acknowledgement; only
+//! when `pending_max` records are outstanding does it wait for the oldest
+//! to settle, so the window bounds memory while the sender batches (or
+//! pipelines) freely. Every outcome lands in `SimStats`. Also the topic
+//! set-up both runs share.
+//!
+//! The sender is the native idempotent producer, or, with [`Via::Mqtt`],
+//! an MQTT 5 connection: each record becomes a PUBLISH to its key (the
+//! reading's `city/<district>/<kind>/<station>`) with its value as the
+//! payload and its headers as user properties, the device path of a real
+//! city. Which stream topic it lands in is then the broker's MQTT mapping
+//! (`citystream broker --mqtt-map`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_client::{
-    Client, ClientError, DeliveryFuture, ErrorCode, Producer, ProducerConfig, ProducerRecord,
-    RecordMetadata, TopicConfig,
-};
+use citystream_client::{Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, TopicConfig};
+use citystream_mqtt_client::{ConnectOptions, MqttClient, QoS, Version};
+use citystream_mqtt_codec::{ByteStr, PublishProperties};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
 
 use crate::error::SimError;
 use crate::stats::SimStats;
+
+/// How readings reach the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// The native protocol's idempotent producer.
+    Native,
+    /// MQTT 5 to the listener at `address`, at `qos` (1 or 2 are
+    /// acknowledged once a quorum has the record).
+    Mqtt { address: String, qos: QoS },
+}
+
+/// A delivery's outcome; the error as text (either sender's).
+type Delivery = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+enum Sender {
+    Native(Producer),
+    Mqtt { client: MqttClient, qos: QoS },
+}
 
 /// Partitions of the topics a publisher creates (the data contract's 3).
 pub const TOPIC_PARTITIONS: u32 = 3;
@@ -25,8 +51,8 @@ pub const TOPIC_PARTITIONS: u32 = 3;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct Outbox {
-    producer: Producer,
-    pending: FuturesUnordered<DeliveryFuture>,
+    sender: Sender,
+    pending: FuturesUnordered<Delivery>,
     pending_max: usize,
     stats: Arc<SimStats>,
 }
@@ -38,29 +64,54 @@ impl Outbox {
         stats: Arc<SimStats>,
         pending_max: usize,
     ) -> Result<Outbox, SimError> {
-        assert!(pending_max > 0, "the window holds at least one record");
         let producer = client
             .producer(ProducerConfig::default())
             .map_err(SimError::Producer)?;
-        Ok(Outbox {
-            producer,
+        Ok(Outbox::with(Sender::Native(producer), stats, pending_max))
+    }
+
+    /// Starts the sender `via` says.
+    pub(crate) async fn start_via(
+        client: &Client,
+        via: &Via,
+        stats: Arc<SimStats>,
+        pending_max: usize,
+    ) -> Result<Outbox, SimError> {
+        let Via::Mqtt { address, qos } = via else {
+            return Outbox::start(client, stats, pending_max);
+        };
+        let client_id = format!("citystream-sim-{}", std::process::id());
+        let options = ConnectOptions::new(Version::V5, client_id);
+        let (mqtt, _) = MqttClient::connect(address, options)
+            .await
+            .map_err(|error| SimError::Mqtt {
+                address: address.clone(),
+                message: error.to_string(),
+            })?;
+        let sender = Sender::Mqtt {
+            client: mqtt,
+            qos: *qos,
+        };
+        Ok(Outbox::with(sender, stats, pending_max))
+    }
+
+    fn with(sender: Sender, stats: Arc<SimStats>, pending_max: usize) -> Outbox {
+        assert!(pending_max > 0, "the window holds at least one record");
+        Outbox {
+            sender,
             pending: FuturesUnordered::new(),
             pending_max,
             stats,
-        })
+        }
     }
 
-    /// Hands `record` to the producer; waits only while the window is
-    /// full. A refused record is counted as failed and its error returned.
-    pub(crate) async fn send(
-        &mut self,
-        record: ProducerRecord,
-        alarm: bool,
-    ) -> Result<(), ClientError> {
+    /// Hands `record` to the sender; waits only while the window is full.
+    /// A refused record is counted as failed and its error returned.
+    pub(crate) async fn send(&mut self, record: ProducerRecord, alarm: bool) -> Result<(), String> {
         while self.pending.len() >= self.pending_max {
             self.settle_next().await;
         }
-        match self.producer.send(record).await {
+        match self.sender.send(record).await {
             Ok(delivery) => {
                 self.stats.count_sent(alarm);
                 self.pending.push(delivery);
@@ -90,9 +141,9 @@ impl Outbox {
         }
     }
 
-    fn settle(&self, outcome: Result<RecordMetadata, ClientError>) {
+    fn settle(&self, outcome: Result<(), String>) {
         match outcome {
-            Ok(_) => self.stats.count_acknowledged(),
+            Ok(()) => self.stats.count_acknowledged(),
             Err(error) => self.stats.count_failed(1, &error),
         }
     }
@@ -102,7 +153,9 @@ impl Outbox {
     pub(crate) async fn close(mut self) {
         let drained = tokio::time::timeout(CLOSE_TIMEOUT, async {
             // Delivery errors also complete the futures below; count them there.
-            let _ = self.producer.flush().await;
+            if let Sender::Native(producer) = &self.sender {
+                let _ = producer.flush().await;
+            }
             while let Some(outcome) = self.pending.next().await {
                 self.settle(outcome);
             }
@@ -115,11 +168,57 @@ impl Outbox {
                 CLOSE_TIMEOUT.as_secs()
             );
             self.stats.count_failed(outstanding, &reason);
-            return; // dropping the producer stops its sender
+            return; // dropping the sender stops it
         }
-        if let Err(error) = self.producer.close().await {
-            tracing::debug!(%error, "closing the city producer");
+        let closed = match self.sender {
+            Sender::Native(producer) => producer.close().await.map_err(|e| e.to_string()),
+            Sender::Mqtt { client, .. } => client.disconnect().await.map_err(|e| e.to_string()),
+        };
+        if let Err(error) = closed {
+            tracing::debug!(%error, "closing the city's sender");
         }
+    }
+}
+
+impl Sender {
+    /// Queues `record`; the future settles on its acknowledgement.
+    async fn send(&self, record: ProducerRecord) -> Result<Delivery, String> {
+        match self {
+            Sender::Native(producer) => {
+                let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
+                Ok(Box::pin(delivery.map(|outcome| {
+                    outcome.map(|_| ()).map_err(|e| e.to_string())
+                })))
+            }
+            Sender::Mqtt { client, qos } => {
+                let key = record.key.as_deref().unwrap_or_default();
+                let topic = std::str::from_utf8(key)
+                    .map_err(|_| "a key that is no MQTT topic name".to_owned())?;
+                let properties = user_properties(&record.headers);
+                let delivery = client
+                    .publish_with(topic, record.value, *qos, properties)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Box::pin(delivery.map(|outcome| {
+                    outcome.map(|_| ()).map_err(|e| e.to_string())
+                })))
+            }
+        }
+    }
+}
+
+/// Record headers as MQTT 5 user properties (those that are UTF-8).
+fn user_properties(headers: &[(String, bytes::Bytes)]) -> PublishProperties {
+    let user_properties = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = std::str::from_utf8(value).ok()?;
+            Some((ByteStr::from(name.clone()), ByteStr::from(value.to_owned())))
+        })
+        .collect();
+    PublishProperties {
+        user_properties,
+        ..PublishProperties::default()
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::city::{CITY_TOPICS, CityConfig};
 use crate::error::SimError;
 use crate::model::Simulation;
-use crate::outbox::{Outbox, ensure_topics};
+use crate::outbox::{Outbox, Via, ensure_topics};
 use crate::pace::{Pace, Pacer};
 use crate::reading::{PRIORITY_HEADER, Reading};
 use crate::stats::SimStats;
@@ -47,6 +47,8 @@ pub struct SimConfig {
     pub pace: Pace,
     /// Readings sent and not yet acknowledged, at most.
     pub pending_max: usize,
+    /// Over the native protocol or MQTT.
+    pub via: Via,
 }
 
 impl SimConfig {
@@ -59,6 +61,7 @@ impl SimConfig {
             cadence_ms: CADENCE_MS_DEFAULT,
             pace: Pace::Speed(1.0),
             pending_max: PENDING_MAX_DEFAULT,
+            via: Via::Native,
         }
     }
 
@@ -89,7 +92,7 @@ pub async fn run_publishers(
 ) -> Result<(), SimError> {
     config.validate().map_err(SimError::InvalidConfig)?;
     ensure_topics(&client, &CITY_TOPICS).await?;
-    let mut outbox = Outbox::start(&client, stats, config.pending_max)?;
+    let mut outbox = Outbox::start_via(&client, &config.via, stats, config.pending_max).await?;
     let mut simulation = Simulation::new(&config.city, config.start_ms, config.cadence_ms);
     let pacer = Pacer::start(config.pace, config.start_ms);
     tracing::info!(stations = simulation.stations().count(), pace = ?config.pace, "publishing the city");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use citystream_client::{Client, ClientConfig, ErrorCode, TopicConfig};
 use citystream_protocol::NodeState;
-use citystream_sim::{CityConfig, Pace, SimConfig, SimStats, run_publishers};
+use citystream_sim::{CityConfig, Pace, SimConfig, SimStats, Via, run_publishers};
 use citystream_subscribers::{SubscriberConfig, SubscriberStats};
 use clap::Args;
 use tokio::sync::Mutex;
@@ -32,7 +32,21 @@ Examples:
   citystream demo --data-dir ./city        # keep the data; a second run resumes
   citystream demo --http-port 7001 --native-port 9501
   citystream demo --speed 10               # the city's clock ten times faster
-  citystream demo --no-sim                 # the cluster and the console only";
+  citystream demo --sensors mqtt           # the simulated sensors publish over MQTT
+  citystream demo --no-sim                 # the cluster and the console only
+
+Every node also serves MQTT (node N on --mqtt-port + N - 1), storing the city's
+sensor topics city/<district>/<kind>/<station> in the stream topics city.<kind>:
+  mosquitto_sub -p 1883 -t 'city/+/air/#' -v";
+
+/// Where the brokers store MQTT topic names of the city's sensors: the
+/// stream topics the subscribers read.
+const CITY_MQTT_MAP: [&str; 4] = [
+    "city/+/air/#=city.air",
+    "city/+/traffic/#=city.traffic",
+    "city/+/weather/#=city.weather",
+    "city/+/buildings/#=city.buildings",
+];
 
 /// The city topics the demo creates (3 partitions, replication 3).
 const CITY_TOPICS: [&str; 8] = [
@@ -77,6 +91,19 @@ pub struct DemoArgs {
     /// Run the cluster and the console only: no simulation, no subscribers.
     #[arg(long)]
     pub no_sim: bool,
+    /// MQTT port of node 1; node N gets this + N - 1.
+    #[arg(long, default_value_t = 1883, value_name = "PORT")]
+    pub mqtt_port: u16,
+    /// How the simulated sensors publish: the native protocol, or MQTT to node 1's
+    /// listener (QoS 1; a reading in flight when node 1 is stopped is not re-sent).
+    #[arg(long, value_enum, default_value = "native")]
+    pub sensors: Sensors,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sensors {
+    Native,
+    Mqtt,
 }
 
 /// Checked settings.
@@ -87,6 +114,7 @@ struct Demo {
     specs: Vec<NodeSpec>,
     speed: f64,
     simulate: bool,
+    sensors: Sensors,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -143,6 +171,15 @@ async fn serve(demo: &Demo, stop: &CancellationToken) -> anyhow::Result<()> {
             .collect();
         others.join(", ")
     });
+    let mqtt: Vec<&str> = demo.specs.iter().map(|s| s.mqtt.as_str()).collect();
+    println!(
+        "demo: MQTT on {} (the sensors' topics city/<district>/<kind>/<station>; WebSocket at /mqtt){}",
+        mqtt.join(", "),
+        match demo.sensors {
+            Sensors::Mqtt => "; the simulated sensors publish over MQTT",
+            Sensors::Native => "",
+        }
+    );
     println!(
         "demo: data in {}{}; node logs {}/node-N.log; Ctrl-C stops everything",
         demo.dir.display(),
@@ -198,8 +235,16 @@ fn start_city(
     stats: &CityStats,
     stop: &CancellationToken,
 ) {
+    let via = match demo.sensors {
+        Sensors::Native => Via::Native,
+        Sensors::Mqtt => Via::Mqtt {
+            address: demo.specs[0].mqtt.clone(),
+            qos: citystream_mqtt_client::QoS::AtLeastOnce,
+        },
+    };
     let config = SimConfig {
         pace: Pace::Speed(demo.speed),
+        via,
         ..SimConfig::new(CityConfig::default())
     };
     let publish = run_publishers(client.clone(), config, stats.sim.clone(), stop.clone());
@@ -242,6 +287,7 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
     };
     last(args.http_port, "--http-port")?;
     last(args.native_port, "--native-port")?;
+    last(args.mqtt_port, "--mqtt-port")?;
     let (dir, temporary) = match &args.data_dir {
         Some(dir) => (dir.clone(), false),
         None => {
@@ -260,6 +306,7 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
         .map(|node_id| {
             let native = natives[node_id as usize - 1].clone();
             let http = format!("127.0.0.1:{}", args.http_port + node_id as u16 - 1);
+            let mqtt = format!("127.0.0.1:{}", args.mqtt_port + node_id as u16 - 1);
             let data_dir = dir.join(format!("node-{node_id}"));
             let mut flags = vec![
                 "--node-id".to_owned(),
@@ -275,7 +322,12 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
                 // The console follows a stopped node to another one: another origin.
                 "--http-cors-origin".to_owned(),
                 "*".to_owned(),
+                "--mqtt".to_owned(),
+                mqtt.clone(),
             ];
+            for rule in CITY_MQTT_MAP {
+                flags.extend(["--mqtt-map".to_owned(), rule.to_owned()]);
+            }
             if args.nodes > 1 {
                 flags.extend([
                     "--cluster-id".to_owned(),
@@ -288,6 +340,7 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
                 node_id,
                 native,
                 http,
+                mqtt,
                 log: dir.join(format!("node-{node_id}.log")),
                 data_dir,
                 flags,
@@ -300,16 +353,22 @@ fn plan(args: &DemoArgs, control_url: &str) -> Result<Demo, UsageError> {
         specs,
         speed: args.speed,
         simulate: !args.no_sim,
+        sensors: args.sensors,
     })
 }
 
 /// Refuses to start when a port a node needs is taken, naming it.
 fn check_ports(specs: &[NodeSpec]) -> anyhow::Result<()> {
     for spec in specs {
-        for (what, address) in [("native", &spec.native), ("HTTP", &spec.http)] {
+        let listeners = [
+            ("native", &spec.native),
+            ("HTTP", &spec.http),
+            ("MQTT", &spec.mqtt),
+        ];
+        for (what, address) in listeners {
             StdTcpListener::bind(address).map_err(|error| {
                 UsageError(format!(
-                    "port {address} ({what} listener of node {}) is taken: {error}; stop what uses it or pick other ports (--http-port, --native-port)",
+                    "port {address} ({what} listener of node {}) is taken: {error}; stop what uses it or pick other ports (--http-port, --native-port, --mqtt-port)",
                     spec.node_id
                 ))
             })?;

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use citystream_mqtt_client::QoS;
 use citystream_sim::{
     CityConfig, Pace, REPLAY_TOPIC_DEFAULT, ReplayColumns, ReplayFile, SimConfig, SimError,
-    SimStats, SimStatsSnapshot, run_publishers, run_replay,
+    SimStats, SimStatsSnapshot, Via, run_publishers, run_replay,
 };
 use citystream_subscribers::{SubscriberConfig, SubscriberStats};
 use tokio_util::sync::CancellationToken;
@@ -140,6 +141,23 @@ pub struct SimArgs {
     /// Where the archiver writes its per-station CSV files.
     #[arg(long, default_value = "city-archive", value_name = "DIR")]
     archive_dir: PathBuf,
+    /// How the simulated sensors publish: the native protocol, or MQTT 5 (each reading a
+    /// PUBLISH to its key city/<district>/<kind>/<station>; the broker's --mqtt-map decides
+    /// its stream topic).
+    #[arg(long, value_enum, default_value = "native", conflicts_with = "replay")]
+    via: ViaArg,
+    /// With --via mqtt: the broker's MQTT listener.
+    #[arg(long, default_value = "127.0.0.1:1883", value_name = "HOST:PORT")]
+    mqtt: String,
+    /// With --via mqtt: the QoS of the publishes (1 or 2: acknowledged once a quorum has them).
+    #[arg(long, default_value_t = 1, value_name = "QOS")]
+    qos: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ViaArg {
+    Native,
+    Mqtt,
 }
 
 /// What this run does, checked before connecting.
@@ -279,8 +297,35 @@ fn plan(args: &SimArgs) -> Result<Plan, UsageError> {
         stations_per_kind: args.stations,
         seed: args.seed,
     };
+    let via = match args.via {
+        ViaArg::Native => Via::Native,
+        ViaArg::Mqtt => {
+            let qos = match args.qos {
+                1 => QoS::AtLeastOnce,
+                2 => QoS::ExactlyOnce,
+                other => Err(UsageError(format!(
+                    "--qos must be 1 or 2 (acknowledged readings), not {other}"
+                )))?,
+            };
+            if args
+                .mqtt
+                .rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
+                Err(UsageError(format!(
+                    "--mqtt {:?} is not HOST:PORT",
+                    args.mqtt
+                )))?;
+            }
+            Via::Mqtt {
+                address: args.mqtt.clone(),
+                qos,
+            }
+        }
+    };
     let mut config = SimConfig {
         pace,
+        via,
         ..SimConfig::new(city)
     };
     if let Some(start_ms) = args.start_ms {
@@ -314,7 +359,10 @@ fn describe(plan: &Plan, args: &SimArgs) -> String {
             config.city.stations_per_kind,
             config.city.seed,
             pace(&config.pace),
-            args.broker
+            match &config.via {
+                Via::Native => args.broker.clone(),
+                Via::Mqtt { address, .. } => format!("mqtt://{address}"),
+            }
         ),
         Plan::Replay {
             file,

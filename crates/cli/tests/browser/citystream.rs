@@ -174,7 +174,7 @@ impl Demo {
 
     fn try_start(extra_args: &[&str]) -> Result<Demo, Vec<String>> {
         const NODES: u16 = 3;
-        let (http, native) = (free_ports(NODES), free_ports(NODES));
+        let (http, native, mqtt) = (free_ports(NODES), free_ports(NODES), free_ports(NODES));
         let data = tempfile::tempdir().expect("temp dir for the demo's data");
         let process = Process::spawn(
             Command::new(binary())
@@ -185,6 +185,8 @@ impl Demo {
                     &http.to_string(),
                     "--native-port",
                     &native.to_string(),
+                    "--mqtt-port",
+                    &mqtt.to_string(),
                 ])
                 .arg("--data-dir")
                 .arg(data.path()),

@@ -95,13 +95,15 @@ fn post(http: &str, path: &str) {
 
 #[test]
 fn demo_runs_a_cluster_the_console_can_stop_and_start_and_ctrl_c_cleans_up() {
-    let (http, native) = (free_ports(3), free_ports(3));
+    let (http, native, mqtt) = (free_ports(3), free_ports(3), free_ports(3));
     let demo = Demo::start(&[
         "--no-sim",
         "--http-port",
         &http.to_string(),
         "--native-port",
         &native.to_string(),
+        "--mqtt-port",
+        &mqtt.to_string(),
     ]);
     let lines = demo.until("data in ");
     assert!(
@@ -163,10 +165,11 @@ fn demo_runs_a_cluster_the_console_can_stop_and_start_and_ctrl_c_cleans_up() {
 fn demo_refuses_a_taken_port_and_names_it() {
     let http = free_ports(3);
     let _taken = TcpListener::bind(("127.0.0.1", http + 1)).unwrap();
-    let native = free_ports(3);
+    let (native, mqtt) = (free_ports(3), free_ports(3));
     let output = Command::new(binary())
         .args(["demo", "--no-sim", "--http-port", &http.to_string()])
         .args(["--native-port", &native.to_string()])
+        .args(["--mqtt-port", &mqtt.to_string()])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

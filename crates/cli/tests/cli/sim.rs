@@ -84,3 +84,62 @@ fn a_fast_city_publishes_and_its_subscribers_write_their_outputs_once() {
     assert_eq!(distinct.len(), sources.len(), "no reading's output twice");
     assert_eq!(sources.len(), readings, "every reading's output once");
 }
+
+/// `sim --via mqtt`: the sensors publish over MQTT 5 to their station
+/// topics, the broker's `--mqtt-map` stores them in the city topics, and
+/// every reading is acknowledged and in the log once, keyed by its topic
+/// name, alarms with their priority user property as a header.
+#[test]
+fn the_sensors_publish_over_mqtt_into_the_city_topics() {
+    let map = [
+        "city/+/air/#=city.air",
+        "city/+/traffic/#=city.traffic",
+        "city/+/weather/#=city.weather",
+        "city/+/buildings/#=city.buildings",
+    ];
+    let mut flags = vec!["--in-memory", "--mqtt", "127.0.0.1:0"];
+    for rule in &map {
+        flags.extend(["--mqtt-map", rule]);
+    }
+    let broker = TestBroker::start_with(&flags, &[]);
+    let mqtt = crate::harness::listener_address(&broker.ready_line, "mqtt on ");
+    let out = broker.run(&[
+        "sim",
+        "--via",
+        "mqtt",
+        "--mqtt",
+        &mqtt,
+        "--only",
+        "publishers",
+        "--rate",
+        "400",
+        "--duration",
+        "2",
+    ]);
+    let totals = out
+        .lines()
+        .find(|l| l.starts_with("published "))
+        .expect(&out);
+    let sent: u64 = totals.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        sent > 0 && totals.contains(&format!("{sent} acknowledged, 0 failed")),
+        "{totals}"
+    );
+    let mut readings = 0u64;
+    for topic in ["city.air", "city.traffic", "city.weather", "city.buildings"] {
+        let kind = topic.trim_start_matches("city.");
+        let out = broker.run(&["consume", topic, "--from-beginning", "--format", "json"]);
+        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = record["key"].as_str().unwrap();
+            assert!(
+                key.starts_with("city/") && key.split('/').nth(2) == Some(kind),
+                "{key} in {topic}"
+            );
+            assert_eq!(record["headers"]["$mqtt.qos"], "1", "{record}");
+            assert!(record["headers"]["priority"].is_string(), "{record}");
+            readings += 1;
+        }
+    }
+    assert_eq!(readings, sent, "every reading is in the log once");
+}

@@ -23,6 +23,8 @@ pub struct NodeSpec {
     pub node_id: u32,
     pub native: String,
     pub http: String,
+    /// The MQTT listener (TCP; WebSocket at `/mqtt` on `http`).
+    pub mqtt: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     /// Every flag after `broker`.
