@@ -10,19 +10,11 @@ use bytes::Bytes;
 use citystream_client::ProducerRecord;
 use citystream_mqtt::MqttConfig;
 use citystream_mqtt_codec::{
-    Ack, AckProperties, ByteStr, Disconnect, DisconnectProperties, Packet, QoS, ReasonCode,
-    Version, Will, WillProperties,
+    ByteStr, Disconnect, DisconnectProperties, Packet, QoS, ReasonCode, Version, Will,
+    WillProperties,
 };
 use citystream_testkit::{bounded, read_topic};
-use common::{MqttBroker, TestClient, connect, publish, subscribe};
-
-fn ack(id: u16) -> Ack {
-    Ack {
-        packet_id: NonZeroU16::new(id).unwrap(),
-        reason: ReasonCode::SUCCESS,
-        properties: AckProperties::default(),
-    }
-}
+use common::{MqttBroker, TestClient, ack, connect, publish, subscribe};
 
 fn header<'a>(record: &'a citystream_client::ConsumerRecord, name: &str) -> Option<&'a [u8]> {
     record
@@ -214,15 +206,7 @@ async fn qos2_is_written_once() {
 async fn the_will_is_published_on_an_abrupt_close_only() {
     bounded(async {
         let broker = MqttBroker::start().await;
-        let mut watcher = broker.connect(Version::V5, "watcher").await;
-        watcher
-            .send(Packet::Subscribe(subscribe(
-                1,
-                &[("status/#", QoS::AtLeastOnce)],
-                None,
-            )))
-            .await;
-        watcher.recv().await;
+        let mut watcher = broker.watcher("status/#").await;
         for (client_id, clean) in [("clean", true), ("abrupt", false)] {
             let mut asked = connect(Version::V5, client_id);
             asked.will = Some(Will {
@@ -453,15 +437,7 @@ fn with_will(client_id: &'static str, delay_secs: Option<u32>) -> citystream_mqt
 async fn a_will_delay_is_cancelled_by_a_reconnect() {
     bounded(async {
         let broker = MqttBroker::start().await;
-        let mut watcher = broker.connect(Version::V5, "watcher").await;
-        watcher
-            .send(Packet::Subscribe(subscribe(
-                1,
-                &[("status/#", QoS::AtLeastOnce)],
-                None,
-            )))
-            .await;
-        watcher.recv().await;
+        let mut watcher = broker.watcher("status/#").await;
         let (first, _) = TestClient::connect(&broker.address, with_will("delayed", Some(2))).await;
         drop(first);
         let (second, _) = TestClient::connect(&broker.address, with_will("delayed", Some(1))).await;
@@ -485,15 +461,7 @@ async fn a_will_delay_is_cancelled_by_a_reconnect() {
 async fn keep_alive_expiry_closes_the_connection_and_publishes_the_will() {
     bounded(async {
         let broker = MqttBroker::start().await;
-        let mut watcher = broker.connect(Version::V5, "watcher").await;
-        watcher
-            .send(Packet::Subscribe(subscribe(
-                1,
-                &[("status/#", QoS::AtLeastOnce)],
-                None,
-            )))
-            .await;
-        watcher.recv().await;
+        let mut watcher = broker.watcher("status/#").await;
         let mut asked = with_will("sleepy", None);
         asked.keep_alive_secs = 1;
         let (mut sleepy, _) = TestClient::connect(&broker.address, asked).await;

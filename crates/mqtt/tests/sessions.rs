@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::num::NonZeroU16;
 use std::time::Duration;
 
-use citystream_mqtt_codec::{
-    Ack, AckProperties, Disconnect, DisconnectProperties, Packet, QoS, ReasonCode, Version,
-};
+use citystream_mqtt_codec::{Disconnect, DisconnectProperties, Packet, QoS, ReasonCode, Version};
 use citystream_testkit::{bounded, read_topic};
-use common::{MqttBroker, TestClient, connect, publish, subscribe};
-
-fn ack(id: u16) -> Ack {
-    Ack {
-        packet_id: NonZeroU16::new(id).unwrap(),
-        reason: ReasonCode::SUCCESS,
-        properties: AckProperties::default(),
-    }
-}
+use common::{MqttBroker, TestClient, ack, connect, publish, subscribe};
 
 fn goodbye() -> Packet {
     Packet::Disconnect(Disconnect {

@@ -4,25 +4,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::num::NonZeroU16;
 use std::time::Duration;
 
 use citystream_mqtt::MqttConfig;
-use citystream_mqtt_codec::{Ack, AckProperties, Packet, QoS, ReasonCode, Version};
+use citystream_mqtt_codec::{Packet, QoS, ReasonCode, Version};
 use citystream_testkit::bounded;
-use common::{MqttBroker, TestClient, publish, subscribe};
+use common::{MqttBroker, TestClient, ack, publish, subscribe};
 
 const SHARE: &str = "$share/workers/jobs/#";
 const GROUP: &str = "mqtt-share/workers/jobs/#";
 const MESSAGES: usize = 40;
-
-fn ack(id: u16) -> Ack {
-    Ack {
-        packet_id: NonZeroU16::new(id).unwrap(),
-        reason: ReasonCode::SUCCESS,
-        properties: AckProperties::default(),
-    }
-}
 
 /// Waits until the share's group has `count` members, each with some of
 /// the 4 partitions.

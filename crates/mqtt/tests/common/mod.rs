@@ -11,8 +11,9 @@ use bytes::Bytes;
 use citystream_client::Client;
 use citystream_mqtt::{MqttConfig, MqttServer};
 use citystream_mqtt_codec::{
-    ByteStr, ConnAck, Connect, ConnectProperties, Limits, MqttCodec, Packet, Publish,
-    PublishProperties, QoS, RetainHandling, Subscribe, SubscriptionOptions, Version,
+    Ack, AckProperties, ByteStr, ConnAck, Connect, ConnectProperties, Limits, MqttCodec, Packet,
+    Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscriptionOptions, Version,
 };
 use citystream_testkit::TestBroker;
 use futures::{SinkExt as _, StreamExt as _};
@@ -70,6 +71,14 @@ impl MqttBroker {
         (address, stop)
     }
 
+    /// A v5 client "watcher" subscribed to `filter` at QoS 1 (SUBACK seen).
+    pub async fn watcher(&self, filter: &str) -> TestClient {
+        let mut watcher = self.connect(Version::V5, "watcher").await;
+        let granted = watcher.subscribe_to(filter, QoS::AtLeastOnce).await;
+        assert_eq!(granted.reasons, [ReasonCode(1)]);
+        watcher
+    }
+
     pub async fn connect(&self, version: Version, client_id: &'static str) -> TestClient {
         let (client, ack) = TestClient::connect(&self.address, connect(version, client_id)).await;
         assert_eq!(ack.reason.0, 0, "CONNACK {ack:?}");
@@ -88,6 +97,15 @@ pub fn connect(version: Version, client_id: &'static str) -> Connect {
         will: None,
         username: None,
         password: None,
+    }
+}
+
+/// A successful PUBACK/PUBREC/PUBREL/PUBCOMP body for packet `id`.
+pub fn ack(id: u16) -> Ack {
+    Ack {
+        packet_id: NonZeroU16::new(id).expect("a packet id"),
+        reason: ReasonCode::SUCCESS,
+        properties: AckProperties::default(),
     }
 }
 
@@ -148,6 +166,16 @@ impl TestClient {
         let stream = TcpStream::connect(address).await.expect("connect to MQTT");
         TestClient {
             framed: Framed::new(stream, MqttCodec::client(version, Limits::default())),
+        }
+    }
+
+    /// Subscribes to one filter (packet id 1) and returns the SUBACK.
+    pub async fn subscribe_to(&mut self, filter: &str, qos: QoS) -> SubAck {
+        self.send(Packet::Subscribe(subscribe(1, &[(filter, qos)], None)))
+            .await;
+        match self.recv().await {
+            Packet::SubAck(suback) => suback,
+            other => panic!("expected SUBACK, got {other:?}"),
         }
     }
 
