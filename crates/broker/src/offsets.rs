@@ -184,9 +184,12 @@ fn replay_batches(
                 );
                 continue;
             };
-            let value = match record.value.is_empty() {
+            // A null value (a tombstone; nothing writes one here yet) is
+            // read as the empty value, which already means "deleted".
+            let value = record.value.unwrap_or_default();
+            let value = match value.is_empty() {
                 true => None,
-                false => match decode_value(record.value) {
+                false => match decode_value(value) {
                     Some(value) => Some(value),
                     None => {
                         tracing::warn!(offset = record.offset, "skipping unreadable offset commit");

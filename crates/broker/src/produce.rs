@@ -1,15 +1,15 @@
 //! Validation of a produced batch before it may touch a log: size limit,
 //! full batch validation (CRC and record framing), per-record size limit,
-//! and no control batches from producers. Each check has its own error, in
-//! this order. Topic and partition checks, idempotence and the append are
-//! the facade's and the partition's.
+//! no control batches and no compacted or gap batches from producers. Each
+//! check has its own error, in this order. Topic and partition checks,
+//! idempotence and the append are the facade's and the partition's.
 //!
 //! The per-record walk is skipped when the whole batch is smaller than the
 //! record limit (no record can exceed it then), so the common case walks
 //! the records once, inside `RecordBatch::from_bytes`.
 
 use bytes::Bytes;
-use citystream_record::{BATCH_HEADER_LEN, RecordBatch};
+use citystream_record::{BATCH_HEADER_LEN, RecordBatch, attributes};
 
 use crate::BrokerError;
 
@@ -32,7 +32,9 @@ pub fn validate_batch(batch: Bytes, limits: ProduceLimits) -> Result<RecordBatch
     let record_bytes_max = limits.record_bytes_max as usize;
     if batch.bytes().len() - BATCH_HEADER_LEN > record_bytes_max {
         for (index, record) in batch.records().enumerate() {
-            let size = record.key.map_or(0, <[u8]>::len) + record.value.len();
+            // A null value (a tombstone) has no bytes to count.
+            let value_len = record.value.map_or(0, <[u8]>::len);
+            let size = record.key.map_or(0, <[u8]>::len) + value_len;
             if size > record_bytes_max {
                 return Err(BrokerError::RecordTooLarge {
                     index: index as u32,
@@ -45,6 +47,21 @@ pub fn validate_batch(batch: Bytes, limits: ProduceLimits) -> Result<RecordBatch
     if batch.header().is_control() {
         return Err(BrokerError::InvalidRequest(
             "producers may not send control batches (attribute bit 0)".to_owned(),
+        ));
+    }
+    // Tombstones delete a key of a compacted topic (decision 0017 §4);
+    // no topic is compacted yet, so one would only read as an empty value.
+    if batch.has_tombstones() {
+        return Err(BrokerError::InvalidRequest(
+            "null values (tombstones) need a compacted topic, and compaction is not offered yet"
+                .to_owned(),
+        ));
+    }
+    // Only log compaction makes these (decision 0017 §3); a producer's
+    // would enter the log and Raft as if compaction had written it.
+    if batch.header().attributes & (attributes::COMPACTED | attributes::GAP) != 0 {
+        return Err(BrokerError::InvalidRequest(
+            "producers may not send compacted or gap batches (attribute bits 1 and 2)".to_owned(),
         ));
     }
     Ok(batch)
@@ -124,5 +141,31 @@ mod tests {
         builder.push(0, None, b"x", &[]).unwrap();
         let err = validate_batch(builder.finish(), LIMITS).unwrap_err();
         assert!(matches!(err, BrokerError::InvalidRequest(_)), "{err}");
+    }
+
+    /// A batch with a null value is refused while no topic is compacted.
+    #[test]
+    fn tombstones_refused() {
+        let mut builder = BatchBuilder::new();
+        builder.push_tombstone(1, Some(b"k"), &[]).unwrap();
+        let err = validate_batch(builder.finish(), LIMITS).unwrap_err();
+        assert!(err.to_string().contains("tombstones"), "{err}");
+    }
+
+    /// Compacted and gap batches are for log compaction, never from
+    /// producers, although they are valid batches.
+    #[test]
+    fn compacted_and_gap_batches_refused() {
+        let batch = RecordBatch::from_bytes(batch(&[b"a", b"b"])).unwrap();
+        let compacted = citystream_record::compact_batch(&batch, &[false, true]).unwrap();
+        let gap = citystream_record::gap_batch(&[*batch.header()]);
+        for bytes in [compacted, gap] {
+            RecordBatch::from_bytes(bytes.clone()).expect("a valid batch");
+            let err = validate_batch(bytes, LIMITS).unwrap_err();
+            assert!(
+                err.to_string().contains("compacted or gap batches"),
+                "{err}"
+            );
+        }
     }
 }

@@ -79,7 +79,11 @@ fn decode_entry(data: &BatchData) -> io::Result<MetadataCommand> {
     if record.key != Some(COMMAND_KEY) || records.next().is_some() {
         return Err(invalid("a metadata batch holds one \"meta\" record".into()));
     }
-    MetadataCommand::decode(record.value).map_err(|e| invalid(e.to_string()))
+    // Every command has a value; a null one is an entry this version cannot read.
+    let value = record
+        .value
+        .ok_or_else(|| invalid("a metadata command has a value, not null".into()))?;
+    MetadataCommand::decode(value).map_err(|e| invalid(e.to_string()))
 }
 
 #[derive(Debug, Default)]

@@ -123,7 +123,8 @@ pub fn decode(batch: Bytes) -> Result<ControlEntry, ControlError> {
     if record.key != Some(CONTROL_KEY) {
         return Err(ControlError::NotRaft);
     }
-    decode_value(record.value)
+    // A control record always has a value; a null one is not ours.
+    decode_value(record.value.ok_or(ControlError::NotRaft)?)
 }
 
 fn decode_value(value: &[u8]) -> Result<ControlEntry, ControlError> {
@@ -228,7 +229,7 @@ mod tests {
     fn value_of(batch: Vec<u8>) -> Vec<u8> {
         let batch = RecordBatch::from_bytes(Bytes::from(batch)).unwrap();
         let record = batch.records().next().unwrap();
-        record.value.to_vec()
+        record.value.expect("control records have a value").to_vec()
     }
 
     /// Blank and joint-membership entries survive encode and decode, as

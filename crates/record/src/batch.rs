@@ -1,11 +1,13 @@
 //! Reading batches: a validated [`RecordBatch`], iteration over its records,
 //! and splitting a buffer of concatenated batches (a fetch response, a
-//! segment file range) into batches.
+//! segment file range) into batches. Validation here covers the records
+//! (framing, offset deltas against the span); the header's own checks are
+//! in `header.rs`.
 
 use bytes::Bytes;
 
 use crate::BatchError;
-use crate::builder::NO_KEY;
+use crate::builder::{NO_KEY, NO_VALUE};
 use crate::header::{BATCH_HEADER_LEN, BatchHeader, u16_at, u32_at};
 
 /// A batch whose header, CRC and record framing have been checked.
@@ -13,11 +15,15 @@ use crate::header::{BATCH_HEADER_LEN, BatchHeader, u16_at, u32_at};
 pub struct RecordBatch {
     header: BatchHeader,
     bytes: Bytes,
+    /// Some record has a null value (a tombstone).
+    has_tombstones: bool,
 }
 
 impl RecordBatch {
-    /// Validates `bytes` as exactly one batch: header, length, CRC, and that
-    /// the records fill the batch exactly.
+    /// Validates `bytes` as exactly one batch: header, length, CRC, that
+    /// the records fill the batch exactly, and that their offset deltas
+    /// strictly increase below the batch's span (so they are `0, 1, 2, …`
+    /// in an uncompacted batch). Only a `GAP` batch may hold no records.
     pub fn from_bytes(bytes: Bytes) -> Result<RecordBatch, BatchError> {
         let header = BatchHeader::decode(&bytes)?;
         if bytes.len() != header.batch_len as usize {
@@ -26,11 +32,21 @@ impl RecordBatch {
             });
         }
         header.verify_crc(&bytes)?;
-        if header.record_count == 0 {
+        if header.record_count == 0 && !header.is_gap() {
             return Err(BatchError::Empty);
         }
-        check_records(&header, &bytes)?;
-        Ok(RecordBatch { header, bytes })
+        let has_tombstones = check_records(&header, &bytes)?;
+        Ok(RecordBatch {
+            header,
+            bytes,
+            has_tombstones,
+        })
+    }
+
+    /// Whether a record has a null value (a tombstone), seen while
+    /// validating.
+    pub fn has_tombstones(&self) -> bool {
+        self.has_tombstones
     }
 
     pub fn header(&self) -> &BatchHeader {
@@ -52,6 +68,17 @@ impl RecordBatch {
             index: 0,
         }
     }
+
+    /// The encoded records, each with its length field, in batch order.
+    pub(crate) fn encoded_records(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.bytes[BATCH_HEADER_LEN..];
+        (0..self.header.record_count).map(move |_| {
+            let len = 4 + u32_at(rest, 0) as usize;
+            let (record, tail) = rest.split_at(len);
+            rest = tail;
+            record
+        })
+    }
 }
 
 /// One record as read from a batch; borrows the batch's bytes.
@@ -60,10 +87,13 @@ pub struct Record<'a> {
     pub offset: u64,
     pub timestamp_ms: i64,
     /// Hybrid logical clock: `base_hlc` of the batch plus the record's
-    /// index in it (0 plus the index in a batch no leader stamped yet).
+    /// offset delta, which is its index in an uncompacted batch (0 plus the
+    /// index in a batch no leader stamped yet).
     pub hlc: u64,
     pub key: Option<&'a [u8]>,
-    pub value: &'a [u8],
+    /// `None` is a null value: a tombstone, which log compaction reads as
+    /// "delete this key" (distinct from an empty value).
+    pub value: Option<&'a [u8]>,
     pub headers: Vec<(&'a str, &'a [u8])>,
 }
 
@@ -81,7 +111,7 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.index >= self.header.record_count {
             return None;
         }
-        let (record, rest) = parse_record(self.header, self.rest, self.index)
+        let (record, _, rest) = parse_record(self.header, self.rest, self.index)
             .expect("records were validated when the batch was built");
         self.rest = rest;
         self.index += 1;
@@ -89,10 +119,32 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
-fn check_records(header: &BatchHeader, bytes: &[u8]) -> Result<(), BatchError> {
+/// Checks the framing of every record and that offset deltas strictly
+/// increase and stay below the span: a compacted batch keeps a subsequence
+/// of its original deltas, an uncompacted one has exactly `0..record_count`.
+/// Checks every record; whether one has a null value.
+fn check_records(header: &BatchHeader, bytes: &[u8]) -> Result<bool, BatchError> {
+    let span = header.offset_count();
     let mut rest = &bytes[BATCH_HEADER_LEN..];
+    let mut previous_delta: Option<u32> = None;
+    let mut has_tombstones = false;
     for index in 0..header.record_count {
-        rest = parse_record(header, rest, index)?.1;
+        let (record, offset_delta, tail) = parse_record(header, rest, index)?;
+        has_tombstones |= record.value.is_none();
+        if previous_delta.is_some_and(|previous| offset_delta <= previous) {
+            return Err(BatchError::BadRecord {
+                index,
+                reason: "offset delta not above the previous record's",
+            });
+        }
+        if offset_delta >= span {
+            return Err(BatchError::BadRecord {
+                index,
+                reason: "offset delta beyond the batch's span",
+            });
+        }
+        previous_delta = Some(offset_delta);
+        rest = tail;
     }
     if !rest.is_empty() {
         return Err(BatchError::BadRecord {
@@ -100,7 +152,7 @@ fn check_records(header: &BatchHeader, bytes: &[u8]) -> Result<(), BatchError> {
             reason: "bytes after the last record",
         });
     }
-    Ok(())
+    Ok(has_tombstones)
 }
 
 /// Cursor over one record's bytes that reports which field ran short.
@@ -131,11 +183,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Parses record `index` from the front of `bytes`; returns it, its offset
+/// delta and the bytes after it.
 fn parse_record<'a>(
     header: &BatchHeader,
     bytes: &'a [u8],
     index: u32,
-) -> Result<(Record<'a>, &'a [u8]), BatchError> {
+) -> Result<(Record<'a>, u32, &'a [u8]), BatchError> {
     let mut outer = Cursor { bytes, index };
     let len = outer.u32("record length truncated")? as usize;
     let body = outer.take(len, "record longer than the batch")?;
@@ -146,8 +200,10 @@ fn parse_record<'a>(
         NO_KEY => None,
         key_len => Some(cur.take(key_len as usize, "key truncated")?),
     };
-    let value_len = cur.u32("value length truncated")? as usize;
-    let value = cur.take(value_len, "value truncated")?;
+    let value = match cur.u32("value length truncated")? {
+        NO_VALUE => None,
+        value_len => Some(cur.take(value_len as usize, "value truncated")?),
+    };
     let header_count = cur.u16("header count truncated")?;
     let mut headers = Vec::with_capacity(usize::from(header_count));
     for _ in 0..header_count {
@@ -171,12 +227,12 @@ fn parse_record<'a>(
     let record = Record {
         offset: header.base_offset + u64::from(offset_delta),
         timestamp_ms: header.base_timestamp_ms.wrapping_add(i64::from(delta)),
-        hlc: header.base_hlc.wrapping_add(u64::from(index)),
+        hlc: header.base_hlc.wrapping_add(u64::from(offset_delta)),
         key,
         value,
         headers,
     };
-    Ok((record, outer.bytes))
+    Ok((record, offset_delta, outer.bytes))
 }
 
 /// Splits concatenated batches. Yields an error for the first batch that is

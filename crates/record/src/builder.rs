@@ -1,15 +1,21 @@
 //! Building a batch record by record, as a producer does before sending.
+//! The builder writes `offset_delta = i` for record `i`; only compaction
+//! (`compaction.rs`) makes batches whose deltas skip.
 //!
 //! ```text
 //! record:
 //!  0        4          8           12
 //!  +--------+----------+-----------+---------+-----+----------+-------+--------------+---------+
 //!  |len u32 |ts_delta  |offset_    |key_len  | key |value_len | value |header_count  | headers |
-//!  |(rest)  |i32 (ms)  |delta u32  |u32 (MAX |     |u32       |       |u16           |         |
-//!  |        |          |           | = none) |     |          |       |              |         |
+//!  |(rest)  |i32 (ms)  |delta u32  |u32 (MAX |     |u32 (MAX |       |u16           |         |
+//!  |        |          |           | = none) |     | = null) |       |              |         |
 //!  +--------+----------+-----------+---------+-----+----------+-------+--------------+---------+
 //! header: u16 name_len, name (UTF-8), u32 value_len, value
 //! ```
+//!
+//! A null value (`value_len = u32::MAX`, no value bytes) is a tombstone: it
+//! tells log compaction to delete the record's key. It is distinct from an
+//! empty value (`value_len = 0`).
 
 use bytes::Bytes;
 
@@ -19,6 +25,8 @@ use crate::header::{
 
 /// Key length that marks a record without a key.
 pub(crate) const NO_KEY: u32 = u32::MAX;
+/// Value length that marks a null value (a tombstone).
+pub(crate) const NO_VALUE: u32 = u32::MAX;
 
 /// Why a record could not be added; the batch is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +89,15 @@ impl BatchBuilder {
     }
 
     /// Sets header attribute bits (see [`crate::attributes`]).
+    ///
+    /// Panics on `COMPACTED` or `GAP`: a builder writes dense offset deltas,
+    /// and only [`crate::compact_batch`] and [`crate::gap_batch`] make
+    /// compacted batches.
     pub fn set_attributes(&mut self, attributes: u16) {
+        assert!(
+            attributes & (crate::attributes::COMPACTED | crate::attributes::GAP) == 0,
+            "compaction bits are set by compaction, not by a builder"
+        );
         self.attributes = attributes;
     }
 
@@ -91,6 +107,27 @@ impl BatchBuilder {
         timestamp_ms: i64,
         key: Option<&[u8]>,
         value: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), PushError> {
+        self.push_record(timestamp_ms, key, Some(value), headers)
+    }
+
+    /// Appends one record with a null value: a tombstone for `key`.
+    pub fn push_tombstone(
+        &mut self,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), PushError> {
+        self.push_record(timestamp_ms, key, None, headers)
+    }
+
+    /// Appends one record whose value may be null (`None`, a tombstone).
+    pub fn push_record(
+        &mut self,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> Result<(), PushError> {
         if self.record_count == 0 {
@@ -108,6 +145,7 @@ impl BatchBuilder {
         let len = record_len(key, value, headers);
         if self.buf.len() + 4 + len > u32::MAX as usize
             || key.is_some_and(|k| k.len() >= NO_KEY as usize)
+            || value.is_some_and(|v| v.len() >= NO_VALUE as usize)
         {
             return Err(PushError::BatchTooLarge);
         }
@@ -123,8 +161,13 @@ impl BatchBuilder {
             }
             None => buf.extend_from_slice(&NO_KEY.to_le_bytes()),
         }
-        buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        buf.extend_from_slice(value);
+        match value {
+            Some(value) => {
+                buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                buf.extend_from_slice(value);
+            }
+            None => buf.extend_from_slice(&NO_VALUE.to_le_bytes()),
+        }
         buf.extend_from_slice(&header_count.to_le_bytes());
         for (name, value) in headers {
             buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -173,6 +216,7 @@ impl BatchBuilder {
             max_timestamp_ms: self.max_timestamp_ms,
             producer_id: self.producer_id,
             base_sequence: self.base_sequence,
+            compacted_span: 0,
         };
         header.encode(&mut self.buf[..BATCH_HEADER_LEN]);
         compute_and_store_crc(&mut self.buf);
@@ -181,7 +225,7 @@ impl BatchBuilder {
 }
 
 /// Bytes of a record after its length field.
-fn record_len(key: Option<&[u8]>, value: &[u8], headers: &[(&str, &[u8])]) -> usize {
+fn record_len(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, &[u8])]) -> usize {
     let headers_len: usize = headers.iter().map(|(n, v)| 2 + n.len() + 4 + v.len()).sum();
-    4 + 4 + 4 + key.map_or(0, <[u8]>::len) + 4 + value.len() + 2 + headers_len
+    4 + 4 + 4 + key.map_or(0, <[u8]>::len) + 4 + value.map_or(0, <[u8]>::len) + 2 + headers_len
 }

@@ -1,6 +1,8 @@
-//! The fixed 80-byte batch header (version 2): encode, decode and the four
+//! The fixed 80-byte batch header (version 2): encode, decode, the checks
+//! that need only the header (attribute bits, the span word), and the four
 //! fields the appending leader writes in place (base offset, term, Raft
-//! index, base HLC).
+//! index, base HLC). Record framing and offset deltas are checked in
+//! `batch.rs`; compacted and gap batches are made in `compaction.rs`.
 //!
 //! ```text
 //!  0        8        16        24        32      36      40  41  42      44      48
@@ -10,8 +12,8 @@
 //!  +--------+--------+---------+---------+-------+-------+---+---+-------+-------+
 //!  48               56               64               72       76       80
 //!  +----------------+----------------+----------------+--------+--------+
-//!  |base_timestamp  |max_timestamp   | producer_id    |base_seq|reserved|
-//!  |  i64 (ms)      |  i64 (ms)      |  u64           |  u32   |  u32=0 |
+//!  |base_timestamp  |max_timestamp   | producer_id    |base_seq| span   |
+//!  |  i64 (ms)      |  i64 (ms)      |  u64           |  u32   |  u32   |
 //!  +----------------+----------------+----------------+--------+--------+
 //! ```
 //! All integers little-endian. The fields a leader assigns come first and
@@ -20,6 +22,14 @@
 //! stamp base offset, term, Raft index and HLC without touching it.
 //! `batch_len` is outside the CRC too; a wrong length moves the range the
 //! CRC covers and breaks the record framing, so it is caught all the same.
+//!
+//! The word at byte 76 (reserved and 0 before compaction existed) is the
+//! offset **span** of a `COMPACTED` batch: how many offsets it covers, which
+//! is more than the records it still holds. It stays 0 in every other batch,
+//! whose span is `record_count`; so every batch written before compaction
+//! decodes as before, and the version stays 2. A `GAP` batch (always also
+//! `COMPACTED`) holds no records and stands for whole batches that
+//! compaction removed (decision 0017, §3).
 //!
 //! Version 1 (a 64-byte header without Raft index and HLC) was never
 //! deployed and is not read.
@@ -42,8 +52,16 @@ pub mod attributes {
     /// The batch carries control records (e.g. Raft blank/membership entries)
     /// that consumers skip.
     pub const CONTROL: u16 = 1 << 0;
+    /// Log compaction removed records from the batch: the header word at
+    /// byte 76 holds the batch's original offset span, and the surviving
+    /// records keep their offset deltas. Set only by compaction, never by a
+    /// producer.
+    pub const COMPACTED: u16 = 1 << 1;
+    /// With [`COMPACTED`]: the batch holds no records and covers a run of
+    /// wholly removed batches (its span). Set only by compaction.
+    pub const GAP: u16 = 1 << 2;
     /// Every bit this version understands; others must be zero.
-    pub const KNOWN: u16 = CONTROL;
+    pub const KNOWN: u16 = CONTROL | COMPACTED | GAP;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +71,10 @@ pub struct BatchHeader {
     /// Raft log index of the batch: its ordinal in the partition log,
     /// starting at 1. Producers send 0; the appending log assigns it.
     pub raft_index: u64,
-    /// Hybrid logical clock of the first record (see [`crate::hlc`]);
-    /// record `i` has `base_hlc + i`. Producers send 0; the leader assigns it.
+    /// Hybrid logical clock of the batch's first offset (see
+    /// [`crate::hlc`]); a record has `base_hlc + offset_delta`, which is
+    /// `base_hlc + i` for record `i` of an uncompacted batch. Producers send
+    /// 0; the leader assigns it.
     pub base_hlc: u64,
     /// Length of the whole batch, header included.
     pub batch_len: u32,
@@ -67,6 +87,10 @@ pub struct BatchHeader {
     pub max_timestamp_ms: i64,
     pub producer_id: u64,
     pub base_sequence: u32,
+    /// The word at byte 76: the offset span of a [`attributes::COMPACTED`]
+    /// batch, 0 in every other batch. Read the span with
+    /// [`BatchHeader::offset_count`].
+    pub compacted_span: u32,
 }
 
 impl BatchHeader {
@@ -100,6 +124,7 @@ impl BatchHeader {
             max_timestamp_ms: u64_at(bytes, 56) as i64,
             producer_id: u64_at(bytes, 64),
             base_sequence: u32_at(bytes, 72),
+            compacted_span: u32_at(bytes, 76),
         };
         if (header.batch_len as usize) < BATCH_HEADER_LEN {
             return Err(BatchError::BadLength {
@@ -107,10 +132,49 @@ impl BatchHeader {
             });
         }
         let unknown = header.attributes & !attributes::KNOWN;
-        if unknown != 0 || u32_at(bytes, 76) != 0 {
+        if unknown != 0 {
             return Err(BatchError::ReservedBits { bits: unknown });
         }
+        header.check_span()?;
         Ok(header)
+    }
+
+    /// Checks that the attribute bits, the span word and the record count
+    /// agree: the span word only with `COMPACTED`, `GAP` only with
+    /// `COMPACTED`; a compacted batch removed at least one record and kept
+    /// one, unless it is a gap, which keeps none and has no producer.
+    fn check_span(&self) -> Result<(), BatchError> {
+        let error = |reason| BatchError::BadSpan {
+            span: self.compacted_span,
+            record_count: self.record_count,
+            attributes: self.attributes,
+            reason,
+        };
+        if !self.is_compacted() {
+            return match (self.is_gap(), self.compacted_span) {
+                (true, _) => Err(error("GAP is set without COMPACTED")),
+                (false, 0) => Ok(()),
+                (false, _) => Err(error("span word is set without COMPACTED")),
+            };
+        }
+        if self.is_gap() {
+            if self.record_count != 0 {
+                return Err(error("a GAP batch holds no records"));
+            }
+            if self.producer_id != NO_PRODUCER || self.base_sequence != NO_SEQUENCE {
+                return Err(error("a GAP batch has no producer"));
+            }
+            if self.compacted_span == 0 {
+                return Err(error("a GAP batch covers at least one offset"));
+            }
+            return Ok(());
+        }
+        if self.record_count == 0 || self.record_count >= self.compacted_span {
+            return Err(error(
+                "a COMPACTED batch keeps at least one record and removed one",
+            ));
+        }
+        Ok(())
     }
 
     /// Writes the header into the first [`BATCH_HEADER_LEN`] bytes of `out`.
@@ -129,27 +193,49 @@ impl BatchHeader {
         out[56..64].copy_from_slice(&self.max_timestamp_ms.to_le_bytes());
         out[64..72].copy_from_slice(&self.producer_id.to_le_bytes());
         out[72..76].copy_from_slice(&self.base_sequence.to_le_bytes());
-        out[76..80].copy_from_slice(&0u32.to_le_bytes());
+        out[76..80].copy_from_slice(&self.compacted_span.to_le_bytes());
     }
 
-    /// Offset of the last record (`base_offset + record_count - 1`).
+    /// How many offsets the batch covers (its span): `record_count`, or the
+    /// original span kept in the header word by compaction.
+    pub fn offset_count(&self) -> u32 {
+        if self.is_compacted() {
+            self.compacted_span
+        } else {
+            self.record_count
+        }
+    }
+
+    /// Last offset the batch covers (`base_offset + span - 1`); the offset
+    /// of its last record unless compaction removed that record.
     pub fn last_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.record_count.max(1)) - 1
+        self.base_offset + u64::from(self.offset_count().max(1)) - 1
     }
 
-    /// Offset the next batch after this one starts at.
+    /// Offset the next batch after this one starts at (`base_offset + span`).
     pub fn next_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.record_count)
+        self.base_offset + u64::from(self.offset_count())
     }
 
-    /// HLC of the last record (`base_hlc + record_count - 1`).
+    /// HLC of the batch's last offset (`base_hlc + span - 1`): the largest
+    /// HLC the batch holds or, after compaction, held.
     pub fn last_hlc(&self) -> u64 {
         self.base_hlc
-            .wrapping_add(u64::from(self.record_count.max(1)) - 1)
+            .wrapping_add(u64::from(self.offset_count().max(1)) - 1)
     }
 
     pub fn is_control(&self) -> bool {
         self.attributes & attributes::CONTROL != 0
+    }
+
+    /// Compaction removed records from this batch (a gap is compacted too).
+    pub fn is_compacted(&self) -> bool {
+        self.attributes & attributes::COMPACTED != 0
+    }
+
+    /// The batch stands for wholly removed batches and holds no records.
+    pub fn is_gap(&self) -> bool {
+        self.attributes & attributes::GAP != 0
     }
 
     /// Checks the CRC of a whole batch whose header is `self`.

@@ -5,19 +5,23 @@
 //! does not cover) when the partition leader appends it.
 //!
 //! This crate owns the byte layout, its validation, the newtypes for
-//! offsets and terms, and the hybrid logical clock whose values batches
-//! carry ([`HybridClock`], pure: the caller passes the time). It does not
-//! know about files, sockets or the system clock. The layout is drawn in
-//! `docs/storage-format.md`.
+//! offsets and terms, the hybrid logical clock whose values batches carry
+//! ([`HybridClock`], pure: the caller passes the time), and the pure
+//! rewrites log compaction makes of a batch ([`compact_batch`],
+//! [`gap_batch`]). It does not know about files, sockets or the system
+//! clock, nor which records compaction removes (the log decides). The
+//! layout is drawn in `docs/storage-format.md`.
 
 mod batch;
 mod builder;
+mod compaction;
 mod header;
 pub mod hlc;
 mod partitioner;
 
 pub use batch::{BatchIter, Record, RecordBatch, RecordIter};
 pub use builder::{BatchBuilder, PushError};
+pub use compaction::{compact_batch, gap_batch};
 pub use header::{
     BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, BatchHeader, NO_PRODUCER, NO_SEQUENCE,
     attributes, crc32c, set_base_hlc, set_base_offset, set_producer, set_raft_index, set_term,
@@ -65,4 +69,13 @@ pub enum BatchError {
     BadRecord { index: u32, reason: &'static str },
     #[error("reserved header bits are set (0x{bits:04x})")]
     ReservedBits { bits: u16 },
+    #[error(
+        "batch span word {span} does not agree with its {record_count} records and attributes 0x{attributes:04x}: {reason}"
+    )]
+    BadSpan {
+        span: u32,
+        record_count: u32,
+        attributes: u16,
+        reason: &'static str,
+    },
 }

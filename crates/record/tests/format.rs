@@ -56,7 +56,8 @@ fn round_trip_preserves_records() {
     assert_eq!(records[0].hlc, hlc_from_parts(1_000, 5));
     assert_eq!(records[1].hlc, hlc_from_parts(1_000, 6));
     assert_eq!(records[0].key, Some(&b"k1"[..]));
-    assert_eq!(records[0].value, b"hello");
+    assert_eq!(records[0].value, Some(&b"hello"[..]));
+    assert_eq!(records[1].value, Some(&b""[..]));
     assert_eq!(records[0].headers, vec![("h", &b"v"[..])]);
     assert_eq!(records[1].offset, 43);
     assert_eq!(records[1].timestamp_ms, 1_005);
@@ -162,17 +163,18 @@ fn batch_iter_splits_and_reports_partial_tail() {
 }
 
 proptest! {
-    /// Any records round-trip through a batch unchanged.
+    /// Any records, null values included, round-trip through a batch
+    /// unchanged.
     #[test]
     fn any_records_round_trip(records in proptest::collection::vec(
         (0i64..1_000_000, proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
-         proptest::collection::vec(any::<u8>(), 0..200),
+         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
          proptest::collection::vec(("[a-z]{0,8}", proptest::collection::vec(any::<u8>(), 0..8)), 0..3)),
         1..20)) {
         let mut b = BatchBuilder::new();
         for (ts, key, value, headers) in &records {
             let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-            b.push(*ts, key.as_deref(), value, &headers).unwrap();
+            b.push_record(*ts, key.as_deref(), value.as_deref(), &headers).unwrap();
         }
         let batch = RecordBatch::from_bytes(b.finish()).unwrap();
         let parsed: Vec<_> = batch.records().collect();
@@ -182,8 +184,127 @@ proptest! {
             prop_assert_eq!(p.hlc, i as u64);
             prop_assert_eq!(p.timestamp_ms, *ts);
             prop_assert_eq!(p.key, key.as_deref());
-            prop_assert_eq!(p.value, value.as_slice());
+            prop_assert_eq!(p.value, value.as_deref());
             prop_assert_eq!(p.headers.len(), headers.len());
         }
     }
+}
+
+/// A batch built and stamped before compaction existed (bytes recorded from
+/// that builder) decodes to the same header and records: version 2, span
+/// word 0, span = record count, HLC = base + index, every value non-null.
+#[test]
+fn a_batch_from_before_compaction_decodes_identically() {
+    let bytes = hex_bytes(concat!(
+        "e8030000000000000300000000000000390000000000000002000168e5cf8b01",
+        "c40000001ce45444c5020000030000000068e5cf8b010000fa68e5cf8b010000",
+        "0700000000000000280000000000000034000000000000000000000008000000",
+        "73656e736f722d310b0000007b22706d3235223a31327d01000400756e697405",
+        "00000075672f6d3312000000fa00000001000000ffffffff0000000000002200",
+        "0000f6ffffff0200000000000000010000007802000100610000000001006201",
+        "00000032",
+    ));
+    let batch = RecordBatch::from_bytes(Bytes::from(bytes.clone())).unwrap();
+    let h = *batch.header();
+    let base_hlc = hlc_from_parts(1_700_000_000_001, 2);
+    assert_eq!(
+        (h.base_offset, h.term, h.raft_index, h.base_hlc),
+        (1_000, 3, 57, base_hlc)
+    );
+    assert_eq!(
+        (h.record_count, h.offset_count(), h.compacted_span),
+        (3, 3, 0)
+    );
+    assert_eq!(
+        (h.next_offset(), h.last_offset(), h.last_hlc()),
+        (1_003, 1_002, base_hlc + 2)
+    );
+    assert_eq!((h.producer_id, h.base_sequence, h.attributes), (7, 40, 0));
+    assert!(!h.is_compacted() && !h.is_gap());
+    let records: Vec<_> = batch.records().collect();
+    let offsets: Vec<_> = records
+        .iter()
+        .map(|r| (r.offset, r.hlc, r.timestamp_ms))
+        .collect();
+    assert_eq!(
+        offsets,
+        [
+            (1_000, base_hlc, 1_700_000_000_000),
+            (1_001, base_hlc + 1, 1_700_000_000_250),
+            (1_002, base_hlc + 2, 1_699_999_999_990)
+        ]
+    );
+    assert_eq!(records[0].key, Some(&b"sensor-1"[..]));
+    assert_eq!(records[0].value, Some(&br#"{"pm25":12}"#[..]));
+    assert_eq!(records[0].headers, vec![("unit", &b"ug/m3"[..])]);
+    assert_eq!((records[1].key, records[1].value), (None, Some(&b""[..])));
+    assert_eq!(
+        (records[2].key, records[2].value),
+        (Some(&b""[..]), Some(&b"x"[..]))
+    );
+    assert_eq!(records[2].headers, vec![("a", &b""[..]), ("b", &b"2"[..])]);
+    // Today's builder still writes exactly these bytes.
+    let mut b = BatchBuilder::new();
+    b.set_producer(7, 40);
+    b.push(
+        1_700_000_000_000,
+        Some(b"sensor-1"),
+        br#"{"pm25":12}"#,
+        &[("unit", b"ug/m3")],
+    )
+    .unwrap();
+    b.push(1_700_000_000_250, None, b"", &[]).unwrap();
+    b.push(
+        1_699_999_999_990,
+        Some(b""),
+        b"x",
+        &[("a", b""), ("b", b"2")],
+    )
+    .unwrap();
+    assert_eq!(b.finish()[32..], bytes[32..]);
+}
+
+/// A tombstone is encoded as `value_len = u32::MAX` with no value bytes,
+/// and reads back as a null value, distinct from an empty one.
+#[test]
+fn exact_bytes_of_a_tombstone() {
+    let mut b = BatchBuilder::new();
+    b.push_tombstone(5, Some(b"k"), &[]).unwrap();
+    b.push(5, Some(b"k"), b"", &[]).unwrap();
+    let bytes = b.finish();
+    let mut tombstone = Vec::new();
+    tombstone.extend_from_slice(&19u32.to_le_bytes());
+    tombstone.extend_from_slice(&0i32.to_le_bytes());
+    tombstone.extend_from_slice(&0u32.to_le_bytes());
+    tombstone.extend_from_slice(&1u32.to_le_bytes());
+    tombstone.push(b'k');
+    tombstone.extend_from_slice(&u32::MAX.to_le_bytes());
+    tombstone.extend_from_slice(&0u16.to_le_bytes());
+    assert_eq!(&bytes[80..80 + 23], &tombstone[..]);
+    let batch = RecordBatch::from_bytes(bytes).unwrap();
+    let values: Vec<_> = batch.records().map(|r| r.value).collect();
+    assert_eq!(values, [None, Some(&b""[..])]);
+}
+
+/// Every truncation of a batch holding a tombstone is refused.
+#[test]
+fn every_truncation_of_a_tombstone_batch_is_refused() {
+    let mut b = BatchBuilder::new();
+    b.push_tombstone(5, None, &[("h", b"v")]).unwrap();
+    let bytes = b.finish();
+    assert!(RecordBatch::from_bytes(bytes.clone()).is_ok());
+    for len in 0..bytes.len() {
+        assert!(
+            RecordBatch::from_bytes(bytes.slice(..len)).is_err(),
+            "len {len}"
+        );
+    }
+}
+
+/// Decodes a hex string written two digits per byte.
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }

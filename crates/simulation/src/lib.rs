@@ -1613,7 +1613,8 @@ fn offset_commit(bytes: &Bytes) -> Option<(u32, u64)> {
     let record = batch.records().next()?;
     let key = std::str::from_utf8(record.key?).ok()?;
     let group = key.strip_prefix(OFFSETS_KEY_PREFIX)?.parse().ok()?;
-    let value = std::str::from_utf8(record.value).ok()?.parse().ok()?;
+    // The simulated commits always carry a value; a null one is not a commit.
+    let value = std::str::from_utf8(record.value?).ok()?.parse().ok()?;
     Some((group, value))
 }
 

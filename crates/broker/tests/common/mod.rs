@@ -58,7 +58,8 @@ pub fn records_from(bytes: &Bytes, from: u64) -> Vec<(u64, String)> {
             if record.offset >= from {
                 out.push((
                     record.offset,
-                    String::from_utf8(record.value.to_vec()).unwrap(),
+                    String::from_utf8(record.value.expect("test records have values").to_vec())
+                        .unwrap(),
                 ));
             }
         }

@@ -159,7 +159,11 @@ fn read_batch(
             timestamp_ms: record.timestamp_ms,
             hlc: record.hlc,
             key: record.key.map(|key| bytes.slice_ref(key)),
-            value: bytes.slice_ref(record.value),
+            // A null value (a tombstone; no producer writes one yet) is
+            // shown as empty until ConsumerRecord can carry a null.
+            value: record
+                .value
+                .map_or_else(Bytes::new, |value| bytes.slice_ref(value)),
             headers: record
                 .headers
                 .iter()

@@ -339,7 +339,10 @@ pub fn records(bytes: &Bytes) -> Vec<(u64, Vec<u8>)> {
         .flat_map(|batch| {
             batch
                 .records()
-                .map(|record| (record.offset, record.value.to_vec()))
+                .map(|record| {
+                    let value = record.value.expect("test records have values");
+                    (record.offset, value.to_vec())
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
