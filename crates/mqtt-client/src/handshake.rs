@@ -15,8 +15,9 @@ use tokio_util::codec::{Decoder as _, Encoder as _};
 use crate::error::MqttClientError;
 use crate::options::ConnectOptions;
 
-/// Bytes read from the socket at a time (also by the connection task).
-pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Room made in the read buffer before a read while reads are small, so
+/// an idle connection holds little memory (also the connection task's).
+pub(crate) const READ_ROOM_MIN_BYTES: usize = 4 * 1024;
 
 /// What the connection runs with, from the options and the CONNACK.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +73,7 @@ async fn open_unbounded(
         &mut outgoing,
     )?;
     stream.write_all(&outgoing).await.map_err(connect_error)?;
-    let mut incoming = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut incoming = BytesMut::with_capacity(READ_ROOM_MIN_BYTES);
     let connack = loop {
         if let Some(packet) = codec.decode(&mut incoming)? {
             match packet {
@@ -84,7 +85,7 @@ async fn open_unbounded(
                 }
             }
         }
-        incoming.reserve(READ_CHUNK_BYTES);
+        incoming.reserve(READ_ROOM_MIN_BYTES);
         if stream
             .read_buf(&mut incoming)
             .await

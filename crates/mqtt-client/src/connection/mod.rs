@@ -32,7 +32,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Encoder as _;
 
 use crate::error::{CloseReason, MqttClientError};
-use crate::handshake::{Opened, READ_CHUNK_BYTES};
+use crate::handshake::{Opened, READ_ROOM_MIN_BYTES};
 use crate::packet_ids::PacketIds;
 
 /// Commands are taken from the channel only while fewer bytes than this
@@ -41,6 +41,9 @@ const OUTGOING_COMMANDS_MAX_BYTES: usize = 256 * 1024;
 /// The socket is read only while fewer bytes than this wait to be written
 /// (reading makes acknowledgements to write).
 const OUTGOING_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Room made in the read buffer after a read that filled it: a busy
+/// connection reads many packets per system call.
+const READ_ROOM_MAX_BYTES: usize = 64 * 1024;
 /// Keep alive off: the timer is set this far ahead and never polled.
 const TIMER_IDLE: Duration = Duration::from_secs(86_400);
 
@@ -105,6 +108,8 @@ pub(crate) struct Connection {
     codec: MqttCodec,
     version: Version,
     incoming: BytesMut,
+    /// Room to make before the next read: small until a read fills it.
+    read_room_bytes: usize,
     outgoing: BytesMut,
     /// Bytes ever put in, and ever written from, `outgoing`.
     queued_bytes_total: u64,
@@ -150,7 +155,8 @@ impl Connection {
                 .expect("a client codec knows its version"),
             codec: opened.codec,
             incoming: opened.leftover,
-            outgoing: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            read_room_bytes: READ_ROOM_MIN_BYTES,
+            outgoing: BytesMut::new(),
             queued_bytes_total: 0,
             written_bytes_total: 0,
             written_waiters: VecDeque::new(),
@@ -217,13 +223,20 @@ impl Connection {
         let reading = self.undelivered.is_none() && self.outgoing.len() < OUTGOING_MAX_BYTES;
         let taking_commands = self.taking_commands();
         if reading {
-            self.incoming.reserve(READ_CHUNK_BYTES);
+            self.incoming.reserve(self.read_room_bytes);
         }
+        let room_bytes = self.incoming.capacity() - self.incoming.len();
         tokio::select! {
             read = self.reader.read_buf(&mut self.incoming), if reading => {
-                if read? == 0 {
+                let read = read?;
+                if read == 0 {
                     return Err(CloseReason::ByBroker);
                 }
+                self.read_room_bytes = if read >= room_bytes {
+                    READ_ROOM_MAX_BYTES
+                } else {
+                    READ_ROOM_MIN_BYTES
+                };
             }
             written = self.writer.write_buf(&mut self.outgoing), if !self.outgoing.is_empty() => {
                 match written? {

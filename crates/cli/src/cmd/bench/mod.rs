@@ -1,11 +1,13 @@
-//! `citystream bench produce|consume|e2e|failover`: throughput and latency
-//! of a running broker, and leader failover of a cluster the bench starts
-//! itself (`failover`). This module parses the settings, prepares the topic
+//! `citystream bench produce|consume|e2e|failover|mqtt`: throughput and
+//! latency of a running broker, leader failover of a cluster the bench
+//! starts itself (`failover`), and the MQTT load generator for any MQTT
+//! broker (`mqtt`). This module parses the settings, prepares the topic
 //! and runs the tasks of `produce` and `consume`; `report` prints the
 //! result. It measures; it asserts nothing about speed.
 
 mod consume;
 mod failover;
+mod mqtt;
 mod produce;
 mod report;
 
@@ -68,6 +70,10 @@ enum BenchCommand {
     /// time the first acknowledged produce after each kill.
     #[command(after_help = failover::EXAMPLES)]
     Failover(failover::FailoverArgs),
+    /// MQTT load against any MQTT broker: publishers and subscribers, or
+    /// --idle connections; reports loss, duplicates, order, rates, latency.
+    #[command(after_help = mqtt::EXAMPLES)]
+    Mqtt(mqtt::MqttArgs),
 }
 
 /// The settings of `produce`, `consume` and `e2e` against a running broker.
@@ -133,6 +139,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Consume(args) => (BenchMode::Consume, args),
         BenchCommand::E2e(args) => (BenchMode::E2e, args),
         BenchCommand::Failover(args) => return failover::run(args).await,
+        BenchCommand::Mqtt(args) => return mqtt::run(args).await,
     };
     args.mode = mode;
     run_load(args).await

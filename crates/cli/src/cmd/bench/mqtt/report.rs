@@ -104,9 +104,17 @@ impl MqttReport {
             self.deliveries_per_s(),
             self.delivery_elapsed.as_secs_f64(),
         ));
-        text.push_str(&latency_line("latency    ", &self.latency, "publish -> delivered"));
+        text.push_str(&latency_line(
+            "latency    ",
+            &self.latency,
+            "publish -> delivered",
+        ));
         if !self.ack_latency.is_empty() {
-            text.push_str(&latency_line("ack latency", &self.ack_latency, "publish -> ack"));
+            text.push_str(&latency_line(
+                "ack latency",
+                &self.ack_latency,
+                "publish -> ack",
+            ));
         }
         for problem in &self.problems {
             text.push_str(&format!("  problem     {problem}\n"));
@@ -149,9 +157,9 @@ impl MqttReport {
 
 fn latency_line(label: &str, histogram: &Histogram<u64>, measures: &str) -> String {
     match percentiles_ms(histogram) {
-        Some([p50, p99, max]) => format!(
-            "  {label} p50 {p50:.3} ms  p99 {p99:.3} ms  max {max:.3} ms  ({measures})\n"
-        ),
+        Some([p50, p99, max]) => {
+            format!("  {label} p50 {p50:.3} ms  p99 {p99:.3} ms  max {max:.3} ms  ({measures})\n")
+        }
         None => format!("  {label} none recorded\n"),
     }
 }

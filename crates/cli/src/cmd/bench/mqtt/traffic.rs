@@ -55,12 +55,17 @@ impl Window {
 
     fn min_delivered(&self) -> u64 {
         let delivered = self.delivered.iter();
-        delivered.map(|count| count.load(Ordering::Acquire)).min().unwrap_or(0)
+        delivered
+            .map(|count| count.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
     }
 
     fn ahead(&self) -> u64 {
         let behind = self.min_delivered() + self.written_off.load(Ordering::Acquire);
-        self.published.load(Ordering::Acquire).saturating_sub(behind)
+        self.published
+            .load(Ordering::Acquire)
+            .saturating_sub(behind)
     }
 
     /// Waits until a publisher may send one more message.
@@ -92,7 +97,9 @@ impl Window {
 
     pub fn delivered_counts(&self) -> Vec<u64> {
         let delivered = self.delivered.iter();
-        delivered.map(|count| count.load(Ordering::Acquire)).collect()
+        delivered
+            .map(|count| count.load(Ordering::Acquire))
+            .collect()
     }
 
     pub fn stalls(&self) -> u64 {
@@ -118,7 +125,9 @@ pub struct PublisherPlan {
 impl PublisherPlan {
     fn wants_more(&self, sent: u64) -> bool {
         self.messages.is_none_or(|messages| sent < messages)
-            && self.deadline.is_none_or(|deadline| Instant::now() < deadline)
+            && self
+                .deadline
+                .is_none_or(|deadline| Instant::now() < deadline)
     }
 }
 
