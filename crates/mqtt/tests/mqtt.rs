@@ -564,3 +564,46 @@ async fn the_broker_assigns_topic_aliases_when_sending() {
     })
     .await;
 }
+
+/// A client's Maximum Packet Size is honoured: messages that fit arrive
+/// at every QoS, a larger one is not sent to it, and the next one is.
+#[tokio::test]
+async fn the_clients_maximum_packet_size_is_honoured() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut asked = connect(Version::V5, "small");
+        asked.properties.maximum_packet_size = Some(64);
+        let (mut small, _) = TestClient::connect(&broker.address, asked).await;
+        small.subscribe_to("sizes/#", QoS::ExactlyOnce).await;
+        let mut device = broker.connect(Version::V5, "device").await;
+        let big = "x".repeat(100);
+        for (id, qos, payload) in [
+            (1, QoS::AtLeastOnce, "fits"),
+            (2, QoS::AtLeastOnce, big.as_str()),
+            (3, QoS::AtMostOnce, "fits too"),
+        ] {
+            let mut message = publish(
+                "sizes/a",
+                qos,
+                if qos == QoS::AtMostOnce { 0 } else { id },
+                "",
+            );
+            message.payload = Bytes::from(payload.to_owned());
+            device.send(Packet::Publish(message)).await;
+            if qos != QoS::AtMostOnce {
+                device.recv().await;
+            }
+        }
+        let first = small.recv_publish().await;
+        assert_eq!(
+            (&first.payload[..], first.qos),
+            (&b"fits"[..], QoS::AtLeastOnce)
+        );
+        small
+            .send(Packet::PubAck(ack(first.packet_id.unwrap().get())))
+            .await;
+        let next = small.recv_publish().await;
+        assert_eq!(&next.payload[..], b"fits too", "the large one was skipped");
+    })
+    .await;
+}

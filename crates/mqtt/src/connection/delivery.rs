@@ -107,7 +107,11 @@ impl Connection {
         }
         let stop = self.node.shutdown.child_token();
         let client = self.node.client.clone();
-        let sender = self.shared_sender.clone();
+        let sender = self
+            .shared_channel
+            .get_or_insert_with(|| tokio::sync::mpsc::channel(1))
+            .0
+            .clone();
         shared::spawn_member(
             client,
             group,
@@ -372,10 +376,19 @@ impl Connection {
         let Some(max) = self.client_max_packet_bytes else {
             return false;
         };
-        // A packet id adds 2 bytes once assigned.
-        Packet::Publish(publish.clone())
-            .encoded_len(self.version)
-            .map_or(true, |len| len + 2 > max as usize)
+        // Sized as sent: with a packet id at QoS 1/2 (its value does not
+        // change the size).
+        let mut sized = publish.clone();
+        if sized.qos != QoS::AtMostOnce {
+            sized.packet_id = std::num::NonZeroU16::new(1);
+        }
+        match Packet::Publish(sized).encoded_len(self.version) {
+            Ok(len) => len > max as usize,
+            Err(error) => {
+                tracing::debug!(client_id = %self.client_id, %error, "a message that cannot be encoded is not sent");
+                true
+            }
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::BytesMut;
 use citystream_client::live::Follower;
 use citystream_mqtt_codec::{
     ByteStr, DecodeError, Disconnect, DisconnectProperties, MqttCodec, Packet, Publish, ReasonCode,
@@ -34,7 +35,7 @@ use futures::{SinkExt, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
 use crate::Node;
@@ -66,6 +67,8 @@ const TOPIC_REFRESH: Duration = Duration::from_secs(5);
 /// How often a persistent session's positions and acknowledgements are
 /// written when they changed.
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
+/// Initial read and write buffer of a connection.
+const CONNECTION_BUFFER_BYTES: usize = 512;
 /// How long a connection taking a client id over on this node waits for
 /// the one it replaces to write its last snapshot.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
@@ -92,7 +95,12 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let permit = node.connections.clone().try_acquire_owned().ok();
-    let mut framed = Framed::new(io, MqttCodec::server(node.config.limits));
+    let mut parts = FramedParts::new::<Packet>(io, MqttCodec::server(node.config.limits));
+    // Small to start with (an idle device costs little); they grow with
+    // the packets.
+    parts.read_buf = BytesMut::with_capacity(CONNECTION_BUFFER_BYTES);
+    parts.write_buf = BytesMut::with_capacity(CONNECTION_BUFFER_BYTES);
+    let mut framed = Framed::from_parts(parts);
     let timeout = Duration::from_millis(node.config.connect_timeout_ms);
     let connect = match tokio::time::timeout(timeout, framed.next()).await {
         Ok(Some(Ok(Packet::Connect(connect)))) => connect,
@@ -234,8 +242,8 @@ struct Connection {
     /// Shared subscriptions by their `$share/...` filter.
     shared: HashMap<String, SharedMember>,
     /// Batches of every shared subscription's group member.
-    shared_batches: mpsc::Receiver<SharedBatch>,
-    shared_sender: mpsc::Sender<SharedBatch>,
+    /// Made with the first shared subscription (idle devices need none).
+    shared_channel: Option<(mpsc::Sender<SharedBatch>, mpsc::Receiver<SharedBatch>)>,
     outbound: Outbound,
     client_max_packet_bytes: Option<u32>,
 }
@@ -250,7 +258,6 @@ impl Connection {
             node.tails.clone(),
             node.shutdown.clone(),
         );
-        let (shared_sender, shared_batches) = mpsc::channel(1);
         Connection {
             version: accepted.version,
             client_id: accepted.client_id.clone(),
@@ -277,8 +284,7 @@ impl Connection {
             followed_topics: std::collections::HashSet::new(),
             pending: VecDeque::new(),
             shared: HashMap::new(),
-            shared_batches,
-            shared_sender,
+            shared_channel: None,
             outbound: Outbound::new(usize::from(window)),
             client_max_packet_bytes: accepted.client_max_packet_bytes,
             node,
@@ -328,7 +334,7 @@ impl Connection {
                     }
                     Ok(())
                 }
-                Some(batch) = self.shared_batches.recv(), if deliver_shared => {
+                Some(batch) = next_shared(&mut self.shared_channel), if deliver_shared => {
                     self.matched_shared(batch);
                     Ok(())
                 }
@@ -442,6 +448,16 @@ impl Connection {
             properties: DisconnectProperties::default(),
         };
         let _ = framed.send(Packet::Disconnect(disconnect)).await;
+    }
+}
+
+/// The next batch of a shared subscription's member, if there is one.
+async fn next_shared(
+    channel: &mut Option<(mpsc::Sender<SharedBatch>, mpsc::Receiver<SharedBatch>)>,
+) -> Option<SharedBatch> {
+    match channel {
+        Some((_, batches)) => batches.recv().await,
+        None => std::future::pending().await,
     }
 }
 
