@@ -165,7 +165,9 @@ impl<R: Send + Sync + 'static> Follower<R> {
                 return None;
             }
             if let Some(key) = self.behind.keys().next().cloned() {
-                match self.catch_up(&key).await {
+                // Boxed: a read is a large future and catching up is the
+                // rare path; inline it would enlarge every caller's task.
+                match Box::pin(self.catch_up(&key)).await {
                     Some(followed) => return Some(followed),
                     None => continue,
                 }

@@ -123,7 +123,7 @@ where
         // Let the connection this one replaces write its last snapshot.
         let _ = tokio::time::timeout(HANDOVER_WAIT, previous.cancelled()).await;
     }
-    let taken = match persist::take(&node, &accepted).await {
+    let taken = match Box::pin(persist::take(&node, &accepted)).await {
         Ok(taken) => taken,
         Err(error) => {
             tracing::warn!(%peer, client_id = %accepted.client_id, %error, "cannot take the MQTT session");
@@ -142,7 +142,7 @@ where
     let end = match framed.send(Packet::ConnAck(connack)).await {
         Ok(()) => {
             tracing::debug!(%peer, client_id = %accepted.client_id, version = ?accepted.version, present = taken.present(), "MQTT client connected");
-            match connection.resume(&mut framed, taken.record).await {
+            match Box::pin(connection.resume(&mut framed, taken.record)).await {
                 Ok(()) => connection.run(&mut framed, &claim.taken_over).await,
                 Err(end) => end,
             }
@@ -154,7 +154,7 @@ where
     } else {
         end
     };
-    connection.finish(end).await;
+    Box::pin(connection.finish(end)).await;
     node.registry.release(&accepted.client_id, &claim);
     drop(permit);
     if end != End::Clean
@@ -295,6 +295,9 @@ impl Connection {
         self.expiry_secs > 0
     }
 
+    /// The connection's loop. The handlers' futures are boxed: they are
+    /// large (client requests inside) and rare for an idle device, and
+    /// inline they would make every connection's task that much larger.
     async fn run<IO>(&mut self, framed: &mut Io<IO>, taken_over: &CancellationToken) -> End
     where
         IO: AsyncRead + AsyncWrite + Unpin,
@@ -303,7 +306,7 @@ impl Connection {
         let mut refresh = tokio::time::interval(TOPIC_REFRESH);
         let mut snapshot = tokio::time::interval(SNAPSHOT_INTERVAL);
         loop {
-            if let Err(end) = self.drain(framed).await {
+            if let Err(end) = Box::pin(self.drain(framed)).await {
                 return end;
             }
             if SinkExt::<Packet>::flush(framed).await.is_err() {
@@ -317,15 +320,15 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    self.disconnect(framed, ReasonCode::SERVER_SHUTTING_DOWN).await;
+                    Box::pin(self.disconnect(framed, ReasonCode::SERVER_SHUTTING_DOWN)).await;
                     Err(End::WithWill)
                 }
-                Some(answer) = self.acks.next(), if !self.acks.is_empty() => self.answer(framed, answer).await,
+                Some(answer) = self.acks.next(), if !self.acks.is_empty() => Box::pin(self.answer(framed, answer)).await,
                 // What the client sent before a takeover still counts (its
                 // acknowledgements, a DISCONNECT): packets come first.
-                packet = framed.next() => self.received(framed, packet).await,
+                packet = framed.next() => Box::pin(self.received(framed, packet)).await,
                 _ = taken_over.cancelled() => {
-                    self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER).await;
+                    Box::pin(self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER)).await;
                     Err(End::WithWill)
                 }
                 followed = self.follower.next(), if deliver => {
@@ -339,12 +342,12 @@ impl Connection {
                     Ok(())
                 }
                 _ = sleep_until(keep_alive_deadline) => {
-                    self.disconnect(framed, ReasonCode::KEEP_ALIVE_TIMEOUT).await;
+                    Box::pin(self.disconnect(framed, ReasonCode::KEEP_ALIVE_TIMEOUT)).await;
                     Err(End::WithWill)
                 }
-                _ = snapshot.tick() => self.save_if_dirty().await,
+                _ = snapshot.tick() => Box::pin(self.save_if_dirty()).await,
                 _ = refresh.tick() => {
-                    self.refresh_topics().await;
+                    Box::pin(self.refresh_topics()).await;
                     Ok(())
                 }
             };
