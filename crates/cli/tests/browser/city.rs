@@ -86,7 +86,20 @@ async fn city(browser: Browser) {
         .iter()
         .filter_map(|record| record.key.as_deref()?.split('/').nth(1))
         .collect();
-    let shown: BTreeSet<&str> = stations.iter().map(|s| s.district.as_str()).collect();
+    // The page polls the latest readings: a district whose first reading
+    // came after the cards were read shows up at its next poll.
+    let expected: Vec<&str> = districts.iter().copied().collect();
+    let script = "const tiles = [...document.querySelectorAll('[data-testid=\"city-station\"]')];
+        const shown = [...new Set(tiles.map((t) => t.dataset.district))].sort();
+        return arguments[0].every((d) => shown.includes(d)) ? shown : null;";
+    let shown: Vec<String> = browser
+        .wait_for(
+            "every district the simulator writes",
+            script,
+            &[expected.into()],
+        )
+        .await;
+    let shown: BTreeSet<&str> = shown.iter().map(String::as_str).collect();
     assert_eq!(shown, districts, "the districts the simulator writes");
 
     browser.fit_window_to_page().await;
