@@ -12,8 +12,9 @@
 //!
 //! Invariants (checked by `assert!` where cheap):
 //! - offsets are dense: batch `n+1` starts at `last_offset(n) + 1`;
-//! - Raft indexes are dense: batch `n+1` has `raft_index(n) + 1`, and no
-//!   stored batch has index 0 ("no entry");
+//! - Raft indexes are dense: batch `n+1` has `raft_index(n) + 1` (or more
+//!   if it is a compaction `GAP` batch, which stands for the entries up to
+//!   its own), and no stored batch has index 0 ("no entry");
 //! - terms never decrease along the log;
 //! - a batch is only ever served after its CRC was verified when it was
 //!   appended or recovered, and it is verified again on every read;
@@ -23,6 +24,7 @@
 //! Module map: `append` (append path, roll), `read` (read path, lookup),
 //! `raft_index` (lookup by Raft index),
 //! `truncate` (truncate_after, reset), `retention` (purge, retention),
+//! `compaction` (newest record per key below a horizon, decision 0017),
 //! `recovery` (open), `segment` (one segment's files), `index` (sparse
 //! indexes), `scan` (walking batches in a file), `log_start` (the start
 //! offset file), `storage` (file and memory backends). The on-disk format
@@ -31,6 +33,7 @@
 // API CONTRACT (implemented by the log work; signatures are fixed, bodies are not).
 
 mod append;
+mod compaction;
 mod index;
 mod log_start;
 mod raft_index;
@@ -49,6 +52,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 pub use citystream_record::{BatchHeader, Offset, Term};
+pub use compaction::{CompactionParams, CompactionSummary};
 pub use storage::{FileStorage, FileSyncer, MemoryStorage, Storage, StorageFile};
 
 use crate::log_start::LogStart;

@@ -2,7 +2,9 @@
 //! together along the log, so no index file of its own is needed: a binary
 //! search over segments by their first batch's index, then over the
 //! segment's sparse offset index (reading the header each entry points to),
-//! then a walk of headers forward, checking that indexes stay dense.
+//! then a walk of headers forward, checking that indexes stay dense (but
+//! for a compaction `GAP` batch, which covers the entries up to its own:
+//! an index strictly inside a gap is not served, like a purged one).
 //!
 //! This module does not keep any state; a lookup costs about
 //! `log2(index entries)` header reads plus one short walk.
@@ -11,6 +13,7 @@ use std::ops::ControlFlow;
 
 use citystream_record::BatchHeader;
 
+use crate::scan::raft_index_follows;
 use crate::segment::Segment;
 use crate::{LogError, PartitionLog};
 
@@ -45,7 +48,7 @@ fn locate_in_segment(segment: &Segment, raft_index: u64) -> Result<Option<BatchH
     let mut previous: Option<u64> = None;
     let mut outcome = Ok(None);
     segment.walk(from, |_, header| {
-        if previous.is_some_and(|p| header.raft_index != p + 1) {
+        if previous.is_some_and(|p| !raft_index_follows(header, p)) {
             outcome = Err(format!(
                 "Raft index {} follows {}",
                 header.raft_index,

@@ -3,6 +3,9 @@
 //! settle the start offset.
 //!
 //! Rules, in order:
+//! 0. an interrupted segment swap of log compaction (`log-swap`) is
+//!    finished and leftover `.cleaned` files are deleted
+//!    (`compaction/swap.rs`);
 //! 1. leftover temp files and index files without a `.log` are deleted;
 //! 2. segments are recovered oldest first; each must start where the
 //!    previous one ends, with the next Raft index. A segment cut short (torn
@@ -30,6 +33,7 @@ pub(crate) fn recover(
     storage: &dyn Storage,
     index_interval_bytes: u32,
 ) -> Result<(Vec<Segment>, LogStart), LogError> {
+    crate::compaction::swap::finish_pending(storage)?;
     let bases = list_segments(storage)?;
     let stored = log_start::read(storage)?;
     let first_raft_index = match stored {

@@ -192,13 +192,22 @@ fn check_batch_at(
     })
 }
 
+/// Whether `header`'s Raft index may follow the index `previous`:
+/// the next index, or any larger one for a compaction `GAP` batch, which
+/// stands for every entry after the previous batch up to its own
+/// (decision 0017 §3).
+pub(crate) fn raft_index_follows(header: &BatchHeader, previous: u64) -> bool {
+    let next = previous.wrapping_add(1);
+    header.raft_index == next || (header.is_gap() && next != 0 && header.raft_index > next)
+}
+
 /// Why a sound batch cannot follow the previous one, if it cannot.
 fn out_of_sequence(header: &BatchHeader, expected: Expected) -> Option<String> {
     let raft_index_follows = match expected.raft_index {
-        Some(raft_index) => header.raft_index == raft_index,
+        Some(raft_index) => raft_index_follows(header, raft_index.wrapping_sub(1)),
         None => header.raft_index != 0,
     };
-    if header.record_count == 0 {
+    if header.record_count == 0 && !header.is_gap() {
         Some("empty batch".to_owned())
     } else if header.base_offset != expected.base_offset {
         Some(format!(
@@ -220,5 +229,49 @@ fn out_of_sequence(header: &BatchHeader, expected: Expected) -> Option<String> {
         ))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use citystream_record::{NO_PRODUCER, NO_SEQUENCE, attributes};
+
+    use super::*;
+
+    fn header(raft_index: u64, record_count: u32, attributes: u16, span: u32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 10,
+            term: 1,
+            raft_index,
+            base_hlc: 0,
+            batch_len: BATCH_HEADER_LEN as u32,
+            attributes,
+            crc: 0,
+            record_count,
+            base_timestamp_ms: 0,
+            max_timestamp_ms: 0,
+            producer_id: NO_PRODUCER,
+            base_sequence: NO_SEQUENCE,
+            compacted_span: span,
+        }
+    }
+
+    /// Only a compaction GAP batch may skip Raft indexes (never go back) or
+    /// hold no records; any other batch must carry the next index and a
+    /// record.
+    #[test]
+    fn only_a_gap_skips_raft_indexes_or_holds_no_records() {
+        let expected = Expected {
+            base_offset: 10,
+            raft_index: Some(5),
+            term_min: 1,
+        };
+        let gap = attributes::COMPACTED | attributes::GAP;
+        assert_eq!(out_of_sequence(&header(5, 1, 0, 0), expected), None);
+        assert_eq!(out_of_sequence(&header(5, 0, gap, 3), expected), None);
+        assert_eq!(out_of_sequence(&header(9, 0, gap, 3), expected), None);
+        assert!(out_of_sequence(&header(4, 0, gap, 3), expected).is_some());
+        assert!(out_of_sequence(&header(6, 1, 0, 0), expected).is_some());
+        assert!(out_of_sequence(&header(5, 0, 0, 0), expected).is_some());
     }
 }

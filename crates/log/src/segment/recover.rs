@@ -11,7 +11,7 @@ use citystream_record::{BATCH_HEADER_LEN, BatchHeader};
 use super::{LOG_SUFFIX, Segment, io_error, open_file};
 use crate::LogError;
 use crate::index::{IndexFile, OffsetEntry};
-use crate::scan::{CheckedScan, Expected, scan_checked, walk_headers};
+use crate::scan::{CheckedScan, Expected, raft_index_follows, scan_checked, walk_headers};
 use crate::storage::Storage;
 
 impl Segment {
@@ -37,8 +37,11 @@ impl Segment {
             |f| IndexFile::load(f, |_| true),
         )?;
         let first = segment.header_at(0, file_len);
-        let first_follows =
-            first.is_some_and(|h| expected.raft_index.is_none_or(|i| h.raft_index == i));
+        let first_follows = first.is_some_and(|h| {
+            expected
+                .raft_index
+                .is_none_or(|i| raft_index_follows(&h, i.wrapping_sub(1)))
+        });
         let mut resume = match first {
             // Resume only past a first batch that continues the log.
             Some(_) if first_follows => segment.resume_point(expected, file_len)?,
@@ -143,7 +146,7 @@ impl Segment {
     fn raft_indexes_dense(&self, from: u64, to: u64, file_len: u64) -> bool {
         let (mut previous, mut reached) = (None::<u64>, false);
         let walked = walk_headers(&*self.log, from, file_len, |position, header| {
-            if previous.is_some_and(|p| header.raft_index != p.wrapping_add(1)) {
+            if previous.is_some_and(|p| !raft_index_follows(header, p)) {
                 return ControlFlow::Break(());
             }
             previous = Some(header.raft_index);

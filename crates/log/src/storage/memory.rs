@@ -1,8 +1,8 @@
 //! [`MemoryStorage`]: files kept in memory, with a model of what a crash
 //! loses. Every file remembers how many of its bytes were synced;
 //! [`MemoryStorage::crash`] cuts every file back to that length, as a power
-//! loss would. Creations, deletions and atomic writes are treated as durable
-//! at once (a simplification the file backend earns with directory fsyncs).
+//! loss would. Creations, deletions, renames and atomic writes are treated
+//! as durable at once (a simplification the file backend earns with directory fsyncs).
 //!
 //! Clones share the same files, so a test can keep a handle, drop the log,
 //! crash the storage and reopen a log on it.
@@ -94,6 +94,15 @@ impl Storage for MemoryStorage {
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.set_file_bytes(name, bytes.to_vec());
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut files = self.files.lock();
+        let file = files
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.to_owned()))?;
+        files.insert(to.to_owned(), file);
         Ok(())
     }
 

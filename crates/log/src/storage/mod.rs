@@ -23,7 +23,7 @@ pub use memory::MemoryStorage;
 /// survive a crash once [`StorageFile::sync`] returned; a file created by
 /// [`Storage::open`] with `create` exists after a crash once `open` returned;
 /// [`Storage::write_atomic`] replaces a whole file atomically and durably;
-/// deletions are durable after [`Storage::sync_dir`].
+/// deletions and renames are durable after [`Storage::sync_dir`].
 pub trait Storage: Send + Sync + Debug {
     /// Opens `name`; creates it empty if `create` and it does not exist.
     /// Fails with [`io::ErrorKind::NotFound`] if it is missing and `!create`.
@@ -41,7 +41,12 @@ pub trait Storage: Send + Sync + Debug {
     /// Replaces `name` with `bytes` atomically (temp file, sync, rename).
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
 
-    /// Makes creations and deletions durable.
+    /// Renames `from` to `to` atomically, replacing `to` if it exists.
+    /// Fails with [`io::ErrorKind::NotFound`] if `from` does not exist.
+    /// Open handles on either file keep reading the bytes they had.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+
+    /// Makes creations, deletions and renames durable.
     fn sync_dir(&self) -> io::Result<()>;
 
     /// A path naming `name` in error messages.

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod suite_append;
+mod suite_compaction;
 mod suite_maintenance;
 mod suite_raft_index;
 mod suite_recovery;
@@ -41,6 +42,8 @@ macro_rules! conformance_suite {
                 suite_append::replicated_append_checks_offset_raft_index_and_term,
                 suite_append::offset_for_timestamp_finds_first_newer_record,
                 suite_append::batch_headers_are_listed_across_segments,
+                suite_compaction::compaction_serves_the_newest_record_per_key,
+                suite_compaction::a_crash_at_any_step_of_the_swap_leaves_old_or_new,
                 suite_maintenance::truncate_after_keeps_whole_batches_up_to_offset,
                 suite_maintenance::truncate_after_across_segments_then_append,
                 suite_maintenance::truncate_after_outside_range_is_refused,
