@@ -34,7 +34,7 @@ use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
@@ -295,6 +295,14 @@ impl Connection {
         self.expiry_secs > 0
     }
 
+    /// Whether a subscription's filter starts with a wildcard, so new
+    /// stream topics have to be looked for.
+    fn follows_all_topics(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|s| s.filter.starts_with('+') || s.filter.starts_with('#'))
+    }
+
     /// The connection's loop. The handlers' futures are boxed: they are
     /// large (client requests inside) and rare for an idle device, and
     /// inline they would make every connection's task that much larger.
@@ -303,8 +311,14 @@ impl Connection {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         let shutdown = self.node.shutdown.clone();
+        // Timers only where they have work: an idle device's task sleeps
+        // until its keep alive runs out or a packet comes.
         let mut refresh = tokio::time::interval(TOPIC_REFRESH);
         let mut snapshot = tokio::time::interval(SNAPSHOT_INTERVAL);
+        // A timer that was off does not fire its missed ticks in a burst.
+        refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        snapshot.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let persistent = self.persistent();
         loop {
             if let Err(end) = Box::pin(self.drain(framed)).await {
                 return end;
@@ -345,8 +359,8 @@ impl Connection {
                     Box::pin(self.disconnect(framed, ReasonCode::KEEP_ALIVE_TIMEOUT)).await;
                     Err(End::WithWill)
                 }
-                _ = snapshot.tick() => Box::pin(self.save_if_dirty()).await,
-                _ = refresh.tick() => {
+                _ = snapshot.tick(), if persistent && self.dirty => Box::pin(self.save_if_dirty()).await,
+                _ = refresh.tick(), if self.follows_all_topics() => {
                     Box::pin(self.refresh_topics()).await;
                     Ok(())
                 }
