@@ -7,6 +7,7 @@
 
 mod cluster;
 mod http;
+mod mqtt;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -450,7 +451,7 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
             }
             None => None,
         },
-        mqtt: mqtt_settings(args)?,
+        mqtt: mqtt::settings(args)?,
         advertised_address: args.advertised_address.clone(),
         identity,
         cluster,
@@ -485,37 +486,6 @@ fn http_settings(args: &BrokerArgs) -> Result<Option<http::HttpSettings>, UsageE
         listen: listen.clone(),
         config,
     }))
-}
-
-fn mqtt_settings(
-    args: &BrokerArgs,
-) -> Result<Option<(String, citystream_mqtt::MqttConfig)>, UsageError> {
-    let Some(listen) = &args.mqtt else {
-        return Ok(None);
-    };
-    check_address("--mqtt", listen)?;
-    let rules = args
-        .mqtt_map
-        .iter()
-        .map(|rule| citystream_mqtt::TopicRule::parse(rule))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| UsageError(format!("--mqtt-map: {error}")))?;
-    let map = citystream_mqtt::TopicMap::new(rules, "mqtt.")
-        .map_err(|error| UsageError(format!("--mqtt-map: {error}")))?;
-    for filter in &args.mqtt_deny {
-        if citystream_mqtt_codec::validate_topic_filter(filter).is_err() {
-            return usage(format!(
-                "--mqtt-deny {filter:?} is not an MQTT topic filter"
-            ));
-        }
-    }
-    let config = citystream_mqtt::MqttConfig {
-        map,
-        deny_filters: args.mqtt_deny.clone(),
-        stream_partitions: args.default_partitions,
-        ..citystream_mqtt::MqttConfig::default()
-    };
-    Ok(Some((listen.clone(), config)))
 }
 
 fn node_identity(args: &BrokerArgs) -> Result<NodeIdentity, UsageError> {
