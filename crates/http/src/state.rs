@@ -13,9 +13,9 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::HttpError;
-use crate::websocket::ByteService;
 use crate::sse::{EventTails, event_tails};
 use crate::webhooks::{WebhookConfig, Webhooks};
+use crate::websocket::ByteService;
 
 /// Limits and options of the HTTP listener.
 #[derive(Debug, Clone)]

@@ -229,14 +229,3 @@ fn instance_name() -> String {
         .map_or(0, |elapsed| elapsed.as_millis());
     format!("{started_ms:x}-{}", std::process::id())
 }
-
-/// Serves MQTT over TCP on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    client: Client,
-    config: MqttConfig,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let server = MqttServer::new(client, config, shutdown).map_err(std::io::Error::other)?;
-    server.serve(listener).await
-}

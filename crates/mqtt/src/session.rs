@@ -168,6 +168,18 @@ pub struct SessionFold {
 /// so an ending is fenced like a snapshot.
 pub const GENERATION_HEADER: &str = "$mqtt.generation";
 
+/// The client id and generation a session record claims; `None` for a
+/// record that is not one.
+pub fn claim_of(record: &ConsumerRecord) -> Option<(&str, Generation)> {
+    let client_id = std::str::from_utf8(record.key.as_deref()?).ok()?;
+    let (_, value) = record
+        .headers
+        .iter()
+        .find(|(name, _)| name == GENERATION_HEADER)?;
+    let generation = serde_json::from_slice::<Generation>(value).ok()?;
+    Some((client_id, generation))
+}
+
 impl SessionFold {
     pub fn get(&self, client_id: &str) -> Option<&Known> {
         self.sessions.get(client_id)
@@ -194,19 +206,7 @@ impl SessionFold {
 
 impl Fold for SessionFold {
     fn apply(&mut self, record: &ConsumerRecord) {
-        let Some(client_id) = record
-            .key
-            .as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-        else {
-            return;
-        };
-        let generation = record
-            .headers
-            .iter()
-            .find(|(name, _)| name == GENERATION_HEADER)
-            .and_then(|(_, value)| serde_json::from_slice::<Generation>(value).ok());
-        let Some(generation) = generation else {
+        let Some((client_id, generation)) = claim_of(record) else {
             return;
         };
         if record.value.is_empty() {

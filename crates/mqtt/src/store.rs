@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::Ingest;
 use crate::registry::Registry;
-use crate::session::{GENERATION_HEADER, Generation, Known, SessionFold, SessionRecord};
+use crate::session::{GENERATION_HEADER, Generation, Known, SessionFold, SessionRecord, claim_of};
 
 /// The topic of session records.
 pub const SESSIONS_TOPIC: &str = "citystream.mqtt-sessions";
@@ -151,19 +151,8 @@ impl SessionStore {
             let Followed::Records { span, .. } = followed else {
                 continue;
             };
-            for record in span.records() {
-                let client_id = record
-                    .key
-                    .as_deref()
-                    .and_then(|k| std::str::from_utf8(k).ok());
-                let generation = record
-                    .headers
-                    .iter()
-                    .find(|(name, _)| name == GENERATION_HEADER)
-                    .and_then(|(_, value)| serde_json::from_slice::<Generation>(value).ok());
-                if let (Some(client_id), Some(generation)) = (client_id, generation) {
-                    registry.claimed_elsewhere(client_id, &generation);
-                }
+            for (client_id, generation) in span.records().iter().filter_map(claim_of) {
+                registry.claimed_elsewhere(client_id, &generation);
             }
         }
     }

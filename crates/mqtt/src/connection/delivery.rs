@@ -17,7 +17,7 @@ use super::{Connection, End, Io, Pending, SharedMember, now_ms};
 use crate::message;
 use crate::session::Position;
 use crate::shared::{self, SharedBatch};
-use crate::subscriptions::Subscription;
+use crate::subscriptions::{Subscription, Subscriptions};
 
 impl Connection {
     pub(super) async fn subscribe<IO>(
@@ -121,17 +121,12 @@ impl Connection {
             stop.clone(),
         );
         let granted = subscription.options.qos;
-        let matching = Subscription {
+        let mut matching = Subscriptions::default();
+        matching.insert(Subscription {
             filter: inner,
             ..subscription
-        };
-        self.shared.insert(
-            full,
-            SharedMember {
-                subscription: matching,
-                stop,
-            },
-        );
+        });
+        self.shared.insert(full, SharedMember { matching, stop });
         self.dirty = true;
         ReasonCode(granted as u8)
     }
@@ -139,12 +134,7 @@ impl Connection {
     /// Follows every stream topic that can hold names matching `filter`
     /// (from its end), creating those a rule or the first level names.
     pub(super) async fn follow_filter(&mut self, filter: &str) -> Result<(), ClientError> {
-        let existing = if starts_with_wildcard(filter) {
-            existing_topics(&self.node.client).await?
-        } else {
-            Vec::new()
-        };
-        for topic in self.node.config.map.stream_topics_for(filter, &existing) {
+        for topic in topics_for(&self.node, filter).await? {
             self.follow_topic(&topic, Start::Latest).await?;
         }
         Ok(())
@@ -269,10 +259,8 @@ impl Connection {
     pub(super) fn matched_shared(&mut self, batch: SharedBatch) {
         let now = now_ms();
         if let Some(member) = self.shared.get(&*batch.filter) {
-            let mut only = crate::subscriptions::Subscriptions::default();
-            only.insert(member.subscription.clone());
             for record in &batch.records {
-                if let Some(publish) = self.delivery_for(&only, record, now) {
+                if let Some(publish) = self.delivery_for(&member.matching, record, now) {
                     batch.ticket.add();
                     let (at, ticket) = (position_of(record), Some(batch.ticket.clone()));
                     self.pending.push_back(Pending {
@@ -293,7 +281,7 @@ impl Connection {
 
     fn delivery_for(
         &self,
-        subscriptions: &crate::subscriptions::Subscriptions,
+        subscriptions: &Subscriptions,
         record: &ConsumerRecord,
         now_ms: i64,
     ) -> Option<Publish> {
@@ -395,16 +383,22 @@ impl Connection {
 /// The stream topics a shared subscription's filter reads, created if
 /// missing.
 async fn share_topics(node: &crate::Node, filter: &str) -> Result<Vec<String>, ClientError> {
+    let topics = topics_for(node, filter).await?;
+    for topic in &topics {
+        node.ingest.ensure_topic(topic).await?;
+    }
+    Ok(topics)
+}
+
+/// The stream topics that can hold names matching `filter` (listing the
+/// existing ones only for a filter that starts with a wildcard).
+async fn topics_for(node: &crate::Node, filter: &str) -> Result<Vec<String>, ClientError> {
     let existing = if starts_with_wildcard(filter) {
         existing_topics(&node.client).await?
     } else {
         Vec::new()
     };
-    let topics = node.config.map.stream_topics_for(filter, &existing);
-    for topic in &topics {
-        node.ingest.ensure_topic(topic).await?;
-    }
-    Ok(topics)
+    Ok(node.config.map.stream_topics_for(filter, &existing))
 }
 
 fn position_of(record: &ConsumerRecord) -> Position {

@@ -57,8 +57,18 @@ struct Pending {
 /// A shared subscription of this session: its group member runs until
 /// `stop`.
 struct SharedMember {
-    subscription: Subscription,
+    /// The share's one subscription, with the filter inside `$share/...`.
+    matching: Subscriptions,
     stop: CancellationToken,
+}
+
+impl SharedMember {
+    fn subscription(&self) -> &Subscription {
+        self.matching
+            .iter()
+            .next()
+            .expect("a share has its subscription")
+    }
 }
 
 /// How often subscriptions whose filter starts with a wildcard look for

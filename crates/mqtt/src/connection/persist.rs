@@ -229,7 +229,7 @@ impl Connection {
                         .iter()
                         .map(|(filter, member)| StoredSubscription {
                             filter: filter.clone(),
-                            ..stored_subscription(&member.subscription)
+                            ..stored_subscription(member.subscription())
                         }),
                 )
                 .collect(),
