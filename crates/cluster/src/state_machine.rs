@@ -254,6 +254,19 @@ fn align_log(
         .map_err(io::Error::other)
 }
 
+/// In-process test networks hand the metadata snapshot over whole.
+impl citystream_raft::testing::SnapshotDelivery for MetadataStateMachine {
+    async fn deliver(
+        raft: &openraft::Raft<Tc, Self>,
+        vote: openraft::type_config::alias::VoteOf<Tc>,
+        snapshot: openraft::type_config::alias::SnapshotOf<Tc, MetadataState>,
+    ) -> Result<openraft::raft::SnapshotResponse<Tc>, String> {
+        raft.install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl RaftStateMachine<Tc> for MetadataStateMachine {
     type SnapshotData = MetadataState;
     type SnapshotBuilder = Self;

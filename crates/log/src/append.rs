@@ -2,7 +2,8 @@
 //! CRC; not the records, which the broker may check upstream), check term,
 //! offsets and Raft index (the leader assigns offset, term and index, a
 //! follower's batch must continue the log), roll the segment if needed,
-//! write once, fsync per policy.
+//! write once, fsync per policy. Also rolling by age
+//! ([`PartitionLog::roll_if_older`]), which the owner drives with its clock.
 //!
 //! Per-batch cost is one CRC pass, one header rewrite and one write; there
 //! is no per-record work.
@@ -102,6 +103,28 @@ impl PartitionLog {
             self.roll()?;
         }
         Ok(())
+    }
+
+    pub(crate) fn roll_if_older_at(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        let Some(roll_ms) = self.config.segment_roll_ms else {
+            return Ok(false);
+        };
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(false);
+        }
+        let first = active.header_at_position(0)?;
+        let roll_ms = i64::try_from(roll_ms).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(first.max_timestamp_ms) <= roll_ms {
+            return Ok(false);
+        }
+        self.roll()?;
+        tracing::debug!(
+            first_timestamp_ms = first.max_timestamp_ms,
+            now_ms,
+            "rolled an old active segment"
+        );
+        Ok(true)
     }
 
     /// Seals the active segment and starts an empty one at the log end.

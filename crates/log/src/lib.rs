@@ -18,14 +18,16 @@
 //! - terms never decrease along the log;
 //! - a batch is only ever served after its CRC was verified when it was
 //!   appended or recovered, and it is verified again on every read;
-//! - `start_offset() <= next_offset()`;
+//! - `start_offset() <= next_offset()`, and the clean point of compaction
+//!   is at most `next_offset()`;
 //! - there is always an active (last) segment, and segments are contiguous.
 //!
 //! Module map: `append` (append path, roll), `read` (read path, lookup),
 //! `raft_index` (lookup by Raft index),
 //! `truncate` (truncate_after, reset), `retention` (purge, retention),
 //! `compaction` (newest record per key below a horizon, decision 0017),
-//! `recovery` (open), `segment` (one segment's files), `index` (sparse
+//! `restore` (staging a snapshot prefix and swapping it in, decision 0017
+//! §5), `recovery` (open), `segment` (one segment's files), `index` (sparse
 //! indexes), `scan` (walking batches in a file), `log_start` (the start
 //! offset file), `storage` (file and memory backends). The on-disk format
 //! is drawn in `docs/storage-format.md`.
@@ -39,6 +41,7 @@ mod log_start;
 mod raft_index;
 mod read;
 mod recovery;
+mod restore;
 mod retention;
 mod scan;
 mod segment;
@@ -47,12 +50,16 @@ mod truncate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 pub use citystream_record::{BatchHeader, Offset, Term};
-pub use compaction::{CompactionParams, CompactionSummary};
+pub use compaction::{
+    Cleaned, CompactionParams, CompactionPlan, CompactionSummary, InputSegment, KEY_MAP_ENTRY_BYTES,
+};
+pub use restore::StageOutcome;
 pub use storage::{FileStorage, FileSyncer, MemoryStorage, Storage, StorageFile};
 
 use crate::log_start::LogStart;
@@ -85,6 +92,15 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// Delete the oldest whole segments while the log is larger than this.
     pub retention_bytes: Option<u64>,
+    /// Roll a non-empty active segment once its first batch's timestamp is
+    /// this much older than the owner's clock, so a quiet compacted topic
+    /// still gets closed segments to compact (decision 0017 §6). Checked
+    /// only by [`PartitionLog::roll_if_older`]: `append` takes no clock.
+    pub segment_roll_ms: Option<u64>,
+    /// The log is compacted (decision 0017): in a replicated log a Raft
+    /// purge keeps its data below the purge point, where compaction may
+    /// rewrite it, and a snapshot carries that prefix.
+    pub compacted: bool,
 }
 
 impl Default for LogConfig {
@@ -95,6 +111,8 @@ impl Default for LogConfig {
             fsync: FsyncPolicy::Interval { interval_ms: 5 },
             retention_ms: None,
             retention_bytes: None,
+            segment_roll_ms: None,
+            compacted: false,
         }
     }
 }
@@ -122,6 +140,18 @@ pub enum LogError {
     RaftIndexNonContiguous { expected: u64, found: u64 },
     #[error("log directory is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "snapshot chunk [{from_offset}, {end_offset}) does not continue the staged prefix \
+         [{staged_start}, {staged_end})"
+    )]
+    StagedMismatch {
+        from_offset: u64,
+        end_offset: u64,
+        staged_start: u64,
+        staged_end: u64,
+    },
+    #[error("no snapshot prefix is staged")]
+    NothingStaged,
 }
 
 /// Result of an append.
@@ -190,6 +220,19 @@ pub struct PartitionLog {
     last_raft_index: u64,
     /// Where the last read ended, so a consumer's next read skips the index.
     read_hint: Mutex<Option<ReadHint>>,
+    /// Changes whenever bytes of existing segments may change other than
+    /// by deleting whole ones (truncate, reset, restore, a compaction
+    /// commit); unique across logs, so a compaction planned in another
+    /// shape, or on another log, is never committed.
+    epoch: u64,
+    /// A snapshot prefix being received (`restore`).
+    staged: Option<restore::Staged>,
+}
+
+/// A fresh value for [`PartitionLog`]'s `epoch`.
+fn next_epoch() -> u64 {
+    static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+    NEXT_EPOCH.fetch_add(1, Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -197,6 +240,7 @@ impl std::fmt::Debug for PartitionLog {
         f.debug_struct("PartitionLog")
             .field("storage", &self.storage)
             .field("start_offset", &self.log_start.start_offset)
+            .field("clean_end_offset", &self.log_start.clean_end_offset)
             .field("next_offset", &self.next_offset().0)
             .field("last_term", &self.last_term)
             .field("last_raft_index", &self.last_raft_index)
@@ -233,6 +277,7 @@ impl PartitionLog {
             u64::from(u32::MAX),
         );
         let (segments, log_start) = recovery::recover(&*storage, config.index_interval_bytes)?;
+        let staged = restore::Staged::recover(&*storage)?;
         let mut log = PartitionLog {
             storage,
             config,
@@ -241,6 +286,8 @@ impl PartitionLog {
             last_term: 0,
             last_raft_index: 0,
             read_hint: Mutex::new(None),
+            epoch: next_epoch(),
+            staged,
         };
         log.derive_last();
         log.check_invariants();
@@ -261,6 +308,18 @@ impl PartitionLog {
     /// `RaftIndexNonContiguous`, `TermWentBackwards` otherwise).
     pub fn append_replicated(&mut self, batch: &[u8]) -> Result<AppendInfo, LogError> {
         self.append_follower(batch)
+    }
+
+    /// Rolls the active segment if `config().segment_roll_ms` is set, the
+    /// segment holds a batch, and its first batch's time (that batch's max
+    /// timestamp, as Kafka's `segment.ms` uses) is more than the setting
+    /// older than `now_ms`; returns whether it rolled. The owner calls it
+    /// under its write lock from its timer (`append` takes no clock), so a
+    /// quiet compacted topic still gets closed segments to compact. A
+    /// control batch (timestamp 0) first in a segment makes it roll at the
+    /// next check: harmless, compaction merges small segments.
+    pub fn roll_if_older(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        self.roll_if_older_at(now_ms)
     }
 
     /// Reads whole batches starting with the one containing `from`, up to
@@ -293,34 +352,20 @@ impl PartitionLog {
     }
 
     /// Offset of the first record (in log order) whose timestamp is
-    /// `>= timestamp_ms`, or `None` if every record is older.
+    /// `>= timestamp_ms`, or `None` if every record is older. A batch that
+    /// reaches the time but lost those records to compaction (a `GAP`, or
+    /// a `COMPACTED` batch keeping its original max timestamp) is passed
+    /// over: the answer is the next surviving record (decision 0017 §7).
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>, LogError> {
-        let start_offset = self.log_start.start_offset;
-        for segment in &self.segments {
-            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start_offset)? {
-                return self
-                    .first_record_at_or_after(Offset(offset), timestamp_ms)
-                    .map(Some);
+        let mut from = self.log_start.start_offset;
+        // Each step moves `from` past one batch, so this ends at the log end.
+        while let Some(batch_offset) = self.first_batch_reaching(timestamp_ms, from)? {
+            match self.first_record_at_or_after(Offset(batch_offset), timestamp_ms)? {
+                (Some(offset), _) => return Ok(Some(offset)),
+                (None, next_offset) => from = next_offset,
             }
         }
         Ok(None)
-    }
-
-    /// The indexes find the batch whose max timestamp reaches `timestamp_ms`;
-    /// this walks that batch's records to the first one that does.
-    fn first_record_at_or_after(
-        &self,
-        batch_offset: Offset,
-        timestamp_ms: i64,
-    ) -> Result<Offset, LogError> {
-        let read = self.read(batch_offset, 1)?;
-        let batch = citystream_record::BatchIter::new(read.bytes)
-            .next()
-            .ok_or_else(|| LogError::Corrupt(format!("no batch at offset {batch_offset}")))??;
-        let record = batch
-            .records()
-            .find(|record| record.offset >= batch_offset.0 && record.timestamp_ms >= timestamp_ms);
-        Ok(record.map_or(batch_offset, |record| Offset(record.offset)))
     }
 
     /// Removes every batch after `offset`. Raft-friendly semantics: batches
@@ -377,6 +422,15 @@ impl PartitionLog {
     /// it. `None` if retention would delete nothing.
     pub fn retention_point(&self, now_ms: i64) -> Option<BatchHeader> {
         self.retention_point_at(now_ms)
+    }
+
+    /// Where a compaction pass may reach when records newer than
+    /// `cutoff_ms` must stay untouched (the topic's compaction lag): the
+    /// last batch of the oldest closed segments whose records are all at
+    /// or before it, if the log is not compacted that far yet. A
+    /// replicated log snapshots and purges there first (decision 0017 §5).
+    pub fn compaction_point(&self, cutoff_ms: i64) -> Option<BatchHeader> {
+        self.compaction_point_at(cutoff_ms)
     }
 
     /// The term and Raft index of the batch just below the start offset
@@ -508,6 +562,10 @@ impl PartitionLog {
         }
         assert!(self.segments[0].base_offset() <= self.log_start.start_offset);
         assert!(self.log_start.start_offset <= self.active().next_offset());
+        assert!(
+            self.log_start.clean_end_offset <= self.active().next_offset(),
+            "the clean point is inside the log"
+        );
     }
 }
 

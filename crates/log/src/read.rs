@@ -1,7 +1,9 @@
 //! The read path: find the batch containing an offset (binary search over
 //! segments, then the sparse index, then headers forward), read up to
 //! `max_bytes` from there with one read, trim to whole batches and check
-//! each batch's CRC again before serving it.
+//! each batch's CRC again before serving it. Also the record walk of
+//! `offset_for_timestamp`, which passes over batches compaction emptied
+//! of the records that reached the time.
 //!
 //! A one-entry hint remembers where the last read ended so a consumer
 //! reading sequentially skips the search. Every change other than an append
@@ -25,6 +27,42 @@ pub(crate) struct ReadHint {
 }
 
 impl PartitionLog {
+    /// The first offset `>= from` of the first batch whose max timestamp
+    /// reaches `timestamp_ms`, through the time indexes.
+    pub(crate) fn first_batch_reaching(
+        &self,
+        timestamp_ms: i64,
+        from: u64,
+    ) -> Result<Option<u64>, LogError> {
+        for segment in self.segments.iter().filter(|s| s.next_offset() > from) {
+            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, from)? {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The indexes find the batch whose max timestamp reaches `timestamp_ms`;
+    /// this walks that batch's records (from `batch_offset` on) to the first
+    /// one that does. Also returns the batch's end.
+    pub(crate) fn first_record_at_or_after(
+        &self,
+        batch_offset: Offset,
+        timestamp_ms: i64,
+    ) -> Result<(Option<Offset>, u64), LogError> {
+        let read = self.read(batch_offset, 1)?;
+        let batch = citystream_record::BatchIter::new(read.bytes)
+            .next()
+            .ok_or_else(|| LogError::Corrupt(format!("no batch at offset {batch_offset}")))??;
+        let record = batch
+            .records()
+            .find(|record| record.offset >= batch_offset.0 && record.timestamp_ms >= timestamp_ms);
+        Ok((
+            record.map(|record| Offset(record.offset)),
+            batch.header().next_offset(),
+        ))
+    }
+
     pub(crate) fn read_batches(&self, from: u64, max_bytes: usize) -> Result<ReadResult, LogError> {
         let next_offset = self.check_readable(from)?;
         if from == next_offset {

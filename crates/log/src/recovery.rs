@@ -3,9 +3,10 @@
 //! settle the start offset.
 //!
 //! Rules, in order:
-//! 0. an interrupted segment swap of log compaction (`log-swap`) is
-//!    finished and leftover `.cleaned` files are deleted
-//!    (`compaction/swap.rs`);
+//! 0. an interrupted segment swap of log compaction or of a snapshot
+//!    restore (`log-swap`) is finished and leftover `.cleaned` files are
+//!    deleted (`compaction/swap.rs`); staged files of a restore
+//!    (`.log.staged`) are left for the owner (`restore`);
 //! 1. leftover temp files and index files without a `.log` are deleted;
 //! 2. segments are recovered oldest first; each must start where the
 //!    previous one ends, with the next Raft index. A segment cut short (torn
@@ -17,8 +18,9 @@
 //!    carry index 1 in a log that never moved its start); below a partial
 //!    purge its index is not known;
 //! 3. with no segment left, an empty one is created at the stored start;
-//! 4. the start offset is the stored one clamped into the log's range, and
-//!    segments entirely below it (an interrupted purge) are deleted.
+//! 4. the start offset is the stored one clamped into the log's range (the
+//!    clean point too, at most the log end), and segments entirely below
+//!    it (an interrupted purge) are deleted.
 
 use std::collections::BTreeSet;
 
@@ -52,6 +54,9 @@ pub(crate) fn recover(
     let first_base = segments[0].base_offset();
     let end = segments.last().expect("at least one segment").next_offset();
     log_start.start_offset = log_start.start_offset.clamp(first_base, end);
+    // A crash may cut a tail the clean point covered (the log is then
+    // compacted up to its end).
+    log_start.clean_end_offset = log_start.clean_end_offset.min(end);
     if stored.is_some_and(|s| s != log_start) {
         // Persist the clamped value, or appends past the stored start would
         // make a later open hide records this open serves.
@@ -82,6 +87,7 @@ fn list_segments(storage: &dyn Storage) -> Result<Vec<u64>, LogError> {
             Some((base_offset, _)) => others.push((base_offset, name)),
             None if name.ends_with(TEMP_SUFFIX) => others.push((u64::MAX, name)),
             None if name == LOG_START_FILE || crate::OWNER_FILES.contains(&name.as_str()) => {}
+            None if name.ends_with(crate::restore::STAGED_SUFFIX) => {}
             None => tracing::warn!(file = %name, "ignoring an unknown file in the log directory"),
         }
     }

@@ -44,6 +44,7 @@ impl PartitionLog {
             start_offset: offset,
             floor_term: floor.term,
             floor_raft_index: floor.raft_index,
+            ..self.log_start
         })?;
         let purged = self
             .segments
@@ -54,6 +55,28 @@ impl PartitionLog {
         self.delete_oldest(purged)?;
         self.check_invariants();
         Ok(())
+    }
+
+    /// The compaction point at `cutoff_ms` (decision 0017 §6): the last
+    /// batch of the oldest closed segments whose newest record is at or
+    /// before `cutoff_ms`, if that is past the clean point (there is
+    /// something new to compact). Never in the active segment.
+    pub(crate) fn compaction_point_at(&self, cutoff_ms: i64) -> Option<BatchHeader> {
+        let closed = &self.segments[..self.segments.len() - 1];
+        let old_enough = closed
+            .iter()
+            .take_while(|s| s.max_timestamp_ms() <= cutoff_ms)
+            .count();
+        let last = closed[..old_enough]
+            .iter()
+            .rev()
+            .find_map(Segment::last_batch)?;
+        (last.next_offset()
+            > self
+                .log_start
+                .clean_end_offset
+                .max(self.log_start.start_offset))
+        .then_some(last)
     }
 
     /// How many of the oldest segments age and size retention would
@@ -105,6 +128,7 @@ impl PartitionLog {
                 start_offset,
                 floor_term: last.term,
                 floor_raft_index: last.raft_index,
+                ..self.log_start
             },
             _ => LogStart {
                 start_offset,

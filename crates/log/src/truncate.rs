@@ -27,6 +27,7 @@ impl PartitionLog {
         // The batch holding `cut` goes, even if it also holds `offset`.
         let (index, located) = self.locate(cut)?;
         self.clear_read_hint();
+        self.epoch = crate::next_epoch();
         self.delete_segments_after(index)?;
         let segment = self.active_mut();
         segment.truncate(located.position, located.header.base_offset)?;
@@ -35,15 +36,20 @@ impl PartitionLog {
             self.sync()?;
         }
         let next_offset = located.header.base_offset;
+        let mut log_start = LogStart {
+            // What is left below the cut is still compacted.
+            clean_end_offset: self.log_start.clean_end_offset.min(next_offset),
+            ..self.log_start
+        };
         if next_offset < self.log_start.start_offset {
             // The cut batch straddled the start offset: the log is now empty
             // and starts where that batch started, and the next append
             // takes that batch's Raft index.
-            self.write_log_start(LogStart {
-                start_offset: next_offset,
-                floor_raft_index: located.header.raft_index - 1,
-                ..self.log_start
-            })?;
+            log_start.start_offset = next_offset;
+            log_start.floor_raft_index = located.header.raft_index - 1;
+        }
+        if log_start != self.log_start {
+            self.write_log_start(log_start)?;
         }
         self.derive_last();
         self.check_invariants();
@@ -59,6 +65,7 @@ impl PartitionLog {
     ) -> Result<(), LogError> {
         assert!(next_raft_index > 0, "Raft indexes start at 1");
         self.clear_read_hint();
+        self.epoch = crate::next_epoch();
         // Oldest first: a crash part-way leaves a suffix, still a valid log.
         for segment in self.segments.drain(..) {
             segment.delete(&*self.storage)?;
@@ -68,6 +75,8 @@ impl PartitionLog {
             start_offset: next_offset,
             floor_term: term,
             floor_raft_index: next_raft_index - 1,
+            clean_end_offset: next_offset,
+            clean_reference_ms: i64::MIN,
         })?;
         let mut segment = Segment::create(&*self.storage, next_offset)?;
         segment.sync()?;

@@ -2,7 +2,9 @@
 //! records and tombstones, passes at random horizons, reopens and (in
 //! memory) crashes; after every step the log serves exactly the records of
 //! the model of decision 0017 §2 at the largest horizon reached so far
-//! (passes commute, so that is all that matters).
+//! (passes commute, so that is all that matters). Passes use key maps from
+//! tiny to ample (a tiny one stops early; the clean point lets the next go
+//! on), and some run split, with an append between the run and the commit.
 
 mod common;
 
@@ -24,9 +26,13 @@ enum Op {
         records: Vec<(u8, bool)>,
         step_ms: i64,
     },
-    /// A pass at the boundary after this fraction of the batches.
+    /// A pass at the boundary after this fraction of the batches, with a
+    /// key map of `keys_max` keys; `split`: plan and run, append a batch,
+    /// then commit.
     Compact {
         fraction: f64,
+        keys_max: usize,
+        split: bool,
     },
     Reopen,
     /// Drop the log and lose unsynced bytes (memory backend only).
@@ -38,7 +44,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (prop::collection::vec(record, 1..4), 1i64..30)
             .prop_map(|(records, step_ms)| Op::Append { records, step_ms }),
-        2 => (0.0f64..=1.0).prop_map(|fraction| Op::Compact { fraction }),
+        2 => (0.0f64..=1.0, prop_oneof![2..12usize, Just(1 << 16)], prop::bool::ANY)
+            .prop_map(|(fraction, keys_max, split)| Op::Compact { fraction, keys_max, split }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
     ]
@@ -53,6 +60,8 @@ fn config() -> LogConfig {
         fsync: FsyncPolicy::Always,
         retention_ms: None,
         retention_bytes: None,
+        segment_roll_ms: None,
+        compacted: false,
     }
 }
 
@@ -97,42 +106,58 @@ fn model_compact(original: &[Bytes], horizon: u64) -> Vec<RecordView> {
         .collect()
 }
 
+/// Appends a batch of `records`, `step_ms` of log time after the last.
+fn append(log: &mut PartitionLog, model: &mut Model, records: &[(u8, bool)], step_ms: i64) {
+    model.time_ms += step_ms;
+    let mut builder = BatchBuilder::new();
+    for (key, tombstone) in records {
+        let value = format!("v{}", model.time_ms);
+        let value = (!tombstone).then_some(value.as_bytes());
+        builder
+            .push_record(model.time_ms, Some(&[b'k', *key]), value, &[])
+            .expect("push");
+    }
+    let mut bytes = builder.finish_vec();
+    set_base_hlc(&mut bytes, hlc_from_parts(model.time_ms, 0));
+    log.append(&mut bytes, Term(1)).expect("append");
+    model.batches.push(Bytes::from(bytes));
+}
+
+/// A pass as `Op::Compact` describes it.
+fn compact(log: &mut PartitionLog, model: &mut Model, fraction: f64, keys_max: usize, split: bool) {
+    let count = (fraction * model.batches.len() as f64) as usize;
+    let requested = count
+        .checked_sub(1)
+        .map_or(0, |last| header(&model.batches[last]).next_offset());
+    let params = CompactionParams {
+        tombstone_retention_ms: RETENTION_MS as u64,
+        key_map_bytes_max: CompactionParams::key_map_bytes_for(keys_max),
+    };
+    let summary = match log.plan_compaction(Offset(requested), &params) {
+        Some(plan) if split => {
+            let cleaned = plan.run().expect("run");
+            append(log, model, &[(0, false)], 1);
+            log.commit_compaction(cleaned).expect("commit")
+        }
+        _ => log.compact(Offset(requested), &params).expect("compact"),
+    };
+    assert!(!summary.abandoned, "appends never abandon a pass");
+    assert!(
+        summary.horizon.0 <= requested,
+        "a pass never goes past the horizon"
+    );
+    model.horizon = model.horizon.max(summary.horizon.0);
+}
+
 fn apply(fixture: &Fixture, log: &mut Option<PartitionLog>, model: &mut Model, op: &Op) {
     let current = log.as_mut().expect("open log");
     match op {
-        Op::Append { records, step_ms } => {
-            model.time_ms += step_ms;
-            let mut builder = BatchBuilder::new();
-            for (key, tombstone) in records {
-                let value = format!("v{}", model.time_ms);
-                let value = (!tombstone).then_some(value.as_bytes());
-                builder
-                    .push_record(model.time_ms, Some(&[b'k', *key]), value, &[])
-                    .expect("push");
-            }
-            let mut bytes = builder.finish_vec();
-            set_base_hlc(&mut bytes, hlc_from_parts(model.time_ms, 0));
-            current.append(&mut bytes, Term(1)).expect("append");
-            model.batches.push(Bytes::from(bytes));
-        }
-        Op::Compact { fraction } => {
-            let count = (fraction * model.batches.len() as f64) as usize;
-            let requested = count
-                .checked_sub(1)
-                .map_or(0, |last| header(&model.batches[last]).next_offset());
-            let params = CompactionParams {
-                tombstone_retention_ms: RETENTION_MS as u64,
-                key_map_entries_max: 1 << 16,
-            };
-            let summary = current
-                .compact(Offset(requested), &params)
-                .expect("compact");
-            assert!(
-                summary.horizon.0 <= requested,
-                "a pass never goes past the horizon"
-            );
-            model.horizon = model.horizon.max(summary.horizon.0);
-        }
+        Op::Append { records, step_ms } => append(current, model, records, *step_ms),
+        Op::Compact {
+            fraction,
+            keys_max,
+            split,
+        } => compact(current, model, *fraction, *keys_max, *split),
         Op::Reopen => {
             *log = None;
             *log = Some(fixture.open(config()));

@@ -109,6 +109,8 @@ fn config() -> LogConfig {
         fsync: FsyncPolicy::Interval { interval_ms: 5 },
         retention_ms: None,
         retention_bytes: None,
+        segment_roll_ms: None,
+        compacted: false,
     }
 }
 

@@ -32,8 +32,9 @@ use crate::wire::{DecodeError, Reader, put_short_bytes};
 /// 1,129,533,509 bytes (over 1 GiB), above any native frame limit (16 MiB
 /// by default; a configured limit must stay below 1 GiB), so the preamble
 /// can never start a valid native frame and the broker tells the two apart
-/// by peeking at 8 bytes. The trailing "01" is the peer protocol version.
-pub const PEER_PREAMBLE: [u8; 8] = *b"CSPEER01";
+/// by peeking at 8 bytes. The trailing "02" is the peer protocol version (02: snapshot chunks
+/// and the snapshot prefix flag, decision 0017).
+pub const PEER_PREAMBLE: [u8; 8] = *b"CSPEER02";
 
 /// Bytes of the envelope before the payload, `frame_len` included.
 pub const HEADER_BYTES: usize = 19;
@@ -82,6 +83,9 @@ pub enum Rpc {
     /// metadata proposal to the leader, say): opaque bytes both ways,
     /// answered by `GroupRouter::call`.
     Call = 6,
+    /// A piece of a compacted partition's snapshot prefix, sent before the
+    /// snapshot itself (decision 0017 §5).
+    SnapshotChunk = 7,
 }
 
 impl Rpc {
@@ -93,6 +97,7 @@ impl Rpc {
             4 => Rpc::FullSnapshot,
             5 => Rpc::TransferLeader,
             6 => Rpc::Call,
+            7 => Rpc::SnapshotChunk,
             value => return Err(unknown("rpc", value.into())),
         })
     }

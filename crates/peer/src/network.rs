@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::frame::{GroupId, Rpc};
 use crate::link::{Link, LinkConfig, LinkError};
-use crate::message::{self, SnapshotRequest, SnapshotWire, WireMessage};
+use crate::message::{self, ChunkAck, SnapshotRequest, SnapshotWire, WireMessage};
 
 struct NetworkInner {
     local: u64,
@@ -235,11 +235,29 @@ impl<S: SnapshotWire> RaftNetworkV2<Tc> for PeerClient<S> {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
+        let ttl = option.hard_ttl();
+        let prefix = S::prefix_reader(vote, &snapshot);
         let request = SnapshotRequest { vote, snapshot };
-        let call = self.call(Rpc::FullSnapshot, &request, option.hard_ttl());
+        let transfer = async {
+            // A compacted partition's prefix goes first (decision 0017 §5).
+            if let Some(mut prefix) = prefix {
+                while let Some(chunk) = prefix
+                    .next_chunk()
+                    .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?
+                {
+                    let _: ChunkAck = self
+                        .call(Rpc::SnapshotChunk, &chunk, ttl)
+                        .await
+                        .map_err(|e| self.streaming_error(e))?;
+                }
+            }
+            self.call(Rpc::FullSnapshot, &request, ttl)
+                .await
+                .map_err(|e| self.streaming_error(e))
+        };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            answer = call => answer.map_err(|e| self.streaming_error(e)),
+            answer = transfer => answer,
         }
     }
 

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use citystream_cluster::MetadataRaft;
-use citystream_raft::{PartitionRaft, Tc};
+use citystream_raft::snapshot_prefix::{deliver_chunk, prepare_install};
+use citystream_raft::{PartitionRaft, PartitionSnapshot, PrefixChunk, PrefixRefused, Tc};
 use futures::future::{self, BoxFuture, FutureExt};
 use openraft::Raft;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
@@ -30,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::connection::{FrameReader, WriteStats, write_coalesced};
 use crate::frame::{self, ErrorCode, Frame, FrameKind, GroupId, PEER_PREAMBLE, RemoteError, Rpc};
-use crate::message::{self, SnapshotRequest, SnapshotWire, WireMessage};
+use crate::message::{self, ChunkAck, SnapshotRequest, SnapshotWire, WireMessage};
 
 /// Peer connections served at once; more wait in the listen backlog
 /// (`serve`) or are closed (`serve_stream`).
@@ -308,8 +309,51 @@ async fn read_preamble(stream: &mut TcpStream, shutdown: &CancellationToken) -> 
 /// is; returns the encoded answer.
 async fn dispatch(raft: &RaftHandle, rpc: Rpc, payload: Bytes) -> Result<BytesMut, RemoteError> {
     match raft {
-        RaftHandle::Partition(raft) => dispatch_to(raft, rpc, payload).await,
+        RaftHandle::Partition(raft) => dispatch_to_partition(raft, rpc, payload).await,
+        RaftHandle::Metadata(_) if rpc == Rpc::SnapshotChunk => Err(RemoteError {
+            code: ErrorCode::BadRequest,
+            message: "the metadata group's snapshots carry no prefix".into(),
+        }),
         RaftHandle::Metadata(raft) => dispatch_to(raft, rpc, payload).await,
+    }
+}
+
+/// A partition group's snapshot may carry its log's prefix (a compacted
+/// topic, decision 0017 §5): its chunks are staged first, and the snapshot
+/// is installed only once they are all there.
+async fn dispatch_to_partition(
+    raft: &PartitionRaft,
+    rpc: Rpc,
+    payload: Bytes,
+) -> Result<BytesMut, RemoteError> {
+    match rpc {
+        Rpc::SnapshotChunk => {
+            let chunk: PrefixChunk = decode_request(payload)?;
+            deliver_chunk(raft, chunk).await.map_err(prefix_refused)?;
+            encode_answer(Ok::<_, RemoteError>(ChunkAck))
+        }
+        Rpc::FullSnapshot => {
+            let request: SnapshotRequest<PartitionSnapshot> = decode_request(payload)?;
+            prepare_install(raft, request.vote, &request.snapshot)
+                .await
+                .map_err(prefix_refused)?;
+            encode_answer(
+                raft.install_full_snapshot(request.vote, request.snapshot)
+                    .await,
+            )
+        }
+        _ => dispatch_to(raft, rpc, payload).await,
+    }
+}
+
+fn prefix_refused(refused: PrefixRefused) -> RemoteError {
+    let code = match refused {
+        PrefixRefused::Refused(_) => ErrorCode::CallFailed,
+        PrefixRefused::Stopped => ErrorCode::RaftStopped,
+    };
+    RemoteError {
+        code,
+        message: refused.to_string(),
     }
 }
 
@@ -347,6 +391,7 @@ where
             encode_answer(raft.handle_transfer_leader(request).await)
         }
         Rpc::Call => unreachable!("calls are answered by the router, not a group"),
+        Rpc::SnapshotChunk => unreachable!("snapshot chunks are answered by a partition group"),
     }
 }
 

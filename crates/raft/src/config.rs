@@ -45,6 +45,10 @@ pub fn partition_config(timing: Timing, fsync: FsyncPolicy) -> Result<Arc<Config
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
         api_batch_linger_ms: 0,
+        // Per request of a snapshot transfer: a chunk of a compacted
+        // topic's prefix (1 MiB, staged and fsynced), or the install that
+        // swaps the prefix in.
+        install_snapshot_timeout: 10_000,
         // Without fsync a restarted follower may have lost acknowledged
         // entries; the leader must accept that instead of panicking (§9.5).
         allow_log_reversion: Some(fsync == FsyncPolicy::Never),

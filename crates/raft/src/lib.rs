@@ -14,9 +14,11 @@
 //! committed id file), `log_storage` (`RaftLogStorage`), `log_reader`
 //! (`RaftLogReader`), `state_machine` (`RaftStateMachine`, snapshots),
 //! `snapshot_file` (the current snapshot, kept across restarts),
-//! `retention` (deleting old segments through a snapshot), `config`
-//! (openraft settings).
+//! `retention` (deleting old segments through a snapshot), `compaction`
+//! (compacting below the purge point), `snapshot_prefix` (a compacted
+//! topic's snapshot carries its log), `config` (openraft settings).
 
+mod compaction;
 mod config;
 mod control;
 mod heartbeat;
@@ -27,12 +29,14 @@ mod log_storage;
 mod raft_state;
 mod retention;
 mod snapshot_file;
+pub mod snapshot_prefix;
 mod state_machine;
 pub mod testing;
 mod types;
 
 use std::future::Future;
 
+pub use compaction::{CompactionError, apply_compaction};
 pub use config::{Timing, partition_config};
 pub use control::{
     CONTROL_KEY, ControlEntry, ControlError, PartitionMembership, decode_membership_prefix,
@@ -46,6 +50,7 @@ pub use log_storage::PartitionRaftStorage;
 pub use raft_state::{COMMITTED_RECORDS_MAX, RAFT_STATE_FILE, RaftState};
 pub use retention::{RetentionError, apply_retention};
 pub use snapshot_file::SNAPSHOT_FILE;
+pub use snapshot_prefix::{PrefixChunk, PrefixReader, PrefixRefused};
 pub use state_machine::{PartitionSnapshot, PartitionStateMachine};
 pub use types::{
     Appended, BatchData, PartitionRaft, PeerAddr, Runtime, Tc, raft_index, stored_index,

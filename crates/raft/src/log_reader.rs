@@ -119,6 +119,17 @@ pub(crate) fn read_entries(
             if index >= end {
                 return Ok(entries);
             }
+            if header.is_compacted() {
+                // Compaction only rewrites at or below the purge point,
+                // which openraft never reads (decision 0017 §5).
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the entry at Raft index {index} was rewritten by compaction; \
+                         it is below the purge point and cannot be replicated"
+                    ),
+                ));
+            }
             bytes_total = bytes_total.saturating_add(bytes.len());
             entries.push(entry_from_batch(&header, bytes)?);
             if bytes_total >= bytes_max {

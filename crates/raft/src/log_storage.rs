@@ -148,8 +148,19 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
     type LogReader = PartitionLogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<Tc>, io::Error> {
-        let last_purged = self.state.lock().state().last_purged;
-        let last_batch = match self.log.read().last_batch() {
+        let log = self.log.read();
+        let (last_purged, storage) = {
+            let state = self.state.lock();
+            (state.state().last_purged, Arc::clone(state.storage()))
+        };
+        let last_purged = if log.config().compacted {
+            last_purged
+                .max(compacted_through(&log)?)
+                .max(snapshot_point(&*storage)?)
+        } else {
+            last_purged
+        };
+        let last_batch = match log.last_batch() {
             Some(header) => Some(log_id_of(&header)?),
             None => None,
         };
@@ -265,6 +276,12 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
                 .reset(next_offset, Term(upto.leader_id.term), stored + 1)
                 .map_err(io::Error::other);
         }
+        if log.config().compacted {
+            // A compacted log keeps its data below the purge point:
+            // compaction rewrites it there, and a snapshot carries it
+            // (decision 0017 §5). Retention moves its start, if at all.
+            return Ok(());
+        }
         match log.locate_raft_index(stored).map_err(io::Error::other)? {
             Some(header) => log
                 .purge_before(Offset(header.next_offset()))
@@ -272,6 +289,33 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
             None => Ok(()), // already below the start
         }
     }
+}
+
+/// The log id of the last batch below the log's clean point: compaction
+/// rewrote the log up to there, which it only does at or below the purge
+/// point, and a restored snapshot prefix ends there too. Reported as
+/// purged even if `raft-state` was not updated before a crash, so openraft
+/// never reads a rewritten entry (decision 0017 §5).
+fn compacted_through(log: &PartitionLog) -> io::Result<Option<LogIdOf<Tc>>> {
+    let clean_end = log.clean_end().0;
+    if clean_end <= log.start_offset().0 {
+        return Ok(None);
+    }
+    let held = log
+        .read_batch_headers(Offset(clean_end - 1), 1)
+        .map_err(io::Error::other)?;
+    match held.first() {
+        Some(header) => Ok(Some(log_id_of(header)?)),
+        None => Ok(None),
+    }
+}
+
+/// The last log id of the stored snapshot. A compacted log keeps its data
+/// below it, and a restored snapshot prefix may hold rewritten batches up
+/// to it, so it counts as purged even before openraft's purge after the
+/// install is recorded.
+fn snapshot_point(storage: &dyn Storage) -> io::Result<Option<LogIdOf<Tc>>> {
+    Ok(crate::snapshot_file::read(storage)?.and_then(|s| s.meta.last_log_id))
 }
 
 /// The stored committed id, if the log still backs it. If the log's tail

@@ -250,6 +250,13 @@ pub(crate) struct RaftStateFile {
     records: usize,
 }
 
+impl RaftStateFile {
+    /// The group's storage the file lives in (the `snapshot` file's too).
+    pub(crate) fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+}
+
 impl std::fmt::Debug for RaftStateFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RaftStateFile")

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use citystream_log::{BatchHeader, Offset};
 use openraft::async_runtime::WatchReceiver;
 use openraft::type_config::alias::LogIdOf;
 
@@ -52,26 +53,19 @@ pub async fn apply_retention(
         return Ok(None);
     };
     let id = log_id_of(&point)?;
-    if sm.snapshot_point() < Some(id) {
-        if !sm.prepare_snapshot(&point)? {
-            return Ok(None);
-        }
-        raft.trigger()
-            .snapshot()
-            .await
-            .map_err(|_| RetentionError::Stopped)?;
-        let built = raft
-            .wait(Some(SNAPSHOT_WAIT))
-            .metrics(
-                |m| m.snapshot >= Some(id),
-                "snapshot at the retention point",
-            )
-            .await;
-        if built.is_err() {
-            return Err(RetentionError::SnapshotTimedOut(id.index));
-        }
+    if !snapshot_at(raft, sm, &point).await? {
+        return Ok(None);
     }
     if raft.metrics().borrow_watched().purged >= Some(id) {
+        // A compacted log's purge keeps its data (decision 0017 §5), so a
+        // `compact,delete` topic deletes its expired segments here, once
+        // openraft no longer needs them.
+        let mut log = sm.log().write();
+        if log.config().compacted && log.start_offset().0 < point.next_offset() {
+            log.purge_before(Offset(point.next_offset()))
+                .map_err(std::io::Error::other)?;
+            return Ok(Some(id));
+        }
         return Ok(None);
     }
     raft.trigger()
@@ -79,4 +73,33 @@ pub async fn apply_retention(
         .await
         .map_err(|_| RetentionError::Stopped)?;
     Ok(Some(id))
+}
+
+/// Makes sure the current snapshot covers `point`, a batch of the log:
+/// builds one there if it does not yet. False if the point is not applied
+/// on this replica yet.
+pub(crate) async fn snapshot_at(
+    raft: &PartitionRaft,
+    sm: &PartitionStateMachine,
+    point: &BatchHeader,
+) -> Result<bool, RetentionError> {
+    let id = log_id_of(point)?;
+    if sm.snapshot_point() >= Some(id) {
+        return Ok(true);
+    }
+    if !sm.prepare_snapshot(point)? {
+        return Ok(false);
+    }
+    raft.trigger()
+        .snapshot()
+        .await
+        .map_err(|_| RetentionError::Stopped)?;
+    let built = raft
+        .wait(Some(SNAPSHOT_WAIT))
+        .metrics(|m| m.snapshot >= Some(id), "snapshot at the chosen point")
+        .await;
+    if built.is_err() {
+        return Err(RetentionError::SnapshotTimedOut(id.index));
+    }
+    Ok(true)
 }

@@ -17,7 +17,10 @@
 //!  |u64             |u64              | of control.rs)    |over all  |
 //!  +----------------+-----------------+-------------------+ before   +
 //! flags: bit 0 last log id present, bit 1 membership present (its log id
-//! and bytes are absent otherwise)
+//! and bytes are absent otherwise), bit 2 the snapshot carries its prefix
+//! (a compacted topic, decision 0017 §5: the log below `next_offset` was
+//! restored with it and is kept, not purged; older binaries refuse the
+//! bit)
 //! ```
 //! Absent fixed fields are zeros. All integers little-endian.
 
@@ -38,7 +41,8 @@ const FORMAT: u8 = 1;
 const FIXED_LEN: usize = 48;
 const HAS_LAST: u8 = 1 << 0;
 const HAS_MEMBERSHIP: u8 = 1 << 1;
-const KNOWN_FLAGS: u8 = HAS_LAST | HAS_MEMBERSHIP;
+const CARRIES_PREFIX: u8 = 1 << 2;
+const KNOWN_FLAGS: u8 = HAS_LAST | HAS_MEMBERSHIP | CARRIES_PREFIX;
 
 /// A partition group's snapshot as openraft handles it.
 pub type StoredSnapshot = SnapshotOf<Tc, PartitionSnapshot>;
@@ -54,6 +58,9 @@ fn encode(snapshot: &StoredSnapshot) -> Vec<u8> {
         out[16..24].copy_from_slice(&last.index.to_le_bytes());
     }
     out[24..32].copy_from_slice(&snapshot.snapshot.next_offset.to_le_bytes());
+    if snapshot.snapshot.carries_prefix {
+        flags |= CARRIES_PREFIX;
+    }
     if let Some(at) = meta.last_membership.log_id() {
         flags |= HAS_MEMBERSHIP;
         out[32..40].copy_from_slice(&at.leader_id.term.to_le_bytes());
@@ -98,6 +105,8 @@ fn decode(bytes: &[u8]) -> Option<StoredSnapshot> {
         },
         snapshot: PartitionSnapshot {
             next_offset: u64_at(24),
+            carries_prefix: flags & CARRIES_PREFIX != 0,
+            source: None,
         },
     })
 }
@@ -152,6 +161,8 @@ mod tests {
             },
             snapshot: PartitionSnapshot {
                 next_offset: 98_765,
+                carries_prefix: true,
+                source: None,
             },
         }
     }

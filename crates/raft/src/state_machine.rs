@@ -29,7 +29,7 @@ use citystream_log::{BatchHeader, Offset, PartitionLog, Storage, Term};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::type_config::alias::{
-    EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf,
+    EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
 };
 use openraft::{
     EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StoredMembership,
@@ -39,14 +39,40 @@ use tokio::sync::watch;
 
 use crate::log_reader::SharedLog;
 use crate::snapshot_file::{self, StoredSnapshot};
+use crate::snapshot_prefix::PrefixChunk;
 use crate::types::{Appended, Tc, stored_index};
 
 /// A partition group's snapshot: the segments are the data, so this is
-/// only where the committed log ends at the snapshot point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// only where the committed log ends at the snapshot point, and, for a
+/// compacted topic, that the log below it travels with the snapshot.
+#[derive(Clone, Default)]
 pub struct PartitionSnapshot {
     /// The HWM at the snapshot point: the offset after its last batch.
     pub next_offset: u64,
+    /// The log below `next_offset` is kept, not purged, and a follower
+    /// that does not reach the point is sent it before the snapshot
+    /// (a compacted topic, decision 0017 §5; [`crate::snapshot_prefix`]).
+    pub carries_prefix: bool,
+    /// On the sending side, the live log the prefix is read from. Neither
+    /// stored nor sent, and ignored by `==`.
+    pub source: Option<SharedLog>,
+}
+
+impl PartialEq for PartitionSnapshot {
+    fn eq(&self, other: &PartitionSnapshot) -> bool {
+        (self.next_offset, self.carries_prefix) == (other.next_offset, other.carries_prefix)
+    }
+}
+
+impl Eq for PartitionSnapshot {}
+
+impl std::fmt::Debug for PartitionSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionSnapshot")
+            .field("next_offset", &self.next_offset)
+            .field("carries_prefix", &self.carries_prefix)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +86,22 @@ struct SmState {
     current: Option<StoredSnapshot>,
     /// Where the next snapshot goes, set by retention.
     target: Option<Target>,
+    /// The snapshot prefix being received (decision 0017 §5).
+    staging: Option<Staging>,
+}
+
+/// A snapshot prefix being received: staged beside the log from `start`
+/// to `end` ([`crate::snapshot_prefix`]).
+#[derive(Debug, Clone)]
+struct Staging {
+    vote: VoteOf<Tc>,
+    snapshot: LogIdOf<Tc>,
+    start: u64,
+    end: u64,
+    /// The sender's floor below `start`: the restored log's.
+    floor: (u64, u64),
+    /// Checked whole before its install: only a newer vote replaces it.
+    sealed: bool,
 }
 
 /// A snapshot point retention asked for.
@@ -95,10 +137,12 @@ impl PartitionStateMachine {
     /// starts at the log's start offset: records below it were purged,
     /// which only happens to committed ones.
     pub fn open(log: SharedLog, storage: Arc<dyn Storage>) -> io::Result<Self> {
+        let current = snapshot_file::read(&*storage)?;
+        finish_or_discard_restore(&mut log.write(), current.as_ref())?;
         let start = log.read().start_offset().0;
         let state = SmState {
             high_watermark: start,
-            current: snapshot_file::read(&*storage)?,
+            current,
             ..SmState::default()
         };
         Ok(PartitionStateMachine {
@@ -148,6 +192,98 @@ impl PartitionStateMachine {
             next_offset: last.next_offset(),
         });
         Ok(true)
+    }
+
+    /// Stages one chunk of a snapshot's prefix beside the log. An error
+    /// refuses it (the sender starts the transfer over); a chunk already
+    /// staged is accepted again without writing.
+    pub fn stage_chunk(&self, chunk: &PrefixChunk) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let same_transfer = |s: &Staging| s.vote == chunk.vote && s.snapshot == chunk.snapshot;
+        if chunk.first {
+            if let Some(staging) = &state.staging
+                && staging.sealed
+                && chunk.vote <= staging.vote
+            {
+                return Err(refused(format!(
+                    "the prefix of snapshot {} is being installed",
+                    staging.snapshot
+                )));
+            }
+            self.log
+                .write()
+                .discard_staged()
+                .map_err(io::Error::other)?;
+            state.staging = Some(Staging {
+                vote: chunk.vote,
+                snapshot: chunk.snapshot,
+                start: chunk.from_offset,
+                end: chunk.from_offset,
+                floor: chunk.floor,
+                sealed: false,
+            });
+        }
+        let Some(staging) = state.staging.as_mut().filter(|s| same_transfer(s)) else {
+            return Err(refused(format!(
+                "no transfer of snapshot {} under this vote is staged here",
+                chunk.snapshot
+            )));
+        };
+        if staging.sealed {
+            return Err(refused("the staged prefix is being installed".into()));
+        }
+        if chunk.batches.is_empty() {
+            return Ok(());
+        }
+        if chunk.from_offset < staging.end {
+            return Ok(()); // a duplicate of a chunk already staged
+        }
+        let mut log = self.log.write();
+        log.stage_prefix(chunk.first, Offset(chunk.from_offset), &chunk.batches)
+            .map_err(|e| refused(e.to_string()))?;
+        staging.end = log.staged_end().map_or(staging.end, |end| end.0);
+        Ok(())
+    }
+
+    /// Checks that the prefix of the snapshot `meta` (ending at
+    /// `next_offset`) is staged whole under `vote`, unless the log already
+    /// reaches the point, and seals it until it is installed.
+    pub fn seal_staged(
+        &self,
+        vote: VoteOf<Tc>,
+        meta: &SnapshotMetaOf<Tc>,
+        next_offset: u64,
+    ) -> io::Result<()> {
+        let Some(last) = &meta.last_log_id else {
+            return Ok(());
+        };
+        let log = self.log.read();
+        if reaches(&log, last, next_offset)? {
+            return Ok(());
+        }
+        // The staged prefix must end with the snapshot's own entry (a gap
+        // batch ending there carries its id too).
+        let staged_last = log.staged_last_batch();
+        let ends_at_point = staged_last.is_none_or(|h| {
+            h.term == last.leader_id.term && h.raft_index == stored_index(last.index)
+        });
+        drop(log);
+        let mut state = self.state.lock();
+        match state.staging.as_mut() {
+            Some(staging)
+                if staging.vote == vote
+                    && staging.snapshot == *last
+                    && staging.end == next_offset
+                    && ends_at_point =>
+            {
+                staging.sealed = true;
+                Ok(())
+            }
+            staging => Err(refused(format!(
+                "the prefix of snapshot {last} is not staged whole (staged: {:?}, needed up to offset {next_offset})",
+                staging.map(|s| (s.snapshot, s.start, s.end)),
+            ))),
+        }
     }
 
     /// The committed end offset: records below it are committed.
@@ -255,25 +391,13 @@ impl RaftStateMachine<Tc> for PartitionStateMachine {
         meta: &SnapshotMetaOf<Tc>,
         snapshot: PartitionSnapshot,
     ) -> Result<(), io::Error> {
-        if let Some(last) = &meta.last_log_id {
-            let mut log = self.log.write();
-            if !reaches(&log, last, snapshot.next_offset)? {
-                tracing::info!(
-                    raft_index = stored_index(last.index),
-                    next_offset = snapshot.next_offset,
-                    "snapshot replaces the log"
-                );
-                log.reset(
-                    Offset(snapshot.next_offset),
-                    Term(last.leader_id.term),
-                    stored_index(last.index) + 1,
-                )
-                .map_err(io::Error::other)?;
-            }
-        }
+        let next_offset = snapshot.next_offset;
         let installed = Snapshot {
             meta: meta.clone(),
-            snapshot,
+            snapshot: PartitionSnapshot {
+                source: None,
+                ..snapshot
+            },
         };
         // At start-up openraft reinstalls the stored snapshot: already on
         // disk, so no write (and fsync) per replica.
@@ -282,8 +406,50 @@ impl RaftStateMachine<Tc> for PartitionStateMachine {
             .lock()
             .current
             .as_ref()
-            .is_some_and(|c| c.meta == *meta && c.snapshot == snapshot);
-        if !stored {
+            .is_some_and(|c| c.meta == *meta && c.snapshot == installed.snapshot);
+        let staging = self.state.lock().staging.take();
+        let mut written = stored;
+        if let Some(last) = &meta.last_log_id {
+            let mut log = self.log.write();
+            if reaches(&log, last, next_offset)? {
+                if staging.is_some() {
+                    log.discard_staged().map_err(io::Error::other)?;
+                }
+            } else if installed.snapshot.carries_prefix {
+                let staged = staging
+                    .filter(|s| s.snapshot == *last && s.end == next_offset)
+                    .ok_or_else(|| {
+                        io::Error::other(format!(
+                            "installing snapshot {last}: its prefix, up to offset {next_offset}, is not staged"
+                        ))
+                    })?;
+                if staged.start < staged.end {
+                    tracing::info!(
+                        raft_index = stored_index(last.index),
+                        start_offset = staged.start,
+                        next_offset,
+                        "snapshot with its prefix replaces the log"
+                    );
+                    // The snapshot file is the commit point: once it is
+                    // written, a restart completes the swap (`Self::open`).
+                    if !written {
+                        snapshot_file::write(&*self.storage, &installed)?;
+                        written = true;
+                    }
+                    let (floor_term, floor_index) = staged.floor;
+                    log.finish_restore(Term(floor_term), floor_index)
+                        .map_err(io::Error::other)?;
+                } else {
+                    reset_to(&mut log, last, next_offset)?;
+                }
+            } else {
+                if staging.is_some() {
+                    log.discard_staged().map_err(io::Error::other)?;
+                }
+                reset_to(&mut log, last, next_offset)?;
+            }
+        }
+        if !written {
             snapshot_file::write(&*self.storage, &installed)?;
         }
         {
@@ -291,17 +457,23 @@ impl RaftStateMachine<Tc> for PartitionStateMachine {
             state.applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.memberships = vec![meta.last_membership.clone()];
-            state.high_watermark = snapshot.next_offset;
+            state.high_watermark = next_offset;
             state.current = Some(installed);
         }
-        self.publish(snapshot.next_offset);
+        self.publish(next_offset);
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<Tc, PartitionSnapshot>>, io::Error> {
-        Ok(self.state.lock().current.clone())
+        let mut current = self.state.lock().current.clone();
+        if let Some(snapshot) = current.as_mut()
+            && snapshot.snapshot.carries_prefix
+        {
+            snapshot.snapshot.source = Some(Arc::clone(&self.log));
+        }
+        Ok(current)
     }
 }
 
@@ -324,7 +496,11 @@ impl RaftSnapshotBuilder<Tc> for PartitionStateMachine {
                     last_log_id,
                     last_membership,
                 },
-                snapshot: PartitionSnapshot { next_offset },
+                snapshot: PartitionSnapshot {
+                    next_offset,
+                    carries_prefix: self.log.read().config().compacted,
+                    source: None,
+                },
             }
         };
         snapshot_file::write(&*self.storage, &snapshot)?;
@@ -339,8 +515,66 @@ impl RaftSnapshotBuilder<Tc> for PartitionStateMachine {
             .unwrap_or(0);
         state.memberships.drain(..older);
         state.current = Some(snapshot.clone());
+        let mut snapshot = snapshot;
+        if snapshot.snapshot.carries_prefix {
+            snapshot.snapshot.source = Some(Arc::clone(&self.log));
+        }
         Ok(snapshot)
     }
+}
+
+/// At open: a stored snapshot with a prefix the log does not reach was
+/// committed (its file written) before the staged prefix was swapped in,
+/// so the swap is finished now. Staged files of any other transfer are
+/// dropped.
+fn finish_or_discard_restore(
+    log: &mut PartitionLog,
+    current: Option<&StoredSnapshot>,
+) -> io::Result<()> {
+    let Some(staged_end) = log.staged_end() else {
+        return Ok(());
+    };
+    if let Some(snapshot) = current
+        && snapshot.snapshot.carries_prefix
+        && let Some(last) = &snapshot.meta.last_log_id
+        && !reaches(log, last, snapshot.snapshot.next_offset)?
+        && staged_end.0 == snapshot.snapshot.next_offset
+    {
+        tracing::info!(
+            raft_index = stored_index(last.index),
+            "finishing the swap of a snapshot's prefix"
+        );
+        // The sender's floor was not kept; it only matters for an empty
+        // log, and this one is not: the entry below the first staged
+        // batch is its predecessor in Raft, of an unknown older term.
+        let (floor_term, floor_index) = match log.staged_first_batch() {
+            Some(first) if !first.is_gap() => (0, first.raft_index.saturating_sub(1)),
+            _ => (0, 0),
+        };
+        return log
+            .finish_restore(Term(floor_term), floor_index)
+            .map_err(io::Error::other);
+    }
+    log.discard_staged().map_err(io::Error::other)
+}
+
+/// Restarts `log` empty right after the snapshot point `last`.
+fn reset_to(log: &mut PartitionLog, last: &LogIdOf<Tc>, next_offset: u64) -> io::Result<()> {
+    tracing::info!(
+        raft_index = stored_index(last.index),
+        next_offset,
+        "snapshot replaces the log"
+    );
+    log.reset(
+        Offset(next_offset),
+        Term(last.leader_id.term),
+        stored_index(last.index) + 1,
+    )
+    .map_err(io::Error::other)
+}
+
+fn refused(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
 /// Whether `log` already holds everything up to `last` with the same

@@ -26,7 +26,10 @@ use bytes::Bytes;
 use citystream_log::{FsyncPolicy, LogConfig, Offset, PartitionLog, Storage};
 use citystream_record::{BatchBuilder, BatchHeader};
 
-use crate::{PartitionRaftStorage, PeerAddr, SharedLog, Tc};
+use crate::snapshot_prefix::transfer_in_process;
+use crate::{
+    PartitionRaftStorage, PartitionSnapshot, PartitionStateMachine, PeerAddr, SharedLog, Tc,
+};
 
 struct RouterState<SM: RaftStateMachine<Tc>> {
     nodes: BTreeMap<u64, Raft<Tc, SM>>,
@@ -112,7 +115,7 @@ pub struct NetworkFactory<SM: RaftStateMachine<Tc>> {
     from: u64,
 }
 
-impl<SM: RaftStateMachine<Tc>> RaftNetworkFactory<Tc> for NetworkFactory<SM> {
+impl<SM: SnapshotDelivery> RaftNetworkFactory<Tc> for NetworkFactory<SM> {
     type Network = Connection<SM>;
 
     async fn new_client(&mut self, target: u64, _node: &PeerAddr) -> Connection<SM> {
@@ -135,7 +138,7 @@ fn unreachable(e: &(impl std::error::Error + 'static)) -> RPCError<Tc> {
     RPCError::Unreachable(Unreachable::new(e))
 }
 
-impl<SM: RaftStateMachine<Tc>> RaftNetworkV2<Tc> for Connection<SM> {
+impl<SM: SnapshotDelivery> RaftNetworkV2<Tc> for Connection<SM> {
     type SnapshotData = SM::SnapshotData;
 
     async fn append_entries(
@@ -179,13 +182,36 @@ impl<SM: RaftStateMachine<Tc>> RaftNetworkV2<Tc> for Connection<SM> {
         _option: RPCOption,
     ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
         let raft = self.router.link(self.from, self.target)?;
-        let reply = raft
-            .install_full_snapshot(vote, snapshot)
+        let reply = SM::deliver(&raft, vote, snapshot)
             .await
-            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&Refused(e))))?;
         Ok(self.router.reply(self.from, self.target, reply)?)
     }
 }
+
+/// How an in-process network hands a group's snapshot to a replica.
+pub trait SnapshotDelivery: RaftStateMachine<Tc> + Sized {
+    fn deliver(
+        raft: &Raft<Tc, Self>,
+        vote: VoteOf<Tc>,
+        snapshot: SnapshotOf<Tc, Self::SnapshotData>,
+    ) -> impl Future<Output = Result<SnapshotResponse<Tc>, String>> + Send;
+}
+
+/// A partition's snapshot goes with its prefix, if it carries one.
+impl SnapshotDelivery for PartitionStateMachine {
+    async fn deliver(
+        raft: &Raft<Tc, Self>,
+        vote: VoteOf<Tc>,
+        snapshot: SnapshotOf<Tc, PartitionSnapshot>,
+    ) -> Result<SnapshotResponse<Tc>, String> {
+        transfer_in_process(raft, vote, snapshot).await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
 
 /// Every batch a log serves, in order, as (header, bytes).
 pub fn log_batches(log: &PartitionLog) -> Vec<(BatchHeader, Bytes)> {

@@ -1,8 +1,9 @@
 //! Three replicas of one partition group in one process (no sockets):
 //! election, replication to byte-identical logs, failover without losing an
 //! acknowledged batch, repair of a cut-off leader's uncommitted tail, and
-//! retention through snapshots.
+//! retention through snapshots; compaction (`compaction`).
 
+mod compaction;
 mod support;
 
 use std::collections::BTreeMap;

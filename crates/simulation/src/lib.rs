@@ -594,6 +594,7 @@ impl Sim {
             fsync: self.config.fsync,
             retention_ms: None,
             retention_bytes: Some(RETENTION_BYTES),
+            ..LogConfig::default()
         }
     }
 

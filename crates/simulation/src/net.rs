@@ -9,9 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use citystream_raft::snapshot_prefix::transfer_in_process;
 use citystream_raft::{PartitionRaft, PartitionSnapshot, PeerAddr, Tc};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
@@ -379,10 +381,9 @@ impl RaftNetworkV2<Tc> for Connection {
         // openraft never snapshots on its own here (SnapshotPolicy::Never),
         // so this path is not exercised; it is delivered without faults.
         let raft = self.net.link(self.from, self.target)?;
-        let reply = raft
-            .install_full_snapshot(vote, snapshot)
+        let reply = transfer_in_process(&raft, vote, snapshot)
             .await
-            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&io::Error::other(e))))?;
         self.net.link(self.target, self.from)?;
         Ok(reply)
     }

@@ -119,24 +119,29 @@ fn model_compact(log: &[RecordBatch], horizon: u64, retention_ms: i64) -> Vec<Re
         .collect()
 }
 
-/// One pass over `log` as a single segment; returns the output and the
-/// effective horizon.
+/// One pass over `log` as a single segment, compacted below `clean` with
+/// the reference time `clean_reference_ms` there; as the log does, only
+/// the dirty section is observed. Returns the output, the effective
+/// horizon and its reference time (the next pass's clean point).
 fn compact(
     log: &[RecordBatch],
-    clean: u64,
+    (clean, clean_reference_ms): (u64, i64),
     horizon: u64,
     params: &CompactionParams,
-) -> (Vec<RecordBatch>, u64) {
-    let mut planner = Planner::new(clean, horizon, params);
-    for batch in log {
+) -> (Vec<RecordBatch>, (u64, i64)) {
+    let mut planner = Planner::new(clean, clean_reference_ms, horizon, params);
+    for batch in log.iter().filter(|b| b.header().next_offset() > clean) {
         planner.observe(batch);
     }
     let output = rewrite_batches(log, &planner)
         .into_iter()
         .map(|bytes| RecordBatch::from_bytes(bytes).expect("rewritten batches are valid"))
         .collect();
-    (output, planner.horizon_offset())
+    (output, (planner.horizon_offset(), planner.reference_ms()))
 }
+
+/// Nothing compacted yet.
+const DIRTY: (u64, i64) = (0, i64::MIN);
 
 /// The batch boundary after the first `count` batches.
 fn boundary(log: &[RecordBatch], count: usize) -> u64 {
@@ -148,7 +153,7 @@ fn boundary(log: &[RecordBatch], count: usize) -> u64 {
 fn params(tombstone_retention_ms: u64, key_map_entries_max: usize) -> CompactionParams {
     CompactionParams {
         tombstone_retention_ms,
-        key_map_entries_max,
+        key_map_bytes_max: CompactionParams::key_map_bytes_for(key_map_entries_max),
     }
 }
 
@@ -165,13 +170,13 @@ proptest! {
         let log = build_log(&specs);
         let horizon = boundary(&log, (horizon_fraction * log.len() as f64) as usize);
         let params = params(retention_ms, 1 << 20);
-        let (output, effective) = compact(&log, 0, horizon, &params);
+        let (output, (effective, _)) = compact(&log, DIRTY, horizon, &params);
         prop_assert_eq!(effective, horizon);
         prop_assert_eq!(view(&output), model_compact(&log, horizon, retention_ms as i64));
         let above: Vec<&RecordBatch> = log.iter().filter(|b| b.header().base_offset >= horizon).collect();
         let output_above: Vec<&RecordBatch> = output.iter().filter(|b| b.header().base_offset >= horizon).collect();
         prop_assert_eq!(above, output_above);
-        let (again, _) = compact(&output, 0, horizon, &params);
+        let (again, _) = compact(&output, DIRTY, horizon, &params);
         prop_assert_eq!(again, output);
     }
 
@@ -193,11 +198,17 @@ proptest! {
         let first = boundary(&log, (low * log.len() as f64) as usize);
         let second = boundary(&log, (high * log.len() as f64) as usize);
         let params = params(retention_ms, 1 << 20);
-        let (once, _) = compact(&log, 0, first, &params);
-        let (twice, _) = compact(&once, first, second, &params);
-        let (direct, _) = compact(&log, 0, second, &params);
+        let (once, clean) = compact(&log, DIRTY, first, &params);
+        prop_assert_eq!(clean.0, first);
+        let (twice, _) = compact(&once, clean, second, &params);
+        let (direct, _) = compact(&log, DIRTY, second, &params);
         prop_assert_eq!(view(&twice), view(&direct));
         prop_assert_eq!(view(&twice), model_compact(&log, second, retention_ms as i64));
+        // A stale (lower) clean point only costs work: same records.
+        let (stale, _) = compact(&once, DIRTY, second, &params);
+        prop_assert_eq!(view(&stale), view(&direct));
+        let (again, _) = compact(&twice, DIRTY, second, &params);
+        prop_assert_eq!(view(&again), view(&twice));
     }
 
     /// A key map too small for the whole section lowers the horizon; each
@@ -212,19 +223,21 @@ proptest! {
         let log = build_log(&specs);
         let horizon = boundary(&log, log.len());
         // Four records at most per batch: every pass maps at least one batch.
-        let params = params(retention_ms, 4);
+        let small = params(retention_ms, 4);
         let mut current = log.clone();
-        let mut effective = 0;
+        let mut clean = DIRTY;
         // Each pass moves the effective horizon by at least one batch.
         for _ in 0..=log.len() {
-            let (output, reached) = compact(&current, effective, horizon, &params);
-            prop_assert!(reached >= effective, "the effective horizon never goes back");
-            prop_assert_eq!(view(&output), model_compact(&log, reached, retention_ms as i64));
-            (current, effective) = (output, reached);
-            if effective == horizon {
+            let (output, reached) = compact(&current, clean, horizon, &small);
+            prop_assert!(reached.0 >= clean.0, "the effective horizon never goes back");
+            prop_assert_eq!(view(&output), model_compact(&log, reached.0, retention_ms as i64));
+            (current, clean) = (output, reached);
+            if clean.0 == horizon {
                 break;
             }
         }
-        prop_assert_eq!(effective, horizon);
+        prop_assert_eq!(clean.0, horizon);
+        let (direct, _) = compact(&log, DIRTY, horizon, &params(retention_ms, 1 << 20));
+        prop_assert_eq!(view(&current), view(&direct));
     }
 }

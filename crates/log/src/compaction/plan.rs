@@ -16,9 +16,12 @@
 //! - batches at or above `H` are kept whole.
 //!
 //! The section below the *clean point* (where an earlier pass ended) is
-//! already compacted, so each of its keys occurs once: it is not mapped,
-//! and one of its records is superseded exactly when its key is mapped from
-//! the dirty section `[clean point, H)`. A clean point of 0 maps everything.
+//! already compacted, so each of its keys occurs once: it is not mapped
+//! (its batches need not even be observed; the stored reference time
+//! stands for them), and one of its records is superseded exactly when its
+//! key is mapped from the dirty section `[clean point, H)`. A clean point
+//! of 0 maps everything; any lower clean point gives the same result with
+//! more work, and a batch straddling it counts as dirty.
 //!
 //! If the key map fills, the horizon drops to the base offset of the first
 //! batch that did not fit: the pass is then exactly `C_H'` for that smaller
@@ -28,7 +31,7 @@
 //! This file reads no storage and writes no batch: the rewrite is
 //! `rewrite.rs`, the files are the caller's.
 
-use citystream_record::{RecordBatch, hlc_physical_ms};
+use citystream_record::{BatchHeader, RecordBatch, hlc_physical_ms};
 
 use super::CompactionParams;
 use super::key_map::KeyMap;
@@ -51,18 +54,24 @@ pub(crate) struct Planner {
 }
 
 impl Planner {
-    /// A planner for the horizon `horizon_offset` over a log compacted
-    /// below `clean_offset` (both batch boundaries).
-    pub fn new(clean_offset: u64, horizon_offset: u64, params: &CompactionParams) -> Planner {
+    /// A planner for the horizon `horizon_offset` (a batch boundary) over
+    /// a log compacted below `clean_offset`, whose batches there reach the
+    /// reference time `clean_reference_ms` (`i64::MIN`: none known).
+    pub fn new(
+        clean_offset: u64,
+        clean_reference_ms: i64,
+        horizon_offset: u64,
+        params: &CompactionParams,
+    ) -> Planner {
         assert!(
             clean_offset <= horizon_offset,
             "the clean point is below the horizon"
         );
         Planner {
-            keys: KeyMap::new(params.key_map_entries_max),
+            keys: KeyMap::new(params.key_map_bytes_max),
             clean_offset,
             horizon_offset,
-            reference_ms: i64::MIN,
+            reference_ms: clean_reference_ms,
             tombstone_retention_ms: params.tombstone_retention_ms,
             full: false,
         }
@@ -84,12 +93,6 @@ impl Planner {
             return;
         }
         let clean = header.next_offset() <= self.clean_offset;
-        assert!(
-            clean || header.base_offset >= self.clean_offset,
-            "the clean point {} is inside the batch at {}",
-            self.clean_offset,
-            header.base_offset
-        );
         if !clean && !self.keys.has_room_for(header.record_count as usize) {
             self.full = true;
             self.horizon_offset = header.base_offset;
@@ -111,6 +114,17 @@ impl Planner {
         self.horizon_offset
     }
 
+    /// `ref(H)` at the effective horizon (`i64::MIN` if no batch below).
+    pub fn reference_ms(&self) -> i64 {
+        self.reference_ms
+    }
+
+    /// Whether a batch lies wholly below the effective horizon (and so may
+    /// be rewritten or merged into a gap).
+    pub fn is_below_horizon(&self, header: &BatchHeader) -> bool {
+        header.next_offset() <= self.horizon_offset
+    }
+
     /// One flag per record of `batch`: whether it survives. Every batch
     /// below the horizon must have been observed first.
     pub fn keep_flags(&self, batch: &RecordBatch) -> Vec<bool> {
@@ -128,7 +142,7 @@ impl Planner {
                 let superseded = record.key.is_some_and(|key| {
                     let newest = self.keys.newest_offset(key);
                     assert!(
-                        record.offset < self.clean_offset
+                        header.next_offset() <= self.clean_offset
                             || newest.is_some_and(|newest| newest >= record.offset),
                         "a batch of the dirty section was not observed"
                     );

@@ -9,7 +9,7 @@
 //!
 //! The output covers exactly the offsets of the input, starts at the same
 //! base offset and keeps every survivor at its offset. This file is pure:
-//! reading the segment and writing the `.cleaned` file are `segment_pass.rs`'s.
+//! reading the segments and writing the `.cleaned` file are `run.rs`'s.
 
 use bytes::Bytes;
 use citystream_record::{BatchHeader, RecordBatch, compact_batch, gap_batch};
@@ -22,7 +22,9 @@ pub(crate) fn rewrite_batches(batches: &[RecordBatch], planner: &Planner) -> Vec
     let mut output = Vec::with_capacity(batches.len());
     let mut removed_run: Vec<BatchHeader> = Vec::new();
     for batch in batches {
-        let kept = if batch.header().is_gap() {
+        // A gap at or above the horizon (left by a pass at a higher one)
+        // is kept as it is: merging it would put a batch across the horizon.
+        let kept = if batch.header().is_gap() && planner.is_below_horizon(batch.header()) {
             None
         } else {
             compact_batch(batch, &planner.keep_flags(batch))

@@ -1,32 +1,37 @@
 //! The swap manifest (`log-swap`): the one crash-safe step that replaces
-//! segments by their `.cleaned` rewrites (decision 0017 §6). The manifest
-//! lists the files to delete and the renames to make; it is written
-//! atomically, then applied: deletes first (index files before anything
-//! else, so a stale index never points into a rewritten `.log`), then the
-//! renames, a directory sync, and the manifest is deleted last.
+//! segments by their `.cleaned` rewrites (decision 0017 §6), and the live
+//! log by a staged snapshot prefix (§5, `restore`). The manifest lists the
+//! files to delete, the renames to make and, optionally, the new
+//! `log-start-offset`; it is written atomically, then applied: deletes
+//! first (index files before anything else, so a stale index never points
+//! into a rewritten `.log`), then the renames, a directory sync, the log
+//! start, and the manifest is deleted last.
 //!
 //! Every step is idempotent (deleting a missing file succeeds; a rename
-//! whose source is gone and whose target exists is done), so recovery
-//! replays a manifest it finds, whatever step a crash stopped at, and then
-//! deletes leftover `.cleaned` files: a crash before the manifest leaves the
-//! old segments, one after it the new ones, never a mix of one segment's
-//! files.
+//! whose source is gone and whose target exists is done; the log start is
+//! a whole-file write), so recovery replays a manifest it finds, whatever
+//! step a crash stopped at, and then deletes leftover `.cleaned` files: a
+//! crash before the manifest leaves the old segments, one after it the new
+//! ones, never a mix of one segment's files. For that, no file is both
+//! deleted and a rename target (a replay would delete the renamed file);
+//! a rename replaces its target instead.
 //!
 //! ```text
-//!  0       8             12                       ...           len-4
-//!  +-------+-------------+------------------------+--------------+--------+
-//!  |magic  |delete_count |delete names            |rename_count  |crc32c  |
-//!  |8 bytes|u32          |(u16 len + UTF-8) each  |u32, then     |u32 over|
-//!  |CSSWAP01             |                        |(from, to)    |[0,len-4)|
-//!  +-------+-------------+------------------------+--------------+--------+
+//!  0       8             12                     ...           ...            len-4
+//!  +-------+-------------+----------------------+-------------+--------------+--------+
+//!  |magic  |delete_count |delete names          |rename_count |log_start_len |crc32c  |
+//!  |8 bytes|u32          |(u16 len + UTF-8) each|u32, then    |u8: 0 or 44,  |u32 over|
+//!  |CSSWAP02             |                      |(from, to)   |then the file |[0,len-4)|
+//!  +-------+-------------+----------------------+-------------+--------------+--------+
 //! ```
 //!
-//! Not done yet: the new `LogStart` of §6 (clean point, v2 file) is not in
-//! the manifest, and restore (`.staged` files, §5) does not use it yet.
+//! Version 1 manifests (`CSSWAP01`, no log start) were never written by a
+//! released build and are refused like a damaged one.
 
 use citystream_record::crc32c;
 
 use crate::LogError;
+use crate::log_start::{self, LogStart};
 use crate::segment::io_error;
 use crate::storage::Storage;
 
@@ -34,15 +39,17 @@ use crate::storage::Storage;
 pub(crate) const SWAP_FILE: &str = "log-swap";
 /// Suffix of a segment's rewrite before the swap: `<base>.log.cleaned`.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
-const SWAP_MAGIC: &[u8; 8] = b"CSSWAP01";
+const SWAP_MAGIC: &[u8; 8] = b"CSSWAP02";
 /// Most names a manifest holds (a bound for decoding).
 const SWAP_NAMES_MAX: usize = 1 << 20;
 
-/// What a swap does, in order: delete `deletes`, then rename each pair.
+/// What a swap does, in order: delete `deletes`, then rename each pair,
+/// then write `log_start` if any.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct SwapManifest {
     pub deletes: Vec<String>,
     pub renames: Vec<(String, String)>,
+    pub log_start: Option<LogStart>,
 }
 
 impl SwapManifest {
@@ -56,6 +63,14 @@ impl SwapManifest {
         for (from, to) in &self.renames {
             put_name(&mut out, from);
             put_name(&mut out, to);
+        }
+        match self.log_start {
+            Some(log_start) => {
+                let bytes = log_start.to_bytes();
+                out.push(u8::try_from(bytes.len()).expect("a log start is short"));
+                out.extend_from_slice(&bytes);
+            }
+            None => out.push(0),
         }
         let crc = crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -78,7 +93,17 @@ impl SwapManifest {
         let renames = (0..rename_count)
             .map(|_| Some((take_name(&mut rest)?, take_name(&mut rest)?)))
             .collect::<Option<Vec<_>>>()?;
-        rest.is_empty().then_some(SwapManifest { deletes, renames })
+        let (&log_start_len, rest) = rest.split_first()?;
+        let log_start = match log_start_len {
+            0 if rest.is_empty() => None,
+            _ if rest.len() == usize::from(log_start_len) => Some(LogStart::from_bytes(rest)?),
+            _ => return None,
+        };
+        Some(SwapManifest {
+            deletes,
+            renames,
+            log_start,
+        })
     }
 }
 
@@ -105,6 +130,12 @@ fn take_name(rest: &mut &[u8]) -> Option<String> {
 
 /// Writes `manifest` (the commit point) and applies it.
 pub(crate) fn commit(storage: &dyn Storage, manifest: &SwapManifest) -> Result<(), LogError> {
+    for (_, to) in &manifest.renames {
+        assert!(
+            !manifest.deletes.contains(to),
+            "a swap never deletes a rename target ({to})"
+        );
+    }
     storage
         .write_atomic(SWAP_FILE, &manifest.encode())
         .map_err(io_error(&storage.location(SWAP_FILE)))?;
@@ -148,6 +179,9 @@ fn apply(storage: &dyn Storage, manifest: &SwapManifest) -> Result<(), LogError>
     }
     let dir = storage.location("");
     storage.sync_dir().map_err(io_error(&dir))?;
+    if let Some(log_start) = manifest.log_start {
+        log_start::write(storage, log_start)?;
+    }
     storage
         .delete(SWAP_FILE)
         .map_err(io_error(&storage.location(SWAP_FILE)))?;
@@ -178,12 +212,18 @@ mod tests {
     /// byte anywhere or a cut is refused.
     #[test]
     fn round_trip_exact_bytes_and_damage() {
+        let log_start = LogStart {
+            start_offset: 3,
+            clean_end_offset: 9,
+            ..LogStart::default()
+        };
         let manifest = SwapManifest {
             deletes: vec!["a.index".to_owned()],
             renames: vec![("a.log.cleaned".to_owned(), "a.log".to_owned())],
+            log_start: Some(log_start),
         };
         let bytes = manifest.encode();
-        let mut expected = b"CSSWAP01".to_vec();
+        let mut expected = b"CSSWAP02".to_vec();
         expected.extend_from_slice(&1u32.to_le_bytes());
         expected.extend_from_slice(&7u16.to_le_bytes());
         expected.extend_from_slice(b"a.index");
@@ -192,9 +232,13 @@ mod tests {
         expected.extend_from_slice(b"a.log.cleaned");
         expected.extend_from_slice(&5u16.to_le_bytes());
         expected.extend_from_slice(b"a.log");
+        expected.push(44);
+        expected.extend_from_slice(&log_start.to_bytes());
         expected.extend_from_slice(&crc32c(&expected).to_le_bytes());
         assert_eq!(bytes, expected);
         assert_eq!(SwapManifest::decode(&bytes), Some(manifest));
+        let without = SwapManifest::default();
+        assert_eq!(SwapManifest::decode(&without.encode()), Some(without));
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 1;

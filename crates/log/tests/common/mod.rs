@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use citystream_log::{
@@ -55,6 +57,8 @@ pub fn small_config(segment_bytes_max: u64) -> LogConfig {
         fsync: FsyncPolicy::Never,
         retention_ms: None,
         retention_bytes: None,
+        segment_roll_ms: None,
+        compacted: false,
     }
 }
 
@@ -155,4 +159,64 @@ pub fn set_file_bytes(storage: &dyn Storage, name: &str, bytes: &[u8]) {
 /// The active (newest) segment's `.log` name.
 pub fn active_log(storage: &dyn Storage) -> String {
     names_with(storage, ".log").pop().expect("a segment")
+}
+
+/// A storage that fails every mutation after a budget, as a crash would
+/// stop the process there.
+#[derive(Debug)]
+pub struct FailAfter {
+    pub inner: Arc<dyn Storage>,
+    /// Mutations still allowed; set it to start the countdown.
+    pub budget: AtomicI64,
+}
+
+impl FailAfter {
+    /// A wrapper that fails nothing until `budget` is set.
+    pub fn new(inner: Arc<dyn Storage>) -> Arc<FailAfter> {
+        Arc::new(FailAfter {
+            inner,
+            budget: AtomicI64::new(i64::MAX),
+        })
+    }
+
+    fn spend(&self) -> io::Result<()> {
+        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err(io::Error::other("injected crash"));
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FailAfter {
+    fn open(&self, name: &str, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        if create {
+            self.spend()?;
+        }
+        self.inner.open(name, create)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.spend()?;
+        self.inner.delete(name)
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn read_whole(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.inner.read_whole(name)
+    }
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.spend()?;
+        self.inner.write_atomic(name, bytes)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.spend()?;
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.spend()?;
+        self.inner.sync_dir()
+    }
+    fn location(&self, name: &str) -> std::path::PathBuf {
+        self.inner.location(name)
+    }
 }

@@ -10,6 +10,7 @@ mod suite_compaction;
 mod suite_maintenance;
 mod suite_raft_index;
 mod suite_recovery;
+mod suite_restore;
 mod suite_storage;
 
 /// Declares one `#[test]` per suite function, each calling it with `$factory`.
@@ -44,6 +45,12 @@ macro_rules! conformance_suite {
                 suite_append::batch_headers_are_listed_across_segments,
                 suite_compaction::compaction_serves_the_newest_record_per_key,
                 suite_compaction::a_crash_at_any_step_of_the_swap_leaves_old_or_new,
+                suite_compaction::a_commit_after_the_log_changed_does_nothing,
+                suite_compaction::appends_between_plan_and_commit_are_kept,
+                suite_compaction::a_tiny_key_map_converges_to_one_big_pass,
+                suite_compaction::a_stale_or_missing_clean_point_gives_the_same_result,
+                suite_compaction::repeated_passes_keep_the_segment_count_bounded,
+                suite_compaction::offset_for_timestamp_skips_a_gap_to_the_next_survivor,
                 suite_maintenance::truncate_after_keeps_whole_batches_up_to_offset,
                 suite_maintenance::truncate_after_across_segments_then_append,
                 suite_maintenance::truncate_after_outside_range_is_refused,
@@ -54,6 +61,10 @@ macro_rules! conformance_suite {
                 suite_maintenance::retention_by_age_deletes_expired_segments,
                 suite_maintenance::retention_never_deletes_the_active_segment,
                 suite_maintenance::sync_under_every_policy_keeps_data,
+                suite_maintenance::roll_if_older_rolls_an_old_active_segment,
+                suite_restore::a_staged_prefix_replaces_the_whole_log,
+                suite_restore::bad_or_stale_chunks_are_refused,
+                suite_restore::a_crash_at_any_step_of_a_restore_leaves_old_or_restored,
                 suite_raft_index::raft_index_lookup_finds_every_batch,
                 suite_raft_index::purge_keeps_the_raft_index,
                 suite_raft_index::retention_keeps_the_raft_index,

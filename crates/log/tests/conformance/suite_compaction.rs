@@ -4,15 +4,13 @@
 //! consistent, and a crash at any step of the segment swap leaves the old
 //! or the new log, never a mix or a loss.
 
-use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use citystream_log::{
-    CompactionParams, LogConfig, Offset, PartitionLog, Storage, StorageFile, Term,
+use citystream_log::{CompactionParams, LogConfig, Offset, PartitionLog, Term};
+use citystream_record::{
+    BatchBuilder, BatchIter, crc32c, hlc_from_parts, hlc_physical_ms, set_base_hlc,
 };
-use citystream_record::{BatchBuilder, BatchIter, hlc_from_parts, hlc_physical_ms, set_base_hlc};
 
 use crate::common::*;
 
@@ -24,7 +22,7 @@ const RETENTION_MS: u64 = 100;
 fn params() -> CompactionParams {
     CompactionParams {
         tombstone_retention_ms: RETENTION_MS,
-        key_map_entries_max: 1 << 16,
+        key_map_bytes_max: 1 << 20,
     }
 }
 
@@ -36,22 +34,28 @@ fn config() -> LogConfig {
 /// tombstone, 10 ms of log time apart; several segments.
 fn write_keyed_log(log: &mut PartitionLog) {
     for i in 0..30u64 {
-        let mut builder = BatchBuilder::new();
-        for j in 0..1 + i % 3 {
-            let key = format!("key-{}", (i * 7 + j * 3) % 5);
-            let value = format!("value-{i}-{j}");
-            let value = ((i + j) % 6 != 0).then_some(value.as_bytes());
-            let timestamp_ms = 1_000 + i as i64;
-            builder
-                .push_record(timestamp_ms, Some(key.as_bytes()), value, &[])
-                .expect("push");
-        }
-        let mut bytes = builder.finish_vec();
-        set_base_hlc(&mut bytes, hlc_from_parts(1_000 + 10 * i as i64, 0));
-        log.append(&mut bytes, Term(1)).expect("append");
+        append_keyed(log, i, 5);
     }
     log.sync().expect("sync");
     assert!(log.segment_count() >= 3, "the log spans several segments");
+}
+
+/// Appends batch number `i`: 1-3 records over `keys` keys, one record in
+/// six a tombstone, timestamp `1000 + i` and log time `1000 + 10 i` ms.
+fn append_keyed(log: &mut PartitionLog, i: u64, keys: u64) {
+    let mut builder = BatchBuilder::new();
+    for j in 0..1 + i % 3 {
+        let key = format!("key-{}", (i * 7 + j * 3) % keys);
+        let value = format!("value-{i}-{j}");
+        let value = (!(i + j).is_multiple_of(6)).then_some(value.as_bytes());
+        let timestamp_ms = 1_000 + i as i64;
+        builder
+            .push_record(timestamp_ms, Some(key.as_bytes()), value, &[])
+            .expect("push");
+    }
+    let mut bytes = builder.finish_vec();
+    set_base_hlc(&mut bytes, hlc_from_parts(1_000 + 10 * i as i64, 0));
+    log.append(&mut bytes, Term(1)).expect("append");
 }
 
 fn records(batches: &[Bytes]) -> Vec<RecordView> {
@@ -171,57 +175,11 @@ pub fn compaction_serves_the_newest_record_per_key(factory: Factory) {
         .expect("compact again");
     assert_eq!((again.horizon.0, again.segments_rewritten), (horizon, 0));
     assert!(names_with(&*fixture.storage, ".cleaned").is_empty());
-}
-
-/// A storage that fails every mutation after a budget, as a crash would
-/// stop the process there.
-#[derive(Debug)]
-struct FailAfter {
-    inner: Arc<dyn Storage>,
-    budget: AtomicI64,
-}
-
-impl FailAfter {
-    fn spend(&self) -> io::Result<()> {
-        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err(io::Error::other("injected crash"));
-        }
-        Ok(())
-    }
-}
-
-impl Storage for FailAfter {
-    fn open(&self, name: &str, create: bool) -> io::Result<Box<dyn StorageFile>> {
-        if create {
-            self.spend()?;
-        }
-        self.inner.open(name, create)
-    }
-    fn delete(&self, name: &str) -> io::Result<()> {
-        self.spend()?;
-        self.inner.delete(name)
-    }
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn read_whole(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        self.inner.read_whole(name)
-    }
-    fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        self.spend()?;
-        self.inner.write_atomic(name, bytes)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.spend()?;
-        self.inner.rename(from, to)
-    }
-    fn sync_dir(&self) -> io::Result<()> {
-        self.spend()?;
-        self.inner.sync_dir()
-    }
-    fn location(&self, name: &str) -> std::path::PathBuf {
-        self.inner.location(name)
-    }
+    assert_eq!(
+        log.clean_end(),
+        Offset(horizon),
+        "the clean point is stored"
+    );
 }
 
 /// A crash after each step of a pass (writing `.cleaned`, the manifest,
@@ -233,10 +191,7 @@ pub fn a_crash_at_any_step_of_the_swap_leaves_old_or_new(factory: Factory) {
     // Each round allows one more mutation; the pass makes fewer than 200.
     for budget in 0..200 {
         let fixture = factory();
-        let failing = Arc::new(FailAfter {
-            inner: fixture.storage.clone(),
-            budget: AtomicI64::new(i64::MAX),
-        });
+        let failing = FailAfter::new(fixture.storage.clone());
         let mut log = PartitionLog::open_with(failing.clone(), config()).expect("open");
         write_keyed_log(&mut log);
         let original = read_all(&log, 1 << 20);
@@ -270,4 +225,190 @@ pub fn a_crash_at_any_step_of_the_swap_leaves_old_or_new(factory: Factory) {
         return;
     }
     panic!("the pass never completed within the budget");
+}
+
+/// A commit after retention (here a purge) or a truncate removed or
+/// changed an input changes nothing, deletes the pass's output and says
+/// so; a new pass then works.
+pub fn a_commit_after_the_log_changed_does_nothing(factory: Factory) {
+    let fixture = factory();
+    let mut log = fixture.open(config());
+    write_keyed_log(&mut log);
+    for change in ["purge", "truncate"] {
+        let plan = log
+            .plan_compaction(log.next_offset(), &params())
+            .expect("a plan");
+        let second = plan.groups()[0][0].next_offset;
+        let cleaned = plan.run().expect("run");
+        assert!(!names_with(&*fixture.storage, ".cleaned").is_empty());
+        match change {
+            "purge" => log.purge_before(second).expect("purge"),
+            _ => log
+                .truncate_after(Offset(log.next_offset().0 - 2))
+                .expect("truncate"),
+        }
+        let before = read_all(&log, 1 << 20);
+        let summary = log.commit_compaction(cleaned).expect("commit");
+        assert!(summary.abandoned, "{change}");
+        assert_eq!(summary.segments_rewritten, 0);
+        assert_eq!(log.clean_end(), Offset(0), "{change}: no clean point");
+        assert_eq!(read_all(&log, 1 << 20), before, "{change}");
+        assert!(names_with(&*fixture.storage, ".cleaned").is_empty());
+    }
+    let summary = log.compact(log.next_offset(), &params()).expect("compact");
+    assert!(!summary.abandoned && summary.segments_rewritten > 0);
+}
+
+/// Batches appended between the plan and the commit (the rewrite runs
+/// without the write lock) are kept, after the compacted prefix.
+pub fn appends_between_plan_and_commit_are_kept(factory: Factory) {
+    let fixture = factory();
+    let mut log = fixture.open(config());
+    for i in 0..20 {
+        append_keyed(&mut log, i, 5);
+    }
+    let plan = log
+        .plan_compaction(log.next_offset(), &params())
+        .expect("a plan");
+    let cleaned = plan.run().expect("run");
+    for i in 20..30 {
+        append_keyed(&mut log, i, 5);
+    }
+    let original = read_all(&log, 1 << 20);
+    let summary = log.commit_compaction(cleaned).expect("commit");
+    assert!(!summary.abandoned && summary.segments_rewritten > 0);
+    let expected = model(&original, summary.horizon.0);
+    assert_eq!(records(&read_all(&log, 1 << 20)), expected);
+    let end = header(original.last().unwrap()).next_offset();
+    assert_eq!(log.next_offset(), Offset(end));
+    drop(log);
+    let log = fixture.open(config());
+    assert_eq!(records(&read_all(&log, 1 << 20)), expected);
+}
+
+/// A key map of four keys over a prefix of 40 keys still converges: each
+/// pass maps only from the clean point, reaches a bit further, and after
+/// several passes the log equals one big pass.
+pub fn a_tiny_key_map_converges_to_one_big_pass(factory: Factory) {
+    let write = |log: &mut PartitionLog| {
+        for i in 0..60 {
+            append_keyed(log, i, 40);
+        }
+    };
+    let (big, small) = (factory(), factory());
+    let mut reference = big.open(config());
+    write(&mut reference);
+    let target = reference
+        .compact(reference.next_offset(), &params())
+        .unwrap();
+    let mut log = small.open(config());
+    write(&mut log);
+    let tiny = CompactionParams {
+        key_map_bytes_max: CompactionParams::key_map_bytes_for(4),
+        ..params()
+    };
+    let mut passes = 0;
+    // Each pass maps at least one batch (at most 3 keys), so this ends.
+    while log.clean_end() < target.horizon {
+        let summary = log.compact(log.next_offset(), &tiny).expect("compact");
+        assert_eq!(summary.horizon, log.clean_end());
+        passes += 1;
+        assert!(passes <= 60, "a pass made no progress");
+    }
+    assert!(passes > 5, "the map was too small for one pass ({passes})");
+    let expected = records(&read_all(&reference, 1 << 20));
+    assert_eq!(records(&read_all(&log, 1 << 20)), expected);
+}
+
+/// The clean point is only an optimisation: with the `log-start-offset`
+/// file rewritten in version 1 (clean end = start) or deleted, the next
+/// pass maps everything again and serves the same records.
+pub fn a_stale_or_missing_clean_point_gives_the_same_result(factory: Factory) {
+    let mut v1 = Vec::new();
+    for field in [0u64, 0, 0] {
+        v1.extend_from_slice(&field.to_le_bytes());
+    }
+    v1.extend_from_slice(&crc32c(&v1).to_le_bytes());
+    let mut results = Vec::new();
+    for damage in ["none", "version 1", "missing"] {
+        let fixture = factory();
+        let mut log = fixture.open(config());
+        for i in 0..15 {
+            append_keyed(&mut log, i, 5);
+        }
+        let first = log.compact(log.next_offset(), &params()).unwrap();
+        assert!(first.horizon > Offset(0));
+        drop(log);
+        match damage {
+            "version 1" => fixture
+                .storage
+                .write_atomic("log-start-offset", &v1)
+                .unwrap(),
+            "missing" => fixture.storage.delete("log-start-offset").unwrap(),
+            _ => {}
+        }
+        let mut log = fixture.open(config());
+        let expected_clean = if damage == "none" {
+            first.horizon
+        } else {
+            Offset(0)
+        };
+        assert_eq!(log.clean_end(), expected_clean, "{damage}");
+        for i in 15..30 {
+            append_keyed(&mut log, i, 5);
+        }
+        log.compact(log.next_offset(), &params()).unwrap();
+        results.push(records(&read_all(&log, 1 << 20)));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
+
+/// Repeated passes over a growing log merge their small outputs: the
+/// segment count stays bounded instead of growing with every roll.
+pub fn repeated_passes_keep_the_segment_count_bounded(factory: Factory) {
+    let fixture = factory();
+    let mut log = fixture.open(small_config(400));
+    let mut original = Vec::new();
+    let mut horizon = 0;
+    for round in 0..40u64 {
+        let before = read_all(&log, 1 << 20).len();
+        for i in 0..4 {
+            append_keyed(&mut log, round * 4 + i, 4);
+        }
+        original.extend(read_all(&log, 1 << 20).split_off(before));
+        horizon = log.compact(log.next_offset(), &params()).unwrap().horizon.0;
+        // About one segment per round is rolled; without merging, forty.
+        assert!(
+            log.segment_count() <= 6,
+            "round {round}: {} segments",
+            log.segment_count()
+        );
+    }
+    assert!(horizon > 0);
+    assert_eq!(records(&read_all(&log, 1 << 20)), model(&original, horizon));
+}
+
+/// `offset_for_timestamp` landing on a batch compaction removed whole (a
+/// GAP keeps the time of what it covers) answers the next survivor.
+pub fn offset_for_timestamp_skips_a_gap_to_the_next_survivor(factory: Factory) {
+    let fixture = factory();
+    let mut log = fixture.open(config());
+    write_keyed_log(&mut log);
+    let original = read_all(&log, 1 << 20);
+    let horizon = log.compact(log.next_offset(), &params()).unwrap().horizon.0;
+    let expected = model(&original, horizon);
+    let served: Vec<_> = read_all(&log, 1 << 20).iter().map(|b| header(b)).collect();
+    let gap = served
+        .iter()
+        .find(|h| h.is_gap() && h.base_offset > 0)
+        .expect("a gap");
+    let survivor = expected
+        .iter()
+        .find(|r| r.0 >= gap.next_offset())
+        .expect("a survivor after the gap");
+    // Every record's timestamp is 1000 + its batch number, so the first
+    // timestamp the gap covers is its own base timestamp.
+    let found = log.offset_for_timestamp(gap.base_timestamp_ms).unwrap();
+    assert_eq!(found, Some(Offset(survivor.0)));
 }

@@ -1,6 +1,6 @@
 //! Conformance: truncation, purge, reset, retention and sync.
 
-use citystream_log::{FsyncPolicy, LogError, Offset, Term};
+use citystream_log::{FsyncPolicy, LogConfig, LogError, Offset, Term};
 
 use crate::common::*;
 
@@ -279,4 +279,35 @@ pub fn sync_under_every_policy_keeps_data(factory: Factory) {
         let log = fixture.open(config);
         assert_eq!(read_all(&log, 1), written, "{fsync:?}");
     }
+}
+
+/// With `segment_roll_ms`, the active segment rolls once its first batch
+/// is more than the setting older than the clock; never without the
+/// setting, when empty or while young. The rolled log reopens the same.
+pub fn roll_if_older_rolls_an_old_active_segment(factory: Factory) {
+    let fixture = factory();
+    let mut log = fixture.open(small_config(1 << 20));
+    // Timestamps 1000 and 1001: the batch's time is 1001.
+    let mut written = vec![append(&mut log, 0, 2, 1_000, 1)];
+    assert!(!log.roll_if_older(i64::MAX).unwrap(), "no setting");
+    drop(log);
+    let config = LogConfig {
+        segment_roll_ms: Some(100),
+        ..small_config(1 << 20)
+    };
+    let mut log = fixture.open(config.clone());
+    assert!(
+        !log.roll_if_older(1_101).unwrap(),
+        "exactly the setting old"
+    );
+    assert!(log.roll_if_older(1_102).unwrap());
+    assert_eq!(log.segment_count(), 2);
+    assert!(!log.roll_if_older(i64::MAX).unwrap(), "an empty segment");
+    written.push(append(&mut log, 1, 1, 5_000, 1));
+    assert!(!log.roll_if_older(5_050).unwrap(), "a young segment");
+    assert!(log.roll_if_older(5_101).unwrap());
+    drop(log);
+    let log = fixture.open(config);
+    assert_eq!(log.segment_count(), 3);
+    assert_eq!(read_all(&log, 1 << 20), written);
 }

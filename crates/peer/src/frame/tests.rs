@@ -159,7 +159,7 @@ fn call_rpc_number() {
 /// beyond any native frame limit.
 #[test]
 fn preamble_is_never_a_native_frame() {
-    assert_eq!(&PEER_PREAMBLE, b"CSPEER01");
+    assert_eq!(&PEER_PREAMBLE, b"CSPEER02");
     let as_native_len = u32::from_be_bytes(PEER_PREAMBLE[..4].try_into().unwrap());
     assert_eq!(as_native_len, 1_129_533_509);
     assert!(as_native_len > 1 << 30);

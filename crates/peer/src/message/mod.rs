@@ -54,7 +54,7 @@ use crate::wire::{DecodeError, Reader, put_bool};
 
 mod snapshot;
 
-pub use snapshot::{SnapshotRequest, SnapshotWire};
+pub use snapshot::{ChunkAck, SnapshotRequest, SnapshotWire};
 
 /// The smallest encoded entry (a blank one), used to bound the entry count
 /// a request claims by the bytes it actually carries.

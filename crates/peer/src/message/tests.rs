@@ -7,8 +7,8 @@ use std::fmt::Debug;
 
 use bytes::Bytes;
 use citystream_cluster::{MetadataCommand, MetadataState};
-use citystream_raft::{PartitionSnapshot, PeerAddr};
-use openraft::{Entry, Membership, Snapshot, SnapshotMeta, StoredMembership};
+use citystream_raft::{PartitionSnapshot, PeerAddr, PrefixChunk};
+use openraft::{Entry, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership};
 
 use super::*;
 
@@ -117,12 +117,38 @@ fn snapshot_request_round_trips() {
             last_log_id: log_id(3, 40),
             last_membership: StoredMembership::new(log_id(2, 3), membership()),
         },
-        snapshot: PartitionSnapshot { next_offset: 1234 },
+        snapshot: PartitionSnapshot {
+            next_offset: 1234,
+            carries_prefix: true,
+            source: None,
+        },
     };
     check(SnapshotRequest {
         vote: Vote::new_committed(3, 1),
         snapshot,
     });
+}
+
+/// A chunk of a compacted partition's snapshot prefix carries the vote,
+/// the snapshot it belongs to, where it starts, the sender's floor and
+/// the batches; an empty first chunk too.
+#[test]
+fn prefix_chunk_round_trips() {
+    let chunk = PrefixChunk {
+        vote: Vote::new_committed(3, 1),
+        snapshot: LogId::new_term_index(3, 40),
+        first: true,
+        from_offset: 77,
+        floor: (2, 12),
+        batches: Bytes::from_static(b"whole batches go here"),
+    };
+    check(chunk.clone());
+    check(PrefixChunk {
+        first: false,
+        batches: Bytes::new(),
+        ..chunk
+    });
+    check(ChunkAck);
 }
 
 /// A vote request and an append request with one data entry have exactly

@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fsync: FsyncPolicy::Always,
         retention_ms: None,
         retention_bytes: None,
+        segment_roll_ms: None,
+        compacted: false,
     };
     let mut log = PartitionLog::open(dir, config)?;
     let mut stdout = std::io::stdout().lock();
