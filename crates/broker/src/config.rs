@@ -1,6 +1,6 @@
-//! Broker configuration and per-topic settings. Validation of the values
-//! happens where they are used (topic creation, group joins); parsing from
-//! files, flags and environment belongs to the server.
+//! Broker configuration and its validation at start. Per-topic settings
+//! are `topic_settings.rs`; parsing from files, flags and environment
+//! belongs to the server.
 
 use std::path::PathBuf;
 
@@ -27,7 +27,20 @@ pub struct BrokerConfig {
     /// How often retention looks for segments to delete (Kafka's
     /// `log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
+    /// Memory of the compaction key map, per node (decision 0017 §6).
+    pub compaction_buffer_bytes: u64,
+    /// A log is compacted once at least this share of it is dirty
+    /// (written since its last pass).
+    pub compaction_dirty_ratio_min_percent: u8,
+    /// Compaction never touches batches younger than this, whatever a
+    /// topic's `compaction_lag_ms`, so idempotent retries stay exact
+    /// (decision 0017 §8).
+    pub compaction_lag_floor_ms: u64,
 }
+
+/// Smallest `compaction_buffer_bytes`: one batch of minimal records must
+/// fit in the key map, so every pass makes progress.
+pub const COMPACTION_BUFFER_BYTES_MIN: u64 = 16 * 1024 * 1024;
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -42,16 +55,11 @@ impl Default for BrokerConfig {
             group_session_timeout_ms_min: 1_000,
             group_session_timeout_ms_max: 300_000,
             retention_check_interval_ms: 10_000,
+            compaction_buffer_bytes: 32 * 1024 * 1024,
+            compaction_dirty_ratio_min_percent: 50,
+            compaction_lag_floor_ms: 300_000,
         }
     }
-}
-
-/// Per-topic settings given at creation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TopicSettings {
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-    pub segment_bytes: Option<u64>,
 }
 
 impl BrokerConfig {
@@ -88,6 +96,21 @@ impl BrokerConfig {
                 "log.segment_bytes_max must be at least {}",
                 crate::topic::SEGMENT_BYTES_MIN
             ));
+        }
+        self.validate_compaction()
+    }
+
+    /// The compaction settings of decision 0017 §9 (the cleaner that uses
+    /// them is not built yet; they are checked at start all the same).
+    fn validate_compaction(&self) -> Result<(), BrokerError> {
+        let invalid = |message: String| Err(BrokerError::InvalidRequest(message));
+        if self.compaction_buffer_bytes < COMPACTION_BUFFER_BYTES_MIN {
+            return invalid(format!(
+                "compaction_buffer_bytes must be at least {COMPACTION_BUFFER_BYTES_MIN} (16 MiB)"
+            ));
+        }
+        if !(1..=100).contains(&self.compaction_dirty_ratio_min_percent) {
+            return invalid("compaction_dirty_ratio_min_percent must be 1-100".to_owned());
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BrokerError, TopicSettings};
+use crate::{BrokerError, Cleanup, TopicSettings};
 
 pub const TOPICS_DIR: &str = "topics";
 pub const DELETING_DIR: &str = "deleting";
@@ -28,7 +28,10 @@ pub const PRODUCER_IDS_FILE: &str = "producer-ids";
 /// Largest metadata file read back (they are a few hundred bytes).
 const METADATA_BYTES_MAX: u64 = 64 * 1024;
 
-/// What `topic.json` holds.
+/// What `topic.json` holds. Version 1 is a delete topic; version 2 adds
+/// the compaction settings and is written only for a topic whose cleanup
+/// includes `compact`, so a binary that knows only version 1 refuses the
+/// topic instead of applying retention to it (decision 0017 §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMetadata {
     pub version: u32,
@@ -36,18 +39,43 @@ pub struct TopicMetadata {
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
     pub segment_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_delete")]
+    pub cleanup: Cleanup,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_lag_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone_retention_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_roll_ms: Option<u64>,
+}
+
+fn is_delete(cleanup: &Cleanup) -> bool {
+    *cleanup == Cleanup::Delete
 }
 
 impl TopicMetadata {
+    /// The version of a delete topic's file.
     pub const VERSION: u32 = 1;
+    /// The version of a compacted topic's file.
+    pub const VERSION_COMPACTED: u32 = 2;
+    /// The versions this build reads.
+    pub const VERSIONS_READ: [u32; 2] = [Self::VERSION, Self::VERSION_COMPACTED];
 
     pub fn new(partitions: u32, settings: &TopicSettings) -> TopicMetadata {
+        let version = match settings.cleanup.compacts() {
+            true => Self::VERSION_COMPACTED,
+            false => Self::VERSION,
+        };
         TopicMetadata {
-            version: Self::VERSION,
+            version,
             partitions,
             retention_ms: settings.retention_ms,
             retention_bytes: settings.retention_bytes,
             segment_bytes: settings.segment_bytes,
+            cleanup: settings.cleanup,
+            compaction_lag_ms: settings.compaction_lag_ms,
+            tombstone_retention_ms: settings.tombstone_retention_ms,
+            segment_roll_ms: settings.segment_roll_ms,
         }
     }
 
@@ -56,6 +84,10 @@ impl TopicMetadata {
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
             segment_bytes: self.segment_bytes,
+            cleanup: self.cleanup,
+            compaction_lag_ms: self.compaction_lag_ms,
+            tombstone_retention_ms: self.tombstone_retention_ms,
+            segment_roll_ms: self.segment_roll_ms,
         }
     }
 }
@@ -171,6 +203,32 @@ mod tests {
         let back: TopicMetadata = read_json(&path).unwrap().unwrap();
         assert_eq!(back.partitions, 4);
         assert_eq!(list_dir(dir.path()).unwrap(), vec![path]);
+    }
+
+    /// A delete topic's file stays version 1 with only the old fields, so
+    /// older binaries read it as before; a compacted topic's is version 2
+    /// and reads back with every setting.
+    #[test]
+    fn topic_json_version_follows_the_cleanup() {
+        let delete = TopicMetadata::new(2, &TopicSettings::default());
+        let json = serde_json::to_string(&delete).unwrap();
+        assert_eq!(
+            json,
+            r#"{"version":1,"partitions":2,"retention_ms":null,"retention_bytes":null,"segment_bytes":null}"#
+        );
+        let compacted = TopicSettings {
+            cleanup: Cleanup::CompactDelete,
+            retention_ms: Some(7),
+            tombstone_retention_ms: Some(9),
+            segment_roll_ms: Some(11),
+            ..TopicSettings::default()
+        };
+        let meta = TopicMetadata::new(1, &compacted);
+        assert_eq!(meta.version, TopicMetadata::VERSION_COMPACTED);
+        let json = serde_json::to_string(&meta).unwrap();
+        assert!(json.contains(r#""cleanup":"compact,delete""#), "{json}");
+        let back: TopicMetadata = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.settings(), compacted);
     }
 
     /// A missing file reads as `None`; garbage reads as a corruption error.

@@ -26,12 +26,13 @@ pub mod produce;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod topic;
+mod topic_settings;
 
 pub use broker::{Broker, CheckedCommit, TopicCatalog};
 /// The key partitioner every transport shares (Kafka's murmur2), defined once
 /// in the record crate.
 pub use citystream_record::{murmur2, partition_for_key};
-pub use config::{BrokerConfig, FsyncPolicy, LogConfig, TopicSettings};
+pub use config::{BrokerConfig, COMPACTION_BUFFER_BYTES_MIN, FsyncPolicy, LogConfig};
 pub use error::{BrokerError, LeaderHint};
 pub use group::{
     GroupOverview, GroupPartition, JoinRequest, JoinResult, JoinTicket, MemberOverview,
@@ -40,6 +41,10 @@ pub use partition::{
     FetchOutcome, OffsetQuery, ProduceOutcome, read_committed, rebuild_producer_states,
 };
 pub use topic::{PartitionInfo, TopicInfo, log_config};
+pub use topic_settings::{
+    COMPACTED_SEGMENT_ROLL_MS_DEFAULT, Cleanup, TOMBSTONE_RETENTION_MS_DEFAULT, TopicSettings,
+    UnknownCleanup,
+};
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use citystream_log::{LogError, Offset, PartitionLog, Term};
+use citystream_log::{CompactionParams, CompactionSummary, LogError, Offset, PartitionLog, Term};
 use citystream_record::{BatchHeader, HybridClock, NO_PRODUCER, RecordBatch, set_base_hlc};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
@@ -252,6 +252,49 @@ impl Partition {
         Ok(self.state.write().log.apply_retention(now_ms)?)
     }
 
+    /// One compaction pass of a compacted topic's partition on a single
+    /// broker (decision 0017 §6): rolls a quiet active segment past the
+    /// topic's `segment_roll_ms`, then compacts the closed segments older
+    /// than the topic's lag (raised to `lag_floor_ms`), planning under the
+    /// read lock, rewriting with no lock and swapping under the write
+    /// lock, so produce and fetch go on meanwhile. `None` for other topics
+    /// and when nothing is due.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        key_map_bytes_max: usize,
+        lag_floor_ms: u64,
+    ) -> Result<Option<CompactionSummary>, BrokerError> {
+        let (params, cutoff_ms) = {
+            let mut state = self.state.write();
+            let config = state.log.config();
+            if !config.compacted {
+                return Ok(None);
+            }
+            let params = CompactionParams {
+                tombstone_retention_ms: config.tombstone_retention_ms,
+                key_map_bytes_max,
+            };
+            let lag_ms = config.compaction_lag_ms.max(lag_floor_ms);
+            let cutoff_ms = now_ms.saturating_sub(i64::try_from(lag_ms).unwrap_or(i64::MAX));
+            state.log.roll_if_older(now_ms)?;
+            (params, cutoff_ms)
+        };
+        let plan = {
+            let state = self.state.read();
+            let Some(point) = state.log.compaction_point(cutoff_ms) else {
+                return Ok(None);
+            };
+            let horizon = point.next_offset().min(self.high_watermark());
+            state.log.plan_compaction(Offset(horizon), &params)
+        };
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let cleaned = plan.run()?;
+        Ok(Some(self.state.write().log.commit_compaction(cleaned)?))
+    }
+
     /// Reads raw batches for internal replay (ignores the high watermark).
     pub(crate) fn read_log(&self, from: u64, max_bytes: usize) -> Result<Bytes, BrokerError> {
         let state = self.state.read();
@@ -376,10 +419,13 @@ pub fn rebuild_producer_states(
         let mut next = at;
         for header in headers {
             if header.producer_id != NO_PRODUCER && !header.is_control() {
+                // A compacted batch keeps its producer fields and its
+                // original span, which is what its sequences covered
+                // (decision 0017 §8); a gap batch has no producer.
                 let (id, seq, count) = (
                     header.producer_id,
                     header.base_sequence,
-                    header.record_count,
+                    header.offset_count(),
                 );
                 states.record(id, seq, count, header.base_offset, now_ms);
             }
@@ -391,4 +437,63 @@ pub fn rebuild_producer_states(
         at = next;
     }
     Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use citystream_log::{CompactionParams, LogConfig};
+    use citystream_record::BatchBuilder;
+
+    use super::*;
+
+    const PRODUCER: u64 = 41;
+
+    /// One idempotent batch of `keys`, sequences from `base_sequence`.
+    fn produced(keys: &[&str], base_sequence: u32) -> Vec<u8> {
+        let mut builder = BatchBuilder::new();
+        builder.set_producer(PRODUCER, base_sequence);
+        for key in keys {
+            builder
+                .push(1_700_000_000_000, Some(key.as_bytes()), b"v", &[])
+                .unwrap();
+        }
+        builder.finish_vec()
+    }
+
+    /// After compaction removed records of a producer's batch, its state
+    /// is rebuilt from the batch's original span: the next sequence goes
+    /// on after every record it sent, and a retry of the batch is still a
+    /// duplicate at its offset (decision 0017 §8).
+    #[test]
+    fn producer_state_is_rebuilt_from_a_compacted_batchs_span() {
+        let config = LogConfig {
+            segment_bytes_max: 1024,
+            compacted: true,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::in_memory(config);
+        log.append(&mut produced(&["a", "b", "a"], 0), Term(1))
+            .unwrap();
+        // Fill and roll segments so the first batch is in a closed one.
+        for n in 0..20 {
+            log.append(&mut produced(&["b"], 3 + n), Term(1)).unwrap();
+        }
+        let params = CompactionParams {
+            tombstone_retention_ms: 1,
+            key_map_bytes_max: 1024 * 1024,
+        };
+        let summary = log.compact(log.next_offset(), &params).unwrap();
+        assert!(summary.segments_rewritten > 0, "{summary:?}");
+        let first = log.read_batch_headers(Offset(0), 1).unwrap()[0];
+        assert!(first.is_compacted(), "the first batch lost a record");
+        assert_eq!(first.record_count, 1);
+
+        let states = rebuild_producer_states(&log, 0).unwrap();
+        assert_eq!(
+            states.check(PRODUCER, 0, 3),
+            Ok(SequenceCheck::Duplicate { base_offset: 0 }),
+            "a retry of the compacted batch is a duplicate"
+        );
+        assert_eq!(states.check(PRODUCER, 23, 1), Ok(SequenceCheck::Append));
+    }
 }

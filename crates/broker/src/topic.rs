@@ -18,8 +18,7 @@ use crate::{BrokerError, TopicSettings};
 
 /// Most partitions one topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
-/// Smallest segment size a topic may ask for.
-pub const SEGMENT_BYTES_MIN: u64 = 1024;
+pub use crate::topic_settings::SEGMENT_BYTES_MIN;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
@@ -82,7 +81,7 @@ impl Topic {
         let Some(meta) = read_json::<TopicMetadata>(&dir.join(TOPIC_METADATA_FILE))? else {
             return Ok(None);
         };
-        if meta.version != TopicMetadata::VERSION {
+        if !TopicMetadata::VERSIONS_READ.contains(&meta.version) {
             return Err(corrupt(dir, "unsupported topic.json version"));
         }
         let settings = meta.settings();
@@ -119,6 +118,10 @@ impl Topic {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn settings(&self) -> &TopicSettings {
+        &self.settings
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -167,9 +170,16 @@ impl Topic {
 
 /// The log config of a topic's partitions: the broker default with the
 /// topic's overrides. Internal topics never lose data to retention (the
-/// committed offsets must all be replayable).
+/// committed offsets must all be replayable), and neither do topics that
+/// are only compacted (compaction, not age, removes their records).
 pub fn log_config(name: &str, settings: &TopicSettings, base: &LogConfig) -> LogConfig {
     let mut config = base.clone();
+    config.compacted = settings.cleanup.compacts();
+    config.compaction_lag_ms = settings.compaction_lag_ms_or_default();
+    config.tombstone_retention_ms = settings.tombstone_retention_ms_or_default();
+    if let Some(roll_ms) = settings.segment_roll_ms_or_default() {
+        config.segment_roll_ms = Some(roll_ms);
+    }
     if let Some(segment_bytes) = settings.segment_bytes {
         config.segment_bytes_max = segment_bytes;
     }
@@ -179,7 +189,7 @@ pub fn log_config(name: &str, settings: &TopicSettings, base: &LogConfig) -> Log
     if settings.retention_bytes.is_some() {
         config.retention_bytes = settings.retention_bytes;
     }
-    if is_internal_topic(name) {
+    if is_internal_topic(name) || !settings.cleanup.deletes() {
         config.retention_ms = None;
         config.retention_bytes = None;
     }
@@ -193,15 +203,7 @@ pub fn validate_topic_shape(partitions: u32, settings: &TopicSettings) -> Result
             "a topic has 1-{PARTITIONS_PER_TOPIC_MAX} partitions, not {partitions}"
         )));
     }
-    if settings
-        .segment_bytes
-        .is_some_and(|b| b < SEGMENT_BYTES_MIN)
-    {
-        return Err(BrokerError::InvalidRequest(format!(
-            "segment_bytes must be at least {SEGMENT_BYTES_MIN}"
-        )));
-    }
-    Ok(())
+    settings.validate()
 }
 
 fn corrupt(dir: &Path, reason: &str) -> BrokerError {

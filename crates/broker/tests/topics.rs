@@ -11,6 +11,7 @@ fn settings() -> TopicSettings {
         retention_ms: Some(60_000),
         retention_bytes: None,
         segment_bytes: Some(1 << 20),
+        ..TopicSettings::default()
     }
 }
 
@@ -197,6 +198,7 @@ fn tick_applies_retention() {
         retention_ms: Some(1_000),
         retention_bytes: None,
         segment_bytes: Some(1_024),
+        ..TopicSettings::default()
     };
     broker.create_topic("old", 1, settings).unwrap();
     let value = "v".repeat(200);

@@ -149,6 +149,7 @@ mod tests {
             key: Some(Bytes::from_static(b"k")),
             value: Bytes::from_static(&[0xff, 0x00]),
             headers: vec![("tag".into(), Bytes::from_static(b"x"))],
+            tombstone: false,
         };
         let json: serde_json::Value = serde_json::from_str(&record_json(&record)).unwrap();
         assert_eq!(json["topic"], "t");

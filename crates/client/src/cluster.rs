@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_protocol::{MetadataRequest, MetadataResponse, NodeRef, Request, Response};
+use citystream_protocol::{Cleanup, MetadataRequest, MetadataResponse, NodeRef, Request, Response};
 use parking_lot::{Mutex, RwLock};
 
 use crate::connection::Connection;
@@ -182,6 +182,16 @@ impl Client {
         }
         self.refresh_metadata(&[topic]).await?;
         Ok(self.cached_partition_count(topic))
+    }
+
+    /// The cleanup policy of `topic` (whether it takes tombstones), asking
+    /// the cluster if it is not cached; `None` when the topic does not exist.
+    pub async fn topic_cleanup(&self, topic: &str) -> Result<Option<Cleanup>, ClientError> {
+        if let Some(cleanup) = self.inner.metadata.read().cleanup(topic) {
+            return Ok(Some(cleanup));
+        }
+        self.refresh_metadata(&[topic]).await?;
+        Ok(self.inner.metadata.read().cleanup(topic))
     }
 
     /// Re-reads the metadata of `topics` into the cache.

@@ -13,13 +13,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use citystream_protocol::{
-    Acks, FrameCodec, HelloRequest, HelloResponse, InboundFrame, PROTOCOL_VERSION, ProduceResponse,
-    Request, RequestFrame, Response, decode_response, encode_request,
+    Acks, FrameCodec, HelloRequest, HelloResponse, InboundFrame, PROTOCOL_VERSION,
+    PROTOCOL_VERSION_COMPACTION, PROTOCOL_VERSION_MIN, ProduceResponse, Request, RequestFrame,
+    Response, decode_response_at, encode_request,
 };
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -68,6 +69,9 @@ struct PendingMap {
 pub(crate) struct Connection {
     address: String,
     hello: HelloResponse,
+    /// The negotiated protocol version, which requests are sent at and
+    /// responses read at; shared with the reader task.
+    version: Arc<AtomicU16>,
     writer: mpsc::Sender<Outbound>,
     pending: Arc<Mutex<PendingMap>>,
     pending_slots: Arc<Semaphore>,
@@ -86,13 +90,14 @@ impl Connection {
         let stream = connect_stream(address, connect_timeout).await?;
         let mut connection = Connection::start(address, stream);
         let hello = Request::Hello(HelloRequest {
-            version_min: PROTOCOL_VERSION,
+            version_min: PROTOCOL_VERSION_MIN,
             version_max: PROTOCOL_VERSION,
             client_id: client_id.to_string(),
         });
         let response = connection.call(hello, request_timeout).await;
         match response {
             Ok(Response::Hello(hello)) => {
+                connection.version.store(hello.version, Ordering::Release);
                 connection.hello = hello;
                 Ok(connection)
             }
@@ -112,6 +117,8 @@ impl Connection {
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
         let pending = Arc::new(Mutex::new(PendingMap::default()));
         let closed = CancellationToken::new();
+        // Hello is read the same at every version; the rest follow it.
+        let version = Arc::new(AtomicU16::new(PROTOCOL_VERSION_MIN));
         tokio::spawn(write_loop(
             address.to_string(),
             write_half,
@@ -122,11 +129,13 @@ impl Connection {
             address.to_string(),
             read_half,
             pending.clone(),
+            Arc::clone(&version),
             closed.clone(),
         ));
         Connection {
             address: address.to_string(),
             hello: placeholder_hello(),
+            version,
             writer,
             pending,
             pending_slots: Arc::new(Semaphore::new(PENDING_REQUESTS_MAX)),
@@ -142,6 +151,11 @@ impl Connection {
     /// What the broker said in the handshake (node id and limits).
     pub(crate) fn hello(&self) -> &HelloResponse {
         &self.hello
+    }
+
+    /// The protocol version this connection speaks.
+    pub(crate) fn version(&self) -> u16 {
+        self.version.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -169,6 +183,8 @@ impl Connection {
         request: Request,
         timeout: Duration,
     ) -> Result<PendingResponse, ClientError> {
+        let api_version = self.version();
+        check_version(&self.address, api_version, &request)?;
         let timeout_ms = timeout.as_millis() as u64;
         let fire_and_forget = matches!(&request, Request::Produce(p) if p.acks == Acks::None);
         let slot = self
@@ -180,7 +196,7 @@ impl Connection {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let frame = RequestFrame {
             request_id,
-            api_version: PROTOCOL_VERSION,
+            api_version,
             request,
         };
         let address = self.address.clone();
@@ -255,6 +271,25 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Stops the reader; the writer stops when its queue sender drops.
         self.closed.cancel();
+    }
+}
+
+/// Refuses, before sending, a request the negotiated version cannot carry:
+/// a version-1 broker would take a compacted topic's creation as a delete
+/// topic, since its TopicConfig has no cleanup field.
+fn check_version(address: &str, version: u16, request: &Request) -> Result<(), ClientError> {
+    match request {
+        Request::CreateTopic(create)
+            if create.config.cleanup.compacts() && version < PROTOCOL_VERSION_COMPACTION =>
+        {
+            Err(ClientError::InvalidArgument(format!(
+                "cannot create compacted topic {} (cleanup {}): the broker at {address} speaks \
+                 protocol version {version}, and compacted topics need version \
+                 {PROTOCOL_VERSION_COMPACTION}",
+                create.name, create.config.cleanup
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -372,6 +407,7 @@ async fn read_loop(
     address: String,
     socket: OwnedReadHalf,
     pending: Arc<Mutex<PendingMap>>,
+    version: Arc<AtomicU16>,
     closed: CancellationToken,
 ) {
     let mut frames = FramedRead::new(socket, FrameCodec::for_responses(RESPONSE_FRAME_BYTES_MAX));
@@ -392,7 +428,8 @@ async fn read_loop(
             }
             None => break,
         };
-        if !route_response(&address, body, &pending) {
+        let version = version.load(Ordering::Acquire);
+        if !route_response(&address, body, version, &pending) {
             break;
         }
     }
@@ -405,8 +442,8 @@ async fn read_loop(
 }
 
 /// Hands one response to its waiter; false if the stream cannot go on.
-fn route_response(address: &str, body: Bytes, pending: &Mutex<PendingMap>) -> bool {
-    let (request_id, result) = match decode_response(body) {
+fn route_response(address: &str, body: Bytes, version: u16, pending: &Mutex<PendingMap>) -> bool {
+    let (request_id, result) = match decode_response_at(body, version) {
         Ok(frame) => (frame.request_id, frame.response.map_err(ClientError::Api)),
         Err(error) => match error.request_id {
             Some(request_id) => (request_id, Err(ClientError::Protocol(error.to_string()))),

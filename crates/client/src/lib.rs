@@ -27,7 +27,7 @@ mod read;
 pub mod tail;
 
 pub use admin::Admin;
-pub use citystream_protocol::{Acks, ApiError, ErrorCode, TopicConfig, TopicPartition};
+pub use citystream_protocol::{Acks, ApiError, Cleanup, ErrorCode, TopicConfig, TopicPartition};
 /// Kafka's key partitioner, shared with the broker (lives in the record crate).
 pub use citystream_record::{murmur2, partition_for_key};
 pub use cluster::{Client, ClientConfig};

@@ -1,17 +1,19 @@
-//! The metadata cache: for each topic its partition count and each
-//! partition's leader node, and for each node its address. It is pure data,
+//! The metadata cache: for each topic its partition count, cleanup policy
+//! and each partition's leader node, and for each node its address. It is pure data,
 //! filled from `Metadata` responses and corrected by `NOT_LEADER` hints; the
 //! client (`cluster.rs`) decides when to refresh it.
 
 use std::collections::HashMap;
 
-use citystream_protocol::{ErrorCode, MetadataResponse, NodeRef};
+use citystream_protocol::{Cleanup, ErrorCode, MetadataResponse, NodeRef};
 
 /// What the cache knows about one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TopicRoute {
     /// Leader node id of each partition, indexed by partition number.
     pub(crate) leaders: Vec<u32>,
+    /// As the broker reported it (always `Delete` from a v1 broker).
+    pub(crate) cleanup: Cleanup,
 }
 
 /// Topic → partition leaders, node id → address.
@@ -39,8 +41,11 @@ impl MetadataCache {
                     *slot = partition.leader;
                 }
             }
-            self.topics
-                .insert(topic.name.clone(), TopicRoute { leaders });
+            let route = TopicRoute {
+                leaders,
+                cleanup: topic.config.cleanup,
+            };
+            self.topics.insert(topic.name.clone(), route);
         }
     }
 
@@ -49,6 +54,11 @@ impl MetadataCache {
         self.topics
             .get(topic)
             .map(|route| route.leaders.len() as u32)
+    }
+
+    /// The cleanup policy of `topic`, if known.
+    pub(crate) fn cleanup(&self, topic: &str) -> Option<Cleanup> {
+        self.topics.get(topic).map(|route| route.cleanup)
     }
 
     /// Address of the broker leading `topic`/`partition`, if known.

@@ -104,7 +104,7 @@ async fn serve(
 
 fn hello(node_id: u32) -> Response {
     Response::Hello(HelloResponse {
-        version: 1,
+        version: citystream_protocol::PROTOCOL_VERSION,
         node_id,
         cluster_id: "fake".to_string(),
         frame_bytes_max: 1 << 24,

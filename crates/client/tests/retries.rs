@@ -89,7 +89,7 @@ async fn serve(stream: TcpStream, address: String, script: Arc<Mutex<Script>>) {
 fn answer(request: Request, address: &str, script: &Mutex<Script>) -> Option<Response> {
     Some(match request {
         Request::Hello(_) => Response::Hello(HelloResponse {
-            version: 1,
+            version: citystream_protocol::PROTOCOL_VERSION,
             node_id: 1,
             cluster_id: "fake".to_string(),
             frame_bytes_max: 1 << 24,

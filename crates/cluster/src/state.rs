@@ -16,9 +16,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use citystream_broker::TopicSettings;
+use citystream_broker::BrokerError;
 use citystream_broker::names::validate_user_topic_name;
-use citystream_broker::topic::{PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_MIN};
+use citystream_broker::topic::PARTITIONS_PER_TOPIC_MAX;
+use citystream_broker::{Cleanup, TopicSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
@@ -76,11 +77,25 @@ pub struct BrokerInfo {
 }
 
 /// The per-topic settings of [`TopicSettings`], in a serializable form.
+/// The compaction settings (decision 0017 §9) default when absent, and are
+/// left out while at their defaults, so a delete topic's JSON is unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
     pub segment_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_delete")]
+    pub cleanup: Cleanup,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_lag_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone_retention_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_roll_ms: Option<u64>,
+}
+
+fn is_delete(cleanup: &Cleanup) -> bool {
+    *cleanup == Cleanup::Delete
 }
 
 impl From<&TopicSettings> for TopicConfig {
@@ -89,6 +104,10 @@ impl From<&TopicSettings> for TopicConfig {
             retention_ms: s.retention_ms,
             retention_bytes: s.retention_bytes,
             segment_bytes: s.segment_bytes,
+            cleanup: s.cleanup,
+            compaction_lag_ms: s.compaction_lag_ms,
+            tombstone_retention_ms: s.tombstone_retention_ms,
+            segment_roll_ms: s.segment_roll_ms,
         }
     }
 }
@@ -99,6 +118,10 @@ impl From<&TopicConfig> for TopicSettings {
             retention_ms: c.retention_ms,
             retention_bytes: c.retention_bytes,
             segment_bytes: c.segment_bytes,
+            cleanup: c.cleanup,
+            compaction_lag_ms: c.compaction_lag_ms,
+            tombstone_retention_ms: c.tombstone_retention_ms,
+            segment_roll_ms: c.segment_roll_ms,
         }
     }
 }
@@ -353,14 +376,9 @@ impl MetadataState {
                 active,
             });
         }
-        if settings
-            .segment_bytes
-            .is_some_and(|b| b < SEGMENT_BYTES_MIN)
-        {
-            return Err(MetadataError::InvalidSettings(format!(
-                "segment_bytes must be at least {SEGMENT_BYTES_MIN}"
-            )));
-        }
+        TopicSettings::from(settings)
+            .validate()
+            .map_err(|e| MetadataError::InvalidSettings(invalid_settings_text(e)))?;
         if self.next_topic_id > u64::from(u32::MAX) {
             return Err(MetadataError::IdsExhausted("topic"));
         }
@@ -485,5 +503,13 @@ impl MetadataState {
             .checked_add(u64::from(count))
             .ok_or(MetadataError::IdsExhausted("producer"))?;
         Ok(MetadataOutcome::ProducerIds { first, count })
+    }
+}
+
+/// The message of a settings refusal, without the broker's error prefix.
+fn invalid_settings_text(error: BrokerError) -> String {
+    match error {
+        BrokerError::InvalidRequest(message) => message,
+        other => other.to_string(),
     }
 }

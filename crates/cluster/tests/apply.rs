@@ -330,3 +330,44 @@ fn partition_group_ids() {
     assert_eq!(TopicId(1).partition_group(0), 1 << 32);
     assert_eq!(TopicId(2).partition_group(7), (2 << 32) | 7);
 }
+
+/// A delete topic's settings keep their old JSON (so older nodes read
+/// them), old JSON reads as a delete topic, and compaction settings round
+/// trip (decision 0017 §9).
+#[test]
+fn topic_config_json_is_compatible() {
+    let delete = serde_json::to_string(&TopicConfig::default()).unwrap();
+    assert_eq!(
+        delete,
+        r#"{"retention_ms":null,"retention_bytes":null,"segment_bytes":null}"#
+    );
+    let old: TopicConfig = serde_json::from_str(&delete).unwrap();
+    assert_eq!(old, TopicConfig::default());
+    let compacted = TopicConfig {
+        cleanup: citystream_broker::Cleanup::CompactDelete,
+        tombstone_retention_ms: Some(5),
+        ..TopicConfig::default()
+    };
+    let json = serde_json::to_string(&compacted).unwrap();
+    assert!(json.contains(r#""cleanup":"compact,delete""#), "{json}");
+    assert_eq!(
+        serde_json::from_str::<TopicConfig>(&json).unwrap(),
+        compacted
+    );
+}
+
+/// Invalid compaction settings are refused when planned, naming the setting.
+#[test]
+fn invalid_compaction_settings_are_refused() {
+    let state = with_brokers(1);
+    let zero = TopicConfig {
+        cleanup: citystream_broker::Cleanup::Compact,
+        tombstone_retention_ms: Some(0),
+        ..TopicConfig::default()
+    };
+    let error = state.plan_create_topic("t", 1, 1, zero).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid topic settings: tombstone_retention_ms must be greater than 0"
+    );
+}

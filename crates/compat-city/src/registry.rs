@@ -89,6 +89,7 @@ mod tests {
             key: None,
             value: Bytes::from(value),
             headers: Vec::new(),
+            tombstone: false,
         }
     }
 

@@ -168,6 +168,7 @@ pub(crate) mod tests {
             key: None,
             value: Bytes::copy_from_slice(value),
             headers: Vec::new(),
+            tombstone: false,
         }
     }
 

@@ -10,7 +10,9 @@
 //! A record object is `{"value": ..., "key": "...", "headers": {"name":
 //! "value"}, "partition": n, "timestamp": ms}`, only `value` required. A
 //! string value is stored as its UTF-8 bytes; any other JSON value as its
-//! compact JSON text (so it reads back as that text). `"key_encoding":
+//! compact JSON text (so it reads back as that text), except `null`: a
+//! tombstone, which needs a key (and a compacted topic, checked by the
+//! caller). `"key_encoding":
 //! "base64"` / `"value_encoding": "base64"` carry binary keys and values.
 
 use std::collections::BTreeMap;
@@ -26,18 +28,22 @@ use crate::error::HttpError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecord {
     pub key: Option<Bytes>,
+    /// Empty for a tombstone.
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
     pub partition: Option<u32>,
     pub timestamp_ms: Option<i64>,
+    /// `"value": null`: deletes `key` from a compacted topic.
+    pub tombstone: bool,
 }
 
 /// A record object as sent.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordInput {
-    /// Any JSON value: a string is stored as its text, anything else as
-    /// compact JSON.
+    /// Any JSON value: a string is stored as its text, `null` is a
+    /// tombstone (compacted topics only; needs a key), anything else is
+    /// stored as compact JSON.
     #[schema(value_type = Object)]
     pub value: serde_json::Value,
     #[serde(default)]
@@ -102,6 +108,7 @@ pub fn parse_body(
             headers: Vec::new(),
             partition: raw.partition,
             timestamp_ms: None,
+            tombstone: false,
         }],
         BodyKind::Json => parse_json(body, records_max)?,
         BodyKind::NdJson => parse_ndjson(body, records_max)?,
@@ -192,9 +199,16 @@ fn record_of(input: RecordInput) -> Result<NewRecord, String> {
         Some(key) => Some(decode(key, input.key_encoding.as_deref(), "key")?),
         None => None,
     };
+    let tombstone = input.value.is_null();
     let value = match input.value {
         serde_json::Value::String(text) => decode(text, input.value_encoding.as_deref(), "value")?,
-        serde_json::Value::Null => return Err("`value` is required (null is not a value)".into()),
+        serde_json::Value::Null if key.is_none() => {
+            return Err("a tombstone (`\"value\": null`) needs a key: it deletes that key".into());
+        }
+        serde_json::Value::Null if input.value_encoding.is_some() => {
+            return Err("value_encoding applies to a string value, not to null".into());
+        }
+        serde_json::Value::Null => Bytes::new(),
         other if input.value_encoding.is_some() => {
             return Err(format!(
                 "value_encoding applies to a string value, not {other}"
@@ -212,6 +226,7 @@ fn record_of(input: RecordInput) -> Result<NewRecord, String> {
             .collect(),
         partition: input.partition,
         timestamp_ms: input.timestamp,
+        tombstone,
     })
 }
 
@@ -282,6 +297,18 @@ mod tests {
         assert!(json(r#"{"value":"x","value_encoding":"hex"}"#).is_err());
     }
 
+    /// `"value": null` with a key is a tombstone (an empty value is not);
+    /// without a key it is refused, naming why.
+    #[test]
+    fn null_value_is_a_tombstone() {
+        let records = json(r#"[{"value":null,"key":"k"},{"value":"","key":"k"}]"#).unwrap();
+        assert!(records[0].tombstone);
+        assert!(records[0].value.is_empty());
+        assert!(!records[1].tombstone);
+        let error = json(r#"{"value":null}"#).unwrap_err();
+        assert!(error.message.contains("needs a key"), "{}", error.message);
+    }
+
     /// Every malformed body is refused with 400, too many records with 413.
     #[test]
     fn bad_bodies_are_refused() {
@@ -291,6 +318,7 @@ mod tests {
             "[]",
             r#"{"key":"k"}"#,
             r#"{"value":null}"#,
+            r#"{"value":null,"key":"k","value_encoding":"base64"}"#,
             r#"{"value":"x","partition":-1}"#,
             r#"{"value":"x","extra":1}"#,
             r#"[{"value":"x"}, 5]"#,

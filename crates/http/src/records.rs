@@ -8,7 +8,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use citystream_client::{Acks, ProducerRecord, UNKNOWN_OFFSET};
+use citystream_client::{Acks, Cleanup, ProducerRecord, UNKNOWN_OFFSET};
 use citystream_protocol::OffsetSpec;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -107,6 +107,7 @@ pub async fn produce(
             value: record.value,
             headers: record.headers,
             timestamp_ms: record.timestamp_ms,
+            tombstone: record.tombstone,
         };
         deliveries.push(producer.send(record).await?);
     }
@@ -122,13 +123,15 @@ pub async fn produce(
 }
 
 /// Refuses, before anything is sent, an unknown topic, a partition it does
-/// not have, and a record over the broker's record limit.
+/// not have, a record over the broker's record limit, and what the topic's
+/// cleanup policy forbids.
 async fn check_records(
     state: &HttpState,
     topic: &str,
     records: &[NewRecord],
 ) -> Result<(), HttpError> {
     let partitions = partition_count(state, topic).await?;
+    check_cleanup(state, topic, records).await?;
     let record_bytes_max = state.record_bytes_max().await?;
     for (index, record) in records.iter().enumerate() {
         if let Some(partition) = record.partition.filter(|p| *p >= partitions) {
@@ -155,6 +158,33 @@ async fn check_records(
                     "record {index} is {size} bytes; the broker takes at most {record_bytes_max}"
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A tombstone needs a compacted topic, and a compacted topic needs a key
+/// on every record (decision 0017 §4). The broker checks both too; checking
+/// here keeps a request all-or-nothing.
+async fn check_cleanup(
+    state: &HttpState,
+    topic: &str,
+    records: &[NewRecord],
+) -> Result<(), HttpError> {
+    let cleanup = state.client().topic_cleanup(topic).await?;
+    let compacted = cleanup.is_some_and(Cleanup::compacts);
+    for (index, record) in records.iter().enumerate() {
+        if record.tombstone && !compacted {
+            return Err(HttpError::bad_request(format!(
+                "record {index}: a null value (tombstone) needs a compacted topic; topic \
+                 {topic:?} has cleanup {}",
+                cleanup.unwrap_or_default()
+            )));
+        }
+        if compacted && record.key.is_none() {
+            return Err(HttpError::bad_request(format!(
+                "record {index} has no key: every record of compacted topic {topic:?} needs one"
+            )));
         }
     }
     Ok(())

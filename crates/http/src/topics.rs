@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use citystream_client::TopicConfig;
+use citystream_client::{Cleanup, TopicConfig};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -34,6 +34,55 @@ pub struct NewTopic {
     pub retention_ms: Option<u64>,
     #[serde(default)]
     pub retention_bytes: Option<u64>,
+    /// What happens to old records; default `delete`. A compacted topic
+    /// keeps the newest record per key, needs a key on every record and
+    /// takes tombstones (`"value": null`).
+    #[serde(default)]
+    pub cleanup: CleanupPolicy,
+    /// Compacted topics: records younger than this stay uncompacted (default 0).
+    #[serde(default)]
+    pub compaction_lag_ms: Option<u64>,
+    /// Compacted topics: how long a tombstone is kept (default 86400000).
+    #[serde(default)]
+    pub tombstone_retention_ms: Option<u64>,
+    /// Roll the active segment at this age (default none; 3600000 when compacted).
+    #[serde(default)]
+    pub segment_roll_ms: Option<u64>,
+}
+
+/// A topic's cleanup policy, as JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum CleanupPolicy {
+    /// Old segments are deleted by age and size.
+    #[default]
+    #[serde(rename = "delete")]
+    Delete,
+    /// The newest record of each key is kept.
+    #[serde(rename = "compact")]
+    Compact,
+    /// Both.
+    #[serde(rename = "compact,delete")]
+    CompactDelete,
+}
+
+impl From<CleanupPolicy> for Cleanup {
+    fn from(policy: CleanupPolicy) -> Cleanup {
+        match policy {
+            CleanupPolicy::Delete => Cleanup::Delete,
+            CleanupPolicy::Compact => Cleanup::Compact,
+            CleanupPolicy::CompactDelete => Cleanup::CompactDelete,
+        }
+    }
+}
+
+impl From<Cleanup> for CleanupPolicy {
+    fn from(cleanup: Cleanup) -> CleanupPolicy {
+        match cleanup {
+            Cleanup::Delete => CleanupPolicy::Delete,
+            Cleanup::Compact => CleanupPolicy::Compact,
+            Cleanup::CompactDelete => CleanupPolicy::CompactDelete,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -67,6 +116,10 @@ pub async fn create(
         retention_ms: topic.retention_ms,
         retention_bytes: topic.retention_bytes,
         segment_bytes: None,
+        cleanup: topic.cleanup.into(),
+        compaction_lag_ms: topic.compaction_lag_ms,
+        tombstone_retention_ms: topic.tombstone_retention_ms,
+        segment_roll_ms: topic.segment_roll_ms,
     };
     let admin = state.client().admin();
     let created = admin

@@ -1,7 +1,8 @@
 //! JSON shapes of what the API returns, shared with the CLI (`consume
 //! --format json` prints [`RecordView`]s): records, topics, groups, the
 //! cluster. Keys and values that are valid UTF-8 are strings; others are
-//! base64 with `key_encoding`/`value_encoding` set to `"base64"`.
+//! base64 with `key_encoding`/`value_encoding` set to `"base64"`. A
+//! tombstone's value is `null`.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,8 @@ use citystream_protocol::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::topics::CleanupPolicy;
 
 /// One record as read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -29,7 +32,8 @@ pub struct RecordView {
     pub key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_encoding: Option<&'static str>,
-    pub value: String,
+    /// `null` for a tombstone (it deletes `key` from a compacted topic).
+    pub value: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_encoding: Option<&'static str>,
     /// Header values as UTF-8 (lossy); a repeated name keeps its last value.
@@ -45,7 +49,13 @@ impl RecordView {
             }
             None => (None, None),
         };
-        let (value, value_encoding) = text_or_base64(&record.value);
+        let (value, value_encoding) = match record.tombstone {
+            true => (None, None),
+            false => {
+                let (text, encoding) = text_or_base64(&record.value);
+                (Some(text), encoding)
+            }
+        };
         RecordView {
             topic: record.topic.clone(),
             partition: record.partition,
@@ -88,6 +98,13 @@ pub struct TopicView {
     pub replication: u16,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    pub cleanup: CleanupPolicy,
+    /// `null`: the default (0).
+    pub compaction_lag_ms: Option<u64>,
+    /// `null`: the default (86400000).
+    pub tombstone_retention_ms: Option<u64>,
+    /// `null`: none, or 3600000 on a compacted topic.
+    pub segment_roll_ms: Option<u64>,
     pub partitions: Vec<PartitionView>,
 }
 
@@ -108,6 +125,10 @@ impl TopicView {
             replication: topic.config.replication,
             retention_ms: topic.config.retention_ms,
             retention_bytes: topic.config.retention_bytes,
+            cleanup: topic.config.cleanup.into(),
+            compaction_lag_ms: topic.config.compaction_lag_ms,
+            tombstone_retention_ms: topic.config.tombstone_retention_ms,
+            segment_roll_ms: topic.config.segment_roll_ms,
             partitions: topic
                 .partitions
                 .iter()
@@ -315,6 +336,7 @@ mod tests {
             key: Some(Bytes::copy_from_slice(key)),
             value: Bytes::copy_from_slice(value),
             headers: vec![("unit".into(), Bytes::from_static(b"ug/m3"))],
+            tombstone: false,
         }
     }
 
@@ -322,17 +344,35 @@ mod tests {
     #[test]
     fn binary_is_base64_and_text_is_text() {
         let text = RecordView::of(&record(b"k", b"hello"));
-        assert_eq!((text.value.as_str(), text.value_encoding), ("hello", None));
+        assert_eq!(
+            (text.value.as_deref(), text.value_encoding),
+            (Some("hello"), None)
+        );
         let binary = RecordView::of(&record(&[0xff], &[0, 0xfe, 0xff]));
         assert_eq!(binary.key.as_deref(), Some("/w=="));
         assert_eq!(binary.key_encoding, Some("base64"));
         assert_eq!(
-            (binary.value.as_str(), binary.value_encoding),
-            ("AP7/", Some("base64"))
+            (binary.value.as_deref(), binary.value_encoding),
+            (Some("AP7/"), Some("base64"))
         );
         let json: serde_json::Value =
             serde_json::from_str(&record_json(&record(b"k", b"v"))).unwrap();
         assert_eq!(json["headers"]["unit"], "ug/m3");
         assert!(json.get("value_encoding").is_none());
+    }
+
+    /// A tombstone's value is JSON null; an empty value stays "".
+    #[test]
+    fn tombstone_value_is_null() {
+        let tombstone = ConsumerRecord {
+            tombstone: true,
+            ..record(b"k", b"")
+        };
+        let json: serde_json::Value = serde_json::from_str(&record_json(&tombstone)).unwrap();
+        assert!(json["value"].is_null(), "{json}");
+        assert!(json.get("value_encoding").is_none());
+        let empty: serde_json::Value =
+            serde_json::from_str(&record_json(&record(b"k", b""))).unwrap();
+        assert_eq!(empty["value"], "");
     }
 }

@@ -101,6 +101,12 @@ pub struct LogConfig {
     /// purge keeps its data below the purge point, where compaction may
     /// rewrite it, and a snapshot carries that prefix.
     pub compacted: bool,
+    /// Records newer than this stay untouched by compaction (the topic's
+    /// `compaction_lag_ms`, raised to the broker's floor by its owner).
+    pub compaction_lag_ms: u64,
+    /// How long a tombstone outlives what it deletes, in log time
+    /// (Kafka's `delete.retention.ms`).
+    pub tombstone_retention_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -113,6 +119,8 @@ impl Default for LogConfig {
             retention_bytes: None,
             segment_roll_ms: None,
             compacted: false,
+            compaction_lag_ms: 0,
+            tombstone_retention_ms: 86_400_000,
         }
     }
 }

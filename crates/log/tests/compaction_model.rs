@@ -62,6 +62,8 @@ fn config() -> LogConfig {
         retention_bytes: None,
         segment_roll_ms: None,
         compacted: false,
+        compaction_lag_ms: 0,
+        tombstone_retention_ms: 86_400_000,
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`MqttClientError`], what every call of the client can fail with, and
 //! [`CloseReason`], why a connection ended (kept by the connection task so
-//! every call made after the end can say why). It does not decide what to
-//! retry: the client never reconnects by itself.
+//! every call made after the end can say why). Which endings are worth
+//! reconnecting is `reconnect.rs`'s.
 
 use std::io;
 
@@ -46,6 +46,11 @@ pub enum MqttClientError {
     /// The connection ended; every outstanding and later call fails so.
     #[error("the connection is closed: {reason}")]
     Closed { reason: CloseReason },
+    /// A QoS 0 message that was not written when the connection was lost,
+    /// or was published while the client was reconnecting: QoS 0 is at
+    /// most once, it is never re-sent.
+    #[error("the QoS 0 message was not sent: the connection was lost ({reason})")]
+    NotSent { reason: CloseReason },
 }
 
 /// Why the connection ended.
@@ -75,6 +80,14 @@ pub enum CloseReason {
         kind: io::ErrorKind,
         message: String,
     },
+    /// Reconnecting: a broker refused the session with a reason that
+    /// another attempt would get again (e.g. bad credentials).
+    #[error("reconnecting to {address}, the broker refused the connection: {reason}")]
+    ReconnectRefused { address: String, reason: ReasonCode },
+    /// Reconnecting failed `attempts` times in a row
+    /// ([`crate::ReconnectOptions::attempts_max`]).
+    #[error("gave up reconnecting after {attempts} failed attempts (last: {last_error})")]
+    ReconnectGaveUp { attempts: u32, last_error: String },
 }
 
 impl From<io::Error> for CloseReason {

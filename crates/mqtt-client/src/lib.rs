@@ -12,21 +12,35 @@
 //! acknowledged once handed to it, so a slow reader slows the broker down
 //! instead of growing a queue.
 //!
-//! Deliberately not here: reconnecting, re-sending unacknowledged messages
-//! after a reconnect (a session's in-flight state lives only as long as
-//! one connection), topic aliases, AUTH exchanges, TLS, WebSocket.
+//! With [`ConnectOptions::reconnect`], a lost connection is replaced
+//! (the same or the next of the addresses given to
+//! [`MqttClient::connect_any`], capped exponential backoff with jitter)
+//! and every QoS 1/2 publish not acknowledged yet is sent again there:
+//! with DUP and its packet id when CONNACK says session present (PUBREL
+//! for a QoS 2 one that had PUBREC), as a new publish when the broker lost
+//! the session (`connection/resume.rs` says exactly what happens). A
+//! [`PublishFuture`] resolves on the final ack whichever connection
+//! carries it. Use it with a persistent session
+//! ([`ConnectOptions::persistent_session`]). A refusal that would repeat
+//! (bad credentials, ...) ends the client with a clear [`CloseReason`].
+//!
+//! Deliberately not here: renewing subscriptions a broker lost, topic
+//! aliases, AUTH exchanges, TLS, WebSocket.
 //!
 //! Files: `options.rs` (what to ask for), `handshake.rs` (CONNECT/CONNACK),
-//! `connection/` (the task), `packet_ids.rs`, `error.rs`.
+//! `connection/` (the task, and `resume.rs` for reconnects),
+//! `reconnect.rs` (the policy), `packet_ids.rs`, `error.rs`.
 
 mod connection;
 mod error;
 mod handshake;
 mod options;
 mod packet_ids;
+mod reconnect;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -37,20 +51,25 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 pub use citystream_mqtt_codec::{ConnAck, Publish, QoS, ReasonCode, Version};
 pub use error::{CloseReason, MqttClientError};
 pub use options::{ConnectOptions, WillOptions};
+pub use reconnect::ReconnectOptions;
 
-use connection::{Command, Connection};
+use connection::{Command, Connection, Dialer, Shared};
+use reconnect::Addresses;
 
 /// Commands queued for the connection task before callers wait.
 const COMMANDS_CAPACITY: usize = 1_024;
 
-/// One MQTT connection. Keep it alive while reading [`Messages`]: dropping
-/// it closes the connection without DISCONNECT (the broker then publishes
-/// the will); [`MqttClient::disconnect`] closes it normally.
+/// One MQTT client: a connection, or with [`ConnectOptions::reconnect`]
+/// the succession of connections of one session. Keep it alive while
+/// reading [`Messages`]: dropping it closes the connection without
+/// DISCONNECT (the broker then publishes the will);
+/// [`MqttClient::disconnect`] closes it normally.
 pub struct MqttClient {
     commands: mpsc::Sender<Command>,
     /// Permits for QoS 1/2 publishes in flight: the agreed window.
     window: Arc<Semaphore>,
     closed: Arc<OnceLock<CloseReason>>,
+    reconnects: Arc<AtomicU64>,
     messages: Option<Messages>,
     maximum_qos: QoS,
     publish_window: u16,
@@ -63,30 +82,72 @@ impl MqttClient {
         address: &str,
         options: ConnectOptions,
     ) -> Result<(MqttClient, ConnAck), MqttClientError> {
-        let opened = handshake::open(address, &options).await?;
+        MqttClient::connect_any(&[address.to_owned()], options).await
+    }
+
+    /// [`MqttClient::connect`] to the first of `addresses` (nodes of one
+    /// cluster) that accepts, each tried once, in order; the last error
+    /// if none does. With [`ConnectOptions::reconnect`], a lost connection
+    /// is replaced by one to the same list.
+    pub async fn connect_any(
+        addresses: &[String],
+        options: ConnectOptions,
+    ) -> Result<(MqttClient, ConnAck), MqttClientError> {
+        assert!(!addresses.is_empty(), "at least one broker address");
+        let mut last_error = None;
+        for (index, address) in addresses.iter().enumerate() {
+            match handshake::open(address, &options).await {
+                Ok(opened) => return Ok(MqttClient::start(opened, addresses, index, options)),
+                Err(error) => {
+                    tracing::debug!(%address, %error, "MQTT connect failed");
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.expect("one address was tried"))
+    }
+
+    /// Spawns the connection task for `opened`, made to `addresses[index]`.
+    fn start(
+        opened: handshake::Opened,
+        addresses: &[String],
+        index: usize,
+        options: ConnectOptions,
+    ) -> (MqttClient, ConnAck) {
         let (commands, commands_received) = mpsc::channel(COMMANDS_CAPACITY);
         let (deliveries, messages) = mpsc::channel(options.messages_capacity.max(1));
-        let window = Arc::new(Semaphore::new(usize::from(opened.agreed.publish_window)));
-        let closed = Arc::new(OnceLock::new());
+        let shared = Shared {
+            window: Arc::new(Semaphore::new(usize::from(opened.agreed.publish_window))),
+            closed: Arc::new(OnceLock::new()),
+            reconnects: Arc::new(AtomicU64::new(0)),
+        };
         let client = MqttClient {
             commands,
-            window: window.clone(),
-            closed: closed.clone(),
+            window: shared.window.clone(),
+            closed: shared.closed.clone(),
+            reconnects: shared.reconnects.clone(),
             messages: Some(Messages { receiver: messages }),
             maximum_qos: opened.agreed.maximum_qos,
             publish_window: opened.agreed.publish_window,
         };
         let connack = opened.connack.clone();
-        let connection = Connection::new(opened, commands_received, deliveries, window, closed);
+        let assigned = connack.properties.assigned_client_identifier.as_ref();
+        let dialer = options.reconnect.clone().map(|policy| Dialer {
+            addresses: Addresses::new(addresses.to_vec(), index),
+            options: options.for_reconnect(assigned.map(|id| id.as_str())),
+            policy,
+        });
+        let connection = Connection::new(opened, commands_received, deliveries, shared, dialer);
         tokio::spawn(connection.run());
-        Ok((client, connack))
+        (client, connack)
     }
 
     /// Sends a message. Returns once the connection task has it, after
-    /// waiting for room in the publish window at QoS 1/2 (backpressure);
-    /// the returned future resolves on PUBACK (QoS 1), PUBCOMP (QoS 2) or
-    /// once written (QoS 0), with the broker's reason code (success or
-    /// 0x10 No matching subscribers).
+    /// waiting for room in the publish window at QoS 1/2 (backpressure,
+    /// also while reconnecting); the returned future resolves on PUBACK
+    /// (QoS 1), PUBCOMP (QoS 2) or once written (QoS 0), with the broker's
+    /// reason code (success or 0x10 No matching subscribers), also when
+    /// the ack comes on a later connection.
     pub async fn publish(
         &self,
         topic: &str,
@@ -171,9 +232,14 @@ impl MqttClient {
         self.publish_window
     }
 
-    /// Why the connection ended; `None` while it is open.
+    /// Why the client ended; `None` while it is open or reconnecting.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.closed.get().cloned()
+    }
+
+    /// How many times a lost connection was replaced by a new one.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     /// Sends DISCONNECT 0x00 (after everything queued before it) and closes

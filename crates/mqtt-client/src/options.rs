@@ -1,11 +1,14 @@
 //! [`ConnectOptions`]: what a client asks for when it connects, their
-//! defaults, and the CONNECT packet they make. It does not hold what the
-//! broker answered (that is the CONNACK, read in `handshake.rs`).
+//! defaults, the CONNECT packet they make, and the one a reconnect makes
+//! (resuming the session). It does not hold what the broker answered
+//! (that is the CONNACK, read in `handshake.rs`).
 
 use bytes::Bytes;
 use citystream_mqtt_codec::{
     ByteStr, Connect, ConnectProperties, Limits, QoS, Version, Will, WillProperties,
 };
+
+use crate::reconnect::ReconnectOptions;
 
 /// The settings of one connection.
 #[derive(Debug, Clone)]
@@ -38,6 +41,11 @@ pub struct ConnectOptions {
     pub connect_timeout_ms: u64,
     /// Decoding limits for packets from the broker.
     pub limits: Limits,
+    /// Connect again when the connection is lost, and re-send what was
+    /// not acknowledged (`None`, the default: the client ends with the
+    /// connection). Useful with a persistent session
+    /// ([`ConnectOptions::persistent_session`]); see [`crate::MqttClient`].
+    pub reconnect: Option<ReconnectOptions>,
 }
 
 /// The message the broker publishes if the connection ends abnormally.
@@ -66,7 +74,31 @@ impl ConnectOptions {
             messages_capacity: 4_096,
             connect_timeout_ms: 10_000,
             limits: Limits::default(),
+            reconnect: None,
         }
+    }
+
+    /// Whether the broker keeps the session after the connection ends:
+    /// 3.1.1 without Clean Session, 5.0 with a Session Expiry above 0.
+    /// Only then can a reconnect find it (CONNACK session present) and
+    /// finish the QoS 1/2 exchanges of the lost connection.
+    pub fn persistent_session(&self) -> bool {
+        match self.version {
+            Version::V3_1_1 => !self.clean_start,
+            Version::V5 => self.session_expiry_secs.is_some_and(|secs| secs > 0),
+        }
+    }
+
+    /// The options of a reconnect: the same, resuming the session if it
+    /// is persistent (Clean Start 0 even if the first connect started
+    /// clean), with the client id the broker assigned, if it did.
+    pub(crate) fn for_reconnect(&self, assigned_client_id: Option<&str>) -> ConnectOptions {
+        let mut options = self.clone();
+        options.clean_start = !self.persistent_session();
+        if let Some(client_id) = assigned_client_id {
+            options.client_id = client_id.to_owned();
+        }
+        options
     }
 
     /// The CONNECT packet of these options; 5.0 properties are left out in
@@ -127,5 +159,23 @@ mod tests {
         let connect = options.connect_packet();
         assert_eq!(connect.properties.receive_maximum, Some(10));
         assert_eq!(connect.properties.session_expiry_interval_secs, Some(60));
+    }
+
+    /// A reconnect resumes a persistent session even when the first
+    /// connect started clean, and starts clean again when the session
+    /// ended with the connection anyway.
+    #[test]
+    fn a_reconnect_resumes_only_a_persistent_session() {
+        let mut options = ConnectOptions::new(Version::V5, "device");
+        assert!(options.for_reconnect(None).clean_start);
+        options.session_expiry_secs = Some(300);
+        assert!(options.clean_start && options.persistent_session());
+        let again = options.for_reconnect(Some("assigned-1"));
+        assert!(!again.clean_start);
+        assert_eq!(again.client_id, "assigned-1");
+        let mut v3 = ConnectOptions::new(Version::V3_1_1, "device");
+        assert!(!v3.persistent_session());
+        v3.clean_start = false;
+        assert!(!v3.for_reconnect(None).clean_start);
     }
 }

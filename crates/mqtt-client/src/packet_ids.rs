@@ -54,6 +54,11 @@ impl<T> PacketIds<T> {
         self.in_use.remove(&id)
     }
 
+    /// Every id in use with what waits on it, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (NonZeroU16, &T)> + '_ {
+        self.in_use.iter().map(|(&id, request)| (id, request))
+    }
+
     /// Frees every id, returning what waited (when the connection ends).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.in_use.drain().map(|(_, request)| request)

@@ -1,13 +1,14 @@
 //! The client against the real MQTT server over an in-memory broker
 //! (citystream-testkit + citystream-mqtt, as crates/mqtt/tests does):
 //! round trips at every QoS and both versions, the publish window at the
-//! broker's Receive Maximum, automatic acknowledgement of deliveries, and
-//! a persistent session resumed with what it missed.
+//! broker's Receive Maximum, automatic acknowledgement of deliveries, a
+//! persistent session resumed with what it missed, and a publisher that
+//! reconnects to another listener when its own shuts down.
 
 use bytes::Bytes;
 use citystream_mqtt::{MqttConfig, MqttServer};
 use citystream_mqtt_client::{
-    ConnectOptions, Messages, MqttClient, Publish, QoS, ReasonCode, Version,
+    ConnectOptions, Messages, MqttClient, Publish, QoS, ReasonCode, ReconnectOptions, Version,
 };
 use citystream_testkit::{TestBroker, bounded};
 use tokio::net::TcpListener;
@@ -26,15 +27,22 @@ impl Drop for Broker {
     }
 }
 
+/// An MQTT listener over `native` (one of several, as the nodes of a
+/// cluster); returns its address and what shuts it down.
+async fn serve_mqtt(native: &TestBroker, config: MqttConfig) -> (String, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind MQTT");
+    let address = listener.local_addr().expect("bound").to_string();
+    let shutdown = CancellationToken::new();
+    let server =
+        MqttServer::new(native.client().await, config, shutdown.clone()).expect("an MQTT server");
+    tokio::spawn(server.serve(listener));
+    (address, shutdown)
+}
+
 impl Broker {
     async fn start(config: MqttConfig) -> Broker {
         let native = TestBroker::start().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind MQTT");
-        let address = listener.local_addr().expect("bound").to_string();
-        let shutdown = CancellationToken::new();
-        let server = MqttServer::new(native.client().await, config, shutdown.clone())
-            .expect("an MQTT server");
-        tokio::spawn(server.serve(listener));
+        let (address, shutdown) = serve_mqtt(&native, config).await;
         Broker {
             _native: native,
             address,
@@ -210,6 +218,65 @@ async fn a_persistent_session_gets_what_it_missed() {
             .collect();
         assert_eq!(received, (0..10).collect::<Vec<_>>());
         listener.disconnect().await.expect("DISCONNECT");
+    })
+    .await;
+}
+
+/// A persistent QoS 2 publisher given two listeners of one broker (as two
+/// nodes) loses the first when it shuts down (DISCONNECT 0x8B) halfway
+/// through 40 pipelined publishes: it reconnects to the second, resumes
+/// its session, and every publish completes; a subscriber gets each
+/// message exactly once, in order.
+#[tokio::test]
+async fn a_publisher_moves_to_another_listener_and_loses_nothing() {
+    bounded(async {
+        let native = TestBroker::start().await;
+        let (first, first_shutdown) = serve_mqtt(&native, MqttConfig::default()).await;
+        let (second, _second_shutdown) = serve_mqtt(&native, MqttConfig::default()).await;
+        let (watcher, _) =
+            MqttClient::connect(&second, ConnectOptions::new(Version::V5, "watcher"))
+                .await
+                .expect("connect the watcher");
+        let mut watcher = watcher;
+        let reasons = watcher
+            .subscribe(&[("city/moving", QoS::ExactlyOnce)])
+            .await;
+        assert_eq!(reasons.expect("SUBACK"), [ReasonCode::GRANTED_QOS_2]);
+        let mut messages = watcher.take_messages().expect("messages");
+
+        let mut options = ConnectOptions::new(Version::V5, "moving-sensor");
+        options.session_expiry_secs = Some(300);
+        options.reconnect = Some(ReconnectOptions {
+            backoff_initial_ms: 20,
+            backoff_max_ms: 200,
+            attempts_max: Some(100),
+        });
+        let addresses = [first, second];
+        let (sensor, _) = MqttClient::connect_any(&addresses, options)
+            .await
+            .expect("connect the sensor");
+        let mut outcomes = Vec::new();
+        for index in 0..40u8 {
+            if index == 20 {
+                first_shutdown.cancel();
+            }
+            let publish = sensor.publish("city/moving", Bytes::from(vec![index]), QoS::ExactlyOnce);
+            outcomes.push(publish.await.expect("queued"));
+        }
+        for outcome in outcomes {
+            assert!(!outcome.await.expect("acknowledged").is_error());
+        }
+        assert_eq!(sensor.reconnects(), 1);
+        let received: Vec<u8> = receive(&mut messages, 40)
+            .await
+            .iter()
+            .map(|publish| publish.payload[0])
+            .collect();
+        assert_eq!(received, (0..40).collect::<Vec<_>>());
+        let extra = tokio::time::timeout(std::time::Duration::from_millis(500), messages.recv());
+        assert!(extra.await.is_err(), "no message twice");
+        sensor.disconnect().await.expect("DISCONNECT");
+        watcher.disconnect().await.expect("DISCONNECT");
     })
     .await;
 }

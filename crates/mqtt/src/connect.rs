@@ -46,10 +46,6 @@ pub fn accept(connect: &Connect, config: &MqttConfig) -> Result<Accepted, Reason
         // Enhanced authentication is not offered.
         return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
     }
-    if connect.version == Version::V5 && connect.will.as_ref().is_some_and(|will| will.retain) {
-        // Retain Available is 0 until retained messages are kept.
-        return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
-    }
     let (client_id, assigned_id) = match connect.client_id.as_str() {
         "" => (assign_client_id(), true),
         id if id.len() > CLIENT_ID_BYTES_MAX => {
@@ -106,7 +102,6 @@ fn connack_properties(accepted: &Accepted, config: &MqttConfig) -> ConnAckProper
         receive_maximum: Some(config.receive_maximum),
         maximum_packet_size: Some(config.limits.max_packet_bytes),
         topic_alias_maximum: Some(config.topic_alias_maximum),
-        retain_available: Some(false),
         ..ConnAckProperties::default()
     };
     if accepted.assigned_id {

@@ -45,6 +45,17 @@ impl Ingest {
 
     /// Creates `topic` with `partitions` unless it exists.
     pub async fn ensure_topic_with(&self, topic: &str, partitions: u32) -> Result<(), ClientError> {
+        self.ensure_topic_config(topic, partitions, TopicConfig::default())
+            .await
+    }
+
+    /// Creates `topic` with `partitions` and `config` unless it exists.
+    pub async fn ensure_topic_config(
+        &self,
+        topic: &str,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<(), ClientError> {
         if self.known.lock().expect("never poisoned").contains(topic) {
             return Ok(());
         }
@@ -52,7 +63,7 @@ impl Ingest {
             let created = self
                 .client
                 .admin()
-                .create_topic(topic, partitions, TopicConfig::default())
+                .create_topic(topic, partitions, config)
                 .await;
             match created {
                 Ok(_) => tracing::info!(topic, "created the stream topic of MQTT messages"),

@@ -11,7 +11,7 @@
 //! `message` (a PUBLISH as a record and back, pure), `subscriptions` (a
 //! session's filters and matching, pure), `session` (a session as a
 //! replicated record, and the fold of them, pure), `store` (the sessions
-//! topic), `ingest` (the producer and topic creation), `registry` (client
+//! topic), `retained` (retained messages in a compacted topic), `ingest` (the producer and topic creation), `registry` (client
 //! ids connected to this node, takeover, delayed wills), `connect` (the
 //! CONNECT/CONNACK exchange), `connection/` (one connection: its loop,
 //! publishes, delivery, session, will), `outbound` (packet ids and the
@@ -31,6 +31,7 @@ mod ingest;
 mod orphans;
 mod outbound;
 mod registry;
+mod retained;
 mod shared;
 mod store;
 mod will;
@@ -112,6 +113,7 @@ pub(crate) struct Node {
     pub tails: Arc<Tails<()>>,
     pub registry: Arc<registry::Registry>,
     pub store: Arc<store::SessionStore>,
+    pub retained: retained::RetainedStore,
     /// This server's name in session generations.
     pub instance: String,
     /// This node's id and run, once cluster status told them.
@@ -167,6 +169,7 @@ impl MqttServer {
             tails: Arc::new(Tails::plain(config.tail_buffer_batches)),
             registry: Arc::new(registry::Registry::default()),
             store: Arc::new(store::SessionStore::new(&client, config.stream_partitions)),
+            retained: retained::RetainedStore::new(&client, config.stream_partitions),
             instance: instance_name(),
             owner: tokio::sync::OnceCell::new(),
             connections: Arc::new(Semaphore::new(config.connections_max)),

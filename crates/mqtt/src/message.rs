@@ -79,6 +79,7 @@ pub fn to_record(
         value: publish.payload.clone(),
         headers,
         timestamp_ms: Some(now_ms),
+        tombstone: false,
     }
 }
 
@@ -210,6 +211,7 @@ mod tests {
             key: record.key,
             value: record.value,
             headers: record.headers,
+            tombstone: record.tombstone,
         }
     }
 

@@ -263,6 +263,7 @@ mod tests {
                 GENERATION_HEADER.to_owned(),
                 Bytes::from(serde_json::to_vec(generation).unwrap()),
             )],
+            tombstone: false,
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use citystream_client::{ClientError, ProducerRecord};
 use citystream_mqtt_codec::{ByteStr, Publish, PublishProperties, QoS, Will, WillProperties};
 
 use crate::Node;
@@ -40,15 +41,25 @@ pub(crate) fn publish(node: &Arc<Node>, client_id: &str, will: Will, expiry_secs
         let publish = as_publish(will);
         let stream_topic = node.config.map.stream_topic(&publish.topic);
         let record = message::to_record(&publish, &stream_topic, &client_id, now_ms());
-        let written = match node.ingest.send(record).await {
-            Ok(delivery) => delivery.await.map(|_| ()),
-            Err(error) => Err(error),
-        };
-        match written {
+        match write(&node, record, publish.retain).await {
             Ok(()) => tracing::debug!(%client_id, "MQTT will published"),
             Err(error) => tracing::warn!(%client_id, %error, "MQTT will not published"),
         }
     });
+}
+
+/// Writes a will's record and, if it is retained, its name's retained
+/// message; returns once a quorum has both.
+async fn write(node: &Node, record: ProducerRecord, retain: bool) -> Result<(), ClientError> {
+    let retained = match retain {
+        true => Some(node.retained.record_for(&node.ingest, &record).await?),
+        false => None,
+    };
+    node.ingest.send(record).await?.await?;
+    if let Some(retained) = retained {
+        node.ingest.send(retained).await?.await?;
+    }
+    Ok(())
 }
 
 fn as_publish(will: Will) -> Publish {

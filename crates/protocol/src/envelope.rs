@@ -9,6 +9,9 @@
 //! ```
 //! `frame_len` counts the bytes after itself. A response whose `error_code`
 //! is not 0 carries only the error message (a string) as its body.
+//!
+//! A response carries no version: it is written and read at the version of
+//! the request it answers ([`encode_response_at`], [`decode_response_at`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -16,7 +19,10 @@ use crate::body::{
     decode_request_body, decode_response_body, encode_request_body, encode_response_body,
 };
 use crate::wire::{DecodeError, Reader, Writer};
-use crate::{ApiError, ApiKey, ErrorCode, PROTOCOL_VERSION, RequestFrame, Response, ResponseFrame};
+use crate::{
+    ApiError, ApiKey, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, RequestFrame, Response,
+    ResponseFrame,
+};
 
 /// Bytes of the `frame_len` prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -53,10 +59,11 @@ pub struct ResponseDecodeError {
 
 // ---- requests -------------------------------------------------------------------
 
-/// Appends the whole request frame, length prefix included, to `out`.
+/// Appends the whole request frame, length prefix included, to `out`; the
+/// body is written at `frame.api_version`.
 pub fn encode_request(frame: &RequestFrame, out: &mut BytesMut) {
     let prefix_at = begin_frame(out);
-    let mut w = Writer::new(out);
+    let mut w = Writer::new(out, frame.api_version);
     w.u16(frame.request.api_key() as u16);
     w.u16(frame.api_version);
     w.u32(frame.request_id);
@@ -85,7 +92,7 @@ pub fn decode_request(body: Bytes) -> Result<RequestFrame, RequestDecodeError> {
     let key =
         ApiKey::from_u16(header.api_key).ok_or_else(|| fail(unknown_request(header.api_key)))?;
     check_version(key, header.api_version).map_err(fail)?;
-    let mut r = Reader::new(body.slice(REQUEST_HEADER_BYTES..));
+    let mut r = Reader::new(body.slice(REQUEST_HEADER_BYTES..), header.api_version);
     let request = decode_request_body(key, &mut r)
         .and_then(|request| r.finish().map(|()| request))
         .map_err(|error| fail(malformed(format!("{key}: {error}"))))?;
@@ -114,14 +121,14 @@ impl RequestHeader {
 }
 
 fn check_version(key: ApiKey, api_version: u16) -> Result<(), ApiError> {
-    if api_version == PROTOCOL_VERSION {
+    if (PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&api_version) {
         return Ok(());
     }
     Err(ApiError::new(
         ErrorCode::UNSUPPORTED_VERSION,
         format!(
             "request version {api_version} of {key} is not supported; \
-             this broker speaks {PROTOCOL_VERSION}"
+             this broker speaks {PROTOCOL_VERSION_MIN}..={PROTOCOL_VERSION}"
         ),
     ))
 }
@@ -135,11 +142,18 @@ fn unknown_request(raw_key: u16) -> ApiError {
 
 // ---- responses ------------------------------------------------------------------
 
-/// Appends the whole response frame, length prefix included, to `out`.
+/// Appends the whole response frame at the newest version
+/// ([`PROTOCOL_VERSION`]); see [`encode_response_at`].
+pub fn encode_response(frame: &ResponseFrame, out: &mut BytesMut) {
+    encode_response_at(frame, PROTOCOL_VERSION, out);
+}
+
+/// Appends the whole response frame, length prefix included, to `out`,
+/// written at `version`: the version of the request it answers.
 ///
 /// Panics if an `Ok` response is for another api than `frame.api_key`, or an
 /// `Err` carries code 0: both are bugs of the caller, not of the peer.
-pub fn encode_response(frame: &ResponseFrame, out: &mut BytesMut) {
+pub fn encode_response_at(frame: &ResponseFrame, version: u16, out: &mut BytesMut) {
     let response = match &frame.response {
         Ok(response) => response,
         Err(error) => {
@@ -152,7 +166,7 @@ pub fn encode_response(frame: &ResponseFrame, out: &mut BytesMut) {
         "response body does not match the frame's api key"
     );
     let prefix_at = begin_frame(out);
-    let mut w = Writer::new(out);
+    let mut w = Writer::new(out, version);
     w.u32(frame.request_id);
     w.u16(frame.api_key as u16);
     w.put(&ErrorCode::NONE);
@@ -168,7 +182,8 @@ pub fn encode_error_response(request_id: u32, api_key: u16, error: &ApiError, ou
         "an error response needs a non-zero code"
     );
     let prefix_at = begin_frame(out);
-    let mut w = Writer::new(out);
+    // An error body is one string, the same in every version.
+    let mut w = Writer::new(out, PROTOCOL_VERSION_MIN);
     w.u32(request_id);
     w.u16(api_key);
     w.put(&error.code);
@@ -176,8 +191,15 @@ pub fn encode_error_response(request_id: u32, api_key: u16, error: &ApiError, ou
     end_frame(out, prefix_at);
 }
 
-/// Decodes one response frame body (length prefix already stripped).
+/// Decodes one response frame body at the newest version
+/// ([`PROTOCOL_VERSION`]); see [`decode_response_at`].
 pub fn decode_response(body: Bytes) -> Result<ResponseFrame, ResponseDecodeError> {
+    decode_response_at(body, PROTOCOL_VERSION)
+}
+
+/// Decodes one response frame body (length prefix already stripped) that
+/// answers a request sent at `version`.
+pub fn decode_response_at(body: Bytes, version: u16) -> Result<ResponseFrame, ResponseDecodeError> {
     let Some(header) = ResponseHeader::parse(&body) else {
         return Err(ResponseDecodeError {
             request_id: read_u32_at(&body, 0),
@@ -199,7 +221,7 @@ pub fn decode_response(body: Bytes) -> Result<ResponseFrame, ResponseDecodeError
             format!("response for unknown request type {}", header.api_key),
         ))
     })?;
-    let mut r = Reader::new(body.slice(RESPONSE_HEADER_BYTES..));
+    let mut r = Reader::new(body.slice(RESPONSE_HEADER_BYTES..), version);
     let response = decode_response_outcome(key, header.error_code, &mut r)
         .and_then(|response| r.finish().map(|()| response))
         .map_err(|error| fail(malformed(format!("{key} response: {error}"))))?;

@@ -298,12 +298,75 @@ pub struct TopicMetadata {
     pub partitions: Vec<PartitionMetadata>,
 }
 
+/// A topic's settings. The last four fields travel only at protocol
+/// version 2: a version-1 peer neither sends them (its topics are
+/// `Cleanup::Delete` with defaults) nor receives them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicConfig {
     pub replication: u16,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
     pub segment_bytes: Option<u64>,
+    pub cleanup: Cleanup,
+    /// `None`: 0 (the broker's compaction lag floor applies anyway).
+    pub compaction_lag_ms: Option<u64>,
+    /// `None`: 86 400 000 (24 h) of log time.
+    pub tombstone_retention_ms: Option<u64>,
+    /// `None`: no age roll, or 3 600 000 on a compacted topic.
+    pub segment_roll_ms: Option<u64>,
+}
+
+/// What happens to a topic's old records (decision 0017 §9). Wire tag in
+/// parentheses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Cleanup {
+    /// (0) Whole segments are deleted by age and size.
+    #[default]
+    Delete = 0,
+    /// (1) Only the newest record of each key is kept; tombstones allowed.
+    Compact = 1,
+    /// (2) Compacted, and old segments are also deleted by retention.
+    CompactDelete = 2,
+}
+
+impl Cleanup {
+    /// Whether the newest record per key is kept (and tombstones allowed).
+    pub fn compacts(self) -> bool {
+        matches!(self, Cleanup::Compact | Cleanup::CompactDelete)
+    }
+
+    /// `delete`, `compact` or `compact,delete`: the name every transport
+    /// and the CLI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cleanup::Delete => "delete",
+            Cleanup::Compact => "compact",
+            Cleanup::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+impl std::fmt::Display for Cleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Cleanup {
+    type Err = String;
+
+    /// Also takes `delete,compact`, the same set written the other way.
+    fn from_str(text: &str) -> Result<Cleanup, String> {
+        match text.trim() {
+            "delete" => Ok(Cleanup::Delete),
+            "compact" => Ok(Cleanup::Compact),
+            "compact,delete" | "delete,compact" => Ok(Cleanup::CompactDelete),
+            other => Err(format!(
+                "unknown cleanup policy {other:?}: expected delete, compact or compact,delete"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,14 +45,21 @@ pub(crate) trait Decode: Sized {
 // ---- writer -------------------------------------------------------------------
 
 /// Appends wire values to a buffer. Encoding is infallible: values that the
-/// wire cannot represent are caller bugs and trip an assertion.
+/// wire cannot represent are caller bugs and trip an assertion. It carries
+/// the protocol version of the frame, for the few layouts that differ.
 pub(crate) struct Writer<'a> {
     out: &'a mut BytesMut,
+    version: u16,
 }
 
 impl<'a> Writer<'a> {
-    pub(crate) fn new(out: &'a mut BytesMut) -> Writer<'a> {
-        Writer { out }
+    pub(crate) fn new(out: &'a mut BytesMut, version: u16) -> Writer<'a> {
+        Writer { out, version }
+    }
+
+    /// The protocol version being written.
+    pub(crate) fn version(&self) -> u16 {
+        self.version
     }
 
     pub(crate) fn put<T: Encode + ?Sized>(&mut self, value: &T) {
@@ -124,14 +131,20 @@ fn truncate_at_char_boundary(value: &str, bytes_max: usize) -> &str {
 // ---- reader -------------------------------------------------------------------
 
 /// Consumes wire values from a frame body. `bytes` fields are slices of the
-/// original buffer, never copies.
+/// original buffer, never copies. Like [`Writer`], it knows the version.
 pub(crate) struct Reader {
     buf: Bytes,
+    version: u16,
 }
 
 impl Reader {
-    pub(crate) fn new(buf: Bytes) -> Reader {
-        Reader { buf }
+    pub(crate) fn new(buf: Bytes, version: u16) -> Reader {
+        Reader { buf, version }
+    }
+
+    /// The protocol version being read.
+    pub(crate) fn version(&self) -> u16 {
+        self.version
     }
 
     pub(crate) fn remaining(&self) -> usize {

@@ -375,3 +375,141 @@ fn reassignments_response_bytes() {
     assert_eq!(decoded.api_key, ApiKey::RemoveNode);
     assert!(matches!(decoded.response, Ok(Response::RemoveNode(_))));
 }
+
+fn compacted_create_topic(api_version: u16) -> RequestFrame {
+    RequestFrame {
+        request_id: 1,
+        api_version,
+        request: Request::CreateTopic(CreateTopicRequest {
+            name: "t".to_owned(),
+            partitions: 2,
+            config: TopicConfig {
+                replication: 3,
+                cleanup: Cleanup::Compact,
+                compaction_lag_ms: Some(1_000),
+                segment_roll_ms: Some(60_000),
+                ..TopicConfig::default()
+            },
+        }),
+    }
+}
+
+/// At version 2 a TopicConfig ends with cleanup, compaction_lag_ms,
+/// tombstone_retention_ms and segment_roll_ms after segment_bytes.
+#[test]
+fn create_topic_request_bytes_v2() {
+    let frame = compacted_create_topic(2);
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x28, 0x00, 0x00, 0x00, // frame_len = 40
+        0x05, 0x00,             // api_key = CreateTopic
+        0x02, 0x00,             // api_version = 2
+        0x01, 0x00, 0x00, 0x00, // request_id = 1
+        0x01, 0x00, b't',       // name = "t"
+        0x02, 0x00, 0x00, 0x00, // partitions = 2
+        0x03, 0x00,             // config.replication = 3
+        0x00,                   // config.retention_ms = None
+        0x00,                   // config.retention_bytes = None
+        0x00,                   // config.segment_bytes = None
+        0x01,                   // config.cleanup = Compact
+        0x01, 0xe8, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // compaction_lag_ms = 1000
+        0x00,                   // config.tombstone_retention_ms = None
+        0x01, 0x60, 0xea, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // segment_roll_ms = 60000
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    assert_eq!(
+        decode_request(Bytes::copy_from_slice(&expected[4..])),
+        Ok(frame)
+    );
+}
+
+/// At version 1 the same TopicConfig stops after segment_bytes: the
+/// compaction settings are not sent, and a v1 CreateTopic decodes as a
+/// delete topic with default settings.
+#[test]
+fn create_topic_request_bytes_v1() {
+    let frame = compacted_create_topic(1);
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x14, 0x00, 0x00, 0x00, // frame_len = 20
+        0x05, 0x00,             // api_key = CreateTopic
+        0x01, 0x00,             // api_version = 1
+        0x01, 0x00, 0x00, 0x00, // request_id = 1
+        0x01, 0x00, b't',       // name = "t"
+        0x02, 0x00, 0x00, 0x00, // partitions = 2
+        0x03, 0x00,             // config.replication = 3
+        0x00,                   // config.retention_ms = None
+        0x00,                   // config.retention_bytes = None
+        0x00,                   // config.segment_bytes = None
+    ];
+    assert_eq!(&encoded_request(&frame)[..], expected);
+    let decoded = decode_request(Bytes::copy_from_slice(&expected[4..])).unwrap();
+    let Request::CreateTopic(create) = decoded.request else {
+        panic!("not a CreateTopic: {decoded:?}");
+    };
+    assert_eq!(
+        create.config,
+        TopicConfig {
+            replication: 3,
+            ..TopicConfig::default()
+        }
+    );
+}
+
+/// A response is written and read at its request's version: a Metadata
+/// answer at version 1 shows a compacted topic without its policy, at
+/// version 2 with it.
+#[test]
+fn metadata_response_follows_the_request_version() {
+    let config = TopicConfig {
+        cleanup: Cleanup::CompactDelete,
+        tombstone_retention_ms: Some(5),
+        ..TopicConfig::default()
+    };
+    let frame = ResponseFrame {
+        request_id: 3,
+        api_key: ApiKey::CreateTopic,
+        response: Ok(Response::CreateTopic(CreateTopicResponse {
+            topic: TopicMetadata {
+                name: "t".to_owned(),
+                status: PartitionStatus::ok(),
+                config: config.clone(),
+                partitions: Vec::new(),
+            },
+        })),
+    };
+    #[rustfmt::skip]
+    let v1: &[u8] = &[
+        0x19, 0x00, 0x00, 0x00, // frame_len = 25
+        0x03, 0x00, 0x00, 0x00, // request_id = 3
+        0x05, 0x00,             // api_key = CreateTopic
+        0x00, 0x00,             // error_code = NONE
+        0x01, 0x00, b't',       // topic.name = "t"
+        0x00, 0x00, 0x00, 0x00, 0x00, // topic.status = ok
+        0x00, 0x00,             // config.replication = 0
+        0x00, 0x00, 0x00,       // retention_ms, retention_bytes, segment_bytes = None
+        0x00, 0x00, 0x00, 0x00, // topic.partitions: count = 0
+    ];
+    let mut out = bytes::BytesMut::new();
+    encode_response_at(&frame, 1, &mut out);
+    assert_eq!(&out[..], v1);
+    let decoded = decode_response_at(Bytes::copy_from_slice(&v1[4..]), 1).unwrap();
+    let Ok(Response::CreateTopic(answer)) = decoded.response else {
+        panic!("not a CreateTopic answer: {decoded:?}");
+    };
+    assert_eq!(answer.topic.config, TopicConfig::default());
+
+    let mut out = bytes::BytesMut::new();
+    encode_response_at(&frame, 2, &mut out);
+    #[rustfmt::skip]
+    let v2_tail: &[u8] = &[
+        0x02,                   // config.cleanup = CompactDelete
+        0x00,                   // compaction_lag_ms = None
+        0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // tombstone_retention_ms = 5
+        0x00,                   // segment_roll_ms = None
+        0x00, 0x00, 0x00, 0x00, // topic.partitions: count = 0
+    ];
+    assert_eq!(out.len(), v1.len() + 12);
+    assert_eq!(&out[out.len() - v2_tail.len()..], v2_tail);
+    assert_eq!(decode_response_at(out.freeze().slice(4..), 2), Ok(frame));
+}

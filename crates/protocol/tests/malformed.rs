@@ -91,15 +91,33 @@ fn unknown_api_key_is_unknown_request() {
     assert_eq!(error.error.message, "unknown request type 99");
 }
 
-/// A version other than 1 is UNSUPPORTED_VERSION, checked before the body.
+/// A version outside 1..=2 is UNSUPPORTED_VERSION, checked before the body.
 #[test]
 fn other_version_is_unsupported() {
-    let error = decode_request(request_body(ApiKey::Produce, 7, 6, b"junk")).unwrap_err();
-    assert_eq!(error.request_id, Some(6));
-    assert_eq!(error.error.code, ErrorCode::UNSUPPORTED_VERSION);
+    for version in [0, 3, 7] {
+        let error = decode_request(request_body(ApiKey::Produce, version, 6, b"junk")).unwrap_err();
+        assert_eq!(error.request_id, Some(6));
+        assert_eq!(error.error.code, ErrorCode::UNSUPPORTED_VERSION);
+        assert_eq!(
+            error.error.message,
+            format!(
+                "request version {version} of Produce is not supported; this broker speaks 1..=2"
+            )
+        );
+    }
+}
+
+/// An unknown cleanup tag in a version-2 TopicConfig is MALFORMED_FRAME,
+/// named by its field.
+#[test]
+fn unknown_cleanup_tag_is_refused() {
+    // name "t", 1 partition, replication 0, three None, cleanup 3.
+    let rest = [1, 0, b't', 1, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+    let error = decode_request(request_body(ApiKey::CreateTopic, 2, 8, &rest)).unwrap_err();
+    assert_eq!(error.error.code, ErrorCode::MALFORMED_FRAME);
     assert_eq!(
         error.error.message,
-        "request version 7 of Produce is not supported; this broker speaks 1"
+        "CreateTopic: bad tag 3 for config.cleanup"
     );
 }
 

@@ -102,13 +102,27 @@ fn metadata_response() -> impl Strategy<Value = Response> {
         option::of(any::<u64>()),
         option::of(any::<u64>()),
         option::of(any::<u64>()),
+        prop_oneof![
+            Just(Cleanup::Delete),
+            Just(Cleanup::Compact),
+            Just(Cleanup::CompactDelete)
+        ],
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
     )
-        .prop_map(|(replication, ms, bytes, segment)| TopicConfig {
-            replication,
-            retention_ms: ms,
-            retention_bytes: bytes,
-            segment_bytes: segment,
-        });
+        .prop_map(
+            |(replication, ms, bytes, segment, cleanup, lag, tombstone, roll)| TopicConfig {
+                replication,
+                retention_ms: ms,
+                retention_bytes: bytes,
+                segment_bytes: segment,
+                cleanup,
+                compaction_lag_ms: lag,
+                tombstone_retention_ms: tombstone,
+                segment_roll_ms: roll,
+            },
+        );
     let partition = (
         any::<u32>(),
         any::<u32>(),

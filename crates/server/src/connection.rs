@@ -22,7 +22,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use citystream_protocol::{
     ApiError, ApiKey, ErrorCode, FrameCodec, FrameError, InboundFrame, Request, RequestDecodeError,
-    RequestFrame, Response, ResponseFrame, decode_request, encode_error_response, encode_response,
+    RequestFrame, Response, ResponseFrame, decode_request, encode_error_response,
+    encode_response_at,
 };
 use futures::{FutureExt, StreamExt};
 use tokio::net::TcpStream;
@@ -131,8 +132,13 @@ impl Reader {
             );
             let api_key = frame.request.api_key();
             return self
-                .send(encode(frame.request_id, api_key, Err(error)))
+                .send(encode(header_of(&frame), api_key, Err(error)))
                 .await;
+        }
+        if let Err(error) =
+            crate::handlers::versions::check(&self.shared, frame.api_version, &frame.request)
+        {
+            return self.refuse(frame, error).await;
         }
         if waits(&frame.request) {
             return self.spawn_request(frame).await;
@@ -147,24 +153,39 @@ impl Reader {
     async fn serve_inline(&mut self, frame: RequestFrame) -> Result<(), Closing> {
         let api_key = frame.request.api_key();
         let span = tracing::info_span!("request", request_id = frame.request_id, api = %api_key);
+        let header = header_of(&frame);
         let outcome = serve_request(&self.shared, &self.stop, frame.request)
             .instrument(span)
             .await;
         match outcome {
-            Some(response) => self.send(encode(frame.request_id, api_key, response)).await,
+            Some(response) => self.send(encode(header, api_key, response)).await,
             None => Ok(()),
         }
+    }
+
+    /// Answers a request its version may not make; a produce that asked
+    /// for no acknowledgement gets no answer, as always.
+    async fn refuse(&mut self, frame: RequestFrame, error: ApiError) -> Result<(), Closing> {
+        tracing::debug!(request_id = frame.request_id, %error, "request refused at its version");
+        if matches!(&frame.request, Request::Produce(p) if p.acks == citystream_protocol::Acks::None)
+        {
+            return Ok(());
+        }
+        let api_key = frame.request.api_key();
+        self.send(encode(header_of(&frame), api_key, Err(error)))
+            .await
     }
 
     /// Hello is answered inline, in arrival order, so requests pipelined
     /// right behind it already see the connection as handshaken.
     async fn on_hello(&mut self, frame: RequestFrame) -> Result<(), Closing> {
+        let header = header_of(&frame);
         let Some(response) = dispatch(&self.shared, &self.stop, frame.request).await else {
             return Ok(());
         };
         self.handshaken |= response.is_ok();
-        self.send(encode(frame.request_id, ApiKey::Hello, response))
-            .await
+        // Hello's layout is the same in every version.
+        self.send(encode(header, ApiKey::Hello, response)).await
     }
 
     /// Answers a frame the codec could not decode; the connection stays up.
@@ -201,16 +222,13 @@ impl Reader {
     /// waiting for the slot is the connection's backpressure.
     async fn spawn_request(&mut self, frame: RequestFrame) -> Result<(), Closing> {
         let slot = self.take_slot().await?;
-        let RequestFrame {
-            request_id,
-            request,
-            ..
-        } = frame;
+        let header = header_of(&frame);
+        let request = frame.request;
         let api_key = request.api_key();
-        let span = tracing::info_span!("request", request_id, api = %api_key);
+        let span = tracing::info_span!("request", request_id = header.request_id, api = %api_key);
         let (shared, stop) = (Arc::clone(&self.shared), self.stop.clone());
         let answer = async move { serve_request(&shared, &stop, request).await };
-        self.respond_later(request_id, api_key, span, slot, answer);
+        self.respond_later(header, api_key, span, slot, answer);
         Ok(())
     }
 
@@ -220,20 +238,17 @@ impl Reader {
     /// the connection is read meanwhile and proposals pipeline.
     async fn submit_produce(&mut self, frame: RequestFrame) -> Result<(), Closing> {
         let slot = self.take_slot().await?;
-        let RequestFrame {
-            request_id,
-            request: Request::Produce(produce),
-            ..
-        } = frame
-        else {
+        let header = header_of(&frame);
+        let Request::Produce(produce) = frame.request else {
             unreachable!("submit_produce is only called for produce requests");
         };
         let node = Arc::clone(self.shared.node.as_ref().expect("checked by the caller"));
-        let span = tracing::info_span!("request", request_id, api = %ApiKey::Produce);
+        let span =
+            tracing::info_span!("request", request_id = header.request_id, api = %ApiKey::Produce);
         let acked = crate::handlers::replicated::submit_produce(&self.shared, &node, produce)
             .instrument(span.clone())
             .await;
-        self.respond_later(request_id, ApiKey::Produce, span, slot, acked);
+        self.respond_later(header, ApiKey::Produce, span, slot, acked);
         Ok(())
     }
 
@@ -252,7 +267,7 @@ impl Reader {
     /// its own, then frees `slot`.
     fn respond_later<F>(
         &self,
-        request_id: u32,
+        header: RequestHeader,
         api_key: ApiKey,
         span: tracing::Span,
         slot: OwnedSemaphorePermit,
@@ -269,7 +284,7 @@ impl Reader {
                 crate::metrics::request_served(api_key, started.elapsed(), ok);
                 if let Some(response) = answer {
                     // A closed queue means the writer is gone with the socket.
-                    let _ = responses.send(encode(request_id, api_key, response)).await;
+                    let _ = responses.send(encode(header, api_key, response)).await;
                 }
                 drop(slot);
             }
@@ -327,14 +342,30 @@ fn log_frame_error(error: &FrameError) -> Closing {
     Closing
 }
 
-fn encode(request_id: u32, api_key: ApiKey, response: Result<Response, ApiError>) -> Bytes {
+/// What a response needs of its request: the id it echoes and the
+/// version it is written at.
+#[derive(Debug, Clone, Copy)]
+struct RequestHeader {
+    request_id: u32,
+    api_version: u16,
+}
+
+fn header_of(frame: &RequestFrame) -> RequestHeader {
+    RequestHeader {
+        request_id: frame.request_id,
+        api_version: frame.api_version,
+    }
+}
+
+/// Encodes the answer to a request, at the request's version.
+fn encode(request: RequestHeader, api_key: ApiKey, response: Result<Response, ApiError>) -> Bytes {
     let mut out = BytesMut::new();
     let frame = ResponseFrame {
-        request_id,
+        request_id: request.request_id,
         api_key,
         response,
     };
-    encode_response(&frame, &mut out);
+    encode_response_at(&frame, request.api_version, &mut out);
     out.freeze()
 }
 

@@ -3,8 +3,10 @@
 //! deadlines, retention) and, under `FsyncPolicy::Interval`, group commit:
 //! once a write leaves a partition unsynced, wait `interval_ms` (collecting
 //! the writes that follow) and `Broker::sync_logs`. An idle broker therefore
-//! does no fsync work at all. Both jobs run on the blocking pool since they
-//! may touch the disk. A third closes the byte-rate window of the load
+//! does no fsync work at all. Compacted topics are compacted every
+//! `retention_check_interval_ms` (`Broker::compact`), apart from the tick
+//! so a long rewrite delays no session expiry. These jobs run on the
+//! blocking pool since they may touch the disk. A third closes the byte-rate window of the load
 //! meter every `LOAD_WINDOW_MS`.
 
 use std::sync::Arc;
@@ -32,6 +34,13 @@ pub(crate) fn start(shared: &Arc<Shared>, stop: &CancellationToken) -> TaskTrack
         move || {
             tick_broker.tick(now_ms());
         },
+    ));
+    let compact_broker = Arc::clone(broker);
+    timers.spawn(every(
+        broker.config().retention_check_interval_ms,
+        "compaction",
+        stop.clone(),
+        move || compact_broker.compact(now_ms()),
     ));
     let load_shared = Arc::clone(shared);
     timers.spawn(every(LOAD_WINDOW_MS, "load", stop.clone(), move || {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use citystream_broker::BrokerConfig;
 use citystream_protocol::{
-    Acks, CreateTopicRequest, ErrorCode, ProduceResponse, Request, Response, TopicConfig,
+    Acks, Cleanup, CreateTopicRequest, ErrorCode, ProduceResponse, Request, Response, TopicConfig,
 };
 use citystream_server::{ClusterConfig, ServeOptions, Timing};
 use common::*;
@@ -307,6 +307,39 @@ async fn bad_topic_requests_are_refused_in_cluster_mode() {
             .await;
         let error = expect_error(too_many, ErrorCode::INVALID_REQUEST);
         assert!(error.message.contains("exceeds"), "{}", error.message);
+        // Compaction settings are checked as on a single broker.
+        let compacted = client
+            .call(Request::CreateTopic(CreateTopicRequest {
+                name: "retained".to_owned(),
+                partitions: 1,
+                config: TopicConfig {
+                    cleanup: Cleanup::Compact,
+                    tombstone_retention_ms: Some(0),
+                    ..TopicConfig::default()
+                },
+            }))
+            .await;
+        let error = expect_error(compacted, ErrorCode::INVALID_REQUEST);
+        assert!(
+            error.message.contains("tombstone_retention_ms"),
+            "{}",
+            error.message
+        );
+        // The replicated produce path checks tombstones against the topic.
+        let answer = client
+            .call(produce_request(Acks::Quorum, "ok", 0, tombstone_batch()))
+            .await;
+        let Ok(Response::Produce(response)) = answer else {
+            panic!("unexpected answer {answer:?}");
+        };
+        let status = &response.partitions[0].status;
+        assert_eq!(status.error, ErrorCode::INVALID_REQUEST, "{status:?}");
+        assert!(
+            status
+                .message
+                .contains("null values (tombstones) need a compacted topic"),
+            "{status:?}"
+        );
         let bad_name = client.create_topic("no spaces", 1).await;
         expect_error(bad_name, ErrorCode::INVALID_TOPIC_NAME);
         let exists = client.create_topic("ok", 1).await;
@@ -877,6 +910,7 @@ async fn retention_deletes_through_snapshots_and_a_new_replica_starts_there() {
             retention_ms: None,
             retention_bytes: Some(2048),
             segment_bytes: Some(1024),
+            ..TopicConfig::default()
         };
         create_topic_with(&mut cluster.client(1).await, "rolling", 1, config).await;
         // Leadership first settles, so it does not move while the test

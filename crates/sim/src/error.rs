@@ -17,6 +17,7 @@ pub enum SimError {
     },
     #[error("cannot start the producer")]
     Producer(#[source] ClientError),
-    #[error("cannot connect to the MQTT listener {address}: {message}")]
-    Mqtt { address: String, message: String },
+    /// None of the MQTT listeners (comma-separated) accepted.
+    #[error("cannot connect to the MQTT listeners {addresses}: {message}")]
+    Mqtt { addresses: String, message: String },
 }

@@ -6,11 +6,15 @@
 //! set-up both runs share.
 //!
 //! The sender is the native idempotent producer, or, with [`Via::Mqtt`],
-//! an MQTT 5 connection: each record becomes a PUBLISH to its key (the
+//! an MQTT 5 client: each record becomes a PUBLISH to its key (the
 //! reading's `city/<district>/<kind>/<station>`) with its value as the
 //! payload and its headers as user properties, the device path of a real
 //! city. Which stream topic it lands in is then the broker's MQTT mapping
-//! (`citystream broker --mqtt-map`).
+//! (`citystream broker --mqtt-map`). The client keeps a persistent session
+//! and reconnects, to the next of the MQTT addresses when a node dies,
+//! sending every unacknowledged reading again (`citystream-mqtt-client`),
+//! so a node's death loses no reading: each is acknowledged, late, or,
+//! at QoS 1, written twice.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use citystream_client::{Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, TopicConfig};
-use citystream_mqtt_client::{ConnectOptions, MqttClient, QoS, Version};
+use citystream_mqtt_client::{ConnectOptions, MqttClient, QoS, ReconnectOptions, Version};
 use citystream_mqtt_codec::{ByteStr, PublishProperties};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
@@ -31,9 +35,10 @@ use crate::stats::SimStats;
 pub enum Via {
     /// The native protocol's idempotent producer.
     Native,
-    /// MQTT 5 to the listener at `address`, at `qos` (1 or 2 are
-    /// acknowledged once a quorum has the record).
-    Mqtt { address: String, qos: QoS },
+    /// MQTT 5 to the first listener of `addresses` that accepts (nodes of
+    /// one cluster; the others are where it reconnects), at `qos` (1 or 2
+    /// are acknowledged once a quorum has the record).
+    Mqtt { addresses: Vec<String>, qos: QoS },
 }
 
 /// A delivery's outcome; the error as text (either sender's).
@@ -49,6 +54,10 @@ pub const TOPIC_PARTITIONS: u32 = 3;
 /// How long closing waits for the last acknowledgements; records still
 /// outstanding then are counted as failed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the broker keeps the MQTT session of a sim whose connection
+/// was lost: longer than any reconnect takes, short enough that sessions
+/// of sims that are gone do not pile up.
+const MQTT_SESSION_EXPIRY_SECS: u32 = 600;
 
 pub(crate) struct Outbox {
     sender: Sender,
@@ -77,15 +86,13 @@ impl Outbox {
         stats: Arc<SimStats>,
         pending_max: usize,
     ) -> Result<Outbox, SimError> {
-        let Via::Mqtt { address, qos } = via else {
+        let Via::Mqtt { addresses, qos } = via else {
             return Outbox::start(client, stats, pending_max);
         };
-        let client_id = format!("citystream-sim-{}", std::process::id());
-        let options = ConnectOptions::new(Version::V5, client_id);
-        let (mqtt, _) = MqttClient::connect(address, options)
+        let (mqtt, _) = MqttClient::connect_any(addresses, mqtt_options())
             .await
             .map_err(|error| SimError::Mqtt {
-                address: address.clone(),
+                addresses: addresses.join(","),
                 message: error.to_string(),
             })?;
         let sender = Sender::Mqtt {
@@ -205,6 +212,21 @@ impl Sender {
             }
         }
     }
+}
+
+/// A new persistent session (Clean Start 1, then resumed by every
+/// reconnect) that reconnects until the run stops. The client id is
+/// unique per run: two sims sharing one would take each other's session.
+fn mqtt_options() -> ConnectOptions {
+    let client_id = format!(
+        "citystream-sim-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let mut options = ConnectOptions::new(Version::V5, client_id);
+    options.session_expiry_secs = Some(MQTT_SESSION_EXPIRY_SECS);
+    options.reconnect = Some(ReconnectOptions::default());
+    options
 }
 
 /// Record headers as MQTT 5 user properties (those that are UTF-8).

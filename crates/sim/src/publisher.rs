@@ -105,11 +105,14 @@ pub async fn run_publishers(
     .await
     {
         let reading = simulation.next_reading();
-        if outbox
-            .send(reading_record(&reading), reading.is_alarm())
-            .await
-            .is_err()
-        {
+        // Sending waits while the window is full, which over MQTT includes
+        // while the client reconnects: a stop must not wait for that.
+        let sent = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            sent = outbox.send(reading_record(&reading), reading.is_alarm()) => sent,
+        };
+        if sent.is_err() {
             pause(SEND_RETRY_BACKOFF, &stop).await;
         }
         index += 1;
@@ -159,6 +162,7 @@ pub fn reading_record(reading: &Reading) -> ProducerRecord {
         value: Bytes::from(reading.to_json()),
         headers: vec![(PRIORITY_HEADER.to_owned(), priority)],
         timestamp_ms: None,
+        tombstone: false,
     }
 }
 

@@ -31,7 +31,7 @@ impl Broker {
             batch_bytes_max: self.config.batch_bytes_max,
             record_bytes_max: self.config.record_bytes_max,
         };
-        let batch = validate_batch(batch, limits)?;
+        let batch = validate_batch(batch, limits, topic.settings().cleanup)?;
         let producer_id = batch.header().producer_id;
         if producer_id != NO_PRODUCER && !self.producer_ids.is_plausible(producer_id) {
             return Err(BrokerError::UnknownProducer(producer_id));

@@ -161,6 +161,37 @@ impl Broker {
         }
     }
 
+    /// One compaction pass over each partition of a compacted topic that
+    /// has closed segments past its lag to compact (single broker; a
+    /// cluster node compacts each replica through Raft instead). Slow:
+    /// run it off the request path, every `retention_check_interval_ms`.
+    pub fn compact(&self, now_ms: i64) {
+        let key_map_bytes =
+            usize::try_from(self.config.compaction_buffer_bytes).unwrap_or(usize::MAX);
+        let lag_floor_ms = self.config.compaction_lag_floor_ms;
+        for topic in self.topic_snapshot() {
+            for partition in topic.partitions() {
+                match partition.compact(now_ms, key_map_bytes, lag_floor_ms) {
+                    Ok(Some(summary)) => tracing::debug!(
+                        topic = topic.name(),
+                        partition = partition.index(),
+                        horizon = summary.horizon.0,
+                        rewritten = summary.segments_rewritten,
+                        bytes_removed = summary.bytes_removed,
+                        "compaction pass"
+                    ),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(
+                        topic = topic.name(),
+                        partition = partition.index(),
+                        %error,
+                        "compaction failed"
+                    ),
+                }
+            }
+        }
+    }
+
     /// fsyncs every partition with unsynced writes (interval policy; under
     /// `Always` appends are already synced, under `Never` nothing is).
     pub fn sync_logs(&self) -> Result<(), BrokerError> {

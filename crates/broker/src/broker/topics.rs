@@ -9,7 +9,7 @@ use super::Broker;
 use crate::data_dir::remove_via_tombstone;
 use crate::names::{is_internal_topic, validate_topic_name, validate_user_topic_name};
 use crate::topic::{Topic, validate_topic_shape};
-use crate::{BrokerError, TopicInfo, TopicSettings};
+use crate::{BrokerError, Cleanup, TopicInfo, TopicSettings};
 
 impl Broker {
     pub fn create_topic(
@@ -53,6 +53,15 @@ impl Broker {
     pub fn describe_topic(&self, name: &str) -> Result<TopicInfo, BrokerError> {
         validate_topic_name(name)?;
         Ok(self.topic(name)?.info())
+    }
+
+    /// The cleanup policy of an existing topic, cheaply (no partition
+    /// scan); `None` when there is no such topic.
+    pub fn topic_cleanup(&self, name: &str) -> Option<Cleanup> {
+        self.topics
+            .read()
+            .get(name)
+            .map(|topic| topic.settings().cleanup)
     }
 
     /// The topic a producer writes to, auto-created if allowed.

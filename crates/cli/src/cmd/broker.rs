@@ -177,6 +177,25 @@ pub struct BrokerArgs {
         value_name = "MS"
     )]
     pub retention_check_interval_ms: u64,
+    /// Compacted topics never compact records younger than this, whatever
+    /// their own `compaction_lag_ms`, so an idempotent producer's retries
+    /// are still recognised (decision 0017 §8).
+    #[arg(
+        long,
+        env = "CITYSTREAM_COMPACTION_LAG_FLOOR_MS",
+        default_value_t = 300_000,
+        value_name = "MS"
+    )]
+    pub compaction_lag_floor_ms: u64,
+    /// Memory of one compaction pass's key map (one pass at a time per
+    /// node; at least 16 MiB).
+    #[arg(
+        long,
+        env = "CITYSTREAM_COMPACTION_BUFFER_BYTES",
+        default_value_t = 32 * 1024 * 1024,
+        value_name = "BYTES"
+    )]
+    pub compaction_buffer_bytes: u64,
     /// Serve the HTTP API (topics, records, groups, cluster, health) here [default: off].
     #[arg(long, env = "CITYSTREAM_HTTP", value_name = "HOST:PORT")]
     pub http: Option<String>,
@@ -432,6 +451,8 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
         retention_check_interval_ms: args.retention_check_interval_ms,
+        compaction_lag_floor_ms: args.compaction_lag_floor_ms,
+        compaction_buffer_bytes: args.compaction_buffer_bytes,
         ..BrokerConfig::default()
     };
     Ok(BrokerSettings {

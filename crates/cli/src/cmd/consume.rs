@@ -84,9 +84,9 @@ pub struct ConsumeArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecordFormat {
-    /// The value's bytes, one record per line.
+    /// The value's bytes, one record per line (a tombstone is an empty line).
     Value,
-    /// One JSON object per line with all fields.
+    /// One JSON object per line with all fields (a tombstone has `"value": null`).
     Json,
 }
 

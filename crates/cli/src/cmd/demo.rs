@@ -2,7 +2,10 @@
 //! the city topics (replication 3), the simulation and its subscribers, and
 //! the console on every node's HTTP port, with one command. It prints the
 //! console's address, a one-line status every few seconds, and on Ctrl-C
-//! stops everything. With `--data-dir` a later run resumes where this one
+//! stops everything. The simulated sensors publish over MQTT to the
+//! nodes' listeners by default (the device path end to end), surviving
+//! the Cluster page's stop button; `--sensors native` uses the native
+//! producer instead. With `--data-dir` a later run resumes where this one
 //! stopped; without, the data lives in a temporary directory removed at the
 //! end.
 
@@ -32,7 +35,7 @@ Examples:
   citystream demo --data-dir ./city        # keep the data; a second run resumes
   citystream demo --http-port 7001 --native-port 9501
   citystream demo --speed 10               # the city's clock ten times faster
-  citystream demo --sensors mqtt           # the simulated sensors publish over MQTT
+  citystream demo --sensors native         # the simulated sensors use the native protocol
   citystream demo --no-sim                 # the cluster and the console only
 
 Every node also serves MQTT (node N on --mqtt-port + N - 1), storing the city's
@@ -94,9 +97,10 @@ pub struct DemoArgs {
     /// MQTT port of node 1; node N gets this + N - 1.
     #[arg(long, default_value_t = 1883, value_name = "PORT")]
     pub mqtt_port: u16,
-    /// How the simulated sensors publish: the native protocol, or MQTT to node 1's
-    /// listener (QoS 1; a reading in flight when node 1 is stopped is not re-sent).
-    #[arg(long, value_enum, default_value = "native")]
+    /// How the simulated sensors publish: over MQTT (QoS 1, a persistent session on the
+    /// first node that accepts; when the Cluster page stops that node they reconnect to
+    /// another and send what was not acknowledged again), or the native protocol.
+    #[arg(long, value_enum, default_value = "mqtt")]
     pub sensors: Sensors,
 }
 
@@ -175,9 +179,10 @@ async fn serve(demo: &Demo, stop: &CancellationToken) -> anyhow::Result<()> {
     println!(
         "demo: MQTT on {} (the sensors' topics city/<district>/<kind>/<station>; WebSocket at /mqtt){}",
         mqtt.join(", "),
-        match demo.sensors {
-            Sensors::Mqtt => "; the simulated sensors publish over MQTT",
-            Sensors::Native => "",
+        match (demo.simulate, demo.sensors) {
+            (false, _) => "",
+            (true, Sensors::Mqtt) => "; the simulated sensors publish over MQTT",
+            (true, Sensors::Native) => "; the simulated sensors publish over the native protocol",
         }
     );
     println!(
@@ -238,7 +243,7 @@ fn start_city(
     let via = match demo.sensors {
         Sensors::Native => Via::Native,
         Sensors::Mqtt => Via::Mqtt {
-            address: demo.specs[0].mqtt.clone(),
+            addresses: demo.specs.iter().map(|spec| spec.mqtt.clone()).collect(),
             qos: citystream_mqtt_client::QoS::AtLeastOnce,
         },
     };
@@ -458,9 +463,7 @@ async fn create_topics(client: &Client, nodes: usize) -> anyhow::Result<()> {
     let admin = client.admin();
     let config = TopicConfig {
         replication: nodes.min(3) as u16,
-        retention_ms: None,
-        retention_bytes: None,
-        segment_bytes: None,
+        ..TopicConfig::default()
     };
     for topic in CITY_TOPICS {
         let deadline = Instant::now() + FORM_TIMEOUT;

@@ -40,6 +40,9 @@ Examples:
   # A producer log: time<TAB>message<TAB>tag<TAB>topic per line
   citystream produce --file city.log --format producer-log
 
+  # Tombstones (compacted topics): each line is a key to delete
+  printf 'station-1\nstation-2\n' | citystream produce retained --tombstone
+
 Formats:
   lines         each line is a record value (empty lines are empty records)
   csv           RFC 4180 with a header row; every row must have the header's column count;
@@ -78,6 +81,10 @@ pub struct ProduceArgs {
     /// (e.g. --key-separator ,); a line without one is refused.
     #[arg(long, value_name = "SEPARATOR", conflicts_with_all = ["key", "key_column"])]
     key_separator: Option<String>,
+    /// Send tombstones (null values; compacted topics only): each input line is the key of a
+    /// tombstone, which deletes that key. With --format lines only.
+    #[arg(long, conflicts_with_all = ["key", "key_column", "key_separator"])]
+    tombstone: bool,
     /// Header added to every record (repeatable).
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
@@ -121,6 +128,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     }
     if args.topic.is_some() && args.format == InputFormat::ProducerLog {
         eprintln!("note: producer-log routes each record by its topic column; TOPIC is ignored");
+    }
+    if args.tombstone && args.format != InputFormat::Lines {
+        Err(UsageError(
+            "--tombstone applies to --format lines only (each line is a key)".to_owned(),
+        ))?;
     }
     match &args.key_separator {
         Some(_) if args.format != InputFormat::Lines => Err(UsageError(
@@ -193,6 +205,7 @@ async fn load(args: &ProduceArgs) -> anyhow::Result<Vec<InputRecord>> {
     let records = input::parse(args.format, &text, &options)
         .map_err(anyhow::Error::new)
         .and_then(check_topic_names)
+        .and_then(|records| check_tombstone_keys(args, records))
         .with_context(|| {
             format!(
                 "{source} is not valid {} input; nothing was sent",
@@ -212,6 +225,31 @@ fn check_topic_names(records: Vec<InputRecord>) -> anyhow::Result<Vec<InputRecor
         }
     }
     Ok(records)
+}
+
+/// With --tombstone every line is a key, and an empty one would delete
+/// the empty key: more likely a stray blank line, so it is refused.
+fn check_tombstone_keys(
+    args: &ProduceArgs,
+    records: Vec<InputRecord>,
+) -> anyhow::Result<Vec<InputRecord>> {
+    if args.tombstone {
+        for record in &records {
+            tombstone_key(record)?;
+        }
+    }
+    Ok(records)
+}
+
+/// The key a --tombstone line deletes: the line itself.
+fn tombstone_key(record: &InputRecord) -> anyhow::Result<Bytes> {
+    if record.value.is_empty() {
+        bail!(
+            "line {}: empty line; with --tombstone each line is the key to delete",
+            record.line
+        );
+    }
+    Ok(Bytes::from(record.value.clone()))
 }
 
 async fn send_stdin_lines(
@@ -243,6 +281,10 @@ async fn send(
     record: InputRecord,
 ) -> anyhow::Result<DeliveryFuture> {
     let line = record.line;
+    let tombstone_key = match args.tombstone {
+        true => Some(tombstone_key(&record)?),
+        false => None,
+    };
     let Some(topic) = record.topic.or_else(|| args.topic.clone()) else {
         unreachable!("run() requires TOPIC unless the format routes per record");
     };
@@ -256,13 +298,22 @@ async fn send(
             .iter()
             .map(|(n, v)| (n.clone(), Bytes::from(v.clone()))),
     );
-    let producer_record = ProducerRecord {
-        topic,
-        partition: args.partition,
-        key: record.key.or_else(|| args.key.clone()).map(Bytes::from),
-        value: Bytes::from(record.value),
-        headers,
-        timestamp_ms: record.timestamp_ms,
+    let producer_record = match tombstone_key {
+        Some(key) => ProducerRecord {
+            partition: args.partition,
+            headers,
+            timestamp_ms: record.timestamp_ms,
+            ..ProducerRecord::tombstone(topic, key)
+        },
+        None => ProducerRecord {
+            topic,
+            partition: args.partition,
+            key: record.key.or_else(|| args.key.clone()).map(Bytes::from),
+            value: Bytes::from(record.value),
+            headers,
+            timestamp_ms: record.timestamp_ms,
+            tombstone: false,
+        },
     };
     producer
         .send(producer_record)

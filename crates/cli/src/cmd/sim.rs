@@ -36,6 +36,9 @@ Examples:
   # Replay a CSV file keyed by its sensor column, at 10x its own timestamps
   citystream sim --replay readings.csv --key-column sensor_id --time-column timestamp --speed 10
 
+  # The sensors speak MQTT to a 3-node cluster (QoS 1; they move to another node if theirs dies)
+  citystream sim --only publishers --via mqtt --mqtt node1:1883,node2:1883,node3:1883
+
   # Only the environmental monitor and the archiver (each resumes where it stopped)
   citystream sim --only monitor,archiver --archive-dir ./archive
 
@@ -146,10 +149,19 @@ pub struct SimArgs {
     /// its stream topic).
     #[arg(long, value_enum, default_value = "native", conflicts_with = "replay")]
     via: ViaArg,
-    /// With --via mqtt: the broker's MQTT listener.
-    #[arg(long, default_value = "127.0.0.1:1883", value_name = "HOST:PORT")]
-    mqtt: String,
-    /// With --via mqtt: the QoS of the publishes (1 or 2: acknowledged once a quorum has them).
+    /// With --via mqtt: the MQTT listeners of the cluster's nodes (repeatable or
+    /// comma-separated). The sensors connect to the first that accepts with a persistent
+    /// session; when its node goes away they reconnect to the next and send every reading
+    /// not acknowledged yet again, so none is lost.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:1883",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    mqtt: Vec<String>,
+    /// With --via mqtt: the QoS of the publishes (1: at least once, 2: exactly once; both
+    /// acknowledged once a quorum has them).
     #[arg(long, default_value_t = 1, value_name = "QOS")]
     qos: u8,
 }
@@ -307,18 +319,16 @@ fn plan(args: &SimArgs) -> Result<Plan, UsageError> {
                     "--qos must be 1 or 2 (acknowledged readings), not {other}"
                 )))?,
             };
-            if args
-                .mqtt
-                .rsplit_once(':')
-                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-            {
-                Err(UsageError(format!(
-                    "--mqtt {:?} is not HOST:PORT",
-                    args.mqtt
-                )))?;
+            for address in &args.mqtt {
+                if address
+                    .rsplit_once(':')
+                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+                {
+                    Err(UsageError(format!("--mqtt {address:?} is not HOST:PORT")))?;
+                }
             }
             Via::Mqtt {
-                address: args.mqtt.clone(),
+                addresses: args.mqtt.clone(),
                 qos,
             }
         }
@@ -361,7 +371,9 @@ fn describe(plan: &Plan, args: &SimArgs) -> String {
             pace(&config.pace),
             match &config.via {
                 Via::Native => args.broker.clone(),
-                Via::Mqtt { address, .. } => format!("mqtt://{address}"),
+                Via::Mqtt { addresses, qos } => {
+                    format!("mqtt://{} at QoS {}", addresses.join(","), *qos as u8)
+                }
             }
         ),
         Plan::Replay {
@@ -516,5 +528,32 @@ mod tests {
         let args = parse(&["--replay", "x.csv", "--key-column", "k", "--speed", "2"]).unwrap();
         let error = plan(&args).err().unwrap();
         assert!(error.0.contains("--time-column"), "{error}");
+    }
+
+    /// MQTT listeners come repeated or comma-separated (one still works),
+    /// at QoS 1 by default; a bad address or QoS is refused up front.
+    #[test]
+    fn mqtt_listeners_are_a_list_and_qos_defaults_to_1() {
+        let via = |flags: &[&str]| match plan(&parse(flags).unwrap()) {
+            Ok(Plan::Simulate(config)) => Ok(config.via),
+            Ok(Plan::Replay { .. }) => panic!("not a replay"),
+            Err(error) => Err(error.0),
+        };
+        let mqtt = |addresses: &[&str], qos| Via::Mqtt {
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            qos,
+        };
+        assert_eq!(
+            via(&["--via", "mqtt"]),
+            Ok(mqtt(&["127.0.0.1:1883"], QoS::AtLeastOnce))
+        );
+        let three = ["a:1", "b:2", "c:3"];
+        let listed = via(&["--via", "mqtt", "--mqtt", "a:1,b:2", "--mqtt", "c:3"]);
+        assert_eq!(listed, Ok(mqtt(&three, QoS::AtLeastOnce)));
+        let exactly_once = via(&["--via", "mqtt", "--mqtt", "a:1", "--qos", "2"]);
+        assert_eq!(exactly_once, Ok(mqtt(&["a:1"], QoS::ExactlyOnce)));
+        let bad = via(&["--via", "mqtt", "--mqtt", "a:1,b"]).unwrap_err();
+        assert!(bad.contains("\"b\""), "{bad}");
+        assert!(via(&["--via", "mqtt", "--qos", "0"]).is_err());
     }
 }

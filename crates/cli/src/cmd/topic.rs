@@ -3,7 +3,7 @@
 //! counts is the broker's; its errors are printed as they come.
 
 use anyhow::bail;
-use citystream_client::TopicConfig;
+use citystream_client::{Cleanup, TopicConfig};
 use citystream_protocol::TopicMetadata;
 
 use super::ConnectArgs;
@@ -13,6 +13,7 @@ const EXAMPLES: &str = "\
 Examples:
   citystream topic create sensors --partitions 3
   citystream topic create alerts --partitions 1 --retention-ms 86400000
+  citystream topic create retained --cleanup compact --tombstone-retention-ms 3600000
   citystream topic list
   citystream topic describe sensors
   citystream topic delete sensors --broker 127.0.0.1:9401";
@@ -29,7 +30,8 @@ enum TopicCommand {
     /// Create a topic.
     #[command(
         after_help = "Examples:\n  citystream topic create sensors --partitions 3\n  \
-        citystream topic create logs --partitions 6 --replication 3 --retention-bytes 1073741824"
+        citystream topic create logs --partitions 6 --replication 3 --retention-bytes 1073741824\n  \
+        citystream topic create retained --cleanup compact --segment-roll-ms 600000"
     )]
     Create(CreateArgs),
     /// List topics with their partition and record counts.
@@ -76,8 +78,28 @@ struct CreateArgs {
     /// Segment file size [default: the broker's].
     #[arg(long, value_name = "BYTES")]
     segment_bytes: Option<u64>,
+    /// What happens to old records: `delete` (by age and size), `compact`
+    /// (keep the newest record per key; every record needs a key, and a
+    /// tombstone deletes one) or `compact,delete` (both).
+    #[arg(long, value_name = "POLICY", default_value = "delete", value_parser = parse_cleanup)]
+    cleanup: Cleanup,
+    /// Compacted topics: leave records younger than this uncompacted [default: 0].
+    #[arg(long, value_name = "MS")]
+    compaction_lag_ms: Option<u64>,
+    /// Compacted topics: keep a tombstone this long after it was written
+    /// [default: 86400000, one day].
+    #[arg(long, value_name = "MS")]
+    tombstone_retention_ms: Option<u64>,
+    /// Start a new segment once the active one is this old [default: none;
+    /// 3600000 on compacted topics].
+    #[arg(long, value_name = "MS")]
+    segment_roll_ms: Option<u64>,
     #[command(flatten)]
     connect: ConnectArgs,
+}
+
+fn parse_cleanup(text: &str) -> Result<Cleanup, String> {
+    text.parse()
 }
 
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
@@ -110,14 +132,22 @@ async fn run_create(args: CreateArgs) -> anyhow::Result<()> {
         retention_ms: args.retention_ms,
         retention_bytes: args.retention_bytes,
         segment_bytes: args.segment_bytes,
+        cleanup: args.cleanup,
+        compaction_lag_ms: args.compaction_lag_ms,
+        tombstone_retention_ms: args.tombstone_retention_ms,
+        segment_roll_ms: args.segment_roll_ms,
     };
     let admin = args.connect.connect("topic").await?.admin();
     let topic = admin
         .create_topic(&args.name, args.partitions, config)
         .await?;
     check_status(&topic)?;
+    let cleanup = match topic.config.cleanup {
+        Cleanup::Delete => String::new(),
+        compacted => format!(" (cleanup {compacted})"),
+    };
     println!(
-        "created topic {} with {} partition{}",
+        "created topic {} with {} partition{}{cleanup}",
         topic.name,
         topic.partitions.len(),
         if topic.partitions.len() == 1 { "" } else { "s" }
@@ -143,7 +173,7 @@ fn record_count(topic: &TopicMetadata) -> u64 {
 }
 
 fn list_table(topics: &[TopicMetadata]) -> String {
-    let mut table = Table::new(&["TOPIC", "PARTITIONS", "RECORDS", "END OFFSETS"]);
+    let mut table = Table::new(&["TOPIC", "PARTITIONS", "RECORDS", "END OFFSETS", "CLEANUP"]);
     for topic in topics {
         let end_offsets: u64 = topic.partitions.iter().map(|p| p.high_watermark).sum();
         table.push(vec![
@@ -151,6 +181,7 @@ fn list_table(topics: &[TopicMetadata]) -> String {
             topic.partitions.len().to_string(),
             record_count(topic).to_string(),
             end_offsets.to_string(),
+            topic.config.cleanup.to_string(),
         ]);
     }
     table.render()
@@ -162,7 +193,7 @@ fn describe_text(topic: &TopicMetadata) -> String {
         |value: Option<u64>| value.map_or("broker default".to_string(), |v| v.to_string());
     let mut text = format!(
         "topic {}: {} partitions, replication {}, {} records\n\
-         retention ms: {}, retention bytes: {}, segment bytes: {}\n\n",
+         retention ms: {}, retention bytes: {}, segment bytes: {}\n{}\n",
         topic.name,
         topic.partitions.len(),
         config.replication,
@@ -170,6 +201,7 @@ fn describe_text(topic: &TopicMetadata) -> String {
         or_default(config.retention_ms),
         or_default(config.retention_bytes),
         or_default(config.segment_bytes),
+        cleanup_text(config),
     );
     let mut table = Table::new(&[
         "PARTITION",
@@ -196,6 +228,35 @@ fn describe_text(topic: &TopicMetadata) -> String {
     text.push_str(&table.render());
     text
 }
+
+/// The cleanup line of `describe`, each unset setting shown with the
+/// default the broker applies (decision 0017 §9).
+fn cleanup_text(config: &TopicConfig) -> String {
+    let roll = match (config.segment_roll_ms, config.cleanup.compacts()) {
+        (Some(roll_ms), _) => roll_ms.to_string(),
+        (None, true) => format!("{COMPACTED_SEGMENT_ROLL_MS_DEFAULT} (default)"),
+        (None, false) => "none".to_string(),
+    };
+    if !config.cleanup.compacts() {
+        return format!("cleanup: {}, segment roll ms: {roll}\n", config.cleanup);
+    }
+    let or_default = |value: Option<u64>, default: u64| {
+        value.map_or(format!("{default} (default)"), |v| v.to_string())
+    };
+    format!(
+        "cleanup: {}, compaction lag ms: {}, tombstone retention ms: {}, segment roll ms: {roll}\n",
+        config.cleanup,
+        or_default(config.compaction_lag_ms, 0),
+        or_default(
+            config.tombstone_retention_ms,
+            TOMBSTONE_RETENTION_MS_DEFAULT
+        ),
+    )
+}
+
+/// What the broker applies when a compacted topic leaves these unset.
+const TOMBSTONE_RETENTION_MS_DEFAULT: u64 = 86_400_000;
+const COMPACTED_SEGMENT_ROLL_MS_DEFAULT: u64 = 3_600_000;
 
 #[cfg(test)]
 mod tests {
@@ -228,7 +289,7 @@ mod tests {
         let text = list_table(&[topic()]);
         assert_eq!(
             text,
-            "TOPIC    PARTITIONS  RECORDS  END OFFSETS\nsensors  2           12       17\n"
+            "TOPIC    PARTITIONS  RECORDS  END OFFSETS  CLEANUP\nsensors  2           12       17           delete\n"
         );
     }
 
@@ -239,6 +300,27 @@ mod tests {
         assert!(text.starts_with("topic sensors: 2 partitions, replication 2, 12 records\n"));
         assert!(
             text.contains("1          1       1,2       5             7               2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cleanup: delete, segment roll ms: none\n"),
+            "{text}"
+        );
+    }
+
+    /// A compacted topic's describe shows its policy and, for each unset
+    /// setting, the default the broker applies.
+    #[test]
+    fn describe_shows_compaction_settings() {
+        let mut compacted = topic();
+        compacted.config.cleanup = Cleanup::Compact;
+        compacted.config.compaction_lag_ms = Some(5_000);
+        let text = describe_text(&compacted);
+        assert!(
+            text.contains(
+                "cleanup: compact, compaction lag ms: 5000, tombstone retention ms: 86400000 \
+                 (default), segment roll ms: 3600000 (default)\n"
+            ),
             "{text}"
         );
     }

@@ -19,6 +19,7 @@ mod netns;
 mod ordered_produce;
 mod produce_consume;
 mod sim;
+mod sim_mqtt_failover;
 mod sse_failover;
 mod test_cluster;
 mod topic;

@@ -4,7 +4,7 @@
 //! `$CITYSTREAM_PYTHON`), over MQTT 3.1.1 and 5.0: QoS 0/1/2 round trips,
 //! v5 properties, MQTT publishes read back as records (HTTP API, `citystream
 //! consume`) and records produced natively reaching MQTT subscribers, wills,
-//! topic aliases, WebSocket. A test skips, saying why on stderr, where its
+//! retained messages, topic aliases, WebSocket. A test skips, saying why on stderr, where its
 //! client is missing. Sessions across nodes are in `mqtt_cluster.rs`.
 //!
 //! Every subscriber is known to be subscribed (its SUBACK seen) before
@@ -330,6 +330,61 @@ fn mosquitto_qos_round_trips(version: &str) {
         ["city/north/air/0", "pm25 at 0", "0", "pub-q0"],
     ];
     assert_eq!(records, expected);
+}
+
+/// Retained messages with `mosquitto_pub -r`: a later `mosquitto_sub`
+/// gets the newest retained message of each matching name with the
+/// retain flag; `-r -n` (an empty retained payload) deletes a name's; a
+/// message published without `-r` is delivered live, not retained.
+fn mosquitto_retained_messages(version: &str) {
+    let broker = MqttBroker::start();
+    let retain = |topic: &str, payload: Option<&str>| {
+        let mut args = vec!["-i", "pub-r", "-q", "1", "-r", "-t", topic];
+        match payload {
+            Some(payload) => args.extend(["-m", payload]),
+            None => args.push("-n"),
+        }
+        broker.mosquitto_pub(version, &args);
+    };
+    retain("city/north/temp", Some("10"));
+    retain("city/north/temp", Some("11"));
+    retain("city/south/temp", Some("20"));
+    retain("city/east/temp", Some("30"));
+    retain("city/east/temp", None);
+    retain("town/x/temp", Some("99"));
+
+    let (mut late, granted) = Subscriber::start(&broker, version, 1, "city/+/temp", &[]);
+    assert_eq!(granted, 1);
+    let topic_payload_retain = |message: &Value| {
+        let mut fields = topic_payload_qos(message);
+        // mosquitto_sub prints the flag as 1 or 0.
+        let retained = message["retain"] == json!(true) || message["retain"] == json!(1);
+        fields.push(retained.to_string());
+        fields
+    };
+    let received = sorted(late.messages(2).iter().map(topic_payload_retain).collect());
+    let expected = [
+        ["city/north/temp", "11", "1", "true"],
+        ["city/south/temp", "20", "1", "true"],
+    ];
+    assert_eq!(received, expected);
+    broker.mosquitto_pub(version, &words("-q 1 -t city/west/temp -m 40"));
+    let live = topic_payload_retain(&late.next_message());
+    assert_eq!(live, ["city/west/temp", "40", "1", "false"]);
+}
+
+#[test]
+fn mosquitto_v311_retained_messages_reach_a_late_subscriber() {
+    if !skip_without_mosquitto("mosquitto_v311_retained_messages_reach_a_late_subscriber") {
+        mosquitto_retained_messages(V311);
+    }
+}
+
+#[test]
+fn mosquitto_v5_retained_messages_reach_a_late_subscriber() {
+    if !skip_without_mosquitto("mosquitto_v5_retained_messages_reach_a_late_subscriber") {
+        mosquitto_retained_messages(V5);
+    }
 }
 
 /// See [`mosquitto_qos_round_trips`], over MQTT 3.1.1.

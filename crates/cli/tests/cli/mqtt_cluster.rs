@@ -1,7 +1,8 @@
 //! MQTT on a 3-node cluster of real processes, with Debian's mosquitto
 //! clients: a persistent session follows its client to another node when
-//! the node it used is SIGKILLed, and QoS 1 publishes acknowledged before
-//! a partition leader is killed are all in the log, in order, once.
+//! the node it used is SIGKILLed, QoS 1 publishes acknowledged before
+//! a partition leader is killed are all in the log, in order, once, and
+//! retained messages outlive compaction and a leader kill.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -48,6 +49,181 @@ fn publish_lines(address: &str, topic: &str, lines: &[String]) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// [`publish_lines`] with RETAIN: each line becomes the retained message
+/// of `topic` in turn.
+fn publish_retained_lines(address: &str, topic: &str, lines: &[String]) {
+    let (host, port) = address.rsplit_once(':').expect("HOST:PORT");
+    let input = lines.join("\n") + "\n";
+    let output = assert_cmd::Command::new("mosquitto_pub")
+        .args([
+            "-h", host, "-p", port, "-V", V311, "-q", "1", "-r", "-t", topic, "-l",
+        ])
+        .write_stdin(input)
+        .timeout(COMMAND_TIMEOUT)
+        .output()
+        .expect("run mosquitto_pub");
+    assert!(
+        output.status.success(),
+        "mosquitto_pub -r -l failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+const RETAINED_TOPIC: &str = "citystream.mqtt-retained";
+
+/// The (key, value or None for a tombstone) of every record of the
+/// retained topic read through node `via` once it holds at most
+/// `records_max` records: the partition leader compacted it (bounded).
+fn compacted_retained(
+    cluster: &TestCluster,
+    via: u32,
+    records_max: usize,
+) -> Vec<(String, Option<String>)> {
+    let deadline = Instant::now() + CONVERGE_TIMEOUT * 2;
+    loop {
+        let output = cluster
+            .broker(via)
+            .command(&[
+                "consume",
+                RETAINED_TOPIC,
+                "--from-beginning",
+                "--format",
+                "json",
+            ])
+            .output()
+            .expect("run citystream consume");
+        let records: Vec<(String, Option<String>)> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                let json: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+                let key = json["key"].as_str().expect("a topic name").to_owned();
+                (key, json["value"].as_str().map(str::to_owned))
+            })
+            .collect();
+        if output.status.success() && !records.is_empty() && records.len() <= records_max {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retained topic still holds {} records through node {via}: {}",
+            records.len(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The newest value of each key in `records`, in key order.
+fn newest_per_key(records: &[(String, Option<String>)]) -> Vec<(String, Option<String>)> {
+    let newest: std::collections::BTreeMap<_, _> = records.iter().cloned().collect();
+    newest.into_iter().collect()
+}
+
+/// Retained messages on the cluster: 10 names get 30 retained updates
+/// each and one more name is retained then deleted. The retained topic's
+/// leader compacts its replica to about one record per name; that leader
+/// is SIGKILLed; a subscriber on a surviving node gets exactly the newest
+/// retained message of each name, flagged retained, and the new leader's
+/// own replica is compacted too, with the same newest record per name.
+#[test]
+fn retained_messages_survive_compaction_and_a_leader_kill() {
+    if skip_without_mosquitto("retained_messages_survive_compaction_and_a_leader_kill") {
+        return;
+    }
+    let mut cluster = TestCluster::start_with_flags(
+        3,
+        &[
+            "--mqtt",
+            "127.0.0.1:0",
+            "--default-partitions",
+            "1",
+            "--segment-bytes",
+            "4096",
+            "--retention-check-interval-ms",
+            "200",
+            "--compaction-lag-floor-ms",
+            "0",
+        ],
+    );
+    let address = mqtt_address(&cluster, 1);
+    publish_lines(&address, "city/warmup/temp", &["0".to_owned()]);
+    for name in 0..10 {
+        publish_retained_lines(&address, &format!("city/n{name}/temp"), &numbered(1..=30));
+    }
+    publish_retained_lines(&address, "city/gone/temp", &numbered(1..=5));
+    let (host, port) = address.rsplit_once(':').expect("HOST:PORT");
+    let deleted = assert_cmd::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-V",
+            V311,
+            "-q",
+            "1",
+            "-r",
+            "-n",
+            "-t",
+            "city/gone/temp",
+        ])
+        .timeout(COMMAND_TIMEOUT)
+        .output()
+        .expect("run mosquitto_pub");
+    assert!(deleted.status.success());
+    let expected: Vec<(String, Option<String>)> = (0..10)
+        .map(|name| (format!("city/n{name}/temp"), Some("30".to_owned())))
+        .chain([("city/gone/temp".to_owned(), None)])
+        .collect();
+    let mut expected = expected;
+    expected.sort();
+
+    let old_leader = leader(&cluster, 1, RETAINED_TOPIC, 0);
+    // 306 records were written; compaction leaves about one per name plus
+    // what the active segment holds.
+    let compacted = compacted_retained(&cluster, old_leader, 120);
+    assert_eq!(newest_per_key(&compacted), expected);
+
+    cluster.kill(old_leader);
+    let via = (1..=3)
+        .find(|&n| n != old_leader)
+        .expect("a surviving node");
+    let (mut late, granted) =
+        Subscriber::start_at(&mqtt_address(&cluster, via), V311, 1, "city/+/temp", &[]);
+    assert_eq!(granted, 1);
+    let mut received: Vec<(String, String, bool)> = (0..10)
+        .map(|_| {
+            let message = late.next_message();
+            let retained = message["retain"] == serde_json::json!(true)
+                || message["retain"] == serde_json::json!(1);
+            let topic = message["topic"].as_str().expect("a topic").to_owned();
+            (
+                topic,
+                message["payload"].as_str().expect("text").to_owned(),
+                retained,
+            )
+        })
+        .collect();
+    received.sort();
+    let wanted: Vec<(String, String, bool)> = (0..10)
+        .map(|name| (format!("city/n{name}/temp"), "30".to_owned(), true))
+        .collect();
+    assert_eq!(
+        received, wanted,
+        "the newest retained message of each name, once"
+    );
+    late.kill();
+
+    let new_leader = leader(&cluster, via, RETAINED_TOPIC, 0);
+    assert_ne!(new_leader, old_leader);
+    let compacted = compacted_retained(&cluster, via, 120);
+    assert_eq!(
+        newest_per_key(&compacted),
+        expected,
+        "on the new leader's replica too"
+    );
 }
 
 fn numbered(range: std::ops::RangeInclusive<u32>) -> Vec<String> {

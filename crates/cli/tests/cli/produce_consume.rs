@@ -303,3 +303,41 @@ fn follow_prints_records_produced_later() {
     assert!(status.success(), "{status}");
     assert_eq!(rest, vec!["after-1", "after-2"]);
 }
+
+/// On a compacted topic `--tombstone` sends one tombstone per stdin line
+/// (the line is the key), and `consume --format json` shows it as
+/// `"value": null` after the value it deletes; a delete topic refuses it.
+#[test]
+fn tombstones_are_produced_by_key_and_consumed_as_null() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(data.path());
+    broker.run(&["topic", "create", "retained", "--cleanup", "compact"]);
+    let produced = broker.run_with_stdin(
+        &["produce", "retained", "--key-separator", ","],
+        "lamp,on\n",
+    );
+    assert!(produced.contains("acknowledged 1 records"), "{produced}");
+    let produced = broker.run_with_stdin(&["produce", "retained", "--tombstone"], "lamp\n");
+    assert!(produced.contains("acknowledged 1 records"), "{produced}");
+
+    let consumed = broker.run(&[
+        "consume",
+        "retained",
+        "--from-beginning",
+        "--format",
+        "json",
+    ]);
+    let records = json_lines(&consumed);
+    assert_eq!(records.len(), 2, "{consumed}");
+    assert_eq!(records[0]["value"], "on");
+    assert_eq!(records[1]["key"], "lamp");
+    assert!(records[1]["value"].is_null(), "{consumed}");
+
+    broker.run(&["topic", "create", "plain"]);
+    let (code, stderr) = broker.run_failing(&["produce", "plain", "--tombstone"], "lamp\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("null values (tombstones) need a compacted topic"),
+        "{stderr}"
+    );
+}

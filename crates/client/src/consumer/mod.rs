@@ -94,8 +94,12 @@ pub struct ConsumerRecord {
     /// partition and follows the broker's append order across partitions.
     pub hlc: u64,
     pub key: Option<Bytes>,
+    /// Empty for a tombstone (see `tombstone`).
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
+    /// The record has a null value: it deletes `key` from a compacted
+    /// topic. An empty value is not a tombstone.
+    pub tombstone: bool,
 }
 
 impl ConsumerRecord {

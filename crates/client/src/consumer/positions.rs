@@ -159,11 +159,11 @@ fn read_batch(
             timestamp_ms: record.timestamp_ms,
             hlc: record.hlc,
             key: record.key.map(|key| bytes.slice_ref(key)),
-            // A null value (a tombstone; no producer writes one yet) is
-            // shown as empty until ConsumerRecord can carry a null.
+            // A null value (a tombstone) is an empty value and the flag.
             value: record
                 .value
                 .map_or_else(Bytes::new, |value| bytes.slice_ref(value)),
+            tombstone: record.value.is_none(),
             headers: record
                 .headers
                 .iter()

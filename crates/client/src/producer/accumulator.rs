@@ -42,7 +42,8 @@ pub(crate) enum PartitionChoice<'a> {
 pub(crate) struct RecordRef<'a> {
     pub(crate) timestamp_ms: i64,
     pub(crate) key: Option<&'a [u8]>,
-    pub(crate) value: &'a [u8],
+    /// `None`: a tombstone (a null value).
+    pub(crate) value: Option<&'a [u8]>,
     pub(crate) headers: &'a [(&'a str, &'a [u8])],
 }
 
@@ -54,7 +55,8 @@ impl RecordRef<'_> {
             .iter()
             .map(|(n, v)| 6 + n.len() + v.len())
             .sum();
-        RECORD_OVERHEAD_BYTES + self.key.map_or(0, <[u8]>::len) + self.value.len() + headers
+        let value = self.value.map_or(0, <[u8]>::len);
+        RECORD_OVERHEAD_BYTES + self.key.map_or(0, <[u8]>::len) + value + headers
     }
 }
 
@@ -598,14 +600,12 @@ fn take_for_sending(sealed: SealedBatch, lane: &mut Lane, idempotent: bool) -> S
 }
 
 fn push(builder: &mut BatchBuilder, record: &RecordRef<'_>) -> Result<(), ClientError> {
-    builder
-        .push(
-            record.timestamp_ms,
-            record.key,
-            record.value,
-            record.headers,
-        )
-        .map_err(|error: PushError| ClientError::InvalidArgument(error.to_string()))
+    let (timestamp_ms, key, headers) = (record.timestamp_ms, record.key, record.headers);
+    match record.value {
+        Some(value) => builder.push(timestamp_ms, key, value, headers),
+        None => builder.push_tombstone(timestamp_ms, key, headers),
+    }
+    .map_err(|error: PushError| ClientError::InvalidArgument(error.to_string()))
 }
 
 #[cfg(test)]

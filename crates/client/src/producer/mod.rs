@@ -134,10 +134,15 @@ pub struct ProducerRecord {
     /// `None`: by key hash, or round-robin/sticky for keyless records.
     pub partition: Option<u32>,
     pub key: Option<Bytes>,
+    /// Empty for a tombstone.
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
     /// `None`: now.
     pub timestamp_ms: Option<i64>,
+    /// A null value: deletes `key` from a compacted topic (decision 0017
+    /// §4). Only compacted topics take one, and it needs a key and an
+    /// empty `value`.
+    pub tombstone: bool,
 }
 
 impl ProducerRecord {
@@ -149,12 +154,37 @@ impl ProducerRecord {
             value: value.into(),
             headers: Vec::new(),
             timestamp_ms: None,
+            tombstone: false,
+        }
+    }
+
+    /// A tombstone for `key`: once compaction has run and the tombstone's
+    /// retention has passed, no record of `key` is left in the topic.
+    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> ProducerRecord {
+        ProducerRecord {
+            key: Some(key.into()),
+            tombstone: true,
+            ..ProducerRecord::new(topic, Bytes::new())
         }
     }
 
     pub fn with_key(mut self, key: impl Into<Bytes>) -> ProducerRecord {
         self.key = Some(key.into());
         self
+    }
+
+    /// The value as the batch stores it: `None` for a tombstone.
+    fn stored_value(&self) -> Result<Option<&[u8]>, ClientError> {
+        match (self.tombstone, self.key.is_some(), self.value.is_empty()) {
+            (false, _, _) => Ok(Some(&self.value)),
+            (true, true, true) => Ok(None),
+            (true, false, _) => Err(ClientError::InvalidArgument(
+                "a tombstone needs a key: it deletes that key".to_owned(),
+            )),
+            (true, true, false) => Err(ClientError::InvalidArgument(
+                "a tombstone has no value; its `value` must be empty".to_owned(),
+            )),
+        }
     }
 }
 
@@ -258,7 +288,7 @@ impl Producer {
         let record_ref = RecordRef {
             timestamp_ms: record.timestamp_ms.unwrap_or_else(now_ms),
             key: record.key.as_deref(),
-            value: &record.value,
+            value: record.stored_value()?,
             headers: &headers,
         };
         let choice = match (record.partition, &record.key) {

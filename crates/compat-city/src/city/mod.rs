@@ -151,6 +151,7 @@ fn keep_everything() -> TopicConfig {
         retention_ms: Some(u64::MAX),
         retention_bytes: Some(u64::MAX),
         segment_bytes: None,
+        ..TopicConfig::default()
     }
 }
 
@@ -162,5 +163,6 @@ fn city_topic_config() -> TopicConfig {
         retention_ms: None,
         retention_bytes: None,
         segment_bytes: None,
+        ..TopicConfig::default()
     }
 }

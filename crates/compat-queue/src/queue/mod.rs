@@ -65,6 +65,7 @@ fn keep_everything() -> TopicConfig {
         retention_ms: Some(u64::MAX),
         retention_bytes: Some(u64::MAX),
         segment_bytes: None,
+        ..TopicConfig::default()
     }
 }
 

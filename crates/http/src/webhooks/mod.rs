@@ -340,6 +340,7 @@ impl Webhooks {
                     retention_ms: Some(u64::MAX),
                     retention_bytes: Some(u64::MAX),
                     segment_bytes: None,
+                    ..TopicConfig::default()
                 };
                 match client.admin().create_topic(WEBHOOKS_TOPIC, 1, config).await {
                     Err(error) if error.code() != Some(ErrorCode::TOPIC_ALREADY_EXISTS) => {

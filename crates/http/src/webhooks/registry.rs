@@ -192,6 +192,7 @@ mod tests {
             key: None,
             value: Bytes::from(value),
             headers: Vec::new(),
+            tombstone: false,
         }
     }
 

@@ -59,6 +59,8 @@ pub fn small_config(segment_bytes_max: u64) -> LogConfig {
         retention_bytes: None,
         segment_roll_ms: None,
         compacted: false,
+        compaction_lag_ms: 0,
+        tombstone_retention_ms: 86_400_000,
     }
 }
 

@@ -108,9 +108,9 @@ impl Connection {
     /// publish is done, its id and window place freed.
     fn completed(&mut self, ack: Ack, expected: QoS) -> Result<(), CloseReason> {
         let matches = match self.requests.get_mut(ack.packet_id) {
-            Some(Request::Publish { qos, released, .. }) => {
-                *qos == expected && (expected == QoS::AtLeastOnce || *released)
-            }
+            Some(Request::Publish {
+                publish, released, ..
+            }) => publish.qos == expected && (expected == QoS::AtLeastOnce || *released),
             _ => false,
         };
         if !matches {
@@ -127,13 +127,14 @@ impl Connection {
     /// or end the publish on an error reason.
     fn publish_received(&mut self, ack: Ack) -> Result<(), CloseReason> {
         let Some(Request::Publish {
-            qos: QoS::ExactlyOnce,
-            released,
-            ..
+            publish, released, ..
         }) = self.requests.get_mut(ack.packet_id)
         else {
             return Err(violation("PUBREC of no such QoS 2 publish"));
         };
+        if publish.qos != QoS::ExactlyOnce {
+            return Err(violation("PUBREC of no such QoS 2 publish"));
+        }
         if ack.reason.is_error() {
             let request = self.requests.release(ack.packet_id).expect("found above");
             request.fail(MqttClientError::PublishRefused { reason: ack.reason });
@@ -151,7 +152,7 @@ impl Connection {
         ) {
             return Err(violation("SUBACK of no such subscribe"));
         }
-        if let Some(Request::Subscribe { reply }) = self.requests.release(suback.packet_id) {
+        if let Some(Request::Subscribe { reply, .. }) = self.requests.release(suback.packet_id) {
             let _ = reply.send(Ok(suback.reasons));
         }
         Ok(())

@@ -11,12 +11,18 @@
 //! it is under [`OUTGOING_MAX_BYTES`] and no message waits for the
 //! channel. When the task ends it records why ([`CloseReason`]) and fails
 //! every outstanding request with it.
+//!
+//! The requests waiting on packet ids (each publish with its packet, for
+//! a re-send) outlive one socket: with reconnecting on, a lost connection
+//! is replaced by a new one (`resume.rs`) and they are sent again there.
 
 mod inbound;
+mod resume;
 
 use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU16;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -34,6 +40,8 @@ use tokio_util::codec::Encoder as _;
 use crate::error::{CloseReason, MqttClientError};
 use crate::handshake::{Opened, READ_ROOM_MIN_BYTES};
 use crate::packet_ids::PacketIds;
+
+pub(crate) use resume::Dialer;
 
 /// Commands are taken from the channel only while fewer bytes than this
 /// wait to be written.
@@ -79,17 +87,24 @@ impl Command {
     }
 }
 
-/// What waits on a packet id of ours.
+/// What waits on a packet id of ours. `sequence` orders requests as they
+/// were made, so a reconnect re-sends them in that order [MQTT-4.6.0-1].
 pub(crate) enum Request {
     Publish {
-        qos: QoS,
+        /// The packet, with its id: sent again after a reconnect.
+        publish: Box<Publish>,
+        /// Written to a connection at least once (a re-send has DUP).
+        sent: bool,
         /// QoS 2: PUBREC came and PUBREL was sent; PUBCOMP is next.
         released: bool,
         reply: PublishReply,
         permit: Option<OwnedSemaphorePermit>,
+        sequence: u64,
     },
     Subscribe {
+        filters: Vec<(ByteStr, SubscriptionOptions)>,
         reply: SubscribeReply,
+        sequence: u64,
     },
 }
 
@@ -97,7 +112,13 @@ impl Request {
     fn fail(self, error: MqttClientError) {
         match self {
             Request::Publish { reply, .. } => drop(reply.send(Err(error))),
-            Request::Subscribe { reply } => drop(reply.send(Err(error))),
+            Request::Subscribe { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+
+    fn sequence(&self) -> u64 {
+        match self {
+            Request::Publish { sequence, .. } | Request::Subscribe { sequence, .. } => *sequence,
         }
     }
 }
@@ -133,6 +154,21 @@ pub(crate) struct Connection {
     disconnecting: Option<oneshot::Sender<()>>,
     window: Arc<Semaphore>,
     closed: Arc<OnceLock<CloseReason>>,
+    /// How to connect again; `None`: the task ends with the connection.
+    dialer: Option<Dialer>,
+    /// The next request's `sequence`.
+    next_sequence: u64,
+    /// The size of `window`, agreed at the first connect.
+    publish_window: u16,
+    /// Connections replaced by a new one, for [`crate::MqttClient::reconnects`].
+    reconnects: Arc<AtomicU64>,
+}
+
+/// What the task shares with [`crate::MqttClient`].
+pub(crate) struct Shared {
+    pub window: Arc<Semaphore>,
+    pub closed: Arc<OnceLock<CloseReason>>,
+    pub reconnects: Arc<AtomicU64>,
 }
 
 impl Connection {
@@ -140,8 +176,8 @@ impl Connection {
         opened: Opened,
         commands: mpsc::Receiver<Command>,
         deliveries: mpsc::Sender<Publish>,
-        window: Arc<Semaphore>,
-        closed: Arc<OnceLock<CloseReason>>,
+        shared: Shared,
+        dialer: Option<Dialer>,
     ) -> Connection {
         let (reader, writer) = opened.stream.into_split();
         let now = Instant::now();
@@ -172,14 +208,32 @@ impl Connection {
                 now + keep_alive.unwrap_or(TIMER_IDLE),
             )),
             disconnecting: None,
-            window,
-            closed,
+            window: shared.window,
+            closed: shared.closed,
+            dialer,
+            next_sequence: 0,
+            publish_window: opened.agreed.publish_window,
+            reconnects: shared.reconnects,
         }
     }
 
-    /// Serves the connection until it ends, then fails what is outstanding.
+    /// Serves the connection, and each that replaces it when it is lost,
+    /// until one ends for good; then fails what is outstanding.
     pub(crate) async fn run(mut self) {
-        let reason = self.serve().await;
+        let reason = loop {
+            let lost = self.serve().await;
+            match self.resume_after(lost).await {
+                Ok(()) => {
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(reason) => break reason,
+            }
+        };
+        self.end(reason);
+    }
+
+    /// Records why the task ends and fails everything outstanding with it.
+    fn end(&mut self, reason: CloseReason) {
         if reason != CloseReason::ByClient {
             tracing::debug!(%reason, "MQTT client connection ended");
         }
@@ -296,7 +350,7 @@ impl Connection {
 
     fn queue_publish(
         &mut self,
-        mut publish: Box<Publish>,
+        publish: Box<Publish>,
         permit: Option<OwnedSemaphorePermit>,
         reply: PublishReply,
     ) {
@@ -309,20 +363,48 @@ impl Connection {
             }
             return;
         }
-        let request = Request::Publish {
-            qos: publish.qos,
-            released: false,
-            reply,
-            permit,
-        };
-        let Some(packet_id) = self.allocate(request) else {
+        let Some(packet_id) = self.track_publish(publish, permit, reply) else {
             return;
         };
-        publish.packet_id = Some(packet_id);
-        if let Err(error) = self.queue(&Packet::Publish(*publish)) {
+        let Some(Request::Publish { publish, sent, .. }) = self.requests.get_mut(packet_id) else {
+            unreachable!("just allocated as a publish");
+        };
+        *sent = true;
+        let packet = Packet::Publish(Publish::clone(publish));
+        if let Err(error) = self.queue(&packet) {
             let request = self.requests.release(packet_id).expect("just allocated");
             request.fail(error.into());
         }
+    }
+
+    /// Gives a QoS 1/2 publish a packet id and keeps it (not sent yet);
+    /// `None` after failing it when every id is in use.
+    fn track_publish(
+        &mut self,
+        publish: Box<Publish>,
+        permit: Option<OwnedSemaphorePermit>,
+        reply: PublishReply,
+    ) -> Option<NonZeroU16> {
+        assert!(publish.qos > QoS::AtMostOnce, "QoS 0 needs no packet id");
+        let sequence = self.take_sequence();
+        let request = Request::Publish {
+            publish,
+            sent: false,
+            released: false,
+            reply,
+            permit,
+            sequence,
+        };
+        let packet_id = self.allocate(request)?;
+        if let Some(Request::Publish { publish, .. }) = self.requests.get_mut(packet_id) {
+            publish.packet_id = Some(packet_id);
+        }
+        Some(packet_id)
+    }
+
+    fn take_sequence(&mut self) -> u64 {
+        self.next_sequence += 1;
+        self.next_sequence
     }
 
     fn queue_subscribe(
@@ -330,19 +412,27 @@ impl Connection {
         filters: Vec<(ByteStr, SubscriptionOptions)>,
         reply: SubscribeReply,
     ) {
-        let Some(packet_id) = self.allocate(Request::Subscribe { reply }) else {
+        let Some(packet_id) = self.track_subscribe(filters.clone(), reply) else {
             return;
         };
-        let subscribe = Subscribe {
-            packet_id,
-            subscription_identifier: None,
-            user_properties: Vec::new(),
-            filters,
-        };
-        if let Err(error) = self.queue(&Packet::Subscribe(subscribe)) {
+        if let Err(error) = self.queue(&subscribe_packet(packet_id, filters)) {
             let request = self.requests.release(packet_id).expect("just allocated");
             request.fail(error.into());
         }
+    }
+
+    /// Gives a subscribe a packet id and keeps it (not sent yet).
+    fn track_subscribe(
+        &mut self,
+        filters: Vec<(ByteStr, SubscriptionOptions)>,
+        reply: SubscribeReply,
+    ) -> Option<NonZeroU16> {
+        let sequence = self.take_sequence();
+        self.allocate(Request::Subscribe {
+            filters,
+            reply,
+            sequence,
+        })
     }
 
     /// A packet id for `request`, or `None` after failing it when every id
@@ -407,6 +497,15 @@ impl Connection {
         self.keep_alive_timer.as_mut().reset(next);
         Ok(())
     }
+}
+
+fn subscribe_packet(packet_id: NonZeroU16, filters: Vec<(ByteStr, SubscriptionOptions)>) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id,
+        subscription_identifier: None,
+        user_properties: Vec::new(),
+        filters,
+    })
 }
 
 /// Resolves once `deliveries` has room for a message (or is closed). The

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use citystream_client::live::{Followed, Start};
 use citystream_client::{Client, ClientError, ConsumerRecord};
 use citystream_mqtt_codec::{
-    AckProperties, ByteStr, Packet, Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Version, parse_shared, topic_matches,
+    AckProperties, ByteStr, Packet, Publish, PublishProperties, QoS, ReasonCode, RetainHandling,
+    SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Version, parse_shared,
+    topic_matches,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -78,10 +79,54 @@ impl Connection {
             tracing::warn!(client_id = %self.client_id, filter, %error, "cannot follow the stream topics of a subscription");
             return ReasonCode::UNSPECIFIED_ERROR;
         }
+        let send_retained = match subscription.options.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendAtSubscribeIfNew => !known,
+            RetainHandling::DoNotSend => false,
+        };
+        if send_retained && let Err(error) = self.queue_retained(&subscription).await {
+            tracing::warn!(client_id = %self.client_id, filter, %error, "cannot read the retained messages of a subscription");
+            return ReasonCode::UNSPECIFIED_ERROR;
+        }
         let granted = subscription.options.qos;
         self.subscriptions.insert(subscription);
         self.dirty = true;
         ReasonCode(granted as u8)
+    }
+
+    /// Queues the retained messages `subscription` matches, with RETAIN
+    /// set, at the lower of their QoS and the granted one, behind the
+    /// SUBACK [MQTT-3.3.1-6, -3.3.1-9]. A shared subscription gets none
+    /// (5.0 §4.8.2).
+    async fn queue_retained(&mut self, subscription: &Subscription) -> Result<(), ClientError> {
+        let retained = self
+            .node
+            .retained
+            .matching(&self.node.ingest, &subscription.filter)
+            .await?;
+        let now = now_ms();
+        for record in retained {
+            let Some(stored) = message::stored(&record) else {
+                continue;
+            };
+            let qos = stored.qos.min(subscription.options.qos);
+            let Some(mut publish) = message::to_publish(&record, &stored, qos, true, now) else {
+                continue; // expired
+            };
+            match self.version {
+                Version::V5 => {
+                    publish.properties.subscription_identifiers =
+                        subscription.identifier.into_iter().collect();
+                }
+                Version::V3_1_1 => publish.properties = PublishProperties::default(),
+            }
+            self.pending.push_back(Pending {
+                publish,
+                at: position_of(&record),
+                ticket: None,
+            });
+        }
+        Ok(())
     }
 
     /// A shared subscription: this session joins the share's consumer

@@ -13,7 +13,7 @@
 use std::num::NonZeroU16;
 
 use bytes::Bytes;
-use citystream_client::{Client, ClientError, partition_for_key};
+use citystream_client::{Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key};
 use citystream_mqtt_codec::{
     Ack, AckProperties, ByteStr, Packet, Publish, QoS, ReasonCode, Version,
 };
@@ -44,18 +44,15 @@ impl Connection {
             self.disconnect(framed, reason).await;
             return Err(End::WithWill);
         }
-        if publish.retain && self.version == Version::V5 {
-            // CONNACK said Retain Available 0 (retained messages wait for
-            // log compaction): DISCONNECT 0x9A.
-            self.disconnect(framed, ReasonCode::RETAIN_NOT_SUPPORTED)
-                .await;
-            return Err(End::WithWill);
-        }
         let stream_topic = self.node.config.map.stream_topic(&publish.topic);
         let mut record = message::to_record(&publish, &stream_topic, &self.client_id, now_ms());
         let Some(id) = publish.packet_id else {
+            let retained = retain(&self.node, &publish, &record).await;
             if let Err(error) = self.node.ingest.send(record).await {
                 tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
+            }
+            if let Some(Err(error)) = retained {
+                tracing::debug!(client_id = %self.client_id, %error, "QoS 0 retained message not kept");
             }
             return Ok(());
         };
@@ -91,14 +88,22 @@ impl Connection {
                 }
             }
         }
+        let retained = retain(&self.node, &publish, &record).await;
         let sent = self.node.ingest.send(record).await;
         let (qos, version, problem_information) =
             (publish.qos, self.version, self.problem_information);
         self.acks.push_back(Box::pin(async move {
-            let written = match sent {
+            let mut written = match sent {
                 Ok(delivery) => delivery.await.map(|_| ()),
                 Err(error) => Err(error),
             };
+            if let Some(kept) = retained {
+                let kept = match kept {
+                    Ok(delivery) => delivery.await.map(|_| ()),
+                    Err(error) => Err(error),
+                };
+                written = written.and(kept);
+            }
             publish_answer(id, qos, written, version, problem_information)
         }));
         Ok(())
@@ -316,4 +321,22 @@ pub(super) fn ack_of(packet_id: NonZeroU16, reason: ReasonCode) -> Ack {
         reason,
         properties: AckProperties::default(),
     }
+}
+
+/// A retained PUBLISH also becomes (or, with an empty payload, ends) its
+/// topic name's retained message (`crate::retained`): written beside its
+/// record, answered once both are.
+async fn retain(
+    node: &crate::Node,
+    publish: &Publish,
+    record: &ProducerRecord,
+) -> Option<Result<DeliveryFuture, ClientError>> {
+    if !publish.retain {
+        return None;
+    }
+    let retained = match node.retained.record_for(&node.ingest, record).await {
+        Ok(retained) => retained,
+        Err(error) => return Some(Err(error)),
+    };
+    Some(node.ingest.send(retained).await)
 }

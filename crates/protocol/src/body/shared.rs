@@ -3,16 +3,73 @@
 //! enums. Layouts are drawn in `docs/protocol.md`.
 
 use crate::wire::{Decode, DecodeError, Encode, Reader, Writer, wire_struct};
-use crate::{Acks, NodeRef, OffsetSpec, PartitionStatus, StartFrom, TopicConfig, TopicPartition};
+use crate::{
+    Acks, Cleanup, NodeRef, OffsetSpec, PROTOCOL_VERSION_COMPACTION, PartitionStatus, StartFrom,
+    TopicConfig, TopicPartition,
+};
 
 wire_struct!(TopicPartition { topic, partition });
 wire_struct!(NodeRef { node_id, address });
-wire_struct!(TopicConfig {
-    replication,
-    retention_ms,
-    retention_bytes,
-    segment_bytes,
-});
+
+/// ```text
+/// v1: replication u16 | retention_ms u64? | retention_bytes u64? | segment_bytes u64?
+/// v2: v1 | cleanup u8 | compaction_lag_ms u64? | tombstone_retention_ms u64?
+///        | segment_roll_ms u64?
+/// ```
+/// The only layout that depends on the version: a v1 peer never sees the
+/// compaction settings, and a v1 decode yields `Cleanup::Delete` and `None`s.
+impl Encode for TopicConfig {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.u16(self.replication);
+        w.put(&self.retention_ms);
+        w.put(&self.retention_bytes);
+        w.put(&self.segment_bytes);
+        if w.version() >= PROTOCOL_VERSION_COMPACTION {
+            w.put(&self.cleanup);
+            w.put(&self.compaction_lag_ms);
+            w.put(&self.tombstone_retention_ms);
+            w.put(&self.segment_roll_ms);
+        }
+    }
+}
+
+impl Decode for TopicConfig {
+    const WIRE_BYTES_MIN: usize = 2 + 1 + 1 + 1;
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut config = TopicConfig {
+            replication: r.read("replication")?,
+            retention_ms: r.read("retention_ms")?,
+            retention_bytes: r.read("retention_bytes")?,
+            segment_bytes: r.read("segment_bytes")?,
+            ..TopicConfig::default()
+        };
+        if r.version() >= PROTOCOL_VERSION_COMPACTION {
+            config.cleanup = r.read("cleanup")?;
+            config.compaction_lag_ms = r.read("compaction_lag_ms")?;
+            config.tombstone_retention_ms = r.read("tombstone_retention_ms")?;
+            config.segment_roll_ms = r.read("segment_roll_ms")?;
+        }
+        Ok(config)
+    }
+}
+
+impl Encode for Cleanup {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.u8(*self as u8);
+    }
+}
+
+impl Decode for Cleanup {
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        match r.tag()? {
+            0 => Ok(Cleanup::Delete),
+            1 => Ok(Cleanup::Compact),
+            2 => Ok(Cleanup::CompactDelete),
+            tag => Err(DecodeError::bad_tag(tag)),
+        }
+    }
+}
 
 /// `error u16 | message string | leader_hint Option<NodeRef>`. Written by
 /// hand because the message is cut to fit, never refused.

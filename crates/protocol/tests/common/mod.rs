@@ -83,6 +83,10 @@ fn topic_config() -> TopicConfig {
         retention_ms: Some(86_400_000),
         retention_bytes: None,
         segment_bytes: Some(1 << 30),
+        cleanup: Cleanup::CompactDelete,
+        compaction_lag_ms: Some(60_000),
+        tombstone_retention_ms: None,
+        segment_roll_ms: Some(3_600_000),
     }
 }
 

@@ -9,3 +9,4 @@ pub(crate) mod handshake;
 pub(crate) mod producer;
 pub(crate) mod replicated;
 pub(crate) mod topic;
+pub(crate) mod versions;

@@ -192,12 +192,10 @@ fn topic_metadata(node: &ClusterNode, name: &str, meta: &TopicMeta) -> TopicMeta
     TopicMetadata {
         name: name.to_owned(),
         status: PartitionStatus::ok(),
-        config: TopicConfig {
-            replication: u16::try_from(meta.replication_factor).unwrap_or(u16::MAX),
-            retention_ms: meta.settings.retention_ms,
-            retention_bytes: meta.settings.retention_bytes,
-            segment_bytes: meta.settings.segment_bytes,
-        },
+        config: topic::topic_config(
+            u16::try_from(meta.replication_factor).unwrap_or(u16::MAX),
+            &citystream_broker::TopicSettings::from(&meta.settings),
+        ),
         partitions,
     }
 }

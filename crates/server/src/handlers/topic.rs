@@ -6,9 +6,9 @@
 
 use citystream_broker::{TopicInfo, TopicSettings};
 use citystream_protocol::{
-    ApiError, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
-    MetadataRequest, MetadataResponse, PartitionMetadata, PartitionStatus, TopicConfig,
-    TopicMetadata,
+    ApiError, Cleanup, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest,
+    DeleteTopicResponse, MetadataRequest, MetadataResponse, PartitionMetadata, PartitionStatus,
+    TopicConfig, TopicMetadata,
 };
 
 use crate::errors::{api_error, invalid_request, partition_status};
@@ -98,20 +98,46 @@ fn check_replication(replication: u16) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The broker's settings of a wire config (replication is the caller's).
 pub(crate) fn topic_settings(config: &TopicConfig) -> TopicSettings {
     TopicSettings {
         retention_ms: config.retention_ms,
         retention_bytes: config.retention_bytes,
         segment_bytes: config.segment_bytes,
+        cleanup: broker_cleanup(config.cleanup),
+        compaction_lag_ms: config.compaction_lag_ms,
+        tombstone_retention_ms: config.tombstone_retention_ms,
+        segment_roll_ms: config.segment_roll_ms,
     }
 }
 
-fn topic_config(settings: &TopicSettings) -> TopicConfig {
+/// The wire config of a topic's settings, with its replication factor.
+pub(crate) fn topic_config(replication: u16, settings: &TopicSettings) -> TopicConfig {
     TopicConfig {
-        replication: BROKERS_AVAILABLE,
+        replication,
         retention_ms: settings.retention_ms,
         retention_bytes: settings.retention_bytes,
         segment_bytes: settings.segment_bytes,
+        cleanup: wire_cleanup(settings.cleanup),
+        compaction_lag_ms: settings.compaction_lag_ms,
+        tombstone_retention_ms: settings.tombstone_retention_ms,
+        segment_roll_ms: settings.segment_roll_ms,
+    }
+}
+
+fn broker_cleanup(cleanup: Cleanup) -> citystream_broker::Cleanup {
+    match cleanup {
+        Cleanup::Delete => citystream_broker::Cleanup::Delete,
+        Cleanup::Compact => citystream_broker::Cleanup::Compact,
+        Cleanup::CompactDelete => citystream_broker::Cleanup::CompactDelete,
+    }
+}
+
+fn wire_cleanup(cleanup: citystream_broker::Cleanup) -> Cleanup {
+    match cleanup {
+        citystream_broker::Cleanup::Delete => Cleanup::Delete,
+        citystream_broker::Cleanup::Compact => Cleanup::Compact,
+        citystream_broker::Cleanup::CompactDelete => Cleanup::CompactDelete,
     }
 }
 
@@ -130,7 +156,7 @@ fn topic_metadata(node_id: u32, info: &TopicInfo) -> TopicMetadata {
     TopicMetadata {
         name: info.name.clone(),
         status: PartitionStatus::ok(),
-        config: topic_config(&info.settings),
+        config: topic_config(BROKERS_AVAILABLE, &info.settings),
         partitions,
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use citystream_broker::produce::validate_batch;
-use citystream_broker::{BrokerError, FetchOutcome, LeaderHint, OffsetQuery};
+use citystream_broker::{BrokerError, Cleanup, FetchOutcome, LeaderHint, OffsetQuery};
 use citystream_cluster::{MetadataState, TopicConfig};
 use citystream_membership::MemberView;
 use citystream_protocol::Acks;
@@ -78,12 +78,21 @@ impl ClusterNode {
             }
             other => other?,
         };
-        let batch = validate_batch(batch, self.broker.produce_limits())?;
+        let batch = validate_batch(batch, self.broker.produce_limits(), self.cleanup(topic))?;
         let producer_id = batch.header().producer_id;
         if producer_id != NO_PRODUCER && !self.broker.producer_id_is_plausible(producer_id) {
             return Err(BrokerError::UnknownProducer(producer_id));
         }
         replica.propose(batch, acks, now_ms, timeout).await
+    }
+
+    /// The cleanup policy of `topic` in cluster metadata (`Delete` for a
+    /// topic this node does not know, whose produce fails before this).
+    pub fn cleanup(&self, topic: &str) -> Cleanup {
+        self.metadata()
+            .topics
+            .get(topic)
+            .map_or(Cleanup::Delete, |meta| meta.settings.cleanup)
     }
 
     pub fn fetch(

@@ -141,6 +141,34 @@ impl Replica {
         citystream_raft::apply_retention(&self.raft, &self.sm, now_ms).await
     }
 
+    /// One compaction step of a compacted topic's replica at `now_ms`
+    /// (`citystream_raft::apply_compaction`): rolls a quiet active segment
+    /// past the topic's `segment_roll_ms`, then snapshots, purges (keeping
+    /// the data) and compacts below the point older than the topic's lag,
+    /// raised to `lag_floor_ms`. `None` for other topics and when there
+    /// was nothing to do yet.
+    pub async fn apply_compaction(
+        &self,
+        now_ms: i64,
+        key_map_bytes_max: usize,
+        lag_floor_ms: u64,
+    ) -> Result<Option<citystream_log::CompactionSummary>, citystream_raft::CompactionError> {
+        let (params, lag_ms) = {
+            let log = self.sm.log().read();
+            let config = log.config();
+            if !config.compacted {
+                return Ok(None);
+            }
+            let params = citystream_log::CompactionParams {
+                tombstone_retention_ms: config.tombstone_retention_ms,
+                key_map_bytes_max,
+            };
+            (params, config.compaction_lag_ms.max(lag_floor_ms))
+        };
+        self.sm.log().write().roll_if_older(now_ms)?;
+        citystream_raft::apply_compaction(&self.raft, &self.sm, &params, lag_ms, now_ms).await
+    }
+
     /// Notes whether the preferred leader is ready to take over.
     pub fn set_preferred_ready(&self, ready: bool) {
         self.preferred_ready.set(ready);

@@ -15,8 +15,8 @@ use citystream_protocol::{
     Acks, ApiError, CreateTopicRequest, ErrorCode, FetchPartition, FetchRequest, FetchResponse,
     FrameCodec, HelloRequest, InboundFrame, ListOffsetsPartition, ListOffsetsRequest,
     MetadataRequest, OffsetSpec, PROTOCOL_VERSION, ProducePartition, ProduceRequest,
-    ProduceResponse, Request, RequestFrame, Response, ResponseFrame, TopicConfig, decode_response,
-    encode_request,
+    ProduceResponse, Request, RequestFrame, Response, ResponseFrame, TopicConfig,
+    decode_response_at, encode_request,
 };
 use citystream_record::{BatchBuilder, BatchIter};
 use citystream_server::{ServeOptions, ServerConfig, ServerError, serve, serve_with};
@@ -148,6 +148,8 @@ impl TestServer {
 pub struct TestClient {
     framed: Framed<TcpStream, FrameCodec>,
     next_request_id: u32,
+    /// Requests are sent, and answers read, at this version.
+    api_version: u16,
 }
 
 impl TestClient {
@@ -157,7 +159,13 @@ impl TestClient {
         TestClient {
             framed: Framed::new(stream, codec),
             next_request_id: 1,
+            api_version: PROTOCOL_VERSION,
         }
+    }
+
+    /// Sends later requests at `api_version` (and reads their answers so).
+    pub fn speak(&mut self, api_version: u16) {
+        self.api_version = api_version;
     }
 
     pub async fn hello(&mut self) -> Response {
@@ -172,7 +180,7 @@ impl TestClient {
         self.next_request_id += 1;
         let frame = RequestFrame {
             request_id,
-            api_version: PROTOCOL_VERSION,
+            api_version: self.api_version,
             request,
         };
         let mut out = BytesMut::new();
@@ -195,7 +203,7 @@ impl TestClient {
     /// The next response frame, `None` once the server closed the stream.
     pub async fn try_recv(&mut self) -> Option<ResponseFrame> {
         let body = self.recv_body().await?;
-        Some(decode_response(body).expect("valid response"))
+        Some(decode_response_at(body, self.api_version).expect("valid response"))
     }
 
     /// The next response frame's bytes (length prefix stripped), `None` once
@@ -276,6 +284,14 @@ impl TestClient {
             other => panic!("unexpected list offsets answer {other:?}"),
         }
     }
+}
+
+/// A keyed value then a tombstone (a null value) for the same key.
+pub fn tombstone_batch() -> Bytes {
+    let mut builder = BatchBuilder::new();
+    builder.push(1_000, Some(b"lamp"), b"on", &[]).unwrap();
+    builder.push_tombstone(1_001, Some(b"lamp"), &[]).unwrap();
+    builder.finish()
 }
 
 pub fn hello_request(version_min: u16, version_max: u16) -> HelloRequest {

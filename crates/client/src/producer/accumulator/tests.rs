@@ -16,7 +16,7 @@ fn record(value: &[u8]) -> RecordRef<'_> {
     RecordRef {
         timestamp_ms: 1_000,
         key: None,
-        value,
+        value: Some(value),
         headers: &[],
     }
 }

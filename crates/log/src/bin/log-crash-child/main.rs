@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         retention_bytes: None,
         segment_roll_ms: None,
         compacted: false,
+        compaction_lag_ms: 0,
+        tombstone_retention_ms: 86_400_000,
     };
     let mut log = PartitionLog::open(dir, config)?;
     let mut stdout = std::io::stdout().lock();
