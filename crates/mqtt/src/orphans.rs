@@ -1,11 +1,14 @@
-//! Sessions orphaned by a node that died or restarted: their connections
-//! are gone with no one left to publish their wills. Every node sweeps the
-//! sessions topic every few seconds for connected sessions whose owner node
-//! cluster status reports dead, or running under another start time, and
-//! adopts each: it writes the session as disconnected under a higher
-//! generation, reads it back to learn whether its claim won (several nodes
-//! may sweep at once; the generation fence picks one), and the winner
-//! publishes the will (after its delay, unless the client came back).
+//! Sessions orphaned by a node that died or restarted: their connections,
+//! or the wills waiting out their delay there, are gone with no one left
+//! to publish the wills. Every node sweeps the sessions topic every few
+//! seconds for sessions owned by a node (connected ones, and disconnected
+//! ones whose will waits) that cluster status reports dead, or running
+//! under another start time, and adopts each: it writes the session as
+//! disconnected under a higher generation, reads it back to learn whether
+//! its claim won (several nodes may sweep at once; the generation fence
+//! picks one), and the winner publishes the will: at once, or, with a
+//! delay, waiting in the record as its own until the same deadline
+//! (`will`), so a client that comes back meanwhile still cancels it.
 //!
 //! A node that cluster status does not list yet is not judged.
 
@@ -53,7 +56,7 @@ async fn sweep_once(node: &Arc<Node>) -> Result<(), ClientError> {
         Some(None) => true,
         Some(Some(generation)) => *generation != owner.generation,
     };
-    for (client_id, known) in node.store.connected_sessions(&node.ingest).await? {
+    for (client_id, known) in node.store.owned_sessions(&node.ingest).await? {
         let owner = known.record.as_ref().and_then(|record| record.owner_node);
         if owner.is_some_and(|owner| orphaned(&owner)) {
             adopt(node, &client_id, known).await?;
@@ -63,7 +66,7 @@ async fn sweep_once(node: &Arc<Node>) -> Result<(), ClientError> {
 }
 
 /// Ends an orphaned session's connection in the store and, if this node's
-/// claim won, publishes its will.
+/// claim won, publishes its will or waits for it.
 async fn adopt(node: &Arc<Node>, client_id: &str, known: Known) -> Result<(), ClientError> {
     let Some(record) = known.record else {
         return Ok(());
@@ -72,25 +75,46 @@ async fn adopt(node: &Arc<Node>, client_id: &str, known: Known) -> Result<(), Cl
         counter: known.generation.counter + 1,
         owner: format!("orphans:{}", node.instance),
     };
+    let now = now_ms();
+    let will = record.will.as_ref().and_then(crate::will::from_stored);
+    let will_at_ms = match (&will, record.connected) {
+        (Some(will), true) => {
+            let delay_secs = crate::will::delay_secs(will, record.expiry_secs);
+            (delay_secs > 0).then(|| now.saturating_add(i64::from(delay_secs) * 1000))
+        }
+        // A will that waited on the dead node keeps its deadline.
+        (Some(_), false) => record.will_at_ms,
+        (None, _) => None,
+    };
+    let waits = will_at_ms.is_some();
     let disconnected = SessionRecord {
         generation: generation.clone(),
         connected: false,
-        updated_ms: now_ms(),
-        owner_node: None,
-        will: None,
+        updated_ms: if record.connected {
+            now
+        } else {
+            record.updated_ms
+        },
+        owner_node: node.owner_node().await.filter(|_| waits),
+        will: record.will.clone().filter(|_| waits),
+        will_at_ms,
         ..record.clone()
     };
     let kept = (disconnected.expiry_secs > 0).then_some(&disconnected);
     node.store
         .write(&node.ingest, client_id, &generation, kept)
         .await?;
-    let now = node.store.load(&node.ingest, client_id).await?;
-    if now.map(|known| known.generation) != Some(generation) {
+    let current = node.store.load(&node.ingest, client_id).await?;
+    if current.map(|known| known.generation) != Some(generation.clone()) {
         return Ok(()); // another node adopted it, or the client came back
     }
     tracing::info!(client_id, owner = ?record.owner_node, "adopted an MQTT session whose node is gone");
-    if let Some(will) = record.will.as_ref().and_then(crate::will::from_stored) {
-        crate::will::publish(node, client_id, will, record.expiry_secs);
+    match (will, will_at_ms) {
+        (Some(will), Some(deadline_ms)) => {
+            crate::will::publish_at(node, client_id, will, generation, deadline_ms);
+        }
+        (Some(will), None) => crate::will::publish_now(node, client_id, will),
+        (None, _) => {}
     }
     Ok(())
 }

@@ -1,9 +1,13 @@
 //! The client ids connected to this node: a second connection with the
 //! same id takes the session over (the first gets DISCONNECT 0x8E and is
-//! closed [MQTT-3.1.4-3]), and a connection with the id cancels that id's
-//! delayed will [MQTT-3.1.3-9]. A takeover by a connection on another node
-//! arrives as a session record of a higher generation
-//! ([`Registry::claimed_elsewhere`], fed by the session store).
+//! closed [MQTT-3.1.4-3]), and a connection with the id cancels the wait of
+//! that id's delayed will [MQTT-3.1.3-9]. A takeover by a connection on
+//! another node arrives as a session record of a higher generation
+//! ([`Registry::claimed_elsewhere`], fed by the session store), and cancels
+//! the wait of a delayed will of an older generation the same way.
+//!
+//! A cancelled wait only saves the work: whether a delayed will is
+//! published is decided by the order of the sessions topic (`will`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +39,15 @@ struct Holder {
 struct Inner {
     next_generation: u64,
     connected: HashMap<String, Holder>,
-    delayed_wills: HashMap<String, (u64, CancellationToken)>,
+    delayed_wills: HashMap<String, DelayedWill>,
+}
+
+/// A will waiting out its delay on this node.
+struct DelayedWill {
+    ticket: u64,
+    /// The session generation whose will it is.
+    generation: Generation,
+    cancel: CancellationToken,
 }
 
 /// A connection's hold on its client id.
@@ -76,8 +88,8 @@ impl Registry {
         if let Some(previous) = &previous {
             previous.taken_over.cancel();
         }
-        if let Some((_, will)) = inner.delayed_wills.remove(client_id) {
-            will.cancel();
+        if let Some(will) = inner.delayed_wills.remove(client_id) {
+            will.cancel.cancel();
         }
         Claim {
             generation,
@@ -115,9 +127,17 @@ impl Registry {
 
     /// A session record of `generation` was written for `client_id`
     /// (by any node): a local connection holding an older generation was
-    /// taken over.
+    /// taken over, and a delayed will of an older generation need not wait.
     pub fn claimed_elsewhere(&self, client_id: &str, generation: &Generation) {
-        let inner = self.inner.lock().expect("never poisoned");
+        let mut inner = self.inner.lock().expect("never poisoned");
+        if inner
+            .delayed_wills
+            .get(client_id)
+            .is_some_and(|will| will.generation < *generation)
+            && let Some(will) = inner.delayed_wills.remove(client_id)
+        {
+            will.cancel.cancel();
+        }
         if let Some(holder) = inner.connected.get(client_id)
             && holder
                 .session
@@ -129,20 +149,23 @@ impl Registry {
         }
     }
 
-    /// A token that a new connection with `client_id` cancels, and its
-    /// ticket for [`Registry::will_done`]: the delayed will waits on it.
-    pub fn delay_will(&self, client_id: &str) -> (u64, CancellationToken) {
-        let token = CancellationToken::new();
+    /// A token that a new connection with `client_id` cancels (here, or
+    /// elsewhere with a generation above `generation`), and its ticket for
+    /// [`Registry::will_done`]: the delayed will of `generation` waits on it.
+    pub fn delay_will(&self, client_id: &str, generation: &Generation) -> (u64, CancellationToken) {
+        let cancel = CancellationToken::new();
         let mut inner = self.inner.lock().expect("never poisoned");
         inner.next_generation += 1;
         let ticket = inner.next_generation;
-        let previous = inner
-            .delayed_wills
-            .insert(client_id.to_owned(), (ticket, token.clone()));
-        if let Some((_, previous)) = previous {
-            previous.cancel();
+        let will = DelayedWill {
+            ticket,
+            generation: generation.clone(),
+            cancel: cancel.clone(),
+        };
+        if let Some(previous) = inner.delayed_wills.insert(client_id.to_owned(), will) {
+            previous.cancel.cancel();
         }
-        (ticket, token)
+        (ticket, cancel)
     }
 
     /// Forgets a delayed will that fired.
@@ -151,7 +174,7 @@ impl Registry {
         if inner
             .delayed_wills
             .get(client_id)
-            .is_some_and(|(held, _)| *held == ticket)
+            .is_some_and(|will| will.ticket == ticket)
         {
             inner.delayed_wills.remove(client_id);
         }
@@ -213,8 +236,35 @@ mod tests {
     #[test]
     fn a_reconnect_cancels_the_delayed_will() {
         let registry = Registry::default();
-        let (_, will) = registry.delay_will("sensor");
+        let (_, will) = registry.delay_will("sensor", &generation(1, "a"));
         let _claim = registry.claim("sensor");
         assert!(will.is_cancelled());
+    }
+
+    /// A newer generation written by another node cancels the wait of a
+    /// delayed will; the will's own generation (its record written again)
+    /// and older ones do not, nor does a will that already fired.
+    #[test]
+    fn a_newer_generation_elsewhere_cancels_the_delayed_will() {
+        let registry = Registry::default();
+        let (ticket, will) = registry.delay_will("sensor", &generation(4, "a"));
+        registry.claimed_elsewhere("sensor", &generation(4, "a"));
+        registry.claimed_elsewhere("sensor", &generation(3, "z"));
+        registry.claimed_elsewhere("other", &generation(9, "z"));
+        assert!(!will.is_cancelled());
+        registry.claimed_elsewhere("sensor", &generation(5, "b"));
+        assert!(will.is_cancelled());
+        let (ticket_after, fired) = registry.delay_will("sensor", &generation(6, "b"));
+        assert_ne!(ticket, ticket_after);
+        registry.will_done("sensor", ticket_after);
+        registry.claimed_elsewhere("sensor", &generation(7, "c"));
+        assert!(!fired.is_cancelled(), "it fired before the claim");
+    }
+
+    fn generation(counter: u64, owner: &str) -> Generation {
+        Generation {
+            counter,
+            owner: owner.to_owned(),
+        }
     }
 }

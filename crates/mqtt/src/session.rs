@@ -11,6 +11,14 @@
 //! generation; the fold ignores records of lower generations, so a stale
 //! writer (the node that lost the session) cannot roll it back. An empty
 //! value ends the session.
+//!
+//! A will waiting out its Will Delay is kept in its disconnected session's
+//! record with its deadline ([`SessionRecord::will_at_ms`]). What stops it
+//! waiting is decided by the log's order, in the fold: the node that waits
+//! writes the record again without it at the deadline (the will fired), or
+//! a claim of a higher generation (a new connection for the client id)
+//! comes first, and the fold notes the will as superseded
+//! ([`SupersededWill`]).
 
 use std::collections::HashMap;
 
@@ -128,9 +136,15 @@ pub struct SessionRecord {
     /// Where the session is connected (while it is).
     #[serde(default)]
     pub owner_node: Option<OwnerNode>,
-    /// The connection's will (while it is connected).
+    /// The connection's will while it is connected; after it, the will
+    /// that waits out its delay until `will_at_ms`.
     #[serde(default)]
     pub will: Option<StoredWill>,
+    /// When the disconnected session's will is due, ms since the epoch
+    /// (the connection's end plus the lower of its Will Delay and the
+    /// session expiry); the node in `owner_node` waits for it.
+    #[serde(default)]
+    pub will_at_ms: Option<i64>,
 }
 
 impl SessionRecord {
@@ -142,6 +156,15 @@ impl SessionRecord {
                 .updated_ms
                 .saturating_add(i64::from(self.expiry_secs) * 1000)
                 <= now_ms
+    }
+
+    /// The will a newer claim would stop from being published: one that
+    /// waits out its delay, or a connected session's will with a delay
+    /// (which the connection's end would start).
+    pub fn will_with_delay(&self) -> Option<&StoredWill> {
+        let will = self.will.as_ref()?;
+        let delayed = will.delay_secs.min(self.expiry_secs) > 0;
+        (!self.connected || delayed).then_some(will)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -156,7 +179,36 @@ pub struct Known {
     pub generation: Generation,
     /// The session, or `None` if that generation ended it.
     pub record: Option<SessionRecord>,
+    /// The last wills with a delay that a newer claim came before, oldest
+    /// first, at most [`SUPERSEDED_WILLS_KEPT`].
+    pub superseded_wills: Vec<SupersededWill>,
 }
+
+impl Known {
+    /// The will of `generation` that a newer claim superseded, if one did.
+    pub fn superseded_will(&self, generation: &Generation) -> Option<&SupersededWill> {
+        self.superseded_wills
+            .iter()
+            .find(|superseded| superseded.generation == *generation)
+    }
+}
+
+/// A will with a delay whose session a claim of a higher generation took
+/// before the will was published: the client connected again (or a node
+/// adopted the session of a dead one). The new connection decides its fate
+/// (a clean start ends the session and publishes it; a resume cancels it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupersededWill {
+    /// The generation whose will it was.
+    pub generation: Generation,
+    /// The claim that came first.
+    pub by: Generation,
+    pub will: StoredWill,
+}
+
+/// Superseded wills the fold keeps per client id: the waiting node looks
+/// for its own within moments of its deadline, so a few suffice.
+pub const SUPERSEDED_WILLS_KEPT: usize = 4;
 
 /// The newest session per client id of one sessions partition.
 #[derive(Debug, Default)]
@@ -192,15 +244,39 @@ impl SessionFold {
 
     /// Keeps `record` unless a higher generation is known: one connection
     /// writes many snapshots under its generation, each replacing the last.
+    /// A higher generation over a record holding a will with a delay
+    /// supersedes that will.
     fn take(&mut self, client_id: &str, generation: Generation, record: Option<SessionRecord>) {
-        let newer = self
-            .sessions
-            .get(client_id)
-            .is_none_or(|known| generation >= known.generation);
-        if newer {
-            self.sessions
-                .insert(client_id.to_owned(), Known { generation, record });
+        let Some(known) = self.sessions.get_mut(client_id) else {
+            let known = Known {
+                generation,
+                record,
+                superseded_wills: Vec::new(),
+            };
+            self.sessions.insert(client_id.to_owned(), known);
+            return;
+        };
+        if generation < known.generation {
+            return;
         }
+        let superseded = known
+            .record
+            .as_ref()
+            .and_then(SessionRecord::will_with_delay);
+        if generation > known.generation
+            && let Some(will) = superseded
+        {
+            if known.superseded_wills.len() == SUPERSEDED_WILLS_KEPT {
+                known.superseded_wills.remove(0);
+            }
+            known.superseded_wills.push(SupersededWill {
+                generation: known.generation.clone(),
+                by: generation.clone(),
+                will: will.clone(),
+            });
+        }
+        known.generation = generation;
+        known.record = record;
     }
 }
 
@@ -247,6 +323,7 @@ mod tests {
             inbound_counter: 0,
             owner_node: None,
             will: None,
+            will_at_ms: None,
         }
     }
 
@@ -289,6 +366,86 @@ mod tests {
         fold.apply(&record("c", &new, Vec::new()));
         assert_eq!(fold.get("c").unwrap().record, None);
         assert_eq!(fold.get("c").unwrap().generation, new);
+    }
+
+    fn waiting(generation: Generation, delay_secs: u32) -> SessionRecord {
+        SessionRecord {
+            connected: false,
+            will: Some(StoredWill {
+                topic: "status/c".to_owned(),
+                payload: String::new(),
+                qos: 1,
+                retain: false,
+                delay_secs,
+                message_expiry_secs: None,
+                content_type: None,
+                response_topic: None,
+                correlation_data: None,
+                payload_utf8: false,
+                user_properties: Vec::new(),
+            }),
+            will_at_ms: Some(5_000),
+            ..session(generation)
+        }
+    }
+
+    /// A claim of a higher generation that comes before the waiting will
+    /// fired supersedes it; one that comes after the record was written
+    /// again without the will (it fired) does not. The log's order decides.
+    #[test]
+    fn a_newer_claim_supersedes_a_waiting_will_only_before_it_fired() {
+        let (old, new) = (generation(1, "a"), generation(2, "b"));
+        let mut fold = SessionFold::default();
+        fold.apply(&record("c", &old, waiting(old.clone(), 5).to_json()));
+        fold.apply(&record("c", &new, session(new.clone()).to_json()));
+        let known = fold.get("c").unwrap();
+        let superseded = known.superseded_will(&old).expect("superseded");
+        assert_eq!((&superseded.by, superseded.will.delay_secs), (&new, 5));
+        assert!(known.superseded_will(&new).is_none());
+
+        let mut fold = SessionFold::default();
+        fold.apply(&record("c", &old, waiting(old.clone(), 5).to_json()));
+        fold.apply(&record("c", &old, session(old.clone()).to_json()));
+        fold.apply(&record("c", &new, session(new.clone()).to_json()));
+        let fired_first = fold.get("c").unwrap();
+        assert!(fired_first.superseded_will(&old).is_none());
+
+        let mut fold = SessionFold::default();
+        fold.apply(&record("c", &old, waiting(old.clone(), 5).to_json()));
+        fold.apply(&record("c", &new, Vec::new()));
+        fold.apply(&record("c", &old, session(old.clone()).to_json()));
+        let ended = fold.get("c").unwrap();
+        assert!(
+            ended.superseded_will(&old).is_some(),
+            "a late write of the old generation changes nothing"
+        );
+    }
+
+    /// A connected session's will is superseded by a takeover only if it
+    /// has a delay (one without is published when the connection ends),
+    /// and only the last few superseded wills are kept.
+    #[test]
+    fn a_takeover_supersedes_a_connected_will_with_a_delay() {
+        let mut fold = SessionFold::default();
+        let mut connected = waiting(generation(1, "a"), 0);
+        connected.connected = true;
+        fold.apply(&record("c", &generation(1, "a"), connected.to_json()));
+        fold.apply(&record(
+            "c",
+            &generation(2, "a"),
+            session(generation(2, "a")).to_json(),
+        ));
+        assert!(fold.get("c").unwrap().superseded_wills.is_empty());
+        for counter in 3..20 {
+            let mut connected = waiting(generation(counter, "a"), 5);
+            connected.connected = true;
+            connected.generation = generation(counter, "a");
+            fold.apply(&record("c", &generation(counter, "a"), connected.to_json()));
+        }
+        let known = fold.get("c").unwrap();
+        assert_eq!(known.superseded_wills.len(), SUPERSEDED_WILLS_KEPT);
+        assert!(known.superseded_will(&generation(18, "a")).is_some());
+        assert!(known.superseded_will(&generation(14, "a")).is_none());
     }
 
     /// A session expires its expiry after it was disconnected, never while

@@ -72,8 +72,9 @@ impl SessionStore {
         Ok(tail.state().get(client_id).cloned())
     }
 
-    /// Every session that a connection holds, as of now.
-    pub async fn connected_sessions(
+    /// Every session that a node holds, as of now: connected ones, and
+    /// disconnected ones whose will waits out its delay there.
+    pub async fn owned_sessions(
         &self,
         ingest: &Ingest,
     ) -> Result<Vec<(String, Known)>, ClientError> {
@@ -86,7 +87,10 @@ impl SessionStore {
             let sessions = tail.state().iter();
             connected.extend(
                 sessions
-                    .filter(|(_, known)| known.record.as_ref().is_some_and(|r| r.connected))
+                    .filter(|(_, known)| {
+                        let record = known.record.as_ref();
+                        record.is_some_and(|r| r.connected || r.will_at_ms.is_some())
+                    })
                     .map(|(client_id, known)| (client_id.clone(), known.clone())),
             );
         }

@@ -3,7 +3,18 @@
 //! end of the session, whichever comes first [MQTT-3.1.3-9], unless the
 //! client connects again first. A connected session keeps its will in its
 //! record ([`StoredWill`]), so that if its node dies another node publishes
-//! it (`orphans`). The delay runs on the node that publishes.
+//! it (`orphans`).
+//!
+//! A will with a delay waits in its disconnected session's record, with
+//! its deadline, on the node that waits for it (the connection's, or the
+//! one that adopted the session of a dead node). A new connection for the
+//! client id, on any node, writes a claim of a higher generation; at the
+//! deadline the waiting node writes the record again without the will and
+//! reads it back: the will is published only if no claim came first in the
+//! sessions topic's order (`session::SupersededWill`), so a reconnect
+//! anywhere within the delay cancels it and a will is published once. A
+//! clean-start connection that came first ends the session, and publishes
+//! the will itself (`connection::persist`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,35 +28,99 @@ use citystream_mqtt_codec::{ByteStr, Publish, PublishProperties, QoS, Will, Will
 use crate::Node;
 use crate::connection::now_ms;
 use crate::message;
-use crate::session::StoredWill;
+use crate::session::{Generation, SessionRecord, StoredWill};
 
-/// Publishes `will` of `client_id`, whose session outlives the connection
-/// by `expiry_secs`.
-pub(crate) fn publish(node: &Arc<Node>, client_id: &str, will: Will, expiry_secs: u32) {
-    let delay_secs = will
-        .properties
+/// How long a will waits after its connection ends: the lower of its Will
+/// Delay and the session's expiry (the session's end publishes it).
+pub(crate) fn delay_secs(will: &Will, expiry_secs: u32) -> u32 {
+    will.properties
         .will_delay_interval_secs
         .unwrap_or(0)
-        .min(expiry_secs);
-    let (ticket, cancelled) = node.registry.delay_will(client_id);
+        .min(expiry_secs)
+}
+
+/// Publishes `will` of `client_id` now, in the background.
+pub(crate) fn publish_now(node: &Arc<Node>, client_id: &str, will: Will) {
     let (node, client_id) = (node.clone(), client_id.to_owned());
     node.clone().tasks.spawn(async move {
-        if delay_secs > 0 {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(u64::from(delay_secs))) => {}
-                _ = cancelled.cancelled() => return,
-                _ = node.shutdown.cancelled() => return,
-            }
+        send(&node, &client_id, will).await;
+    });
+}
+
+/// Publishes `will` of `client_id`'s session of `generation` at
+/// `deadline_ms` (ms since the epoch), unless a claim of a newer
+/// generation comes first in the sessions topic. The session's record
+/// holds the will and its deadline already. A shutdown leaves the will in
+/// the record, for another node to adopt.
+pub(crate) fn publish_at(
+    node: &Arc<Node>,
+    client_id: &str,
+    will: Will,
+    generation: Generation,
+    deadline_ms: i64,
+) {
+    let (ticket, cancelled) = node.registry.delay_will(client_id, &generation);
+    let (node, client_id) = (node.clone(), client_id.to_owned());
+    node.clone().tasks.spawn(async move {
+        let wait_ms = u64::try_from(deadline_ms.saturating_sub(now_ms())).unwrap_or(0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            _ = cancelled.cancelled() => return,
+            _ = node.shutdown.cancelled() => return,
         }
         node.registry.will_done(&client_id, ticket);
-        let publish = as_publish(will);
-        let stream_topic = node.config.map.stream_topic(&publish.topic);
-        let record = message::to_record(&publish, &stream_topic, &client_id, now_ms());
-        match write(&node, record, publish.retain).await {
-            Ok(()) => tracing::debug!(%client_id, "MQTT will published"),
-            Err(error) => tracing::warn!(%client_id, %error, "MQTT will not published"),
+        match fire(&node, &client_id, &generation).await {
+            Ok(true) => send(&node, &client_id, will).await,
+            Ok(false) => tracing::debug!(%client_id, "MQTT will cancelled: the client connected again"),
+            Err(error) => {
+                // Rather twice (should a new connection have come first)
+                // than never.
+                tracing::warn!(%client_id, %error, "cannot fence the MQTT will in the session store; publishing it");
+                send(&node, &client_id, will).await;
+            }
         }
     });
+}
+
+/// Takes the due will out of its session's record, then reads the record
+/// back: whether the will is still to be published, that is, whether no
+/// claim of a newer generation came before in the sessions topic.
+async fn fire(node: &Node, client_id: &str, generation: &Generation) -> Result<bool, ClientError> {
+    let mut known = node.store.load(&node.ingest, client_id).await?;
+    if let Some(current) = &known
+        && current.generation == *generation
+        && let Some(record) = &current.record
+    {
+        let fired = SessionRecord {
+            connected: false,
+            updated_ms: if record.connected {
+                now_ms()
+            } else {
+                record.updated_ms
+            },
+            owner_node: None,
+            will: None,
+            will_at_ms: None,
+            ..record.clone()
+        };
+        let store = &node.store;
+        store
+            .write(&node.ingest, client_id, generation, Some(&fired))
+            .await?;
+        known = store.load(&node.ingest, client_id).await?;
+    }
+    Ok(known.is_none_or(|known| known.superseded_will(generation).is_none()))
+}
+
+/// Writes `will`'s record (and retained message), logging the outcome.
+pub(crate) async fn send(node: &Node, client_id: &str, will: Will) {
+    let publish = as_publish(will);
+    let stream_topic = node.config.map.stream_topic(&publish.topic);
+    let record = message::to_record(&publish, &stream_topic, client_id, now_ms());
+    match write(node, record, publish.retain).await {
+        Ok(()) => tracing::debug!(%client_id, "MQTT will published"),
+        Err(error) => tracing::warn!(%client_id, %error, "MQTT will not published"),
+    }
 }
 
 /// Writes a will's record and, if it is retained, its name's retained

@@ -425,7 +425,8 @@ fn with_will(client_id: &'static str, delay_secs: Option<u32>) -> citystream_mqt
 }
 
 /// A will with a delay is not published if the client connects again
-/// within it, and is published once the delay passes.
+/// within it (resuming its session), and is published once the delay
+/// passes.
 #[tokio::test]
 async fn a_will_delay_is_cancelled_by_a_reconnect() {
     bounded(async {
@@ -433,7 +434,9 @@ async fn a_will_delay_is_cancelled_by_a_reconnect() {
         let mut watcher = broker.watcher("status/#").await;
         let (first, _) = TestClient::connect(&broker.address, with_will("delayed", Some(2))).await;
         drop(first);
-        let (second, _) = TestClient::connect(&broker.address, with_will("delayed", Some(1))).await;
+        let mut resumed = with_will("delayed", Some(1));
+        resumed.clean_start = false;
+        let (second, _) = TestClient::connect(&broker.address, resumed).await;
         assert!(
             watcher.silent_for(Duration::from_millis(2_500)).await,
             "the reconnect cancelled the first will"

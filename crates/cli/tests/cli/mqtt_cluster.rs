@@ -392,8 +392,15 @@ fn the_will_of_a_client_whose_node_dies_is_published() {
         return;
     }
     let mut cluster = cluster();
-    let (mut watcher, _) =
-        Subscriber::start_at(&mqtt_address(&cluster, 2), V311, 1, "status/#", &[]);
+    // Every connection takes a session: wait (bounded) until both nodes can.
+    for node_id in [1, 2] {
+        publish_lines(
+            &mqtt_address(&cluster, node_id),
+            "warmup/1",
+            &numbered(1..=1),
+        );
+    }
+    let mut watcher = granted_subscriber(&mqtt_address(&cluster, 2), "status/#");
     let will = [
         "-i",
         "sensor-9",
@@ -412,5 +419,77 @@ fn the_will_of_a_client_whose_node_dies_is_published() {
         (Some("status/sensor-9"), Some("offline"))
     );
     device.kill();
+    watcher.kill();
+}
+
+/// A v3.1.1 subscriber to `filter` at QoS 1 whose SUBACK granted it,
+/// started again (bounded) while the cluster settles (creating the
+/// filter's stream topic may fail at first).
+fn granted_subscriber(address: &str, filter: &str) -> Subscriber {
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        let (subscriber, granted) = Subscriber::start_at(address, V311, 1, filter, &[]);
+        if granted == 1 {
+            return subscriber;
+        }
+        subscriber.kill();
+        assert!(Instant::now() < deadline, "SUBACK {granted} for {filter}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A v5 client's will with a 6 s Will Delay waits on node 1 when the
+/// client vanishes; node 1 is SIGKILLed during the delay: another node
+/// adopts the waiting will and publishes it to a subscriber on node 2,
+/// not before the delay has passed.
+#[test]
+fn a_delayed_will_whose_node_dies_is_published_after_its_delay() {
+    if skip_without_mosquitto("a_delayed_will_whose_node_dies_is_published_after_its_delay") {
+        return;
+    }
+    let mut cluster = cluster();
+    // Every connection takes a session: wait (bounded) until both nodes can.
+    for node_id in [1, 2] {
+        publish_lines(
+            &mqtt_address(&cluster, node_id),
+            "warmup/1",
+            &numbered(1..=1),
+        );
+    }
+    let mut watcher = granted_subscriber(&mqtt_address(&cluster, 2), "status/#");
+    let will = [
+        "-i",
+        "sensor-11",
+        "-c",
+        "-x",
+        "60",
+        "--will-topic",
+        "status/sensor-11",
+        "--will-payload",
+        "offline",
+        "--will-qos",
+        "1",
+        "-D",
+        "will",
+        "will-delay-interval",
+        "6",
+    ];
+    let (device, _) =
+        Subscriber::start_at(&mqtt_address(&cluster, 1), "mqttv5", 0, "unused/#", &will);
+    let vanished = Instant::now();
+    device.kill();
+    // Node 1 sees the socket close and starts the delay; then it dies.
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.kill(1);
+    let message = watcher.next_message();
+    assert_eq!(
+        (message["topic"].as_str(), message["payload"].as_str()),
+        (Some("status/sensor-11"), Some("offline"))
+    );
+    assert!(
+        vanished.elapsed() >= Duration::from_secs(6),
+        "published {:?} after the client vanished",
+        vanished.elapsed()
+    );
     watcher.kill();
 }

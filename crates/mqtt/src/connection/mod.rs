@@ -12,7 +12,9 @@
 //!
 //! How a connection ends decides its will: a DISCONNECT with reason 0x00
 //! drops it; anything else (0x04, a closed socket, a protocol error, keep
-//! alive expiry, a takeover, shutdown) publishes it [MQTT-3.1.2-8].
+//! alive expiry, a takeover, shutdown) publishes it [MQTT-3.1.2-8], at
+//! once or, with a delay, once the delay passed unless the client connected
+//! again first (`will`).
 
 mod delivery;
 mod inbound;
@@ -164,18 +166,27 @@ where
     } else {
         end
     };
-    Box::pin(connection.finish(end)).await;
+    let will = accepted.will.filter(|_| end != End::Clean);
+    let delay_secs = will.as_ref().map_or(0, |will| {
+        crate::will::delay_secs(will, connection.expiry_secs)
+    });
+    // A connection elsewhere that took the session over is a new
+    // connection within the delay: its claim superseded the will in the
+    // store [MQTT-3.1.3-9], and it decides the will's fate.
+    let will_at_ms = (delay_secs > 0 && end != End::TakenOver)
+        .then(|| now_ms().saturating_add(i64::from(delay_secs) * 1000));
+    Box::pin(connection.finish(end, will_at_ms)).await;
     node.registry.release(&accepted.client_id, &claim);
     drop(permit);
-    if end != End::Clean
-        && let Some(will) = accepted.will
-    {
-        // A connection that took the session over is a new connection
-        // within any will delay: the delayed will is not sent [MQTT-3.1.3-9].
-        let delayed = will.properties.will_delay_interval_secs.unwrap_or(0) > 0;
-        if !(delayed && claim.taken_over.is_cancelled()) {
-            crate::will::publish(&node, &accepted.client_id, will, connection.expiry_secs);
+    match (will, will_at_ms) {
+        (Some(will), _) if delay_secs == 0 => {
+            crate::will::publish_now(&node, &accepted.client_id, will);
         }
+        (Some(will), Some(deadline_ms)) => {
+            let generation = connection.generation.clone();
+            crate::will::publish_at(&node, &accepted.client_id, will, generation, deadline_ms);
+        }
+        _ => {}
     }
 }
 

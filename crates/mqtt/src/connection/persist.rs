@@ -40,10 +40,16 @@ impl Taken {
 
 /// Takes `accepted.client_id`'s session: the stored one unless the client
 /// asked for a clean start or it expired, and claims it with a generation
-/// above every earlier one.
+/// above every earlier one. The claim supersedes a will with a delay that
+/// the session held: a resumed session cancels it, a clean start publishes
+/// it.
 pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, ClientError> {
     let client_id = &accepted.client_id;
     let known = node.store.load(&node.ingest, client_id).await?;
+    let holds_delayed_will = known
+        .as_ref()
+        .and_then(|known| known.record.as_ref())
+        .is_some_and(|record| record.will_with_delay().is_some());
     let counter = known.as_ref().map_or(0, |known| known.generation.counter) + 1;
     let generation = Generation {
         counter,
@@ -66,6 +72,7 @@ pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, Clie
         inbound_counter: 0,
         owner_node: None,
         will: None,
+        will_at_ms: None,
     });
     let owner_node = node.owner_node().await;
     claim.generation = generation.clone();
@@ -74,14 +81,47 @@ pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, Clie
     claim.updated_ms = now;
     claim.owner_node = owner_node;
     claim.will = accepted.will.as_ref().map(crate::will::to_stored);
+    claim.will_at_ms = None;
     node.store
         .write(&node.ingest, client_id, &generation, Some(&claim))
         .await?;
+    if accepted.clean_start && holds_delayed_will {
+        publish_superseded_will(node, client_id, &generation).await;
+    }
     Ok(Taken {
         generation,
         owner_node,
         record,
     })
+}
+
+/// A clean start ends the session it replaces [MQTT-3.1.2-4], and a will
+/// waiting in it (or that its connection's end would start) is due at the
+/// session's end [MQTT-3.1.3-9]: published here, before CONNACK, so it
+/// comes before what the new connection publishes, if `generation`'s claim
+/// came before the will fired (the sessions topic's order decides).
+async fn publish_superseded_will(node: &Node, client_id: &str, generation: &Generation) {
+    let known = match node.store.load(&node.ingest, client_id).await {
+        Ok(known) => known,
+        Err(error) => {
+            tracing::warn!(client_id, %error, "cannot read the MQTT session back; the will of the session it ended is not published");
+            return;
+        }
+    };
+    let superseded = known.and_then(|known| {
+        let superseded = known.superseded_wills.into_iter();
+        superseded
+            .rev()
+            .find(|superseded| superseded.by == *generation)
+    });
+    if let Some(will) = superseded.and_then(|superseded| crate::will::from_stored(&superseded.will))
+    {
+        tracing::debug!(
+            client_id,
+            "a clean start ended the session: its will is published"
+        );
+        crate::will::send(node, client_id, will).await;
+    }
 }
 
 impl Connection {
@@ -239,6 +279,7 @@ impl Connection {
             inbound_counter: self.inbound_counter,
             owner_node: self.owner_node.filter(|_| connected),
             will: self.stored_will.clone().filter(|_| connected),
+            will_at_ms: None,
         }
     }
 
@@ -287,16 +328,25 @@ impl Connection {
     }
 
     /// Ends the connection's hold on the session: a last snapshot of a
-    /// persistent session, or the end of a clean one; nothing if another
-    /// connection took it over.
-    pub(super) async fn finish(&mut self, end: End) {
+    /// persistent session (with the will, if it waits out its delay until
+    /// `will_at_ms`, and this node as the one that waits), or the end of a
+    /// clean one; nothing if another connection took it over.
+    pub(super) async fn finish(&mut self, end: End, will_at_ms: Option<i64>) {
         for member in self.shared.values() {
             member.stop.cancel();
         }
         if end == End::TakenOver {
             return;
         }
-        let record = (self.persistent()).then(|| self.snapshot(false));
+        let record = (self.persistent()).then(|| {
+            let mut record = self.snapshot(false);
+            if will_at_ms.is_some() {
+                record.will = self.stored_will.clone();
+                record.will_at_ms = will_at_ms;
+                record.owner_node = self.owner_node;
+            }
+            record
+        });
         let written = self
             .node
             .store
