@@ -48,11 +48,40 @@
 //!   snapshot at the retention point, then purge. The final heal runs it on
 //!   every node too. A follower that falls behind the leader's purge is
 //!   sent the snapshot. The summary line each test prints (`cargo test -p
-//!   citystream-simulation -- --nocapture`) counts the purges: about 4,550
-//!   for the 1,000 seeds. The errors "group stopped" and "snapshot timed
-//!   out" are traced; any other is a failure.
+//!   citystream-simulation -- --nocapture`) counts the purges: about 3,000
+//!   for the 1,000 seeds (the compacted third has no retention). The
+//!   errors "group stopped" and "snapshot timed out" are traced; any other
+//!   is a failure.
+//! * **Compaction** (decision 0017; [`compaction`]): one seed in three
+//!   (seeds divisible by 3, [`SimConfig::compacted_seeds`]) runs the group
+//!   on a compacted log (`cleanup = compact`: no retention, the same
+//!   192-byte segments, a tombstone retention of
+//!   [`compaction::TOMBSTONE_RETENTION_MS`] of log time). Its writes are
+//!   stamped with HLCs from the simulated clock, as a leader's broker
+//!   stamps them; its produced records take one of 8 keys, one in ten a
+//!   tombstone. Its retention step becomes "compaction on node n":
+//!   `citystream_raft::apply_compaction(raft, sm, params, 0, i64::MAX)`,
+//!   which snapshots and purges at the node's compaction point in one
+//!   step and rewrites below it in a later one, so crashes, cuts and
+//!   leader changes fall between the phases. A follower behind a purge is
+//!   sent the snapshot with its compacted prefix, whose chunks travel as
+//!   messages of the network ([`net`]): delayed, lost, duplicated. The
+//!   summary line counts the passes, the prefix transfers and the keys
+//!   deleted by an expired tombstone (about 1,050, 40 and 50 for the 334
+//!   compacted CI seeds).
 //!
 //! ## Invariants
+//!
+//! The compacted seeds keep invariants 1 and 5 as they are, restate 2–4
+//! as "… or by a valid compaction" and add a sixth; the model of what a
+//! compaction may remove is decision 0017 §2 applied to the committed
+//! batches as first seen ([`compaction`]). Each node has a horizon bound:
+//! the largest horizon a pass reached on it, raised to the sender's bound
+//! whenever it stages a prefix chunk; its log is compacted at most that
+//! far. A record is *removable* at a horizon `H` if, below `H`, a later
+//! data record has its key, or it is a tombstone whose HLC plus the
+//! retention is at most the largest `last_hlc()` below `H`, or it is in a
+//! control batch.
 //!
 //! 1. **At most one leader per term**: a task per node watches its metrics;
 //!    every (term, leader) it sees goes into one map, which must never hold
@@ -72,6 +101,21 @@
 //!    seen so far, never past it (a node's committed log is read into the
 //!    model before retention runs on it). Fetching an acked offset below a
 //!    node's start must fail (out of range), never return bytes.
+//!    *Compacted seeds*: a node's log is re-read from its start at every
+//!    check (passes and prefix installs rewrite what was checked), and the
+//!    model is fed before every compaction step, so it holds every batch
+//!    in its original form before any pass can touch it (a compacted batch
+//!    at an offset the model has not seen fails). A served batch equals
+//!    the model's, or is a `COMPACTED` batch that reaches no further than
+//!    the node's horizon bound, equals `compact_batch` of the original
+//!    with exactly the survivors it serves (same base offset, term, Raft
+//!    index, HLC, timestamps, producer and span; survivors byte for byte
+//!    at their offsets) and lost only removable records; or a `GAP` batch
+//!    below the bound covering whole original batches of removable
+//!    records only, with the last one's term and index and a largest HLC
+//!    and timestamp between the covered batches' and the log's below it.
+//!    A compacted log's start may move only past removable records (with
+//!    no retention it never moves).
 //! 3. **Every acknowledged record stays readable at its offset, until
 //!    retention deletes it**: an ack's (offset, records) must match the
 //!    committed batch at that offset; after every step a majority of nodes
@@ -86,6 +130,13 @@
 //!    majority at some check. Not "by every node": a node that installed a
 //!    snapshot never held the batches before it while another node, whose
 //!    own retention point is lower, still serves them (seen in many seeds).
+//!    *Compacted seeds*: a node also holds an acked batch if the batch
+//!    covering its offset (a gap may start before it) is a valid
+//!    compaction of it as in 2: every acked record it lost is superseded
+//!    by a later committed record of its key below the node's horizon
+//!    bound, or is an expired tombstone. A compacted batch that is no
+//!    valid compaction fails there and then. Fetches read the covering
+//!    batch likewise.
 //! 4. **Replicas identical after healing**: at the end every node is
 //!    restarted, the network healed and made loss-free, one more write is
 //!    acked in the final term, retention runs on every node, and once every
@@ -93,6 +144,18 @@
 //!    offset and the logs must be byte-identical, batch by batch, over the
 //!    range they all hold, [highest log start, end). Each replica deletes
 //!    whole segments of its own, so the starts may differ.
+//!    *Compacted seeds*: instead of retention, compaction steps run on
+//!    every node, round after round, until no node has a closed segment
+//!    past its clean point. Then every log ends at the same offset and
+//!    starts at 0; every node's records, less the model's removable set at
+//!    the highest horizon bound of any node (the model's `C_H`: replicas
+//!    roll segments at their own byte counts, so their own horizons
+//!    differ), equal the committed log's records less the same set,
+//!    offset by offset; and each node's newest record per key (offset and
+//!    value or tombstone) is the committed log's, except that a key whose
+//!    newest record is a tombstone removable at the node's bound may be
+//!    gone. Batches are not compared byte for byte: two replicas may cut
+//!    gaps differently (decision 0017 §2).
 //! 5. **Consumer-group offsets never go backwards**: there is no group
 //!    coordinator in the Raft layer yet, so a group's offset commit is
 //!    modelled as a record (key `__offsets/<group>`, value the offset)
@@ -107,7 +170,12 @@
 //!    failure. Fetches wait for `Raft::wait_for_recovery` only on a node
 //!    whose incarnation began after a power loss ([`RecoveryGate`]), never
 //!    after a kill. This checks what Raft gives such a coordinator, not the
-//!    coordinator itself.
+//!    coordinator itself. Compaction keeps each group's newest commit, so
+//!    compacted seeds check it unchanged.
+//! 6. **Compaction keeps the newest record per key on every replica**
+//!    (compacted seeds): after every pass that reached a horizon `H` on a
+//!    node, and after the final compaction below each node's clean point,
+//!    no key has two records below it on that node.
 //!
 //! ## Running and replaying
 //!
@@ -123,6 +191,10 @@
 //!   with 5 from seed 100,000.
 //! * `CITYSTREAM_SIM_CRASHES=mixed|kill|power-loss`: which crashes
 //!   (default `mixed`, half and half).
+//! * `CITYSTREAM_SIM_COMPACTED=every-third|none|all`: which seeds run a
+//!   compacted log (default `every-third`); the test
+//!   `compacted_seeds_compact_and_send_prefixes` runs 60 seeds
+//!   (`CITYSTREAM_SIM_COMPACTED_SEEDS`) all compacted from seed 200,000.
 //! * `CITYSTREAM_SIM_RECOVERY_GATE=after-power-loss|never`: whether an
 //!   incarnation that began after a power loss waits for
 //!   `Raft::wait_for_recovery` before an offset fetch (default
@@ -155,7 +227,8 @@
 //! crate under the dev profile, with its `validit` checks on; a step costs
 //! about 1.5 ms and a seed's start and final heal about 25 ms. With
 //! [`DEFAULT_STEPS`] = 32 (production timing, `Timing::DEFAULT`), the 1,000
-//! seeds plus the other tests take about 45 s on 2 cores in debug.
+//! seeds plus the other tests take about 50 s on 2 cores in debug (a
+//! compacted seed costs about what another does).
 //!
 //! ## Findings
 //!
@@ -176,11 +249,12 @@
 //!   `committed` is not persisted. Now `citystream-raft` persists it (one
 //!   unsynced record in `raft-state` per commit round) and a restarted
 //!   node re-applies up to it before it serves anything, so after a kill
-//!   no read waits for recovery: the 1,000 CI seeds include 58 offset
+//!   no read waits for recovery: the 1,000 CI seeds include 65 offset
 //!   fetches answered, unwaited, by a leader restored in its term (the
 //!   summary line counts them), and 3,000 seeds at 60 steps with every
 //!   crash a kill and no gate at all passed with 1,052. With the committed
-//!   id not read back, the CI seeds 0, 702 and 995 fail this way. **Power
+//!   id not read back, the CI seeds 0, 702 and 995 failed this way (before
+//!   one seed in three became compacted: 0 and 702 now are). **Power
 //!   loss** can still take the latest committed records (they are not
 //!   fsynced, to keep fsyncs off the produce path) and so bring the stale
 //!   read back: `power_loss_without_recovery_gate_can_serve_stale_reads`
@@ -201,11 +275,18 @@
 //! One partition group with a fixed membership (no metadata group, no
 //! membership changes, no gossip, no broker or wire protocol); no clock
 //! skew (one simulated clock); no disk errors other than power loss;
-//! snapshots and purges only through retention by size (openraft is
-//! configured never to take them on its own); the duplicate of a request
-//! is the same Raft RPC (no reordering inside a TCP stream is modelled
-//! beyond what independent delays give).
+//! snapshots and purges only through retention by size or compaction steps
+//! (openraft is configured never to take them on its own); the duplicate
+//! of a request is the same Raft RPC (no reordering inside a TCP stream is
+//! modelled beyond what independent delays give). Compaction: no
+//! `compact,delete` retention; lag 0 (the lag floor that keeps producer
+//! dedup exact is not exercised, nor are producer ids); a key map large
+//! enough that every pass reaches its point (memory-bounded passes are
+//! left to the log's own tests); the snapshot message itself is not
+//! faulted, only its prefix chunks; passes run to their end within one
+//! step (a crash never falls between a pass's plan and its commit).
 
+pub mod compaction;
 pub mod crash;
 pub mod net;
 
@@ -221,7 +302,7 @@ use citystream_raft::{
     BatchData, PartitionRaft, PartitionRaftStorage, PartitionStateMachine, PeerAddr,
     RetentionError, SharedLog, Timing, partition_config, seeded,
 };
-use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, RecordBatch};
+use citystream_record::{BATCH_HEADER_LEN, BatchBuilder, HybridClock, RecordBatch, set_base_hlc};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{Raft, ReadPolicy};
 use parking_lot::{Mutex, RwLock};
@@ -230,6 +311,8 @@ use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use crate::compaction::CompactedSeeds;
+use crate::compaction::{Horizons, Removable};
 use crate::crash::CrashDraw;
 pub use crate::crash::{CrashKind, Crashes, RecoveryGate};
 use crate::net::{Net, NetFaults, NetStats};
@@ -256,6 +339,9 @@ const SEGMENT_BYTES: u64 = 192;
 const RETENTION_BYTES: u64 = 512;
 /// How long the final heal may take to converge (simulated).
 const SETTLE_WAIT: Duration = Duration::from_secs(60);
+/// Physical milliseconds of the HLC a compacted seed stamps at simulated
+/// time 0 (the workload's timestamps start here too).
+const LOG_EPOCH_MS: i64 = 1_700_000_000_000;
 
 /// A deliberate bug in the checker's inputs, to prove it can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +351,10 @@ pub enum Sabotage {
     /// After the final heal, overwrite one record byte in node 1's log
     /// file (keeping the file "synced"), as silent disk damage would.
     CorruptReplica,
+    /// In a compacted seed, node 1 compacts with a tombstone retention of
+    /// 0, as a replica with another setting than the topic's would: it
+    /// drops tombstones the others keep.
+    TombstonesExpireAtOnce,
 }
 
 /// What one seed simulates.
@@ -281,6 +371,8 @@ pub struct SimConfig {
     /// When a node serves offset fetches only after
     /// `Raft::wait_for_recovery` (see the crate docs, "Findings").
     pub recovery_gate: RecoveryGate,
+    /// Which seeds run a compacted log ([`compaction`]).
+    pub compacted_seeds: CompactedSeeds,
 }
 
 impl Default for SimConfig {
@@ -292,6 +384,7 @@ impl Default for SimConfig {
             sabotage: None,
             crashes: Crashes::Mixed,
             recovery_gate: RecoveryGate::AfterPowerLoss,
+            compacted_seeds: CompactedSeeds::EveryThird,
         }
     }
 }
@@ -315,6 +408,13 @@ pub struct Outcome {
     /// Retention runs that asked openraft to purge (`apply_retention`
     /// returned a log id).
     pub purges: u32,
+    /// The group ran a compacted log.
+    pub compacted: bool,
+    /// Compaction passes that rewrote segments.
+    pub compaction_passes: u32,
+    /// Keys whose newest committed record is a tombstone that expired
+    /// below the final compaction horizon (gone from the log).
+    pub expired_tombstones: usize,
     pub terms: usize,
     pub simulated_ms: u64,
     pub net: NetStats,
@@ -408,6 +508,10 @@ pub fn replay_command(seed: u64, config: &SimConfig) -> String {
         let gate = config.recovery_gate.name();
         env.push_str(&format!(" CITYSTREAM_SIM_RECOVERY_GATE={gate}"));
     }
+    if config.compacted_seeds != SimConfig::default().compacted_seeds {
+        let compacted = config.compacted_seeds.name();
+        env.push_str(&format!(" CITYSTREAM_SIM_COMPACTED={compacted}"));
+    }
     let note = if config.sabotage.is_some() || config.fsync != SimConfig::default().fsync {
         " (with the failing test's own SimConfig)"
     } else {
@@ -500,6 +604,9 @@ struct Model {
     /// Nodes seen holding each acked batch at its offset, at any check.
     served: BTreeMap<u64, BTreeSet<u64>>,
     groups: BTreeMap<u32, GroupModel>,
+    /// What compaction removes at each horizon asked so far (the
+    /// committed log below a horizon never changes).
+    removable: BTreeMap<u64, Arc<Removable>>,
 }
 
 /// Leaders seen per term, shared with the metrics watchers.
@@ -531,6 +638,14 @@ struct Sim {
     purges: u32,
     /// Terms whose leader is already in the trace.
     traced_terms: BTreeSet<u64>,
+    /// The group runs a compacted log ([`SimConfig::compacted_seeds`]).
+    compacted: bool,
+    /// Stamps the HLCs of a compacted seed's writes, as a leader does.
+    clock: HybridClock,
+    /// How far each node's log may be compacted (shared with the network).
+    horizons: Horizons,
+    compaction_passes: u32,
+    expired_tombstones: usize,
 }
 
 const OFFSETS_KEY_PREFIX: &str = "__offsets/";
@@ -559,11 +674,13 @@ impl Sim {
             })
             .collect();
         let crash_draw = CrashDraw::new(seed, config.crashes);
+        let compacted = config.compacted_seeds.applies(seed);
+        let horizons = Horizons::default();
         let sim = Sim {
             seed,
             config,
             rng,
-            net: Net::new(seed, faults),
+            net: Net::new(seed, faults, horizons.clone()),
             nodes,
             model: Model::default(),
             leaders: Arc::default(),
@@ -577,8 +694,14 @@ impl Sim {
             partitions: 0,
             purges: 0,
             traced_terms: BTreeSet::new(),
+            compacted,
+            clock: HybridClock::new(),
+            horizons,
+            compaction_passes: 0,
+            expired_tombstones: 0,
         };
-        sim.event(format!("seed {seed}: faults {faults:?}"));
+        let log = if compacted { "compacted log, " } else { "" };
+        sim.event(format!("seed {seed}: {log}faults {faults:?}"));
         sim
     }
 
@@ -588,14 +711,40 @@ impl Sim {
     }
 
     fn log_config(&self) -> LogConfig {
-        LogConfig {
+        let config = LogConfig {
             segment_bytes_max: SEGMENT_BYTES,
             index_interval_bytes: 128,
             fsync: self.config.fsync,
             retention_ms: None,
             retention_bytes: Some(RETENTION_BYTES),
             ..LogConfig::default()
+        };
+        if !self.compacted {
+            return config;
         }
+        // `cleanup = compact`: no retention; the log start never moves.
+        LogConfig {
+            retention_bytes: None,
+            compacted: true,
+            compaction_lag_ms: 0,
+            tombstone_retention_ms: compaction::TOMBSTONE_RETENTION_MS,
+            ..config
+        }
+    }
+
+    /// Stamps a compacted seed's batch with HLCs from the simulated clock,
+    /// as the leader's broker does before proposing it; compaction's log
+    /// time (tombstone expiry) follows them. Other seeds write unstamped
+    /// batches, as they always did.
+    fn stamp(&mut self, batch: Bytes) -> Bytes {
+        if !self.compacted {
+            return batch;
+        }
+        let now_ms = LOG_EPOCH_MS + self.start.elapsed().as_millis() as i64;
+        let count = BatchHeader::decode(&batch).map_or(1, |h| h.record_count);
+        let mut bytes = batch.to_vec();
+        set_base_hlc(&mut bytes, self.clock.stamp(now_ms, count));
+        Bytes::from(bytes)
     }
 
     async fn run(mut self) -> Result<Outcome, String> {
@@ -786,6 +935,7 @@ impl Sim {
                 self.net.heal();
             }
             76..=77 => self.admin().await,
+            78..=89 if self.compacted => self.compaction().await?,
             78..=89 => self.retention().await?,
             _ => {
                 let ms = self.rng.random_range(1..=200);
@@ -842,18 +992,18 @@ impl Sim {
         let label = format!("w{}", self.next_write);
         let records = self.rng.random_range(1..=3u32);
         let mut builder = BatchBuilder::new();
+        let timestamp_ms = LOG_EPOCH_MS + i64::from(step);
         for i in 0..records {
             let value = format!("{label}-{i}");
+            if self.compacted {
+                self.push_keyed(&mut builder, timestamp_ms, &value);
+                continue;
+            }
             builder
-                .push(
-                    1_700_000_000_000 + i64::from(step),
-                    Some(b"k"),
-                    value.as_bytes(),
-                    &[],
-                )
+                .push(timestamp_ms, Some(b"k"), value.as_bytes(), &[])
                 .expect("small record");
         }
-        let batch = builder.finish();
+        let batch = self.stamp(builder.finish());
         match self.write(node, batch.clone()).await {
             Ok((base, last)) => {
                 self.event(format!(
@@ -877,6 +1027,18 @@ impl Sim {
         Ok(())
     }
 
+    /// A compacted seed's record: one of [`compaction::KEYS`] keys, a
+    /// tombstone in [`compaction::TOMBSTONE_PERCENT`] per cent of them.
+    fn push_keyed(&mut self, builder: &mut BatchBuilder, timestamp_ms: i64, value: &str) {
+        let key = format!("key-{}", self.rng.random_range(0..compaction::KEYS));
+        let pushed = if self.rng.random_range(0..100) < compaction::TOMBSTONE_PERCENT {
+            builder.push_tombstone(timestamp_ms, Some(key.as_bytes()), &[])
+        } else {
+            builder.push(timestamp_ms, Some(key.as_bytes()), value.as_bytes(), &[])
+        };
+        pushed.expect("small record");
+    }
+
     /// One consumer group's committer: writes the next (higher) offset.
     async fn commit_offset(&mut self) {
         let Some(node) = self.client_target() else {
@@ -892,7 +1054,8 @@ impl Sim {
         builder
             .push(0, Some(key.as_bytes()), value.to_string().as_bytes(), &[])
             .expect("small record");
-        match self.write(node, builder.finish()).await {
+        let batch = self.stamp(builder.finish());
+        match self.write(node, batch).await {
             Ok((base, _)) => {
                 self.event(format!(
                     "commit group {group}={value} via {node}: acked at {base}"
@@ -939,6 +1102,9 @@ impl Sim {
                 "fetch {offset} from {node}: below log start {start}"
             ));
             return Ok(());
+        }
+        if self.compacted {
+            return self.fetch_compacted(node, offset);
         }
         let batch = read_batch_at(&running.log.read(), offset)
             .map_err(|e| format!("fetch of acked offset {offset} from node {node}: {e}"))?;
@@ -1142,7 +1308,9 @@ impl Sim {
         let node = &self.nodes[&id];
         let running = node.running.as_ref().expect("up");
         let hwm = running.sm.high_watermark();
-        let from = node.checked_upto;
+        // A compacted log changes below what was checked (a pass, a
+        // snapshot's prefix swapped in): it is read whole every time.
+        let from = if self.compacted { 0 } else { node.checked_upto };
         if hwm <= from {
             return Ok(());
         }
@@ -1197,6 +1365,18 @@ impl Sim {
                 self.model.committed_end
             ));
         }
+        if self.compacted && start > 0 {
+            // No retention: only a prefix compaction removed whole may go.
+            let removable = self.removable_at(self.horizons.of(id))?;
+            let view =
+                compaction::record_view(self.model.committed.range(..start).map(|(_, b)| b))?;
+            if let Some(lost) = view.iter().find(|r| !removable.contains(r.offset)) {
+                return Err(format!(
+                    "node {id}'s compacted log starts at {start}: it lost the record at offset {}, which compaction up to its horizon {} keeps",
+                    lost.offset, removable.horizon
+                ));
+            }
+        }
         self.nodes.get_mut(&id).expect("known").start_seen = start;
         Ok(())
     }
@@ -1212,6 +1392,7 @@ impl Sim {
         }
         let mut holders: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         let mut starts = BTreeMap::new();
+        let mut logs = Vec::new();
         for (&id, node) in &self.nodes {
             let (start, batches) = match (&node.running, &node.durable) {
                 (Some(running), _) => {
@@ -1224,16 +1405,21 @@ impl Sim {
                 (None, None) => (0, Vec::new()),
             };
             starts.insert(id, start);
+            logs.push((id, batches));
+        }
+        for (id, batches) in logs {
             for (header, bytes) in batches {
-                if let Some(ack) = self.model.acked.get(&header.base_offset)
-                    && check_ack(header.base_offset, ack, &bytes).is_ok()
-                {
-                    holders.entry(header.base_offset).or_default().push(id);
-                    self.model
-                        .served
-                        .entry(header.base_offset)
-                        .or_default()
-                        .insert(id);
+                let covered: Vec<u64> = self
+                    .model
+                    .acked
+                    .range(header.base_offset..header.next_offset())
+                    .map(|(&offset, _)| offset)
+                    .collect();
+                for offset in covered {
+                    if self.holds_ack(id, offset, &header, &bytes)? {
+                        holders.entry(offset).or_default().push(id);
+                        self.model.served.entry(offset).or_default().insert(id);
+                    }
                 }
             }
         }
@@ -1264,6 +1450,11 @@ impl Sim {
     fn learn(&mut self, id: u64, header: &BatchHeader, bytes: Bytes) -> Result<(), String> {
         let offset = header.base_offset;
         if let Some(known) = self.model.committed.get(&offset) {
+            if *known != bytes && self.compacted && header.is_compacted() {
+                return self.check_compacted_on(id, &bytes).map_err(|e| {
+                    format!("committed entry changed, and not by a valid compaction: node {id} serves at offset {offset}: {e}")
+                });
+            }
             if *known != bytes {
                 return Err(format!(
                     "committed entry changed: node {id} serves at offset {offset} (term {}, raft index {}) a batch that differs from the committed one (term {}, index {})",
@@ -1281,6 +1472,11 @@ impl Sim {
             return Err(format!(
                 "node {id} serves committed offset {offset} but the committed log known so far ends at {}",
                 self.model.committed_end
+            ));
+        }
+        if header.is_compacted() {
+            return Err(format!(
+                "node {id} serves a compacted batch at offset {offset}, never seen committed in its original form"
             ));
         }
         if let Some(ack) = self.model.acked.get(&offset) {
@@ -1327,40 +1523,26 @@ impl Sim {
                 builder
                     .push(0, Some(b"final"), format!("final-{n}").as_bytes(), &[])
                     .expect("small");
-                if self.write(leader, builder.finish()).await.is_ok() {
+                let batch = self.stamp(builder.finish());
+                if self.write(leader, batch).await.is_ok() {
                     self.event(format!("final write acked via {leader}"));
                     break;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // Retention on every node before converging, so the final
-        // comparison also covers purged logs and snapshot installs.
-        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
-            self.retention_on(id).await?;
+        if !self.compacted {
+            // Retention on every node before converging, so the final
+            // comparison also covers purged logs and snapshot installs.
+            for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+                self.retention_on(id).await?;
+            }
         }
-        let end = loop {
-            let ends: BTreeSet<(u64, u64)> = self
-                .nodes
-                .values()
-                .map(|n| {
-                    let r = n.running.as_ref().expect("all up");
-                    (r.sm.high_watermark(), r.log.read().next_offset().0)
-                })
-                .collect();
-            if ends.len() == 1 {
-                let (hwm, next) = *ends.iter().next().expect("one");
-                if hwm == next {
-                    break next;
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "replicas did not converge within 60 s of healing: (hwm, log end) per node {ends:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let mut end = self.converge(deadline).await?;
+        if self.compacted {
+            self.compact_everywhere(deadline).await?;
+            end = self.converge(deadline).await?;
+        }
         self.event(format!("settled at offset {end}"));
         if self.config.sabotage == Some(Sabotage::CorruptReplica) {
             corrupt_last_segment(&self.nodes[&1].storage);
@@ -1376,10 +1558,49 @@ impl Sim {
             self.event(format!("sabotage: phantom ack at {end}"));
         }
         self.check().await?;
-        // Invariant 4: byte-identical replicas over the range they all
-        // still hold, [highest log start, end); every log ends at `end`.
+        let logs = self.final_logs(end)?;
+        if self.compacted {
+            self.compacted_replicas_agree(&logs)?;
+        } else {
+            replicas_identical(&logs, end)?;
+        }
+        self.acks_served_at_end(&logs)?;
+        for line in self.net.take_log() {
+            eprintln!("net {line}");
+        }
+        Ok(self.outcome().await)
+    }
+
+    /// Waits until every node's HWM and log end are one same offset, and
+    /// returns it.
+    async fn converge(&self, deadline: Instant) -> Result<u64, String> {
+        loop {
+            let ends: BTreeSet<(u64, u64)> = self
+                .nodes
+                .values()
+                .map(|n| {
+                    let r = n.running.as_ref().expect("all up");
+                    (r.sm.high_watermark(), r.log.read().next_offset().0)
+                })
+                .collect();
+            if ends.len() == 1 {
+                let (hwm, next) = *ends.iter().next().expect("one");
+                if hwm == next {
+                    return Ok(next);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "replicas did not converge within 60 s of healing: (hwm, log end) per node {ends:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every node's batches, each log ending at `end` (invariant 4).
+    fn final_logs(&self, end: u64) -> Result<FinalLogs, String> {
         let mut logs = BTreeMap::new();
-        let mut starts = BTreeMap::new();
         for (&id, node) in &self.nodes {
             let running = node.running.as_ref().expect("all up");
             let log = running.log.read();
@@ -1391,48 +1612,37 @@ impl Sim {
             }
             let batches = read_all(&log, end)
                 .map_err(|e| format!("node {id} log unreadable after healing: {e}"))?;
-            starts.insert(id, log.start_offset().0);
-            logs.insert(id, batches);
+            let final_log = FinalLog {
+                start: log.start_offset().0,
+                clean_end: log.clean_end().0,
+                batches,
+            };
+            logs.insert(id, final_log);
         }
-        let common = *starts.values().max().expect("nodes");
-        let (&first_id, first) = logs.iter().next().expect("nodes");
-        let tail = |batches: &[(BatchHeader, Bytes)]| -> Vec<(BatchHeader, Bytes)> {
-            batches
-                .iter()
-                .filter(|(h, _)| h.base_offset >= common)
-                .cloned()
-                .collect()
-        };
-        let first_tail = tail(first);
-        for (&id, batches) in &logs {
-            let other = tail(batches);
-            if other.len() != first_tail.len() {
-                return Err(format!(
-                    "replicas differ after healing: over [{common}, {end}) node {first_id} has {} batches, node {id} {} (log starts {starts:?})",
-                    first_tail.len(),
-                    other.len()
-                ));
-            }
-            for ((ha, a), (hb, b)) in first_tail.iter().zip(&other) {
-                if a != b {
-                    return Err(format!(
-                        "replicas differ after healing: node {first_id} offset {} vs node {id} offset {}",
-                        ha.base_offset, hb.base_offset
-                    ));
-                }
-            }
-        }
-        // Invariant 3 at the end: every node serves every acked batch at
-        // or after its log start; a batch below a node's start was seen
-        // committed (purged legitimately); and a majority of the nodes was
-        // seen holding every acked batch at some check. (Not every node: a
-        // node that installed a snapshot never held the batches before it,
-        // while another node that has not run retention still serves them.)
-        for (&id, batches) in &logs {
-            let start = starts[&id];
-            let by_offset: BTreeMap<u64, &Bytes> =
-                batches.iter().map(|(h, b)| (h.base_offset, b)).collect();
-            for (&offset, ack) in &self.model.acked {
+        Ok(logs)
+    }
+
+    /// Invariant 3 at the end: every node serves every acked batch at or
+    /// after its log start (in a compacted seed, or a valid compaction of
+    /// it); a batch below a node's start was seen committed (purged
+    /// legitimately); and a majority of the nodes was seen holding every
+    /// acked batch at some check. (Not every node: a node that installed a
+    /// snapshot never held the batches before it, while another node that
+    /// has not run retention still serves them.)
+    fn acks_served_at_end(&mut self, logs: &FinalLogs) -> Result<(), String> {
+        let starts: BTreeMap<u64, u64> = logs.iter().map(|(&id, l)| (id, l.start)).collect();
+        let acked: Vec<(u64, Ack)> = self
+            .model
+            .acked
+            .iter()
+            .map(|(&o, a)| (o, a.clone()))
+            .collect();
+        for (&id, log) in logs {
+            let start = log.start;
+            let by_offset: BTreeMap<u64, &(BatchHeader, Bytes)> =
+                log.batches.iter().map(|b| (b.0.base_offset, b)).collect();
+            for (offset, ack) in &acked {
+                let offset = *offset;
                 if offset < start {
                     if !self.model.committed.contains_key(&offset) {
                         return Err(format!(
@@ -1442,30 +1652,43 @@ impl Sim {
                     }
                     continue;
                 }
-                let Some(batch) = by_offset.get(&offset) else {
+                let found = if self.compacted {
+                    by_offset
+                        .range(..=offset)
+                        .next_back()
+                        .map(|(_, b)| *b)
+                        .filter(|(h, _)| h.next_offset() > offset)
+                } else {
+                    by_offset.get(&offset).copied()
+                };
+                let Some((header, batch)) = found else {
                     return Err(format!(
                         "acknowledged write {} at offset {offset} is missing on node {id} after healing (log start {start})",
                         ack.label
                     ));
                 };
-                check_ack(offset, ack, batch).map_err(|e| format!("node {id}: {e}"))?;
+                if !self.holds_ack(id, offset, header, batch)? {
+                    check_ack(offset, ack, batch).map_err(|e| format!("node {id}: {e}"))?;
+                }
                 self.model.served.entry(offset).or_default().insert(id);
             }
         }
         let quorum = self.nodes.len() / 2 + 1;
-        for (&offset, ack) in &self.model.acked {
-            let served = self.model.served.get(&offset).map_or(0, BTreeSet::len);
+        for (offset, ack) in &acked {
+            let served = self.model.served.get(offset).map_or(0, BTreeSet::len);
             if served < quorum {
                 return Err(format!(
                     "acknowledged write {} at offset {offset} was never seen held by a quorum of {quorum} (only by {:?}; log starts {starts:?})",
                     ack.label,
-                    self.model.served.get(&offset)
+                    self.model.served.get(offset)
                 ));
             }
         }
-        for line in self.net.take_log() {
-            eprintln!("net {line}");
-        }
+        Ok(())
+    }
+
+    /// Stops every node and sums the run up.
+    async fn outcome(self) -> Outcome {
         let mut hasher = DefaultHasher::new();
         self.trace.lock().hash(&mut hasher);
         let terms = self.leaders.lock().by_term.len();
@@ -1477,7 +1700,7 @@ impl Sim {
                 let _ = running.raft.shutdown().await;
             }
         }
-        Ok(Outcome {
+        Outcome {
             seed: self.seed,
             trace_hash: hasher.finish(),
             acked_writes: self.model.acked.len(),
@@ -1487,12 +1710,59 @@ impl Sim {
             restored_leader_reads: self.restored_leader_reads,
             partitions: self.partitions,
             purges: self.purges,
+            compacted: self.compacted,
+            compaction_passes: self.compaction_passes,
+            expired_tombstones: self.expired_tombstones,
             terms,
             simulated_ms: self.start.elapsed().as_millis() as u64,
             net: self.net.stats(),
             trace: self.trace.lock().clone(),
-        })
+        }
     }
+}
+
+/// A node's log after the final heal.
+struct FinalLog {
+    start: u64,
+    clean_end: u64,
+    batches: Vec<(BatchHeader, Bytes)>,
+}
+
+type FinalLogs = BTreeMap<u64, FinalLog>;
+
+/// Invariant 4: byte-identical replicas over the range they all still
+/// hold, [highest log start, end).
+fn replicas_identical(logs: &FinalLogs, end: u64) -> Result<(), String> {
+    let starts: BTreeMap<u64, u64> = logs.iter().map(|(&id, l)| (id, l.start)).collect();
+    let common = *starts.values().max().expect("nodes");
+    let (&first_id, first) = logs.iter().next().expect("nodes");
+    let tail = |log: &FinalLog| -> Vec<(BatchHeader, Bytes)> {
+        log.batches
+            .iter()
+            .filter(|(h, _)| h.base_offset >= common)
+            .cloned()
+            .collect()
+    };
+    let first_tail = tail(first);
+    for (&id, log) in logs {
+        let other = tail(log);
+        if other.len() != first_tail.len() {
+            return Err(format!(
+                "replicas differ after healing: over [{common}, {end}) node {first_id} has {} batches, node {id} {} (log starts {starts:?})",
+                first_tail.len(),
+                other.len()
+            ));
+        }
+        for ((ha, a), (hb, b)) in first_tail.iter().zip(&other) {
+            if a != b {
+                return Err(format!(
+                    "replicas differ after healing: node {first_id} offset {} vs node {id} offset {}",
+                    ha.base_offset, hb.base_offset
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The broker's heartbeat ticker for one group.
@@ -1563,6 +1833,23 @@ fn read_batch_at(log: &PartitionLog, offset: u64) -> Result<Bytes, String> {
         ));
     }
     Ok(bytes.split_to(header.batch_len as usize))
+}
+
+/// The batch of `log` that covers `offset` (a gap may start before it).
+fn read_covering(log: &PartitionLog, offset: u64) -> Result<(BatchHeader, Bytes), String> {
+    let mut bytes = log
+        .read(Offset(offset), 1)
+        .map_err(|e| e.to_string())?
+        .bytes;
+    let header = BatchHeader::decode(&bytes).map_err(|e| e.to_string())?;
+    if header.base_offset > offset || header.next_offset() <= offset {
+        return Err(format!(
+            "a read at {offset} returned the batch [{}, {})",
+            header.base_offset,
+            header.next_offset()
+        ));
+    }
+    Ok((header, bytes.split_to(header.batch_len as usize)))
 }
 
 /// Whole batches of `log` with base offsets in `[from, to)`.

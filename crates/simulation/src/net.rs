@@ -6,6 +6,15 @@
 //! of crashed nodes. Every random draw comes from a seeded RNG per directed
 //! link, so a message's fate depends only on the seed, its link and its
 //! place in that link's sequence.
+//!
+//! A snapshot is handed over whole and without faults, as one stream
+//! openraft retries as a unit. The prefix chunks a compacted partition's
+//! snapshot carries first (decision 0017 §5) are messages of their own:
+//! each is delayed, may be lost or its acknowledgement lost (the transfer
+//! then fails and openraft sends the snapshot again later), or delivered
+//! a second time later, like any request. Staging a chunk raises the
+//! receiver's compaction horizon bound to the sender's
+//! ([`crate::compaction::Horizons`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -13,7 +22,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_raft::snapshot_prefix::transfer_in_process;
+use citystream_raft::snapshot_prefix::{PrefixReader, deliver_chunk, prepare_install};
 use citystream_raft::{PartitionRaft, PartitionSnapshot, PeerAddr, Tc};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
@@ -26,6 +35,8 @@ use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::compaction::Horizons;
 
 /// Per-seed fault rates of the network.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +64,8 @@ struct NetState {
     delivered: u64,
     dropped: u64,
     duplicated: u64,
+    prefix_chunks: u64,
+    prefix_installs: u64,
     /// Every RPC's fate, when `CITYSTREAM_SIM_NET_TRACE` asks for it.
     log: Option<Vec<String>>,
     start: tokio::time::Instant,
@@ -62,6 +75,7 @@ struct NetState {
 #[derive(Clone)]
 pub struct Net {
     state: Arc<Mutex<NetState>>,
+    horizons: Horizons,
 }
 
 /// Counters of what the network did, for the run summary.
@@ -70,6 +84,10 @@ pub struct NetStats {
     pub delivered: u64,
     pub dropped: u64,
     pub duplicated: u64,
+    /// Snapshot prefix chunks staged (duplicates included).
+    pub prefix_chunks: u64,
+    /// Snapshots installed with their prefix staged before.
+    pub prefix_installs: u64,
 }
 
 #[derive(Debug)]
@@ -97,8 +115,10 @@ struct Fate {
 }
 
 impl Net {
-    pub fn new(seed: u64, faults: NetFaults) -> Net {
+    /// The network of a seed; `horizons` is raised as prefixes move.
+    pub fn new(seed: u64, faults: NetFaults, horizons: Horizons) -> Net {
         Net {
+            horizons,
             state: Arc::new(Mutex::new(NetState {
                 nodes: BTreeMap::new(),
                 side: BTreeMap::new(),
@@ -109,6 +129,8 @@ impl Net {
                 delivered: 0,
                 dropped: 0,
                 duplicated: 0,
+                prefix_chunks: 0,
+                prefix_installs: 0,
                 log: std::env::var_os("CITYSTREAM_SIM_NET_TRACE").map(|_| Vec::new()),
                 start: tokio::time::Instant::now(),
             })),
@@ -148,6 +170,8 @@ impl Net {
             delivered: state.delivered,
             dropped: state.dropped,
             duplicated: state.duplicated,
+            prefix_chunks: state.prefix_chunks,
+            prefix_installs: state.prefix_installs,
         }
     }
 
@@ -276,6 +300,73 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Hands `snapshot` to `target` (node `to`): its prefix chunk by chunk
+    /// under the network's faults, if it carries one, then the snapshot.
+    async fn transfer_snapshot(
+        &self,
+        (from, to): (u64, u64),
+        target: &PartitionRaft,
+        vote: VoteOf<Tc>,
+        snapshot: SnapshotOf<Tc, PartitionSnapshot>,
+    ) -> Result<SnapshotResponse<Tc>, String> {
+        if let Some(mut prefix) = PrefixReader::new(vote, &snapshot) {
+            while let Some(chunk) = prefix.next_chunk().map_err(|e| e.to_string())? {
+                // Read from `from`'s log just now, with no await since.
+                self.horizons.inherit(to, from);
+                self.send_chunk(from, to, target, chunk).await?;
+            }
+            self.count(|s| s.prefix_installs += 1);
+        }
+        prepare_install(target, vote, &snapshot)
+            .await
+            .map_err(|e| e.to_string())?;
+        target
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// One prefix chunk as a message: delayed, maybe lost (request or
+    /// acknowledgement), maybe delivered again later.
+    async fn send_chunk(
+        &self,
+        from: u64,
+        to: u64,
+        target: &PartitionRaft,
+        chunk: citystream_raft::PrefixChunk,
+    ) -> Result<(), String> {
+        let fate = self.fate(from, to, "prefix_chunk");
+        tokio::time::sleep(fate.delay).await;
+        if fate.drop_request {
+            self.count(|s| s.dropped += 1);
+            return Err(format!("prefix chunk at {} lost", chunk.from_offset));
+        }
+        self.link(from, to).map_err(|e| e.to_string())?;
+        if let Some(later) = fate.duplicate {
+            self.count(|s| s.duplicated += 1);
+            let (target, duplicate) = (target.clone(), chunk.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(later).await;
+                let _ = deliver_chunk(&target, duplicate).await;
+            });
+        }
+        self.count(|s| s.prefix_chunks += 1);
+        let from_offset = chunk.from_offset;
+        deliver_chunk(target, chunk)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::time::sleep(fate.reply_delay).await;
+        if fate.drop_reply {
+            self.count(|s| s.dropped += 1);
+            return Err(format!(
+                "acknowledgement of prefix chunk at {from_offset} lost"
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn lost(from: u64, to: u64, why: &'static str) -> RPCError<Tc> {
     RPCError::Network(NetworkError::new(&LinkDown { from, to, why }))
 }
@@ -378,10 +469,13 @@ impl RaftNetworkV2<Tc> for Connection {
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
-        // openraft never snapshots on its own here (SnapshotPolicy::Never),
-        // so this path is not exercised; it is delivered without faults.
+        // Sent when a follower is behind the leader's purge point (after
+        // retention or a compaction step); the snapshot itself is not
+        // faulted, its prefix chunks are.
         let raft = self.net.link(self.from, self.target)?;
-        let reply = transfer_in_process(&raft, vote, snapshot)
+        let reply = self
+            .net
+            .transfer_snapshot((self.from, self.target), &raft, vote, snapshot)
             .await
             .map_err(|e| StreamingError::Unreachable(Unreachable::new(&io::Error::other(e))))?;
         self.net.link(self.target, self.from)?;

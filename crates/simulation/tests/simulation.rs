@@ -4,9 +4,11 @@
 
 use std::time::Instant;
 
+use citystream_simulation::Outcome;
+
 use citystream_simulation::{
-    CrashKind, Crashes, DEFAULT_SEEDS, DEFAULT_STEPS, RecoveryGate, Sabotage, SimConfig, run_seed,
-    run_seeds,
+    CompactedSeeds, CrashKind, Crashes, DEFAULT_SEEDS, DEFAULT_STEPS, RecoveryGate, Sabotage,
+    SimConfig, run_seed, run_seeds,
 };
 
 /// Test threads the seeds are split over.
@@ -37,8 +39,23 @@ fn config() -> SimConfig {
         crashes: env_choice("CITYSTREAM_SIM_CRASHES", Crashes::parse).unwrap_or(defaults.crashes),
         recovery_gate: env_choice("CITYSTREAM_SIM_RECOVERY_GATE", RecoveryGate::parse)
             .unwrap_or(defaults.recovery_gate),
+        compacted_seeds: env_choice("CITYSTREAM_SIM_COMPACTED", CompactedSeeds::parse)
+            .unwrap_or(defaults.compacted_seeds),
         ..defaults
     }
+}
+
+/// What the compacted seeds among `outcomes` did.
+fn compaction_summary(outcomes: &[Outcome]) -> String {
+    let compacted: Vec<&Outcome> = outcomes.iter().filter(|o| o.compacted).collect();
+    let passes: u32 = compacted.iter().map(|o| o.compaction_passes).sum();
+    let chunks: u64 = compacted.iter().map(|o| o.net.prefix_chunks).sum();
+    let installs: u64 = compacted.iter().map(|o| o.net.prefix_installs).sum();
+    let expired: usize = compacted.iter().map(|o| o.expired_tombstones).sum();
+    format!(
+        "  of which {} compacted: {passes} passes rewrote segments, {installs} snapshots sent their prefix ({chunks} chunks staged), {expired} keys deleted by an expired tombstone",
+        compacted.len()
+    )
 }
 
 /// Runs this shard's part of `CITYSTREAM_SIM_SEEDS` seeds from
@@ -69,6 +86,7 @@ fn shard(index: u64) {
         failures.len(),
         started.elapsed()
     );
+    eprintln!("{}", compaction_summary(&outcomes));
     let combined = outcomes
         .iter()
         .fold(0u64, |acc, o| acc.rotate_left(5) ^ o.trace_hash);
@@ -176,6 +194,23 @@ fn checker_catches_a_corrupt_replica() {
     assert!(failure.message.contains("node 1"), "{failure}");
 }
 
+/// The checker reports a replica whose compaction removed records it must
+/// keep: node 1 drops every tombstone at once, so a key's newest record
+/// (a tombstone still within its retention) is gone there alone.
+#[test]
+fn checker_catches_a_replica_compacting_too_much() {
+    let config = SimConfig {
+        sabotage: Some(Sabotage::TombstonesExpireAtOnce),
+        ..config()
+    };
+    let failure = run_seed(SABOTAGED_COMPACTED_SEED, &config).expect_err("the loss is caught");
+    assert!(failure.message.contains("neither superseded"), "{failure}");
+}
+
+/// A compacted seed (divisible by 3) in which node 1 compacts away a
+/// tombstone still within its retention.
+const SABOTAGED_COMPACTED_SEED: u64 = 12;
+
 /// The stale-read finding (crate docs, "Findings"), fixed: a leader that
 /// crashes right after acknowledging an offset commit and that openraft
 /// restores in its own term answers linearizable reads from the committed
@@ -192,11 +227,11 @@ fn restarted_leader_serves_fresh_reads_without_recovery_gate() {
         steps: 60,
         crashes: Crashes::Only(CrashKind::Kill),
         recovery_gate: RecoveryGate::Never,
-        ..SimConfig::default()
+        ..stale_read_config()
     };
     let ordinary = SimConfig {
         steps: 60,
-        ..SimConfig::default()
+        ..stale_read_config()
     };
     for config in [ungated, ordinary] {
         for seed in STALE_READ_SEEDS {
@@ -218,7 +253,7 @@ fn power_loss_without_recovery_gate_can_serve_stale_reads() {
         steps: 60,
         crashes: Crashes::Only(CrashKind::PowerLoss),
         recovery_gate: RecoveryGate::Never,
-        ..SimConfig::default()
+        ..stale_read_config()
     };
     for seed in STALE_READ_SEEDS {
         let failure = run_seed(seed, &config).expect_err("the stale read is reproduced");
@@ -227,6 +262,49 @@ fn power_loss_without_recovery_gate_can_serve_stale_reads() {
 }
 
 const STALE_READ_SEEDS: [u64; 4] = [3855, 6468, 7000, 7269];
+
+/// The stale-read seeds were found before any seed ran a compacted log;
+/// three of them are divisible by 3, so they keep the delete log they
+/// were found with.
+fn stale_read_config() -> SimConfig {
+    SimConfig {
+        compacted_seeds: CompactedSeeds::None,
+        ..SimConfig::default()
+    }
+}
+
+/// Compacted seeds do compact: passes rewrite segments, followers behind
+/// a compaction point are sent snapshots with their prefix, and some keys
+/// end deleted by a tombstone whose retention ran out; every invariant
+/// holds. The CI seeds already run compacted one seed in three; these
+/// are all compacted, from seed 200,000 on (`CITYSTREAM_SIM_COMPACTED_SEEDS`
+/// of them, default 60).
+#[test]
+fn compacted_seeds_compact_and_send_prefixes() {
+    let count = env_u64("CITYSTREAM_SIM_COMPACTED_SEEDS").unwrap_or(60);
+    let config = SimConfig {
+        compacted_seeds: CompactedSeeds::All,
+        ..config()
+    };
+    let started = Instant::now();
+    let (outcomes, failures) = run_seeds(200_000, count, &config);
+    eprintln!(
+        "compacted seeds: {} passed, {} failed in {:.1?}",
+        outcomes.len(),
+        failures.len(),
+        started.elapsed()
+    );
+    let summary = compaction_summary(&outcomes);
+    eprintln!("{summary}");
+    let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
+    assert!(failures.is_empty(), "failing compacted seeds: {seeds:?}");
+    if count >= 60 {
+        let passes: u32 = outcomes.iter().map(|o| o.compaction_passes).sum();
+        let installs: u64 = outcomes.iter().map(|o| o.net.prefix_installs).sum();
+        let expired: usize = outcomes.iter().map(|o| o.expired_tombstones).sum();
+        assert!(passes > 0 && installs > 0 && expired > 0, "{summary}");
+    }
+}
 
 /// A few seeds with five replicas (quorum of three), from seed 100,000 on.
 #[test]
