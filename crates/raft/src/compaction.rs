@@ -18,7 +18,7 @@
 //! still converge: compaction is a function of the committed records
 //! below a horizon (decision 0017 §2).
 
-use citystream_log::{CompactionParams, CompactionSummary, LogError, Offset};
+use citystream_log::{CompactionParams, CompactionPlan, CompactionSummary, LogError, Offset};
 use openraft::async_runtime::WatchReceiver;
 
 use crate::log_reader::log_id_of;
@@ -39,7 +39,8 @@ pub enum CompactionError {
 
 /// One compaction step of a replica at `now_ms`. Returns what a pass did,
 /// or `None` when there was nothing to do yet (nothing old enough, the
-/// point not applied here, or openraft not purged up to it yet).
+/// point not applied here, or openraft not purged up to it yet). The
+/// rewrite runs on tokio's blocking pool.
 pub async fn apply_compaction(
     raft: &PartitionRaft,
     sm: &PartitionStateMachine,
@@ -47,6 +48,27 @@ pub async fn apply_compaction(
     lag_ms: u64,
     now_ms: i64,
 ) -> Result<Option<CompactionSummary>, CompactionError> {
+    let Some(plan) = plan_compaction(raft, sm, params, lag_ms, now_ms).await? else {
+        return Ok(None);
+    };
+    let cleaned = tokio::task::spawn_blocking(move || plan.run())
+        .await
+        .map_err(|e| CompactionError::Task(e.to_string()))??;
+    Ok(Some(sm.log().write().commit_compaction(cleaned)?))
+}
+
+/// Steps 1 and 2 of a compaction step, and the plan of step 3: the pass
+/// to run below the compaction point once openraft has purged there. The
+/// caller runs it (`CompactionPlan::run`, slow, no lock held) where it
+/// likes, then commits it with `PartitionLog::commit_compaction`; the
+/// simulation runs it inline, to stay deterministic.
+pub async fn plan_compaction(
+    raft: &PartitionRaft,
+    sm: &PartitionStateMachine,
+    params: &CompactionParams,
+    lag_ms: u64,
+    now_ms: i64,
+) -> Result<Option<CompactionPlan>, CompactionError> {
     let cutoff_ms = now_ms.saturating_sub(i64::try_from(lag_ms).unwrap_or(i64::MAX));
     let Some(point) = sm.log().read().compaction_point(cutoff_ms) else {
         return Ok(None);
@@ -63,12 +85,5 @@ pub async fn apply_compaction(
         return Ok(None);
     }
     let horizon = Offset(point.next_offset());
-    let Some(plan) = sm.log().read().plan_compaction(horizon, params) else {
-        return Ok(None);
-    };
-    let cleaned = tokio::task::spawn_blocking(move || plan.run())
-        .await
-        .map_err(|e| CompactionError::Task(e.to_string()))??;
-    let summary = sm.log().write().commit_compaction(cleaned)?;
-    Ok(Some(summary))
+    Ok(sm.log().read().plan_compaction(horizon, params))
 }

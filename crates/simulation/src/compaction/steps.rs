@@ -52,7 +52,7 @@ impl Sim {
     }
 
     /// One step of compaction on node `id`
-    /// (`citystream_raft::apply_compaction`, lag 0, "now" past every
+    /// (`citystream_raft::apply_compaction` with the rewrite inline, lag 0, "now" past every
     /// record): a snapshot and a purge at its compaction point, or, once
     /// openraft purged there, a pass below it. As for retention, the
     /// node's committed log is checked first, so the model holds every
@@ -66,25 +66,24 @@ impl Sim {
         if id == 1 && self.config.sabotage == Some(Sabotage::TombstonesExpireAtOnce) {
             params.tombstone_retention_ms = 0;
         }
-        let summary =
-            match citystream_raft::apply_compaction(&raft, &sm, &params, 0, i64::MAX).await {
-                Ok(Some(summary)) => summary,
-                Ok(None) => {
-                    self.event(format!(
-                        "compaction on {id}: snapshot or purge, no pass yet"
-                    ));
-                    return Ok(());
-                }
-                Err(
-                    e @ CompactionError::Snapshot(
-                        RetentionError::Stopped | RetentionError::SnapshotTimedOut(_),
-                    ),
-                ) => {
-                    self.event(format!("compaction on {id}: {e}"));
-                    return Ok(());
-                }
-                Err(e) => return Err(format!("compaction on node {id} failed: {e}")),
-            };
+        let summary = match compact_inline(&raft, &sm, &params).await {
+            Ok(Some(summary)) => summary,
+            Ok(None) => {
+                self.event(format!(
+                    "compaction on {id}: snapshot or purge, no pass yet"
+                ));
+                return Ok(());
+            }
+            Err(
+                e @ CompactionError::Snapshot(
+                    RetentionError::Stopped | RetentionError::SnapshotTimedOut(_),
+                ),
+            ) => {
+                self.event(format!("compaction on {id}: {e}"));
+                return Ok(());
+            }
+            Err(e) => return Err(format!("compaction on node {id} failed: {e}")),
+        };
         // No await since the pass committed: nothing read the log since.
         let horizon = summary.horizon.0;
         self.horizons.raise(id, horizon);
@@ -266,4 +265,20 @@ fn one_record_per_key(
         )),
         None => Ok(()),
     }
+}
+
+/// `citystream_raft::apply_compaction` with the rewrite run inline rather
+/// than on tokio's blocking pool, whose threads would make runs of one
+/// seed differ.
+async fn compact_inline(
+    raft: &citystream_raft::PartitionRaft,
+    sm: &citystream_raft::PartitionStateMachine,
+    params: &citystream_log::CompactionParams,
+) -> Result<Option<citystream_log::CompactionSummary>, CompactionError> {
+    let plan = citystream_raft::plan_compaction(raft, sm, params, 0, i64::MAX).await?;
+    let Some(plan) = plan else {
+        return Ok(None);
+    };
+    let cleaned = plan.run()?;
+    Ok(Some(sm.log().write().commit_compaction(cleaned)?))
 }
