@@ -263,6 +263,7 @@ impl Partition {
         &self,
         now_ms: i64,
         key_map_bytes_max: usize,
+        dirty_ratio_min_percent: u8,
         lag_floor_ms: u64,
     ) -> Result<Option<CompactionSummary>, BrokerError> {
         let (params, cutoff_ms) = {
@@ -274,6 +275,7 @@ impl Partition {
             let params = CompactionParams {
                 tombstone_retention_ms: config.tombstone_retention_ms,
                 key_map_bytes_max,
+                dirty_ratio_min_percent,
             };
             let lag_ms = config.compaction_lag_ms.max(lag_floor_ms);
             let cutoff_ms = now_ms.saturating_sub(i64::try_from(lag_ms).unwrap_or(i64::MAX));
@@ -282,7 +284,10 @@ impl Partition {
         };
         let plan = {
             let state = self.state.read();
-            let Some(point) = state.log.compaction_point(cutoff_ms) else {
+            let point = state
+                .log
+                .compaction_point(cutoff_ms, params.dirty_ratio_min_percent);
+            let Some(point) = point else {
                 return Ok(None);
             };
             let horizon = point.next_offset().min(self.high_watermark());
@@ -481,6 +486,7 @@ mod tests {
         let params = CompactionParams {
             tombstone_retention_ms: 1,
             key_map_bytes_max: 1024 * 1024,
+            dirty_ratio_min_percent: 0,
         };
         let summary = log.compact(log.next_offset(), &params).unwrap();
         assert!(summary.segments_rewritten > 0, "{summary:?}");

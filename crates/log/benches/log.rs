@@ -140,6 +140,7 @@ fn bench_compact(c: &mut Criterion) {
     let params = CompactionParams {
         tombstone_retention_ms: 86_400_000,
         key_map_bytes_max: 32 << 20,
+        dirty_ratio_min_percent: 0,
     };
     let mut group = c.benchmark_group("compact");
     group.sample_size(10);
@@ -164,5 +165,11 @@ fn bench_compact(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_baseline, bench_append, bench_read, bench_compact);
+criterion_group!(
+    benches,
+    bench_baseline,
+    bench_append,
+    bench_read,
+    bench_compact
+);
 criterion_main!(benches);

@@ -435,10 +435,17 @@ impl PartitionLog {
     /// Where a compaction pass may reach when records newer than
     /// `cutoff_ms` must stay untouched (the topic's compaction lag): the
     /// last batch of the oldest closed segments whose records are all at
-    /// or before it, if the log is not compacted that far yet. A
-    /// replicated log snapshots and purges there first (decision 0017 §5).
-    pub fn compaction_point(&self, cutoff_ms: i64) -> Option<BatchHeader> {
-        self.compaction_point_at(cutoff_ms)
+    /// or before it, if the log is not compacted that far yet and at
+    /// least `dirty_ratio_min_percent` of those segments' bytes are past
+    /// the clean point (so a large compacted log is not rewritten whole
+    /// for every segment that closes). A replicated log snapshots and
+    /// purges there first (decision 0017 §5).
+    pub fn compaction_point(
+        &self,
+        cutoff_ms: i64,
+        dirty_ratio_min_percent: u8,
+    ) -> Option<BatchHeader> {
+        self.compaction_point_at(cutoff_ms, dirty_ratio_min_percent)
     }
 
     /// The term and Raft index of the batch just below the start offset

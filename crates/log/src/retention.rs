@@ -60,23 +60,36 @@ impl PartitionLog {
     /// The compaction point at `cutoff_ms` (decision 0017 §6): the last
     /// batch of the oldest closed segments whose newest record is at or
     /// before `cutoff_ms`, if that is past the clean point (there is
-    /// something new to compact). Never in the active segment.
-    pub(crate) fn compaction_point_at(&self, cutoff_ms: i64) -> Option<BatchHeader> {
+    /// something new to compact) and at least `dirty_ratio_min_percent` of
+    /// those segments' bytes are past it. Never in the active segment.
+    pub(crate) fn compaction_point_at(
+        &self,
+        cutoff_ms: i64,
+        dirty_ratio_min_percent: u8,
+    ) -> Option<BatchHeader> {
         let closed = &self.segments[..self.segments.len() - 1];
         let old_enough = closed
             .iter()
             .take_while(|s| s.max_timestamp_ms() <= cutoff_ms)
             .count();
-        let last = closed[..old_enough]
+        let candidates = &closed[..old_enough];
+        let last = candidates.iter().rev().find_map(Segment::last_batch)?;
+        let clean_end = self
+            .log_start
+            .clean_end_offset
+            .max(self.log_start.start_offset);
+        if last.next_offset() <= clean_end {
+            return None;
+        }
+        // The share of the bytes a pass would rewrite that is past the
+        // clean point (a segment straddling it counts as dirty).
+        let total: u64 = candidates.iter().map(Segment::size_bytes).sum();
+        let dirty: u64 = candidates
             .iter()
-            .rev()
-            .find_map(Segment::last_batch)?;
-        (last.next_offset()
-            > self
-                .log_start
-                .clean_end_offset
-                .max(self.log_start.start_offset))
-        .then_some(last)
+            .filter(|s| s.next_offset() > clean_end)
+            .map(Segment::size_bytes)
+            .sum();
+        (dirty * 100 >= u64::from(dirty_ratio_min_percent) * total).then_some(last)
     }
 
     /// How many of the oldest segments age and size retention would

@@ -134,6 +134,7 @@ fn compact(log: &mut PartitionLog, model: &mut Model, fraction: f64, keys_max: u
     let params = CompactionParams {
         tombstone_retention_ms: RETENTION_MS as u64,
         key_map_bytes_max: CompactionParams::key_map_bytes_for(keys_max),
+        dirty_ratio_min_percent: 0,
     };
     let summary = match log.plan_compaction(Offset(requested), &params) {
         Some(plan) if split => {

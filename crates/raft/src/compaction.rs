@@ -2,7 +2,7 @@
 //! replica, leader or follower, on its own schedule:
 //!
 //! 1. asks its log for the compaction point `P`: the last batch of the
-//!    closed segments older than the topic's compaction lag, if any of
+//!    closed segments older than the topic's compaction lag, if enough of
 //!    them is not compacted yet (`PartitionLog::compaction_point`);
 //! 2. has the state machine snapshot at `P` and asks openraft to purge up
 //!    to it, as retention does. A compacted log's purge keeps the data
@@ -70,7 +70,11 @@ pub async fn plan_compaction(
     now_ms: i64,
 ) -> Result<Option<CompactionPlan>, CompactionError> {
     let cutoff_ms = now_ms.saturating_sub(i64::try_from(lag_ms).unwrap_or(i64::MAX));
-    let Some(point) = sm.log().read().compaction_point(cutoff_ms) else {
+    let point = sm
+        .log()
+        .read()
+        .compaction_point(cutoff_ms, params.dirty_ratio_min_percent);
+    let Some(point) = point else {
         return Ok(None);
     };
     let id = log_id_of(&point).map_err(RetentionError::from)?;

@@ -169,9 +169,10 @@ impl Broker {
         let key_map_bytes =
             usize::try_from(self.config.compaction_buffer_bytes).unwrap_or(usize::MAX);
         let lag_floor_ms = self.config.compaction_lag_floor_ms;
+        let dirty_ratio = self.config.compaction_dirty_ratio_min_percent;
         for topic in self.topic_snapshot() {
             for partition in topic.partitions() {
-                match partition.compact(now_ms, key_map_bytes, lag_floor_ms) {
+                match partition.compact(now_ms, key_map_bytes, dirty_ratio, lag_floor_ms) {
                     Ok(Some(summary)) => tracing::debug!(
                         topic = topic.name(),
                         partition = partition.index(),

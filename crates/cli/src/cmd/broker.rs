@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use citystream_broker::{Broker, BrokerConfig, FsyncPolicy, LogConfig};
+use citystream_broker::{
+    Broker, BrokerConfig, COMPACTION_BUFFER_BYTES_MIN, FsyncPolicy, LogConfig,
+};
 use citystream_server::{IdentityError, NodeIdentity, ServerConfig, Timing};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -196,6 +198,16 @@ pub struct BrokerArgs {
         value_name = "BYTES"
     )]
     pub compaction_buffer_bytes: u64,
+    /// A compacted partition is compacted again only once this share of
+    /// its closed bytes is past the last pass (1-100; Kafka's
+    /// min.cleanable.dirty.ratio).
+    #[arg(
+        long,
+        env = "CITYSTREAM_COMPACTION_DIRTY_RATIO_MIN_PERCENT",
+        default_value_t = 50,
+        value_name = "PERCENT"
+    )]
+    pub compaction_dirty_ratio_min_percent: u8,
     /// Serve the HTTP API (topics, records, groups, cluster, health) here [default: off].
     #[arg(long, env = "CITYSTREAM_HTTP", value_name = "HOST:PORT")]
     pub http: Option<String>,
@@ -437,6 +449,14 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
     if args.retention_check_interval_ms == 0 {
         return usage("--retention-check-interval-ms must be at least 1");
     }
+    if !(1..=100).contains(&args.compaction_dirty_ratio_min_percent) {
+        return usage("--compaction-dirty-ratio-min-percent must be 1-100");
+    }
+    if args.compaction_buffer_bytes < COMPACTION_BUFFER_BYTES_MIN {
+        return usage(format!(
+            "--compaction-buffer-bytes must be at least {COMPACTION_BUFFER_BYTES_MIN} (16 MiB)"
+        ));
+    }
     let log = LogConfig {
         segment_bytes_max: args.segment_bytes,
         fsync,
@@ -453,6 +473,7 @@ fn validate(args: &BrokerArgs) -> Result<BrokerSettings, UsageError> {
         retention_check_interval_ms: args.retention_check_interval_ms,
         compaction_lag_floor_ms: args.compaction_lag_floor_ms,
         compaction_buffer_bytes: args.compaction_buffer_bytes,
+        compaction_dirty_ratio_min_percent: args.compaction_dirty_ratio_min_percent,
         ..BrokerConfig::default()
     };
     Ok(BrokerSettings {
@@ -764,7 +785,7 @@ mod tests {
     /// Contradictory or impossible settings are refused with the reason.
     #[test]
     fn bad_settings_are_refused() {
-        let cases: [(&[&str], &str); 19] = [
+        let cases: [(&[&str], &str); 21] = [
             (&["--in-memory", "--mqtt", "1883"], "--mqtt"),
             (
                 &["--in-memory", "--mqtt", "h:1", "--mqtt-map", "city/#"],
@@ -816,6 +837,14 @@ mod tests {
             (
                 &["--in-memory", "--retention-check-interval-ms", "0"],
                 "--retention-check-interval-ms",
+            ),
+            (
+                &["--in-memory", "--compaction-dirty-ratio-min-percent", "0"],
+                "--compaction-dirty-ratio-min-percent must be 1-100",
+            ),
+            (
+                &["--in-memory", "--compaction-buffer-bytes", "100"],
+                "--compaction-buffer-bytes must be at least",
             ),
         ];
         for (argv, expected) in cases {

@@ -49,6 +49,10 @@ pub struct CompactionParams {
     /// pass goes on from there. One batch's keys must fit, or no pass
     /// progresses: the broker's minimum is 16 MiB.
     pub key_map_bytes_max: usize,
+    /// A pass is due only when at least this share (percent) of the bytes
+    /// it would rewrite is dirty: past the clean point (Kafka's
+    /// `min.cleanable.dirty.ratio`). 0: whenever anything is dirty.
+    pub dirty_ratio_min_percent: u8,
 }
 
 impl CompactionParams {

@@ -154,6 +154,7 @@ fn params(tombstone_retention_ms: u64, key_map_entries_max: usize) -> Compaction
     CompactionParams {
         tombstone_retention_ms,
         key_map_bytes_max: CompactionParams::key_map_bytes_for(key_map_entries_max),
+        dirty_ratio_min_percent: 0,
     }
 }
 

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
                 suite_compaction::a_stale_or_missing_clean_point_gives_the_same_result,
                 suite_compaction::repeated_passes_keep_the_segment_count_bounded,
                 suite_compaction::offset_for_timestamp_skips_a_gap_to_the_next_survivor,
+                suite_compaction::the_dirty_ratio_holds_a_pass_back_until_enough_is_dirty,
                 suite_maintenance::truncate_after_keeps_whole_batches_up_to_offset,
                 suite_maintenance::truncate_after_across_segments_then_append,
                 suite_maintenance::truncate_after_outside_range_is_refused,

@@ -23,6 +23,7 @@ fn params() -> CompactionParams {
     CompactionParams {
         tombstone_retention_ms: RETENTION_MS,
         key_map_bytes_max: 1 << 20,
+        dirty_ratio_min_percent: 0,
     }
 }
 
@@ -305,6 +306,7 @@ pub fn a_tiny_key_map_converges_to_one_big_pass(factory: Factory) {
     write(&mut log);
     let tiny = CompactionParams {
         key_map_bytes_max: CompactionParams::key_map_bytes_for(4),
+        dirty_ratio_min_percent: 0,
         ..params()
     };
     let mut passes = 0;
@@ -411,4 +413,56 @@ pub fn offset_for_timestamp_skips_a_gap_to_the_next_survivor(factory: Factory) {
     // timestamp the gap covers is its own base timestamp.
     let found = log.offset_for_timestamp(gap.base_timestamp_ms).unwrap();
     assert_eq!(found, Some(Offset(survivor.0)));
+}
+
+/// The compaction point: none while nothing past the clean point is
+/// closed; after a pass, a little new dirty data is not enough at a 50 %
+/// dirty ratio (the pass would rewrite mostly clean bytes) but is at 0 %;
+/// once as much is dirty as clean, it is due again.
+pub fn the_dirty_ratio_holds_a_pass_back_until_enough_is_dirty(factory: Factory) {
+    let fixture = factory();
+    let mut log = fixture.open(small_config(400));
+    assert!(log.compaction_point(i64::MAX, 0).is_none(), "an empty log");
+    for i in 0..24u64 {
+        append_keyed(&mut log, i, 50);
+    }
+    let point = log.compaction_point(i64::MAX, 50).expect("all dirty");
+    log.compact(Offset(point.next_offset()), &params()).unwrap();
+    assert_eq!(log.clean_end().0, point.next_offset());
+    assert!(
+        log.compaction_point(i64::MAX, 0).is_none(),
+        "nothing new is closed"
+    );
+
+    // One more closed segment past the clean point.
+    let segments = log.segment_count();
+    let mut i = 24;
+    while log.segment_count() < segments + 2 {
+        append_keyed(&mut log, i, 50);
+        i += 1;
+    }
+    assert!(
+        log.compaction_point(i64::MAX, 0).is_some(),
+        "some dirty data"
+    );
+    assert!(
+        log.compaction_point(i64::MAX, 50).is_none(),
+        "one dirty segment of several is below 50 %"
+    );
+    assert!(
+        log.compaction_point(i64::MAX, 100).is_none(),
+        "and below 100 %"
+    );
+    // Closing as many dirty bytes as there are clean ones makes it due.
+    let clean_bytes = log.size_bytes();
+    while log.size_bytes() < 3 * clean_bytes {
+        append_keyed(&mut log, i, 50);
+        i += 1;
+    }
+    assert!(
+        log.compaction_point(i64::MAX, 50).is_some(),
+        "half dirty or more"
+    );
+    // Only closed segments older than the cutoff count.
+    assert!(log.compaction_point(0, 0).is_none(), "nothing is that old");
 }

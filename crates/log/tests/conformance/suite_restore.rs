@@ -34,6 +34,7 @@ fn source_chunks() -> (PartitionLog, Vec<(Offset, Bytes)>) {
     let params = CompactionParams {
         tombstone_retention_ms: 0,
         key_map_bytes_max: 1 << 20,
+        dirty_ratio_min_percent: 0,
     };
     let summary = source.compact(source.next_offset(), &params).unwrap();
     assert!(summary.segments_rewritten > 0, "the prefix is compacted");

@@ -26,6 +26,7 @@ fn params() -> CompactionParams {
     CompactionParams {
         tombstone_retention_ms: 60_000,
         key_map_bytes_max: 1024 * 1024,
+        dirty_ratio_min_percent: 0,
     }
 }
 

@@ -151,6 +151,7 @@ impl Replica {
         &self,
         now_ms: i64,
         key_map_bytes_max: usize,
+        dirty_ratio_min_percent: u8,
         lag_floor_ms: u64,
     ) -> Result<Option<citystream_log::CompactionSummary>, citystream_raft::CompactionError> {
         let (params, lag_ms) = {
@@ -162,6 +163,7 @@ impl Replica {
             let params = citystream_log::CompactionParams {
                 tombstone_retention_ms: config.tombstone_retention_ms,
                 key_map_bytes_max,
+                dirty_ratio_min_percent,
             };
             (params, config.compaction_lag_ms.max(lag_floor_ms))
         };

@@ -34,9 +34,10 @@ impl ClusterNode {
             let key_map_bytes =
                 usize::try_from(config.compaction_buffer_bytes).unwrap_or(usize::MAX);
             let lag_floor_ms = config.compaction_lag_floor_ms;
+            let dirty_ratio = config.compaction_dirty_ratio_min_percent;
             for replica in replicas {
                 match replica
-                    .apply_compaction(now, key_map_bytes, lag_floor_ms)
+                    .apply_compaction(now, key_map_bytes, dirty_ratio, lag_floor_ms)
                     .await
                 {
                     Ok(Some(summary)) => tracing::debug!(

@@ -49,6 +49,7 @@ pub(crate) fn params() -> CompactionParams {
     CompactionParams {
         tombstone_retention_ms: TOMBSTONE_RETENTION_MS,
         key_map_bytes_max: CompactionParams::key_map_bytes_for(KEY_MAP_ENTRIES),
+        dirty_ratio_min_percent: 0,
     }
 }
 

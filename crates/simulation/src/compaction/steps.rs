@@ -160,7 +160,7 @@ impl Sim {
                 .copied()
                 .filter(|id| {
                     let running = self.nodes[id].running.as_ref().expect("all up");
-                    running.log.read().compaction_point(i64::MAX).is_some()
+                    running.log.read().compaction_point(i64::MAX, 0).is_some()
                 })
                 .collect();
             if pending.is_empty() {
