@@ -47,7 +47,12 @@ impl Connection {
         let stream_topic = self.node.config.map.stream_topic(&publish.topic);
         let mut record = message::to_record(&publish, &stream_topic, &self.client_id, now_ms());
         let Some(id) = publish.packet_id else {
-            let retained = retain(&self.node, &publish, &record).await;
+            let retained = match publish.retain {
+                // Boxed: the retained store's first use makes this future
+                // large, and every publish would carry it.
+                true => Box::pin(retain(&self.node, &publish, &record)).await,
+                false => None,
+            };
             if let Err(error) = self.node.ingest.send(record).await {
                 tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
             }
@@ -88,7 +93,12 @@ impl Connection {
                 }
             }
         }
-        let retained = retain(&self.node, &publish, &record).await;
+        let retained = match publish.retain {
+            // Boxed: the retained store's first use makes this future
+            // large, and every publish would carry it.
+            true => Box::pin(retain(&self.node, &publish, &record)).await,
+            false => None,
+        };
         let sent = self.node.ingest.send(record).await;
         let (qos, version, problem_information) =
             (publish.qos, self.version, self.problem_information);

@@ -341,7 +341,11 @@ impl Connection {
         snapshot.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let persistent = self.persistent();
         loop {
-            if let Err(end) = Box::pin(self.drain(framed)).await {
+            // Most turns have nothing to send (a publisher's packets, acks):
+            // no boxed future then.
+            if !self.pending.is_empty()
+                && let Err(end) = Box::pin(self.drain(framed)).await
+            {
                 return end;
             }
             if SinkExt::<Packet>::flush(framed).await.is_err() {
