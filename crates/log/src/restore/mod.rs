@@ -151,6 +151,17 @@ impl PartitionLog {
     }
 
     /// Opens the log's files again, as a fresh open would.
+    /// Reads the log back from its storage as an open does: after an
+    /// error from [`Self::commit_compaction`] or [`Self::finish_restore`],
+    /// recovery finishes or drops the interrupted swap, so the log serves
+    /// the old or the new segments again, never what the error left in
+    /// memory.
+    pub fn reopen(&mut self) -> Result<(), LogError> {
+        self.clear_read_hint();
+        self.epoch = next_epoch();
+        self.reload()
+    }
+
     fn reload(&mut self) -> Result<(), LogError> {
         let (segments, log_start) =
             recovery::recover(&*self.storage, self.config.index_interval_bytes)?;

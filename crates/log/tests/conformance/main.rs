@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
                 suite_compaction::repeated_passes_keep_the_segment_count_bounded,
                 suite_compaction::offset_for_timestamp_skips_a_gap_to_the_next_survivor,
                 suite_compaction::the_dirty_ratio_holds_a_pass_back_until_enough_is_dirty,
+                suite_compaction::a_failed_commit_then_reopen_serves_old_or_new,
                 suite_maintenance::truncate_after_keeps_whole_batches_up_to_offset,
                 suite_maintenance::truncate_after_across_segments_then_append,
                 suite_maintenance::truncate_after_outside_range_is_refused,

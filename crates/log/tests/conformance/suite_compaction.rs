@@ -466,3 +466,36 @@ pub fn the_dirty_ratio_holds_a_pass_back_until_enough_is_dirty(factory: Factory)
     // Only closed segments older than the cutoff count.
     assert!(log.compaction_point(0, 0).is_none(), "nothing is that old");
 }
+
+/// A commit that fails part-way (a transient storage error at any step)
+/// followed by `reopen` on the same log serves the old log or the
+/// compacted one, as an open after a crash would.
+pub fn a_failed_commit_then_reopen_serves_old_or_new(factory: Factory) {
+    for budget in 0..200 {
+        let fixture = factory();
+        let failing = FailAfter::new(fixture.storage.clone());
+        let mut log = PartitionLog::open_with(failing.clone(), config()).expect("open");
+        write_keyed_log(&mut log);
+        let original = read_all(&log, 1 << 20);
+        let plan = log
+            .plan_compaction(log.next_offset(), &params())
+            .expect("a pass is due");
+        let cleaned = plan.run().expect("the rewrite");
+        failing.budget.store(budget, Ordering::SeqCst);
+        let committed = log.commit_compaction(cleaned);
+        failing.budget.store(i64::MAX, Ordering::SeqCst);
+        let Err(_) = committed else {
+            return;
+        };
+        log.reopen().expect("reopen after the failed commit");
+        let served = records(&read_all(&log, 1 << 20));
+        if served != records(&original) {
+            let horizon = log.clean_end().0;
+            assert_eq!(served, model(&original, horizon), "budget {budget}");
+        }
+        // And the log goes on: a new pass completes.
+        log.compact(log.next_offset(), &params())
+            .expect("a pass after reopen");
+    }
+    panic!("the commit never completed within the budget");
+}
