@@ -131,7 +131,7 @@ impl Connection {
             && let Some(known) = self.inbound.get(&id).cloned()
         {
             if self.written_here.contains(&id)
-                || find_written(&self.node.client, &self.client_id, &known).await?
+                || retrying(|| find_written(&self.node.client, &self.client_id, &known)).await?
             {
                 return Ok(Intent::Written);
             }
@@ -146,12 +146,9 @@ impl Connection {
             .await?
             .unwrap_or(1);
         let partition = partition_for_key(publish.topic.as_bytes(), partitions);
-        let end = self
-            .node
-            .client
-            .admin()
-            .list_offsets(stream_topic, partition, OffsetSpec::Latest)
-            .await?;
+        let admin = self.node.client.admin();
+        let end =
+            retrying(|| admin.list_offsets(stream_topic, partition, OffsetSpec::Latest)).await?;
         self.inbound_counter += 1;
         let intent = StoredInbound {
             packet_id: id,
@@ -349,4 +346,32 @@ async fn retain(
         Err(error) => return Some(Err(error)),
     };
     Some(node.ingest.send(retained).await)
+}
+
+/// How long a QoS 2 intent's reads are tried again while they fail in a
+/// retriable way (a partition leader changing), rather than refusing the
+/// publish with PUBREC 0x80.
+const INTENT_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `attempt` again, with backoff, while it fails in a retriable way and
+/// [`INTENT_RETRY_WINDOW`] lasts.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let deadline = tokio::time::Instant::now() + INTENT_RETRY_WINDOW;
+    let mut backoff = std::time::Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Err(error)
+                if error.is_retriable() && tokio::time::Instant::now() + backoff < deadline =>
+            {
+                tracing::debug!(%error, "a QoS 2 intent's read failed; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            }
+            answered => return answered,
+        }
+    }
 }
