@@ -297,14 +297,7 @@ impl Partition {
             return Ok(None);
         };
         let cleaned = plan.run()?;
-        let mut state = self.state.write();
-        let committed = state.log.commit_compaction(cleaned).inspect_err(|_| {
-            // Recovery finishes or drops the interrupted swap.
-            if let Err(error) = state.log.reopen() {
-                tracing::error!(topic = %self.topic, partition = self.index, %error, "the log could not be read back after a failed compaction");
-            }
-        });
-        Ok(Some(committed?))
+        Ok(Some(self.state.write().log.commit_compaction(cleaned)?))
     }
 
     /// Reads raw batches for internal replay (ignores the high watermark).

@@ -54,27 +54,13 @@ pub async fn apply_compaction(
     let cleaned = tokio::task::spawn_blocking(move || plan.run())
         .await
         .map_err(|e| CompactionError::Task(e.to_string()))??;
-    Ok(Some(commit_or_reopen(sm, cleaned)?))
-}
-
-/// Commits a pass; after a failed commit, reads the log back from its
-/// storage, which finishes or drops the interrupted swap.
-pub fn commit_or_reopen(
-    sm: &PartitionStateMachine,
-    cleaned: citystream_log::Cleaned,
-) -> Result<CompactionSummary, LogError> {
-    let mut log = sm.log().write();
-    log.commit_compaction(cleaned).inspect_err(|_| {
-        if let Err(error) = log.reopen() {
-            tracing::error!(%error, "the log could not be read back after a failed compaction");
-        }
-    })
+    Ok(Some(sm.log().write().commit_compaction(cleaned)?))
 }
 
 /// Steps 1 and 2 of a compaction step, and the plan of step 3: the pass
 /// to run below the compaction point once openraft has purged there. The
 /// caller runs it (`CompactionPlan::run`, slow, no lock held) where it
-/// likes, then commits it with [`commit_or_reopen`]; the
+/// likes, then commits it with `PartitionLog::commit_compaction`; the
 /// simulation runs it inline, to stay deterministic.
 pub async fn plan_compaction(
     raft: &PartitionRaft,

@@ -36,7 +36,7 @@ mod types;
 
 use std::future::Future;
 
-pub use compaction::{CompactionError, apply_compaction, commit_or_reopen, plan_compaction};
+pub use compaction::{CompactionError, apply_compaction, plan_compaction};
 pub use config::{Timing, partition_config};
 pub use control::{
     CONTROL_KEY, ControlEntry, ControlError, PartitionMembership, decode_membership_prefix,

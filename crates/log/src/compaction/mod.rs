@@ -126,9 +126,15 @@ impl PartitionLog {
     /// point, durably and crash-safely (a crash leaves each group old or
     /// new); otherwise deletes the outputs and returns an `abandoned`
     /// summary. Appends made since the plan are kept either way. After an
-    /// error, reopen the log (recovery finishes or drops the swap).
+    /// error the log is read back from its storage ([`Self::reopen`]:
+    /// recovery finishes or drops the swap), so it never serves what the
+    /// error left in memory; if that fails too, the log must be reopened.
     pub fn commit_compaction(&mut self, cleaned: Cleaned) -> Result<CompactionSummary, LogError> {
-        self.commit_cleaned(cleaned)
+        self.commit_cleaned(cleaned).inspect_err(|_| {
+            if let Err(error) = self.reopen() {
+                tracing::error!(%error, "the log could not be read back after a failed compaction");
+            }
+        })
     }
 
     /// One whole pass, plan, run and commit, holding `&mut self`

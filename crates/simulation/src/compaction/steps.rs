@@ -280,5 +280,5 @@ async fn compact_inline(
         return Ok(None);
     };
     let cleaned = plan.run()?;
-    Ok(Some(citystream_raft::commit_or_reopen(sm, cleaned)?))
+    Ok(Some(sm.log().write().commit_compaction(cleaned)?))
 }
