@@ -11,6 +11,10 @@
 //! (`will`), so a client that comes back meanwhile still cancels it.
 //!
 //! A node that cluster status does not list yet is not judged.
+//!
+//! The same sweep keeps the compacted sessions topic tidy
+//! ([`SessionStore::tidy`](crate::store::SessionStore::tidy)): expired
+//! sessions are ended, and the keys of superseded generations tombstoned.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,7 +66,7 @@ async fn sweep_once(node: &Arc<Node>) -> Result<(), ClientError> {
             adopt(node, &client_id, known).await?;
         }
     }
-    Ok(())
+    node.store.tidy(&node.ingest, now_ms()).await
 }
 
 /// Ends an orphaned session's connection in the store and, if this node's

@@ -10,7 +10,17 @@
 //! Each connection that takes a session over writes it with a higher
 //! generation; the fold ignores records of lower generations, so a stale
 //! writer (the node that lost the session) cannot roll it back. An empty
-//! value ends the session.
+//! value (a tombstone, on the compacted topic) ends the session.
+//!
+//! The sessions topic is compacted (decision 0019): each generation's
+//! records have their own key ([`session_key`]: the client id, U+0000,
+//! the generation), so compaction, which keeps the newest record per key,
+//! never lets a late record of an older generation stand for the session
+//! in place of a newer generation's. What compaction leaves folds to the
+//! same session as the whole log, once the keys of older generations are
+//! tombstoned ([`Known::stale`]: every write of the session does it, and
+//! the sweep of every node). A topic created before it (keyed by the
+//! client id alone, not compacted) is read the same.
 //!
 //! A will waiting out its Will Delay is kept in its disconnected session's
 //! record with its deadline ([`SessionRecord::will_at_ms`]). What stops it
@@ -182,9 +192,21 @@ pub struct Known {
     /// The last wills with a delay that a newer claim came before, oldest
     /// first, at most [`SUPERSEDED_WILLS_KEPT`].
     pub superseded_wills: Vec<SupersededWill>,
+    /// Older generations whose newest record (under their own key, see
+    /// [`session_key`]) is not a tombstone: garbage for compaction to drop
+    /// once tombstoned.
+    pub stale: Vec<Generation>,
 }
 
 impl Known {
+    /// The generations whose keys a write of `generation` tombstones: the
+    /// stale ones, and the one its claim supersedes.
+    pub fn tombstoned_by(&self, generation: &Generation) -> Vec<Generation> {
+        let superseded = (self.generation < *generation && self.record.is_some())
+            .then(|| self.generation.clone());
+        self.stale.iter().cloned().chain(superseded).collect()
+    }
+
     /// The will of `generation` that a newer claim superseded, if one did.
     pub fn superseded_will(&self, generation: &Generation) -> Option<&SupersededWill> {
         self.superseded_wills
@@ -220,10 +242,37 @@ pub struct SessionFold {
 /// so an ending is fenced like a snapshot.
 pub const GENERATION_HEADER: &str = "$mqtt.generation";
 
+/// The key of a generation's session records on the compacted sessions
+/// topic: the client id, U+0000 (which no MQTT client id holds
+/// [MQTT-1.5.4-2]) and the generation. The record goes to the partition of
+/// the client id ([`SessionStore`](crate::store)), and the generation
+/// itself is read from [`GENERATION_HEADER`].
+pub fn session_key(client_id: &str, generation: &Generation) -> String {
+    format!(
+        "{client_id}\u{0}{}\u{0}{}",
+        generation.counter, generation.owner
+    )
+}
+
+/// The client id of a session record's key: all of a key written before
+/// decision 0019, the part before U+0000 of a [`session_key`].
+pub fn client_id_of(key: &[u8]) -> Option<&str> {
+    let key = std::str::from_utf8(key).ok()?;
+    Some(
+        key.split_once('\u{0}')
+            .map_or(key, |(client_id, _)| client_id),
+    )
+}
+
+/// Whether the key is a [`session_key`] (one per generation).
+fn keyed_by_generation(key: &[u8]) -> bool {
+    key.contains(&0)
+}
+
 /// The client id and generation a session record claims; `None` for a
 /// record that is not one.
 pub fn claim_of(record: &ConsumerRecord) -> Option<(&str, Generation)> {
-    let client_id = std::str::from_utf8(record.key.as_deref()?).ok()?;
+    let client_id = client_id_of(record.key.as_deref()?)?;
     let (_, value) = record
         .headers
         .iter()
@@ -245,18 +294,32 @@ impl SessionFold {
     /// Keeps `record` unless a higher generation is known: one connection
     /// writes many snapshots under its generation, each replacing the last.
     /// A higher generation over a record holding a will with a delay
-    /// supersedes that will.
-    fn take(&mut self, client_id: &str, generation: Generation, record: Option<SessionRecord>) {
+    /// supersedes that will. With `keyed` records (one key per generation),
+    /// an older generation whose key still holds a record is noted stale.
+    fn take(
+        &mut self,
+        client_id: &str,
+        generation: Generation,
+        record: Option<SessionRecord>,
+        keyed: bool,
+    ) {
         let Some(known) = self.sessions.get_mut(client_id) else {
             let known = Known {
                 generation,
                 record,
                 superseded_wills: Vec::new(),
+                stale: Vec::new(),
             };
             self.sessions.insert(client_id.to_owned(), known);
             return;
         };
         if generation < known.generation {
+            if keyed {
+                known.stale.retain(|stale| *stale != generation);
+                if record.is_some() {
+                    known.stale.push(generation);
+                }
+            }
             return;
         }
         let superseded = known
@@ -275,6 +338,9 @@ impl SessionFold {
                 will: will.clone(),
             });
         }
+        if generation > known.generation && keyed && known.record.is_some() {
+            known.stale.push(known.generation.clone());
+        }
         known.generation = generation;
         known.record = record;
     }
@@ -285,12 +351,13 @@ impl Fold for SessionFold {
         let Some((client_id, generation)) = claim_of(record) else {
             return;
         };
-        if record.value.is_empty() {
-            self.take(client_id, generation, None);
+        let keyed = record.key.as_deref().is_some_and(keyed_by_generation);
+        if record.tombstone || record.value.is_empty() {
+            self.take(client_id, generation, None, keyed);
             return;
         }
         match serde_json::from_slice::<SessionRecord>(&record.value) {
-            Ok(session) => self.take(client_id, generation, Some(session)),
+            Ok(session) => self.take(client_id, generation, Some(session), keyed),
             Err(error) => {
                 tracing::warn!(client_id, offset = record.offset, %error, "unreadable MQTT session record skipped");
             }
@@ -446,6 +513,137 @@ mod tests {
         assert_eq!(known.superseded_wills.len(), SUPERSEDED_WILLS_KEPT);
         assert!(known.superseded_will(&generation(18, "a")).is_some());
         assert!(known.superseded_will(&generation(14, "a")).is_none());
+    }
+
+    /// What the store writes, as the log of one partition.
+    #[derive(Default)]
+    struct Log {
+        records: Vec<ConsumerRecord>,
+    }
+
+    impl Log {
+        fn fold(records: &[ConsumerRecord]) -> SessionFold {
+            let mut fold = SessionFold::default();
+            records.iter().for_each(|record| fold.apply(record));
+            fold
+        }
+
+        fn push(&mut self, generation: &Generation, value: Option<SessionRecord>) {
+            let key = session_key("c", generation);
+            let mut record = record("c", generation, Vec::new());
+            record.key = Some(Bytes::from(key));
+            record.offset = self.records.len() as u64;
+            match value {
+                Some(value) => record.value = Bytes::from(value.to_json()),
+                None => record.tombstone = true,
+            }
+            self.records.push(record);
+        }
+
+        /// A write as `SessionStore::write` makes it: the record, then
+        /// tombstones for the stale keys the fold knows and the key a claim
+        /// supersedes.
+        fn write(&mut self, generation: &Generation, value: Option<SessionRecord>) {
+            let stale = Log::fold(&self.records)
+                .get("c")
+                .map_or_else(Vec::new, |known| known.tombstoned_by(generation));
+            self.push(generation, value);
+            for stale in stale {
+                self.push(&stale, None);
+            }
+        }
+
+        /// Compaction at its most: the newest record per key, and no
+        /// tombstones (their retention passed).
+        fn compacted(&self) -> Vec<ConsumerRecord> {
+            let newest: HashMap<_, _> = self
+                .records
+                .iter()
+                .map(|record| (record.key.clone(), record.offset))
+                .collect();
+            self.records
+                .iter()
+                .filter(|record| newest[&record.key] == record.offset && !record.tombstone)
+                .cloned()
+                .collect()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A new connection (or an adopting node) claims the session.
+        Claim,
+        /// The holder writes a snapshot.
+        Snapshot,
+        /// An older generation writes late (the node that lost it).
+        Late(usize),
+        /// The holder ends the session.
+        End,
+        /// A node's sweep tombstones the stale keys.
+        Tidy,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Step::Claim),
+            Just(Step::Snapshot),
+            (0..4usize).prop_map(Step::Late),
+            Just(Step::End),
+            Just(Step::Tidy),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Decision 0019: once a sweep has run, the sessions topic as
+        /// compaction leaves it (newest record per key, no tombstones)
+        /// folds to the same session as the whole log, whatever late
+        /// writes of older generations it holds. Keyed by client id alone,
+        /// a late write would stand for the session after compaction.
+        #[test]
+        fn compaction_keeps_the_folded_session(steps in proptest::collection::vec(step(), 1..40)) {
+            let mut log = Log::default();
+            let mut generations: Vec<Generation> = Vec::new();
+            for (at, step) in steps.into_iter().enumerate() {
+                let snapshot = |generation: &Generation| SessionRecord {
+                    updated_ms: at as i64,
+                    ..session(generation.clone())
+                };
+                match step {
+                    Step::Claim => {
+                        let counter = generations.last().map_or(0, |g| g.counter) + 1;
+                        let owner = format!("node-{}", counter % 3);
+                        let claimed = generation(counter, &owner);
+                        log.write(&claimed, Some(snapshot(&claimed)));
+                        generations.push(claimed);
+                    }
+                    Step::Snapshot | Step::End => {
+                        let Some(holder) = generations.last().cloned() else { continue };
+                        let value = matches!(step, Step::Snapshot).then(|| snapshot(&holder));
+                        log.write(&holder, value);
+                    }
+                    Step::Late(back) => {
+                        if generations.len() > back + 1 {
+                            let late = generations[generations.len() - 2 - back].clone();
+                            log.push(&late, Some(snapshot(&late)));
+                        }
+                    }
+                    Step::Tidy => {
+                        let stale = Log::fold(&log.records)
+                            .get("c")
+                            .map(|known| known.stale.clone())
+                            .unwrap_or_default();
+                        stale.iter().for_each(|stale| log.push(stale, None));
+                    }
+                }
+            }
+            let stale = Log::fold(&log.records).get("c").map(|k| k.stale.clone()).unwrap_or_default();
+            stale.iter().for_each(|stale| log.push(stale, None));
+            let whole = Log::fold(&log.records);
+            let compacted = Log::fold(&log.compacted());
+            let session = |fold: &SessionFold| fold.get("c").and_then(|known| known.record.clone());
+            proptest::prop_assert_eq!(session(&compacted), session(&whole));
+        }
     }
 
     /// A session expires its expiry after it was disconnected, never while

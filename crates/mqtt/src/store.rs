@@ -7,27 +7,52 @@
 //! A takeover across nodes: every node follows the sessions topic live,
 //! and a record claiming a client id with a higher generation than the
 //! connection holding it here closes that connection (DISCONNECT 0x8E).
+//!
+//! The topic is compacted, one key per generation (decision 0019,
+//! [`session_key`]): a write also tombstones the keys of older generations
+//! that still hold a record, an ended session is a tombstone, and every
+//! node's sweep ([`SessionStore::tidy`]) ends expired sessions and
+//! tombstones stale keys nobody else writes, so the topic holds about one
+//! record per live session. A topic created before (not compacted) keeps
+//! its old form: keyed by client id, ended by an empty value.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use citystream_client::live::{Followed, Follower, Start, Tails};
 use citystream_client::tail::{Tail, high_watermark};
-use citystream_client::{Client, ClientError, ProducerRecord, partition_for_key};
+use citystream_client::{Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key};
+use citystream_protocol::{Cleanup, TopicConfig};
 use tokio::sync::{Mutex, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::Ingest;
 use crate::registry::Registry;
-use crate::session::{GENERATION_HEADER, Generation, Known, SessionFold, SessionRecord, claim_of};
+use crate::session::{
+    GENERATION_HEADER, Generation, Known, SessionFold, SessionRecord, claim_of, session_key,
+};
 
 /// The topic of session records.
 pub const SESSIONS_TOPIC: &str = "citystream.mqtt-sessions";
 
+/// How long a session record stays whole after it is written, before
+/// compaction may drop it for a newer record of its key: a node that
+/// starts reads the last minute's history (a will superseded by a claim)
+/// as it happened.
+const SESSIONS_COMPACTION_LAG_MS: u64 = 60_000;
+
 pub struct SessionStore {
     client: Client,
     partitions: u32,
-    folds: OnceCell<Vec<Mutex<Tail<SessionFold>>>>,
+    folds: OnceCell<Folds>,
+}
+
+/// The fold of each partition, and the topic's form.
+struct Folds {
+    partitions: Vec<Mutex<Tail<SessionFold>>>,
+    /// One key per generation, tombstones (decision 0019); `false` for a
+    /// topic created before, which is not compacted.
+    compacted: bool,
 }
 
 impl SessionStore {
@@ -40,22 +65,43 @@ impl SessionStore {
         }
     }
 
-    async fn folds(&self, ingest: &Ingest) -> Result<&Vec<Mutex<Tail<SessionFold>>>, ClientError> {
+    async fn folds_of(&self, ingest: &Ingest) -> Result<&Folds, ClientError> {
         self.folds
             .get_or_try_init(|| async {
+                let config = TopicConfig {
+                    cleanup: Cleanup::Compact,
+                    compaction_lag_ms: Some(SESSIONS_COMPACTION_LAG_MS),
+                    ..TopicConfig::default()
+                };
                 ingest
-                    .ensure_topic_with(SESSIONS_TOPIC, self.partitions)
+                    .ensure_topic_config(SESSIONS_TOPIC, self.partitions, config)
                     .await?;
                 let count = self
                     .client
                     .partition_count(SESSIONS_TOPIC)
                     .await?
                     .unwrap_or(1);
-                Ok((0..count)
+                let cleanup = self.client.topic_cleanup(SESSIONS_TOPIC).await?;
+                let compacted = cleanup.is_some_and(Cleanup::compacts);
+                if !compacted {
+                    tracing::warn!(
+                        topic = SESSIONS_TOPIC,
+                        "the MQTT sessions topic was created before it was compacted: it keeps every session record (delete it while no persistent session matters to start a compacted one)"
+                    );
+                }
+                let partitions = (0..count)
                     .map(|p| Mutex::new(Tail::new(SESSIONS_TOPIC, p, 0, SessionFold::default())))
-                    .collect())
+                    .collect();
+                Ok(Folds {
+                    partitions,
+                    compacted,
+                })
             })
             .await
+    }
+
+    async fn folds(&self, ingest: &Ingest) -> Result<&Vec<Mutex<Tail<SessionFold>>>, ClientError> {
+        Ok(&self.folds_of(ingest).await?.partitions)
     }
 
     /// What the cluster knows of `client_id`'s session, as of now.
@@ -97,8 +143,9 @@ impl SessionStore {
         Ok(connected)
     }
 
-    /// Writes a snapshot of the session (`None`: ends it) and waits until
-    /// a quorum has it.
+    /// Writes a snapshot of the session (`None`: ends it), and tombstones
+    /// for the stale keys of its older generations, and waits until a
+    /// quorum has them.
     pub async fn write(
         &self,
         ingest: &Ingest,
@@ -106,14 +153,69 @@ impl SessionStore {
         generation: &Generation,
         record: Option<&SessionRecord>,
     ) -> Result<(), ClientError> {
-        self.folds(ingest).await?;
-        let value = record.map_or_else(Vec::new, SessionRecord::to_json);
-        let generation = serde_json::to_vec(generation).expect("a generation always serializes");
-        let mut record = ProducerRecord::new(SESSIONS_TOPIC, value).with_key(client_id.to_owned());
-        record
-            .headers
-            .push((GENERATION_HEADER.to_owned(), Bytes::from(generation)));
-        ingest.send(record).await?.await?;
+        let folds = self.folds_of(ingest).await?;
+        if !folds.compacted {
+            let value = record.map_or_else(Vec::new, SessionRecord::to_json);
+            let record = ProducerRecord::new(SESSIONS_TOPIC, value).with_key(client_id.to_owned());
+            return send_all(ingest, vec![with_generation(record, generation)]).await;
+        }
+        let partition = partition_for_key(client_id.as_bytes(), folds.partitions.len() as u32);
+        let stale = {
+            let tail = folds.partitions[partition as usize].lock().await;
+            let known = tail.state().get(client_id);
+            known.map_or_else(Vec::new, |known| known.tombstoned_by(generation))
+        };
+        let written = match record {
+            Some(record) => {
+                let key = session_key(client_id, generation);
+                let mut written =
+                    ProducerRecord::new(SESSIONS_TOPIC, record.to_json()).with_key(key);
+                written.partition = Some(partition);
+                with_generation(written, generation)
+            }
+            None => tombstone(client_id, generation, partition),
+        };
+        let tombstones = stale
+            .iter()
+            .map(|stale| tombstone(client_id, stale, partition));
+        send_all(ingest, std::iter::once(written).chain(tombstones).collect()).await
+    }
+
+    /// One pass of upkeep on a compacted topic, as of `now_ms`: ends
+    /// disconnected sessions whose expiry passed (and whose will does not
+    /// wait), and tombstones the stale keys of the rest. Every node runs
+    /// it; two doing the same write the same tombstones.
+    pub async fn tidy(&self, ingest: &Ingest, now_ms: i64) -> Result<(), ClientError> {
+        let folds = self.folds_of(ingest).await?;
+        if !folds.compacted {
+            return Ok(());
+        }
+        for (partition, fold) in folds.partitions.iter().enumerate() {
+            let untidy: Vec<(String, Known)> = {
+                let mut tail = fold.lock().await;
+                let end = high_watermark(&self.client, SESSIONS_TOPIC, partition as u32).await?;
+                tail.catch_up(&self.client, end).await?;
+                tail.state()
+                    .iter()
+                    .filter(|(_, known)| !known.stale.is_empty() || expired(known, now_ms))
+                    .map(|(client_id, known)| (client_id.clone(), known.clone()))
+                    .collect()
+            };
+            for (client_id, known) in untidy {
+                if expired(&known, now_ms) {
+                    tracing::debug!(%client_id, "MQTT session expired; ending it");
+                    self.write(ingest, &client_id, &known.generation, None)
+                        .await?;
+                    continue;
+                }
+                let tombstones = known
+                    .stale
+                    .iter()
+                    .map(|stale| tombstone(&client_id, stale, partition as u32))
+                    .collect();
+                send_all(ingest, tombstones).await?;
+            }
+        }
         Ok(())
     }
 
@@ -160,4 +262,41 @@ impl SessionStore {
             }
         }
     }
+}
+
+/// Whether a session's expiry passed with no will waiting in it.
+fn expired(known: &Known, now_ms: i64) -> bool {
+    known
+        .record
+        .as_ref()
+        .is_some_and(|record| record.expired(now_ms) && record.will_at_ms.is_none())
+}
+
+/// The tombstone of `generation`'s key of `client_id`'s session.
+fn tombstone(client_id: &str, generation: &Generation, partition: u32) -> ProducerRecord {
+    let key = session_key(client_id, generation);
+    let mut tombstone = ProducerRecord::tombstone(SESSIONS_TOPIC, key);
+    tombstone.partition = Some(partition);
+    with_generation(tombstone, generation)
+}
+
+/// The record with its generation header.
+fn with_generation(mut record: ProducerRecord, generation: &Generation) -> ProducerRecord {
+    let generation = serde_json::to_vec(generation).expect("a generation always serializes");
+    record
+        .headers
+        .push((GENERATION_HEADER.to_owned(), Bytes::from(generation)));
+    record
+}
+
+/// Sends the records in order and waits until a quorum has every one.
+async fn send_all(ingest: &Ingest, records: Vec<ProducerRecord>) -> Result<(), ClientError> {
+    let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
+    for record in records {
+        deliveries.push(ingest.send(record).await?);
+    }
+    for delivery in deliveries {
+        delivery.await?;
+    }
+    Ok(())
 }

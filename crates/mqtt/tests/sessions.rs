@@ -4,9 +4,13 @@
 
 mod common;
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
+use citystream_mqtt::SESSIONS_TOPIC;
+use citystream_mqtt::session::client_id_of;
 use citystream_mqtt_codec::{Disconnect, DisconnectProperties, Packet, QoS, ReasonCode, Version};
+use citystream_protocol::Cleanup;
 use citystream_testkit::{bounded, read_topic};
 use common::{MqttBroker, TestClient, ack, connect, publish, subscribe};
 
@@ -203,6 +207,50 @@ async fn a_connection_on_another_node_takes_the_session_over() {
         assert!(matches!(&before[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::SESSION_TAKEN_OVER), "{before:?}");
         second.send(Packet::PingReq).await;
         assert!(matches!(second.recv().await, Packet::PingResp));
+    })
+    .await;
+}
+
+/// Decision 0019: the sessions topic is compacted, one key per generation.
+/// A session taken over by a later connection leaves its older
+/// generation's key tombstoned, and a session whose expiry passed is ended
+/// by the nodes' sweep, so no key of the client is left holding a record.
+#[tokio::test]
+async fn the_sessions_topic_keeps_only_live_generations() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut asked = connect(Version::V5, "brief");
+        asked.clean_start = false;
+        asked.properties.session_expiry_interval_secs = Some(1);
+        for _ in 0..3 {
+            let (mut client, ack) = TestClient::connect(&broker.address, asked.clone()).await;
+            assert_eq!(ack.reason, ReasonCode::SUCCESS);
+            client.send(goodbye()).await;
+            assert!(client.closed().await.0);
+        }
+        let cleanup = broker.client.topic_cleanup(SESSIONS_TOPIC).await.unwrap();
+        assert_eq!(cleanup, Some(Cleanup::Compact));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let live = loop {
+            let records = read_topic(&broker.client, SESSIONS_TOPIC).await;
+            let mut newest = HashMap::new();
+            for record in records
+                .iter()
+                .filter(|r| r.key.as_deref().and_then(client_id_of) == Some("brief"))
+            {
+                newest.insert(record.key.clone(), record.tombstone);
+            }
+            let live = newest.values().filter(|tombstone| !**tombstone).count();
+            if live == 0 || Instant::now() > deadline {
+                break (newest.len(), live);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(
+            live,
+            (3, 0),
+            "three generations' keys, none holding a record"
+        );
     })
     .await;
 }

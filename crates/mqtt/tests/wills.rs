@@ -9,10 +9,11 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use citystream_client::{ConsumerRecord, ProducerRecord};
+use citystream_client::tail::Fold;
+use citystream_client::{ConsumerRecord, ProducerRecord, partition_for_key};
 use citystream_mqtt::SESSIONS_TOPIC;
 use citystream_mqtt::session::{
-    GENERATION_HEADER, Generation, OwnerNode, SessionRecord, StoredWill,
+    GENERATION_HEADER, Generation, OwnerNode, SessionFold, SessionRecord, StoredWill, session_key,
 };
 use citystream_mqtt_codec::{ByteStr, Connect, Packet, QoS, Will, WillProperties};
 use citystream_testkit::{bounded, read_topic};
@@ -57,16 +58,18 @@ async fn wills_in_log(broker: &MqttBroker, client_id: &str) -> Vec<ConsumerRecor
         .collect()
 }
 
-/// The last session record of `client_id` in the sessions topic.
+/// The session of `client_id` as the sessions topic holds it (folded as
+/// every node folds it).
 async fn last_session(broker: &MqttBroker, client_id: &str) -> Option<SessionRecord> {
     let records = read_topic(&broker.client, SESSIONS_TOPIC).await;
-    let last = records
-        .iter()
-        .rfind(|record| record.key.as_deref() == Some(client_id.as_bytes()))?;
-    serde_json::from_slice(&last.value).ok()
+    let mut fold = SessionFold::default();
+    for record in &records {
+        fold.apply(record);
+    }
+    fold.get(client_id)?.record.clone()
 }
 
-/// Waits (bounded) until the last session record of `client_id` passes
+/// Waits (bounded) until the session of `client_id` passes
 /// `check`, and returns it.
 async fn session_until(
     broker: &MqttBroker,
@@ -212,8 +215,18 @@ async fn leave_an_orphaned_will(broker: &MqttBroker, client_id: &str, due_ms: i6
         will: Some(will),
         will_at_ms: Some(due_ms),
     };
-    let mut produced =
-        ProducerRecord::new(SESSIONS_TOPIC, record.to_json()).with_key(client_id.to_owned());
+    // The MQTT server makes its sessions topic as it starts.
+    let deadline = Instant::now() + STEP_WAIT;
+    let partitions = loop {
+        if let Some(count) = broker.client.partition_count(SESSIONS_TOPIC).await.unwrap() {
+            break count;
+        }
+        assert!(Instant::now() < deadline, "no sessions topic");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut produced = ProducerRecord::new(SESSIONS_TOPIC, record.to_json())
+        .with_key(session_key(client_id, &generation));
+    produced.partition = Some(partition_for_key(client_id.as_bytes(), partitions));
     let generation = serde_json::to_vec(&generation).unwrap();
     produced
         .headers
