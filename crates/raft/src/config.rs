@@ -49,9 +49,10 @@ pub fn partition_config(timing: Timing, fsync: FsyncPolicy) -> Result<Arc<Config
         // topic's prefix (1 MiB, staged and fsynced), or the install that
         // swaps the prefix in.
         install_snapshot_timeout: 10_000,
-        // Without fsync a restarted follower may have lost acknowledged
-        // entries; the leader must accept that instead of panicking (§9.5).
-        allow_log_reversion: Some(fsync == FsyncPolicy::Never),
+        // Unless each append is fsynced, a follower restarted after a power
+        // loss may have lost entries it reported; the leader must accept
+        // that instead of panicking (§9.5, decision 0020).
+        allow_log_reversion: Some(fsync != FsyncPolicy::Always),
         ..Config::default()
     };
     Ok(Arc::new(config.validate()?))

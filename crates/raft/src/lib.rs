@@ -16,7 +16,9 @@
 //! `snapshot_file` (the current snapshot, kept across restarts),
 //! `retention` (deleting old segments through a snapshot), `compaction`
 //! (compacting below the purge point), `snapshot_prefix` (a compacted
-//! topic's snapshot carries its log), `config` (openraft settings).
+//! topic's snapshot carries its log), `unsynced` (group commit of a
+//! node's logs under `FsyncPolicy::Interval`), `config` (openraft
+//! settings).
 
 mod compaction;
 mod config;
@@ -33,6 +35,7 @@ pub mod snapshot_prefix;
 mod state_machine;
 pub mod testing;
 mod types;
+mod unsynced;
 
 use std::future::Future;
 
@@ -55,6 +58,7 @@ pub use state_machine::{PartitionSnapshot, PartitionStateMachine};
 pub use types::{
     Appended, BatchData, PartitionRaft, PeerAddr, Runtime, Tc, raft_index, stored_index,
 };
+pub use unsynced::UnsyncedLogs;
 
 /// Runs `future` with openraft's RNG seeded from `seed`. `Raft::new` (and
 /// anything that spawns openraft tasks) must run inside it.

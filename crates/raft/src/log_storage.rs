@@ -14,8 +14,11 @@
 //! (`begin_sync`/`run`/`finish_sync`), so fetches go on meanwhile; one
 //! `append` call (which openraft batches) costs one fsync. With `Always` the
 //! log has already synced each batch and the extra sync finds nothing to do.
-//! With `Interval` this is stricter than the policy asks: handing the
-//! callback to the broker's group-commit task is left for a later session.
+//! With `Interval` and the node's group commit
+//! ([`PartitionRaftStorage::with_group_commit`], decision 0020) the
+//! callback is completed once the batch is written, and the log is noted
+//! for the node's next interval fsync ([`crate::UnsyncedLogs`]); without
+//! it, `Interval` syncs each append like `Always`.
 //! With `Never` the callback is completed at once: a lie that survives
 //! `kill -9` but not power loss (0005 §9 item 5).
 //!
@@ -54,6 +57,7 @@ use crate::leader_acks::LeaderAcks;
 use crate::log_reader::{PartitionLogReader, SharedLog, invalid_data, log_id_of};
 use crate::raft_state::{RaftState, RaftStateFile};
 use crate::types::{Appended, Tc, stored_index};
+use crate::unsynced::UnsyncedLogs;
 
 /// The Raft log of one partition. Clones share the log and the state.
 #[derive(Clone)]
@@ -62,6 +66,8 @@ pub struct PartitionRaftStorage {
     /// The `raft-state` file: in the log's own directory, or a sibling.
     state: Arc<Mutex<RaftStateFile>>,
     leader_acks: LeaderAcks,
+    /// The node's group commit, under `FsyncPolicy::Interval`.
+    group_commit: Option<Arc<UnsyncedLogs>>,
 }
 
 impl std::fmt::Debug for PartitionRaftStorage {
@@ -98,6 +104,7 @@ impl PartitionRaftStorage {
             log,
             state: Arc::new(Mutex::new(state)),
             leader_acks: LeaderAcks::default(),
+            group_commit: None,
         })
     }
 
@@ -121,19 +128,27 @@ impl PartitionRaftStorage {
     /// Makes every append so far durable, without holding the log's lock
     /// during the fsync. A no-op under `FsyncPolicy::Never`.
     fn sync_log(&self) -> io::Result<()> {
-        let pending = {
-            let mut log = self.log.write();
-            if log.config().fsync == FsyncPolicy::Never {
-                return Ok(());
+        crate::unsynced::sync(&self.log)
+    }
+
+    /// Leaves the fsync of appends to the node's group commit under
+    /// `FsyncPolicy::Interval` (decision 0020): `append` reports them
+    /// flushed once written, and notes the log in `unsynced`.
+    pub fn with_group_commit(mut self, unsynced: Arc<UnsyncedLogs>) -> Self {
+        self.group_commit = Some(unsynced);
+        self
+    }
+
+    /// After an append: fsyncs now, or notes the log for the group commit.
+    fn flush_appended(&self) -> io::Result<()> {
+        let interval = matches!(self.log.read().config().fsync, FsyncPolicy::Interval { .. });
+        match &self.group_commit {
+            Some(unsynced) if interval => {
+                unsynced.mark(&self.log);
+                Ok(())
             }
-            log.begin_sync().map_err(io::Error::other)?
-        };
-        if pending.is_empty() {
-            return Ok(());
+            _ => self.sync_log(),
         }
-        let done = pending.run().map_err(io::Error::other)?;
-        self.log.write().finish_sync(done);
-        Ok(())
     }
 
     /// Replaces the stored state with `change` of it, durably.
@@ -214,7 +229,7 @@ impl RaftLogStorage<Tc> for PartitionRaftStorage {
                 acks.push((token, info));
             }
         }
-        let synced = self.sync_log();
+        let synced = self.flush_appended();
         if synced.is_ok() {
             for (token, info) in acks {
                 let appended = Appended {

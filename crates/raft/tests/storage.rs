@@ -11,7 +11,9 @@ use std::sync::Arc;
 use citystream_log::{
     BatchHeader, FileStorage, FsyncPolicy, LogConfig, MemoryStorage, PartitionLog, Storage,
 };
-use citystream_raft::{BatchData, PartitionRaftStorage, RAFT_STATE_FILE, SharedLog, Tc, seeded};
+use citystream_raft::{
+    BatchData, PartitionRaftStorage, RAFT_STATE_FILE, SharedLog, Tc, UnsyncedLogs, seeded,
+};
 use citystream_record::BatchBuilder;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::type_config::TypeConfigExt;
@@ -115,8 +117,8 @@ async fn append_assigns_dense_offsets_and_reads_back_stamped() {
     .await;
 }
 
-/// Under the `Interval` policy an append is fsynced before `IOFlushed`
-/// reports it, so it survives a power loss; under `Never` the callback is
+/// Under the `Interval` policy without a group commit an append is
+/// fsynced before `IOFlushed` reports it, so it survives a power loss; under `Never` the callback is
 /// completed without fsync and the entries are lost (the documented lie).
 #[tokio::test]
 async fn acknowledged_appends_survive_a_crash_unless_fsync_is_never() {
@@ -143,6 +145,39 @@ async fn acknowledged_appends_survive_a_crash_unless_fsync_is_never() {
                 Some(Vote::new_committed(1, 7)),
                 "the vote file is atomic"
             );
+        }
+    })
+    .await;
+}
+
+/// Decision 0020: with the node's group commit, an `Interval` append is
+/// reported flushed once written, before any fsync (a power loss right
+/// then loses it; a process crash does not, the page cache keeps it), and
+/// the log is noted; the node's interval fsync (`sync_all`) makes it
+/// durable. A vote still syncs the appends before it.
+#[tokio::test]
+async fn group_commit_defers_the_fsync_of_interval_appends() {
+    seeded(3, async {
+        let interval = FsyncPolicy::Interval { interval_ms: 5 };
+        for synced_by in ["nothing", "the group commit", "a vote"] {
+            let storage = MemoryStorage::new();
+            let unsynced = UnsyncedLogs::new();
+            let (store, log) = open(Arc::new(storage.clone()), interval);
+            let mut store = store.with_group_commit(Arc::clone(&unsynced));
+            append(&mut store, vec![blank(1, 0), data(1, 1, "a", 2)])
+                .await
+                .unwrap();
+            match synced_by {
+                "the group commit" => unsynced.sync_all().unwrap(),
+                "a vote" => store.save_vote(&Vote::new_committed(1, 7)).await.unwrap(),
+                _ => {}
+            }
+            drop((store, log));
+            storage.crash();
+            let (mut store, _log) = open(Arc::new(storage), interval);
+            let state = store.get_log_state().await.unwrap();
+            let expected = (synced_by != "nothing").then(|| id(1, 1));
+            assert_eq!(state.last_log_id, expected, "synced by {synced_by}");
         }
     })
     .await;

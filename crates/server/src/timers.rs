@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_broker::{Broker, FsyncPolicy};
+use citystream_broker::FsyncPolicy;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,7 +47,16 @@ pub(crate) fn start(shared: &Arc<Shared>, stop: &CancellationToken) -> TaskTrack
         load_shared.load.roll(std::time::Instant::now());
     }));
     if let FsyncPolicy::Interval { interval_ms } = broker.config().log.fsync {
-        timers.spawn(group_commit(Arc::clone(broker), interval_ms, stop.clone()));
+        let (written, synced) = (Arc::clone(broker), Arc::clone(broker));
+        timers.spawn(group_commit(
+            interval_ms,
+            stop.clone(),
+            move || {
+                let broker = Arc::clone(&written);
+                async move { broker.unsynced_writes().await }
+            },
+            move || synced.sync_logs(),
+        ));
     }
     timers.close();
     timers
@@ -75,22 +84,36 @@ where
     }
 }
 
-/// Syncs at most every `interval_ms`, and only after something was written.
-async fn group_commit(broker: Arc<Broker>, interval_ms: u64, stop: CancellationToken) {
+/// Syncs at most every `interval_ms`, and only after something was written
+/// (`written` resolves then): `sync` runs on a blocking thread. The
+/// broker's partitions use it, and a cluster node's replicas (decision
+/// 0020).
+pub(crate) async fn group_commit<W, F, S, E>(
+    interval_ms: u64,
+    stop: CancellationToken,
+    written: W,
+    sync: S,
+) where
+    W: Fn() -> F,
+    F: std::future::Future<Output = ()>,
+    S: Fn() -> Result<(), E> + Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
     let window = Duration::from_millis(interval_ms.max(1));
+    let sync = Arc::new(sync);
     loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            () = broker.unsynced_writes() => {}
+            () = written() => {}
         }
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
             () = tokio::time::sleep(window) => {}
         }
-        let sync_broker = Arc::clone(&broker);
-        match tokio::task::spawn_blocking(move || sync_broker.sync_logs()).await {
+        let sync = Arc::clone(&sync);
+        match tokio::task::spawn_blocking(move || sync()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "interval fsync failed"),
             Err(error) => tracing::warn!(%error, "interval fsync panicked"),

@@ -265,7 +265,8 @@ pub enum LogFormat {
 pub enum FsyncArg {
     /// fsync before acknowledging every write.
     Always,
-    /// fsync every --fsync-interval-ms (group commit).
+    /// fsync every --fsync-interval-ms (group commit); a write is
+    /// acknowledged once in the files of the leader, or of a quorum.
     Interval,
     /// Never fsync; rely on the OS (or replication).
     Never,

@@ -46,7 +46,7 @@ use citystream_log::{FsyncPolicy, LogConfig, MemoryStorage, PartitionLog, Storag
 use citystream_membership::MemberView;
 use citystream_peer::{LinkConfig, PeerNetwork, PeerServer};
 use citystream_raft::{
-    PartitionRaftStorage, PeerAddr, SharedLog, Timing, initialize_members, seeded,
+    PartitionRaftStorage, PeerAddr, SharedLog, Timing, UnsyncedLogs, initialize_members, seeded,
 };
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
@@ -105,6 +105,9 @@ pub(crate) struct ClusterNode {
     data_dir: Option<PathBuf>,
     /// Gossip's member list, for leader hints of partitions not held here.
     members: Option<watch::Receiver<Vec<MemberView>>>,
+    /// The replicas' logs awaiting the interval fsync (decision 0020);
+    /// `None` unless the policy is `interval`.
+    unsynced: Option<Arc<UnsyncedLogs>>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -118,6 +121,7 @@ impl ClusterNode {
         members: Option<watch::Receiver<Vec<MemberView>>>,
     ) -> Result<Arc<ClusterNode>, std::io::Error> {
         let node_id = u64::from(config.node_id);
+        let log_policy = broker.config().log.fsync;
         let data_dir = broker.config().data_dir.as_ref().map(|d| d.join("raft"));
         let network = PeerNetwork::new(node_id, LinkConfig::default());
         let storage = open_storage(data_dir.as_ref().map(|d| d.join("meta")))?;
@@ -192,9 +196,24 @@ impl ClusterNode {
             peer_server,
             data_dir,
             members,
+            unsynced: matches!(log_policy, FsyncPolicy::Interval { .. }).then(UnsyncedLogs::new),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        if let (Some(unsynced), FsyncPolicy::Interval { interval_ms }) =
+            (&node.unsynced, log_policy)
+        {
+            let (written, synced) = (Arc::clone(unsynced), Arc::clone(unsynced));
+            node.tasks.spawn(crate::timers::group_commit(
+                interval_ms,
+                node.stop.clone(),
+                move || {
+                    let unsynced = Arc::clone(&written);
+                    async move { unsynced.written().await }
+                },
+                move || synced.sync_all(),
+            ));
+        }
         if node.config.peers.is_empty() {
             node.tasks.spawn(Arc::clone(&node).join());
         }
@@ -243,6 +262,11 @@ impl ClusterNode {
         }
         if let Err(error) = self.groups.meta_raft.shutdown().await {
             tracing::debug!(%error, "metadata group did not stop cleanly");
+        }
+        if let Some(unsynced) = &self.unsynced
+            && let Err(error) = unsynced.sync_all()
+        {
+            tracing::warn!(%error, "the last interval fsync of the replicas failed");
         }
         self.network.shutdown().await;
     }

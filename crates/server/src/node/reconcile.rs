@@ -238,7 +238,10 @@ impl ClusterNode {
             self.broker.clock().lock().observe(last.last_hlc());
         }
         let log: SharedLog = Arc::new(parking_lot::RwLock::new(log));
-        let raft_storage = PartitionRaftStorage::open(Arc::clone(&log), Arc::clone(&storage))?;
+        let mut raft_storage = PartitionRaftStorage::open(Arc::clone(&log), Arc::clone(&storage))?;
+        if let Some(unsynced) = &self.unsynced {
+            raft_storage = raft_storage.with_group_commit(Arc::clone(unsynced));
+        }
         let sm = PartitionStateMachine::open(log, storage)?;
         // Elections are started by the node's election watch (liveness.rs).
         let mut raft_config = (*partition_config(self.config.timing, log_config.fsync)
