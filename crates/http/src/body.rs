@@ -8,7 +8,9 @@
 //!   partition from the query string).
 //!
 //! A record object is `{"value": ..., "key": "...", "headers": {"name":
-//! "value"}, "partition": n, "timestamp": ms}`, only `value` required. A
+//! "value"}, "partition": n, "timestamp": ms}`, only `value` required;
+//! `headers` may also be a list `[{"name": ..., "value": ...}]`, in order,
+//! where a name may repeat. A
 //! string value is stored as its UTF-8 bytes; any other JSON value as its
 //! compact JSON text (so it reads back as that text), except `null`: a
 //! tombstone, which needs a key (and a compacted topic, checked by the
@@ -54,14 +56,54 @@ pub struct RecordInput {
     /// `base64` if `value` is a base64 string of binary bytes.
     #[serde(default)]
     pub value_encoding: Option<String>,
+    /// `{"name": "value", ...}`, or `[{"name": ..., "value": ...}, ...]`
+    /// to repeat a name or keep an order.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: HeadersInput,
     /// Default: by key hash, or spread when keyless.
     #[serde(default)]
     pub partition: Option<u32>,
     /// Milliseconds since the Unix epoch; default: now.
     #[serde(default)]
     pub timestamp: Option<i64>,
+}
+
+/// A record's headers as sent: an object (one value per name), or a list
+/// (in order, names may repeat).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum HeadersInput {
+    Object(BTreeMap<String, String>),
+    List(Vec<HeaderInput>),
+}
+
+impl Default for HeadersInput {
+    fn default() -> Self {
+        HeadersInput::List(Vec::new())
+    }
+}
+
+/// One header in the list form.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderInput {
+    pub name: String,
+    pub value: String,
+}
+
+impl HeadersInput {
+    fn into_pairs(self) -> Vec<(String, Bytes)> {
+        match self {
+            HeadersInput::Object(map) => map
+                .into_iter()
+                .map(|(name, value)| (name, Bytes::from(value)))
+                .collect(),
+            HeadersInput::List(list) => list
+                .into_iter()
+                .map(|header| (header.name, Bytes::from(header.value)))
+                .collect(),
+        }
+    }
 }
 
 /// How the body is read (from its `Content-Type`).
@@ -219,11 +261,7 @@ fn record_of(input: RecordInput) -> Result<NewRecord, String> {
     Ok(NewRecord {
         key,
         value,
-        headers: input
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name, Bytes::from(value)))
-            .collect(),
+        headers: input.headers.into_pairs(),
         partition: input.partition,
         timestamp_ms: input.timestamp,
         tombstone,
@@ -265,6 +303,19 @@ mod tests {
         assert_eq!(one[0].value, Bytes::from("hi"));
         assert_eq!(one[0].key, Some(Bytes::from("k")));
         assert_eq!(one[0].headers, vec![("h".to_string(), Bytes::from("v"))]);
+        let listed =
+            json(r#"{"value":"x","headers":[{"name":"b","value":"1"},{"name":"a","value":"2"},{"name":"b","value":"3"}]}"#)
+                .unwrap();
+        let pairs: Vec<(&str, &[u8])> = listed[0]
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), &value[..]))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("b", &b"1"[..]), ("a", b"2"), ("b", b"3")],
+            "in order, repeated"
+        );
         assert_eq!(one[0].partition, Some(2));
         let many = json(r#"[{"value":{"pm25": 12}},{"value":7}]"#).unwrap();
         assert_eq!(many[0].value, Bytes::from(r#"{"pm25":12}"#));
@@ -324,6 +375,10 @@ mod tests {
             r#"[{"value":"x"}, 5]"#,
             r#"[["x", "k"]]"#,
             r#"{"value":"x","headers":{"h":1}}"#,
+            r#"{"value":"x","headers":[{"name":"h"}]}"#,
+            r#"{"value":"x","headers":[{"name":"h","value":1}]}"#,
+            r#"{"value":"x","headers":[{"name":"h","value":"v","x":1}]}"#,
+            r#"{"value":"x","headers":"h"}"#,
         ];
         for body in bad {
             let error = json(body).expect_err(body);

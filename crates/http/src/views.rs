@@ -36,8 +36,21 @@ pub struct RecordView {
     pub value: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_encoding: Option<&'static str>,
-    /// Header values as UTF-8 (lossy); a repeated name keeps its last value.
+    /// Header values as UTF-8 (lossy); a repeated name keeps its last value
+    /// here, and all of them are in `header_list`.
     pub headers: BTreeMap<String, String>,
+    /// Every header in order, present only when a name repeats (MQTT user
+    /// properties may); otherwise `headers` holds them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_list: Option<Vec<HeaderView>>,
+}
+
+/// One header of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct HeaderView {
+    pub name: String,
+    /// UTF-8 (lossy).
+    pub value: String,
 }
 
 impl RecordView {
@@ -72,8 +85,22 @@ impl RecordView {
                 .iter()
                 .map(|(name, value)| (name.clone(), String::from_utf8_lossy(value).into_owned()))
                 .collect(),
+            header_list: header_list(&record.headers),
         }
     }
+}
+
+/// Every header in order, if a name repeats.
+fn header_list(headers: &[(String, bytes::Bytes)]) -> Option<Vec<HeaderView>> {
+    let mut names = std::collections::HashSet::new();
+    if headers.iter().all(|(name, _)| names.insert(name.as_str())) {
+        return None;
+    }
+    let list = headers.iter().map(|(name, value)| HeaderView {
+        name: name.clone(),
+        value: String::from_utf8_lossy(value).into_owned(),
+    });
+    Some(list.collect())
 }
 
 /// The record as one line of JSON.

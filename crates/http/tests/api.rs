@@ -60,6 +60,35 @@ async fn topics_lifecycle() {
     .await;
 }
 
+/// Headers sent as a list keep their order and repeated names; reading
+/// back shows them all in `header_list` (and the last value per name in
+/// `headers`); a record whose names are unique has no `header_list`.
+#[tokio::test]
+async fn repeated_headers_round_trip_in_order() {
+    bounded(async {
+        let api = Api::start().await;
+        api.create_topic("tags", 1).await;
+        let listed = json!([
+            {"name": "tag", "value": "north"},
+            {"name": "unit", "value": "C"},
+            {"name": "tag", "value": "air"},
+        ]);
+        let body = json!([
+            {"value": "a", "headers": listed},
+            {"value": "b", "headers": {"unit": "C"}},
+        ]);
+        let (status, answer) = api.post_json("/api/topics/tags/records", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let (_, read) = api.get("/api/topics/tags/records?offset=0&limit=2").await;
+        let (first, second) = (&read["records"][0], &read["records"][1]);
+        assert_eq!(first["header_list"], listed);
+        assert_eq!(first["headers"], json!({"tag": "air", "unit": "C"}));
+        assert!(second.get("header_list").is_none(), "{second}");
+        assert_eq!(second["headers"], json!({"unit": "C"}));
+    })
+    .await;
+}
+
 /// A JSON record, a JSON array, NDJSON and a raw body are all produced;
 /// the answer names each record's partition and offset, and the records
 /// read back in order with their keys and headers.
