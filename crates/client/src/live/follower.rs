@@ -13,6 +13,7 @@
 //! calling `next` simply lags; nothing is lost, since positions are offsets.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{TailBatch, Tails};
 use crate::{Client, ClientError, ConsumerRecord, ErrorCode};
@@ -85,6 +86,9 @@ pub struct Follower<R> {
     client: Client,
     tails: Arc<Tails<R>>,
     shutdown: CancellationToken,
+    /// `shutdown`'s wait, made once: a wait made per call registers and
+    /// unregisters with the token on every record batch.
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     positions: HashMap<PartitionKey, u64>,
     receivers: StreamMap<PartitionKey, BroadcastStream<Arc<TailBatch<R>>>>,
     /// Partitions to read from the log before taking tail batches again,
@@ -100,6 +104,7 @@ impl<R: Send + Sync + 'static> Follower<R> {
         Follower {
             client,
             tails,
+            stopped: Box::pin(shutdown.clone().cancelled_owned()),
             shutdown,
             positions: HashMap::new(),
             receivers: StreamMap::new(),
@@ -182,7 +187,7 @@ impl<R: Send + Sync + 'static> Follower<R> {
             }
             let item = tokio::select! {
                 item = self.receivers.next() => item,
-                _ = self.shutdown.cancelled() => return None,
+                _ = &mut self.stopped => return None,
             };
             match item? {
                 (key, Ok(batch)) => {

@@ -340,6 +340,10 @@ impl Connection {
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         snapshot.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let persistent = self.persistent();
+        // Made once: a wait made per turn registers and unregisters with
+        // its token on every packet.
+        let mut shutting_down = std::pin::pin!(shutdown.cancelled());
+        let mut taken = std::pin::pin!(taken_over.cancelled());
         loop {
             // Most turns have nothing to send (a publisher's packets, acks):
             // no boxed future then.
@@ -358,7 +362,7 @@ impl Connection {
                 .map(|keep_alive| self.last_heard + keep_alive * 3 / 2);
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = &mut shutting_down => {
                     Box::pin(self.disconnect(framed, ReasonCode::SERVER_SHUTTING_DOWN)).await;
                     Err(End::WithWill)
                 }
@@ -366,7 +370,7 @@ impl Connection {
                 // What the client sent before a takeover still counts (its
                 // acknowledgements, a DISCONNECT): packets come first.
                 packet = framed.next() => Box::pin(self.received(framed, packet)).await,
-                _ = taken_over.cancelled() => {
+                _ = &mut taken => {
                     Box::pin(self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER)).await;
                     Err(End::WithWill)
                 }
