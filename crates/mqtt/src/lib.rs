@@ -105,12 +105,21 @@ impl Default for MqttConfig {
     }
 }
 
+/// What a node's shared tails make of each batch once, for every
+/// subscriber there: each record's MQTT view (`None`: no subscriber can
+/// match it).
+pub(crate) type Rendered = Vec<Option<message::Stored>>;
+
+fn render(records: &[citystream_client::ConsumerRecord]) -> Rendered {
+    records.iter().map(message::stored).collect()
+}
+
 /// What every connection of a node shares.
 pub(crate) struct Node {
     pub client: Client,
     pub config: MqttConfig,
     pub ingest: Arc<ingest::Ingest>,
-    pub tails: Arc<Tails<()>>,
+    pub tails: Arc<Tails<Rendered>>,
     pub registry: Arc<registry::Registry>,
     pub store: Arc<store::SessionStore>,
     pub retained: retained::RetainedStore,
@@ -166,7 +175,7 @@ impl MqttServer {
                 &client,
                 config.stream_partitions.max(1),
             )?),
-            tails: Arc::new(Tails::plain(config.tail_buffer_batches)),
+            tails: Arc::new(Tails::new(config.tail_buffer_batches, render)),
             registry: Arc::new(registry::Registry::default()),
             store: Arc::new(store::SessionStore::new(&client, config.stream_partitions)),
             retained: retained::RetainedStore::new(&client, config.stream_partitions),

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use citystream_client::live::{Followed, Start};
+use citystream_client::live::{Followed, Span, Start};
 use citystream_client::{Client, ClientError, ConsumerRecord};
 use citystream_mqtt_codec::{
     AckProperties, ByteStr, Packet, Publish, PublishProperties, QoS, ReasonCode, RetainHandling,
@@ -15,7 +15,8 @@ use citystream_mqtt_codec::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Connection, End, Io, Pending, SharedMember, now_ms};
-use crate::message;
+use crate::Rendered;
+use crate::message::{self, Stored};
 use crate::session::Position;
 use crate::shared::{self, SharedBatch};
 use crate::subscriptions::{Subscription, Subscriptions};
@@ -280,23 +281,45 @@ impl Connection {
         }
     }
 
-    /// Queues what the subscriptions match among followed records.
-    pub(super) fn matched(&mut self, followed: Followed<()>) {
+    /// Queues what the subscriptions match among followed records. A tail
+    /// batch carries each record's MQTT view, made once for every
+    /// subscriber of the node ([`crate::Rendered`]); records read from the
+    /// log by this session are viewed here.
+    pub(super) fn matched(&mut self, followed: Followed<Rendered>) {
         let Followed::Records { span, .. } = followed else {
             return;
         };
         let now = now_ms();
-        for record in span.records() {
-            if let Some(publish) = self.delivery(record, now) {
-                let at = position_of(record);
-                self.pending.push_back(Pending {
-                    publish,
-                    at,
-                    ticket: None,
-                });
+        match &span {
+            Span::Shared(batch, first) => {
+                let viewed = batch.records[*first..]
+                    .iter()
+                    .zip(&batch.rendered[*first..]);
+                for (record, stored) in viewed {
+                    self.queue_delivery(record, stored.as_ref(), now);
+                }
+            }
+            Span::Read(records) => {
+                for record in records {
+                    self.queue_delivery(record, message::stored(record).as_ref(), now);
+                }
             }
         }
         self.dirty = true;
+    }
+
+    fn queue_delivery(&mut self, record: &ConsumerRecord, stored: Option<&Stored>, now: i64) {
+        let Some(stored) = stored else {
+            return;
+        };
+        if let Some(publish) = self.delivery_for(&self.subscriptions, record, stored, now) {
+            let at = position_of(record);
+            self.pending.push_back(Pending {
+                publish,
+                at,
+                ticket: None,
+            });
+        }
     }
 
     /// Queues what a shared subscription matches in a batch of its group
@@ -305,7 +328,10 @@ impl Connection {
         let now = now_ms();
         if let Some(member) = self.shared.get(&*batch.filter) {
             for record in &batch.records {
-                if let Some(publish) = self.delivery_for(&member.matching, record, now) {
+                let Some(stored) = message::stored(record) else {
+                    continue;
+                };
+                if let Some(publish) = self.delivery_for(&member.matching, record, &stored, now) {
                     batch.ticket.add();
                     let (at, ticket) = (position_of(record), Some(batch.ticket.clone()));
                     self.pending.push_back(Pending {
@@ -321,19 +347,20 @@ impl Connection {
 
     /// The PUBLISH that delivers `record`, if a subscription matches it.
     pub(super) fn delivery(&self, record: &ConsumerRecord, now_ms: i64) -> Option<Publish> {
-        self.delivery_for(&self.subscriptions, record, now_ms)
+        let stored = message::stored(record)?;
+        self.delivery_for(&self.subscriptions, record, &stored, now_ms)
     }
 
     fn delivery_for(
         &self,
         subscriptions: &Subscriptions,
         record: &ConsumerRecord,
+        stored: &Stored,
         now_ms: i64,
     ) -> Option<Publish> {
-        let stored = message::stored(record)?;
-        let found = subscriptions.matching(&stored, self.client_id.as_bytes())?;
+        let found = subscriptions.matching(stored, self.client_id.as_bytes())?;
         let retain = found.retain_as_published && stored.retain;
-        let mut publish = message::to_publish(record, &stored, found.qos, retain, now_ms)?;
+        let mut publish = message::to_publish(record, stored, found.qos, retain, now_ms)?;
         match self.version {
             Version::V5 => publish.properties.subscription_identifiers = found.identifiers,
             Version::V3_1_1 => publish.properties = PublishProperties::default(),

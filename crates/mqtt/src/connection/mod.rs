@@ -255,7 +255,7 @@ struct Connection {
     written_here: std::collections::HashSet<u16>,
     inbound_counter: u64,
     subscriptions: Subscriptions,
-    follower: Follower<()>,
+    follower: Follower<crate::Rendered>,
     followed_topics: std::collections::HashSet<String>,
     /// Messages matched and waiting for the in-flight window, with their
     /// records' positions (and shared-subscription batches).
