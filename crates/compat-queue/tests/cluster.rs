@@ -62,6 +62,7 @@ async fn start_cluster(nodes: u32) -> BTreeMap<u32, Member> {
                 gossip_address: address.clone(),
                 cluster_id: "queue-test".to_owned(),
                 timing: Timing::DEFAULT,
+                snapshot_transfer_bytes_per_sec: None,
             }),
             ..ServeOptions::default()
         };

@@ -37,6 +37,10 @@ pub struct LinkConfig {
     pub connect_timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// The most bytes a second a leader sends of a compacted partition's
+    /// log to a follower that is behind or new (decision 0017 §5), so a
+    /// catch-up leaves room for live traffic; `None`: no cap.
+    pub snapshot_prefix_bytes_per_sec: Option<u64>,
 }
 
 impl Default for LinkConfig {
@@ -48,6 +52,7 @@ impl Default for LinkConfig {
             connect_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
+            snapshot_prefix_bytes_per_sec: None,
         }
     }
 }

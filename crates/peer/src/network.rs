@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use citystream_cluster::MetadataState;
@@ -141,6 +141,7 @@ impl<S: SnapshotWire> RaftNetworkFactory<Tc> for GroupNetworkFactory<S> {
             group: self.group,
             local: self.network.inner.local,
             target,
+            prefix_rate: self.network.inner.config.snapshot_prefix_bytes_per_sec,
             snapshot: PhantomData,
         }
     }
@@ -153,6 +154,8 @@ pub struct PeerClient<S = PartitionSnapshot> {
     group: GroupId,
     local: u64,
     target: u64,
+    /// The cap on a snapshot prefix's bytes a second (`LinkConfig`).
+    prefix_rate: Option<u64>,
     snapshot: PhantomData<fn() -> S>,
 }
 
@@ -240,15 +243,22 @@ impl<S: SnapshotWire> RaftNetworkV2<Tc> for PeerClient<S> {
         let request = SnapshotRequest { vote, snapshot };
         let transfer = async {
             // A compacted partition's prefix goes first (decision 0017 §5).
+            // Paced to `prefix_rate`, if set.
             if let Some(mut prefix) = prefix {
+                let started = Instant::now();
+                let mut sent = 0u64;
                 while let Some(chunk) = prefix
                     .next_chunk()
                     .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?
                 {
+                    sent += chunk.batches.len() as u64;
                     let _: ChunkAck = self
                         .call(Rpc::SnapshotChunk, &chunk, ttl)
                         .await
                         .map_err(|e| self.streaming_error(e))?;
+                    if let Some(rate) = self.prefix_rate {
+                        tokio::time::sleep(pacing_delay(sent, rate, started.elapsed())).await;
+                    }
                 }
             }
             self.call(Rpc::FullSnapshot, &request, ttl)
@@ -270,5 +280,29 @@ impl<S: SnapshotWire> RaftNetworkV2<Tc> for PeerClient<S> {
         self.call(Rpc::TransferLeader, &request, ttl)
             .await
             .map_err(|e| self.rpc_error(RPCTypes::TransferLeader, e))
+    }
+}
+
+/// How long to wait, after `sent` bytes in `elapsed`, to stay at or below
+/// `bytes_per_sec` on average.
+fn pacing_delay(sent: u64, bytes_per_sec: u64, elapsed: Duration) -> Duration {
+    let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec.max(1) as f64);
+    due.saturating_sub(elapsed)
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use super::*;
+
+    /// A sender ahead of the rate waits for the difference; one behind it
+    /// (a slow peer) does not wait at all.
+    #[test]
+    fn the_prefix_is_paced_to_its_rate() {
+        let mib = 1024 * 1024;
+        let ms = Duration::from_millis;
+        assert_eq!(pacing_delay(4 * mib, 2 * mib, ms(500)), ms(1_500));
+        assert_eq!(pacing_delay(mib, 2 * mib, ms(500)), Duration::ZERO);
+        assert_eq!(pacing_delay(mib, 2 * mib, ms(900)), Duration::ZERO);
+        assert_eq!(pacing_delay(3 * mib, mib, Duration::ZERO), ms(3_000));
     }
 }

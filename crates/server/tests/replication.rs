@@ -114,6 +114,7 @@ async fn start_node(
             gossip_address: address,
             cluster_id: "test-cluster".to_owned(),
             timing: Timing::DEFAULT,
+            snapshot_transfer_bytes_per_sec: None,
         }),
         ..ServeOptions::default()
     };

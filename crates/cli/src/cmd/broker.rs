@@ -81,6 +81,8 @@ cluster id, or with the id of a removed node, is refused. The first nodes of a n
 cluster are started with --peers.";
 
 const FSYNC_INTERVAL_MS_MAX: u64 = 60_000;
+/// The lowest cap on a snapshot transfer: one 1 MiB chunk a second.
+const SNAPSHOT_TRANSFER_BYTES_PER_SEC_MIN: u64 = 1024 * 1024;
 const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +157,15 @@ pub struct BrokerArgs {
         value_name = "MS"
     )]
     pub election_timeout_ms: u64,
+    /// The most bytes a second a partition leader sends of a compacted
+    /// topic's log to a replica that is behind or new (cluster mode;
+    /// default: no cap). At least 1048576.
+    #[arg(
+        long,
+        env = "CITYSTREAM_SNAPSHOT_TRANSFER_BYTES_PER_SEC",
+        value_name = "BYTES"
+    )]
+    pub snapshot_transfer_bytes_per_sec: Option<u64>,
     /// Create a topic on its first produce instead of refusing it.
     #[arg(long, env = "CITYSTREAM_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub auto_create_topics: bool,
@@ -560,11 +571,20 @@ fn cluster_settings(args: &BrokerArgs) -> Result<cluster::ClusterSettings, Usage
             args.election_timeout_ms, args.heartbeat_ms
         ));
     }
+    if let Some(rate) = args.snapshot_transfer_bytes_per_sec
+        && rate < SNAPSHOT_TRANSFER_BYTES_PER_SEC_MIN
+    {
+        return usage(format!(
+            "--snapshot-transfer-bytes-per-sec must be at least {SNAPSHOT_TRANSFER_BYTES_PER_SEC_MIN} \
+             (got {rate}; omit it for no cap)"
+        ));
+    }
     Ok(cluster::ClusterSettings {
         peers,
         join: args.join.clone(),
         discover: args.discover,
         gossip_port: args.gossip_port,
+        snapshot_transfer_bytes_per_sec: args.snapshot_transfer_bytes_per_sec,
         timing: Timing {
             heartbeat_ms: args.heartbeat_ms,
             election_min_ms: args.election_timeout_ms,

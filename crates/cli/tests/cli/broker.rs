@@ -22,8 +22,12 @@ fn data_survives_a_broker_restart() {
 fn bad_broker_settings_are_refused() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--data-dir", dir, "--in-memory"], "not both"),
+        (
+            &["--in-memory", "--snapshot-transfer-bytes-per-sec", "1000"],
+            "--snapshot-transfer-bytes-per-sec must be at least 1048576",
+        ),
         (&[], "--data-dir"),
         (
             &["--in-memory", "--fsync-interval-ms", "0"],

@@ -93,6 +93,9 @@ pub struct ClusterConfig {
     pub gossip_address: String,
     pub cluster_id: String,
     pub timing: Timing,
+    /// The most bytes a second a leader sends of a compacted partition's
+    /// log to a replica that is behind or new; `None`: no cap.
+    pub snapshot_transfer_bytes_per_sec: Option<u64>,
 }
 
 /// The replication side of one broker in cluster mode.
@@ -123,7 +126,11 @@ impl ClusterNode {
         let node_id = u64::from(config.node_id);
         let log_policy = broker.config().log.fsync;
         let data_dir = broker.config().data_dir.as_ref().map(|d| d.join("raft"));
-        let network = PeerNetwork::new(node_id, LinkConfig::default());
+        let link = LinkConfig {
+            snapshot_prefix_bytes_per_sec: config.snapshot_transfer_bytes_per_sec,
+            ..LinkConfig::default()
+        };
+        let network = PeerNetwork::new(node_id, link);
         let storage = open_storage(data_dir.as_ref().map(|d| d.join("meta")))?;
         let log_config = LogConfig {
             fsync: FsyncPolicy::Always,

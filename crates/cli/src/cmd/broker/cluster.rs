@@ -49,6 +49,8 @@ pub struct ClusterSettings {
     pub gossip_port: Option<u16>,
     /// Raft heartbeat and election timeouts of every group.
     pub timing: Timing,
+    /// The cap on a compacted partition's log sent to a replica.
+    pub snapshot_transfer_bytes_per_sec: Option<u64>,
 }
 
 impl ClusterSettings {
@@ -165,6 +167,7 @@ pub async fn start(
         gossip_address: advertise.to_string(),
         cluster_id: identity.cluster_id.clone(),
         timing: settings.timing,
+        snapshot_transfer_bytes_per_sec: settings.snapshot_transfer_bytes_per_sec,
     });
     Ok(ServeOptions {
         membership: Some(membership),
