@@ -37,7 +37,7 @@ use futures::{SinkExt, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::Node;
@@ -81,6 +81,9 @@ const TOPIC_REFRESH: Duration = Duration::from_secs(5);
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
 /// Initial read and write buffer of a connection.
 const CONNECTION_BUFFER_BYTES: usize = 512;
+/// The read buffer of a connection whose packets come back to back (one
+/// read held more than one packet): fewer, larger reads.
+const BUSY_READ_BUFFER_BYTES: usize = 8 * 1024;
 /// How long a connection taking a client id over on this node waits for
 /// the one it replaces to write its last snapshot.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
@@ -107,12 +110,12 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let permit = node.connections.clone().try_acquire_owned().ok();
-    let mut parts = FramedParts::new::<Packet>(io, MqttCodec::server(node.config.limits));
+    let mut framed = Framed::new(io, MqttCodec::server(node.config.limits));
     // Small to start with (an idle device costs little); they grow with
-    // the packets.
-    parts.read_buf = BytesMut::with_capacity(CONNECTION_BUFFER_BYTES);
-    parts.write_buf = BytesMut::with_capacity(CONNECTION_BUFFER_BYTES);
-    let mut framed = Framed::from_parts(parts);
+    // the packets. Replaced after the fact: `Framed` raises a smaller
+    // buffer given to it to tokio-util's 8 KiB default.
+    *framed.read_buffer_mut() = BytesMut::with_capacity(CONNECTION_BUFFER_BYTES);
+    *framed.write_buffer_mut() = BytesMut::with_capacity(CONNECTION_BUFFER_BYTES);
     let timeout = Duration::from_millis(node.config.connect_timeout_ms);
     let connect = match tokio::time::timeout(timeout, framed.next()).await {
         Ok(Some(Ok(Packet::Connect(connect)))) => connect,
@@ -410,6 +413,12 @@ impl Connection {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         self.last_heard = Instant::now();
+        // Bytes left after this packet: the client sends faster than one
+        // packet per read, so the small idle buffer grows (once).
+        let buffer = framed.read_buffer_mut();
+        if !buffer.is_empty() && buffer.capacity() < BUSY_READ_BUFFER_BYTES {
+            buffer.reserve(BUSY_READ_BUFFER_BYTES - buffer.len());
+        }
         match packet {
             None => Err(End::WithWill),
             Some(Err(error)) => {
