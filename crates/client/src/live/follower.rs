@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use citystream_protocol::OffsetSpec;
+use futures::stream::{AbortHandle, SelectAll};
 use tokio_stream::StreamExt as _;
-use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -81,6 +81,19 @@ pub enum Followed<R> {
     },
 }
 
+/// One partition's tail batches, with its key.
+type Received<R> = Pin<
+    Box<
+        dyn futures::Stream<
+                Item = (
+                    PartitionKey,
+                    Result<Arc<TailBatch<R>>, BroadcastStreamRecvError>,
+                ),
+            > + Send
+            + Sync,
+    >,
+>;
+
 /// A live reader of partitions; see the module docs.
 pub struct Follower<R> {
     client: Client,
@@ -90,7 +103,11 @@ pub struct Follower<R> {
     /// unregisters with the token on every record batch.
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     positions: HashMap<PartitionKey, u64>,
-    receivers: StreamMap<PartitionKey, BroadcastStream<Arc<TailBatch<R>>>>,
+    /// The tails' receivers, polled only when woken (`SelectAll`): an
+    /// idle partition costs nothing per turn.
+    receivers: SelectAll<Received<R>>,
+    /// Ends a partition's receiver on `unfollow`.
+    stops: HashMap<PartitionKey, AbortHandle>,
     /// Partitions to read from the log before taking tail batches again,
     /// with the offset to read up to (`None`: the high watermark).
     behind: HashMap<PartitionKey, Option<u64>>,
@@ -107,7 +124,8 @@ impl<R: Send + Sync + 'static> Follower<R> {
             stopped: Box::pin(shutdown.clone().cancelled_owned()),
             shutdown,
             positions: HashMap::new(),
-            receivers: StreamMap::new(),
+            receivers: SelectAll::new(),
+            stops: HashMap::new(),
             behind: HashMap::new(),
             held: HashMap::new(),
         }
@@ -134,8 +152,13 @@ impl<R: Send + Sync + 'static> Follower<R> {
             Start::Latest => self.list(topic, partition, OffsetSpec::Latest).await?,
             Start::Earliest => self.list(topic, partition, OffsetSpec::Earliest).await?,
         };
-        self.receivers
-            .insert(key.clone(), BroadcastStream::new(receiver));
+        let keyed = key.clone();
+        let batches = BroadcastStream::new(receiver).map(move |batch| (keyed.clone(), batch));
+        let (batches, stop) = futures::stream::abortable(batches);
+        self.receivers.push(Box::pin(batches));
+        if let Some(previous) = self.stops.insert(key.clone(), stop) {
+            previous.abort();
+        }
         self.positions.insert(key.clone(), position);
         // Whatever lies between the position and the first tail batch is
         // read from the log.
@@ -146,7 +169,9 @@ impl<R: Send + Sync + 'static> Follower<R> {
     /// Stops following a partition.
     pub fn unfollow(&mut self, topic: &str, partition: u32) {
         let key: PartitionKey = (Arc::from(topic), partition);
-        self.receivers.remove(&key);
+        if let Some(stop) = self.stops.remove(&key) {
+            stop.abort();
+        }
         self.positions.remove(&key);
         self.behind.remove(&key);
         self.held.remove(&key);
@@ -244,9 +269,12 @@ impl<R: Send + Sync + 'static> Follower<R> {
                     self.behind.remove(key);
                 }
                 if read.records.is_empty() {
-                    if next == position {
+                    if next == position && until.is_some() {
                         // Nothing to read yet below a held batch (a new
                         // leader's high watermark still lags): do not spin.
+                        // Caught up to the high watermark (no held batch),
+                        // there is nothing to wait for: the tail brings the
+                        // next records.
                         self.pause().await;
                     }
                     return None;

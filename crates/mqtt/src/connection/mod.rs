@@ -277,10 +277,11 @@ impl Connection {
         let window = accepted
             .client_receive_maximum
             .min(node.config.inflight_max);
+        // A child token, as in `run`: its checks lock only its own node.
         let follower = Follower::new(
             node.client.clone(),
             node.tails.clone(),
-            node.shutdown.clone(),
+            node.shutdown.child_token(),
         );
         Connection {
             version: accepted.version,
@@ -334,7 +335,9 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let shutdown = self.node.shutdown.clone();
+        // A child of the node's token: checking it locks this connection's
+        // own node of the token tree, not the one every connection shares.
+        let shutdown = self.node.shutdown.child_token();
         // Timers only where they have work: an idle device's task sleeps
         // until its keep alive runs out or a packet comes.
         let mut refresh = tokio::time::interval(TOPIC_REFRESH);
