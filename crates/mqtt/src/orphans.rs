@@ -60,13 +60,14 @@ async fn sweep_once(node: &Arc<Node>) -> Result<(), ClientError> {
         Some(None) => true,
         Some(Some(generation)) => *generation != owner.generation,
     };
-    for (client_id, known) in node.store.owned_sessions(&node.ingest).await? {
+    let survey = node.store.survey(&node.ingest, now_ms()).await?;
+    for (client_id, known) in survey.owned {
         let owner = known.record.as_ref().and_then(|record| record.owner_node);
         if owner.is_some_and(|owner| orphaned(&owner)) {
             adopt(node, &client_id, known).await?;
         }
     }
-    node.store.tidy(&node.ingest, now_ms()).await
+    node.store.tidy(&node.ingest, survey.untidy).await
 }
 
 /// Ends an orphaned session's connection in the store and, if this node's
@@ -94,11 +95,7 @@ async fn adopt(node: &Arc<Node>, client_id: &str, known: Known) -> Result<(), Cl
     let disconnected = SessionRecord {
         generation: generation.clone(),
         connected: false,
-        updated_ms: if record.connected {
-            now
-        } else {
-            record.updated_ms
-        },
+        updated_ms: record.disconnected_at(now),
         owner_node: node.owner_node().await.filter(|_| waits),
         will: record.will.clone().filter(|_| waits),
         will_at_ms,

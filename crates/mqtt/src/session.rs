@@ -168,6 +168,17 @@ impl SessionRecord {
                 <= now_ms
     }
 
+    /// When the session's connection ended, for a record written as
+    /// disconnected at `now_ms`: now if it is connected (it ends now),
+    /// else when it did (so its expiry keeps counting from there).
+    pub fn disconnected_at(&self, now_ms: i64) -> i64 {
+        if self.connected {
+            now_ms
+        } else {
+            self.updated_ms
+        }
+    }
+
     /// The will a newer claim would stop from being published: one that
     /// waits out its delay, or a connected session's will with a delay
     /// (which the connection's end would start).

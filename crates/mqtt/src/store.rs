@@ -23,7 +23,7 @@ use citystream_client::live::{Followed, Follower, Start, Tails};
 use citystream_client::tail::{Tail, high_watermark};
 use citystream_client::{Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key};
 use citystream_protocol::{Cleanup, TopicConfig};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::Ingest;
@@ -112,35 +112,52 @@ impl SessionStore {
     ) -> Result<Option<Known>, ClientError> {
         let folds = self.folds(ingest).await?;
         let partition = partition_for_key(client_id.as_bytes(), folds.len() as u32);
-        let mut tail = folds[partition as usize].lock().await;
-        let end = high_watermark(&self.client, SESSIONS_TOPIC, partition).await?;
-        tail.catch_up(&self.client, end).await?;
+        let tail = self
+            .caught_up(&folds[partition as usize], partition)
+            .await?;
         Ok(tail.state().get(client_id).cloned())
     }
 
-    /// Every session that a node holds, as of now: connected ones, and
-    /// disconnected ones whose will waits out its delay there.
-    pub async fn owned_sessions(
+    /// `partition`'s fold, caught up to its high watermark (every record
+    /// acknowledged before the call), held locked.
+    async fn caught_up<'a>(
         &self,
-        ingest: &Ingest,
-    ) -> Result<Vec<(String, Known)>, ClientError> {
-        let folds = self.folds(ingest).await?;
-        let mut connected = Vec::new();
-        for (partition, fold) in folds.iter().enumerate() {
-            let mut tail = fold.lock().await;
-            let end = high_watermark(&self.client, SESSIONS_TOPIC, partition as u32).await?;
-            tail.catch_up(&self.client, end).await?;
-            let sessions = tail.state().iter();
-            connected.extend(
-                sessions
-                    .filter(|(_, known)| {
-                        let record = known.record.as_ref();
-                        record.is_some_and(|r| r.connected || r.will_at_ms.is_some())
-                    })
-                    .map(|(client_id, known)| (client_id.clone(), known.clone())),
-            );
+        fold: &'a Mutex<Tail<SessionFold>>,
+        partition: u32,
+    ) -> Result<MutexGuard<'a, Tail<SessionFold>>, ClientError> {
+        let mut tail = fold.lock().await;
+        let end = high_watermark(&self.client, SESSIONS_TOPIC, partition).await?;
+        tail.catch_up(&self.client, end).await?;
+        Ok(tail)
+    }
+
+    /// What a node's sweep acts on, as of `now_ms`, in one catch-up of
+    /// every partition: the sessions a node holds (connected ones, and
+    /// disconnected ones whose will waits out its delay there), and, on a
+    /// compacted topic, those to tidy ([`SessionStore::tidy`]).
+    pub async fn survey(&self, ingest: &Ingest, now_ms: i64) -> Result<Survey, ClientError> {
+        let folds = self.folds_of(ingest).await?;
+        let mut survey = Survey::default();
+        for (partition, fold) in folds.partitions.iter().enumerate() {
+            let tail = self.caught_up(fold, partition as u32).await?;
+            for (client_id, known) in tail.state().iter() {
+                let record = known.record.as_ref();
+                if record.is_some_and(|r| r.connected || r.will_at_ms.is_some()) {
+                    survey.owned.push((client_id.clone(), known.clone()));
+                }
+                let expired = expired(known, now_ms);
+                if folds.compacted && (expired || !known.stale.is_empty()) {
+                    let untidy = Untidy {
+                        partition: partition as u32,
+                        client_id: client_id.clone(),
+                        known: known.clone(),
+                        expired,
+                    };
+                    survey.untidy.push(untidy);
+                }
+            }
         }
-        Ok(connected)
+        Ok(survey)
     }
 
     /// Writes a snapshot of the session (`None`: ends it), and tombstones
@@ -181,40 +198,30 @@ impl SessionStore {
         send_all(ingest, std::iter::once(written).chain(tombstones).collect()).await
     }
 
-    /// One pass of upkeep on a compacted topic, as of `now_ms`: ends
-    /// disconnected sessions whose expiry passed (and whose will does not
-    /// wait), and tombstones the stale keys of the rest. Every node runs
-    /// it; two doing the same write the same tombstones.
-    pub async fn tidy(&self, ingest: &Ingest, now_ms: i64) -> Result<(), ClientError> {
-        let folds = self.folds_of(ingest).await?;
-        if !folds.compacted {
-            return Ok(());
-        }
-        for (partition, fold) in folds.partitions.iter().enumerate() {
-            let untidy: Vec<(String, Known)> = {
-                let mut tail = fold.lock().await;
-                let end = high_watermark(&self.client, SESSIONS_TOPIC, partition as u32).await?;
-                tail.catch_up(&self.client, end).await?;
-                tail.state()
-                    .iter()
-                    .filter(|(_, known)| !known.stale.is_empty() || expired(known, now_ms))
-                    .map(|(client_id, known)| (client_id.clone(), known.clone()))
-                    .collect()
-            };
-            for (client_id, known) in untidy {
-                if expired(&known, now_ms) {
-                    tracing::debug!(%client_id, "MQTT session expired; ending it");
-                    self.write(ingest, &client_id, &known.generation, None)
-                        .await?;
-                    continue;
-                }
-                let tombstones = known
-                    .stale
-                    .iter()
-                    .map(|stale| tombstone(&client_id, stale, partition as u32))
-                    .collect();
-                send_all(ingest, tombstones).await?;
+    /// Upkeep of a compacted topic, from a [`Survey`]: ends disconnected
+    /// sessions whose expiry passed (and whose will does not wait), and
+    /// tombstones the stale keys of the rest. Every node runs it; two
+    /// doing the same write the same tombstones.
+    pub async fn tidy(&self, ingest: &Ingest, untidy: Vec<Untidy>) -> Result<(), ClientError> {
+        for Untidy {
+            partition,
+            client_id,
+            known,
+            expired,
+        } in untidy
+        {
+            if expired {
+                tracing::debug!(%client_id, "MQTT session expired; ending it");
+                self.write(ingest, &client_id, &known.generation, None)
+                    .await?;
+                continue;
             }
+            let tombstones = known
+                .stale
+                .iter()
+                .map(|stale| tombstone(&client_id, stale, partition))
+                .collect();
+            send_all(ingest, tombstones).await?;
         }
         Ok(())
     }
@@ -262,6 +269,24 @@ impl SessionStore {
             }
         }
     }
+}
+
+/// What one sweep of a node acts on ([`SessionStore::survey`]).
+#[derive(Default)]
+pub struct Survey {
+    /// Sessions held by a node: connected, or with a will waiting there.
+    pub owned: Vec<(String, Known)>,
+    /// Sessions of a compacted topic with stale keys, or expired.
+    pub untidy: Vec<Untidy>,
+}
+
+/// A session [`SessionStore::tidy`] ends or cleans up after.
+pub struct Untidy {
+    partition: u32,
+    client_id: String,
+    known: Known,
+    /// Its expiry passed and no will waits: it is ended.
+    expired: bool,
 }
 
 /// Whether a session's expiry passed with no will waiting in it.

@@ -93,11 +93,7 @@ async fn fire(node: &Node, client_id: &str, generation: &Generation) -> Result<b
     {
         let fired = SessionRecord {
             connected: false,
-            updated_ms: if record.connected {
-                now_ms()
-            } else {
-                record.updated_ms
-            },
+            updated_ms: record.disconnected_at(now_ms()),
             owner_node: None,
             will: None,
             will_at_ms: None,

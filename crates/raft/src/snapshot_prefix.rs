@@ -253,6 +253,17 @@ pub async fn transfer_in_process(
                 .map_err(|e| e.to_string())?;
         }
     }
+    install_after_prefix(target, vote, snapshot).await
+}
+
+/// Installs `snapshot` on the replica `target` once its prefix, if it
+/// carries one, was delivered: seals the staged prefix, then installs. The
+/// last step of an in-process transfer.
+pub async fn install_after_prefix(
+    target: &PartitionRaft,
+    vote: VoteOf<Tc>,
+    snapshot: SnapshotOf<Tc, PartitionSnapshot>,
+) -> Result<SnapshotResponse<Tc>, String> {
     prepare_install(target, vote, &snapshot)
         .await
         .map_err(|e| e.to_string())?;

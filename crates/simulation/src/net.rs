@@ -22,7 +22,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_raft::snapshot_prefix::{PrefixReader, deliver_chunk, prepare_install};
+use citystream_raft::snapshot_prefix::{PrefixReader, deliver_chunk, install_after_prefix};
 use citystream_raft::{PartitionRaft, PartitionSnapshot, PeerAddr, Tc};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
@@ -318,13 +318,7 @@ impl Net {
             }
             self.count(|s| s.prefix_installs += 1);
         }
-        prepare_install(target, vote, &snapshot)
-            .await
-            .map_err(|e| e.to_string())?;
-        target
-            .install_full_snapshot(vote, snapshot)
-            .await
-            .map_err(|e| e.to_string())
+        install_after_prefix(target, vote, snapshot).await
     }
 
     /// One prefix chunk as a message: delayed, maybe lost (request or

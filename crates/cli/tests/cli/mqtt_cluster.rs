@@ -392,14 +392,7 @@ fn the_will_of_a_client_whose_node_dies_is_published() {
         return;
     }
     let mut cluster = cluster();
-    // Every connection takes a session: wait (bounded) until both nodes can.
-    for node_id in [1, 2] {
-        publish_lines(
-            &mqtt_address(&cluster, node_id),
-            "warmup/1",
-            &numbered(1..=1),
-        );
-    }
+    sessions_ready(&cluster, &[1, 2]);
     let mut watcher = granted_subscriber(&mqtt_address(&cluster, 2), "status/#");
     let will = [
         "-i",
@@ -420,6 +413,18 @@ fn the_will_of_a_client_whose_node_dies_is_published() {
     );
     device.kill();
     watcher.kill();
+}
+
+/// Every connection takes a session: waits (bounded) until `nodes` can,
+/// by publishing one message through each.
+fn sessions_ready(cluster: &TestCluster, nodes: &[u32]) {
+    for &node_id in nodes {
+        publish_lines(
+            &mqtt_address(cluster, node_id),
+            "warmup/1",
+            &numbered(1..=1),
+        );
+    }
 }
 
 /// A v3.1.1 subscriber to `filter` at QoS 1 whose SUBACK granted it,
@@ -448,14 +453,7 @@ fn a_delayed_will_whose_node_dies_is_published_after_its_delay() {
         return;
     }
     let mut cluster = cluster();
-    // Every connection takes a session: wait (bounded) until both nodes can.
-    for node_id in [1, 2] {
-        publish_lines(
-            &mqtt_address(&cluster, node_id),
-            "warmup/1",
-            &numbered(1..=1),
-        );
-    }
+    sessions_ready(&cluster, &[1, 2]);
     let mut watcher = granted_subscriber(&mqtt_address(&cluster, 2), "status/#");
     let will = [
         "-i",

@@ -150,7 +150,6 @@ impl PartitionLog {
         indexes.chain(logs).collect()
     }
 
-    /// Opens the log's files again, as a fresh open would.
     /// Reads the log back from its storage as an open does: after an
     /// error from [`Self::commit_compaction`] or [`Self::finish_restore`],
     /// recovery finishes or drops the interrupted swap, so the log serves
@@ -162,6 +161,7 @@ impl PartitionLog {
         self.reload()
     }
 
+    /// Opens the log's files again, as a fresh open would.
     fn reload(&mut self) -> Result<(), LogError> {
         let (segments, log_start) =
             recovery::recover(&*self.storage, self.config.index_interval_bytes)?;
