@@ -16,6 +16,7 @@ use citystream_protocol::{Cleanup, MetadataRequest, MetadataResponse, NodeRef, R
 use parking_lot::{Mutex, RwLock};
 
 use crate::connection::Connection;
+use crate::local::LocalBroker;
 use crate::metadata::MetadataCache;
 use crate::{
     Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, admin, consumer,
@@ -29,6 +30,10 @@ pub struct ClientConfig {
     pub client_id: String,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// The broker in this process, called without a socket (decision
+    /// 0021). The bootstrap addresses name it, and so does any address
+    /// metadata gives its node id; every other broker is dialled.
+    pub local: Option<Arc<dyn LocalBroker>>,
 }
 
 impl ClientConfig {
@@ -38,6 +43,7 @@ impl ClientConfig {
             client_id: "citystream-client".to_string(),
             connect_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
+            local: None,
         }
     }
 }
@@ -260,18 +266,28 @@ impl Client {
             return Ok(connection.clone());
         }
         let config = &self.inner.config;
-        let connection = Arc::new(
-            Connection::open(
-                address,
-                &config.client_id,
-                Duration::from_millis(config.connect_timeout_ms),
-                Duration::from_millis(config.request_timeout_ms),
-            )
-            .await?,
-        );
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
+        let connection = Arc::new(match self.local_at(address) {
+            Some(local) => {
+                Connection::open_local(address, local, &config.client_id, request_timeout).await?
+            }
+            None => {
+                let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+                Connection::open(address, &config.client_id, connect_timeout, request_timeout)
+                    .await?
+            }
+        });
         tracing::debug!(address, node_id = connection.hello().node_id, "connected");
         *slot = Some(connection.clone());
         Ok(connection)
+    }
+
+    /// The broker in this process, if `address` names it.
+    fn local_at(&self, address: &str) -> Option<Arc<dyn LocalBroker>> {
+        let local = self.inner.config.local.as_ref()?;
+        let named = self.inner.config.bootstrap.iter().any(|b| b == address)
+            || self.inner.metadata.read().node_of(address) == Some(local.node_id());
+        named.then(|| Arc::clone(local))
     }
 
     /// A connection to any broker: the preferred address, then the

@@ -1,4 +1,5 @@
-//! One multiplexed TCP connection to one broker. A writer task drains a
+//! One multiplexed connection to one broker: TCP, or the broker in this
+//! process (`local.rs`), which takes the requests as they are. A writer task drains a
 //! bounded queue of request frames, encoding whatever is queued into one
 //! reused buffer and writing it with one call (reusing the buffer keeps
 //! large produce frames off freshly allocated pages); a reader task decodes response frames and routes
@@ -32,6 +33,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::ClientError;
+use crate::local::{LocalAnswer, LocalBroker};
 
 /// Requests awaiting a response on one connection; callers wait beyond it.
 pub(crate) const PENDING_REQUESTS_MAX: usize = 1024;
@@ -72,9 +74,22 @@ pub(crate) struct Connection {
     /// The negotiated protocol version, which requests are sent at and
     /// responses read at; shared with the reader task.
     version: Arc<AtomicU16>,
+    link: Link,
+    pending_slots: Arc<Semaphore>,
+}
+
+/// How requests reach the broker.
+enum Link {
+    Socket(Socket),
+    /// The broker in this process (decision 0021).
+    Local(Arc<dyn LocalBroker>),
+}
+
+/// The TCP side of a connection: the writer task's queue and the waiters
+/// the reader task answers.
+struct Socket {
     writer: mpsc::Sender<Outbound>,
     pending: Arc<Mutex<PendingMap>>,
-    pending_slots: Arc<Semaphore>,
     next_request_id: AtomicU32,
     closed: CancellationToken,
 }
@@ -88,27 +103,48 @@ impl Connection {
         request_timeout: Duration,
     ) -> Result<Connection, ClientError> {
         let stream = connect_stream(address, connect_timeout).await?;
-        let mut connection = Connection::start(address, stream);
+        Connection::start(address, stream)
+            .handshake(client_id, request_timeout)
+            .await
+    }
+
+    /// A connection to the broker in this process, named `address`; says
+    /// Hello as a socket's would.
+    pub(crate) async fn open_local(
+        address: &str,
+        local: Arc<dyn LocalBroker>,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let connection = Connection {
+            address: address.to_string(),
+            hello: placeholder_hello(),
+            version: Arc::new(AtomicU16::new(PROTOCOL_VERSION_MIN)),
+            link: Link::Local(local),
+            pending_slots: Arc::new(Semaphore::new(PENDING_REQUESTS_MAX)),
+        };
+        connection.handshake(client_id, request_timeout).await
+    }
+
+    async fn handshake(
+        mut self,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Connection, ClientError> {
         let hello = Request::Hello(HelloRequest {
             version_min: PROTOCOL_VERSION_MIN,
             version_max: PROTOCOL_VERSION,
             client_id: client_id.to_string(),
         });
-        let response = connection.call(hello, request_timeout).await;
-        match response {
+        match self.call(hello, request_timeout).await {
             Ok(Response::Hello(hello)) => {
-                connection.version.store(hello.version, Ordering::Release);
-                connection.hello = hello;
-                Ok(connection)
+                self.version.store(hello.version, Ordering::Release);
+                self.hello = hello;
+                Ok(self)
             }
-            Ok(other) => {
-                connection.closed.cancel();
-                Err(ClientError::unexpected_response("Hello", &other))
-            }
-            Err(error) => {
-                connection.closed.cancel();
-                Err(error)
-            }
+            // Dropping the connection stops its tasks.
+            Ok(other) => Err(ClientError::unexpected_response("Hello", &other)),
+            Err(error) => Err(error),
         }
     }
 
@@ -136,11 +172,13 @@ impl Connection {
             address: address.to_string(),
             hello: placeholder_hello(),
             version,
-            writer,
-            pending,
+            link: Link::Socket(Socket {
+                writer,
+                pending,
+                next_request_id: AtomicU32::new(1),
+                closed,
+            }),
             pending_slots: Arc::new(Semaphore::new(PENDING_REQUESTS_MAX)),
-            next_request_id: AtomicU32::new(1),
-            closed,
         }
     }
 
@@ -159,7 +197,10 @@ impl Connection {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        match &self.link {
+            Link::Socket(socket) => socket.closed.is_cancelled(),
+            Link::Local(_) => false,
+        }
     }
 
     /// Sends `request` and waits up to `timeout` for its response. A
@@ -185,15 +226,27 @@ impl Connection {
     ) -> Result<PendingResponse, ClientError> {
         let api_version = self.version();
         check_version(&self.address, api_version, &request)?;
-        let timeout_ms = timeout.as_millis() as u64;
-        let fire_and_forget = matches!(&request, Request::Produce(p) if p.acks == Acks::None);
         let slot = self
             .pending_slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| ClientError::Closed)?;
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let socket = match &self.link {
+            Link::Socket(socket) => socket,
+            Link::Local(local) => {
+                let Some(answer) = local.submit(request).await else {
+                    return Err(crate::local::stopped(&self.address));
+                };
+                return Ok(Box::pin(async move {
+                    let _slot = slot;
+                    local_answer(answer, timeout).await
+                }));
+            }
+        };
+        let timeout_ms = timeout.as_millis() as u64;
+        let fire_and_forget = matches!(&request, Request::Produce(p) if p.acks == Acks::None);
+        let request_id = socket.next_request_id.fetch_add(1, Ordering::Relaxed);
         let frame = RequestFrame {
             request_id,
             api_version,
@@ -201,18 +254,18 @@ impl Connection {
         };
         let address = self.address.clone();
         if fire_and_forget {
-            let written = self.write(frame, true).await?;
+            let written = socket.write(&address, frame, true).await?;
             return Ok(Box::pin(async move {
                 let _slot = slot;
                 await_written(&address, written, timeout_ms).await
             }));
         }
-        let response = self.register(request_id)?;
-        if let Err(error) = self.write(frame, false).await {
-            self.pending.lock().senders.remove(&request_id);
+        let response = socket.register(&address, request_id)?;
+        if let Err(error) = socket.write(&address, frame, false).await {
+            socket.pending.lock().senders.remove(&request_id);
             return Err(error);
         }
-        let pending = self.pending.clone();
+        let pending = socket.pending.clone();
         Ok(Box::pin(async move {
             let _slot = slot;
             match tokio::time::timeout(timeout, response).await {
@@ -225,15 +278,18 @@ impl Connection {
             }
         }))
     }
+}
 
+impl Socket {
     fn register(
         &self,
+        address: &str,
         request_id: u32,
     ) -> Result<oneshot::Receiver<Result<Response, ClientError>>, ClientError> {
         let (sender, receiver) = oneshot::channel();
         let mut pending = self.pending.lock();
         if pending.closed {
-            return Err(self.lost());
+            return Err(connection_lost(address));
         }
         let previous = pending.senders.insert(request_id, sender);
         assert!(
@@ -245,6 +301,7 @@ impl Connection {
 
     async fn write(
         &self,
+        address: &str,
         frame: RequestFrame,
         notify: bool,
     ) -> Result<Option<oneshot::Receiver<()>>, ClientError> {
@@ -258,19 +315,30 @@ impl Connection {
         self.writer
             .send(Outbound { frame, written })
             .await
-            .map_err(|_| self.lost())?;
+            .map_err(|_| connection_lost(address))?;
         Ok(receiver)
-    }
-
-    fn lost(&self) -> ClientError {
-        connection_lost(&self.address)
     }
 }
 
-impl Drop for Connection {
+impl Drop for Socket {
     fn drop(&mut self) {
         // Stops the reader; the writer stops when its queue sender drops.
         self.closed.cancel();
+    }
+}
+
+/// The answer of a local broker, as a socket's waiter would see it.
+async fn local_answer(answer: LocalAnswer, timeout: Duration) -> Result<Response, ClientError> {
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Some(Ok(response))) => Ok(response),
+        Ok(Some(Err(error))) => Err(ClientError::Api(error)),
+        // A produce with `Acks::None`: resolved once applied.
+        Ok(None) => Ok(Response::Produce(ProduceResponse {
+            partitions: Vec::new(),
+        })),
+        Err(_) => Err(ClientError::Timeout {
+            timeout_ms: timeout.as_millis() as u64,
+        }),
     }
 }
 

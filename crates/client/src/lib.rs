@@ -5,7 +5,8 @@
 //! a manual assignment and commits offsets; [`Admin`] manages topics,
 //! inspects groups and moves replicas.
 //!
-//! Module map: `connection` (one multiplexed TCP connection), `metadata`
+//! Module map: `connection` (one multiplexed TCP connection, or a direct
+//! one to a broker in this process: `local`), `metadata`
 //! (the topic/leader cache), `cluster` ([`Client`]: pool + routing),
 //! `admin`, `controller` (admin requests to the metadata leader, following
 //! `NOT_LEADER`), `producer/` (accumulator, sender task, delivery futures),
@@ -21,6 +22,7 @@ mod consumer;
 mod controller;
 mod error;
 pub mod live;
+pub mod local;
 mod metadata;
 mod producer;
 mod read;

@@ -79,6 +79,13 @@ impl MetadataCache {
         }
     }
 
+    /// The node known by `address`, if any.
+    pub(crate) fn node_of(&self, address: &str) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find_map(|(node_id, known)| (known == address).then_some(*node_id))
+    }
+
     /// Every known broker address (for falling back when one is down).
     pub(crate) fn addresses(&self) -> Vec<String> {
         self.nodes.values().cloned().collect()

@@ -56,7 +56,7 @@ impl Ingest {
         partitions: u32,
         config: TopicConfig,
     ) -> Result<(), ClientError> {
-        if self.known.lock().expect("never poisoned").contains(topic) {
+        if self.is_known(topic) {
             return Ok(());
         }
         if self.client.partition_count(topic).await?.is_none() {
@@ -83,7 +83,14 @@ impl Ingest {
     /// Sends a record (its topic ensured); the future resolves once a
     /// quorum has it. Waits while the producer's buffer is full.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
-        self.ensure_topic(&record.topic).await?;
+        if !self.is_known(&record.topic) {
+            // Boxed: creating a topic is a large future, and rare.
+            Box::pin(self.ensure_topic(&record.topic)).await?;
+        }
         self.producer.send(record).await
+    }
+
+    fn is_known(&self, topic: &str) -> bool {
+        self.known.lock().expect("never poisoned").contains(topic)
     }
 }

@@ -134,17 +134,19 @@ impl TopicMap {
     }
 
     fn default_topic(&self, first_level: &str) -> String {
-        let mut topic = self.prefix.clone();
-        let room = STREAM_TOPIC_CHARS_MAX.saturating_sub(topic.len());
-        let level: String = first_level
-            .chars()
-            .map(|c| match c {
+        let room = STREAM_TOPIC_CHARS_MAX.saturating_sub(self.prefix.len());
+        let mut topic =
+            String::with_capacity(self.prefix.len() + first_level.len().min(room).max(1));
+        topic.push_str(&self.prefix);
+        for c in first_level.chars().take(room) {
+            topic.push(match c {
                 'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
                 _ => '_',
-            })
-            .take(room)
-            .collect();
-        topic.push_str(if level.is_empty() { "_" } else { &level });
+            });
+        }
+        if topic.len() == self.prefix.len() {
+            topic.push('_');
+        }
         topic
     }
 }

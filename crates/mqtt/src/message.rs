@@ -33,7 +33,7 @@ const ESCAPED_USER_PREFIX: &str = "$mqtt.user.";
 /// in `stream_topic`, published by `client_id` at `now_ms`.
 pub fn to_record(
     publish: &Publish,
-    stream_topic: &str,
+    stream_topic: String,
     client_id: &str,
     now_ms: i64,
 ) -> ProducerRecord {
@@ -73,7 +73,7 @@ pub fn to_record(
         headers.push((name, value.clone().into_bytes()));
     }
     ProducerRecord {
-        topic: stream_topic.to_owned(),
+        topic: stream_topic,
         partition: None,
         key: Some(publish.topic.clone().into_bytes()),
         value: publish.payload.clone(),
@@ -233,7 +233,7 @@ mod tests {
             ],
             ..PublishProperties::default()
         };
-        let record = to_record(&message, "mqtt.city", "sensor-7", 1_000_000);
+        let record = to_record(&message, "mqtt.city".to_owned(), "sensor-7", 1_000_000);
         assert_eq!(record.key.as_deref(), Some(&b"city/n/air/7"[..]));
         let record = consumed(record);
         let stored = stored(&record).unwrap();

@@ -112,7 +112,7 @@ async fn fire(node: &Node, client_id: &str, generation: &Generation) -> Result<b
 pub(crate) async fn send(node: &Node, client_id: &str, will: Will) {
     let publish = as_publish(will);
     let stream_topic = node.config.map.stream_topic(&publish.topic);
-    let record = message::to_record(&publish, &stream_topic, client_id, now_ms());
+    let record = message::to_record(&publish, stream_topic, client_id, now_ms());
     match write(node, record, publish.retain).await {
         Ok(()) => tracing::debug!(%client_id, "MQTT will published"),
         Err(error) => tracing::warn!(%client_id, %error, "MQTT will not published"),

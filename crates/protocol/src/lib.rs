@@ -12,6 +12,7 @@ mod body;
 mod envelope;
 mod error;
 mod frame;
+pub mod local;
 mod messages;
 mod wire;
 

@@ -299,13 +299,17 @@ impl Reader {
 
 /// Whether a request may wait (for data or for a rebalance) and so must not
 /// hold up the connection's reader.
-fn waits(request: &Request) -> bool {
+pub(crate) fn waits(request: &Request) -> bool {
     matches!(request, Request::Fetch(_) | Request::JoinGroup(_))
 }
 
 /// Dispatches one request; a panicking handler (a bug) costs the client an
 /// `INTERNAL` answer, not the connection or the server.
-async fn serve_request(shared: &Shared, stop: &CancellationToken, request: Request) -> Outcome {
+pub(crate) async fn serve_request(
+    shared: &Shared,
+    stop: &CancellationToken,
+    request: Request,
+) -> Outcome {
     let api = request.api_key();
     let started = std::time::Instant::now();
     let outcome = dispatch_guarded(shared, stop, request).await;

@@ -9,6 +9,7 @@
 //! `dispatch` (the one `Request` -> handler match), `handlers/` (one file per
 //! resource), `errors` (the one `BrokerError` -> wire error mapping),
 //! `writer` (response queue to socket), `timers` (tick and interval fsync),
+//! `local` (the same dispatch for clients in this process, no socket),
 //! `clock` (wall time for the domain), `identity` (`node.json`: which node
 //! of which cluster a data dir belongs to), `cluster` (cluster mode: load
 //! into gossip, discovery, gossip shutdown), `load` (byte rates).
@@ -25,6 +26,7 @@ mod errors;
 mod handlers;
 pub mod identity;
 mod load;
+mod local;
 mod metrics;
 mod node;
 mod server;
@@ -82,6 +84,7 @@ pub enum ServerError {
 pub use citystream_raft::Timing;
 pub use cluster::LOAD_PUBLISH_MS;
 pub use identity::{IdentityError, NodeIdentity};
+pub use local::Local;
 pub use node::ClusterConfig;
 
 /// What a server runs besides its listener; the default is a standalone
@@ -98,6 +101,9 @@ pub struct ServeOptions {
     /// partition a Raft group over its replicas. Peer (Raft) connections
     /// share the native listener.
     pub cluster: Option<ClusterConfig>,
+    /// Served once the server serves: the door for this process's own
+    /// clients (decision 0021).
+    pub local: Option<Local>,
 }
 
 /// Serves a standalone broker: [`serve_with`] and no membership.

@@ -99,6 +99,9 @@ pub(crate) async fn run(
         cluster_mode = cluster.is_some(),
         "accepting connections"
     );
+    if let Some(local) = &options.local {
+        local.serve(&shared, shutdown.child_token());
+    }
     accept_loop(&listener, &shared, &shutdown).await;
     drop(listener);
     drain(&shared.tasks).await;

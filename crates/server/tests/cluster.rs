@@ -126,6 +126,7 @@ async fn start_node(node_id: u32, seeds: Vec<SocketAddr>) -> (TestServer, String
         membership: Some(membership),
         discovery: None,
         cluster: None,
+        local: None,
     };
     let server = TestServer::start_with_options(broker, server_config, options).await;
     (server, native, gossip)

@@ -342,7 +342,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     if let Some(((_, address), _)) = &mqtt {
         listeners.push(("mqtt", advertise(*address, &advertised_address)));
     }
-    let options = cluster::start(
+    let mut options = cluster::start(
         &settings.cluster,
         &identity,
         bound,
@@ -389,7 +389,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         compat_city: compat_city.map(|(listener, _)| listener),
         mqtt: mqtt.map(|((listener, _), config)| (listener, config)),
     };
-    let services_task = http::spawn(bound, services, shutdown.clone());
+    let local = citystream_server::Local::new();
+    options.local = Some(local.clone());
+    let services_task = http::spawn(bound, services, local, shutdown.clone());
     citystream_server::serve_with(listener, Arc::new(broker), server_config, options, shutdown)
         .await
         .context("the server failed")?;

@@ -40,12 +40,14 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        // The rare paths' futures are boxed: this one is made for every
+        // publish, and its size is that of its largest await.
         if let Err(reason) = self.resolve_alias(&mut publish) {
-            self.disconnect(framed, reason).await;
+            Box::pin(self.disconnect(framed, reason)).await;
             return Err(End::WithWill);
         }
         let stream_topic = self.node.config.map.stream_topic(&publish.topic);
-        let mut record = message::to_record(&publish, &stream_topic, &self.client_id, now_ms());
+        let mut record = message::to_record(&publish, stream_topic, &self.client_id, now_ms());
         let Some(id) = publish.packet_id else {
             let retained = match publish.retain {
                 // Boxed: the retained store's first use makes this future
@@ -62,13 +64,12 @@ impl Connection {
             return Ok(());
         };
         if self.unanswered >= usize::from(self.node.config.receive_maximum) {
-            self.disconnect(framed, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
-                .await;
+            Box::pin(self.disconnect(framed, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)).await;
             return Err(End::WithWill);
         }
         self.unanswered += 1;
         if publish.qos == QoS::ExactlyOnce {
-            match self.qos2_intent(&publish, &stream_topic).await {
+            match Box::pin(self.qos2_intent(&publish, &record.topic)).await {
                 Ok(Intent::Written) => {
                     let rec = Packet::PubRec(ack_of(id, ReasonCode::SUCCESS));
                     self.acks.push_back(Box::pin(async move { Some(rec) }));

@@ -375,7 +375,9 @@ impl Connection {
                 Some(answer) = self.acks.next(), if !self.acks.is_empty() => Box::pin(self.answer(framed, answer)).await,
                 // What the client sent before a takeover still counts (its
                 // acknowledgements, a DISCONNECT): packets come first.
-                packet = framed.next() => Box::pin(self.received(framed, packet)).await,
+                // Not boxed: made for every packet, and small (`handle`
+                // boxes the rare packets' work).
+                packet = framed.next() => self.received(framed, packet).await,
                 _ = &mut taken => {
                     Box::pin(self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER)).await;
                     Err(End::WithWill)
@@ -426,7 +428,7 @@ impl Connection {
             None => Err(End::WithWill),
             Some(Err(error)) => {
                 tracing::debug!(client_id = %self.client_id, %error, "MQTT packet refused; closing");
-                self.disconnect(framed, error.reason_code()).await;
+                Box::pin(self.disconnect(framed, error.reason_code())).await;
                 Err(End::WithWill)
             }
             Some(Ok(packet)) => self.handle(framed, packet).await,
@@ -443,14 +445,16 @@ impl Connection {
                 self.dirty |= self.outbound.acked(ack.packet_id.get());
                 Ok(())
             }
-            Packet::PubRec(ack) => self.publish_received(framed, ack).await,
+            Packet::PubRec(ack) => Box::pin(self.publish_received(framed, ack)).await,
             Packet::PubComp(ack) => {
                 self.dirty |= self.outbound.completed(ack.packet_id.get());
                 Ok(())
             }
-            Packet::PubRel(ack) => self.release(framed, ack).await,
-            Packet::Subscribe(subscribe) => self.subscribe(framed, subscribe).await,
-            Packet::Unsubscribe(unsubscribe) => self.unsubscribe(framed, unsubscribe).await,
+            Packet::PubRel(ack) => Box::pin(self.release(framed, ack)).await,
+            Packet::Subscribe(subscribe) => Box::pin(self.subscribe(framed, subscribe)).await,
+            Packet::Unsubscribe(unsubscribe) => {
+                Box::pin(self.unsubscribe(framed, unsubscribe)).await
+            }
             Packet::PingReq => self.feed(framed, Packet::PingResp).await,
             Packet::Disconnect(disconnect) => {
                 // A v5 client may change the session's expiry on the way
@@ -468,13 +472,13 @@ impl Connection {
             // A second CONNECT is a protocol error [MQTT-3.1.0-2]; AUTH is
             // not offered (no authentication method was agreed).
             Packet::Connect(_) | Packet::Auth(_) => {
-                self.disconnect(framed, ReasonCode::PROTOCOL_ERROR).await;
+                Box::pin(self.disconnect(framed, ReasonCode::PROTOCOL_ERROR)).await;
                 Err(End::WithWill)
             }
             // Server-to-client packets are refused by the decoder.
             other => {
                 tracing::debug!(client_id = %self.client_id, packet = ?other, "unexpected MQTT packet");
-                self.disconnect(framed, ReasonCode::PROTOCOL_ERROR).await;
+                Box::pin(self.disconnect(framed, ReasonCode::PROTOCOL_ERROR)).await;
                 Err(End::WithWill)
             }
         }

@@ -173,6 +173,7 @@ pub async fn start(
         membership: Some(membership),
         discovery,
         cluster,
+        local: None,
     })
 }
 

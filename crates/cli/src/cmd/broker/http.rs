@@ -4,7 +4,9 @@
 //! every node runs.
 //! Each listener is bound before the ready line, so a taken port fails the
 //! start, and serves once the node's own native client is connected (they
-//! are transports over that client, decision 0011).
+//! are transports over that client, decision 0011). That client calls the
+//! node's server in this process directly, with no socket (decision 0021),
+//! and other nodes over TCP.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,9 +19,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// How long the HTTP listener waits for its node's native listener.
+/// How long the listeners wait for their node to serve.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
-const CONNECT_RETRY: Duration = Duration::from_millis(100);
 
 /// The validated HTTP flags.
 #[derive(Debug, Clone)]
@@ -51,18 +52,19 @@ pub struct Services {
     pub mqtt: Option<(TcpListener, citystream_mqtt::MqttConfig)>,
 }
 
-/// Connects one client to the native listener at `native` (an unspecified
-/// IP is dialled on loopback), then, until `shutdown`: runs this node's
+/// Connects one client to this node (`local`, named by its native listener
+/// `native`; an unspecified IP is named on loopback), then, until `shutdown`: runs this node's
 /// webhook deliverer (on every node, whether or not it serves HTTP: the
 /// node that leads the registry delivers) and serves each listener of
 /// `services`. Failures are logged.
 pub fn spawn(
     native: SocketAddr,
     services: Services,
+    local: citystream_server::Local,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = match connect(native, &shutdown).await {
+        let client = match connect(native, local, &shutdown).await {
             Ok(client) => client,
             Err(error) => {
                 tracing::error!(%error, "no native client for the node's HTTP services; not serving them");
@@ -139,21 +141,24 @@ fn websocket_service(
     })
 }
 
-async fn connect(native: SocketAddr, shutdown: &CancellationToken) -> anyhow::Result<Client> {
+async fn connect(
+    native: SocketAddr,
+    local: citystream_server::Local,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Client> {
     let mut address = native;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    tokio::select! {
+        () = local.ready() => {}
+        () = shutdown.cancelled() => anyhow::bail!("stopped before the node served"),
+        () = tokio::time::sleep(CONNECT_PATIENCE) => anyhow::bail!("the node did not serve within {CONNECT_PATIENCE:?}"),
+    };
     let mut config = ClientConfig::new(address.to_string());
     config.client_id = "citystream-http".to_owned();
-    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
-    loop {
-        match Client::connect(config.clone()).await {
-            Ok(client) => return Ok(client),
-            Err(error) if tokio::time::Instant::now() >= deadline || shutdown.is_cancelled() => {
-                return Err(error).context(format!("cannot reach the native listener {address}"));
-            }
-            Err(_) => tokio::time::sleep(CONNECT_RETRY).await,
-        }
-    }
+    config.local = Some(std::sync::Arc::new(local));
+    Client::connect(config)
+        .await
+        .with_context(|| format!("cannot reach this node ({address})"))
 }
