@@ -4,6 +4,11 @@
 //! The window is the lower of the client's Receive Maximum and our
 //! `inflight_max` [MQTT-3.3.4-9]: while it is full nothing more at QoS > 0
 //! is sent, and delivery waits (the log holds what waits).
+//!
+//! A message in flight is known by its record's position, except a
+//! retained message, whose record compaction may remove once its name has
+//! a newer one: its content is kept too (in session snapshots as well), up
+//! to [`KEPT_BYTES_MAX`] for the whole window.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
@@ -12,7 +17,13 @@ use citystream_mqtt_codec::{Publish, QoS};
 
 use std::sync::Arc;
 
-use crate::session::{Position, StoredInflight};
+use crate::session::{KeptRecord, Position, StoredInflight};
+
+/// Most bytes of retained messages' content kept for the messages in
+/// flight: a session record must stay well under the broker's record size
+/// limit (1 MiB). Beyond it a retained message is known by its position
+/// only, and is not sent again if compaction removed its record.
+pub const KEPT_BYTES_MAX: usize = 256 * 1024;
 use crate::shared::Ticket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +40,8 @@ struct Inflight {
     stage: Stage,
     /// The message's record (kept in session snapshots).
     at: Position,
+    /// A retained message's content.
+    kept: Option<KeptRecord>,
     /// The shared-subscription batch it belongs to, told when it ends.
     ticket: Option<Arc<Ticket>>,
 }
@@ -38,6 +51,8 @@ pub struct Outbound {
     inflight: BTreeMap<u16, Inflight>,
     next_id: u16,
     window: usize,
+    /// Bytes of the `kept` contents in flight.
+    kept_bytes: usize,
 }
 
 impl Outbound {
@@ -46,6 +61,7 @@ impl Outbound {
             inflight: BTreeMap::new(),
             next_id: 1,
             window: window.max(1),
+            kept_bytes: 0,
         }
     }
 
@@ -54,9 +70,15 @@ impl Outbound {
         self.inflight.len() < self.window
     }
 
-    /// Gives `publish` (QoS 1 or 2), the record at `at`, a free packet id
-    /// and tracks it.
-    pub fn start(&mut self, publish: &mut Publish, at: Position, ticket: Option<Arc<Ticket>>) {
+    /// Gives `publish` (QoS 1 or 2), the record at `at` (for a retained
+    /// message, `kept` is its content), a free packet id and tracks it.
+    pub fn start(
+        &mut self,
+        publish: &mut Publish,
+        at: Position,
+        kept: Option<KeptRecord>,
+        ticket: Option<Arc<Ticket>>,
+    ) {
         assert!(publish.qos != QoS::AtMostOnce, "QoS 0 is not tracked");
         assert!(self.has_room(), "the window is full");
         let id = loop {
@@ -67,16 +89,25 @@ impl Outbound {
             }
         };
         let stage = Stage::Sent;
+        let kept = self.keep(kept);
         self.inflight.insert(
             id,
             Inflight {
                 qos: publish.qos,
                 stage,
                 at,
+                kept,
                 ticket,
             },
         );
         publish.packet_id = NonZeroU16::new(id);
+    }
+
+    /// `kept`, if the window's kept contents have room for it.
+    fn keep(&mut self, kept: Option<KeptRecord>) -> Option<KeptRecord> {
+        let kept = kept.filter(|k| self.kept_bytes + k.size_bytes() <= KEPT_BYTES_MAX)?;
+        self.kept_bytes += kept.size_bytes();
+        Some(kept)
     }
 
     /// Tracks a message of a resumed session under its original id.
@@ -88,11 +119,13 @@ impl Outbound {
             Stage::Sent
         };
         let at = stored.at.clone();
+        let kept = self.keep(stored.kept.clone());
         let ticket = None;
         let inflight = Inflight {
             qos,
             stage,
             at,
+            kept,
             ticket,
         };
         self.inflight.insert(stored.packet_id, inflight);
@@ -107,6 +140,7 @@ impl Outbound {
                 qos: inflight.qos as u8,
                 released: inflight.stage == Stage::Released,
                 at: inflight.at.clone(),
+                kept: inflight.kept.clone(),
             })
             .collect()
     }
@@ -161,8 +195,13 @@ impl Outbound {
     }
 
     fn end(&mut self, id: u16) {
-        let ended = self.inflight.remove(&id);
-        if let Some(ticket) = ended.and_then(|inflight| inflight.ticket) {
+        let Some(ended) = self.inflight.remove(&id) else {
+            return;
+        };
+        if let Some(kept) = &ended.kept {
+            self.kept_bytes -= kept.size_bytes();
+        }
+        if let Some(ticket) = ended.ticket {
             ticket.complete();
         }
     }
@@ -200,8 +239,8 @@ mod tests {
     fn the_window_bounds_what_is_in_flight() {
         let mut outbound = Outbound::new(2);
         let (mut a, mut b) = (publish(QoS::AtLeastOnce), publish(QoS::ExactlyOnce));
-        outbound.start(&mut a, at(1), None);
-        outbound.start(&mut b, at(2), None);
+        outbound.start(&mut a, at(1), None, None);
+        outbound.start(&mut b, at(2), None, None);
         assert!(!outbound.has_room());
         assert_ne!(a.packet_id, b.packet_id);
         let (a_id, b_id) = (a.packet_id.unwrap().get(), b.packet_id.unwrap().get());
@@ -227,16 +266,55 @@ mod tests {
         assert_eq!(outbound.len(), 0);
     }
 
+    fn kept(bytes: usize) -> KeptRecord {
+        KeptRecord {
+            key: "t".to_owned(),
+            value: "v".repeat(bytes),
+            headers: Vec::new(),
+            timestamp_ms: 0,
+        }
+    }
+
+    /// Retained contents are kept up to `KEPT_BYTES_MAX` for the whole
+    /// window, stored with the snapshot, and their room comes back when
+    /// they end.
+    #[test]
+    fn kept_contents_are_bounded_and_freed() {
+        let half = KEPT_BYTES_MAX / 2 - 1; // plus its one-byte key: half the bound
+        let mut outbound = Outbound::new(10);
+        let mut ids = Vec::new();
+        for offset in 0..3 {
+            let mut message = publish(QoS::AtLeastOnce);
+            outbound.start(&mut message, at(offset), Some(kept(half)), None);
+            ids.push(message.packet_id.unwrap().get());
+        }
+        let stored = outbound.stored();
+        let with_content: Vec<bool> = stored.iter().map(|s| s.kept.is_some()).collect();
+        assert_eq!(with_content, [true, true, false], "the third is over the bound");
+        assert_eq!(stored[0].kept, Some(kept(half)));
+
+        assert!(outbound.acked(ids[0]));
+        let mut message = publish(QoS::AtLeastOnce);
+        outbound.start(&mut message, at(3), Some(kept(half)), None);
+        assert!(outbound.stored().last().unwrap().kept.is_some(), "room came back");
+
+        let mut resumed = Outbound::new(10);
+        for stored in &outbound.stored() {
+            resumed.restore(stored);
+        }
+        assert_eq!(resumed.stored(), outbound.stored());
+    }
+
     /// Packet ids wrap from 65535 to 1, skipping ids still in flight.
     #[test]
     fn ids_wrap_and_skip_those_in_use() {
         let mut outbound = Outbound::new(10);
         let mut first = publish(QoS::AtLeastOnce);
-        outbound.start(&mut first, at(1), None);
+        outbound.start(&mut first, at(1), None, None);
         outbound.next_id = u16::MAX;
         let (mut x, mut y) = (publish(QoS::AtLeastOnce), publish(QoS::AtLeastOnce));
-        outbound.start(&mut x, at(2), None);
-        outbound.start(&mut y, at(3), None);
+        outbound.start(&mut x, at(2), None, None);
+        outbound.start(&mut y, at(3), None, None);
         assert_eq!(x.packet_id.unwrap().get(), u16::MAX);
         assert_eq!(y.packet_id.unwrap().get(), 2, "1 is still in flight");
     }

@@ -32,6 +32,9 @@
 
 use std::collections::HashMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
 use citystream_client::ConsumerRecord;
 use citystream_client::tail::Fold;
 use serde::{Deserialize, Serialize};
@@ -75,6 +78,70 @@ pub struct StoredInflight {
     #[serde(default)]
     pub released: bool,
     pub at: Position,
+    /// A retained message's content: its record in the compacted retained
+    /// topic may be gone (a newer message of its name, compacted) when
+    /// the message is sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<KeptRecord>,
+}
+
+/// A record's content, kept with a message in flight. Bytes are base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptRecord {
+    pub key: String,
+    pub value: String,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    pub timestamp_ms: i64,
+}
+
+impl KeptRecord {
+    /// The content of `record`, if its key is text (every MQTT message's is).
+    pub fn of(record: &ConsumerRecord) -> Option<KeptRecord> {
+        let key = std::str::from_utf8(record.key.as_deref()?).ok()?;
+        Some(KeptRecord {
+            key: key.to_owned(),
+            value: BASE64.encode(&record.value),
+            headers: record
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), BASE64.encode(value)))
+                .collect(),
+            timestamp_ms: record.timestamp_ms,
+        })
+    }
+
+    /// The record again, as it was at `at`; `None` if the stored bytes do
+    /// not decode.
+    pub fn record(&self, at: &Position) -> Option<ConsumerRecord> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| Some((name.clone(), Bytes::from(BASE64.decode(value).ok()?))))
+            .collect::<Option<Vec<_>>>()?;
+        Some(ConsumerRecord {
+            topic: at.topic.clone(),
+            partition: at.partition,
+            offset: at.offset,
+            timestamp_ms: self.timestamp_ms,
+            hlc: 0,
+            key: Some(Bytes::from(self.key.clone())),
+            value: Bytes::from(BASE64.decode(&self.value).ok()?),
+            headers,
+            tombstone: false,
+        })
+    }
+
+    /// About how many bytes it adds to a session record.
+    pub fn size_bytes(&self) -> usize {
+        self.key.len()
+            + self.value.len()
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+    }
 }
 
 /// A QoS 2 message received from the client and not yet released: its
@@ -684,5 +751,33 @@ mod tests {
         let minimal = r#"{"generation":{"counter":1,"owner":"x"},"connected":false,"expiry_secs":5,"updated_ms":9}"#;
         let parsed: SessionRecord = serde_json::from_str(minimal).unwrap();
         assert!(parsed.subscriptions.is_empty() && parsed.inflight.is_empty());
+    }
+
+    /// A kept record comes back as it was, bytes and headers included.
+    #[test]
+    fn a_kept_record_round_trips() {
+        let record = ConsumerRecord {
+            topic: "citystream.mqtt-retained".to_owned(),
+            partition: 2,
+            offset: 7,
+            timestamp_ms: 1_000,
+            hlc: 0,
+            key: Some(Bytes::from_static(b"city/x/status")),
+            value: Bytes::from_static(&[0, 159, 255]),
+            headers: vec![("$mqtt.qos".to_owned(), Bytes::from_static(b"1"))],
+            tombstone: false,
+        };
+        let kept = KeptRecord::of(&record).unwrap();
+        let json = serde_json::to_vec(&kept).unwrap();
+        let back: KeptRecord = serde_json::from_slice(&json).unwrap();
+        let at = Position {
+            topic: record.topic.clone(),
+            partition: 2,
+            offset: 7,
+        };
+        assert_eq!(back.record(&at), Some(record));
+        let mut bad = back;
+        bad.value = "not base64!".to_owned();
+        assert_eq!(bad.record(&at), None);
     }
 }

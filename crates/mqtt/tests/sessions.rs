@@ -254,3 +254,75 @@ async fn the_sessions_topic_keeps_only_live_generations() {
     })
     .await;
 }
+
+/// A retained message in flight to a persistent session is sent again on
+/// resume, with RETAIN, DUP and its packet id, even after its name got a
+/// newer retained message and compaction removed the old one's record.
+#[tokio::test]
+async fn an_unacknowledged_retained_message_survives_its_compaction() {
+    bounded(async {
+        let mut settings = citystream_testkit::BrokerConfig::default();
+        settings.log.segment_bytes_max = 1024;
+        settings.retention_check_interval_ms = 20;
+        settings.compaction_lag_floor_ms = 0;
+        settings.compaction_dirty_ratio_min_percent = 1;
+        let broker = MqttBroker::start_on(settings, Default::default()).await;
+        let mut sensor = broker.connect(Version::V5, "sensor").await;
+        let mut retained = |id: u16, payload: &'static str| {
+            let mut message = publish("city/x/status", QoS::AtLeastOnce, id, payload);
+            message.retain = true;
+            Packet::Publish(message)
+        };
+        sensor.send(retained(1, "first")).await;
+        assert!(matches!(sensor.recv().await, Packet::PubAck(_)));
+
+        let (mut client, _) = persistent(&broker.address, Version::V5, "late", true).await;
+        client
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("city/x/#", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        assert!(matches!(client.recv().await, Packet::SubAck(_)));
+        let first = client.recv_publish().await;
+        assert_eq!((first.retain, &first.payload[..]), (true, &b"first"[..]));
+        // Let a snapshot take the in-flight message, then go without
+        // acknowledging it.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        drop(client);
+
+        // Newer retained messages of the name, until compaction removed
+        // the record of the first.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut id = 2;
+        loop {
+            sensor
+                .send(retained(
+                    id,
+                    "a newer value, long enough to fill segments quickly",
+                ))
+                .await;
+            assert!(matches!(sensor.recv().await, Packet::PubAck(_)));
+            id += 1;
+            let records = read_topic(&broker.client, "citystream.mqtt-retained").await;
+            if records.iter().all(|r| &r.value[..] != b"first") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "compaction never removed the first value"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let (mut client, present) = persistent(&broker.address, Version::V5, "late", false).await;
+        assert!(present);
+        let again = client.recv_publish().await;
+        assert_eq!(
+            (again.dup, again.retain, again.packet_id, &again.payload[..]),
+            (true, true, first.packet_id, &b"first"[..])
+        );
+    })
+    .await;
+}

@@ -9,10 +9,13 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use citystream_broker::{Broker, BrokerConfig};
+use citystream_broker::Broker;
 use citystream_client::{Client, ClientConfig, ConsumerRecord};
 use citystream_server::{ServerConfig, serve};
 use tokio_util::sync::CancellationToken;
+
+/// The broker settings [`TestBroker::start_with`] takes.
+pub use citystream_broker::BrokerConfig;
 
 /// The longest a test body may run before [`bounded`] fails it.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(120);

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Connection, End, Io, Pending, SharedMember, now_ms};
 use crate::Rendered;
 use crate::message::{self, Stored};
-use crate::session::Position;
+use crate::session::{KeptRecord, Position};
 use crate::shared::{self, SharedBatch};
 use crate::subscriptions::{Subscription, Subscriptions};
 
@@ -121,9 +121,14 @@ impl Connection {
                 }
                 Version::V3_1_1 => publish.properties = PublishProperties::default(),
             }
+            let kept = match publish.qos {
+                QoS::AtMostOnce => None,
+                _ => KeptRecord::of(&record),
+            };
             self.pending.push_back(Pending {
                 publish,
                 at: position_of(&record),
+                kept,
                 ticket: None,
             });
         }
@@ -317,6 +322,7 @@ impl Connection {
             self.pending.push_back(Pending {
                 publish,
                 at,
+                kept: None,
                 ticket: None,
             });
         }
@@ -337,6 +343,7 @@ impl Connection {
                     self.pending.push_back(Pending {
                         publish,
                         at,
+                        kept: None,
                         ticket,
                     });
                 }
@@ -385,6 +392,7 @@ impl Connection {
             let Pending {
                 mut publish,
                 at,
+                kept,
                 ticket,
             } = self.pending.pop_front().expect("just seen");
             if self.too_large(&publish) {
@@ -400,7 +408,7 @@ impl Connection {
                 }
             } else {
                 qos2 |= publish.qos == QoS::ExactlyOnce;
-                self.outbound.start(&mut publish, at, ticket);
+                self.outbound.start(&mut publish, at, kept, ticket);
             }
             batch.push(publish);
         }

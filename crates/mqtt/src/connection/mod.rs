@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Node;
 use crate::connect::{self, Accepted};
 use crate::outbound::Outbound;
-use crate::session::{Generation, Position, StoredInbound};
+use crate::session::{Generation, KeptRecord, Position, StoredInbound};
 use crate::shared::{SharedBatch, Ticket};
 use crate::subscriptions::{Subscription, Subscriptions};
 
@@ -52,6 +52,8 @@ struct Pending {
     publish: Publish,
     /// Its record.
     at: Position,
+    /// A retained message's content (`crate::outbound`).
+    kept: Option<KeptRecord>,
     /// The shared-subscription batch it belongs to.
     ticket: Option<Arc<Ticket>>,
 }

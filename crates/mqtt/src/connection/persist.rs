@@ -211,14 +211,18 @@ impl Connection {
                 .await;
         }
         let at = &inflight.at;
-        let read = self
-            .node
-            .client
-            .read_partition(&at.topic, at.partition, at.offset, 64 * 1024, 0)
-            .await;
-        let record = read
-            .ok()
-            .and_then(|read| read.records.into_iter().find(|r| r.offset == at.offset));
+        let record = match &inflight.kept {
+            Some(kept) => kept.record(at),
+            None => {
+                let read = self
+                    .node
+                    .client
+                    .read_partition(&at.topic, at.partition, at.offset, 64 * 1024, 0)
+                    .await;
+                read.ok()
+                    .and_then(|read| read.records.into_iter().find(|r| r.offset == at.offset))
+            }
+        };
         let publish = record.and_then(|record| self.delivery(&record, now_ms()));
         let Some(mut publish) = publish else {
             // Gone (retention) or no longer matched: it ends here.
@@ -226,6 +230,8 @@ impl Connection {
             self.outbound.completed(inflight.packet_id);
             return Ok(());
         };
+        // Sent as a retained message the first time [MQTT-3.3.1-8].
+        publish.retain |= inflight.kept.is_some();
         publish.dup = true;
         publish.qos = QoS::from_u8(inflight.qos).unwrap_or(QoS::AtLeastOnce);
         publish.packet_id = Some(packet_id);

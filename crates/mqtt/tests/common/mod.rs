@@ -15,7 +15,7 @@ use citystream_mqtt_codec::{
     Publish, PublishProperties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
     SubscriptionOptions, Version,
 };
-use citystream_testkit::TestBroker;
+use citystream_testkit::{BrokerConfig, TestBroker};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
@@ -44,7 +44,12 @@ impl MqttBroker {
     }
 
     pub async fn start_with(config: MqttConfig) -> MqttBroker {
-        let broker = TestBroker::start().await;
+        MqttBroker::start_on(BrokerConfig::default(), config).await
+    }
+
+    /// An MQTT server over a broker with `broker` settings.
+    pub async fn start_on(broker: BrokerConfig, config: MqttConfig) -> MqttBroker {
+        let broker = TestBroker::start_with(broker).await;
         let client = broker.client().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind MQTT");
         let address = listener.local_addr().expect("bound").to_string();
