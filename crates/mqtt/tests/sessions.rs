@@ -268,7 +268,7 @@ async fn an_unacknowledged_retained_message_survives_its_compaction() {
         settings.compaction_dirty_ratio_min_percent = 1;
         let broker = MqttBroker::start_on(settings, Default::default()).await;
         let mut sensor = broker.connect(Version::V5, "sensor").await;
-        let mut retained = |id: u16, payload: &'static str| {
+        let retained = |id: u16, payload: &'static str| {
             let mut message = publish("city/x/status", QoS::AtLeastOnce, id, payload);
             message.retain = true;
             Packet::Publish(message)
