@@ -290,13 +290,20 @@ mod tests {
         }
         let stored = outbound.stored();
         let with_content: Vec<bool> = stored.iter().map(|s| s.kept.is_some()).collect();
-        assert_eq!(with_content, [true, true, false], "the third is over the bound");
+        assert_eq!(
+            with_content,
+            [true, true, false],
+            "the third is over the bound"
+        );
         assert_eq!(stored[0].kept, Some(kept(half)));
 
         assert!(outbound.acked(ids[0]));
         let mut message = publish(QoS::AtLeastOnce);
         outbound.start(&mut message, at(3), Some(kept(half)), None);
-        assert!(outbound.stored().last().unwrap().kept.is_some(), "room came back");
+        assert!(
+            outbound.stored().last().unwrap().kept.is_some(),
+            "room came back"
+        );
 
         let mut resumed = Outbound::new(10);
         for stored in &outbound.stored() {

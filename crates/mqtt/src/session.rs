@@ -222,7 +222,19 @@ pub struct SessionRecord {
     /// session expiry); the node in `owner_node` waits for it.
     #[serde(default)]
     pub will_at_ms: Option<i64>,
+    /// When the store wrote this snapshot, ms since the epoch (absent in
+    /// records written before it was kept). See [`LATE_WRITE_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_ms: Option<i64>,
 }
+
+/// A snapshot appended this long after the store wrote it is not taken:
+/// only a write held up that long (a node that lost the session, cut off)
+/// appends so late, and it could land after the end tombstone of the
+/// generation that took the session had expired (a day, the topic's
+/// tombstone retention), with nothing left to say it is stale (decision
+/// 0019). Half the retention leaves room for clocks that disagree.
+pub const LATE_WRITE_MS: i64 = 12 * 60 * 60 * 1000;
 
 impl SessionRecord {
     /// Whether a disconnected session's expiry passed by `now_ms`.
@@ -257,6 +269,14 @@ impl SessionRecord {
 
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a session record always serializes")
+    }
+
+    /// The record as the store writes it at `now_ms`.
+    pub fn written_at(&self, now_ms: i64) -> SessionRecord {
+        SessionRecord {
+            written_ms: Some(now_ms),
+            ..self.clone()
+        }
     }
 }
 
@@ -435,6 +455,17 @@ impl Fold for SessionFold {
             return;
         }
         match serde_json::from_slice::<SessionRecord>(&record.value) {
+            Ok(session)
+                if session
+                    .written_ms
+                    .is_some_and(|written| record.hlc_ms() - written > LATE_WRITE_MS) =>
+            {
+                tracing::warn!(
+                    client_id,
+                    offset = record.offset,
+                    "MQTT session snapshot appended over 12 h after it was written; not taken"
+                );
+            }
             Ok(session) => self.take(client_id, generation, Some(session), keyed),
             Err(error) => {
                 tracing::warn!(client_id, offset = record.offset, %error, "unreadable MQTT session record skipped");
@@ -469,6 +500,7 @@ mod tests {
             owner_node: None,
             will: None,
             will_at_ms: None,
+            written_ms: None,
         }
     }
 
@@ -751,6 +783,26 @@ mod tests {
         let minimal = r#"{"generation":{"counter":1,"owner":"x"},"connected":false,"expiry_secs":5,"updated_ms":9}"#;
         let parsed: SessionRecord = serde_json::from_str(minimal).unwrap();
         assert!(parsed.subscriptions.is_empty() && parsed.inflight.is_empty());
+    }
+
+    /// A snapshot appended more than [`LATE_WRITE_MS`] after the store
+    /// wrote it is not taken; one appended in time is.
+    #[test]
+    fn a_snapshot_appended_too_late_is_not_taken() {
+        let written_ms = 10 * LATE_WRITE_MS;
+        let holder = generation(1, "node-1");
+        let value = session(holder.clone()).written_at(written_ms).to_json();
+        let appended_at = |ms: i64| {
+            let mut appended = record("c", &holder, value.clone());
+            appended.hlc = (ms as u64) << 16;
+            appended
+        };
+        let mut fold = SessionFold::default();
+        fold.apply(&appended_at(written_ms + LATE_WRITE_MS + 1));
+        assert!(fold.get("c").is_none(), "a late write is not taken");
+        fold.apply(&appended_at(written_ms + 60_000));
+        let taken = fold.get("c").and_then(|known| known.record.clone());
+        assert_eq!(taken.and_then(|r| r.written_ms), Some(written_ms));
     }
 
     /// A kept record comes back as it was, bytes and headers included.

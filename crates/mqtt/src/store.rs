@@ -185,8 +185,8 @@ impl SessionStore {
         let written = match record {
             Some(record) => {
                 let key = session_key(client_id, generation);
-                let mut written =
-                    ProducerRecord::new(SESSIONS_TOPIC, record.to_json()).with_key(key);
+                let value = record.written_at(crate::connection::now_ms()).to_json();
+                let mut written = ProducerRecord::new(SESSIONS_TOPIC, value).with_key(key);
                 written.partition = Some(partition);
                 with_generation(written, generation)
             }

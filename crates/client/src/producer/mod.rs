@@ -328,7 +328,10 @@ impl Producer {
         {
             return Ok((delivery, wake_sender));
         }
-        let partition_count = self.shared.client.partition_count(topic).await?;
+        // Boxed: a metadata request is a large future, needed once per
+        // topic, and `send`'s future (kept by every caller, e.g. each MQTT
+        // connection's task) would otherwise be as large.
+        let partition_count = Box::pin(self.shared.client.partition_count(topic)).await?;
         accumulator.add_topic(topic, partition_count);
         match accumulator.append(topic, choice, record)? {
             Appended::Queued {

@@ -377,9 +377,7 @@ impl Connection {
                 Some(answer) = self.acks.next(), if !self.acks.is_empty() => Box::pin(self.answer(framed, answer)).await,
                 // What the client sent before a takeover still counts (its
                 // acknowledgements, a DISCONNECT): packets come first.
-                // Not boxed: made for every packet, and small (`handle`
-                // boxes the rare packets' work).
-                packet = framed.next() => self.received(framed, packet).await,
+                packet = framed.next() => Box::pin(self.received(framed, packet)).await,
                 _ = &mut taken => {
                     Box::pin(self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER)).await;
                     Err(End::WithWill)

@@ -73,6 +73,7 @@ pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, Clie
         owner_node: None,
         will: None,
         will_at_ms: None,
+        written_ms: None,
     });
     let owner_node = node.owner_node().await;
     claim.generation = generation.clone();
@@ -286,6 +287,7 @@ impl Connection {
             owner_node: self.owner_node.filter(|_| connected),
             will: self.stored_will.clone().filter(|_| connected),
             will_at_ms: None,
+            written_ms: None,
         }
     }
 
