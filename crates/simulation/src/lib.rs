@@ -63,12 +63,20 @@
 //!   `citystream_raft::apply_compaction(raft, sm, params, 0, i64::MAX)`,
 //!   which snapshots and purges at the node's compaction point in one
 //!   step and rewrites below it in a later one, so crashes, cuts and
-//!   leader changes fall between the phases. A follower behind a purge is
+//!   leader changes fall between the phases. Half of the rewrite steps
+//!   (drawn from a stream of their own, while another node is up) are cut
+//!   short by a crash of their node after the plan or after the run wrote
+//!   its `.cleaned` output, before the commit; a node restarted at once
+//!   must have deleted that output, and every later check holds its log
+//!   to the horizon of its last committed pass. Every other compacted
+//!   seed's passes have a key map of 6 slots
+//!   (`compaction::key_map_bounded`): a pass stops where it fills, below
+//!   the compaction point, and the next goes on. A follower behind a purge is
 //!   sent the snapshot with its compacted prefix, whose chunks travel as
 //!   messages of the network ([`net`]): delayed, lost, duplicated. The
-//!   summary line counts the passes, the prefix transfers and the keys
-//!   deleted by an expired tombstone (about 1,050, 40 and 50 for the 334
-//!   compacted CI seeds).
+//!   summary line counts the passes, the passes cut short, the seeds with
+//!   the small key map, the prefix transfers and the keys deleted by an
+//!   expired tombstone.
 //!
 //! ## Invariants
 //!
@@ -412,6 +420,12 @@ pub struct Outcome {
     pub compacted: bool,
     /// Compaction passes that rewrote segments.
     pub compaction_passes: u32,
+    /// Compaction passes cut short by a crash of their node, between plan
+    /// and commit.
+    pub interrupted_passes: u32,
+    /// The seed's passes had a key map too small to reach the compaction
+    /// point at once.
+    pub key_map_bounded: bool,
     /// Keys whose newest committed record is a tombstone that expired
     /// below the final compaction horizon (gone from the log).
     pub expired_tombstones: usize,
@@ -645,6 +659,10 @@ struct Sim {
     /// How far each node's log may be compacted (shared with the network).
     horizons: Horizons,
     compaction_passes: u32,
+    interrupted_passes: u32,
+    /// Draws which compaction steps a crash cuts short, from a stream of
+    /// its own (a seed's workload stays as it was).
+    compaction_draw: StdRng,
     expired_tombstones: usize,
 }
 
@@ -698,6 +716,8 @@ impl Sim {
             clock: HybridClock::new(),
             horizons,
             compaction_passes: 0,
+            interrupted_passes: 0,
+            compaction_draw: StdRng::seed_from_u64(seed ^ 0x0063_6f6d_7061_6374),
             expired_tombstones: 0,
         };
         let log = if compacted { "compacted log, " } else { "" };
@@ -1712,6 +1732,8 @@ impl Sim {
             purges: self.purges,
             compacted: self.compacted,
             compaction_passes: self.compaction_passes,
+            interrupted_passes: self.interrupted_passes,
+            key_map_bounded: self.compacted && compaction::key_map_bounded(self.seed),
             expired_tombstones: self.expired_tombstones,
             terms,
             simulated_ms: self.start.elapsed().as_millis() as u64,

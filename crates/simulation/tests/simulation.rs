@@ -52,8 +52,10 @@ fn compaction_summary(outcomes: &[Outcome]) -> String {
     let chunks: u64 = compacted.iter().map(|o| o.net.prefix_chunks).sum();
     let installs: u64 = compacted.iter().map(|o| o.net.prefix_installs).sum();
     let expired: usize = compacted.iter().map(|o| o.expired_tombstones).sum();
+    let interrupted: u32 = compacted.iter().map(|o| o.interrupted_passes).sum();
+    let bounded = compacted.iter().filter(|o| o.key_map_bounded).count();
     format!(
-        "  of which {} compacted: {passes} passes rewrote segments, {installs} snapshots sent their prefix ({chunks} chunks staged), {expired} keys deleted by an expired tombstone",
+        "  of which {} compacted: {passes} passes rewrote segments, {interrupted} passes cut short by a crash before their commit, {bounded} seeds with a key map too small for a whole pass, {installs} snapshots sent their prefix ({chunks} chunks staged), {expired} keys deleted by an expired tombstone",
         compacted.len()
     )
 }
@@ -302,7 +304,16 @@ fn compacted_seeds_compact_and_send_prefixes() {
         let passes: u32 = outcomes.iter().map(|o| o.compaction_passes).sum();
         let installs: u64 = outcomes.iter().map(|o| o.net.prefix_installs).sum();
         let expired: usize = outcomes.iter().map(|o| o.expired_tombstones).sum();
-        assert!(passes > 0 && installs > 0 && expired > 0, "{summary}");
+        let interrupted: u32 = outcomes.iter().map(|o| o.interrupted_passes).sum();
+        let bounded_passes: u32 = outcomes
+            .iter()
+            .filter(|o| o.key_map_bounded)
+            .map(|o| o.compaction_passes)
+            .sum();
+        assert!(
+            passes > 0 && installs > 0 && expired > 0 && interrupted > 0 && bounded_passes > 0,
+            "{summary}"
+        );
     }
 }
 

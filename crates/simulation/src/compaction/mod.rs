@@ -43,12 +43,27 @@ pub const TOMBSTONE_RETENTION_MS: u64 = 200;
 /// Key-map slots of a pass: far more than the workload's keys, so a pass
 /// reaches the compaction point.
 const KEY_MAP_ENTRIES: usize = 256;
+/// Key-map slots of a pass in half of the compacted seeds: room for two
+/// to six of the workload's batches (one to three records each), so a
+/// pass stops where the map fills, below the compaction point, and the
+/// next goes on from there.
+const KEY_MAP_ENTRIES_BOUNDED: usize = 6;
+
+/// Whether `seed`'s passes have the bounded key map (every other
+/// compacted seed).
+pub(crate) fn key_map_bounded(seed: u64) -> bool {
+    (seed / 3) % 2 == 1
+}
 
 /// The settings of every pass in a compacted seed.
-pub(crate) fn params() -> CompactionParams {
+pub(crate) fn params(seed: u64) -> CompactionParams {
+    let entries = match key_map_bounded(seed) {
+        true => KEY_MAP_ENTRIES_BOUNDED,
+        false => KEY_MAP_ENTRIES,
+    };
     CompactionParams {
         tombstone_retention_ms: TOMBSTONE_RETENTION_MS,
-        key_map_bytes_max: CompactionParams::key_map_bytes_for(KEY_MAP_ENTRIES),
+        key_map_bytes_max: CompactionParams::key_map_bytes_for(entries),
         dirty_ratio_min_percent: 0,
     }
 }

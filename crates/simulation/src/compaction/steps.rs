@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use citystream_log::BatchHeader;
 use citystream_raft::{CompactionError, RetentionError};
+use rand::Rng as _;
 use tokio::time::Instant;
 
 use super::Removable;
@@ -46,7 +47,7 @@ impl Sim {
     /// place of retention).
     pub(crate) async fn compaction(&mut self) -> Result<(), String> {
         match self.pick(&self.up_nodes()) {
-            Some(id) => self.compaction_on(id).await,
+            Some(id) => self.compaction_on(id, true).await,
             None => Ok(()),
         }
     }
@@ -57,17 +58,28 @@ impl Sim {
     /// openraft purged there, a pass below it. As for retention, the
     /// node's committed log is checked first, so the model holds every
     /// batch the pass may rewrite in its original form. After a pass at
-    /// `H`, no key has two records below `H` on the node.
-    pub(crate) async fn compaction_on(&mut self, id: u64) -> Result<(), String> {
+    /// `H`, no key has two records below `H` on the node. With
+    /// `may_crash`, a crash may cut the pass short.
+    pub(crate) async fn compaction_on(&mut self, id: u64, may_crash: bool) -> Result<(), String> {
         self.learn_committed(id)?;
         let running = self.nodes[&id].running.as_ref().expect("up");
         let (raft, sm) = (running.raft.clone(), running.sm.clone());
-        let mut params = compaction::params();
+        let mut params = compaction::params(self.seed);
         if id == 1 && self.config.sabotage == Some(Sabotage::TombstonesExpireAtOnce) {
             params.tombstone_retention_ms = 0;
         }
-        let summary = match compact_inline(&raft, &sm, &params).await {
-            Ok(Some(summary)) => summary,
+        // A crash may cut a pass short (one in two, while another node is
+        // up): after its plan, or after its run wrote the `.cleaned`
+        // outputs, never committed.
+        let crash = may_crash && self.up_nodes().len() > 1;
+        let stop = match self.compaction_draw.random_range(0..4u32) {
+            0 if crash => Stop::AfterPlan,
+            1 if crash => Stop::AfterRun,
+            _ => Stop::Commit,
+        };
+        let summary = match compact_inline(&raft, &sm, &params, stop).await {
+            Ok(Some(Pass::Committed(summary))) => summary,
+            Ok(Some(Pass::Interrupted)) => return self.crash_during_compaction(id, stop).await,
             Ok(None) => {
                 self.event(format!(
                     "compaction on {id}: snapshot or purge, no pass yet"
@@ -103,6 +115,44 @@ impl Sim {
         let below = read_range(&sm.log().read(), 0, horizon)
             .map_err(|e| format!("node {id} log unreadable after compaction: {e}"))?;
         one_record_per_key(id, &below, horizon)
+    }
+
+    /// Node `id` crashes in the middle of a pass (`stop`), as a process
+    /// kill or a power loss would find it; half of the kills restart at
+    /// once, as after any crash. Its reopened log must not hold what the
+    /// pass would have written: the checks at its start and every later
+    /// one hold it to the horizon of its last committed pass.
+    async fn crash_during_compaction(&mut self, id: u64, stop: Stop) -> Result<(), String> {
+        self.interrupted_passes += 1;
+        let staged = self.staged_outputs(id);
+        let kind = self.crash_node(id).await?;
+        let when = match stop {
+            Stop::AfterPlan => "after its plan".to_owned(),
+            _ => format!("after its run wrote {staged} output segments"),
+        };
+        self.event(format!(
+            "compaction on {id}: crashed {when}, before the commit"
+        ));
+        if kind == crate::crash::CrashKind::Kill && self.crash_draw.restart_at_once() {
+            self.start_node(id).await?;
+            let left = self.staged_outputs(id);
+            if left > 0 {
+                return Err(format!(
+                    "node {id} kept {left} uncommitted compaction outputs after reopening its log"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `.cleaned` files (a pass's uncommitted output) in node `id`'s
+    /// storage.
+    fn staged_outputs(&self, id: u64) -> usize {
+        let names = citystream_log::Storage::list(&self.nodes[&id].storage).unwrap_or_default();
+        names
+            .iter()
+            .filter(|name| name.ends_with(".cleaned"))
+            .count()
     }
 
     /// What compaction at `horizon` removes from the committed log.
@@ -172,7 +222,7 @@ impl Sim {
                 ));
             }
             for id in pending {
-                self.compaction_on(id).await?;
+                self.compaction_on(id, false).await?;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -267,18 +317,42 @@ fn one_record_per_key(
     }
 }
 
+/// How far a compaction step goes before the node crashes, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The whole pass: plan, run, commit.
+    Commit,
+    AfterPlan,
+    AfterRun,
+}
+
+/// A pass that ran.
+enum Pass {
+    Committed(citystream_log::CompactionSummary),
+    /// Stopped where [`Stop`] said, its plan or output dropped.
+    Interrupted,
+}
+
 /// `citystream_raft::apply_compaction` with the rewrite run inline rather
 /// than on tokio's blocking pool, whose threads would make runs of one
-/// seed differ.
+/// seed differ, and cut short at `stop`.
 async fn compact_inline(
     raft: &citystream_raft::PartitionRaft,
     sm: &citystream_raft::PartitionStateMachine,
     params: &citystream_log::CompactionParams,
-) -> Result<Option<citystream_log::CompactionSummary>, CompactionError> {
+    stop: Stop,
+) -> Result<Option<Pass>, CompactionError> {
     let plan = citystream_raft::plan_compaction(raft, sm, params, 0, i64::MAX).await?;
     let Some(plan) = plan else {
         return Ok(None);
     };
+    if stop == Stop::AfterPlan {
+        return Ok(Some(Pass::Interrupted));
+    }
     let cleaned = plan.run()?;
-    Ok(Some(sm.log().write().commit_compaction(cleaned)?))
+    if stop == Stop::AfterRun {
+        return Ok(Some(Pass::Interrupted));
+    }
+    let summary = sm.log().write().commit_compaction(cleaned)?;
+    Ok(Some(Pass::Committed(summary)))
 }
