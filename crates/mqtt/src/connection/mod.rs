@@ -33,7 +33,7 @@ use citystream_mqtt_codec::{
     Version,
 };
 use futures::stream::FuturesOrdered;
-use futures::{SinkExt, StreamExt as _};
+use futures::{FutureExt as _, SinkExt, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -86,6 +86,9 @@ const CONNECTION_BUFFER_BYTES: usize = 512;
 /// The read buffer of a connection whose packets come back to back (one
 /// read held more than one packet): fewer, larger reads.
 const BUSY_READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Most packets handled in one turn of a connection's loop: those already
+/// read after the one that woke it.
+const PACKETS_PER_TURN_MAX: usize = 64;
 /// How long a connection taking a client id over on this node waits for
 /// the one it replaces to write its last snapshot.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
@@ -377,7 +380,7 @@ impl Connection {
                 Some(answer) = self.acks.next(), if !self.acks.is_empty() => Box::pin(self.answer(framed, answer)).await,
                 // What the client sent before a takeover still counts (its
                 // acknowledgements, a DISCONNECT): packets come first.
-                packet = framed.next() => Box::pin(self.received(framed, packet)).await,
+                packet = framed.next() => Box::pin(self.received_burst(framed, packet)).await,
                 _ = &mut taken => {
                     Box::pin(self.disconnect(framed, ReasonCode::SESSION_TAKEN_OVER)).await;
                     Err(End::WithWill)
@@ -433,6 +436,33 @@ impl Connection {
             }
             Some(Ok(packet)) => self.handle(framed, packet).await,
         }
+    }
+
+    /// `packet`, then the packets already read behind it (up to
+    /// [`PACKETS_PER_TURN_MAX`], and only while nothing waits to be sent):
+    /// a burst of publishes costs one turn of the loop and one boxed
+    /// future, not one per packet.
+    async fn received_burst<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        packet: Option<Result<Packet, DecodeError>>,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.received(framed, packet).await?;
+        for _ in 1..PACKETS_PER_TURN_MAX {
+            if !self.pending.is_empty() {
+                break;
+            }
+            // Ready now or not at all: a read that would wait registers
+            // no waker here, and the loop's own poll registers it again.
+            let Some(packet) = framed.next().now_or_never() else {
+                break;
+            };
+            self.received(framed, packet).await?;
+        }
+        Ok(())
     }
 
     async fn handle<IO>(&mut self, framed: &mut Io<IO>, packet: Packet) -> Result<(), End>
