@@ -1,13 +1,15 @@
 //! One multiplexed connection to one broker: TCP, or the broker in this
-//! process (`local.rs`), which takes the requests as they are. A writer task drains a
-//! bounded queue of request frames, encoding whatever is queued into one
-//! reused buffer and writing it with one call (reusing the buffer keeps
-//! large produce frames off freshly allocated pages); a reader task decodes response frames and routes
-//! each, by request id, to the `oneshot` its caller waits on. The number of
-//! requests awaiting a response is bounded, every request has a timeout, and
-//! when either task stops (EOF, I/O or framing error) every pending request
-//! fails with an I/O error and the connection reports itself closed, so the
-//! pool (`cluster.rs`) reconnects on next use.
+//! process (`local.rs`), which takes the requests as they are.
+//!
+//! Over TCP a writer task drains a bounded queue of request frames,
+//! encoding whatever is queued into one reused buffer and writing it with
+//! one call (reusing the buffer keeps large produce frames off freshly
+//! allocated pages); a reader task decodes response frames and routes each,
+//! by request id, to the `oneshot` its caller waits on. The number of
+//! requests awaiting a response is bounded, every request has a timeout,
+//! and when either task stops (EOF, I/O or framing error) every pending
+//! request fails with an I/O error and the connection reports itself
+//! closed, so the pool (`cluster.rs`) reconnects on next use.
 //!
 //! It does the Hello handshake and remembers the broker's limits. It knows
 //! nothing of topics, leaders or retries.
