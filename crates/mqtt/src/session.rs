@@ -226,6 +226,19 @@ pub struct SessionRecord {
     /// records written before it was kept). See [`LATE_WRITE_MS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_ms: Option<i64>,
+    /// Retained messages a SUBSCRIBE queued at QoS 1/2 that the in-flight
+    /// window had not let out yet, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued_retained: Vec<QueuedRetained>,
+}
+
+/// A retained message queued for the client and not sent yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRetained {
+    pub qos: u8,
+    /// Its record in the retained topic when it was queued.
+    pub at: Position,
+    pub kept: KeptRecord,
 }
 
 /// A snapshot appended this long after the store wrote it is not taken:
@@ -501,6 +514,7 @@ mod tests {
             will: None,
             will_at_ms: None,
             written_ms: None,
+            queued_retained: Vec::new(),
         }
     }
 

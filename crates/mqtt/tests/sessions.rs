@@ -326,3 +326,69 @@ async fn an_unacknowledged_retained_message_survives_its_compaction() {
     })
     .await;
 }
+
+/// Retained messages a SUBSCRIBE queued behind a full in-flight window are
+/// kept with the session: on resume the one in flight comes again with
+/// DUP, then the queued ones, each with RETAIN, in name order.
+#[tokio::test]
+async fn retained_messages_queued_behind_the_window_come_on_resume() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut sensor = broker.connect(Version::V5, "sensor").await;
+        for (id, name) in [
+            (1, "city/a/status"),
+            (2, "city/b/status"),
+            (3, "city/c/status"),
+        ] {
+            let mut message = publish(name, QoS::AtLeastOnce, id, "up");
+            message.retain = true;
+            sensor.send(Packet::Publish(message)).await;
+            assert!(matches!(sensor.recv().await, Packet::PubAck(_)));
+        }
+        let narrow = |clean_start: bool| {
+            let mut asked = connect(Version::V5, "narrow");
+            asked.clean_start = clean_start;
+            asked.properties.session_expiry_interval_secs = Some(300);
+            asked.properties.receive_maximum = Some(1);
+            asked
+        };
+        let (mut client, _) = TestClient::connect(&broker.address, narrow(true)).await;
+        client
+            .send(Packet::Subscribe(subscribe(
+                1,
+                &[("city/+/status", QoS::AtLeastOnce)],
+                None,
+            )))
+            .await;
+        assert!(matches!(client.recv().await, Packet::SubAck(_)));
+        let first = client.recv_publish().await;
+        assert_eq!(&first.topic[..], "city/a/status");
+        assert!(
+            client.silent_for(Duration::from_millis(300)).await,
+            "the window holds one"
+        );
+        // A snapshot takes the window and the queue; then the client goes.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        drop(client);
+
+        let (mut client, connack) = TestClient::connect(&broker.address, narrow(false)).await;
+        assert!(connack.session_present);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let message = client.recv_publish().await;
+            seen.push((message.topic.to_string(), message.dup, message.retain));
+            client
+                .send(Packet::PubAck(ack(message.packet_id.unwrap().get())))
+                .await;
+        }
+        assert_eq!(
+            seen,
+            [
+                ("city/a/status".to_owned(), true, true),
+                ("city/b/status".to_owned(), false, true),
+                ("city/c/status".to_owned(), false, true),
+            ]
+        );
+    })
+    .await;
+}

@@ -215,6 +215,7 @@ async fn leave_an_orphaned_will(broker: &MqttBroker, client_id: &str, due_ms: i6
         will: Some(will),
         will_at_ms: Some(due_ms),
         written_ms: None,
+        queued_retained: Vec::new(),
     };
     // The MQTT server makes its sessions topic as it starts.
     let deadline = Instant::now() + STEP_WAIT;

@@ -408,6 +408,8 @@ impl Connection {
                 }
             } else {
                 qos2 |= publish.qos == QoS::ExactlyOnce;
+                // A queued retained message leaves the snapshot's queue.
+                self.dirty |= kept.is_some();
                 self.outbound.start(&mut publish, at, kept, ticket);
             }
             batch.push(publish);

@@ -15,11 +15,13 @@ use std::num::NonZeroU16;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::inbound::ack_of;
-use super::{Connection, End, Io, now_ms};
+use super::{Connection, End, Io, Pending, now_ms};
 use crate::Node;
 use crate::connect::Accepted;
+use crate::outbound::KEPT_BYTES_MAX;
 use crate::session::{
-    Generation, OwnerNode, Position, SessionRecord, StoredInflight, StoredSubscription,
+    Generation, OwnerNode, Position, QueuedRetained, SessionRecord, StoredInflight,
+    StoredSubscription,
 };
 use crate::subscriptions::Subscription;
 
@@ -74,6 +76,7 @@ pub(super) async fn take(node: &Node, accepted: &Accepted) -> Result<Taken, Clie
         will: None,
         will_at_ms: None,
         written_ms: None,
+        queued_retained: Vec::new(),
     });
     let owner_node = node.owner_node().await;
     claim.generation = generation.clone();
@@ -163,7 +166,30 @@ impl Connection {
             self.outbound.restore(inflight);
             self.resend(framed, inflight).await?;
         }
+        self.queue_kept_retained(&record.queued_retained);
         Ok(())
+    }
+
+    /// Queues again the retained messages a SUBSCRIBE had queued and the
+    /// window had not let out, with RETAIN, behind what is in flight.
+    fn queue_kept_retained(&mut self, queued: &[QueuedRetained]) {
+        let now = now_ms();
+        for queued in queued {
+            let Some(record) = queued.kept.record(&queued.at) else {
+                continue;
+            };
+            let Some(mut publish) = self.delivery(&record, now) else {
+                continue; // expired, or no longer subscribed
+            };
+            publish.retain = true;
+            publish.qos = QoS::from_u8(queued.qos).unwrap_or(QoS::AtLeastOnce);
+            self.pending.push_back(Pending {
+                publish,
+                at: queued.at.clone(),
+                kept: Some(queued.kept.clone()),
+                ticket: None,
+            });
+        }
     }
 
     /// Follows the stored positions, then every subscription's topics not
@@ -288,7 +314,27 @@ impl Connection {
             will: self.stored_will.clone().filter(|_| connected),
             will_at_ms: None,
             written_ms: None,
+            queued_retained: self.queued_retained(),
         }
+    }
+
+    /// The retained messages queued and not sent yet, as a snapshot keeps
+    /// them: their content, up to [`KEPT_BYTES_MAX`] in all (the rest
+    /// would come again with a new SUBSCRIBE).
+    fn queued_retained(&self) -> Vec<QueuedRetained> {
+        let mut bytes = 0;
+        self.pending
+            .iter()
+            .filter_map(|pending| {
+                let kept = pending.kept.as_ref()?;
+                bytes += kept.size_bytes();
+                (bytes <= KEPT_BYTES_MAX).then(|| QueuedRetained {
+                    qos: pending.publish.qos as u8,
+                    at: pending.at.clone(),
+                    kept: kept.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Writes a snapshot of a persistent session (and waits for a quorum).
