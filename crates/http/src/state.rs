@@ -91,7 +91,8 @@ struct Inner {
 }
 
 impl HttpState {
-    /// `client` should be connected to this node's own native listener.
+    /// `client` should be connected to this node (`broker` gives it the
+    /// node's in-process door, decision 0021).
     pub fn new(client: Client, config: HttpConfig) -> HttpState {
         let tails = Arc::new(event_tails(config.tail_buffer_batches));
         let webhooks = Webhooks::new(client.clone(), WebhookConfig::default());
