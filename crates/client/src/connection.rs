@@ -335,9 +335,7 @@ async fn local_answer(answer: LocalAnswer, timeout: Duration) -> Result<Response
         Ok(Some(Ok(response))) => Ok(response),
         Ok(Some(Err(error))) => Err(ClientError::Api(error)),
         // A produce with `Acks::None`: resolved once applied.
-        Ok(None) => Ok(Response::Produce(ProduceResponse {
-            partitions: Vec::new(),
-        })),
+        Ok(None) => Ok(unanswered_produce()),
         Err(_) => Err(ClientError::Timeout {
             timeout_ms: timeout.as_millis() as u64,
         }),
@@ -370,12 +368,18 @@ async fn await_written(
 ) -> Result<Response, ClientError> {
     let written = written.expect("a write notification was requested");
     match tokio::time::timeout(Duration::from_millis(timeout_ms), written).await {
-        Ok(Ok(())) => Ok(Response::Produce(ProduceResponse {
-            partitions: Vec::new(),
-        })),
+        Ok(Ok(())) => Ok(unanswered_produce()),
         Ok(Err(_)) => Err(connection_lost(address)),
         Err(_) => Err(ClientError::Timeout { timeout_ms }),
     }
+}
+
+/// What a produce with `Acks::None` resolves to: the broker answers
+/// nothing, so there are no partitions to report.
+fn unanswered_produce() -> Response {
+    Response::Produce(ProduceResponse {
+        partitions: Vec::new(),
+    })
 }
 
 fn connection_lost(address: &str) -> ClientError {

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use mapping::{MappingError, TopicMap, TopicRule};
+pub use retained::RETAINED_TOPIC;
 pub use store::SESSIONS_TOPIC;
 
 /// Limits and options of the MQTT listener.

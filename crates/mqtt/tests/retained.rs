@@ -6,30 +6,10 @@
 mod common;
 
 use citystream_client::ProducerRecord;
+use citystream_mqtt::RETAINED_TOPIC;
 use citystream_mqtt_codec::{Packet, Publish, QoS, ReasonCode, RetainHandling, Version};
 use citystream_testkit::{bounded, read_topic};
-use common::{MqttBroker, TestClient, publish, subscribe};
-
-const RETAINED_TOPIC: &str = "citystream.mqtt-retained";
-
-fn retained(topic: &str, qos: QoS, packet_id: u16, payload: &'static str) -> Publish {
-    Publish {
-        retain: true,
-        ..publish(topic, qos, packet_id, payload)
-    }
-}
-
-/// Publishes `message` and waits for its PUBACK (QoS 1).
-async fn publish_acked(client: &mut TestClient, message: Publish) {
-    let id = message.packet_id.expect("QoS 1").get();
-    client.send(Packet::Publish(message)).await;
-    match client.recv().await {
-        Packet::PubAck(ack) => {
-            assert_eq!((ack.packet_id.get(), ack.reason), (id, ReasonCode::SUCCESS))
-        }
-        other => panic!("expected PUBACK, got {other:?}"),
-    }
-}
+use common::{MqttBroker, TestClient, publish, publish_acked, retained, subscribe};
 
 /// Subscribes with `handling` and returns the SUBACK's reasons.
 async fn subscribe_with(

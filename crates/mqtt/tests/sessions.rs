@@ -7,12 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use citystream_mqtt::SESSIONS_TOPIC;
 use citystream_mqtt::session::client_id_of;
+use citystream_mqtt::{RETAINED_TOPIC, SESSIONS_TOPIC};
 use citystream_mqtt_codec::{Disconnect, DisconnectProperties, Packet, QoS, ReasonCode, Version};
 use citystream_protocol::Cleanup;
 use citystream_testkit::{bounded, read_topic};
-use common::{MqttBroker, TestClient, ack, connect, publish, subscribe};
+use common::{MqttBroker, TestClient, ack, connect, publish, publish_acked, retained, subscribe};
 
 fn goodbye() -> Packet {
     Packet::Disconnect(Disconnect {
@@ -268,23 +268,11 @@ async fn an_unacknowledged_retained_message_survives_its_compaction() {
         settings.compaction_dirty_ratio_min_percent = 1;
         let broker = MqttBroker::start_on(settings, Default::default()).await;
         let mut sensor = broker.connect(Version::V5, "sensor").await;
-        let retained = |id: u16, payload: &'static str| {
-            let mut message = publish("city/x/status", QoS::AtLeastOnce, id, payload);
-            message.retain = true;
-            Packet::Publish(message)
-        };
-        sensor.send(retained(1, "first")).await;
-        assert!(matches!(sensor.recv().await, Packet::PubAck(_)));
+        let name = "city/x/status";
+        publish_acked(&mut sensor, retained(name, QoS::AtLeastOnce, 1, "first")).await;
 
         let (mut client, _) = persistent(&broker.address, Version::V5, "late", true).await;
-        client
-            .send(Packet::Subscribe(subscribe(
-                1,
-                &[("city/x/#", QoS::AtLeastOnce)],
-                None,
-            )))
-            .await;
-        assert!(matches!(client.recv().await, Packet::SubAck(_)));
+        client.subscribe_to("city/x/#", QoS::AtLeastOnce).await;
         let first = client.recv_publish().await;
         assert_eq!((first.retain, &first.payload[..]), (true, &b"first"[..]));
         // Let a snapshot take the in-flight message, then go without
@@ -297,15 +285,10 @@ async fn an_unacknowledged_retained_message_survives_its_compaction() {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut id = 2;
         loop {
-            sensor
-                .send(retained(
-                    id,
-                    "a newer value, long enough to fill segments quickly",
-                ))
-                .await;
-            assert!(matches!(sensor.recv().await, Packet::PubAck(_)));
+            let newer = "a newer value, long enough to fill segments quickly";
+            publish_acked(&mut sensor, retained(name, QoS::AtLeastOnce, id, newer)).await;
             id += 1;
-            let records = read_topic(&broker.client, "citystream.mqtt-retained").await;
+            let records = read_topic(&broker.client, RETAINED_TOPIC).await;
             if records.iter().all(|r| &r.value[..] != b"first") {
                 break;
             }
@@ -340,10 +323,7 @@ async fn retained_messages_queued_behind_the_window_come_on_resume() {
             (2, "city/b/status"),
             (3, "city/c/status"),
         ] {
-            let mut message = publish(name, QoS::AtLeastOnce, id, "up");
-            message.retain = true;
-            sensor.send(Packet::Publish(message)).await;
-            assert!(matches!(sensor.recv().await, Packet::PubAck(_)));
+            publish_acked(&mut sensor, retained(name, QoS::AtLeastOnce, id, "up")).await;
         }
         let narrow = |clean_start: bool| {
             let mut asked = connect(Version::V5, "narrow");
@@ -353,14 +333,7 @@ async fn retained_messages_queued_behind_the_window_come_on_resume() {
             asked
         };
         let (mut client, _) = TestClient::connect(&broker.address, narrow(true)).await;
-        client
-            .send(Packet::Subscribe(subscribe(
-                1,
-                &[("city/+/status", QoS::AtLeastOnce)],
-                None,
-            )))
-            .await;
-        assert!(matches!(client.recv().await, Packet::SubAck(_)));
+        client.subscribe_to("city/+/status", QoS::AtLeastOnce).await;
         let first = client.recv_publish().await;
         assert_eq!(&first.topic[..], "city/a/status");
         assert!(

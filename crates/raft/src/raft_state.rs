@@ -456,7 +456,7 @@ mod tests {
         assert!(parse(&v1).is_none(), "format 1 with a trailing byte");
 
         let storage = MemoryStorage::new();
-        storage.set_file_bytes(RAFT_STATE_FILE, bytes[..10].to_vec());
+        storage.set_file_bytes(RAFT_STATE_FILE, &bytes[..10]);
         assert_eq!(
             open(&storage).unwrap_err().kind(),
             io::ErrorKind::InvalidData
@@ -514,7 +514,7 @@ mod tests {
             assert!(!parsed.appendable, "byte {i}");
         }
         let torn = &bytes[..bytes.len() - 7];
-        storage.set_file_bytes(RAFT_STATE_FILE, torn.to_vec());
+        storage.set_file_bytes(RAFT_STATE_FILE, torn);
         let mut file = open(&storage).unwrap();
         assert_eq!(file.state().committed, Some(id(5, 122)));
         file.save_committed(id(5, 124)).unwrap();

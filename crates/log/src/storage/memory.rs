@@ -53,9 +53,9 @@ impl Chunks {
         }
     }
 
-    fn from_vec(bytes: Vec<u8>) -> Chunks {
+    fn from_slice(bytes: &[u8]) -> Chunks {
         let mut chunks = Chunks::default();
-        chunks.extend_from_slice(&bytes);
+        chunks.extend_from_slice(bytes);
         chunks
     }
 
@@ -147,10 +147,11 @@ impl MemoryStorage {
     }
 
     /// Replaces a file's bytes and marks them synced (to inject damage).
-    pub fn set_file_bytes(&self, name: &str, bytes: Vec<u8>) {
+    pub fn set_file_bytes(&self, name: &str, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
         let state = MemoryFileState {
             synced_len: bytes.len(),
-            bytes: Chunks::from_vec(bytes),
+            bytes: Chunks::from_slice(bytes),
         };
         let mut files = self.files.lock();
         match files.get(name) {
@@ -187,7 +188,7 @@ impl Storage for MemoryStorage {
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        self.set_file_bytes(name, bytes.to_vec());
+        self.set_file_bytes(name, bytes);
         Ok(())
     }
 

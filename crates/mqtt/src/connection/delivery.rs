@@ -121,9 +121,10 @@ impl Connection {
                 }
                 Version::V3_1_1 => publish.properties = PublishProperties::default(),
             }
+            // Only a persistent session's snapshot keeps it.
             let kept = match publish.qos {
-                QoS::AtMostOnce => None,
-                _ => KeptRecord::of(&record),
+                QoS::AtLeastOnce | QoS::ExactlyOnce if self.persistent() => KeptRecord::of(&record),
+                _ => None,
             };
             self.pending.push_back(Pending {
                 publish,

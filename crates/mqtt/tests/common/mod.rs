@@ -126,6 +126,26 @@ pub fn publish(topic: &str, qos: QoS, packet_id: u16, payload: &'static str) -> 
     }
 }
 
+/// `publish` with RETAIN set.
+pub fn retained(topic: &str, qos: QoS, packet_id: u16, payload: &'static str) -> Publish {
+    Publish {
+        retain: true,
+        ..publish(topic, qos, packet_id, payload)
+    }
+}
+
+/// Publishes `message` and waits for its PUBACK (QoS 1).
+pub async fn publish_acked(client: &mut TestClient, message: Publish) {
+    let id = message.packet_id.expect("QoS 1").get();
+    client.send(Packet::Publish(message)).await;
+    match client.recv().await {
+        Packet::PubAck(ack) => {
+            assert_eq!((ack.packet_id.get(), ack.reason), (id, ReasonCode::SUCCESS))
+        }
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
 pub fn subscribe(packet_id: u16, filters: &[(&str, QoS)], identifier: Option<u32>) -> Subscribe {
     Subscribe {
         packet_id: NonZeroU16::new(packet_id).expect("a packet id"),
