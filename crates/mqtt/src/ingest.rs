@@ -90,6 +90,15 @@ impl Ingest {
         self.producer.send(record).await
     }
 
+    /// Sends a record to a stream topic this ingest created or found
+    /// before (a caller remembers it), without looking it up again.
+    pub async fn send_existing(
+        &self,
+        record: ProducerRecord,
+    ) -> Result<DeliveryFuture, ClientError> {
+        self.producer.send(record).await
+    }
+
     fn is_known(&self, topic: &str) -> bool {
         self.known.lock().expect("never poisoned").contains(topic)
     }

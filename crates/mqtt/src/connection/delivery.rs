@@ -21,6 +21,12 @@ use crate::session::{KeptRecord, Position};
 use crate::shared::{self, SharedBatch};
 use crate::subscriptions::{Subscription, Subscriptions};
 
+/// Messages waiting to be sent that make a connection a busy writer.
+const BUSY_PENDING: usize = 64;
+/// How many bytes a busy writer's write buffer takes before it is written
+/// out within a turn (tokio-util's default is 8 KiB).
+const BUSY_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 impl Connection {
     pub(super) async fn subscribe<IO>(
         &mut self,
@@ -384,7 +390,12 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut batch = Vec::new();
+        if !self.busy_writes && self.pending.len() >= BUSY_PENDING {
+            // Many messages to send: one write per turn, not one per 8 KiB.
+            framed.set_backpressure_boundary(BUSY_WRITE_BUFFER_BYTES);
+            self.busy_writes = true;
+        }
+        let mut batch = Vec::with_capacity(self.pending.len());
         let mut qos2 = false;
         while let Some(front) = self.pending.front() {
             if front.publish.qos != QoS::AtMostOnce && !self.outbound.has_room() {

@@ -20,7 +20,7 @@ use citystream_mqtt_codec::{
 use citystream_protocol::OffsetSpec;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Connection, End, Io, now_ms};
+use super::{Connection, End, Io};
 use crate::message;
 use crate::session::{Position, StoredInbound};
 
@@ -46,8 +46,8 @@ impl Connection {
             Box::pin(self.disconnect(framed, reason)).await;
             return Err(End::WithWill);
         }
-        let stream_topic = self.node.config.map.stream_topic(&publish.topic);
-        let mut record = message::to_record(&publish, stream_topic, &self.client_id, now_ms());
+        let (stream_topic, known) = self.stream_topic_of(&publish.topic);
+        let mut record = message::to_record(&publish, stream_topic, &self.client_id, self.heard_ms);
         let Some(id) = publish.packet_id else {
             let retained = match publish.retain {
                 // Boxed: the retained store's first use makes this future
@@ -55,7 +55,7 @@ impl Connection {
                 true => Box::pin(retain(&self.node, &publish, &record)).await,
                 false => None,
             };
-            if let Err(error) = self.node.ingest.send(record).await {
+            if let Err(error) = self.send_record(&publish.topic, record, known).await {
                 tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
             }
             if let Some(Err(error)) = retained {
@@ -100,7 +100,7 @@ impl Connection {
             true => Box::pin(retain(&self.node, &publish, &record)).await,
             false => None,
         };
-        let sent = self.node.ingest.send(record).await;
+        let sent = self.send_record(&publish.topic, record, known).await;
         let (qos, version, problem_information) =
             (publish.qos, self.version, self.problem_information);
         self.acks.push_back(Box::pin(async move {
@@ -118,6 +118,36 @@ impl Connection {
             publish_answer(id, qos, written, version, problem_information)
         }));
         Ok(())
+    }
+
+    /// The stream topic of MQTT topic `name`, and whether it is known to
+    /// exist: a device publishes to few names, so the last one's stream
+    /// topic is remembered (no mapping, and no look at the node's set of
+    /// created topics, per message).
+    fn stream_topic_of(&self, name: &ByteStr) -> (String, bool) {
+        match &self.last_stream_topic {
+            Some((last, topic)) if last == name => (topic.clone(), true),
+            _ => (self.node.config.map.stream_topic(name), false),
+        }
+    }
+
+    /// Writes the record of a publish to `name` (its stream topic created
+    /// first unless `known`), remembering the stream topic once it exists.
+    async fn send_record(
+        &mut self,
+        name: &ByteStr,
+        record: ProducerRecord,
+        known: bool,
+    ) -> Result<DeliveryFuture, ClientError> {
+        if known {
+            return self.node.ingest.send_existing(record).await;
+        }
+        let topic = record.topic.clone();
+        let sent = self.node.ingest.send(record).await;
+        if sent.is_ok() {
+            self.last_stream_topic = Some((name.clone(), topic));
+        }
+        sent
     }
 
     /// Whether a QoS 2 publish is written already, or the intent id to

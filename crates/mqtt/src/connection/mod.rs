@@ -237,6 +237,18 @@ struct Connection {
     client_id: String,
     keep_alive: Option<Duration>,
     last_heard: Instant,
+    /// The wall clock when the packets of this turn were read: their
+    /// records' timestamps and expiries (one clock read per burst).
+    heard_ms: i64,
+    /// The read buffer was grown for packets that come back to back.
+    busy_reads: bool,
+    /// The write buffer takes more before it is written out: many
+    /// messages came to be sent at once.
+    busy_writes: bool,
+    /// The stream topic of the name this client published to last, known
+    /// to exist: a device publishes to few names, one clock read and no
+    /// mapping or lock per message.
+    last_stream_topic: Option<(ByteStr, String)>,
     problem_information: bool,
     /// Seconds the session outlives the connection (0: it ends with it).
     expiry_secs: u32,
@@ -293,6 +305,10 @@ impl Connection {
             client_id: accepted.client_id.clone(),
             keep_alive: accepted.keep_alive,
             last_heard: Instant::now(),
+            heard_ms: now_ms(),
+            busy_reads: false,
+            busy_writes: false,
+            last_stream_topic: None,
             problem_information: accepted.problem_information,
             expiry_secs: accepted.session_expiry_secs,
             generation,
@@ -420,12 +436,16 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        self.last_heard = Instant::now();
         // Bytes left after this packet: the client sends faster than one
-        // packet per read, so the small idle buffer grows (once).
+        // packet per read, so the small idle buffer is replaced by a
+        // larger one (once: tokio-util grows a full buffer to the size it
+        // was made with, copying only the partial packet at its end).
         let buffer = framed.read_buffer_mut();
-        if !buffer.is_empty() && buffer.capacity() < BUSY_READ_BUFFER_BYTES {
-            buffer.reserve(BUSY_READ_BUFFER_BYTES - buffer.len());
+        if !self.busy_reads && !buffer.is_empty() {
+            let mut busy = BytesMut::with_capacity(BUSY_READ_BUFFER_BYTES.max(buffer.len()));
+            busy.extend_from_slice(buffer);
+            *buffer = busy;
+            self.busy_reads = true;
         }
         match packet {
             None => Err(End::WithWill),
@@ -440,8 +460,8 @@ impl Connection {
 
     /// `packet`, then the packets already read behind it (up to
     /// [`PACKETS_PER_TURN_MAX`], and only while nothing waits to be sent):
-    /// a burst of publishes costs one turn of the loop and one boxed
-    /// future, not one per packet.
+    /// a burst of publishes costs one turn of the loop, one boxed future
+    /// and one reading of the clocks, not one per packet.
     async fn received_burst<IO>(
         &mut self,
         framed: &mut Io<IO>,
@@ -450,6 +470,8 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        self.last_heard = Instant::now();
+        self.heard_ms = now_ms();
         self.received(framed, packet).await?;
         for _ in 1..PACKETS_PER_TURN_MAX {
             if !self.pending.is_empty() {

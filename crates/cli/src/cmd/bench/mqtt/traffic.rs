@@ -70,7 +70,8 @@ impl Window {
 
     /// Waits until a publisher may send one more message.
     async fn wait_for_room(&self) {
-        if self.limit == 0 || self.delivered.is_empty() {
+        // Room now (most sends): no waiter registered with `progress`.
+        if self.limit == 0 || self.delivered.is_empty() || self.ahead() < self.limit {
             return;
         }
         loop {
