@@ -37,6 +37,6 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartPosition};
 pub use error::ClientError;
 pub use producer::{
     DeliveryFuture, IDEMPOTENT_IN_FLIGHT_MAX, Producer, ProducerConfig, ProducerRecord,
-    RecordMetadata, UNKNOWN_OFFSET,
+    RecordMetadata, RecordParts, UNKNOWN_OFFSET,
 };
 pub use read::PartitionRead;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use citystream_client::{
-    Acks, ConsumerConfig, ErrorCode, ProducerConfig, ProducerRecord, StartPosition, TopicConfig,
-    UNKNOWN_OFFSET,
+    Acks, ConsumerConfig, ErrorCode, ProducerConfig, ProducerRecord, RecordParts, StartPosition,
+    TopicConfig, UNKNOWN_OFFSET,
 };
 use citystream_protocol::{
     InitProducerRequest, OffsetSpec, ProducePartition, ProduceRequest, Request, Response,
@@ -94,6 +94,62 @@ async fn delivery_futures_report_offsets() {
             );
             assert_eq!(metadata.offset, i as u64);
         }
+    })
+    .await;
+}
+
+/// A record sent from borrowed parts is stored as the same record sent
+/// owned: key (and so partition), value, headers in order with a repeated
+/// name, timestamp; the two interleave in one batch in send order.
+#[tokio::test]
+async fn a_record_sent_from_parts_is_the_record_sent_owned() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("parts", 3).await;
+        let producer = producer(&client);
+        let headers: [(&str, &[u8]); 3] = [("a", b"1"), ("b", b""), ("a", b"3")];
+        let mut owned = ProducerRecord::new("parts", "value").with_key("device-7");
+        owned.headers = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), Bytes::copy_from_slice(value)))
+            .collect();
+        owned.timestamp_ms = Some(1_700_000_000_000);
+        let parts = RecordParts {
+            topic: "parts",
+            partition: None,
+            key: Some(b"device-7"),
+            value: b"value",
+            headers: &headers,
+            timestamp_ms: Some(1_700_000_000_000),
+        };
+        let first = producer.send(owned.clone()).await.unwrap();
+        let second = producer.send_parts(parts).await.unwrap();
+        let third = producer.send(owned).await.unwrap();
+        let (first, second, third) = (
+            first.await.unwrap(),
+            second.await.unwrap(),
+            third.await.unwrap(),
+        );
+        assert_eq!(first.partition, second.partition);
+        assert_eq!(
+            (first.offset + 1, second.offset + 1),
+            (second.offset, third.offset)
+        );
+        let mut consumer = client.consumer(earliest("parts")).await.unwrap();
+        let records = consume_to_end(&mut consumer).await;
+        assert_eq!(records.len(), 3);
+        let stored = |r: &citystream_client::ConsumerRecord| {
+            (
+                r.partition,
+                r.key.clone(),
+                r.value.clone(),
+                r.headers.clone(),
+                r.timestamp_ms,
+            )
+        };
+        assert_eq!(stored(&records[0]), stored(&records[1]));
+        assert_eq!(stored(&records[1]), stored(&records[2]));
+        assert_eq!(records[1].headers[2], ("a".to_owned(), Bytes::from("3")));
     })
     .await;
 }

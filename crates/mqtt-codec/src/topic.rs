@@ -63,11 +63,28 @@ fn check_common(topic: &str) -> Result<(), TopicError> {
 /// Checks a topic name (PUBLISH, Will): non-empty, ≤ 65,535 bytes, no U+0000,
 /// no `+` or `#`.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
-    check_common(name)?;
-    if name.contains(['+', '#']) {
-        return Err(TopicError::WildcardInName);
+    if name.is_empty() {
+        return Err(TopicError::Empty);
     }
-    Ok(())
+    if name.len() > MAX_TOPIC_BYTES {
+        return Err(TopicError::TooLong {
+            length_bytes: name.len(),
+        });
+    }
+    // One pass over the bytes (every publish is checked): the characters
+    // looked for are ASCII, and no byte of a multi-byte UTF-8 character is.
+    let mut wildcard = false;
+    for &byte in name.as_bytes() {
+        match byte {
+            0 => return Err(TopicError::NullChar),
+            b'+' | b'#' => wildcard = true,
+            _ => {}
+        }
+    }
+    match wildcard {
+        true => Err(TopicError::WildcardInName),
+        false => Ok(()),
+    }
 }
 
 /// Checks a topic filter (SUBSCRIBE, UNSUBSCRIBE), including the

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use citystream_client::{
     Acks, Client, ClientError, DeliveryFuture, ErrorCode, Producer, ProducerConfig, ProducerRecord,
-    TopicConfig,
+    RecordParts, TopicConfig,
 };
 
 /// The producer and the stream topics known to exist.
@@ -88,6 +88,20 @@ impl Ingest {
             Box::pin(self.ensure_topic(&record.topic)).await?;
         }
         self.producer.send(record).await
+    }
+
+    /// Sends a record from its parts (its topic ensured unless `known`:
+    /// the caller saw it exist).
+    pub async fn send_parts(
+        &self,
+        parts: RecordParts<'_>,
+        known: bool,
+    ) -> Result<DeliveryFuture, ClientError> {
+        if !known && !self.is_known(parts.topic) {
+            // Boxed: creating a topic is a large future, and rare.
+            Box::pin(self.ensure_topic(parts.topic)).await?;
+        }
+        self.producer.send_parts(parts).await
     }
 
     /// Sends a record to a stream topic this ingest created or found

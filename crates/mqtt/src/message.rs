@@ -30,48 +30,19 @@ const RESERVED_PREFIX: &str = "$mqtt.";
 const ESCAPED_USER_PREFIX: &str = "$mqtt.user.";
 
 /// The record that stores `publish` (its topic resolved from any alias)
-/// in `stream_topic`, published by `client_id` at `now_ms`.
+/// in `stream_topic`, published by `client_id` at `now_ms`. The hot path
+/// sends the same record from its parts ([`record_headers`]).
 pub fn to_record(
     publish: &Publish,
     stream_topic: String,
     client_id: &str,
     now_ms: i64,
 ) -> ProducerRecord {
-    let properties = &publish.properties;
-    let mut headers: Vec<(String, Bytes)> =
-        Vec::with_capacity(3 + properties.user_properties.len());
-    headers.push((QOS.to_owned(), Bytes::from_static(qos_text(publish.qos))));
-    if publish.retain {
-        headers.push((RETAIN.to_owned(), Bytes::from_static(b"1")));
-    }
-    headers.push((
-        FROM.to_owned(),
-        Bytes::copy_from_slice(client_id.as_bytes()),
-    ));
-    if properties.payload_format_indicator == Some(true) {
-        headers.push((PAYLOAD_FORMAT.to_owned(), Bytes::from_static(b"1")));
-    }
-    if let Some(seconds) = properties.message_expiry_interval_secs {
-        let expires_ms = now_ms.saturating_add(i64::from(seconds) * 1000);
-        headers.push((EXPIRES_MS.to_owned(), Bytes::from(expires_ms.to_string())));
-    }
-    if let Some(content_type) = &properties.content_type {
-        headers.push((CONTENT_TYPE.to_owned(), content_type.clone().into_bytes()));
-    }
-    if let Some(topic) = &properties.response_topic {
-        headers.push((RESPONSE_TOPIC.to_owned(), topic.clone().into_bytes()));
-    }
-    if let Some(data) = &properties.correlation_data {
-        headers.push((CORRELATION_DATA.to_owned(), data.clone()));
-    }
-    for (name, value) in &properties.user_properties {
-        let name = if name.starts_with(RESERVED_PREFIX) {
-            format!("{ESCAPED_USER_PREFIX}{}", name.as_str())
-        } else {
-            name.as_str().to_owned()
-        };
-        headers.push((name, value.clone().into_bytes()));
-    }
+    let made = MadeHeaders::of(publish, now_ms);
+    let headers = record_headers(publish, client_id, &made)
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), Bytes::copy_from_slice(value)))
+        .collect();
     ProducerRecord {
         topic: stream_topic,
         partition: None,
@@ -81,6 +52,71 @@ pub fn to_record(
         timestamp_ms: Some(now_ms),
         tombstone: false,
     }
+}
+
+/// The header values a publish does not hold as they are stored: its
+/// expiry as a time, and user property names that need escaping. Most
+/// messages have neither, and this allocates nothing for them.
+pub struct MadeHeaders {
+    expires_ms: Option<String>,
+    escaped_names: Vec<String>,
+}
+
+impl MadeHeaders {
+    pub fn of(publish: &Publish, now_ms: i64) -> MadeHeaders {
+        let properties = &publish.properties;
+        MadeHeaders {
+            expires_ms: properties
+                .message_expiry_interval_secs
+                .map(|seconds| now_ms.saturating_add(i64::from(seconds) * 1000).to_string()),
+            escaped_names: properties
+                .user_properties
+                .iter()
+                .filter(|(name, _)| name.starts_with(RESERVED_PREFIX))
+                .map(|(name, _)| format!("{ESCAPED_USER_PREFIX}{}", name.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// The headers of `publish`'s record, in the module doc's order, borrowed
+/// from it, from `client_id` and from `made` (made of the same publish).
+pub fn record_headers<'a>(
+    publish: &'a Publish,
+    client_id: &'a str,
+    made: &'a MadeHeaders,
+) -> Vec<(&'a str, &'a [u8])> {
+    let properties = &publish.properties;
+    let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(3 + properties.user_properties.len());
+    headers.push((QOS, qos_text(publish.qos)));
+    if publish.retain {
+        headers.push((RETAIN, b"1"));
+    }
+    headers.push((FROM, client_id.as_bytes()));
+    if properties.payload_format_indicator == Some(true) {
+        headers.push((PAYLOAD_FORMAT, b"1"));
+    }
+    if let Some(expires_ms) = &made.expires_ms {
+        headers.push((EXPIRES_MS, expires_ms.as_bytes()));
+    }
+    if let Some(content_type) = &properties.content_type {
+        headers.push((CONTENT_TYPE, content_type.as_str().as_bytes()));
+    }
+    if let Some(topic) = &properties.response_topic {
+        headers.push((RESPONSE_TOPIC, topic.as_str().as_bytes()));
+    }
+    if let Some(data) = &properties.correlation_data {
+        headers.push((CORRELATION_DATA, data));
+    }
+    let mut escaped = made.escaped_names.iter();
+    for (name, value) in &properties.user_properties {
+        let name = match name.starts_with(RESERVED_PREFIX) {
+            true => escaped.next().map_or(name.as_str(), String::as_str),
+            false => name.as_str(),
+        };
+        headers.push((name, value.as_str().as_bytes()));
+    }
+    headers
 }
 
 fn qos_text(qos: QoS) -> &'static [u8] {

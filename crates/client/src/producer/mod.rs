@@ -188,6 +188,21 @@ impl ProducerRecord {
     }
 }
 
+/// A record whose parts are borrowed, for [`Producer::send_parts`]. It
+/// has a value: a tombstone goes through [`Producer::send`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordParts<'a> {
+    pub topic: &'a str,
+    /// `None`: by key hash, or sticky for keyless records.
+    pub partition: Option<u32>,
+    pub key: Option<&'a [u8]>,
+    pub value: &'a [u8],
+    /// In order; names may repeat.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// `None`: now.
+    pub timestamp_ms: Option<i64>,
+}
+
 /// Bytes of records accepted by `send` and not yet completed.
 struct BufferLimit {
     used_bytes: AtomicUsize,
@@ -276,8 +291,7 @@ impl Producer {
     /// Queues a record. Awaiting this applies backpressure (waits while the
     /// buffer is full); the returned future resolves on acknowledgement.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
-        let shared = &*self.shared;
-        if shared.closed.load(Ordering::Relaxed) {
+        if self.shared.closed.load(Ordering::Relaxed) {
             return Err(ClientError::Closed);
         }
         let headers: Vec<(&str, &[u8])> = record
@@ -291,14 +305,42 @@ impl Producer {
             value: record.stored_value()?,
             headers: &headers,
         };
-        let choice = match (record.partition, &record.key) {
+        self.send_ref(&record.topic, record.partition, &record_ref)
+            .await
+    }
+
+    /// [`Producer::send`] for a record whose parts the caller holds
+    /// elsewhere (a protocol gateway's packet, static header names): it is
+    /// encoded straight from them, with no owned copy made first.
+    pub async fn send_parts(&self, parts: RecordParts<'_>) -> Result<DeliveryFuture, ClientError> {
+        let record_ref = RecordRef {
+            timestamp_ms: parts.timestamp_ms.unwrap_or_else(now_ms),
+            key: parts.key,
+            value: Some(parts.value),
+            headers: parts.headers,
+        };
+        self.send_ref(parts.topic, parts.partition, &record_ref)
+            .await
+    }
+
+    async fn send_ref(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        record_ref: &RecordRef<'_>,
+    ) -> Result<DeliveryFuture, ClientError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::Closed);
+        }
+        let choice = match (partition, record_ref.key) {
             (Some(partition), _) => PartitionChoice::Explicit(partition),
             (None, Some(key)) => PartitionChoice::Key(key),
             (None, None) => PartitionChoice::Sticky,
         };
         let record_bytes = record_ref.size_bytes();
         shared.buffer.acquire(record_bytes).await;
-        let appended = self.append(&record.topic, choice, &record_ref).await;
+        let appended = self.append(topic, choice, record_ref).await;
         match appended {
             Ok((delivery, wake_sender)) => {
                 if wake_sender {

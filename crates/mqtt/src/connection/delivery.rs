@@ -14,10 +14,10 @@ use citystream_mqtt_codec::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Connection, End, Io, Pending, SharedMember, now_ms};
+use super::{At, Connection, End, Io, Pending, SharedMember, now_ms};
 use crate::Rendered;
 use crate::message::{self, Stored};
-use crate::session::{KeptRecord, Position};
+use crate::session::KeptRecord;
 use crate::shared::{self, SharedBatch};
 use crate::subscriptions::{Subscription, Subscriptions};
 
@@ -134,7 +134,7 @@ impl Connection {
             };
             self.pending.push_back(Pending {
                 publish,
-                at: position_of(&record),
+                at: At::of(Arc::from(record.topic.as_str()), &record),
                 kept,
                 ticket: None,
             });
@@ -304,31 +304,42 @@ impl Connection {
         let now = now_ms();
         match &span {
             Span::Shared(batch, first) => {
+                let Some(head) = batch.records.get(*first) else {
+                    return;
+                };
+                // One tail batch reads one partition.
+                let topic: Arc<str> = Arc::from(head.topic.as_str());
                 let viewed = batch.records[*first..]
                     .iter()
                     .zip(&batch.rendered[*first..]);
                 for (record, stored) in viewed {
-                    self.queue_delivery(record, stored.as_ref(), now);
+                    self.queue_delivery(&topic, record, stored.as_ref(), now);
                 }
             }
             Span::Read(records) => {
                 for record in records {
-                    self.queue_delivery(record, message::stored(record).as_ref(), now);
+                    let topic = Arc::from(record.topic.as_str());
+                    self.queue_delivery(&topic, record, message::stored(record).as_ref(), now);
                 }
             }
         }
         self.dirty = true;
     }
 
-    fn queue_delivery(&mut self, record: &ConsumerRecord, stored: Option<&Stored>, now: i64) {
+    fn queue_delivery(
+        &mut self,
+        topic: &Arc<str>,
+        record: &ConsumerRecord,
+        stored: Option<&Stored>,
+        now: i64,
+    ) {
         let Some(stored) = stored else {
             return;
         };
         if let Some(publish) = self.delivery_for(&self.subscriptions, record, stored, now) {
-            let at = position_of(record);
             self.pending.push_back(Pending {
                 publish,
-                at,
+                at: At::of(topic.clone(), record),
                 kept: None,
                 ticket: None,
             });
@@ -346,7 +357,8 @@ impl Connection {
                 };
                 if let Some(publish) = self.delivery_for(&member.matching, record, &stored, now) {
                     batch.ticket.add();
-                    let (at, ticket) = (position_of(record), Some(batch.ticket.clone()));
+                    let at = At::of(Arc::from(record.topic.as_str()), record);
+                    let ticket = Some(batch.ticket.clone());
                     self.pending.push_back(Pending {
                         publish,
                         at,
@@ -422,7 +434,8 @@ impl Connection {
                 qos2 |= publish.qos == QoS::ExactlyOnce;
                 // A queued retained message leaves the snapshot's queue.
                 self.dirty |= kept.is_some();
-                self.outbound.start(&mut publish, at, kept, ticket);
+                self.outbound
+                    .start(&mut publish, at.position(), kept, ticket);
             }
             batch.push(publish);
         }
@@ -493,14 +506,6 @@ async fn topics_for(node: &crate::Node, filter: &str) -> Result<Vec<String>, Cli
         Vec::new()
     };
     Ok(node.config.map.stream_topics_for(filter, &existing))
-}
-
-fn position_of(record: &ConsumerRecord) -> Position {
-    Position {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-    }
 }
 
 async fn existing_topics(client: &Client) -> Result<Vec<String>, ClientError> {

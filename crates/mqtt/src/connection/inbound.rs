@@ -11,9 +11,12 @@
 //! it is answered without writing; not found, it is written now.
 
 use std::num::NonZeroU16;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use citystream_client::{Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key};
+use citystream_client::{
+    Client, ClientError, DeliveryFuture, ProducerRecord, RecordParts, partition_for_key,
+};
 use citystream_mqtt_codec::{
     Ack, AckProperties, ByteStr, Packet, Publish, QoS, ReasonCode, Version,
 };
@@ -47,15 +50,14 @@ impl Connection {
             return Err(End::WithWill);
         }
         let (stream_topic, known) = self.stream_topic_of(&publish.topic);
-        let mut record = message::to_record(&publish, stream_topic, &self.client_id, self.heard_ms);
         let Some(id) = publish.packet_id else {
-            let retained = match publish.retain {
+            let (sent, retained) = match publish.retain {
+                false => (self.send_parts(&publish, &stream_topic, known).await, None),
                 // Boxed: the retained store's first use makes this future
                 // large, and every publish would carry it.
-                true => Box::pin(retain(&self.node, &publish, &record)).await,
-                false => None,
+                true => Box::pin(self.send_record_of(&publish, &stream_topic, known, None)).await,
             };
-            if let Err(error) = self.send_record(&publish.topic, record, known).await {
+            if let Err(error) = sent {
                 tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
             }
             if let Some(Err(error)) = retained {
@@ -68,18 +70,16 @@ impl Connection {
             return Err(End::WithWill);
         }
         self.unanswered += 1;
+        let mut qos2_header = None;
         if publish.qos == QoS::ExactlyOnce {
-            match Box::pin(self.qos2_intent(&publish, &record.topic)).await {
+            match Box::pin(self.qos2_intent(&publish, &stream_topic)).await {
                 Ok(Intent::Written) => {
                     let rec = Packet::PubRec(ack_of(id, ReasonCode::SUCCESS));
                     self.acks.push_back(Box::pin(async move { Some(rec) }));
                     return Ok(());
                 }
                 Ok(Intent::Write(intent_id)) => {
-                    let value = format!("{intent_id} {}", self.client_id);
-                    record
-                        .headers
-                        .push((QOS2_HEADER.to_owned(), Bytes::from(value)));
+                    qos2_header = Some(format!("{intent_id} {}", self.client_id));
                 }
                 Err(error) => {
                     let answer = publish_answer(
@@ -94,13 +94,12 @@ impl Connection {
                 }
             }
         }
-        let retained = match publish.retain {
-            // Boxed: the retained store's first use makes this future
-            // large, and every publish would carry it.
-            true => Box::pin(retain(&self.node, &publish, &record)).await,
-            false => None,
+        let (sent, retained) = match (publish.retain, qos2_header) {
+            (false, None) => (self.send_parts(&publish, &stream_topic, known).await, None),
+            (_, qos2_header) => {
+                Box::pin(self.send_record_of(&publish, &stream_topic, known, qos2_header)).await
+            }
         };
-        let sent = self.send_record(&publish.topic, record, known).await;
         let (qos, version, problem_information) =
             (publish.qos, self.version, self.problem_information);
         self.acks.push_back(Box::pin(async move {
@@ -124,30 +123,71 @@ impl Connection {
     /// exist: a device publishes to few names, so the last one's stream
     /// topic is remembered (no mapping, and no look at the node's set of
     /// created topics, per message).
-    fn stream_topic_of(&self, name: &ByteStr) -> (String, bool) {
+    fn stream_topic_of(&self, name: &ByteStr) -> (Arc<str>, bool) {
         match &self.last_stream_topic {
             Some((last, topic)) if last == name => (topic.clone(), true),
-            _ => (self.node.config.map.stream_topic(name), false),
+            _ => (Arc::from(self.node.config.map.stream_topic(name)), false),
         }
     }
 
-    /// Writes the record of a publish to `name` (its stream topic created
-    /// first unless `known`), remembering the stream topic once it exists.
-    async fn send_record(
+    /// Writes a publish to `stream_topic` straight from the packet (most
+    /// publishes: neither retained nor QoS 2), and remembers the stream
+    /// topic once it exists.
+    async fn send_parts(
         &mut self,
-        name: &ByteStr,
-        record: ProducerRecord,
+        publish: &Publish,
+        stream_topic: &Arc<str>,
         known: bool,
     ) -> Result<DeliveryFuture, ClientError> {
-        if known {
-            return self.node.ingest.send_existing(record).await;
-        }
-        let topic = record.topic.clone();
-        let sent = self.node.ingest.send(record).await;
-        if sent.is_ok() {
-            self.last_stream_topic = Some((name.clone(), topic));
+        let made = message::MadeHeaders::of(publish, self.heard_ms);
+        let headers = message::record_headers(publish, &self.client_id, &made);
+        let parts = RecordParts {
+            topic: stream_topic,
+            partition: None,
+            key: Some(publish.topic.as_str().as_bytes()),
+            value: &publish.payload,
+            headers: &headers,
+            timestamp_ms: Some(self.heard_ms),
+        };
+        let sent = self.node.ingest.send_parts(parts, known).await;
+        if sent.is_ok() && !known {
+            self.last_stream_topic = Some((publish.topic.clone(), stream_topic.clone()));
         }
         sent
+    }
+
+    /// Writes a retained or QoS 2 publish as a record (with its intent's
+    /// header), and a retained one's copy in the retained store first.
+    async fn send_record_of(
+        &mut self,
+        publish: &Publish,
+        stream_topic: &Arc<str>,
+        known: bool,
+        qos2_header: Option<String>,
+    ) -> (
+        Result<DeliveryFuture, ClientError>,
+        Option<Result<DeliveryFuture, ClientError>>,
+    ) {
+        let mut record = message::to_record(
+            publish,
+            stream_topic.to_string(),
+            &self.client_id,
+            self.heard_ms,
+        );
+        if let Some(value) = qos2_header {
+            record
+                .headers
+                .push((QOS2_HEADER.to_owned(), Bytes::from(value)));
+        }
+        let retained = retain(&self.node, publish, &record).await;
+        let sent = match known {
+            true => self.node.ingest.send_existing(record).await,
+            false => self.node.ingest.send(record).await,
+        };
+        if sent.is_ok() && !known {
+            self.last_stream_topic = Some((publish.topic.clone(), stream_topic.clone()));
+        }
+        (sent, retained)
     }
 
     /// Whether a QoS 2 publish is written already, or the intent id to

@@ -51,11 +51,47 @@ use crate::subscriptions::{Subscription, Subscriptions};
 struct Pending {
     publish: Publish,
     /// Its record.
-    at: Position,
+    at: At,
     /// A retained message's content (`crate::outbound`).
     kept: Option<KeptRecord>,
     /// The shared-subscription batch it belongs to.
     ticket: Option<Arc<Ticket>>,
+}
+
+/// Where a pending message's record is. The stream topic's name is shared
+/// by the messages of one tail batch (a `Position` owns a copy).
+struct At {
+    topic: Arc<str>,
+    partition: u32,
+    offset: u64,
+}
+
+impl At {
+    fn of(topic: Arc<str>, record: &citystream_client::ConsumerRecord) -> At {
+        At {
+            topic,
+            partition: record.partition,
+            offset: record.offset,
+        }
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+impl From<&Position> for At {
+    fn from(position: &Position) -> At {
+        At {
+            topic: Arc::from(position.topic.as_str()),
+            partition: position.partition,
+            offset: position.offset,
+        }
+    }
 }
 
 /// A shared subscription of this session: its group member runs until
@@ -248,7 +284,7 @@ struct Connection {
     /// The stream topic of the name this client published to last, known
     /// to exist: a device publishes to few names, one clock read and no
     /// mapping or lock per message.
-    last_stream_topic: Option<(ByteStr, String)>,
+    last_stream_topic: Option<(ByteStr, Arc<str>)>,
     problem_information: bool,
     /// Seconds the session outlives the connection (0: it ends with it).
     expiry_secs: u32,

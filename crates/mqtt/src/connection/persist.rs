@@ -15,7 +15,7 @@ use std::num::NonZeroU16;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::inbound::ack_of;
-use super::{Connection, End, Io, Pending, now_ms};
+use super::{At, Connection, End, Io, Pending, now_ms};
 use crate::Node;
 use crate::connect::Accepted;
 use crate::outbound::KEPT_BYTES_MAX;
@@ -185,7 +185,7 @@ impl Connection {
             publish.qos = QoS::from_u8(queued.qos).unwrap_or(QoS::AtLeastOnce);
             self.pending.push_back(Pending {
                 publish,
-                at: queued.at.clone(),
+                at: At::from(&queued.at),
                 kept: Some(queued.kept.clone()),
                 ticket: None,
             });
@@ -277,7 +277,7 @@ impl Connection {
                     .pending
                     .iter()
                     .filter(|p| {
-                        p.ticket.is_none() && p.at.partition == *partition && p.at.topic == **topic
+                        p.ticket.is_none() && p.at.partition == *partition && p.at.topic == *topic
                     })
                     .map(|p| p.at.offset)
                     .min();
@@ -330,7 +330,7 @@ impl Connection {
                 bytes += kept.size_bytes();
                 (bytes <= KEPT_BYTES_MAX).then(|| QueuedRetained {
                     qos: pending.publish.qos as u8,
-                    at: pending.at.clone(),
+                    at: pending.at.position(),
                     kept: kept.clone(),
                 })
             })
