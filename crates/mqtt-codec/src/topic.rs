@@ -148,12 +148,14 @@ pub fn topic_matches(filter: &str, name: &str) -> bool {
     if name.starts_with('$') && filter.starts_with(['+', '#']) {
         return false;
     }
-    let mut filter_levels = filter.split('/');
-    let mut name_levels = name.split('/');
+    // Split as bytes: every delivery matches its subscriptions, and '/'
+    // is ASCII (no byte of a multi-byte UTF-8 character).
+    let mut filter_levels = filter.as_bytes().split(|&byte| byte == b'/');
+    let mut name_levels = name.as_bytes().split(|&byte| byte == b'/');
     loop {
         match (filter_levels.next(), name_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
+            (Some(b"#"), _) => return true,
+            (Some(b"+"), Some(_)) => {}
             (Some(filter_level), Some(name_level)) if filter_level == name_level => {}
             (None, None) => return true,
             _ => return false,
