@@ -154,6 +154,47 @@ async fn a_record_sent_from_parts_is_the_record_sent_owned() {
     .await;
 }
 
+/// A send that may not wait queues nothing while the topic's partition
+/// count is unknown (it would have to ask), and queues once it is known:
+/// tracked with a delivery future, or untracked with none, both written
+/// in send order.
+#[tokio::test]
+async fn a_send_that_may_not_wait_queues_only_when_it_need_not() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("now", 1).await;
+        let producer = producer(&client);
+        let parts = |value: &'static [u8]| RecordParts {
+            topic: "now",
+            partition: None,
+            key: Some(b"k"),
+            value,
+            headers: &[],
+            timestamp_ms: None,
+        };
+        assert!(producer.try_send_parts(parts(b"0")).unwrap().is_none());
+        assert!(!producer.try_send_parts_untracked(parts(b"0")).unwrap());
+        producer
+            .send_parts(parts(b"1"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(producer.try_send_parts_untracked(parts(b"2")).unwrap());
+        let tracked = producer.try_send_parts(parts(b"3")).unwrap();
+        let metadata = tracked.expect("the topic is known").await.unwrap();
+        assert_eq!(metadata.offset, 2);
+        let mut consumer = client.consumer(earliest("now")).await.unwrap();
+        let values: Vec<String> = consume_to_end(&mut consumer)
+            .await
+            .iter()
+            .map(value_text)
+            .collect();
+        assert_eq!(values, ["1", "2", "3"]);
+    })
+    .await;
+}
+
 /// The same idempotent batch sent twice is written once.
 #[tokio::test]
 async fn idempotent_batch_retry_is_written_once() {

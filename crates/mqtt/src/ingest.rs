@@ -104,6 +104,21 @@ impl Ingest {
         self.producer.send_parts(parts).await
     }
 
+    /// Queues a record from its parts, to a stream topic the caller saw
+    /// exist, if that needs no wait ([`Producer::try_send_parts`]).
+    pub fn try_send_parts(
+        &self,
+        parts: RecordParts<'_>,
+    ) -> Result<Option<DeliveryFuture>, ClientError> {
+        self.producer.try_send_parts(parts)
+    }
+
+    /// [`Ingest::try_send_parts`] for a QoS 0 message: nobody learns its
+    /// outcome. False if it would wait (nothing was queued).
+    pub fn try_send_parts_untracked(&self, parts: RecordParts<'_>) -> Result<bool, ClientError> {
+        self.producer.try_send_parts_untracked(parts)
+    }
+
     /// Sends a record to a stream topic this ingest created or found
     /// before (a caller remembers it), without looking it up again.
     pub async fn send_existing(

@@ -45,6 +45,8 @@ pub(crate) struct RecordRef<'a> {
     /// `None`: a tombstone (a null value).
     pub(crate) value: Option<&'a [u8]>,
     pub(crate) headers: &'a [(&'a str, &'a [u8])],
+    /// The sender wants its outcome: `append` makes a delivery future.
+    pub(crate) tracked: bool,
 }
 
 impl RecordRef<'_> {
@@ -66,7 +68,8 @@ pub(crate) enum Appended {
     /// [`Accumulator::add_topic`] and append again.
     UnknownTopic,
     Queued {
-        delivery: DeliveryFuture,
+        /// `None` for a record that is not tracked.
+        delivery: Option<DeliveryFuture>,
         /// A batch was opened (a new linger deadline) or sealed (ready to go).
         wake_sender: bool,
     },
@@ -275,7 +278,11 @@ impl Accumulator {
             }
             return Err(error);
         }
-        let delivery = DeliveryFuture::new(open.completion.clone(), index);
+        // An untracked record (an MQTT QoS 0 message) does not touch the
+        // completion, which the sender and other senders' records share.
+        let delivery = record
+            .tracked
+            .then(|| DeliveryFuture::new(open.completion.clone(), index));
         if open.builder.size_bytes() >= self.batch_bytes {
             let open = partition_state.open.take().expect("just pushed");
             seal(&mut state.ready, topic_state, partition, open);

@@ -188,6 +188,21 @@ impl ProducerRecord {
     }
 }
 
+/// What a send that may not wait did.
+enum Queued {
+    /// Queued, with its delivery future if tracked.
+    Now(Option<DeliveryFuture>),
+    WouldWait,
+}
+
+fn partition_choice(partition: Option<u32>, key: Option<&[u8]>) -> PartitionChoice<'_> {
+    match (partition, key) {
+        (Some(partition), _) => PartitionChoice::Explicit(partition),
+        (None, Some(key)) => PartitionChoice::Key(key),
+        (None, None) => PartitionChoice::Sticky,
+    }
+}
+
 /// A record whose parts are borrowed, for [`Producer::send_parts`]. It
 /// has a value: a tombstone goes through [`Producer::send`].
 #[derive(Debug, Clone, Copy)]
@@ -224,6 +239,15 @@ impl BufferLimit {
             released.await;
         }
         self.used_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Takes `bytes` if the buffer is not full now.
+    fn try_acquire(&self, bytes: usize) -> bool {
+        if self.used_bytes.load(Ordering::Acquire) >= self.max_bytes {
+            return false;
+        }
+        self.used_bytes.fetch_add(bytes, Ordering::AcqRel);
+        true
     }
 
     fn release(&self, bytes: usize) {
@@ -304,6 +328,7 @@ impl Producer {
             key: record.key.as_deref(),
             value: record.stored_value()?,
             headers: &headers,
+            tracked: true,
         };
         self.send_ref(&record.topic, record.partition, &record_ref)
             .await
@@ -318,9 +343,68 @@ impl Producer {
             key: parts.key,
             value: Some(parts.value),
             headers: parts.headers,
+            tracked: true,
         };
         self.send_ref(parts.topic, parts.partition, &record_ref)
             .await
+    }
+
+    /// [`Producer::send_parts`] if it can be done without waiting: `None`
+    /// when it would wait, for room in the buffer or for the topic's
+    /// partition count (then call `send_parts`). Nothing is queued then.
+    pub fn try_send_parts(
+        &self,
+        parts: RecordParts<'_>,
+    ) -> Result<Option<DeliveryFuture>, ClientError> {
+        match self.try_queue(parts, true)? {
+            Queued::Now(delivery) => Ok(delivery),
+            Queued::WouldWait => Ok(None),
+        }
+    }
+
+    /// [`Producer::try_send_parts`] for a record whose outcome nobody will
+    /// ask (an MQTT QoS 0 message): no delivery future is made. True if it
+    /// was queued; false if it would wait, and nothing was queued.
+    pub fn try_send_parts_untracked(&self, parts: RecordParts<'_>) -> Result<bool, ClientError> {
+        Ok(matches!(self.try_queue(parts, false)?, Queued::Now(_)))
+    }
+
+    fn try_queue(&self, parts: RecordParts<'_>, tracked: bool) -> Result<Queued, ClientError> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::Closed);
+        }
+        let record_ref = RecordRef {
+            timestamp_ms: parts.timestamp_ms.unwrap_or_else(now_ms),
+            key: parts.key,
+            value: Some(parts.value),
+            headers: parts.headers,
+            tracked,
+        };
+        let choice = partition_choice(parts.partition, parts.key);
+        let record_bytes = record_ref.size_bytes();
+        if !shared.buffer.try_acquire(record_bytes) {
+            return Ok(Queued::WouldWait);
+        }
+        match shared.accumulator.append(parts.topic, choice, &record_ref) {
+            Ok(Appended::Queued {
+                delivery,
+                wake_sender,
+            }) => {
+                if wake_sender {
+                    shared.wake_sender.notify_one();
+                }
+                Ok(Queued::Now(delivery))
+            }
+            Ok(Appended::UnknownTopic) => {
+                shared.buffer.release(record_bytes);
+                Ok(Queued::WouldWait)
+            }
+            Err(error) => {
+                shared.buffer.release(record_bytes);
+                Err(error)
+            }
+        }
     }
 
     async fn send_ref(
@@ -333,11 +417,7 @@ impl Producer {
         if shared.closed.load(Ordering::Relaxed) {
             return Err(ClientError::Closed);
         }
-        let choice = match (partition, record_ref.key) {
-            (Some(partition), _) => PartitionChoice::Explicit(partition),
-            (None, Some(key)) => PartitionChoice::Key(key),
-            (None, None) => PartitionChoice::Sticky,
-        };
+        let choice = partition_choice(partition, record_ref.key);
         let record_bytes = record_ref.size_bytes();
         shared.buffer.acquire(record_bytes).await;
         let appended = self.append(topic, choice, record_ref).await;
@@ -368,7 +448,7 @@ impl Producer {
             wake_sender,
         } = accumulator.append(topic, choice, record)?
         {
-            return Ok((delivery, wake_sender));
+            return Ok((delivery.expect("tracked"), wake_sender));
         }
         // Boxed: a metadata request is a large future, needed once per
         // topic, and `send`'s future (kept by every caller, e.g. each MQTT
@@ -379,7 +459,7 @@ impl Producer {
             Appended::Queued {
                 delivery,
                 wake_sender,
-            } => Ok((delivery, wake_sender)),
+            } => Ok((delivery.expect("tracked"), wake_sender)),
             Appended::UnknownTopic => unreachable!("the topic was just added"),
         }
     }

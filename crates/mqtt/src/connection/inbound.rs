@@ -100,8 +100,69 @@ impl Connection {
                 Box::pin(self.send_record_of(&publish, &stream_topic, known, qos2_header)).await
             }
         };
-        let (qos, version, problem_information) =
-            (publish.qos, self.version, self.problem_information);
+        self.queue_answer(id, publish.qos, sent, retained);
+        Ok(())
+    }
+
+    /// Most publishes, written without waiting: neither retained nor QoS 2,
+    /// to the stream topic of this client's last publish, with room in the
+    /// producer's buffer and under the receive maximum. Anything else is
+    /// given back for [`Connection::publish`]. Not async: a publisher's
+    /// burst makes no future per packet.
+    pub(super) fn publish_now(&mut self, mut publish: Publish) -> Result<(), Publish> {
+        if publish.retain
+            || publish.qos == QoS::ExactlyOnce
+            || (publish.packet_id.is_some()
+                && self.unanswered >= usize::from(self.node.config.receive_maximum))
+            || self.resolve_alias(&mut publish).is_err()
+        {
+            return Err(publish);
+        }
+        let (stream_topic, known) = self.stream_topic_of(&publish.topic);
+        if !known {
+            return Err(publish);
+        }
+        let made = message::MadeHeaders::of(&publish, self.heard_ms);
+        let headers = message::record_headers(&publish, &self.client_id, &made);
+        let parts = RecordParts {
+            topic: &stream_topic,
+            partition: None,
+            key: Some(publish.topic.as_str().as_bytes()),
+            value: &publish.payload,
+            headers: &headers,
+            timestamp_ms: Some(self.heard_ms),
+        };
+        let ingest = &self.node.ingest;
+        let Some(id) = publish.packet_id else {
+            return match ingest.try_send_parts_untracked(parts) {
+                Ok(false) => Err(publish),
+                Ok(true) => Ok(()),
+                Err(error) => {
+                    tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
+                    Ok(())
+                }
+            };
+        };
+        let sent = match ingest.try_send_parts(parts) {
+            Ok(None) => return Err(publish),
+            Ok(Some(delivery)) => Ok(delivery),
+            Err(error) => Err(error),
+        };
+        self.unanswered += 1;
+        self.queue_answer(id, publish.qos, sent, None);
+        Ok(())
+    }
+
+    /// Queues a QoS 1/2 publish's answer, sent once its record (and its
+    /// retained copy) is written, behind the earlier answers.
+    fn queue_answer(
+        &mut self,
+        id: NonZeroU16,
+        qos: QoS,
+        sent: Result<DeliveryFuture, ClientError>,
+        retained: Option<Result<DeliveryFuture, ClientError>>,
+    ) {
+        let (version, problem_information) = (self.version, self.problem_information);
         self.acks.push_back(Box::pin(async move {
             let mut written = match sent {
                 Ok(delivery) => delivery.await.map(|_| ()),
@@ -116,7 +177,6 @@ impl Connection {
             }
             publish_answer(id, qos, written, version, problem_information)
         }));
-        Ok(())
     }
 
     /// The stream topic of MQTT topic `name`, and whether it is known to
@@ -305,8 +365,9 @@ impl Connection {
     }
 
     /// The topic of a publish that uses a topic alias [MQTT-3.3.2-12].
+    /// On error the publish is left as it was.
     fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), ReasonCode> {
-        let Some(alias) = publish.properties.topic_alias.take() else {
+        let Some(alias) = publish.properties.topic_alias else {
             return Ok(());
         };
         if alias.get() > self.node.config.topic_alias_maximum {
@@ -320,6 +381,7 @@ impl Connection {
         } else {
             self.aliases.insert(alias.get(), publish.topic.clone());
         }
+        publish.properties.topic_alias = None;
         Ok(())
     }
 }

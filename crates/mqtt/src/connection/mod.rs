@@ -528,7 +528,10 @@ impl Connection {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         match packet {
-            Packet::Publish(publish) => self.publish(framed, publish).await,
+            Packet::Publish(publish) => match self.publish_now(publish) {
+                Ok(()) => Ok(()),
+                Err(publish) => Box::pin(self.publish(framed, publish)).await,
+            },
             Packet::PubAck(ack) => {
                 self.dirty |= self.outbound.acked(ack.packet_id.get());
                 Ok(())

@@ -18,6 +18,7 @@ fn record(value: &[u8]) -> RecordRef<'_> {
         key: None,
         value: Some(value),
         headers: &[],
+        tracked: true,
     }
 }
 
@@ -40,7 +41,7 @@ fn accumulator(records_per_batch: usize, partitions: u32, idempotent: bool) -> A
 
 fn append(accumulator: &Accumulator, choice: PartitionChoice<'_>) -> DeliveryFuture {
     match accumulator.append("t", choice, &record(VALUE)) {
-        Ok(Appended::Queued { delivery, .. }) => delivery,
+        Ok(Appended::Queued { delivery, .. }) => delivery.expect("tracked"),
         Ok(Appended::UnknownTopic) => panic!("topic t is known"),
         Err(error) => panic!("append failed: {error}"),
     }
