@@ -109,21 +109,21 @@ impl Connection {
     /// producer's buffer and under the receive maximum. Anything else is
     /// given back for [`Connection::publish`]. Not async: a publisher's
     /// burst makes no future per packet.
-    pub(super) fn publish_now(&mut self, mut publish: Publish) -> Result<(), Publish> {
+    pub(super) fn publish_now(&mut self, publish: &mut Publish) -> bool {
         if publish.retain
             || publish.qos == QoS::ExactlyOnce
             || (publish.packet_id.is_some()
                 && self.unanswered >= usize::from(self.node.config.receive_maximum))
-            || self.resolve_alias(&mut publish).is_err()
+            || self.resolve_alias(publish).is_err()
         {
-            return Err(publish);
+            return false;
         }
         let (stream_topic, known) = self.stream_topic_of(&publish.topic);
         if !known {
-            return Err(publish);
+            return false;
         }
-        let made = message::MadeHeaders::of(&publish, self.heard_ms);
-        let headers = message::record_headers(&publish, &self.client_id, &made);
+        let made = message::MadeHeaders::of(publish, self.heard_ms);
+        let headers = message::record_headers(publish, &self.client_id, &made);
         let parts = RecordParts {
             topic: &stream_topic,
             partition: None,
@@ -135,22 +135,21 @@ impl Connection {
         let ingest = &self.node.ingest;
         let Some(id) = publish.packet_id else {
             return match ingest.try_send_parts_untracked(parts) {
-                Ok(false) => Err(publish),
-                Ok(true) => Ok(()),
+                Ok(queued) => queued,
                 Err(error) => {
                     tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
-                    Ok(())
+                    true
                 }
             };
         };
         let sent = match ingest.try_send_parts(parts) {
-            Ok(None) => return Err(publish),
+            Ok(None) => return false,
             Ok(Some(delivery)) => Ok(delivery),
             Err(error) => Err(error),
         };
         self.unanswered += 1;
         self.queue_answer(id, publish.qos, sent, None);
-        Ok(())
+        true
     }
 
     /// Queues a QoS 1/2 publish's answer, sent once its record (and its

@@ -528,9 +528,9 @@ impl Connection {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         match packet {
-            Packet::Publish(publish) => match self.publish_now(publish) {
-                Ok(()) => Ok(()),
-                Err(publish) => Box::pin(self.publish(framed, publish)).await,
+            Packet::Publish(mut publish) => match self.publish_now(&mut publish) {
+                true => Ok(()),
+                false => Box::pin(self.publish(framed, publish)).await,
             },
             Packet::PubAck(ack) => {
                 self.dirty |= self.outbound.acked(ack.packet_id.get());
