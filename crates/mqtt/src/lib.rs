@@ -32,6 +32,7 @@ mod orphans;
 mod outbound;
 mod registry;
 mod retained;
+mod retry;
 mod shared;
 mod store;
 mod will;

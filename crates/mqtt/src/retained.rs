@@ -14,14 +14,16 @@
 //! name, as in Mosquitto.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use citystream_client::tail::{Fold, Tail, high_watermark};
-use citystream_client::{Client, ClientError, ConsumerRecord, ProducerRecord};
+use citystream_client::{Client, ClientError, ConsumerRecord, ErrorCode, ProducerRecord};
 use citystream_mqtt_codec::topic_matches;
 use citystream_protocol::{Cleanup, TopicConfig};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ingest::Ingest;
+use crate::retry::retrying;
 
 /// The compacted topic of retained messages.
 pub const RETAINED_TOPIC: &str = "citystream.mqtt-retained";
@@ -54,6 +56,14 @@ impl Fold for RetainedFold {
             self.by_name.insert(name.to_owned(), record.clone());
         }
     }
+}
+
+/// How long a read of the store's topic is tried again while its
+/// partitions' replicas start.
+const STARTING_WINDOW: Duration = Duration::from_secs(10);
+
+fn starting_or_retriable(error: &ClientError) -> bool {
+    error.is_retriable() || error.code() == Some(ErrorCode::UNKNOWN_TOPIC)
 }
 
 impl RetainedStore {
@@ -100,7 +110,13 @@ impl RetainedStore {
         let mut matched = Vec::new();
         for (partition, fold) in folds.iter().enumerate() {
             let mut tail = fold.lock().await;
-            let end = high_watermark(&self.client, RETAINED_TOPIC, partition as u32).await?;
+            // The topic exists (`folds` made sure), but a partition's
+            // replica may still be starting on its leader: UNKNOWN_TOPIC
+            // then, for a moment, on a cluster's first subscription.
+            let end = retrying(STARTING_WINDOW, starting_or_retriable, || {
+                high_watermark(&self.client, RETAINED_TOPIC, partition as u32)
+            })
+            .await?;
             tail.catch_up(&self.client, end).await?;
             matched.extend(
                 tail.state()

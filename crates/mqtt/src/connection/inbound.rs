@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Connection, End, Io};
 use crate::message;
+use crate::retry::retrying;
 use crate::session::{Position, StoredInbound};
 
 /// Header of a QoS 2 record: `<intent id> <client id>`.
@@ -261,7 +262,10 @@ impl Connection {
             && let Some(known) = self.inbound.get(&id).cloned()
         {
             if self.written_here.contains(&id)
-                || retrying(|| find_written(&self.node.client, &self.client_id, &known)).await?
+                || retrying(INTENT_RETRY_WINDOW, ClientError::is_retriable, || {
+                    find_written(&self.node.client, &self.client_id, &known)
+                })
+                .await?
             {
                 return Ok(Intent::Written);
             }
@@ -277,8 +281,10 @@ impl Connection {
             .unwrap_or(1);
         let partition = partition_for_key(publish.topic.as_bytes(), partitions);
         let admin = self.node.client.admin();
-        let end =
-            retrying(|| admin.list_offsets(stream_topic, partition, OffsetSpec::Latest)).await?;
+        let end = retrying(INTENT_RETRY_WINDOW, ClientError::is_retriable, || {
+            admin.list_offsets(stream_topic, partition, OffsetSpec::Latest)
+        })
+        .await?;
         self.inbound_counter += 1;
         let intent = StoredInbound {
             packet_id: id,
@@ -484,26 +490,3 @@ async fn retain(
 /// retriable way (a partition leader changing), rather than refusing the
 /// publish with PUBREC 0x80.
 const INTENT_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// `attempt` again, with backoff, while it fails in a retriable way and
-/// [`INTENT_RETRY_WINDOW`] lasts.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ClientError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ClientError>>,
-{
-    let deadline = tokio::time::Instant::now() + INTENT_RETRY_WINDOW;
-    let mut backoff = std::time::Duration::from_millis(50);
-    loop {
-        match attempt().await {
-            Err(error)
-                if error.is_retriable() && tokio::time::Instant::now() + backoff < deadline =>
-            {
-                tracing::debug!(%error, "a QoS 2 intent's read failed; trying again");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
-            }
-            answered => return answered,
-        }
-    }
-}
