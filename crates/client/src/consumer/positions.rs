@@ -151,6 +151,7 @@ fn read_batch(
         return next;
     }
     let bytes = batch.bytes();
+    out.reserve(header.record_count as usize);
     for record in batch.records().filter(|record| record.offset >= from) {
         out.push(ConsumerRecord {
             topic: tp.topic.clone(),
