@@ -111,7 +111,7 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.index >= self.header.record_count {
             return None;
         }
-        let (record, _, rest) = parse_record(self.header, self.rest, self.index)
+        let (record, _, rest) = parse_record(self.header, self.rest, self.index, Headers::Keep)
             .expect("records were validated when the batch was built");
         self.rest = rest;
         self.index += 1;
@@ -129,7 +129,7 @@ fn check_records(header: &BatchHeader, bytes: &[u8]) -> Result<bool, BatchError>
     let mut previous_delta: Option<u32> = None;
     let mut has_tombstones = false;
     for index in 0..header.record_count {
-        let (record, offset_delta, tail) = parse_record(header, rest, index)?;
+        let (record, offset_delta, tail) = parse_record(header, rest, index, Headers::Check)?;
         has_tombstones |= record.value.is_none();
         if previous_delta.is_some_and(|previous| offset_delta <= previous) {
             return Err(BatchError::BadRecord {
@@ -183,12 +183,23 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// What parsing a record does with its headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    /// Checks and returns them.
+    Keep,
+    /// Checks them only (validating a batch): the record comes back with
+    /// none, and nothing is allocated for them.
+    Check,
+}
+
 /// Parses record `index` from the front of `bytes`; returns it, its offset
 /// delta and the bytes after it.
 fn parse_record<'a>(
     header: &BatchHeader,
     bytes: &'a [u8],
     index: u32,
+    headers_wanted: Headers,
 ) -> Result<(Record<'a>, u32, &'a [u8]), BatchError> {
     let mut outer = Cursor { bytes, index };
     let len = outer.u32("record length truncated")? as usize;
@@ -205,7 +216,10 @@ fn parse_record<'a>(
         value_len => Some(cur.take(value_len as usize, "value truncated")?),
     };
     let header_count = cur.u16("header count truncated")?;
-    let mut headers = Vec::with_capacity(usize::from(header_count));
+    let mut headers = match headers_wanted {
+        Headers::Keep => Vec::with_capacity(usize::from(header_count)),
+        Headers::Check => Vec::new(),
+    };
     for _ in 0..header_count {
         let name_len = usize::from(cur.u16("header name length truncated")?);
         let name =
@@ -216,7 +230,10 @@ fn parse_record<'a>(
                 }
             })?;
         let value_len = cur.u32("header value length truncated")? as usize;
-        headers.push((name, cur.take(value_len, "header value truncated")?));
+        let value = cur.take(value_len, "header value truncated")?;
+        if headers_wanted == Headers::Keep {
+            headers.push((name, value));
+        }
     }
     if !cur.bytes.is_empty() {
         return Err(BatchError::BadRecord {
