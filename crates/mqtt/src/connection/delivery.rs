@@ -304,16 +304,15 @@ impl Connection {
         let now = now_ms();
         match &span {
             Span::Shared(batch, first) => {
-                let Some(head) = batch.records.get(*first) else {
-                    return;
-                };
-                // One tail batch reads one partition.
-                let topic: Arc<str> = Arc::from(head.topic.as_str());
-                let viewed = batch.records[*first..]
-                    .iter()
-                    .zip(&batch.rendered[*first..]);
-                for (record, stored) in viewed {
-                    self.queue_delivery(&topic, record, stored.as_ref(), now);
+                // One tail batch reads one partition: one topic name.
+                if let Some(head) = batch.records.get(*first) {
+                    let topic: Arc<str> = Arc::from(head.topic.as_str());
+                    let viewed = batch.records[*first..]
+                        .iter()
+                        .zip(&batch.rendered[*first..]);
+                    for (record, stored) in viewed {
+                        self.queue_delivery(&topic, record, stored.as_ref(), now);
+                    }
                 }
             }
             Span::Read(records) => {

@@ -107,9 +107,10 @@ impl Connection {
 
     /// Most publishes, written without waiting: neither retained nor QoS 2,
     /// to the stream topic of this client's last publish, with room in the
-    /// producer's buffer and under the receive maximum. Anything else is
-    /// given back for [`Connection::publish`]. Not async: a publisher's
-    /// burst makes no future per packet.
+    /// producer's buffer and under the receive maximum. False if it was
+    /// not written (its topic alias resolved, if it had one): then
+    /// [`Connection::publish`] takes it. Not async: a publisher's burst
+    /// makes no future per packet.
     pub(super) fn publish_now(&mut self, publish: &mut Publish) -> bool {
         if publish.retain
             || publish.qos == QoS::ExactlyOnce

@@ -282,8 +282,8 @@ struct Connection {
     /// messages came to be sent at once.
     busy_writes: bool,
     /// The stream topic of the name this client published to last, known
-    /// to exist: a device publishes to few names, one clock read and no
-    /// mapping or lock per message.
+    /// to exist: a device publishes to few names, so most publishes need
+    /// no mapping and no look at the node's set of created topics.
     last_stream_topic: Option<(ByteStr, Arc<str>)>,
     problem_information: bool,
     /// Seconds the session outlives the connection (0: it ends with it).
