@@ -90,14 +90,9 @@ impl Ingest {
         self.producer.send(record).await
     }
 
-    /// Sends a record from its parts (its topic ensured unless `known`:
-    /// the caller saw it exist).
-    pub async fn send_parts(
-        &self,
-        parts: RecordParts<'_>,
-        known: bool,
-    ) -> Result<DeliveryFuture, ClientError> {
-        if !known && !self.is_known(parts.topic) {
+    /// [`Ingest::send`] for a record given as parts.
+    pub async fn send_parts(&self, parts: RecordParts<'_>) -> Result<DeliveryFuture, ClientError> {
+        if !self.is_known(parts.topic) {
             // Boxed: creating a topic is a large future, and rare.
             Box::pin(self.ensure_topic(parts.topic)).await?;
         }
@@ -117,15 +112,6 @@ impl Ingest {
     /// outcome. False if it would wait (nothing was queued).
     pub fn try_send_parts_untracked(&self, parts: RecordParts<'_>) -> Result<bool, ClientError> {
         self.producer.try_send_parts_untracked(parts)
-    }
-
-    /// Sends a record to a stream topic this ingest created or found
-    /// before (a caller remembers it), without looking it up again.
-    pub async fn send_existing(
-        &self,
-        record: ProducerRecord,
-    ) -> Result<DeliveryFuture, ClientError> {
-        self.producer.send(record).await
     }
 
     fn is_known(&self, topic: &str) -> bool {

@@ -15,7 +15,7 @@
 //! | any other name | a User Property, in order (a name that starts with `$mqtt.` is stored as `$mqtt.user.` + name) |
 
 use bytes::Bytes;
-use citystream_client::{ConsumerRecord, ProducerRecord};
+use citystream_client::{ConsumerRecord, ProducerRecord, RecordParts};
 use citystream_mqtt_codec::{ByteStr, Publish, PublishProperties, QoS};
 
 const QOS: &str = "$mqtt.qos";
@@ -31,7 +31,7 @@ const ESCAPED_USER_PREFIX: &str = "$mqtt.user.";
 
 /// The record that stores `publish` (its topic resolved from any alias)
 /// in `stream_topic`, published by `client_id` at `now_ms`. The hot path
-/// sends the same record from its parts ([`record_headers`]).
+/// sends the same record from its parts ([`record_parts`]).
 pub fn to_record(
     publish: &Publish,
     stream_topic: String,
@@ -51,6 +51,24 @@ pub fn to_record(
         headers,
         timestamp_ms: Some(now_ms),
         tombstone: false,
+    }
+}
+
+/// The record of `publish` in `stream_topic`, as parts borrowed from it
+/// and from `headers` (its [`record_headers`]), stamped `now_ms`.
+pub fn record_parts<'a>(
+    publish: &'a Publish,
+    stream_topic: &'a str,
+    headers: &'a [(&'a str, &'a [u8])],
+    now_ms: i64,
+) -> RecordParts<'a> {
+    RecordParts {
+        topic: stream_topic,
+        partition: None,
+        key: Some(publish.topic.as_str().as_bytes()),
+        value: &publish.payload,
+        headers,
+        timestamp_ms: Some(now_ms),
     }
 }
 

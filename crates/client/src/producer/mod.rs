@@ -218,6 +218,18 @@ pub struct RecordParts<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
+impl<'a> RecordParts<'a> {
+    fn record_ref(&self, tracked: bool) -> RecordRef<'a> {
+        RecordRef {
+            timestamp_ms: self.timestamp_ms.unwrap_or_else(now_ms),
+            key: self.key,
+            value: Some(self.value),
+            headers: self.headers,
+            tracked,
+        }
+    }
+}
+
 /// Bytes of records accepted by `send` and not yet completed.
 struct BufferLimit {
     used_bytes: AtomicUsize,
@@ -338,14 +350,7 @@ impl Producer {
     /// elsewhere (a protocol gateway's packet, static header names): it is
     /// encoded straight from them, with no owned copy made first.
     pub async fn send_parts(&self, parts: RecordParts<'_>) -> Result<DeliveryFuture, ClientError> {
-        let record_ref = RecordRef {
-            timestamp_ms: parts.timestamp_ms.unwrap_or_else(now_ms),
-            key: parts.key,
-            value: Some(parts.value),
-            headers: parts.headers,
-            tracked: true,
-        };
-        self.send_ref(parts.topic, parts.partition, &record_ref)
+        self.send_ref(parts.topic, parts.partition, &parts.record_ref(true))
             .await
     }
 
@@ -374,13 +379,7 @@ impl Producer {
         if shared.closed.load(Ordering::Relaxed) {
             return Err(ClientError::Closed);
         }
-        let record_ref = RecordRef {
-            timestamp_ms: parts.timestamp_ms.unwrap_or_else(now_ms),
-            key: parts.key,
-            value: Some(parts.value),
-            headers: parts.headers,
-            tracked,
-        };
+        let record_ref = parts.record_ref(tracked);
         let choice = partition_choice(parts.partition, parts.key);
         let record_bytes = record_ref.size_bytes();
         if !shared.buffer.try_acquire(record_bytes) {

@@ -14,9 +14,7 @@ use std::num::NonZeroU16;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use citystream_client::{
-    Client, ClientError, DeliveryFuture, ProducerRecord, RecordParts, partition_for_key,
-};
+use citystream_client::{Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key};
 use citystream_mqtt_codec::{
     Ack, AckProperties, ByteStr, Packet, Publish, QoS, ReasonCode, Version,
 };
@@ -50,13 +48,13 @@ impl Connection {
             Box::pin(self.disconnect(framed, reason)).await;
             return Err(End::WithWill);
         }
-        let (stream_topic, known) = self.stream_topic_of(&publish.topic);
+        let (stream_topic, _) = self.stream_topic_of(&publish.topic);
         let Some(id) = publish.packet_id else {
             let (sent, retained) = match publish.retain {
-                false => (self.send_parts(&publish, &stream_topic, known).await, None),
+                false => (self.send_parts(&publish, &stream_topic).await, None),
                 // Boxed: the retained store's first use makes this future
                 // large, and every publish would carry it.
-                true => Box::pin(self.send_record_of(&publish, &stream_topic, known, None)).await,
+                true => Box::pin(self.send_record_of(&publish, &stream_topic, None)).await,
             };
             if let Err(error) = sent {
                 tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
@@ -96,9 +94,9 @@ impl Connection {
             }
         }
         let (sent, retained) = match (publish.retain, qos2_header) {
-            (false, None) => (self.send_parts(&publish, &stream_topic, known).await, None),
+            (false, None) => (self.send_parts(&publish, &stream_topic).await, None),
             (_, qos2_header) => {
-                Box::pin(self.send_record_of(&publish, &stream_topic, known, qos2_header)).await
+                Box::pin(self.send_record_of(&publish, &stream_topic, qos2_header)).await
             }
         };
         self.queue_answer(id, publish.qos, sent, retained);
@@ -126,14 +124,7 @@ impl Connection {
         }
         let made = message::MadeHeaders::of(publish, self.heard_ms);
         let headers = message::record_headers(publish, &self.client_id, &made);
-        let parts = RecordParts {
-            topic: &stream_topic,
-            partition: None,
-            key: Some(publish.topic.as_str().as_bytes()),
-            value: &publish.payload,
-            headers: &headers,
-            timestamp_ms: Some(self.heard_ms),
-        };
+        let parts = message::record_parts(publish, &stream_topic, &headers, self.heard_ms);
         let ingest = &self.node.ingest;
         let Some(id) = publish.packet_id else {
             return match ingest.try_send_parts_untracked(parts) {
@@ -198,23 +189,26 @@ impl Connection {
         &mut self,
         publish: &Publish,
         stream_topic: &Arc<str>,
-        known: bool,
     ) -> Result<DeliveryFuture, ClientError> {
         let made = message::MadeHeaders::of(publish, self.heard_ms);
         let headers = message::record_headers(publish, &self.client_id, &made);
-        let parts = RecordParts {
-            topic: stream_topic,
-            partition: None,
-            key: Some(publish.topic.as_str().as_bytes()),
-            value: &publish.payload,
-            headers: &headers,
-            timestamp_ms: Some(self.heard_ms),
-        };
-        let sent = self.node.ingest.send_parts(parts, known).await;
-        if sent.is_ok() && !known {
+        let parts = message::record_parts(publish, stream_topic, &headers, self.heard_ms);
+        let sent = self.node.ingest.send_parts(parts).await;
+        self.remember_stream_topic(publish, stream_topic, &sent);
+        sent
+    }
+
+    /// After a write to `stream_topic` succeeded, it exists: the next
+    /// publish to the same name takes [`Connection::publish_now`].
+    fn remember_stream_topic<T>(
+        &mut self,
+        publish: &Publish,
+        stream_topic: &Arc<str>,
+        sent: &Result<T, ClientError>,
+    ) {
+        if sent.is_ok() {
             self.last_stream_topic = Some((publish.topic.clone(), stream_topic.clone()));
         }
-        sent
     }
 
     /// Writes a retained or QoS 2 publish as a record (with its intent's
@@ -223,7 +217,6 @@ impl Connection {
         &mut self,
         publish: &Publish,
         stream_topic: &Arc<str>,
-        known: bool,
         qos2_header: Option<String>,
     ) -> (
         Result<DeliveryFuture, ClientError>,
@@ -241,13 +234,8 @@ impl Connection {
                 .push((QOS2_HEADER.to_owned(), Bytes::from(value)));
         }
         let retained = retain(&self.node, publish, &record).await;
-        let sent = match known {
-            true => self.node.ingest.send_existing(record).await,
-            false => self.node.ingest.send(record).await,
-        };
-        if sent.is_ok() && !known {
-            self.last_stream_topic = Some((publish.topic.clone(), stream_topic.clone()));
-        }
+        let sent = self.node.ingest.send(record).await;
+        self.remember_stream_topic(publish, stream_topic, &sent);
         (sent, retained)
     }
 

@@ -472,17 +472,6 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        // Bytes left after this packet: the client sends faster than one
-        // packet per read, so the small idle buffer is replaced by a
-        // larger one (once: tokio-util grows a full buffer to the size it
-        // was made with, copying only the partial packet at its end).
-        let buffer = framed.read_buffer_mut();
-        if !self.busy_reads && !buffer.is_empty() {
-            let mut busy = BytesMut::with_capacity(BUSY_READ_BUFFER_BYTES.max(buffer.len()));
-            busy.extend_from_slice(buffer);
-            *buffer = busy;
-            self.busy_reads = true;
-        }
         match packet {
             None => Err(End::WithWill),
             Some(Err(error)) => {
@@ -509,6 +498,17 @@ impl Connection {
         self.last_heard = Instant::now();
         self.heard_ms = now_ms();
         self.received(framed, packet).await?;
+        // Bytes left after the first packet: the client sends faster than
+        // one packet per read, so the small idle buffer is replaced by a
+        // larger one (once: tokio-util grows a full buffer to the size it
+        // was made with, copying only the partial packet at its end).
+        let buffer = framed.read_buffer_mut();
+        if !self.busy_reads && !buffer.is_empty() {
+            let mut busy = BytesMut::with_capacity(BUSY_READ_BUFFER_BYTES.max(buffer.len()));
+            busy.extend_from_slice(buffer);
+            *buffer = busy;
+            self.busy_reads = true;
+        }
         for _ in 1..PACKETS_PER_TURN_MAX {
             if !self.pending.is_empty() {
                 break;
