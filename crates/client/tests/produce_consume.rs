@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use citystream_client::{
-    Acks, ConsumerConfig, ErrorCode, ProducerConfig, ProducerRecord, RecordParts, StartPosition,
-    TopicConfig, UNKNOWN_OFFSET,
+    Acks, ClientError, ConsumerConfig, ErrorCode, ProducerConfig, ProducerRecord, RecordParts,
+    StartPosition, TopicConfig, UNKNOWN_OFFSET,
 };
 use citystream_protocol::{
     InitProducerRequest, OffsetSpec, ProducePartition, ProduceRequest, Request, Response,
@@ -191,6 +191,84 @@ async fn a_send_that_may_not_wait_queues_only_when_it_need_not() {
             .map(value_text)
             .collect();
         assert_eq!(values, ["1", "2", "3"]);
+    })
+    .await;
+}
+
+/// Records queued in a row under one lock: nothing while the partition
+/// count is unknown; then taken from the front while the buffer has room,
+/// a refused record counted as taken (and reported with its index), and
+/// the others written in order, before a later send.
+#[tokio::test]
+async fn records_queued_in_a_row_are_taken_from_the_front() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let client = server.client_with_topic("row", 1).await;
+        let parts = |partition: Option<u32>, value: &'static [u8]| RecordParts {
+            topic: "row",
+            partition,
+            key: Some(b"k"),
+            value,
+            headers: &[("h", b"v")],
+            timestamp_ms: None,
+        };
+        let mut refused = Vec::new();
+        let mut note = |index: usize, error: ClientError| refused.push((index, error.to_string()));
+        let producer = producer(&client);
+        assert_eq!(
+            producer.try_send_parts_untracked_all(&[parts(None, b"0")], &mut note),
+            0
+        );
+        producer
+            .send_parts(parts(None, b"1"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let row = [
+            parts(None, b"2"),
+            parts(Some(5), b"x"),
+            parts(Some(0), b"3"),
+        ];
+        assert_eq!(producer.try_send_parts_untracked_all(&row, &mut note), 3);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, 1);
+        assert!(refused[0].1.contains("no partition 5"), "{refused:?}");
+        let last = producer
+            .send_parts(parts(None, b"4"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(last.offset, 3, "2 and 3 came before it");
+
+        // A buffer of one byte takes the first record (one may overshoot
+        // it) and no more until that one is written.
+        let tight = client
+            .producer(ProducerConfig {
+                buffer_bytes_max: 1,
+                ..ProducerConfig::default()
+            })
+            .unwrap();
+        tight
+            .send_parts(parts(None, b"5"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let row = [parts(None, b"6"), parts(None, b"7")];
+        assert_eq!(tight.try_send_parts_untracked_all(&row, |_, _| {}), 1);
+        tight.send_parts(row[1]).await.unwrap().await.unwrap();
+
+        let mut consumer = client.consumer(earliest("row")).await.unwrap();
+        let consumed = consume_to_end(&mut consumer).await;
+        let values: Vec<String> = consumed.iter().map(value_text).collect();
+        assert_eq!(values, ["1", "2", "3", "4", "5", "6", "7"]);
+        assert!(
+            consumed
+                .iter()
+                .all(|record| record.headers == [("h".to_owned(), Bytes::from_static(b"v"))])
+        );
     })
     .await;
 }

@@ -114,6 +114,17 @@ impl Ingest {
         self.producer.try_send_parts_untracked(parts)
     }
 
+    /// [`Ingest::try_send_parts_untracked`] for QoS 0 messages in a row,
+    /// under one lock ([`Producer::try_send_parts_untracked_all`]): how
+    /// many were taken from the front.
+    pub fn try_send_parts_untracked_all(
+        &self,
+        records: &[RecordParts<'_>],
+        refused: impl FnMut(usize, ClientError),
+    ) -> usize {
+        self.producer.try_send_parts_untracked_all(records, refused)
+    }
+
     fn is_known(&self, topic: &str) -> bool {
         self.known.lock().expect("never poisoned").contains(topic)
     }

@@ -104,8 +104,20 @@ pub fn record_headers<'a>(
     client_id: &'a str,
     made: &'a MadeHeaders,
 ) -> Vec<(&'a str, &'a [u8])> {
+    let mut headers = Vec::with_capacity(3 + publish.properties.user_properties.len());
+    push_record_headers(&mut headers, publish, client_id, made);
+    headers
+}
+
+/// [`record_headers`], appended to `headers` (one vector for the
+/// records of a burst).
+pub fn push_record_headers<'a>(
+    headers: &mut Vec<(&'a str, &'a [u8])>,
+    publish: &'a Publish,
+    client_id: &'a str,
+    made: &'a MadeHeaders,
+) {
     let properties = &publish.properties;
-    let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(3 + properties.user_properties.len());
     headers.push((QOS, qos_text(publish.qos)));
     if publish.retain {
         headers.push((RETAIN, b"1"));
@@ -134,7 +146,6 @@ pub fn record_headers<'a>(
         };
         headers.push((name, value.as_str().as_bytes()));
     }
-    headers
 }
 
 fn qos_text(qos: QoS) -> &'static [u8] {

@@ -14,7 +14,7 @@ use citystream_mqtt_codec::{
     WillProperties,
 };
 use citystream_testkit::{bounded, read_topic};
-use common::{MqttBroker, TestClient, ack, connect, publish, subscribe};
+use common::{MqttBroker, TestClient, ack, connect, publish, publish_acked, subscribe};
 
 fn header<'a>(record: &'a citystream_client::ConsumerRecord, name: &str) -> Option<&'a [u8]> {
     record
@@ -130,6 +130,53 @@ async fn subscribers_receive_matching_messages_from_every_protocol() {
             subscriber.silent_for(Duration::from_millis(300)).await,
             "traffic is not matched"
         );
+    })
+    .await;
+}
+
+/// QoS 0 publishes that come in one read are written together, in order
+/// with the packets around them: a publish to another stream topic, a
+/// QoS 1 publish, and a DISCONNECT right behind them.
+#[tokio::test]
+async fn a_burst_of_publishes_keeps_its_order() {
+    bounded(async {
+        let broker = MqttBroker::start().await;
+        let mut device = broker.connect(Version::V5, "burst").await;
+        let name = "city/a/air";
+        publish_acked(&mut device, publish(name, QoS::AtLeastOnce, 1, "0")).await;
+        let q0 = |topic, payload| Packet::Publish(publish(topic, QoS::AtMostOnce, 0, payload));
+        device
+            .send_all(vec![
+                q0(name, "1"),
+                q0(name, "2"),
+                q0("town/b", "3"),
+                q0(name, "4"),
+                q0(name, "5"),
+                Packet::Publish(publish(name, QoS::AtLeastOnce, 2, "6")),
+                q0(name, "7"),
+                q0(name, "8"),
+                Packet::Disconnect(Disconnect::normal()),
+            ])
+            .await;
+        // The connection ends with the DISCONNECT, before the PUBACK of
+        // "6" is due; its record is written all the same.
+        assert!(device.closed().await.0, "closed after DISCONNECT");
+        let values = |records: Vec<citystream_client::ConsumerRecord>| -> Vec<String> {
+            records
+                .iter()
+                .map(|record| String::from_utf8_lossy(&record.value).into_owned())
+                .collect()
+        };
+        let mut city = Vec::new();
+        for _ in 0..100 {
+            city = values(read_topic(&broker.client, "mqtt.city").await);
+            if city.len() >= 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(city, ["0", "1", "2", "4", "5", "6", "7", "8"]);
+        assert_eq!(values(read_topic(&broker.client, "mqtt.town").await), ["3"]);
     })
     .await;
 }

@@ -238,8 +238,33 @@ impl Accumulator {
         choice: PartitionChoice<'_>,
         record: &RecordRef<'_>,
     ) -> Result<Appended, ClientError> {
+        self.append_locked(&mut self.state.lock(), topic, choice, record)
+    }
+
+    /// Appends records in order under one lock (a burst of one protocol
+    /// connection's messages): `appended` gets each outcome and says
+    /// whether to go on. The lock, which the sender and every other
+    /// appender share, is taken once instead of once per record.
+    pub(crate) fn append_each<'r>(
+        &self,
+        records: impl IntoIterator<Item = (&'r str, PartitionChoice<'r>, RecordRef<'r>)>,
+        mut appended: impl FnMut(Result<Appended, ClientError>) -> bool,
+    ) {
         let mut guard = self.state.lock();
-        let state = &mut *guard;
+        for (topic, choice, record) in records {
+            if !appended(self.append_locked(&mut guard, topic, choice, &record)) {
+                return;
+            }
+        }
+    }
+
+    fn append_locked(
+        &self,
+        state: &mut State,
+        topic: &str,
+        choice: PartitionChoice<'_>,
+        record: &RecordRef<'_>,
+    ) -> Result<Appended, ClientError> {
         let Some(topic_state) = state.topics.get_mut(topic) else {
             return Ok(Appended::UnknownTopic);
         };

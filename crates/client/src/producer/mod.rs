@@ -374,6 +374,63 @@ impl Producer {
         Ok(matches!(self.try_queue(parts, false)?, Queued::Now(_)))
     }
 
+    /// [`Producer::try_send_parts_untracked`] for records in a row (a
+    /// gateway connection's burst of QoS 0 messages), queued under one
+    /// lock of the batches instead of one each. Records are taken from
+    /// the front while that needs no wait; returns how many were taken
+    /// (send the others with [`Producer::send_parts`], in order). A record
+    /// that cannot be queued at all is given to `refused` with its index;
+    /// it counts as taken, and is not written.
+    pub fn try_send_parts_untracked_all(
+        &self,
+        records: &[RecordParts<'_>],
+        mut refused: impl FnMut(usize, ClientError),
+    ) -> usize {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Relaxed) {
+            (0..records.len()).for_each(|index| refused(index, ClientError::Closed));
+            return records.len();
+        }
+        // The size of the record being appended, to give back if it is not.
+        let record_bytes = std::cell::Cell::new(0);
+        let acquired = records.iter().map_while(|parts| {
+            let record_ref = parts.record_ref(false);
+            record_bytes.set(record_ref.size_bytes());
+            shared.buffer.try_acquire(record_bytes.get()).then(|| {
+                let choice = partition_choice(parts.partition, parts.key);
+                (parts.topic, choice, record_ref)
+            })
+        });
+        let (mut taken, mut wake_sender, mut errors) = (0, false, Vec::new());
+        shared
+            .accumulator
+            .append_each(acquired, |appended| match appended {
+                Ok(Appended::Queued {
+                    wake_sender: wake, ..
+                }) => {
+                    (taken, wake_sender) = (taken + 1, wake_sender || wake);
+                    true
+                }
+                Ok(Appended::UnknownTopic) => {
+                    shared.buffer.release(record_bytes.get());
+                    false
+                }
+                Err(error) => {
+                    shared.buffer.release(record_bytes.get());
+                    errors.push((taken, error));
+                    taken += 1;
+                    true
+                }
+            });
+        if wake_sender {
+            shared.wake_sender.notify_one();
+        }
+        for (index, error) in errors {
+            refused(index, error);
+        }
+        taken
+    }
+
     fn try_queue(&self, parts: RecordParts<'_>, tracked: bool) -> Result<Queued, ClientError> {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Relaxed) {

@@ -22,6 +22,14 @@ use citystream_protocol::OffsetSpec;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Connection, End, Io};
+
+/// QoS 0 publishes of one burst to one stream topic, held until the burst
+/// ends or another packet comes ([`Connection::hold`]).
+#[derive(Default)]
+pub(super) struct Held {
+    topic: Option<Arc<str>>,
+    publishes: Vec<Publish>,
+}
 use crate::message;
 use crate::retry::retrying;
 use crate::session::{Position, StoredInbound};
@@ -103,25 +111,113 @@ impl Connection {
         Ok(())
     }
 
-    /// Most publishes, written without waiting: neither retained nor QoS 2,
-    /// to the stream topic of this client's last publish, with room in the
-    /// producer's buffer and under the receive maximum. False if it was
-    /// not written (its topic alias resolved, if it had one): then
-    /// [`Connection::publish`] takes it. Not async: a publisher's burst
-    /// makes no future per packet.
-    pub(super) fn publish_now(&mut self, publish: &mut Publish) -> bool {
+    /// The stream topic of a publish that may be written without waiting:
+    /// neither retained nor QoS 2, to the stream topic of this client's
+    /// last publish, under the receive maximum. `None` if it may not (its
+    /// topic alias resolved, if it had one): then [`Connection::publish`]
+    /// takes it.
+    fn fast_stream_topic(&mut self, publish: &mut Publish) -> Option<Arc<str>> {
         if publish.retain
             || publish.qos == QoS::ExactlyOnce
             || (publish.packet_id.is_some()
                 && self.unanswered >= usize::from(self.node.config.receive_maximum))
             || self.resolve_alias(publish).is_err()
         {
-            return false;
+            return None;
         }
-        let (stream_topic, known) = self.stream_topic_of(&publish.topic);
-        if !known {
-            return false;
+        match self.stream_topic_of(&publish.topic) {
+            (stream_topic, true) => Some(stream_topic),
+            (_, false) => None,
         }
+    }
+
+    /// Holds a QoS 0 publish that may be written without waiting, to be
+    /// written with the rest of its burst ([`Connection::write_held`]):
+    /// one look at the producer's batches per burst, not per message.
+    /// Gives back a publish it does not hold.
+    pub(super) fn hold(&mut self, mut publish: Publish) -> Option<Publish> {
+        if publish.qos != QoS::AtMostOnce {
+            return Some(publish);
+        }
+        let Some(stream_topic) = self.fast_stream_topic(&mut publish) else {
+            return Some(publish);
+        };
+        let held = &mut self.held;
+        if held
+            .topic
+            .as_ref()
+            .is_some_and(|topic| *topic != stream_topic)
+        {
+            return Some(publish);
+        }
+        held.topic = Some(stream_topic);
+        held.publishes.push(publish);
+        None
+    }
+
+    /// Writes the held QoS 0 publishes, in order: those that fit without
+    /// waiting at once, the others (the producer's buffer full) through
+    /// [`Connection::publish`]. Called before any other packet is handled
+    /// and at the end of each burst.
+    pub(super) async fn write_held<IO>(&mut self, framed: &mut Io<IO>) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(stream_topic) = self.held.topic.take() else {
+            return Ok(());
+        };
+        let mut held = std::mem::take(&mut self.held);
+        let taken = self.write_at_once(&held.publishes, &stream_topic);
+        let mut written = Ok(());
+        for publish in held.publishes.drain(taken..) {
+            written = Box::pin(self.publish(framed, publish)).await;
+            if written.is_err() {
+                break;
+            }
+        }
+        held.publishes.clear();
+        self.held = held;
+        written
+    }
+
+    /// Queues `publishes` to `stream_topic` while that needs no wait;
+    /// how many were taken from the front.
+    fn write_at_once(&self, publishes: &[Publish], stream_topic: &str) -> usize {
+        let made: Vec<message::MadeHeaders> = publishes
+            .iter()
+            .map(|publish| message::MadeHeaders::of(publish, self.heard_ms))
+            .collect();
+        let mut headers = Vec::with_capacity(publishes.len() * 2);
+        let mut ends = Vec::with_capacity(publishes.len());
+        for (publish, made) in publishes.iter().zip(&made) {
+            message::push_record_headers(&mut headers, publish, &self.client_id, made);
+            ends.push(headers.len());
+        }
+        let mut start = 0;
+        let parts: Vec<_> = publishes
+            .iter()
+            .zip(ends)
+            .map(|(publish, end)| {
+                let headers = &headers[start..end];
+                start = end;
+                message::record_parts(publish, stream_topic, headers, self.heard_ms)
+            })
+            .collect();
+        self.node
+            .ingest
+            .try_send_parts_untracked_all(&parts, |_, error| {
+                tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
+            })
+    }
+
+    /// A QoS 1 publish written without waiting (see
+    /// [`Connection::fast_stream_topic`]). False if it was not written:
+    /// then [`Connection::publish`] takes it. Not async: a publisher's
+    /// burst makes no future per packet.
+    pub(super) fn publish_now(&mut self, publish: &mut Publish) -> bool {
+        let Some(stream_topic) = self.fast_stream_topic(publish) else {
+            return false;
+        };
         let made = message::MadeHeaders::of(publish, self.heard_ms);
         let headers = message::record_headers(publish, &self.client_id, &made);
         let parts = message::record_parts(publish, &stream_topic, &headers, self.heard_ms);

@@ -285,6 +285,8 @@ struct Connection {
     /// to exist: a device publishes to few names, so most publishes need
     /// no mapping and no look at the node's set of created topics.
     last_stream_topic: Option<(ByteStr, Arc<str>)>,
+    /// QoS 0 publishes of the current burst, not yet written.
+    held: inbound::Held,
     problem_information: bool,
     /// Seconds the session outlives the connection (0: it ends with it).
     expiry_secs: u32,
@@ -345,6 +347,7 @@ impl Connection {
             busy_reads: false,
             busy_writes: false,
             last_stream_topic: None,
+            held: inbound::Held::default(),
             problem_information: accepted.problem_information,
             expiry_secs: accepted.session_expiry_secs,
             generation,
@@ -472,6 +475,15 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        let packet = match packet {
+            Some(Ok(Packet::Publish(publish))) => match self.hold(publish) {
+                None => return Ok(()),
+                Some(publish) => Some(Ok(Packet::Publish(publish))),
+            },
+            other => other,
+        };
+        // What was held came first.
+        self.write_held(framed).await?;
         match packet {
             None => Err(End::WithWill),
             Some(Err(error)) => {
@@ -520,7 +532,7 @@ impl Connection {
             };
             self.received(framed, packet).await?;
         }
-        Ok(())
+        self.write_held(framed).await
     }
 
     async fn handle<IO>(&mut self, framed: &mut Io<IO>, packet: Packet) -> Result<(), End>

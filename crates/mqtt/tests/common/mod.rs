@@ -208,6 +208,16 @@ impl TestClient {
         self.framed.send(packet).await.expect("send a packet");
     }
 
+    /// Sends `packets` in one write (a client's burst).
+    pub async fn send_all(&mut self, packets: Vec<Packet>) {
+        for packet in packets {
+            self.framed.feed(packet).await.expect("queue a packet");
+        }
+        futures::SinkExt::<Packet>::flush(&mut self.framed)
+            .await
+            .expect("send the packets");
+    }
+
     /// Writes raw bytes (malformed packets).
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         use tokio::io::AsyncWriteExt as _;
