@@ -647,6 +647,15 @@ async fn the_clients_maximum_packet_size_is_honoured() {
             .await;
         let next = small.recv_publish().await;
         assert_eq!(&next.payload[..], b"fits too", "the large one was skipped");
+        // With nothing queued, QoS 0 deliveries are written at once; a
+        // large one is skipped there too.
+        for payload in [big.as_str(), "last"] {
+            let mut message = publish("sizes/a", QoS::AtMostOnce, 0, "");
+            message.payload = Bytes::from(payload.to_owned());
+            device.send(Packet::Publish(message)).await;
+        }
+        let last = small.recv_publish().await;
+        assert_eq!(&last.payload[..], b"last", "the large one was skipped");
     })
     .await;
 }

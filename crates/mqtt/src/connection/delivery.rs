@@ -9,8 +9,8 @@ use citystream_client::live::{Followed, Span, Start};
 use citystream_client::{Client, ClientError, ConsumerRecord};
 use citystream_mqtt_codec::{
     AckProperties, ByteStr, Packet, Publish, PublishProperties, QoS, ReasonCode, RetainHandling,
-    SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Version, parse_shared,
-    topic_matches,
+    Role, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Version,
+    encode_packet_within, parse_shared, topic_matches,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -297,7 +297,7 @@ impl Connection {
     /// batch carries each record's MQTT view, made once for every
     /// subscriber of the node ([`crate::Rendered`]); records read from the
     /// log by this session are viewed here.
-    pub(super) fn matched(&mut self, followed: Followed<Rendered>) {
+    pub(super) fn matched<IO>(&mut self, framed: &mut Io<IO>, followed: Followed<Rendered>) {
         let Followed::Records { span, .. } = followed else {
             return;
         };
@@ -311,22 +311,26 @@ impl Connection {
                         .iter()
                         .zip(&batch.rendered[*first..]);
                     for (record, stored) in viewed {
-                        self.queue_delivery(&topic, record, stored.as_ref(), now);
+                        self.queue_delivery(framed, &topic, record, stored.as_ref(), now);
                     }
                 }
             }
             Span::Read(records) => {
                 for record in records {
                     let topic = Arc::from(record.topic.as_str());
-                    self.queue_delivery(&topic, record, message::stored(record).as_ref(), now);
+                    let stored = message::stored(record);
+                    self.queue_delivery(framed, &topic, record, stored.as_ref(), now);
                 }
             }
         }
         self.dirty = true;
     }
 
-    fn queue_delivery(
+    /// Queues the delivery of a matched record; a QoS 0 one with nothing
+    /// queued before it is written at once.
+    fn queue_delivery<IO>(
         &mut self,
+        framed: &mut Io<IO>,
         topic: &Arc<str>,
         record: &ConsumerRecord,
         stored: Option<&Stored>,
@@ -335,13 +339,37 @@ impl Connection {
         let Some(stored) = stored else {
             return;
         };
-        if let Some(publish) = self.delivery_for(&self.subscriptions, record, stored, now) {
-            self.pending.push_back(Pending {
-                publish,
-                at: At::of(topic.clone(), record),
-                kept: None,
-                ticket: None,
-            });
+        let Some(publish) = self.delivery_for(&self.subscriptions, record, stored, now) else {
+            return;
+        };
+        if publish.qos == QoS::AtMostOnce && self.pending.is_empty() {
+            self.write_now(framed, publish);
+            return;
+        }
+        self.pending.push_back(Pending {
+            publish,
+            at: At::of(topic.clone(), record),
+            kept: None,
+            ticket: None,
+        });
+    }
+
+    /// Encodes a QoS 0 delivery straight into the connection's write
+    /// buffer, which the loop writes out before it reads more records: it
+    /// needs no window, so it does not go through the queue of
+    /// [`Connection::drain`] (as [`Connection::drain`] does, one the client
+    /// would refuse as too large is dropped [MQTT-3.1.2-25]).
+    fn write_now<IO>(&mut self, framed: &mut Io<IO>, mut publish: Publish) {
+        if self.too_large(&publish) {
+            tracing::debug!(client_id = %self.client_id, topic = %publish.topic, "message larger than the client accepts; not sent");
+            return;
+        }
+        self.alias(&mut publish);
+        let peer = *framed.codec().peer_limits();
+        let packet = Packet::Publish(publish);
+        let out = framed.write_buffer_mut();
+        if let Err(error) = encode_packet_within(self.version, Role::Server, &packet, &peer, out) {
+            tracing::debug!(client_id = %self.client_id, %error, "a message that cannot be encoded is not sent");
         }
     }
 

@@ -442,7 +442,7 @@ impl Connection {
                 }
                 followed = self.follower.next(), if deliver => {
                     if let Some(followed) = followed {
-                        self.matched(followed);
+                        self.matched(framed, followed);
                     }
                     Ok(())
                 }
