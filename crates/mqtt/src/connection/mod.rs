@@ -443,6 +443,7 @@ impl Connection {
                 followed = self.follower.next(), if deliver => {
                     if let Some(followed) = followed {
                         self.matched(framed, followed);
+                        self.matched_ready(framed);
                     }
                     Ok(())
                 }
