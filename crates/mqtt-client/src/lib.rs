@@ -201,6 +201,37 @@ impl MqttClient {
         })
     }
 
+    /// QoS 0 messages to one topic, handed to the connection task in one
+    /// go (one channel send for all of them, not one each): a gateway's
+    /// or a load generator's readings in hand. All or none are queued
+    /// (none if one cannot be encoded, e.g. larger than the broker
+    /// accepts); the future resolves once the last is written.
+    pub async fn publish_all(
+        &self,
+        topic: &str,
+        payloads: impl IntoIterator<Item = Bytes>,
+    ) -> Result<PublishFuture, MqttClientError> {
+        let topic = ByteStr::from(topic.to_owned());
+        let publishes = payloads
+            .into_iter()
+            .map(|payload| Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: topic.clone(),
+                packet_id: None,
+                properties: PublishProperties::default(),
+                payload,
+            })
+            .collect();
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::PublishAll { publishes, reply }).await?;
+        Ok(PublishFuture {
+            outcome,
+            closed: self.closed.clone(),
+        })
+    }
+
     /// Subscribes to `filters` and waits for the SUBACK: one reason per
     /// filter, in order (granted QoS 0x00-0x02, or an error code).
     pub async fn subscribe(

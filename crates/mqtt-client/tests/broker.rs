@@ -10,6 +10,7 @@ use citystream_mqtt::{MqttConfig, MqttServer};
 use citystream_mqtt_client::{
     ConnectOptions, Messages, MqttClient, Publish, QoS, ReasonCode, ReconnectOptions, Version,
 };
+use citystream_mqtt_codec::Limits;
 use citystream_testkit::{TestBroker, bounded};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -122,6 +123,47 @@ async fn every_qos_round_trips() {
             device.disconnect().await.expect("DISCONNECT");
             listener.disconnect().await.expect("DISCONNECT");
         }
+    })
+    .await;
+}
+
+/// QoS 0 messages handed over together arrive in order; a batch with one
+/// message larger than the broker accepts is refused whole, and nothing
+/// of it is sent.
+#[tokio::test]
+async fn messages_published_together_arrive_in_order_or_not_at_all() {
+    bounded(async {
+        let config = MqttConfig {
+            limits: Limits {
+                max_packet_bytes: 1024,
+                ..Limits::default()
+            },
+            ..MqttConfig::default()
+        };
+        let broker = Broker::start(config).await;
+        let options = |id: &str| ConnectOptions::new(Version::V5, id.to_owned());
+        let (_listener, mut messages) =
+            subscriber(&broker, options("listener"), "row/#", QoS::AtMostOnce).await;
+        let device = broker.connect(options("gateway")).await;
+        let texts = |texts: &[&str]| -> Vec<Bytes> {
+            texts
+                .iter()
+                .map(|text| Bytes::from(text.to_string()))
+                .collect()
+        };
+        let written = device.publish_all("row/a", texts(&["1", "2", "3"])).await;
+        assert!(!written.expect("queued").await.unwrap().is_error());
+        let big = "x".repeat(2048);
+        let refused = device.publish_all("row/a", texts(&["4", &big])).await;
+        assert!(refused.is_err() || refused.unwrap().await.is_err());
+        let written = device.publish_all("row/a", texts(&["5"])).await;
+        assert!(!written.expect("queued").await.unwrap().is_error());
+        let received: Vec<String> = receive(&mut messages, 4)
+            .await
+            .iter()
+            .map(|publish| String::from_utf8_lossy(&publish.payload).into_owned())
+            .collect();
+        assert_eq!(received, ["1", "2", "3", "5"], "4 went nowhere");
     })
     .await;
 }

@@ -68,6 +68,11 @@ pub(crate) enum Command {
         permit: Option<OwnedSemaphorePermit>,
         reply: PublishReply,
     },
+    /// QoS 0 publishes queued together: all or none.
+    PublishAll {
+        publishes: Vec<Publish>,
+        reply: PublishReply,
+    },
     Subscribe {
         filters: Vec<(ByteStr, SubscriptionOptions)>,
         reply: SubscribeReply,
@@ -80,7 +85,9 @@ pub(crate) enum Command {
 impl Command {
     fn fail(self, error: MqttClientError) {
         match self {
-            Command::Publish { reply, .. } => drop(reply.send(Err(error))),
+            Command::Publish { reply, .. } | Command::PublishAll { reply, .. } => {
+                drop(reply.send(Err(error)))
+            }
             Command::Subscribe { reply, .. } => drop(reply.send(Err(error))),
             Command::Disconnect { .. } => {}
         }
@@ -340,12 +347,29 @@ impl Connection {
                 permit,
                 reply,
             } => self.queue_publish(publish, permit, reply),
+            Command::PublishAll { publishes, reply } => self.queue_all(publishes, reply),
             Command::Subscribe { filters, reply } => self.queue_subscribe(filters, reply),
             Command::Disconnect { reply } => {
                 self.queue_control(Packet::Disconnect(Disconnect::normal()));
                 self.disconnecting = Some(reply);
             }
         }
+    }
+
+    /// Queues QoS 0 publishes, all or none (none if one cannot be
+    /// encoded); `reply` is answered once the last is written.
+    fn queue_all(&mut self, publishes: Vec<Publish>, reply: PublishReply) {
+        let (before, before_total) = (self.outgoing.len(), self.queued_bytes_total);
+        for publish in publishes {
+            if let Err(error) = self.queue(&Packet::Publish(publish)) {
+                self.outgoing.truncate(before);
+                self.queued_bytes_total = before_total;
+                drop(reply.send(Err(error.into())));
+                return;
+            }
+        }
+        self.written_waiters
+            .push_back((self.queued_bytes_total, reply));
     }
 
     fn queue_publish(

@@ -141,6 +141,11 @@ impl Connection {
                     reason: lost.clone(),
                 }));
             }
+            Command::PublishAll { reply, .. } => {
+                let _ = reply.send(Err(MqttClientError::NotSent {
+                    reason: lost.clone(),
+                }));
+            }
             Command::Publish {
                 publish,
                 permit,

@@ -23,6 +23,10 @@ use crate::cmd::bench::report::{new_histogram, record_latency};
 const ACK_QUEUE_MAX: usize = 65_536;
 /// Messages a subscriber takes from its client at once.
 const RECEIVE_BATCH_MAX: usize = 512;
+/// QoS 0 messages a publisher hands its client at once
+/// ([`MqttClient::publish_all`]): the generator's own cost per message
+/// is then mostly encoding, not a channel send and a reply each.
+const PUBLISH_BATCH_MAX: u64 = 16;
 
 /// Publishers wait while `published − min(delivered per subscriber)` is
 /// `limit` or more. If no subscriber makes progress for `stall` the
@@ -88,6 +92,18 @@ impl Window {
                 self.written_off.fetch_add(self.ahead(), Ordering::AcqRel);
             }
         }
+    }
+
+    /// Waits until a publisher may send more: how many, from 1 to
+    /// `wanted`. Publishers that look at once may each take the same room,
+    /// so they can be ahead by up to `publishers × wanted` more than the
+    /// limit.
+    async fn room_for(&self, wanted: u64) -> u64 {
+        self.wait_for_room().await;
+        if self.limit == 0 || self.delivered.is_empty() {
+            return wanted;
+        }
+        self.limit.saturating_sub(self.ahead()).clamp(1, wanted)
     }
 
     /// Subscriber `index` has now received `unique` distinct messages.
@@ -183,7 +199,32 @@ pub async fn run_publisher(
     let (acks, acks_received) = mpsc::channel(ACK_QUEUE_MAX);
     let collector = tokio::spawn(collect_acks(acks_received));
     let (mut sent, mut last_error, mut last_written) = (0, None, None);
-    while plan.wants_more(sent) {
+    while plan.qos == QoS::AtMostOnce && plan.wants_more(sent) {
+        let wanted = plan
+            .messages
+            .map_or(PUBLISH_BATCH_MAX, |messages| messages - sent)
+            .min(PUBLISH_BATCH_MAX);
+        let count = window.room_for(wanted).await;
+        let since_base = Instant::now().duration_since(plan.base);
+        let payloads = (sent..sent + count).map(|sequence| {
+            let stamp = Stamp {
+                publisher: plan.index,
+                sequence,
+                sent: since_base,
+            };
+            payload(stamp, plan.size_bytes)
+        });
+        match client.publish_all(&plan.topic, payloads).await {
+            Ok(outcome) => last_written = Some(outcome),
+            Err(error) => {
+                last_error = Some(error.to_string());
+                break;
+            }
+        }
+        sent += count;
+        window.published.fetch_add(count, Ordering::AcqRel);
+    }
+    while plan.qos != QoS::AtMostOnce && plan.wants_more(sent) {
         window.wait_for_room().await;
         let sent_at = Instant::now();
         let stamp = Stamp {
@@ -193,7 +234,6 @@ pub async fn run_publisher(
         };
         let message = payload(stamp, plan.size_bytes);
         match client.publish(&plan.topic, message, plan.qos).await {
-            Ok(outcome) if plan.qos == QoS::AtMostOnce => last_written = Some(outcome),
             Ok(outcome) => {
                 if acks.send((sent_at, outcome)).await.is_err() {
                     break;
