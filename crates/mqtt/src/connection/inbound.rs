@@ -268,13 +268,24 @@ impl Connection {
     }
 
     /// The stream topic of MQTT topic `name`, and whether it is known to
-    /// exist: a device publishes to few names, so the last one's stream
-    /// topic is remembered (no mapping, and no look at the node's set of
-    /// created topics, per message).
-    fn stream_topic_of(&self, name: &ByteStr) -> (Arc<str>, bool) {
-        match &self.last_stream_topic {
-            Some((last, topic)) if last == name => (topic.clone(), true),
-            _ => (Arc::from(self.node.config.map.stream_topic(name)), false),
+    /// exist: the stream topic of this client's last write is remembered,
+    /// with the name it was for. The same name again costs no mapping;
+    /// another name mapped to the same stream topic (a gateway publishing
+    /// for many stations) costs the mapping only, no look at the node's set
+    /// of created topics.
+    fn stream_topic_of(&mut self, name: &ByteStr) -> (Arc<str>, bool) {
+        if let Some((last, topic)) = &self.last_stream_topic
+            && last == name
+        {
+            return (topic.clone(), true);
+        }
+        let mapped = self.node.config.map.stream_topic(name);
+        match &mut self.last_stream_topic {
+            Some((last, topic)) if **topic == *mapped => {
+                *last = name.clone();
+                (topic.clone(), true)
+            }
+            _ => (Arc::from(mapped), false),
         }
     }
 
