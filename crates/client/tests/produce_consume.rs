@@ -149,7 +149,7 @@ async fn a_record_sent_from_parts_is_the_record_sent_owned() {
         };
         assert_eq!(stored(&records[0]), stored(&records[1]));
         assert_eq!(stored(&records[1]), stored(&records[2]));
-        assert_eq!(records[1].headers[2], ("a".to_owned(), Bytes::from("3")));
+        assert_eq!(records[1].headers[2], ("a".into(), Bytes::from("3")));
     })
     .await;
 }
@@ -267,7 +267,7 @@ async fn records_queued_in_a_row_are_taken_from_the_front() {
         assert!(
             consumed
                 .iter()
-                .all(|record| record.headers == [("h".to_owned(), Bytes::from_static(b"v"))])
+                .all(|record| record.headers == [("h".into(), Bytes::from_static(b"v"))])
         );
     })
     .await;

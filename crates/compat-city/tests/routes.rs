@@ -77,7 +77,7 @@ async fn priority_is_a_record_header() {
             .iter()
             .map(|record| {
                 assert_eq!(record.headers.len(), 1);
-                assert_eq!(record.headers[0].0, "priority");
+                assert_eq!(&*record.headers[0].0, "priority");
                 &record.headers[0].1[..]
             })
             .collect();

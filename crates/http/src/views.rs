@@ -83,7 +83,12 @@ impl RecordView {
             headers: record
                 .headers
                 .iter()
-                .map(|(name, value)| (name.clone(), String::from_utf8_lossy(value).into_owned()))
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        String::from_utf8_lossy(value).into_owned(),
+                    )
+                })
                 .collect(),
             header_list: header_list(&record.headers),
         }
@@ -91,7 +96,7 @@ impl RecordView {
 }
 
 /// Every header in order, if a name repeats.
-fn header_list(headers: &[(String, bytes::Bytes)]) -> Option<Vec<HeaderView>> {
+fn header_list(headers: &[(std::sync::Arc<str>, bytes::Bytes)]) -> Option<Vec<HeaderView>> {
     // Records carry a few headers: a scan, no allocation per record read.
     let repeats = (1..headers.len()).any(|i| {
         let name = &headers[i].0;
@@ -101,7 +106,7 @@ fn header_list(headers: &[(String, bytes::Bytes)]) -> Option<Vec<HeaderView>> {
         return None;
     }
     let list = headers.iter().map(|(name, value)| HeaderView {
-        name: name.clone(),
+        name: name.to_string(),
         value: String::from_utf8_lossy(value).into_owned(),
     });
     Some(list.collect())

@@ -186,7 +186,7 @@ pub fn stored(record: &ConsumerRecord) -> Option<Stored> {
         expires_ms: None,
     };
     for (name, value) in &record.headers {
-        match name.as_str() {
+        match &**name {
             QOS => stored.qos = QoS::from_u8(value.first()?.wrapping_sub(b'0'))?,
             RETAIN => stored.retain = value.as_ref() == b"1",
             FROM => stored.from = Some(value.clone()),
@@ -218,7 +218,7 @@ pub fn to_publish(
     }
     for (name, value) in &record.headers {
         let text = || ByteStr::from_utf8(value.clone()).ok();
-        match name.as_str() {
+        match &**name {
             QOS | RETAIN | FROM | EXPIRES_MS => {}
             PAYLOAD_FORMAT => properties.payload_format_indicator = Some(true),
             CONTENT_TYPE => properties.content_type = text(),
@@ -275,7 +275,11 @@ mod tests {
             hlc: 0,
             key: record.key,
             value: record.value,
-            headers: record.headers,
+            headers: record
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.into(), value))
+                .collect(),
             tombstone: record.tombstone,
         }
     }

@@ -31,6 +31,7 @@
 //! ([`SupersededWill`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -105,7 +106,7 @@ impl KeptRecord {
             headers: record
                 .headers
                 .iter()
-                .map(|(name, value)| (name.clone(), BASE64.encode(value)))
+                .map(|(name, value)| (name.to_string(), BASE64.encode(value)))
                 .collect(),
             timestamp_ms: record.timestamp_ms,
         })
@@ -117,7 +118,12 @@ impl KeptRecord {
         let headers = self
             .headers
             .iter()
-            .map(|(name, value)| Some((name.clone(), Bytes::from(BASE64.decode(value).ok()?))))
+            .map(|(name, value)| {
+                Some((
+                    Arc::from(name.as_str()),
+                    Bytes::from(BASE64.decode(value).ok()?),
+                ))
+            })
             .collect::<Option<Vec<_>>>()?;
         Some(ConsumerRecord {
             topic: at.topic.clone(),
@@ -387,7 +393,7 @@ pub fn claim_of(record: &ConsumerRecord) -> Option<(&str, Generation)> {
     let (_, value) = record
         .headers
         .iter()
-        .find(|(name, _)| name == GENERATION_HEADER)?;
+        .find(|(name, _)| &**name == GENERATION_HEADER)?;
     let generation = serde_json::from_slice::<Generation>(value).ok()?;
     Some((client_id, generation))
 }
@@ -528,7 +534,7 @@ mod tests {
             key: Some(Bytes::copy_from_slice(client_id.as_bytes())),
             value: Bytes::from(value),
             headers: vec![(
-                GENERATION_HEADER.to_owned(),
+                GENERATION_HEADER.into(),
                 Bytes::from(serde_json::to_vec(generation).unwrap()),
             )],
             tombstone: false,
@@ -830,7 +836,7 @@ mod tests {
             hlc: 0,
             key: Some(Bytes::from_static(b"city/x/status")),
             value: Bytes::from_static(&[0, 159, 255]),
-            headers: vec![("$mqtt.qos".to_owned(), Bytes::from_static(b"1"))],
+            headers: vec![("$mqtt.qos".into(), Bytes::from_static(b"1"))],
             tombstone: false,
         };
         let kept = KeptRecord::of(&record).unwrap();

@@ -20,7 +20,7 @@ fn header<'a>(record: &'a citystream_client::ConsumerRecord, name: &str) -> Opti
     record
         .headers
         .iter()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| **n == *name)
         .map(|(_, v)| &v[..])
 }
 

@@ -21,7 +21,7 @@ use common::{TestBroker, bounded, read_topic};
 const MORNING_MS: i64 = 1_767_596_400_000;
 
 fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
-    let mut values = record.headers.iter().filter(|(n, _)| n == name);
+    let mut values = record.headers.iter().filter(|(n, _)| **n == *name);
     let value = values.next().map(|(_, value)| &value[..]);
     assert!(values.next().is_none(), "one {name} header");
     value

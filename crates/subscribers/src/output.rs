@@ -22,7 +22,7 @@ pub struct Input<'a> {
     pub key: &'a str,
     /// The record's value, as read.
     pub value: &'a [u8],
-    pub headers: &'a [(String, Bytes)],
+    pub headers: &'a [(std::sync::Arc<str>, Bytes)],
     pub source: &'a Source,
 }
 
@@ -85,11 +85,11 @@ pub fn source_header(source: &Source) -> (String, Bytes) {
 }
 
 /// The source named by an output record's header, if it has a valid one.
-pub fn source_of(headers: &[(String, Bytes)]) -> Option<Source> {
+pub fn source_of<N: AsRef<str>>(headers: &[(N, Bytes)]) -> Option<Source> {
     headers
         .iter()
         .rev()
-        .find(|(name, _)| name == SOURCE_HEADER)
+        .find(|(name, _)| name.as_ref() == SOURCE_HEADER)
         .and_then(|(_, value)| serde_json::from_slice(value).ok())
 }
 

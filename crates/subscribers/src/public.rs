@@ -14,8 +14,8 @@ impl Process for Public {
         let mut headers: Vec<_> = input
             .headers
             .iter()
-            .filter(|(name, _)| name != SOURCE_HEADER)
-            .cloned()
+            .filter(|(name, _)| &**name != SOURCE_HEADER)
+            .map(|(name, value)| (name.to_string(), value.clone()))
             .collect();
         headers.push(source_header(input.source));
         vec![Output::Record {
@@ -51,8 +51,10 @@ mod tests {
         };
         assert_eq!(key, "north-air-3");
         assert_eq!(value, &received.value);
+        let (name, value) = &received.headers[0];
         assert_eq!(
-            headers[0], received.headers[0],
+            headers[0],
+            (name.to_string(), value.clone()),
             "the priority header is kept"
         );
         assert_eq!(source_of(headers).as_ref(), Some(source));

@@ -39,7 +39,7 @@ pub struct Received {
     pub reading: Reading,
     pub key: String,
     pub value: Vec<u8>,
-    pub headers: Vec<(String, Bytes)>,
+    pub headers: Vec<(std::sync::Arc<str>, Bytes)>,
     pub source: Source,
 }
 
@@ -48,7 +48,7 @@ impl Received {
         Received {
             key: reading.key(),
             value: serde_json::to_vec(&reading).unwrap(),
-            headers: vec![("priority".to_owned(), Bytes::from_static(b"low"))],
+            headers: vec![("priority".into(), Bytes::from_static(b"low"))],
             source: Source {
                 topic: reading.kind.topic().to_owned(),
                 partition: 0,

@@ -121,7 +121,12 @@ async fn the_monitor_writes_threshold_alerts() {
                 alert["station"].as_str().unwrap()
             );
             assert_eq!(record.key.as_deref(), Some(key.as_bytes()));
-            assert!(record.headers.iter().any(|(name, _)| name == SOURCE_HEADER));
+            assert!(
+                record
+                    .headers
+                    .iter()
+                    .any(|(name, _)| &**name == SOURCE_HEADER)
+            );
         }
         let pm25_critical = alerts
             .iter()
@@ -217,7 +222,7 @@ async fn the_public_interface_writes_latest_readings() {
             let (_, source) = record
                 .headers
                 .iter()
-                .find(|(name, _)| name == SOURCE_HEADER)
+                .find(|(name, _)| &**name == SOURCE_HEADER)
                 .unwrap();
             let source: Value = serde_json::from_slice(source).unwrap();
             let (topic, partition, offset) = &written[index];
@@ -229,7 +234,7 @@ async fn the_public_interface_writes_latest_readings() {
                 record
                     .headers
                     .iter()
-                    .any(|(name, value)| name == "priority" && value == "low")
+                    .any(|(name, value)| &**name == "priority" && value == "low")
             );
         }
     })

@@ -14,6 +14,7 @@ mod group;
 pub(crate) mod positions;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -96,7 +97,9 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     /// Empty for a tombstone (see `tombstone`).
     pub value: Bytes,
-    pub headers: Vec<(String, Bytes)>,
+    /// In order; names may repeat. The records of one fetched batch share
+    /// their header names (one allocation per distinct name, not per header).
+    pub headers: Vec<(Arc<str>, Bytes)>,
     /// The record has a null value: it deletes `key` from a compacted
     /// topic. An empty value is not a tombstone.
     pub tombstone: bool,

@@ -6,6 +6,7 @@
 //! batch that begins before it). Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use citystream_protocol::TopicPartition;
@@ -137,6 +138,10 @@ impl Positions {
     }
 }
 
+/// Distinct header names of a batch its records share; more are rare (a
+/// name per record) and each gets its own.
+const SHARED_HEADER_NAMES_MAX: usize = 16;
+
 /// Appends the records of `batch` at or above `from`; returns the new fetch
 /// position.
 fn read_batch(
@@ -152,6 +157,18 @@ fn read_batch(
     }
     let bytes = batch.bytes();
     out.reserve(header.record_count as usize);
+    // The batch's first distinct header names, shared by its records.
+    let mut names: Vec<Arc<str>> = Vec::new();
+    let mut name_of = |name: &str| {
+        if let Some(known) = names.iter().find(|known| ***known == *name) {
+            return known.clone();
+        }
+        let new: Arc<str> = Arc::from(name);
+        if names.len() < SHARED_HEADER_NAMES_MAX {
+            names.push(new.clone());
+        }
+        new
+    };
     for record in batch.records().filter(|record| record.offset >= from) {
         out.push(ConsumerRecord {
             topic: tp.topic.clone(),
@@ -168,7 +185,7 @@ fn read_batch(
             headers: record
                 .headers
                 .iter()
-                .map(|(name, value)| (name.to_string(), bytes.slice_ref(value)))
+                .map(|(name, value)| (name_of(name), bytes.slice_ref(value)))
                 .collect(),
         });
     }
@@ -235,6 +252,44 @@ mod tests {
         assert_eq!(out[0].value, Bytes::from_static(b"v3"));
         assert_eq!(out[0].key, Some(Bytes::from_static(b"k")));
         assert_eq!(positions.get(&tp()).unwrap().fetch, 7);
+    }
+
+    /// The records of a batch share their header names: in order, repeats
+    /// kept, each distinct name allocated once (past the shared few, each
+    /// header gets its own).
+    #[test]
+    fn header_names_are_shared_within_a_batch() {
+        let mut builder = BatchBuilder::new();
+        let many: Vec<String> = (0..SHARED_HEADER_NAMES_MAX + 2)
+            .map(|i| format!("n{i}"))
+            .collect();
+        for value in ["a", "b"] {
+            let mut headers: Vec<(&str, &[u8])> = vec![("x", b"1"), ("y", b"2"), ("x", b"3")];
+            headers.extend(many.iter().map(|name| (name.as_str(), &b""[..])));
+            builder.push(5, None, value.as_bytes(), &headers).unwrap();
+        }
+        let mut bytes = builder.finish_vec();
+        set_base_offset(&mut bytes, 0);
+        let mut out = Vec::new();
+        let answer = fetch_answer(&[bytes]);
+        positions_at(0)
+            .apply_fetch(&tp(), 2, answer, &mut out)
+            .unwrap();
+        let (first, second) = (&out[0].headers, &out[1].headers);
+        let names: Vec<&str> = first.iter().take(3).map(|(name, _)| &**name).collect();
+        assert_eq!(names, ["x", "y", "x"]);
+        assert_eq!(first[2].1, Bytes::from_static(b"3"));
+        assert_eq!(first.len(), 3 + many.len());
+        assert!(Arc::ptr_eq(&first[0].0, &first[2].0), "one x");
+        for (index, ((a, _), (b, _))) in first.iter().zip(second).enumerate() {
+            assert_eq!(a, b);
+            // x, y and the first 14 others are shared; the last n get their own.
+            assert_eq!(
+                Arc::ptr_eq(a, b),
+                index < 3 + SHARED_HEADER_NAMES_MAX - 2,
+                "{a}"
+            );
+        }
     }
 
     /// Control batches yield no records but the position moves past them.

@@ -505,7 +505,7 @@ async fn find_written(
             record
                 .headers
                 .iter()
-                .any(|(name, value)| name == QOS2_HEADER && value.as_ref() == wanted.as_bytes())
+                .any(|(name, value)| &**name == QOS2_HEADER && value.as_ref() == wanted.as_bytes())
         });
         if found {
             return Ok(true);
