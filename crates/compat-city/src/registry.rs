@@ -81,7 +81,7 @@ mod tests {
 
     fn record(offset: u64, value: Vec<u8>) -> ConsumerRecord {
         ConsumerRecord {
-            topic: SUBSCRIPTIONS_TOPIC.to_owned(),
+            topic: SUBSCRIPTIONS_TOPIC.into(),
             partition: 0,
             offset,
             timestamp_ms: 0,

@@ -160,7 +160,7 @@ pub(crate) mod tests {
 
     pub(crate) fn record(offset: u64, value: &[u8]) -> ConsumerRecord {
         ConsumerRecord {
-            topic: "compat-queue.test".to_owned(),
+            topic: "compat-queue.test".into(),
             partition: 0,
             offset,
             timestamp_ms: 0,

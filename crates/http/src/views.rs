@@ -70,7 +70,7 @@ impl RecordView {
             }
         };
         RecordView {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             partition: record.partition,
             offset: record.offset,
             timestamp: record.timestamp_ms,

@@ -268,7 +268,7 @@ mod tests {
 
     fn consumed(record: ProducerRecord) -> ConsumerRecord {
         ConsumerRecord {
-            topic: record.topic,
+            topic: record.topic.into(),
             partition: 0,
             offset: 3,
             timestamp_ms: record.timestamp_ms.unwrap_or(0),

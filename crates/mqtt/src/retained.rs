@@ -165,7 +165,7 @@ mod tests {
 
     fn consumed(offset: u64, name: &str, value: &'static [u8], tombstone: bool) -> ConsumerRecord {
         ConsumerRecord {
-            topic: RETAINED_TOPIC.to_owned(),
+            topic: RETAINED_TOPIC.into(),
             partition: 0,
             offset,
             timestamp_ms: 0,

@@ -126,7 +126,7 @@ impl KeptRecord {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(ConsumerRecord {
-            topic: at.topic.clone(),
+            topic: Arc::from(at.topic.as_str()),
             partition: at.partition,
             offset: at.offset,
             timestamp_ms: self.timestamp_ms,
@@ -526,7 +526,7 @@ mod tests {
 
     fn record(client_id: &str, generation: &Generation, value: Vec<u8>) -> ConsumerRecord {
         ConsumerRecord {
-            topic: "sessions".to_owned(),
+            topic: "sessions".into(),
             partition: 0,
             offset: 0,
             timestamp_ms: 0,
@@ -829,7 +829,7 @@ mod tests {
     #[test]
     fn a_kept_record_round_trips() {
         let record = ConsumerRecord {
-            topic: "citystream.mqtt-retained".to_owned(),
+            topic: "citystream.mqtt-retained".into(),
             partition: 2,
             offset: 7,
             timestamp_ms: 1_000,
@@ -843,7 +843,7 @@ mod tests {
         let json = serde_json::to_vec(&kept).unwrap();
         let back: KeptRecord = serde_json::from_slice(&json).unwrap();
         let at = Position {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             partition: 2,
             offset: 7,
         };

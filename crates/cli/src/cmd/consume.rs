@@ -185,7 +185,7 @@ impl TimeFilter {
         let Some(from_ms) = self.from_ms else {
             return true;
         };
-        let partition = (record.topic.clone(), record.partition);
+        let partition = (record.topic.to_string(), record.partition);
         if self.started.contains(&partition) {
             return true;
         }
@@ -226,7 +226,7 @@ async fn read_loop(
                 return output_closed(error);
             }
             printed.count += 1;
-            let partition = (record.topic.clone(), record.partition);
+            let partition = (record.topic.to_string(), record.partition);
             printed.next_offsets.insert(partition, record.offset + 1);
             if Some(printed.count) == args.max {
                 return out.flush().map_or_else(output_closed, |()| Ok(Stop::Max));

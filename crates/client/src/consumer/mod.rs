@@ -85,7 +85,8 @@ impl ConsumerConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    pub topic: String,
+    /// Shared by the records of a fetch.
+    pub topic: Arc<str>,
     pub partition: u32,
     pub offset: u64,
     pub timestamp_ms: i64,
@@ -216,7 +217,7 @@ impl Consumer {
         };
         self.positions.seek(&tp, offset)?;
         self.buffered
-            .retain(|r| !(r.topic == topic && r.partition == partition));
+            .retain(|r| !(&*r.topic == topic && r.partition == partition));
         Ok(())
     }
 

@@ -95,6 +95,8 @@ impl Positions {
             return Ok(());
         };
         position.high_watermark = Some(high_watermark);
+        // Shared by every record of the fetch.
+        let topic: Arc<str> = Arc::from(tp.topic.as_str());
         for batch in BatchIter::new(records) {
             let batch = match batch {
                 Ok(batch) => batch,
@@ -106,7 +108,7 @@ impl Positions {
                     )));
                 }
             };
-            position.fetch = read_batch(tp, &batch, position.fetch, out);
+            position.fetch = read_batch((&topic, tp.partition), &batch, position.fetch, out);
         }
         Ok(())
     }
@@ -121,7 +123,7 @@ impl Positions {
 
     pub(crate) fn mark_one_consumed(&mut self, record: &ConsumerRecord) {
         let tp = TopicPartition {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             partition: record.partition,
         };
         if let Some(position) = self.partitions.get_mut(&tp) {
@@ -145,7 +147,7 @@ const SHARED_HEADER_NAMES_MAX: usize = 16;
 /// Appends the records of `batch` at or above `from`; returns the new fetch
 /// position.
 fn read_batch(
-    tp: &TopicPartition,
+    (topic, partition): (&Arc<str>, u32),
     batch: &RecordBatch,
     from: u64,
     out: &mut Vec<ConsumerRecord>,
@@ -171,8 +173,8 @@ fn read_batch(
     };
     for record in batch.records().filter(|record| record.offset >= from) {
         out.push(ConsumerRecord {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
+            topic: topic.clone(),
+            partition,
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
             hlc: record.hlc,

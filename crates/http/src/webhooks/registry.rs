@@ -184,7 +184,7 @@ mod tests {
 
     fn raw(offset: u64, value: Vec<u8>) -> ConsumerRecord {
         ConsumerRecord {
-            topic: WEBHOOKS_TOPIC.to_owned(),
+            topic: WEBHOOKS_TOPIC.into(),
             partition: 0,
             offset,
             timestamp_ms: 1_000 + offset as i64,

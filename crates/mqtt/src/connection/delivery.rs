@@ -137,7 +137,7 @@ impl Connection {
             };
             self.pending.push_back(Pending {
                 publish,
-                at: At::of(Arc::from(record.topic.as_str()), &record),
+                at: At::of(record.topic.clone(), &record),
                 kept,
                 ticket: None,
             });
@@ -309,7 +309,7 @@ impl Connection {
             Span::Shared(batch, first) => {
                 // One tail batch reads one partition: one topic name.
                 if let Some(head) = batch.records.get(*first) {
-                    let topic: Arc<str> = Arc::from(head.topic.as_str());
+                    let topic = head.topic.clone();
                     let viewed = batch.records[*first..]
                         .iter()
                         .zip(&batch.rendered[*first..]);
@@ -320,7 +320,7 @@ impl Connection {
             }
             Span::Read(records) => {
                 for record in records {
-                    let topic = Arc::from(record.topic.as_str());
+                    let topic = record.topic.clone();
                     let stored = message::stored(record);
                     self.queue_delivery(framed, &topic, record, stored.as_ref(), now);
                 }
@@ -405,7 +405,7 @@ impl Connection {
                 };
                 if let Some(publish) = self.delivery_for(&member.matching, record, &stored, now) {
                     batch.ticket.add();
-                    let at = At::of(Arc::from(record.topic.as_str()), record);
+                    let at = At::of(record.topic.clone(), record);
                     let ticket = Some(batch.ticket.clone());
                     self.pending.push_back(Pending {
                         publish,

@@ -240,7 +240,7 @@ impl Session {
         record: &ConsumerRecord,
         sink: &mut Sink,
     ) -> Result<(), SubscriberError> {
-        let partition = (record.topic.clone(), record.partition);
+        let partition = (record.topic.to_string(), record.partition);
         match self.next_offsets.get(&partition) {
             Some(next) if record.offset < *next => return Ok(()),
             Some(_) => {}
@@ -251,7 +251,7 @@ impl Session {
             Ok(received) => received,
             Err(error) => {
                 SubscriberStats::add(&shell.stats.malformed, 1);
-                let (topic, partition, offset) = (&record.topic, record.partition, record.offset);
+                let (topic, partition, offset) = (&*record.topic, record.partition, record.offset);
                 tracing::warn!(topic, partition, offset, %error, "skipped");
                 return Ok(());
             }
@@ -339,7 +339,7 @@ pub(crate) fn input_of(record: &ConsumerRecord) -> Result<Received<'_>, ReadingE
         _ => Cow::Owned(reading.key()),
     };
     let source = Source {
-        topic: record.topic.clone(),
+        topic: record.topic.to_string(),
         partition: record.partition,
         offset: record.offset,
     };
