@@ -329,8 +329,6 @@ impl Connection {
         self.dirty = true;
     }
 
-    /// Queues the delivery of a matched record; a QoS 0 one with nothing
-    /// queued before it is written at once.
     /// After a span was matched, the spans already waiting behind it (up
     /// to [`SPANS_PER_TURN_MAX`]), while nothing waits for the window and
     /// the write buffer is under [`BUSY_WRITE_BUFFER_BYTES`]: several tail
@@ -349,6 +347,8 @@ impl Connection {
         }
     }
 
+    /// Queues the delivery of a matched record; a QoS 0 one with nothing
+    /// queued before it is written at once.
     fn queue_delivery<IO>(
         &mut self,
         framed: &mut Io<IO>,

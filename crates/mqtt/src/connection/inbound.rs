@@ -22,14 +22,6 @@ use citystream_protocol::OffsetSpec;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Connection, End, Io};
-
-/// QoS 0 publishes of one burst to one stream topic, held until the burst
-/// ends or another packet comes ([`Connection::hold`]).
-#[derive(Default)]
-pub(super) struct Held {
-    topic: Option<Arc<str>>,
-    publishes: Vec<Publish>,
-}
 use crate::message;
 use crate::retry::retrying;
 use crate::session::{Position, StoredInbound};
@@ -38,6 +30,14 @@ use crate::session::{Position, StoredInbound};
 pub(crate) const QOS2_HEADER: &str = "$mqtt.q2";
 /// Most bytes read looking for a resent QoS 2 message's record.
 const RESEND_SCAN_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// QoS 0 publishes of one burst to one stream topic, held until the burst
+/// ends or another packet comes ([`Connection::hold`]).
+#[derive(Default)]
+pub(super) struct Held {
+    topic: Option<Arc<str>>,
+    publishes: Vec<Publish>,
+}
 
 impl Connection {
     /// A client's PUBLISH: resolve its topic alias, write it to the log,
@@ -210,10 +210,11 @@ impl Connection {
             })
     }
 
-    /// A QoS 1 publish written without waiting (see
-    /// [`Connection::fast_stream_topic`]). False if it was not written:
-    /// then [`Connection::publish`] takes it. Not async: a publisher's
-    /// burst makes no future per packet.
+    /// A publish written without waiting (see
+    /// [`Connection::fast_stream_topic`]): a QoS 1 one, or a QoS 0 one that
+    /// was not held (another stream topic than the held ones'). False if
+    /// it was not written: then [`Connection::publish`] takes it. Not
+    /// async: a publisher's burst makes no future per packet.
     pub(super) fn publish_now(&mut self, publish: &mut Publish) -> bool {
         let Some(stream_topic) = self.fast_stream_topic(publish) else {
             return false;

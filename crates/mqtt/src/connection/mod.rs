@@ -281,9 +281,9 @@ struct Connection {
     /// The write buffer takes more before it is written out: many
     /// messages came to be sent at once.
     busy_writes: bool,
-    /// The stream topic of the name this client published to last, known
-    /// to exist: a device publishes to few names, so most publishes need
-    /// no mapping and no look at the node's set of created topics.
+    /// The stream topic this client last wrote, known to exist, and the
+    /// name it was for: most publishes go to it, and need no look at the
+    /// node's set of created topics (nor a mapping, for the same name).
     last_stream_topic: Option<(ByteStr, Arc<str>)>,
     /// QoS 0 publishes of the current burst, not yet written.
     held: inbound::Held,
