@@ -108,15 +108,9 @@ impl Ingest {
         self.producer.try_send_parts(parts)
     }
 
-    /// [`Ingest::try_send_parts`] for a QoS 0 message: nobody learns its
-    /// outcome. False if it would wait (nothing was queued).
-    pub fn try_send_parts_untracked(&self, parts: RecordParts<'_>) -> Result<bool, ClientError> {
-        self.producer.try_send_parts_untracked(parts)
-    }
-
-    /// [`Ingest::try_send_parts_untracked`] for QoS 0 messages in a row,
-    /// under one lock ([`Producer::try_send_parts_untracked_all`]): how
-    /// many were taken from the front.
+    /// Queues QoS 0 messages in a row, whose outcome nobody learns, under
+    /// one lock ([`Producer::try_send_parts_untracked_all`]): how many
+    /// were taken from the front.
     pub fn try_send_parts_untracked_all(
         &self,
         records: &[RecordParts<'_>],

@@ -188,13 +188,6 @@ impl ProducerRecord {
     }
 }
 
-/// What a send that may not wait did.
-enum Queued {
-    /// Queued, with its delivery future if tracked.
-    Now(Option<DeliveryFuture>),
-    WouldWait,
-}
-
 fn partition_choice(partition: Option<u32>, key: Option<&[u8]>) -> PartitionChoice<'_> {
     match (partition, key) {
         (Some(partition), _) => PartitionChoice::Explicit(partition),
@@ -361,9 +354,34 @@ impl Producer {
         &self,
         parts: RecordParts<'_>,
     ) -> Result<Option<DeliveryFuture>, ClientError> {
-        match self.try_queue(parts, true)? {
-            Queued::Now(delivery) => Ok(delivery),
-            Queued::WouldWait => Ok(None),
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::Closed);
+        }
+        let record_ref = parts.record_ref(true);
+        let record_bytes = record_ref.size_bytes();
+        if !shared.buffer.try_acquire(record_bytes) {
+            return Ok(None);
+        }
+        let choice = partition_choice(parts.partition, parts.key);
+        match shared.accumulator.append(parts.topic, choice, &record_ref) {
+            Ok(Appended::Queued {
+                delivery,
+                wake_sender,
+            }) => {
+                if wake_sender {
+                    shared.wake_sender.notify_one();
+                }
+                Ok(delivery)
+            }
+            Ok(Appended::UnknownTopic) => {
+                shared.buffer.release(record_bytes);
+                Ok(None)
+            }
+            Err(error) => {
+                shared.buffer.release(record_bytes);
+                Err(error)
+            }
         }
     }
 
@@ -371,7 +389,12 @@ impl Producer {
     /// ask (an MQTT QoS 0 message): no delivery future is made. True if it
     /// was queued; false if it would wait, and nothing was queued.
     pub fn try_send_parts_untracked(&self, parts: RecordParts<'_>) -> Result<bool, ClientError> {
-        Ok(matches!(self.try_queue(parts, false)?, Queued::Now(_)))
+        let mut refused = None;
+        let taken = self.try_send_parts_untracked_all(&[parts], |_, error| refused = Some(error));
+        match refused {
+            Some(error) => Err(error),
+            None => Ok(taken == 1),
+        }
     }
 
     /// [`Producer::try_send_parts_untracked`] for records in a row (a
@@ -429,38 +452,6 @@ impl Producer {
             refused(index, error);
         }
         taken
-    }
-
-    fn try_queue(&self, parts: RecordParts<'_>, tracked: bool) -> Result<Queued, ClientError> {
-        let shared = &*self.shared;
-        if shared.closed.load(Ordering::Relaxed) {
-            return Err(ClientError::Closed);
-        }
-        let record_ref = parts.record_ref(tracked);
-        let choice = partition_choice(parts.partition, parts.key);
-        let record_bytes = record_ref.size_bytes();
-        if !shared.buffer.try_acquire(record_bytes) {
-            return Ok(Queued::WouldWait);
-        }
-        match shared.accumulator.append(parts.topic, choice, &record_ref) {
-            Ok(Appended::Queued {
-                delivery,
-                wake_sender,
-            }) => {
-                if wake_sender {
-                    shared.wake_sender.notify_one();
-                }
-                Ok(Queued::Now(delivery))
-            }
-            Ok(Appended::UnknownTopic) => {
-                shared.buffer.release(record_bytes);
-                Ok(Queued::WouldWait)
-            }
-            Err(error) => {
-                shared.buffer.release(record_bytes);
-                Err(error)
-            }
-        }
     }
 
     async fn send_ref(

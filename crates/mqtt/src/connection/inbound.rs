@@ -31,13 +31,9 @@ pub(crate) const QOS2_HEADER: &str = "$mqtt.q2";
 /// Most bytes read looking for a resent QoS 2 message's record.
 const RESEND_SCAN_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
-/// QoS 0 publishes of one burst to one stream topic, held until the burst
-/// ends or another packet comes ([`Connection::hold`]).
-#[derive(Default)]
-pub(super) struct Held {
-    topic: Option<Arc<str>>,
-    publishes: Vec<Publish>,
-}
+/// QoS 0 publishes of one burst, each with its stream topic, held until
+/// the burst ends or another packet comes ([`Connection::hold`]).
+pub(super) type Held = Vec<(Publish, Arc<str>)>;
 
 impl Connection {
     /// A client's PUBLISH: resolve its topic alias, write it to the log,
@@ -142,16 +138,7 @@ impl Connection {
         let Some(stream_topic) = self.fast_stream_topic(&mut publish) else {
             return Some(publish);
         };
-        let held = &mut self.held;
-        if held
-            .topic
-            .as_ref()
-            .is_some_and(|topic| *topic != stream_topic)
-        {
-            return Some(publish);
-        }
-        held.topic = Some(stream_topic);
-        held.publishes.push(publish);
+        self.held.push((publish, stream_topic));
         None
     }
 
@@ -163,41 +150,41 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let Some(stream_topic) = self.held.topic.take() else {
+        if self.held.is_empty() {
             return Ok(());
-        };
+        }
         let mut held = std::mem::take(&mut self.held);
-        let taken = self.write_at_once(&held.publishes, &stream_topic);
+        let taken = self.write_at_once(&held);
         let mut written = Ok(());
-        for publish in held.publishes.drain(taken..) {
+        for (publish, _) in held.drain(taken..) {
             written = Box::pin(self.publish(framed, publish)).await;
             if written.is_err() {
                 break;
             }
         }
-        held.publishes.clear();
+        held.clear();
         self.held = held;
         written
     }
 
-    /// Queues `publishes` to `stream_topic` while that needs no wait;
-    /// how many were taken from the front.
-    fn write_at_once(&self, publishes: &[Publish], stream_topic: &str) -> usize {
-        let made: Vec<message::MadeHeaders> = publishes
+    /// Queues `held` publishes while that needs no wait; how many were
+    /// taken from the front.
+    fn write_at_once(&self, held: &[(Publish, Arc<str>)]) -> usize {
+        let made: Vec<message::MadeHeaders> = held
             .iter()
-            .map(|publish| message::MadeHeaders::of(publish, self.heard_ms))
+            .map(|(publish, _)| message::MadeHeaders::of(publish, self.heard_ms))
             .collect();
-        let mut headers = Vec::with_capacity(publishes.len() * 2);
-        let mut ends = Vec::with_capacity(publishes.len());
-        for (publish, made) in publishes.iter().zip(&made) {
+        let mut headers = Vec::with_capacity(held.len() * 2);
+        let mut ends = Vec::with_capacity(held.len());
+        for ((publish, _), made) in held.iter().zip(&made) {
             message::push_record_headers(&mut headers, publish, &self.client_id, made);
             ends.push(headers.len());
         }
         let mut start = 0;
-        let parts: Vec<_> = publishes
+        let parts: Vec<_> = held
             .iter()
             .zip(ends)
-            .map(|(publish, end)| {
+            .map(|((publish, stream_topic), end)| {
                 let headers = &headers[start..end];
                 start = end;
                 message::record_parts(publish, stream_topic, headers, self.heard_ms)
@@ -210,29 +197,22 @@ impl Connection {
             })
     }
 
-    /// A publish written without waiting (see
-    /// [`Connection::fast_stream_topic`]): a QoS 1 one, or a QoS 0 one that
-    /// was not held (another stream topic than the held ones'). False if
-    /// it was not written: then [`Connection::publish`] takes it. Not
-    /// async: a publisher's burst makes no future per packet.
+    /// A QoS 1 publish written without waiting (see
+    /// [`Connection::fast_stream_topic`]); a QoS 0 one that could be was
+    /// held ([`Connection::hold`]). False if it was not written: then
+    /// [`Connection::publish`] takes it. Not async: a publisher's burst
+    /// makes no future per packet.
     pub(super) fn publish_now(&mut self, publish: &mut Publish) -> bool {
+        let Some(id) = publish.packet_id else {
+            return false;
+        };
         let Some(stream_topic) = self.fast_stream_topic(publish) else {
             return false;
         };
         let made = message::MadeHeaders::of(publish, self.heard_ms);
         let headers = message::record_headers(publish, &self.client_id, &made);
         let parts = message::record_parts(publish, &stream_topic, &headers, self.heard_ms);
-        let ingest = &self.node.ingest;
-        let Some(id) = publish.packet_id else {
-            return match ingest.try_send_parts_untracked(parts) {
-                Ok(queued) => queued,
-                Err(error) => {
-                    tracing::debug!(client_id = %self.client_id, %error, "QoS 0 message not written");
-                    true
-                }
-            };
-        };
-        let sent = match ingest.try_send_parts(parts) {
+        let sent = match self.node.ingest.try_send_parts(parts) {
             Ok(None) => return false,
             Ok(Some(delivery)) => Ok(delivery),
             Err(error) => Err(error),

@@ -347,7 +347,7 @@ impl Connection {
             busy_reads: false,
             busy_writes: false,
             last_stream_topic: None,
-            held: inbound::Held::default(),
+            held: inbound::Held::new(),
             problem_information: accepted.problem_information,
             expiry_secs: accepted.session_expiry_secs,
             generation,
