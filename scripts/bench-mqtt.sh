@@ -3,7 +3,10 @@
 # same run, this machine, loopback: Mosquitto 2.0 (Debian) with its default
 # queue limits and again with `max_queued_messages 0` (no queue limit), a
 # citystream single broker (--in-memory --mqtt) and a 3-node citystream
-# cluster (clients spread over the nodes). Workloads, 100-byte messages:
+# cluster (clients spread over the nodes); the single broker also with one
+# worker thread, as Mosquitto has (target single-1-thread: the per-core
+# figure; the load generator needs the machine's other core). Workloads,
+# 100-byte messages:
 #   10,000 idle (first, on the fresh process), QoS 0 4 -> 1, QoS 1 4 -> 1,
 #   QoS 0 1 -> 50, QoS 1 1 -> 50.
 # QoS 1 subscribers keep persistent sessions; publishers stay at most
@@ -15,14 +18,15 @@
 #   Env: WINDOW (default 1000), MOSQUITTO (default /usr/sbin/mosquitto),
 #   BIN (a citystream binary to use instead of building the release one),
 #   BASE_PORT (cluster native ports BASE_PORT+1..3, default 19700),
-#   TARGETS (default "mosquitto mosquitto-unlimited single cluster").
+#   TARGETS (default "mosquitto mosquitto-unlimited single single-1-thread
+#   cluster").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-100000}
 fanout_messages=${2:-20000}
 idle=${3:-10000}
 window=${WINDOW:-1000}
-targets=${TARGETS:-mosquitto mosquitto-unlimited single cluster}
+targets=${TARGETS:-mosquitto mosquitto-unlimited single single-1-thread cluster}
 mosquitto=${MOSQUITTO:-/usr/sbin/mosquitto}
 [ -x "$mosquitto" ] || { echo "$mosquitto is missing: apt-get install mosquitto" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is missing: apt-get install jq" >&2; exit 1; }
@@ -74,11 +78,12 @@ start_mosquitto() { # $1: extra config lines
   addresses=127.0.0.1:$port idle_address=127.0.0.1:$port idle_pid=$server_pid
 }
 
+# $@: extra broker flags (e.g. --worker-threads 1).
 start_single() {
   local native mqtt
   native=$(free_port); mqtt=$(free_port)
-  "$bin" broker --in-memory --listen "127.0.0.1:$native" --mqtt "127.0.0.1:$mqtt" \
-    >"$work/single.log" 2>&1 &
+  "$bin" broker --in-memory --listen "127.0.0.1:$native" --mqtt "127.0.0.1:$mqtt" "$@" \
+    >>"$work/single.log" 2>&1 &
   server_pid=$!
   wait_for_port "$mqtt"
   "$bin" topic create mqtt.bench --partitions 3 --broker "127.0.0.1:$native" >/dev/null
@@ -133,6 +138,7 @@ for target in $targets; do
     mosquitto) start_mosquitto "" default ;;
     mosquitto-unlimited) start_mosquitto "max_queued_messages 0" unlimited ;;
     single) start_single ;;
+    single-1-thread) start_single --worker-threads 1 ;;
     cluster) start_mqtt_cluster ;;
     *) echo "unknown target $target" >&2; exit 1 ;;
   esac

@@ -104,10 +104,15 @@ fn main() -> ExitCode {
         _ => ("warn", false),
     };
     output::init_tracing(default_log_level, json_logs);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Broker(broker::BrokerArgs {
+        worker_threads: Some(threads),
+        ..
+    }) = &cli.command
     {
+        runtime.worker_threads(threads.get());
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the tokio runtime: {error}");

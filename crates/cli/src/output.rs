@@ -21,9 +21,14 @@ pub struct UsageError(pub String);
 pub fn init_tracing(default_level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // A log line that cannot be written (stderr a pipe whose reader is
+    // gone) is dropped. With internal errors logged, tracing-subscriber
+    // would report it with `eprintln!`, which panics on that same pipe and
+    // ends the task, or the process, that logged.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match json {
         true => logs.json().init(),
         false => logs.with_ansi(std::io::stderr().is_terminal()).init(),

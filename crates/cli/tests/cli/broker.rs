@@ -22,7 +22,7 @@ fn data_survives_a_broker_restart() {
 fn bad_broker_settings_are_refused() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--data-dir", dir, "--in-memory"], "not both"),
         (
             &["--in-memory", "--snapshot-transfer-bytes-per-sec", "1000"],
@@ -34,6 +34,14 @@ fn bad_broker_settings_are_refused() {
             "--fsync-interval-ms",
         ),
         (&["--in-memory", "--listen", "nowhere"], "--listen"),
+        (
+            &["--in-memory", "--worker-threads", "0"],
+            "--worker-threads",
+        ),
+        (
+            &["--in-memory", "--worker-threads", "many"],
+            "--worker-threads",
+        ),
     ];
     for (flags, expected) in cases {
         let output = assert_cmd::Command::new(binary())
@@ -50,6 +58,24 @@ fn bad_broker_settings_are_refused() {
     }
 }
 
+/// A broker whose log reader went away (its stderr a pipe with no reader,
+/// as when a log shipper dies) still stops cleanly on SIGTERM: a log line
+/// it cannot write is dropped, it does not end the task that wrote it.
+#[test]
+fn a_broker_whose_logs_cannot_be_written_still_stops_on_sigterm() {
+    // bash execs the broker with stderr on a pipe whose reader has exited.
+    let launcher = [
+        "bash",
+        "-c",
+        "exec 2> >(exit 0); sleep 0.2; exec \"$@\"",
+        "bash",
+    ];
+    let broker = TestBroker::try_start_via(&launcher, "127.0.0.1:0", &["--in-memory"], &[])
+        .unwrap_or_else(|stderr| panic!("broker not ready: {stderr}"));
+    broker.run(&["topic", "create", "logged", "--partitions", "1"]);
+    broker.terminate();
+}
+
 /// Settings can come from CITYSTREAM_* variables instead of flags.
 #[test]
 fn settings_come_from_the_environment() {
@@ -57,6 +83,7 @@ fn settings_come_from_the_environment() {
         ("CITYSTREAM_IN_MEMORY", "true"),
         ("CITYSTREAM_NODE_ID", "7"),
         ("CITYSTREAM_AUTO_CREATE_TOPICS", "false"),
+        ("CITYSTREAM_WORKER_THREADS", "1"),
     ];
     let broker = TestBroker::start_with(&[], &envs);
     assert!(
@@ -67,7 +94,7 @@ fn settings_come_from_the_environment() {
         broker.ready_line
     );
     assert!(
-        broker.ready_line.contains("(in memory)"),
+        broker.ready_line.contains("(in memory; 1 worker thread)"),
         "{}",
         broker.ready_line
     );

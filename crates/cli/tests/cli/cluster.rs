@@ -53,13 +53,16 @@ fn three_nodes_find_each_other_and_notice_a_killed_one() {
 /// A standalone broker answers `cluster status` with itself alone, alive.
 #[test]
 fn standalone_broker_reports_itself() {
-    let broker = TestBroker::start_with(&["--in-memory", "--node-id", "4"], &[]);
+    let broker = TestBroker::start_with(
+        &["--in-memory", "--node-id", "4", "--worker-threads", "2"],
+        &[],
+    );
     let status = status(&broker);
     assert_eq!(status["node_id"], 4);
     assert_eq!(nodes_in_state(&status, "alive"), [4]);
     assert_eq!(status["cluster_id"], "citystream");
     assert!(
-        broker.ready_line.ends_with("(in memory)"),
+        broker.ready_line.ends_with("(in memory; 2 worker threads)"),
         "{}",
         broker.ready_line
     );
