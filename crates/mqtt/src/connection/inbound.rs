@@ -19,9 +19,10 @@ use citystream_mqtt_codec::{
     Ack, AckProperties, ByteStr, Packet, Publish, QoS, ReasonCode, Version,
 };
 use citystream_protocol::OffsetSpec;
+use futures::{FutureExt as _, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Connection, End, Io};
+use super::{Connection, End, Io, PACKETS_PER_TURN_MAX};
 use crate::message;
 use crate::retry::retrying;
 use crate::session::{Position, StoredInbound};
@@ -403,6 +404,29 @@ impl Connection {
             _ => {}
         }
         self.feed(framed, packet).await
+    }
+
+    /// `answer`, then the answers already made behind it (up to
+    /// [`PACKETS_PER_TURN_MAX`]): the acks of the publishes one produce
+    /// batch committed go out in one write, not one write each.
+    pub(super) async fn answers<IO>(
+        &mut self,
+        framed: &mut Io<IO>,
+        answer: Option<Packet>,
+    ) -> Result<(), End>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.answer(framed, answer).await?;
+        for _ in 1..PACKETS_PER_TURN_MAX {
+            // Ready now or not at all; the loop's own poll of `acks`
+            // registers the task's waker again before it sleeps.
+            let Some(Some(answer)) = self.acks.next().now_or_never() else {
+                break;
+            };
+            self.answer(framed, answer).await?;
+        }
+        Ok(())
     }
 
     /// PUBREL: the QoS 2 message is released; PUBCOMP.

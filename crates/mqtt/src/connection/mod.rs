@@ -432,7 +432,7 @@ impl Connection {
                     Box::pin(self.disconnect(framed, ReasonCode::SERVER_SHUTTING_DOWN)).await;
                     Err(End::WithWill)
                 }
-                Some(answer) = self.acks.next(), if !self.acks.is_empty() => Box::pin(self.answer(framed, answer)).await,
+                Some(answer) = self.acks.next(), if !self.acks.is_empty() => Box::pin(self.answers(framed, answer)).await,
                 // What the client sent before a takeover still counts (its
                 // acknowledgements, a DISCONNECT): packets come first.
                 packet = framed.next() => Box::pin(self.received_burst(framed, packet)).await,
