@@ -26,6 +26,7 @@ pub mod local;
 mod metadata;
 mod producer;
 mod read;
+mod retry;
 pub mod tail;
 
 pub use admin::Admin;
@@ -40,3 +41,4 @@ pub use producer::{
     RecordMetadata, RecordParts, UNKNOWN_OFFSET,
 };
 pub use read::PartitionRead;
+pub use retry::{retrying, starting_or_retriable};

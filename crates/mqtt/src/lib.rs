@@ -32,7 +32,6 @@ mod orphans;
 mod outbound;
 mod registry;
 mod retained;
-mod retry;
 mod shared;
 mod store;
 mod will;

@@ -17,13 +17,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use citystream_client::tail::{Fold, Tail, high_watermark};
-use citystream_client::{Client, ClientError, ConsumerRecord, ErrorCode, ProducerRecord};
+use citystream_client::{
+    Client, ClientError, ConsumerRecord, ProducerRecord, retrying, starting_or_retriable,
+};
 use citystream_mqtt_codec::topic_matches;
 use citystream_protocol::{Cleanup, TopicConfig};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ingest::Ingest;
-use crate::retry::retrying;
 
 /// The compacted topic of retained messages.
 pub const RETAINED_TOPIC: &str = "citystream.mqtt-retained";
@@ -61,10 +62,6 @@ impl Fold for RetainedFold {
 /// How long a read of the store's topic is tried again while its
 /// partitions' replicas start.
 const STARTING_WINDOW: Duration = Duration::from_secs(10);
-
-fn starting_or_retriable(error: &ClientError) -> bool {
-    error.is_retriable() || error.code() == Some(ErrorCode::UNKNOWN_TOPIC)
-}
 
 impl RetainedStore {
     /// A store whose topic is created, compacted, with `partitions` if it

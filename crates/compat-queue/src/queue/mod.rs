@@ -17,7 +17,10 @@ mod topics;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use citystream_client::{Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, TopicConfig};
+use citystream_client::{
+    Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, TopicConfig, retrying,
+    starting_or_retriable,
+};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::claims::ClaimLog;
@@ -69,6 +72,9 @@ fn keep_everything() -> TopicConfig {
     }
 }
 
+/// How long a topic just created may take to answer reads on every node.
+const TOPIC_READY_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A one-partition registry topic, folded from its first record on the
 /// first use on this node.
 struct Registry<S> {
@@ -116,7 +122,10 @@ impl Queue {
         }
     }
 
-    /// Creates native topic `name` with `partitions` unless it exists.
+    /// Creates native topic `name` with `partitions` unless it exists, and
+    /// waits until each of its partitions answers: in a cluster a topic
+    /// just created (here or by another node) has no leader for a moment,
+    /// and reads of it are refused with `UNKNOWN_TOPIC` or `NOT_LEADER`.
     async fn ensure_topic(&self, name: &str, partitions: u32) -> Result<(), QueueError> {
         if self.created.lock().expect("never poisoned").contains(name) {
             return Ok(());
@@ -132,6 +141,12 @@ impl Queue {
                 }
                 _ => tracing::info!(topic = name, partitions, "created"),
             }
+        }
+        for partition in 0..partitions {
+            retrying(TOPIC_READY_WINDOW, starting_or_retriable, || {
+                high_watermark(&self.client, name, partition)
+            })
+            .await?;
         }
         let mut created = self.created.lock().expect("never poisoned");
         created.insert(name.to_owned());

@@ -14,7 +14,9 @@ use std::num::NonZeroU16;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use citystream_client::{Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key};
+use citystream_client::{
+    Client, ClientError, DeliveryFuture, ProducerRecord, partition_for_key, retrying,
+};
 use citystream_mqtt_codec::{
     Ack, AckProperties, ByteStr, Packet, Publish, QoS, ReasonCode, Version,
 };
@@ -24,7 +26,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Connection, End, Io, PACKETS_PER_TURN_MAX};
 use crate::message;
-use crate::retry::retrying;
 use crate::session::{Position, StoredInbound};
 
 /// Header of a QoS 2 record: `<intent id> <client id>`.

@@ -1,12 +1,20 @@
-//! Requests tried again while they fail in a way that passes.
+//! Requests tried again while they fail in a way that passes (a topic
+//! just created that a node does not serve yet, a leader taking over).
 
 use std::time::Duration;
 
-use citystream_client::ClientError;
+use crate::{ClientError, ErrorCode};
+
+/// A failure of a topic that is still starting: not known to the node
+/// yet (just created, here or on another node), or its leader still being
+/// chosen; or any other failure worth trying again.
+pub fn starting_or_retriable(error: &ClientError) -> bool {
+    error.is_retriable() || error.code() == Some(ErrorCode::UNKNOWN_TOPIC)
+}
 
 /// `attempt` again, with backoff from 50 ms to 1 s, while it fails in a way
 /// `passes` accepts and `window` lasts; then its last answer.
-pub(crate) async fn retrying<T, F, Fut>(
+pub async fn retrying<T, F, Fut>(
     window: Duration,
     passes: impl Fn(&ClientError) -> bool,
     mut attempt: F,
@@ -33,7 +41,7 @@ where
 mod tests {
     use std::cell::Cell;
 
-    use citystream_protocol::{ApiError, ErrorCode};
+    use citystream_protocol::ApiError;
 
     use super::*;
 
