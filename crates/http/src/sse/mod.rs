@@ -292,8 +292,15 @@ impl StreamSender {
                     }
                     let next = read.next_offset.max(cursor);
                     self.cursors.insert(partition, next);
-                    if next >= read.high_watermark || next == cursor {
-                        return Ok(());
+                    let stalled = next >= read.high_watermark || next == cursor;
+                    match until {
+                        None if stalled => return Ok(()),
+                        // The gap before a tail batch, read from a node whose
+                        // high watermark lags the batch (a new leader): read
+                        // again after a pause. Returning would drop the batch,
+                        // and its records would wait for the next one.
+                        Some(_) if stalled => self.pause().await?,
+                        _ => {}
                     }
                 }
                 Err(error) if error.code() == Some(ErrorCode::OFFSET_OUT_OF_RANGE) => {
