@@ -41,4 +41,4 @@ pub use producer::{
     RecordMetadata, RecordParts, UNKNOWN_OFFSET,
 };
 pub use read::PartitionRead;
-pub use retry::{retrying, starting_or_retriable};
+pub use retry::{STARTING_WINDOW, retrying, starting_or_retriable};

@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use crate::{ClientError, ErrorCode};
 
+/// How long a topic just created may take to answer on every node (its
+/// replicas start, its leader is chosen): the window to try
+/// [`starting_or_retriable`] failures again in.
+pub const STARTING_WINDOW: Duration = Duration::from_secs(10);
+
 /// A failure of a topic that is still starting: not known to the node
 /// yet (just created, here or on another node), or its leader still being
 /// chosen; or any other failure worth trying again.

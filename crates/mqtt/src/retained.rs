@@ -14,11 +14,11 @@
 //! name, as in Mosquitto.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use citystream_client::tail::{Fold, Tail, high_watermark};
 use citystream_client::{
-    Client, ClientError, ConsumerRecord, ProducerRecord, retrying, starting_or_retriable,
+    Client, ClientError, ConsumerRecord, ProducerRecord, STARTING_WINDOW, retrying,
+    starting_or_retriable,
 };
 use citystream_mqtt_codec::topic_matches;
 use citystream_protocol::{Cleanup, TopicConfig};
@@ -58,10 +58,6 @@ impl Fold for RetainedFold {
         }
     }
 }
-
-/// How long a read of the store's topic is tried again while its
-/// partitions' replicas start.
-const STARTING_WINDOW: Duration = Duration::from_secs(10);
 
 impl RetainedStore {
     /// A store whose topic is created, compacted, with `partitions` if it

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -170,7 +171,7 @@ async fn consumer_config(client: &Client, args: &ConsumeArgs) -> anyhow::Result<
 #[derive(Debug, Default)]
 struct TimeFilter {
     from_ms: Option<i64>,
-    started: HashSet<(String, u32)>,
+    started: HashSet<(Arc<str>, u32)>,
 }
 
 impl TimeFilter {
@@ -185,7 +186,7 @@ impl TimeFilter {
         let Some(from_ms) = self.from_ms else {
             return true;
         };
-        let partition = (record.topic.to_string(), record.partition);
+        let partition = (record.topic.clone(), record.partition);
         if self.started.contains(&partition) {
             return true;
         }
@@ -201,7 +202,7 @@ impl TimeFilter {
 #[derive(Debug, Default)]
 struct Printed {
     count: u64,
-    next_offsets: BTreeMap<(String, u32), u64>,
+    next_offsets: BTreeMap<(Arc<str>, u32), u64>,
 }
 
 async fn read_loop(
@@ -226,7 +227,7 @@ async fn read_loop(
                 return output_closed(error);
             }
             printed.count += 1;
-            let partition = (record.topic.to_string(), record.partition);
+            let partition = (record.topic.clone(), record.partition);
             printed.next_offsets.insert(partition, record.offset + 1);
             if Some(printed.count) == args.max {
                 return out.flush().map_or_else(output_closed, |()| Ok(Stop::Max));
@@ -303,7 +304,7 @@ async fn commit_printed(client: &Client, group: &str, printed: &Printed) -> anyh
         .next_offsets
         .iter()
         .map(|((topic, partition), offset)| CommittedOffset {
-            topic: topic.clone(),
+            topic: topic.to_string(),
             partition: *partition,
             offset: *offset,
             metadata: String::new(),

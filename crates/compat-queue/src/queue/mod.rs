@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use citystream_client::{
-    Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, TopicConfig, retrying,
-    starting_or_retriable,
+    Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, STARTING_WINDOW, TopicConfig,
+    retrying, starting_or_retriable,
 };
 use tokio::sync::{Mutex, OnceCell};
 
@@ -71,9 +71,6 @@ fn keep_everything() -> TopicConfig {
         ..TopicConfig::default()
     }
 }
-
-/// How long a topic just created may take to answer reads on every node.
-const TOPIC_READY_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A one-partition registry topic, folded from its first record on the
 /// first use on this node.
@@ -143,7 +140,7 @@ impl Queue {
             }
         }
         for partition in 0..partitions {
-            retrying(TOPIC_READY_WINDOW, starting_or_retriable, || {
+            retrying(STARTING_WINDOW, starting_or_retriable, || {
                 high_watermark(&self.client, name, partition)
             })
             .await?;

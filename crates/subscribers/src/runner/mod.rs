@@ -26,6 +26,7 @@ mod topics;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use citystream_client::{
@@ -211,7 +212,7 @@ struct Session {
     processor: Box<dyn Process>,
     written: Written,
     /// Per input partition: the offset after the last reading processed.
-    next_offsets: HashMap<(String, u32), u64>,
+    next_offsets: HashMap<(Arc<str>, u32), u64>,
 }
 
 impl Session {
@@ -240,7 +241,7 @@ impl Session {
         record: &ConsumerRecord,
         sink: &mut Sink,
     ) -> Result<(), SubscriberError> {
-        let partition = (record.topic.to_string(), record.partition);
+        let partition = (record.topic.clone(), record.partition);
         match self.next_offsets.get(&partition) {
             Some(next) if record.offset < *next => return Ok(()),
             Some(_) => {}
